@@ -1,0 +1,34 @@
+/** Unit tests sit beside the code; integration tests in test/ run real Redis and gateway processes. */
+const transform = {
+  '^.+\\.ts$': [
+    '@swc/jest',
+    { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } },
+  ],
+};
+// Unit tests import sibling packages from source, so they run without a build.
+const moduleNameMapper = { '^@openclaw/(protocol|core|gateway|sdk|cli)$': '<rootDir>/packages/$1/src/index.ts' };
+
+/** @type {import('jest').Config} */
+module.exports = {
+  projects: [
+    {
+      displayName: 'unit',
+      rootDir: __dirname,
+      testMatch: ['<rootDir>/packages/*/src/**/*.test.ts'],
+      testEnvironment: 'node',
+      transform,
+      moduleNameMapper,
+    },
+    {
+      displayName: 'integration',
+      rootDir: __dirname,
+      testMatch: ['<rootDir>/test/**/*.test.ts'],
+      testEnvironment: 'node',
+      transform,
+      moduleNameMapper,
+      testTimeout: 60_000,
+      slowTestThreshold: 20,
+    },
+  ],
+  detectOpenHandles: true,
+};

@@ -1,0 +1,91 @@
+import { z } from 'zod';
+import { AgentNameSchema, TaskIdSchema, TaskNameSchema } from './primitives';
+
+/** `hello`: optional handshake; tells the client who it is and the limits in force. */
+export const HelloParamsSchema = z.object({
+  protocol: z.number().int().positive().optional(),
+  client: z.object({ name: z.string().max(128), version: z.string().max(64) }).optional(),
+});
+
+/** `register`: this connection becomes an instance of the named agent. */
+export const RegisterParamsSchema = z.object({
+  name: AgentNameSchema,
+  tasks: z.array(TaskNameSchema).max(256).optional(),
+  /** How many tasks this instance takes at once. Default 1. */
+  concurrency: z.number().int().min(1).max(10_000).optional(),
+  meta: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** The largest deadline a caller may ask for: one hour. */
+export const MAX_TIMEOUT_MS = 3_600_000;
+
+/** `coordinator`: route a task to an agent and (in sync mode) wait for its output. */
+export const CoordinatorParamsSchema = z.object({
+  agent: AgentNameSchema,
+  task: TaskNameSchema,
+  data: z.unknown().optional(),
+  timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).optional(),
+  mode: z.enum(['sync', 'async']).optional(),
+  idempotencyKey: z.string().min(1).max(256).optional(),
+});
+
+/** `task.get`: the record of a task. */
+export const TaskGetParamsSchema = z.object({ taskId: TaskIdSchema });
+
+/** `task.cancel`: cancel a task that has not ended. */
+export const TaskCancelParamsSchema = z.object({ taskId: TaskIdSchema });
+
+/** `task.subscribe`: status and progress events of a task. */
+export const TaskSubscribeParamsSchema = z.object({ taskId: TaskIdSchema, after: z.string().max(64).optional() });
+
+/** `agents.list`: no parameters. */
+export const AgentsListParamsSchema = z.object({});
+
+/** `ping`: no parameters. */
+export const PingParamsSchema = z.object({});
+
+/** `task.result`: an agent's output for a task it was sent. */
+export const TaskResultParamsSchema = z.object({ taskId: TaskIdSchema, output: z.unknown().optional() });
+
+/** The error an agent reports in `task.error`. */
+export const AgentErrorSchema = z.object({
+  code: z.string().max(64).optional(),
+  message: z.string().max(4096),
+  retryable: z.boolean().optional(),
+  details: z.unknown().optional(),
+});
+
+/** `task.error`: the agent could not complete a task. */
+export const TaskErrorParamsSchema = z.object({ taskId: TaskIdSchema, error: AgentErrorSchema });
+
+/** `task.progress`: intermediate progress of a task, forwarded to the caller. */
+export const TaskProgressParamsSchema = z.object({ taskId: TaskIdSchema, progress: z.unknown() });
+
+/** Every action a client may send, and the schema of its parameters. */
+export const ACTION_PARAMS = {
+  hello: HelloParamsSchema,
+  register: RegisterParamsSchema,
+  coordinator: CoordinatorParamsSchema,
+  'task.get': TaskGetParamsSchema,
+  'task.cancel': TaskCancelParamsSchema,
+  'task.subscribe': TaskSubscribeParamsSchema,
+  'agents.list': AgentsListParamsSchema,
+  ping: PingParamsSchema,
+  'task.result': TaskResultParamsSchema,
+  'task.error': TaskErrorParamsSchema,
+  'task.progress': TaskProgressParamsSchema,
+} as const;
+
+/** The name of an action. */
+export type ActionName = keyof typeof ACTION_PARAMS;
+
+/** The parameters of an action, as parsed. */
+export type ActionParams<A extends ActionName> = z.infer<(typeof ACTION_PARAMS)[A]>;
+
+/** Agent replies: answered only when they carry an `id`. */
+export const AGENT_REPLY_ACTIONS: ReadonlySet<ActionName> = new Set(['task.result', 'task.error', 'task.progress']);
+
+/** Whether a string names a known action. */
+export function isActionName(name: string): name is ActionName {
+  return Object.hasOwn(ACTION_PARAMS, name);
+}

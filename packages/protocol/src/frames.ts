@@ -1,0 +1,74 @@
+import { z } from 'zod';
+import { RequestIdSchema, TaskIdSchema, TaskStateSchema, WireErrorSchema } from './primitives';
+
+/**
+ * The envelope every client request shares: an action name and an optional id; the action's
+ * parameters sit beside them at the top level of the same object.
+ */
+export const RequestEnvelopeSchema = z.looseObject({
+  action: z.string().min(1).max(64),
+  id: RequestIdSchema.optional(),
+});
+export type RequestEnvelope = z.infer<typeof RequestEnvelopeSchema>;
+
+export const OkResponseSchema = z.object({
+  id: RequestIdSchema.nullable(),
+  ok: z.literal(true),
+  result: z.unknown(),
+});
+export const ErrorResponseSchema = z.object({
+  id: RequestIdSchema.nullable(),
+  ok: z.literal(false),
+  error: WireErrorSchema,
+});
+/** A response: exactly one per request. */
+export const ResponseSchema = z.discriminatedUnion('ok', [OkResponseSchema, ErrorResponseSchema]);
+export type OkResponse = z.infer<typeof OkResponseSchema>;
+export type ErrorResponse = z.infer<typeof ErrorResponseSchema>;
+export type Response = z.infer<typeof ResponseSchema>;
+
+/** Who sent a task: the caller's principal, and the agent it acts as, if any. */
+export const TaskOriginSchema = z.object({ principal: z.string(), agent: z.string().optional() });
+
+/** `task`: the gateway dispatches work to an agent instance. `deadline` is epoch milliseconds. */
+export const TaskEventSchema = z.object({
+  event: z.literal('task'),
+  taskId: TaskIdSchema,
+  task: z.string(),
+  data: z.unknown(),
+  from: TaskOriginSchema,
+  deadline: z.number().int(),
+  attempt: z.number().int().positive(),
+});
+export type TaskEvent = z.infer<typeof TaskEventSchema>;
+
+/** `task.cancel`: the caller canceled a task the agent is working on. */
+export const TaskCancelEventSchema = z.object({ event: z.literal('task.cancel'), taskId: TaskIdSchema });
+
+/** `task.status`: a task changed state (async tasks, to their submitter). */
+export const TaskStatusEventSchema = z.object({
+  event: z.literal('task.status'),
+  taskId: TaskIdSchema,
+  status: TaskStateSchema,
+  output: z.unknown().optional(),
+  error: WireErrorSchema.optional(),
+});
+
+/** `task.progress`: progress an agent reported, forwarded to the caller. */
+export const TaskProgressEventSchema = z.object({
+  event: z.literal('task.progress'),
+  taskId: TaskIdSchema,
+  progress: z.unknown(),
+});
+
+/** Every event the gateway sends. */
+export const EventSchema = z.discriminatedUnion('event', [
+  TaskEventSchema,
+  TaskCancelEventSchema,
+  TaskStatusEventSchema,
+  TaskProgressEventSchema,
+]);
+export type Event = z.infer<typeof EventSchema>;
+
+/** Anything the gateway sends: a response (has `ok`) or an event (has `event`). */
+export type ServerFrame = Response | Event;

@@ -1,0 +1,41 @@
+import { z } from 'zod';
+import { AGENT_NAME_PATTERN } from './version';
+
+/** A request id: echoed in the response. Strings up to 128 characters or finite numbers. */
+export const RequestIdSchema = z.union([z.string().max(128), z.number()]);
+export type RequestId = z.infer<typeof RequestIdSchema>;
+
+/** An agent name, as `^[a-z0-9][a-z0-9._-]{0,62}$`. */
+export const AgentNameSchema = z.string().regex(AGENT_NAME_PATTERN, 'agent names match ^[a-z0-9][a-z0-9._-]{0,62}$');
+
+/** A task name an agent handles (free text, 1 to 128 characters). */
+export const TaskNameSchema = z.string().min(1).max(128);
+
+/** A task id assigned by the gateway. */
+export const TaskIdSchema = z.string().min(1).max(128);
+
+/** Task states, with A2A-compatible names. The last four are terminal. */
+export const TASK_STATES = [
+  'submitted',
+  'working',
+  'input-required',
+  'completed',
+  'failed',
+  'canceled',
+  'rejected',
+] as const;
+export const TaskStateSchema = z.enum(TASK_STATES);
+export type TaskState = z.infer<typeof TaskStateSchema>;
+
+/** Terminal task states: nothing changes a task after it reaches one. */
+export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set(['completed', 'failed', 'canceled', 'rejected']);
+
+/** The error object of an error response. */
+export const WireErrorSchema = z.object({
+  code: z.string(),
+  message: z.string(),
+  retryable: z.boolean(),
+  retryAfterMs: z.number().int().nonnegative().optional(),
+  details: z.unknown().optional(),
+});
+export type WireError = z.infer<typeof WireErrorSchema>;
