@@ -57,6 +57,8 @@ export const TaskStatusEventSchema = z.object({
 /** `task.progress`: progress an agent reported, forwarded to the caller. */
 export const TaskProgressEventSchema = z.object({
   event: z.literal('task.progress'),
+  /** For a sync call, the id of the caller's `coordinator` request (the caller learns the task id only at the end). */
+  id: RequestIdSchema.nullable().optional(),
   taskId: TaskIdSchema,
   progress: z.unknown(),
 });

@@ -9,7 +9,11 @@ export type RequestId = z.infer<typeof RequestIdSchema>;
 export const AgentNameSchema = z.string().regex(AGENT_NAME_PATTERN, 'agent names match ^[a-z0-9][a-z0-9._-]{0,62}$');
 
 /** A task name an agent handles (free text, 1 to 128 characters). */
-export const TaskNameSchema = z.string().min(1).max(128);
+export const TaskNameSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .refine((name) => !/[\p{Cc}]/u.test(name), 'task names have no control characters');
 
 /** A task id assigned by the gateway. */
 export const TaskIdSchema = z.string().min(1).max(128);

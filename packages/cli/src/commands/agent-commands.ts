@@ -1,0 +1,93 @@
+import type { AgentInfo } from '@openclaw/protocol';
+import type { Command } from 'commander';
+import { fetchJson } from '../http-client';
+import { renderTable } from '../table';
+
+/** `openclaw agent register | list | remove`. */
+export function addAgentCommands(program: Command, defaults: { url: string; apiKey?: string }): void {
+  const agent = program.command('agent').description('register and list agents');
+
+  agent
+    .command('register')
+    .description('register an HTTP agent: the gateway POSTs each task to its URL')
+    .requiredOption('--name <name>', 'agent name (^[a-z0-9][a-z0-9._-]{0,62}$)')
+    .requiredOption('--url <url>', "the agent's HTTP endpoint, e.g. http://localhost:8000")
+    .option('--tasks <tasks>', 'comma-separated tasks it handles (default: any)')
+    .option('--timeout-ms <ms>', 'its own deadline per task, if shorter than the caller’s')
+    .option('--gateway <url>', 'gateway URL [OPENCLAW_URL]', defaults.url)
+    .option('--api-key <key>', 'API key [OPENCLAW_API_KEY]', defaults.apiKey)
+    .option('--json', 'print JSON')
+    .action(
+      async (o: {
+        name: string;
+        url: string;
+        tasks?: string;
+        timeoutMs?: string;
+        gateway: string;
+        apiKey?: string;
+        json?: boolean;
+      }) => {
+        const body: Record<string, unknown> = { name: o.name, url: o.url };
+        if (o.tasks)
+          body.tasks = o.tasks
+            .split(',')
+            .map((t) => t.trim())
+            .filter(Boolean);
+        if (o.timeoutMs !== undefined) {
+          const ms = Number(o.timeoutMs);
+          if (!Number.isInteger(ms) || ms < 1)
+            throw new Error(`--timeout-ms: expected a positive integer, got ${JSON.stringify(o.timeoutMs)}`);
+          body.timeoutMs = ms;
+        }
+        const result = (await fetchJson({ url: o.gateway, apiKey: o.apiKey }, '/v1/agents', {
+          method: 'POST',
+          body,
+        })) as {
+          name: string;
+          url: string;
+        };
+        process.stdout.write(
+          o.json ? `${JSON.stringify(result, null, 2)}\n` : `registered HTTP agent '${result.name}' -> ${result.url}\n`,
+        );
+      },
+    );
+
+  agent
+    .command('remove')
+    .description('remove an HTTP agent')
+    .requiredOption('--name <name>', 'agent name')
+    .option('--gateway <url>', 'gateway URL [OPENCLAW_URL]', defaults.url)
+    .option('--api-key <key>', 'API key [OPENCLAW_API_KEY]', defaults.apiKey)
+    .action(async (o: { name: string; gateway: string; apiKey?: string }) => {
+      await fetchJson({ url: o.gateway, apiKey: o.apiKey }, `/v1/agents/${encodeURIComponent(o.name)}`, {
+        method: 'DELETE',
+      });
+      process.stdout.write(`removed HTTP agent '${o.name}'\n`);
+    });
+
+  agent
+    .command('list')
+    .description('list the agents of the cluster')
+    .option('--gateway <url>', 'gateway URL [OPENCLAW_URL]', defaults.url)
+    .option('--api-key <key>', 'API key [OPENCLAW_API_KEY]', defaults.apiKey)
+    .option('--json', 'print JSON')
+    .action(async (o: { gateway: string; apiKey?: string; json?: boolean }) => {
+      const agents = (await fetchJson({ url: o.gateway, apiKey: o.apiKey }, '/v1/agents')) as AgentInfo[];
+      if (o.json) return void process.stdout.write(`${JSON.stringify(agents, null, 2)}\n`);
+      if (agents.length === 0) return void process.stdout.write('no agents registered\n');
+      process.stdout.write(
+        `${renderTable(
+          ['agent', 'kind', 'instances', 'capacity', 'in flight', 'tasks', 'url'],
+          agents.map((a) => [
+            a.name,
+            a.kind,
+            a.instances,
+            a.capacity ?? '-',
+            a.inFlight ?? '-',
+            a.tasks.join(','),
+            a.url ?? '',
+          ]),
+        )}\n`,
+      );
+    });
+}

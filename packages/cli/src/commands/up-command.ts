@@ -1,0 +1,147 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { resolve } from 'node:path';
+import { ConfigError, createLogger, loadGatewayConfig } from '@openclaw/core';
+import { Gateway } from '@openclaw/gateway';
+import type { Command } from 'commander';
+
+/** `openclaw up`: the whole local stack in one command. */
+export function addUpCommand(program: Command): void {
+  program
+    .command('up')
+    .description('start a local stack: Redis (REDIS_URL, or a redis-server it starts under .openclaw/) and a gateway')
+    .option('--port <port>', 'gateway port [OPENCLAW_PORT, default 18789]')
+    .option('--data-dir <dir>', 'where a started redis-server keeps its data', '.openclaw')
+    .action(async (options: { port?: string; dataDir: string }) => {
+      await up(options);
+    });
+}
+
+async function up(options: { port?: string; dataDir: string }): Promise<void> {
+  const log = (line: string): void => void process.stderr.write(`openclaw up: ${line}\n`);
+  let redis: ChildProcess | undefined;
+  let redisUrl = process.env.REDIS_URL;
+  if (redisUrl) {
+    log(`using Redis at ${redisUrl.replace(/\/\/[^@]*@/, '//***@')} (REDIS_URL)`);
+  } else {
+    const dir = resolve(options.dataDir, 'redis');
+    mkdirSync(dir, { recursive: true });
+    const port = await freePort();
+    redis = await startRedis(port, dir);
+    redisUrl = `redis://127.0.0.1:${port}`;
+    log(`started redis-server on 127.0.0.1:${port}, data in ${dir}`);
+  }
+  let config: ReturnType<typeof loadGatewayConfig>;
+  try {
+    config = loadGatewayConfig({ env: process.env, flags: { port: options.port, redis: redisUrl } });
+  } catch (error) {
+    await stopChild(redis);
+    if (error instanceof ConfigError) throw new Error(error.message);
+    throw error;
+  }
+  const logger = createLogger({ level: config.logLevel, base: { replicaId: config.replicaId } });
+  let gateway: Gateway;
+  try {
+    gateway = await Gateway.start(config, { logger });
+  } catch (error) {
+    await stopChild(redis);
+    throw new Error(`the gateway did not start: ${(error as Error).message}`);
+  }
+  logger.info({ port: gateway.port, host: config.host, replicaId: config.replicaId }, 'gateway ready');
+  log(
+    `stack is up: gateway ws://${config.host}:${gateway.port} (HTTP http://${config.host}:${gateway.port}/status). Ctrl-C stops it.`,
+  );
+  await new Promise<void>((done) => {
+    let stopping = false;
+    const stop = (): void => {
+      if (stopping) process.exit(1);
+      stopping = true;
+      log('stopping');
+      void gateway
+        .close()
+        .then(() => stopChild(redis))
+        .then(() => {
+          log('stopped');
+          done();
+        });
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    redis?.once('exit', (code) => {
+      if (!stopping) log(`redis-server exited (code ${code}); the gateway keeps retrying until it is back`);
+    });
+  });
+}
+
+async function startRedis(port: number, dir: string): Promise<ChildProcess> {
+  const child = spawn(
+    'redis-server',
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--appendonly',
+      'yes',
+      '--save',
+      '',
+      '--daemonize',
+      'no',
+      '--maxmemory-policy',
+      'noeviction',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  await new Promise<void>((ok, fail) => {
+    child.once('error', (error: NodeJS.ErrnoException) =>
+      fail(
+        new Error(
+          error.code === 'ENOENT'
+            ? 'redis-server is not installed: install it (apt-get install redis-server) or set REDIS_URL'
+            : `redis-server failed to start: ${error.message}`,
+        ),
+      ),
+    );
+    child.once('exit', (code) => fail(new Error(`redis-server exited at start (code ${code})`)));
+    const started = Date.now();
+    const poll = (): void => {
+      const socket = new Socket();
+      socket.once('connect', () => {
+        socket.destroy();
+        ok();
+      });
+      socket.once('error', () => {
+        socket.destroy();
+        if (Date.now() - started > 10_000) fail(new Error('redis-server did not accept connections within 10 s'));
+        else setTimeout(poll, 50);
+      });
+      socket.connect(port, '127.0.0.1');
+    };
+    poll();
+  });
+  child.removeAllListeners('exit');
+  return child;
+}
+
+async function stopChild(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? ok(address.port) : fail(new Error('no port'))));
+    });
+  });
+}

@@ -1,0 +1,57 @@
+/** Options every command that talks to a running gateway takes. */
+export interface RemoteOptions {
+  url: string;
+  apiKey?: string;
+}
+
+/** An error from the gateway's HTTP API, with its protocol code. */
+export class RemoteError extends Error {
+  override readonly name = 'RemoteError';
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Calls a gateway HTTP endpoint and returns its JSON body; errors carry the gateway's message. */
+export async function fetchJson(
+  remote: RemoteOptions,
+  path: string,
+  init: { method?: string; body?: unknown } = {},
+): Promise<unknown> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (remote.apiKey) headers['x-api-key'] = remote.apiKey;
+  if (init.body !== undefined) headers['content-type'] = 'application/json';
+  const url = new URL(path, remote.url.replace(/^ws/, 'http'));
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: init.method ?? 'GET',
+      headers,
+      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      signal: AbortSignal.timeout(10_000),
+    });
+  } catch (error) {
+    const reason = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+    throw new RemoteError(`cannot reach the gateway at ${url.origin} (${reason})`, 'UNAVAILABLE', 0);
+  }
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = text === '' ? null : JSON.parse(text);
+  } catch {
+    throw new RemoteError(
+      `the gateway at ${url.origin} answered ${response.status} with a body that is not JSON`,
+      'INTERNAL',
+      response.status,
+    );
+  }
+  if (!response.ok) {
+    const error = (body as { error?: { code?: string; message?: string } } | null)?.error;
+    throw new RemoteError(error?.message ?? `HTTP ${response.status}`, error?.code ?? 'INTERNAL', response.status);
+  }
+  return body;
+}

@@ -1,0 +1,24 @@
+import { Command } from 'commander';
+import { addAgentCommands } from './commands/agent-commands';
+import { addGatewayCommands } from './commands/gateway-commands';
+import { addUpCommand } from './commands/up-command';
+
+/**
+ * Runs the `openclaw` command line.
+ * @example
+ * await main(['node', 'openclaw', 'gateway', 'status', '--json']);
+ */
+export async function main(argv: readonly string[]): Promise<void> {
+  const defaults = { url: process.env.OPENCLAW_URL ?? 'http://127.0.0.1:18789', apiKey: process.env.OPENCLAW_API_KEY };
+  const program = new Command('openclaw')
+    .description('OpenClaw Gateway: a gateway-first coordination layer for multi-agent systems')
+    .showHelpAfterError()
+    .exitOverride((error) => {
+      // Help and version exit 0; usage errors exit 2 (commander printed the message already).
+      process.exit(error.exitCode === 0 ? 0 : 2);
+    });
+  addGatewayCommands(program, defaults);
+  addAgentCommands(program, defaults);
+  addUpCommand(program);
+  await program.parseAsync([...argv]);
+}

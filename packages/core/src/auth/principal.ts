@@ -1,0 +1,30 @@
+/** Who a session or HTTP request acts as. Every session has one from the moment it is accepted. */
+export interface Principal {
+  /** Stable id, e.g. `anonymous` or `apikey:3f2a9c1d0b7e`. Never a secret. */
+  readonly id: string;
+  readonly tenant: string;
+  readonly roles: readonly string[];
+  /** Granted permissions, e.g. `agent:invoke:my-agent`; `*` grants everything. */
+  readonly permissions: ReadonlySet<string>;
+}
+
+/** The principal of every connection when authentication is off (loopback development). */
+export const ANONYMOUS: Principal = Object.freeze({
+  id: 'anonymous',
+  tenant: 'default',
+  roles: Object.freeze(['admin']) as readonly string[],
+  permissions: new Set(['*']) as ReadonlySet<string>,
+});
+
+/**
+ * Whether a principal holds a permission. `agent:invoke:my-agent` is granted by itself, by
+ * `agent:invoke:*`, `agent:*` and `*`.
+ */
+export function hasPermission(principal: Principal, permission: string): boolean {
+  if (principal.permissions.has('*') || principal.permissions.has(permission)) return true;
+  const parts = permission.split(':');
+  for (let i = parts.length - 1; i > 0; i--) {
+    if (principal.permissions.has(`${parts.slice(0, i).join(':')}:*`)) return true;
+  }
+  return false;
+}

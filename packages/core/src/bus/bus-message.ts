@@ -1,0 +1,84 @@
+import { AgentErrorSchema, TaskOriginSchema, WireErrorSchema } from '@openclaw/protocol';
+import { z } from 'zod';
+
+/** Fields every bus envelope carries. */
+const EnvelopeBase = {
+  /** Message id, unique per message. */
+  id: z.string().min(1).max(64),
+  /** Replica that sent the message. */
+  sender: z.string().min(1).max(64),
+  /** When it was sent, epoch milliseconds. */
+  ts: z.number().int(),
+  /** W3C trace context of the hop. */
+  traceparent: z.string().regex(/^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/),
+};
+
+/** Origin to holder: deliver a task to an agent instance attached to the receiving replica. */
+export const TaskDispatchMessageSchema = z.object({
+  ...EnvelopeBase,
+  type: z.literal('task.dispatch'),
+  taskId: z.string(),
+  instanceId: z.string(),
+  task: z.string(),
+  data: z.unknown(),
+  from: TaskOriginSchema,
+  deadline: z.number().int(),
+  attempt: z.number().int().positive(),
+});
+
+/** Holder to origin: the agent's result, error or progress for a task. */
+export const TaskReplyMessageSchema = z.object({
+  ...EnvelopeBase,
+  type: z.literal('task.reply'),
+  taskId: z.string(),
+  instanceId: z.string(),
+  outcome: z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('result'), output: z.unknown() }),
+    /** The agent reported an error. */
+    z.object({ kind: z.literal('agent-error'), error: AgentErrorSchema }),
+    /** The gateway could not deliver or complete it (e.g. the agent disconnected). */
+    z.object({ kind: z.literal('failure'), error: WireErrorSchema }),
+    z.object({ kind: z.literal('progress'), progress: z.unknown() }),
+  ]),
+});
+
+/** Origin to holder: the caller canceled or the deadline passed; tell the agent to stop. */
+export const TaskAbortMessageSchema = z.object({
+  ...EnvelopeBase,
+  type: z.literal('task.abort'),
+  taskId: z.string(),
+  instanceId: z.string(),
+  reason: z.enum(['canceled', 'deadline']),
+});
+
+/** Any replica to origin: a client asked to cancel a task that the origin holds the caller of. */
+export const TaskCancelRequestMessageSchema = z.object({
+  ...EnvelopeBase,
+  type: z.literal('task.cancel-request'),
+  taskId: z.string(),
+});
+
+/** A replica to itself: proves its subscriber still receives. */
+export const CanaryMessageSchema = z.object({ ...EnvelopeBase, type: z.literal('canary') });
+
+/** Every message that crosses the bus. */
+export const BusMessageSchema = z.discriminatedUnion('type', [
+  TaskDispatchMessageSchema,
+  TaskReplyMessageSchema,
+  TaskAbortMessageSchema,
+  TaskCancelRequestMessageSchema,
+  CanaryMessageSchema,
+]);
+
+export type BusMessage = z.infer<typeof BusMessageSchema>;
+export type TaskDispatchMessage = z.infer<typeof TaskDispatchMessageSchema>;
+export type TaskReplyMessage = z.infer<typeof TaskReplyMessageSchema>;
+export type TaskAbortMessage = z.infer<typeof TaskAbortMessageSchema>;
+export type TaskCancelRequestMessage = z.infer<typeof TaskCancelRequestMessageSchema>;
+
+/** A message before the bus stamps it with id, sender and time. */
+export type OutgoingBusMessage = BusMessage extends infer M
+  ? M extends BusMessage
+    ? Omit<M, 'id' | 'sender' | 'ts' | 'traceparent'> & { traceparent?: string }
+    : never
+  : never;

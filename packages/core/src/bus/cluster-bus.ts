@@ -1,0 +1,28 @@
+import type { BusMessage, OutgoingBusMessage } from './bus-message';
+
+/** Receives every valid message addressed to this replica. */
+export type BusHandler = (message: BusMessage) => void;
+
+/**
+ * Replica-to-replica messaging: each replica has one inbox; a message goes to exactly one replica.
+ * Delivery is at most once (pub/sub): callers hold their own deadlines.
+ */
+export interface ClusterBus {
+  /** This replica's id: the inbox it receives on. */
+  readonly replicaId: string;
+  /** Subscribes to this replica's inbox. */
+  start(): Promise<void>;
+  /**
+   * Sends one message to one replica's inbox.
+   * @returns how many subscribers received it: 0 means the target replica is not listening.
+   * @throws {GatewayError} `UNAVAILABLE` when the bus cannot send now.
+   */
+  send(to: string, message: OutgoingBusMessage): Promise<number>;
+  /** Sets the handler of inbound messages. */
+  onMessage(handler: BusHandler): void;
+  /** Called after the subscription was lost and is back: messages may have been missed in between. */
+  onResubscribed(handler: () => void): void;
+  /** Whether publishing and receiving both work now. */
+  healthy(): boolean;
+  close(): Promise<void>;
+}

@@ -1,0 +1,175 @@
+import { randomUUID } from 'node:crypto';
+import type Redis from 'ioredis';
+import { GatewayError } from '../errors/gateway-error';
+import type { RedisKeys } from '../redis/redis-keys';
+import type { Logger } from '../telemetry/logger';
+import { childTraceparent } from '../telemetry/trace-context';
+import { type BusMessage, BusMessageSchema, type OutgoingBusMessage } from './bus-message';
+import type { BusHandler, ClusterBus } from './cluster-bus';
+
+/** Options of {@link RedisClusterBus}. */
+export interface RedisClusterBusOptions {
+  replicaId: string;
+  keys: RedisKeys;
+  /** Command connection used to publish (not owned: the caller closes it). */
+  publisher: Redis;
+  /** The process's subscribe-mode connection (not owned). */
+  subscriber: Redis;
+  logger: Logger;
+  /** How often the replica sends itself a canary message. Default 2000 ms. */
+  canaryIntervalMs?: number;
+}
+
+/**
+ * {@link ClusterBus} over Redis pub/sub: one channel per replica (`RedisKeys.inbox`), so routing a
+ * task is one PUBLISH to one replica, never a broadcast. A periodic canary published to its own inbox
+ * proves the subscriber still receives: a subscriber that silently stops is the classic failure of
+ * Redis-backed WebSocket clusters, and `healthy()` turns false when the canary stops arriving.
+ */
+export class RedisClusterBus implements ClusterBus {
+  readonly replicaId: string;
+  private readonly keys: RedisKeys;
+  private readonly publisher: Redis;
+  private readonly subscriber: Redis;
+  private readonly logger: Logger;
+  private readonly canaryIntervalMs: number;
+  private readonly channel: string;
+  private handler: BusHandler = () => {};
+  private resubscribedHandler: () => void = () => {};
+  private canaryTimer: NodeJS.Timeout | undefined;
+  private lastCanaryAt = 0;
+  private startedAt = 0;
+  private subscribed = false;
+  private lostSubscription = false;
+  private closing: Promise<void> | undefined;
+  /** Inbound messages that failed validation: a peer bug, not something to crash on. */
+  droppedMessages = 0;
+
+  private readonly onRawMessage = (channel: string, raw: string): void => {
+    if (channel !== this.channel) return;
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      this.drop('not JSON');
+      return;
+    }
+    const parsed = BusMessageSchema.safeParse(json);
+    if (!parsed.success) {
+      this.drop(parsed.error.issues[0]?.message ?? 'invalid');
+      return;
+    }
+    if (parsed.data.type === 'canary') {
+      this.lastCanaryAt = Date.now();
+      return;
+    }
+    this.deliver(parsed.data);
+  };
+
+  private deliver(message: BusMessage): void {
+    try {
+      this.handler(message);
+    } catch (error) {
+      this.logger.error({ err: error, type: message.type }, 'bus handler failed');
+    }
+  }
+
+  private readonly onSubscriberClose = (): void => {
+    if (this.subscribed) this.lostSubscription = true;
+  };
+
+  private readonly onSubscriberReady = (): void => {
+    // ioredis re-subscribes by itself; anything published meanwhile is gone, so owners resync.
+    if (!this.lostSubscription) return;
+    this.lostSubscription = false;
+    this.lastCanaryAt = Date.now();
+    this.sendCanary();
+    this.resubscribedHandler();
+  };
+
+  constructor(options: RedisClusterBusOptions) {
+    this.replicaId = options.replicaId;
+    this.keys = options.keys;
+    this.publisher = options.publisher;
+    this.subscriber = options.subscriber;
+    this.logger = options.logger;
+    this.canaryIntervalMs = options.canaryIntervalMs ?? 2000;
+    this.channel = this.keys.inbox(this.replicaId);
+  }
+
+  async start(): Promise<void> {
+    this.subscriber.on('message', this.onRawMessage);
+    this.subscriber.on('close', this.onSubscriberClose);
+    this.subscriber.on('ready', this.onSubscriberReady);
+    await this.subscriber.subscribe(this.channel);
+    this.subscribed = true;
+    this.startedAt = Date.now();
+    this.lastCanaryAt = Date.now();
+    this.canaryTimer = setInterval(() => this.sendCanary(), this.canaryIntervalMs);
+    this.canaryTimer.unref();
+  }
+
+  onMessage(handler: BusHandler): void {
+    this.handler = handler;
+  }
+
+  onResubscribed(handler: () => void): void {
+    this.resubscribedHandler = handler;
+  }
+
+  async send(to: string, message: OutgoingBusMessage): Promise<number> {
+    if (to !== this.replicaId && this.publisher.status !== 'ready') {
+      throw new GatewayError('UNAVAILABLE', 'the cluster bus is not connected to Redis');
+    }
+    const envelope = {
+      ...message,
+      id: randomUUID(),
+      sender: this.replicaId,
+      ts: Date.now(),
+      traceparent: childTraceparent(message.traceparent),
+    } as BusMessage;
+    if (to === this.replicaId && envelope.type !== 'canary') {
+      // Messages to ourselves skip Redis: same-replica routing costs no round trip.
+      queueMicrotask(() => this.deliver(envelope));
+      return 1;
+    }
+    try {
+      return await this.publisher.publish(this.keys.inbox(to), JSON.stringify(envelope));
+    } catch (error) {
+      throw new GatewayError('UNAVAILABLE', 'the cluster bus could not publish', { cause: error });
+    }
+  }
+
+  healthy(): boolean {
+    if (!this.subscribed || this.subscriber.status !== 'ready' || this.publisher.status !== 'ready') return false;
+    const now = Date.now();
+    // A canary is sent every interval; three missed in a row means the subscriber stopped receiving.
+    return now - this.startedAt < 3 * this.canaryIntervalMs || now - this.lastCanaryAt < 3 * this.canaryIntervalMs;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    if (this.canaryTimer) clearInterval(this.canaryTimer);
+    this.subscriber.off('message', this.onRawMessage);
+    this.subscriber.off('close', this.onSubscriberClose);
+    this.subscriber.off('ready', this.onSubscriberReady);
+    if (this.subscribed && this.subscriber.status === 'ready') {
+      await this.subscriber.unsubscribe(this.channel).catch(() => undefined);
+    }
+    this.subscribed = false;
+  }
+
+  private sendCanary(): void {
+    if (this.publisher.status !== 'ready') return;
+    this.send(this.replicaId, { type: 'canary' }).catch(() => undefined);
+  }
+
+  private drop(reason: string): void {
+    this.droppedMessages += 1;
+    this.logger.warn({ reason }, 'dropped an invalid bus message');
+  }
+}

@@ -1,0 +1,55 @@
+import { ConfigError, loadGatewayConfig } from './gateway-config';
+
+describe('loadGatewayConfig', () => {
+  it('has documented defaults', () => {
+    const c = loadGatewayConfig();
+    expect(c.port).toBe(18789);
+    expect(c.host).toBe('127.0.0.1');
+    expect(c.redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(c.auth).toBe('none');
+    expect(c.maxFrameBytes).toBe(1048576);
+    expect(c.heartbeatMs).toBe(15000);
+    expect(c.replicaId).toMatch(/^gw-[0-9a-f]{8}$/);
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('lets flags override the environment', () => {
+    const c = loadGatewayConfig({ env: { OPENCLAW_PORT: '1000', REDIS_URL: 'redis://r:1' }, flags: { port: '2000' } });
+    expect(c.port).toBe(2000);
+    expect(c.redisUrl).toBe('redis://r:1');
+  });
+
+  it('names the bad variable and what is allowed', () => {
+    expect(() => loadGatewayConfig({ env: { OPENCLAW_PORT: 'abc' } })).toThrow(
+      /OPENCLAW_PORT: expected an integer from 0 to 65535 \(got "abc"\)/,
+    );
+    expect(() => loadGatewayConfig({ flags: { auth: 'magic' } })).toThrow(/--auth: expected "none" or "apikey"/);
+    expect(() => loadGatewayConfig({ env: { REDIS_URL: 'http://x' } })).toThrow(/REDIS_URL: expected a redis:\/\//);
+  });
+
+  it('refuses auth none off loopback unless told to', () => {
+    expect(() => loadGatewayConfig({ flags: { host: '0.0.0.0' } })).toThrow(ConfigError);
+    expect(loadGatewayConfig({ flags: { host: '0.0.0.0' }, env: { OPENCLAW_ALLOW_INSECURE_BIND: 'true' } }).host).toBe(
+      '0.0.0.0',
+    );
+    expect(loadGatewayConfig({ flags: { host: '::1' } }).host).toBe('::1');
+  });
+
+  it('needs keys for apikey auth and never echoes them', () => {
+    expect(() => loadGatewayConfig({ flags: { auth: 'apikey' } })).toThrow(/needs at least one key/);
+    let message = '';
+    try {
+      loadGatewayConfig({ flags: { auth: 'apikey', 'api-keys': 'short-secret' } });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/at least 16 characters/);
+    expect(message).not.toContain('short-secret');
+  });
+
+  it('resolves whether HTTP agents may be private', () => {
+    expect(loadGatewayConfig().httpAgentsAllowPrivateResolved).toBe(true);
+    const keyed = { auth: 'apikey', 'api-keys': 'k'.repeat(20) };
+    expect(loadGatewayConfig({ flags: keyed }).httpAgentsAllowPrivateResolved).toBe(false);
+  });
+});

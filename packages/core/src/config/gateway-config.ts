@@ -1,0 +1,78 @@
+import { isIP } from 'node:net';
+import type { z } from 'zod';
+import { GATEWAY_SETTINGS, type Setting } from './settings';
+
+type Settings = typeof GATEWAY_SETTINGS;
+
+/** The gateway's configuration: parsed once at start-up, frozen. */
+export type GatewayConfig = {
+  readonly [K in keyof Settings]: Settings[K] extends Setting<infer T> ? T : never;
+} & {
+  /** Whether HTTP agents may target loopback, private and link-local addresses (resolved from "auto"). */
+  readonly httpAgentsAllowPrivateResolved: boolean;
+};
+
+/** A setting had a value that is not allowed. The message names the variable or flag and what is allowed. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Where configuration comes from. Flags override the environment. */
+export interface ConfigSources {
+  env?: Readonly<Record<string, string | undefined>>;
+  flags?: Readonly<Record<string, string | undefined>>;
+}
+
+/** Whether a listen address is loopback only. */
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true;
+  return isIP(host) === 4 && host.startsWith('127.');
+}
+
+/**
+ * Parses the gateway configuration from flags and environment.
+ * @throws {ConfigError} naming every bad setting.
+ * @example
+ * const config = loadGatewayConfig({ env: process.env, flags: { port: '0' } });
+ */
+export function loadGatewayConfig(sources: ConfigSources = {}): GatewayConfig {
+  const env = sources.env ?? {};
+  const flags = sources.flags ?? {};
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, s] of Object.entries(GATEWAY_SETTINGS) as [string, Setting<unknown>][]) {
+    const fromFlag = s.flag === undefined ? undefined : flags[s.flag];
+    const fromEnv = env[s.env];
+    const source = fromFlag !== undefined ? `--${s.flag}` : fromEnv !== undefined && fromEnv !== '' ? s.env : undefined;
+    const text = fromFlag ?? (fromEnv !== undefined && fromEnv !== '' ? fromEnv : undefined);
+    const raw = text ?? (typeof s.default === 'function' ? s.default() : s.default);
+    const parsed = (s.schema as z.ZodType<unknown, string>).safeParse(raw);
+    if (parsed.success) {
+      out[key] = parsed.data;
+    } else {
+      const what = source ?? `default of ${s.env}`;
+      problems.push(
+        `${what}: ${parsed.error.issues[0]?.message ?? 'invalid'} (got ${JSON.stringify(redact(key, raw))})`,
+      );
+    }
+  }
+  if (problems.length === 0) {
+    if (out.auth === 'apikey' && (out.apiKeys as string[]).length === 0) {
+      problems.push('OPENCLAW_AUTH=apikey needs at least one key in OPENCLAW_API_KEYS / --api-keys');
+    }
+    if (out.auth === 'none' && !isLoopbackHost(out.host as string) && out.allowInsecureBind !== true) {
+      problems.push(
+        `OPENCLAW_HOST / --host: auth "none" only listens on loopback, got ${JSON.stringify(out.host)}; ` +
+          'enable authentication or set OPENCLAW_ALLOW_INSECURE_BIND=true',
+      );
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  const allow = out.httpAgentsAllowPrivate as string;
+  out.httpAgentsAllowPrivateResolved = allow === 'auto' ? out.auth === 'none' : allow === 'true' || allow === '1';
+  return Object.freeze(out) as GatewayConfig;
+}
+
+function redact(key: string, raw: string): string {
+  return key === 'apiKeys' ? '<redacted>' : raw;
+}

@@ -1,0 +1,181 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+/** Reads a boolean the way operators write it. */
+const booleanText = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/** A positive integer from text. */
+const intText = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, `expected an integer from ${min} to ${max}`)
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, `expected an integer from ${min} to ${max}`)
+        .max(max, `expected an integer from ${min} to ${max}`),
+    );
+
+/** A comma-separated list; empty items are dropped. */
+const listText = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0),
+);
+
+/** One setting: where it is read from, how it is parsed, its default and what it means. */
+export interface Setting<T> {
+  /** Environment variable. */
+  env: string;
+  /** Command-line flag of `openclaw gateway start`, without dashes, if any. */
+  flag?: string;
+  /** Parses the text form. */
+  schema: z.ZodType<T, string>;
+  /** The default, as text (parsed by `schema`), or a function giving one. */
+  default: string | (() => string);
+  /** What it means, for `--help` and docs/configuration.md. */
+  doc: string;
+}
+
+const setting = <T>(s: Setting<T>): Setting<T> => s;
+
+/**
+ * Every gateway setting. Flags override environment variables, which override defaults.
+ * This table is the single source for parsing, `--help` and docs/configuration.md.
+ */
+export const GATEWAY_SETTINGS = {
+  port: setting({
+    env: 'OPENCLAW_PORT',
+    flag: 'port',
+    schema: intText(0, 65535),
+    default: '18789',
+    doc: 'Port for HTTP and WebSocket. 0 picks a free port (logged when ready).',
+  }),
+  host: setting({
+    env: 'OPENCLAW_HOST',
+    flag: 'host',
+    schema: z.string().min(1),
+    default: '127.0.0.1',
+    doc: 'Address to listen on. With auth "none" only loopback is allowed unless OPENCLAW_ALLOW_INSECURE_BIND is true.',
+  }),
+  redisUrl: setting({
+    env: 'REDIS_URL',
+    flag: 'redis',
+    schema: z
+      .string()
+      .regex(/^rediss?:\/\/.+/, 'expected a redis:// or rediss:// URL')
+      .refine((v) => URL.canParse(v), 'expected a redis:// or rediss:// URL'),
+    default: 'redis://127.0.0.1:6379',
+    doc: 'Redis shared by every replica of the cluster.',
+  }),
+  replicaId: setting({
+    env: 'OPENCLAW_REPLICA_ID',
+    flag: 'replica-id',
+    schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1 to 64 characters from A-Z a-z 0-9 . _ -'),
+    default: () => `gw-${randomBytes(4).toString('hex')}`,
+    doc: 'Unique id of this replica in the cluster (random by default; the pod name on Kubernetes).',
+  }),
+  auth: setting({
+    env: 'OPENCLAW_AUTH',
+    flag: 'auth',
+    schema: z.enum(['none', 'apikey'], { message: 'expected "none" or "apikey"' }),
+    default: 'none',
+    doc: 'Authentication mode: "none" (loopback development only) or "apikey".',
+  }),
+  apiKeys: setting({
+    env: 'OPENCLAW_API_KEYS',
+    flag: 'api-keys',
+    schema: listText.pipe(z.array(z.string().min(16, 'API keys must have at least 16 characters'))),
+    default: '',
+    doc: 'Comma-separated static API keys (development and tests), each at least 16 characters.',
+  }),
+  allowInsecureBind: setting({
+    env: 'OPENCLAW_ALLOW_INSECURE_BIND',
+    schema: booleanText,
+    default: 'false',
+    doc: 'Allow auth "none" on a non-loopback address. Never in production.',
+  }),
+  allowedOrigins: setting({
+    env: 'OPENCLAW_ALLOWED_ORIGINS',
+    schema: listText,
+    default: '',
+    doc: 'Browser origins allowed to connect (comma-separated, "*" for any). Requests without an Origin header are not browsers and pass. With auth "none", loopback origins always pass.',
+  }),
+  keyPrefix: setting({
+    env: 'OPENCLAW_KEY_PREFIX',
+    schema: z.string().regex(/^[A-Za-z0-9._-]{1,32}$/, 'expected 1 to 32 characters from A-Z a-z 0-9 . _ -'),
+    default: 'openclaw',
+    doc: 'Prefix of every Redis key and channel; clusters sharing one Redis need different prefixes.',
+  }),
+  maxFrameBytes: setting({
+    env: 'OPENCLAW_MAX_FRAME_BYTES',
+    schema: intText(1024, 64 * 1024 * 1024),
+    default: String(1024 * 1024),
+    doc: 'Largest inbound frame; a larger one closes the socket with 1009.',
+  }),
+  heartbeatMs: setting({
+    env: 'OPENCLAW_HEARTBEAT_MS',
+    schema: intText(100, 600_000),
+    default: '15000',
+    doc: 'Interval of server pings; a peer that misses two is terminated.',
+  }),
+  maxBufferedBytes: setting({
+    env: 'OPENCLAW_MAX_BUFFERED_BYTES',
+    schema: intText(1024, 1024 * 1024 * 1024),
+    default: String(8 * 1024 * 1024),
+    doc: 'Outbound bytes queued for one connection before it is closed with 1013 (slow consumer).',
+  }),
+  rateLimitPerSecond: setting({
+    env: 'OPENCLAW_RATE_LIMIT',
+    schema: intText(1, 1_000_000),
+    default: '1000',
+    doc: 'Requests per second one connection may send (token bucket refill rate).',
+  }),
+  rateLimitBurst: setting({
+    env: 'OPENCLAW_RATE_BURST',
+    schema: intText(1, 1_000_000),
+    default: '2000',
+    doc: 'Requests one connection may send in a burst (token bucket size).',
+  }),
+  maxInFlightPerConnection: setting({
+    env: 'OPENCLAW_MAX_IN_FLIGHT',
+    schema: intText(1, 1_000_000),
+    default: '1024',
+    doc: 'Unanswered coordinator calls one connection may have at once.',
+  }),
+  presenceTtlMs: setting({
+    env: 'OPENCLAW_PRESENCE_TTL_MS',
+    schema: intText(1000, 600_000),
+    default: '5000',
+    doc: "TTL of a replica's heartbeat key. A dead replica's agents leave agents.list within this time (plus one sweep).",
+  }),
+  defaultTimeoutMs: setting({
+    env: 'OPENCLAW_DEFAULT_TIMEOUT_MS',
+    schema: intText(1, 3_600_000),
+    default: '30000',
+    doc: 'Deadline of a coordinator call that gives no timeoutMs.',
+  }),
+  httpAgentsAllowPrivate: setting({
+    env: 'OPENCLAW_HTTP_AGENTS_ALLOW_PRIVATE',
+    schema: z.enum(['auto', 'true', 'false', '1', '0']).transform((v) => v),
+    default: 'auto',
+    doc: 'Whether HTTP agents may have loopback, private or link-local URLs. "auto": yes only with auth "none".',
+  }),
+  drainMs: setting({
+    env: 'OPENCLAW_DRAIN_MS',
+    schema: intText(0, 600_000),
+    default: '10000',
+    doc: 'On SIGTERM, how long to wait for in-flight calls before closing sockets with 1001.',
+  }),
+  logLevel: setting({
+    env: 'OPENCLAW_LOG_LEVEL',
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    default: 'info',
+    doc: 'Log level of the JSON logs on stdout.',
+  }),
+} as const;

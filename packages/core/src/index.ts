@@ -1,0 +1,73 @@
+/**
+ * Server-side building blocks shared by the gateway and the worker, one folder per domain.
+ *
+ * @example
+ * import { loadGatewayConfig, RedisKeys, AgentRegistry } from '@openclaw/core';
+ */
+
+export { ANONYMOUS, hasPermission, type Principal } from './auth/principal';
+export {
+  type Authenticator,
+  extractCredential,
+  NoAuthenticator,
+  type RequestCredentials,
+  StaticKeyAuthenticator,
+} from './auth/static-key-authenticator';
+export {
+  type BusMessage,
+  BusMessageSchema,
+  CanaryMessageSchema,
+  type OutgoingBusMessage,
+  type TaskAbortMessage,
+  TaskAbortMessageSchema,
+  type TaskCancelRequestMessage,
+  TaskCancelRequestMessageSchema,
+  type TaskDispatchMessage,
+  TaskDispatchMessageSchema,
+  type TaskReplyMessage,
+  TaskReplyMessageSchema,
+} from './bus/bus-message';
+export type { BusHandler, ClusterBus } from './bus/cluster-bus';
+export { RedisClusterBus, type RedisClusterBusOptions } from './bus/redis-cluster-bus';
+export {
+  ConfigError,
+  type ConfigSources,
+  type GatewayConfig,
+  isLoopbackHost,
+  loadGatewayConfig,
+} from './config/gateway-config';
+export { GATEWAY_SETTINGS, type Setting } from './config/settings';
+export { fromWireError, GatewayError, type GatewayErrorOptions, toWireError } from './errors/gateway-error';
+export {
+  createRedisConnection,
+  isRedisReady,
+  type RedisConnectionOptions,
+  type RedisRole,
+} from './redis/redis-connection';
+export { RedisKeys } from './redis/redis-keys';
+export {
+  AgentRegistry,
+  type AgentRegistryOptions,
+  type HttpAgentRegistration,
+  type InstanceRegistration,
+  type PickResult,
+} from './registry/agent-registry';
+export { checkAgentUrl, isPrivateAddress } from './tasks/agent-url';
+export { HttpAgentClient, type HttpAgentClientOptions, type HttpAgentRequest } from './tasks/http-agent-client';
+export {
+  type DispatchHandle,
+  type DispatchRequest,
+  type TaskCaller,
+  TaskDispatcher,
+  type TaskDispatcherOptions,
+} from './tasks/task-dispatcher';
+export {
+  MAX_STORED_OUTPUT_BYTES,
+  type NewTask,
+  publicTaskRecord,
+  type StoredTask,
+  TASK_RECORD_TTL_MS,
+  TaskStore,
+} from './tasks/task-store';
+export { createLogger, type Logger, type LoggerOptions, silentLogger } from './telemetry/logger';
+export { childTraceparent, isTraceparent } from './telemetry/trace-context';

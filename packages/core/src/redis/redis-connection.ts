@@ -1,0 +1,59 @@
+import Redis, { type RedisOptions } from 'ioredis';
+import type { Logger } from '../telemetry/logger';
+
+/**
+ * What a connection is for. It decides how commands behave while Redis is away:
+ * - `command`: request path. No offline queue and one retry, so calls fail fast with UNAVAILABLE
+ *   instead of piling up while Redis is down.
+ * - `subscriber`: the one subscribe-mode connection of a process. Keeps its offline queue so
+ *   (re)subscriptions issued during an outage go out as soon as it reconnects.
+ */
+export type RedisRole = 'command' | 'subscriber';
+
+/** Options of {@link createRedisConnection}. */
+export interface RedisConnectionOptions {
+  url: string;
+  role: RedisRole;
+  /** Connection name shown by `CLIENT LIST`. */
+  name: string;
+  logger: Logger;
+}
+
+/**
+ * Creates an ioredis client for one role, with an `'error'` listener (an unhandled error event
+ * would kill the process on a Redis blip) and a reconnect strategy that never gives up.
+ * The client connects lazily: call `connect()`.
+ */
+export function createRedisConnection(options: RedisConnectionOptions): Redis {
+  const common: RedisOptions = {
+    lazyConnect: true,
+    connectionName: options.name,
+    connectTimeout: 2000,
+    enableReadyCheck: true,
+    // Reconnect forever, backing off to 1 s: a gateway must come back when Redis does.
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 10), 1000),
+  };
+  const roleOptions: RedisOptions =
+    options.role === 'command'
+      ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, autoResubscribe: false }
+      : { enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: true };
+  const client = new Redis(options.url, { ...common, ...roleOptions });
+  let lastError = '';
+  client.on('error', (error: Error) => {
+    // One line per distinct error, not one per reconnect attempt.
+    if (error.message !== lastError) {
+      lastError = error.message;
+      options.logger.warn({ redis: options.name, err: error.message }, 'redis connection error');
+    }
+  });
+  client.on('ready', () => {
+    if (lastError !== '') options.logger.info({ redis: options.name }, 'redis connection ready again');
+    lastError = '';
+  });
+  return client;
+}
+
+/** Whether a client can take commands right now. */
+export function isRedisReady(client: Redis): boolean {
+  return client.status === 'ready';
+}

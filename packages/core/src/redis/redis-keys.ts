@@ -1,0 +1,80 @@
+/**
+ * Every Redis key and channel name the cluster uses, in one place.
+ *
+ * Names carry Redis Cluster hash tags so the design can move to a cluster without a rewrite:
+ * - the agent registry (`{<prefix>:reg}`) shares one slot, because routing reads it atomically in
+ *   one Lua script; it is small (a few keys per agent instance);
+ * - each task record has its own tag, so task records spread over the shards;
+ * - each replica's inbox channel has its own tag, ready for sharded pub/sub (`SSUBSCRIBE`).
+ */
+export class RedisKeys {
+  /** The key prefix, e.g. `openclaw`. */
+  readonly prefix: string;
+  /** Prefix of every registry key, including the hash tag. */
+  readonly registry: string;
+
+  constructor(prefix: string) {
+    this.prefix = prefix;
+    this.registry = `${prefix}:{${prefix}:reg}:`;
+  }
+
+  /** Set of the ids of replicas that have registered (alive or not yet cleaned up). */
+  replicas(): string {
+    return `${this.registry}replicas`;
+  }
+
+  /** String with a TTL: present while the replica is alive. */
+  replicaAlive(replicaId: string): string {
+    return `${this.registry}replica:${replicaId}:alive`;
+  }
+
+  /** Set of the agent instance ids attached to a replica. */
+  replicaInstances(replicaId: string): string {
+    return `${this.registry}replica:${replicaId}:instances`;
+  }
+
+  /** Set of names of agents that have (or recently had) WebSocket instances. */
+  agents(): string {
+    return `${this.registry}agents`;
+  }
+
+  /** Set of the instance ids of an agent. */
+  agentInstances(agent: string): string {
+    return `${this.registry}agent:${agent}:instances`;
+  }
+
+  /** Hash describing one agent instance: agent, replica, concurrency, tasks, meta, registeredAt. */
+  instance(instanceId: string): string {
+    return `${this.registry}instance:${instanceId}`;
+  }
+
+  /** Sorted set of the tasks an instance holds, scored by the time their reservation expires. */
+  instanceLoad(instanceId: string): string {
+    return `${this.registry}instance:${instanceId}:load`;
+  }
+
+  /** Set of names of HTTP agents. */
+  httpAgents(): string {
+    return `${this.registry}http-agents`;
+  }
+
+  /** Hash describing an HTTP agent: url, tasks, timeoutMs, createdAt. */
+  httpAgent(agent: string): string {
+    return `${this.registry}http-agent:${agent}`;
+  }
+
+  /** Lock held by the replica that removes a dead replica's instances. */
+  janitorLock(replicaId: string): string {
+    return `${this.registry}janitor:${replicaId}`;
+  }
+
+  /** Hash: the record of a task. */
+  task(taskId: string): string {
+    return `${this.prefix}:{task:${taskId}}`;
+  }
+
+  /** Pub/sub channel: a replica's own inbox. Only that replica subscribes to it. */
+  inbox(replicaId: string): string {
+    return `${this.prefix}:{inbox:${replicaId}}`;
+  }
+}

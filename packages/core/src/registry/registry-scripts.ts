@@ -1,0 +1,137 @@
+/**
+ * Lua scripts of the agent registry. Each runs atomically in Redis; registry keys share one hash
+ * tag, so each script touches one slot. ARGV[1] is always the registry prefix (`RedisKeys.registry`).
+ * @internal
+ */
+
+const NOW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`;
+
+/**
+ * Picks the live instance of an agent with the least in-flight work below its concurrency, and
+ * reserves a slot on it until the reservation expires (the task's deadline plus a margin), so a
+ * reservation whose release was lost frees itself. Ties are broken by a random starting point.
+ * KEYS: agent instances set, HTTP agent hash. ARGV: prefix, task, taskId, reservationMs, random.
+ * Returns {'instance', id, replica} | {'busy', n} | {'no-task', n} | {'http', url, timeoutMs} | {'none'}.
+ */
+export const PICK_INSTANCE = `
+local prefix = ARGV[1]
+local task = ARGV[2]
+${NOW}
+local ids = redis.call('SMEMBERS', KEYS[1])
+local n = #ids
+local live, handles = 0, 0
+local bestId, bestReplica, bestLoad
+if n > 0 then
+  local start = tonumber(ARGV[5]) % n
+  for i = 0, n - 1 do
+    local id = ids[((start + i) % n) + 1]
+    local inst = redis.call('HMGET', prefix .. 'instance:' .. id, 'replica', 'concurrency', 'tasks')
+    local replica = inst[1]
+    if replica and redis.call('EXISTS', prefix .. 'replica:' .. replica .. ':alive') == 1 then
+      live = live + 1
+      local tasks = inst[3] or ''
+      if tasks == '' or string.find(tasks, '\\n' .. task .. '\\n', 1, true) then
+        handles = handles + 1
+        local loadKey = prefix .. 'instance:' .. id .. ':load'
+        redis.call('ZREMRANGEBYSCORE', loadKey, '-inf', now)
+        local load = redis.call('ZCARD', loadKey)
+        if load < tonumber(inst[2]) and (bestLoad == nil or load < bestLoad) then
+          bestId, bestReplica, bestLoad = id, replica, load
+        end
+      end
+    end
+  end
+end
+if bestId then
+  local loadKey = prefix .. 'instance:' .. bestId .. ':load'
+  redis.call('ZADD', loadKey, now + tonumber(ARGV[4]), ARGV[3])
+  redis.call('PEXPIRE', loadKey, tonumber(ARGV[4]) + 60000)
+  return {'instance', bestId, bestReplica}
+end
+if handles > 0 then return {'busy', tostring(handles)} end
+if live > 0 then return {'no-task', tostring(live)} end
+local url = redis.call('HGET', KEYS[2], 'url')
+if url then return {'http', url, redis.call('HGET', KEYS[2], 'timeoutMs') or ''} end
+return {'none'}
+`;
+
+/**
+ * Removes one instance. KEYS: instance hash, load set, agent instances set, replica instances set,
+ * agents set. ARGV: prefix, instanceId, agent.
+ */
+export const UNREGISTER_INSTANCE = `
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[2])
+redis.call('SREM', KEYS[4], ARGV[2])
+if redis.call('SCARD', KEYS[3]) == 0 then redis.call('SREM', KEYS[5], ARGV[3]) end
+return 1
+`;
+
+/**
+ * Removes every instance of a replica whose heartbeat key has expired; does nothing if it is alive.
+ * Idempotent, so several replicas may sweep the same dead one. KEYS: replicas set, agents set.
+ * ARGV: prefix, replicaId. Returns the number of instances removed, or -1 if the replica is alive.
+ */
+export const SWEEP_REPLICA = `
+local prefix = ARGV[1]
+local r = ARGV[2]
+if redis.call('EXISTS', prefix .. 'replica:' .. r .. ':alive') == 1 then return -1 end
+local setKey = prefix .. 'replica:' .. r .. ':instances'
+local ids = redis.call('SMEMBERS', setKey)
+for _, id in ipairs(ids) do
+  local name = redis.call('HGET', prefix .. 'instance:' .. id, 'agent')
+  redis.call('DEL', prefix .. 'instance:' .. id, prefix .. 'instance:' .. id .. ':load')
+  if name then
+    local agentKey = prefix .. 'agent:' .. name .. ':instances'
+    redis.call('SREM', agentKey, id)
+    if redis.call('SCARD', agentKey) == 0 then redis.call('SREM', KEYS[2], name) end
+  end
+end
+redis.call('DEL', setKey)
+redis.call('SREM', KEYS[1], r)
+return #ids
+`;
+
+/**
+ * Lists agents with live instances, and HTTP agents, as JSON. KEYS: agents set, HTTP agents set.
+ * ARGV: prefix.
+ */
+export const LIST_AGENTS = `
+local prefix = ARGV[1]
+${NOW}
+local out = {}
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local count, capacity, inflight, any = 0, 0, 0, false
+  local tasks, seen = {}, {}
+  for _, id in ipairs(redis.call('SMEMBERS', prefix .. 'agent:' .. name .. ':instances')) do
+    local inst = redis.call('HMGET', prefix .. 'instance:' .. id, 'replica', 'concurrency', 'tasks')
+    if inst[1] and redis.call('EXISTS', prefix .. 'replica:' .. inst[1] .. ':alive') == 1 then
+      count = count + 1
+      capacity = capacity + tonumber(inst[2])
+      inflight = inflight + redis.call('ZCOUNT', prefix .. 'instance:' .. id .. ':load', '(' .. now, '+inf')
+      local t = inst[3] or ''
+      if t == '' then any = true end
+      for task in string.gmatch(t, '[^\\n]+') do
+        if not seen[task] then seen[task] = true; table.insert(tasks, task) end
+      end
+    end
+  end
+  if count > 0 then
+    if any then tasks = {'*'} end
+    table.insert(out, {name = name, kind = 'ws', instances = count, capacity = capacity, inFlight = inflight, tasks = tasks})
+  end
+end
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local h = redis.call('HMGET', prefix .. 'http-agent:' .. name, 'url', 'tasks')
+  if h[1] then
+    local tasks = {}
+    for task in string.gmatch(h[2] or '', '[^\\n]+') do table.insert(tasks, task) end
+    if #tasks == 0 then tasks = {'*'} end
+    table.insert(out, {name = name, kind = 'http', instances = 0, tasks = tasks, url = h[1]})
+  end
+end
+return cjson.encode(out)
+`;

@@ -1,0 +1,376 @@
+import { randomUUID } from 'node:crypto';
+import type { WireError } from '@openclaw/protocol';
+import type { TaskCancelRequestMessage, TaskReplyMessage } from '../bus/bus-message';
+import type { ClusterBus } from '../bus/cluster-bus';
+import { fromWireError, GatewayError } from '../errors/gateway-error';
+import type { AgentRegistry } from '../registry/agent-registry';
+import type { Logger } from '../telemetry/logger';
+import type { HttpAgentClient } from './http-agent-client';
+import type { StoredTask, TaskStore } from './task-store';
+
+/** Who asked for a task. */
+export interface TaskCaller {
+  principal: string;
+  tenant: string;
+  /** The agent the caller acts as, when an agent calls another. */
+  agent?: string;
+}
+
+/** A sync task to route. */
+export interface DispatchRequest {
+  agent: string;
+  task: string;
+  data: unknown;
+  timeoutMs: number;
+  caller: TaskCaller;
+  traceparent?: string;
+  /** Receives the agent's `task.progress` values. */
+  onProgress?: (progress: unknown) => void;
+}
+
+/** A dispatched task: its id at once, its output when it ends. */
+export interface DispatchHandle {
+  taskId: string;
+  /** Resolves with the agent's output; rejects with a {@link GatewayError}. Always settles by the deadline. */
+  output: Promise<unknown>;
+}
+
+interface Pending {
+  taskId: string;
+  agent: string;
+  task: string;
+  caller: TaskCaller;
+  /** Replica holding the agent instance, for WebSocket agents. */
+  holder?: string;
+  instanceId?: string;
+  /** Aborts an HTTP agent call. */
+  abort?: AbortController;
+  timer: NodeJS.Timeout;
+  onProgress?: (progress: unknown) => void;
+  resolve: (output: unknown) => void;
+  reject: (error: GatewayError) => void;
+}
+
+/** Options of {@link TaskDispatcher}. */
+export interface TaskDispatcherOptions {
+  replicaId: string;
+  registry: AgentRegistry;
+  bus: ClusterBus;
+  store: TaskStore;
+  http: HttpAgentClient;
+  logger: Logger;
+  /** How often to check that replicas holding our tasks are alive. Default 1000 ms. */
+  watchIntervalMs?: number;
+}
+
+/**
+ * The origin side of sync tasks: picks an instance, sends the task to the replica holding it (one
+ * publish to that replica's inbox), and holds the deadline. A task always ends exactly once: with
+ * the agent's output, the agent's error, `TIMEOUT` at the deadline, `CANCELED`, or a fast
+ * `AGENT_UNAVAILABLE` / `UNAVAILABLE` when the holder or the bus is lost.
+ */
+export class TaskDispatcher {
+  private readonly replicaId: string;
+  private readonly registry: AgentRegistry;
+  private readonly bus: ClusterBus;
+  private readonly store: TaskStore;
+  private readonly http: HttpAgentClient;
+  private readonly logger: Logger;
+  private readonly pending = new Map<string, Pending>();
+  private readonly watchTimer: NodeJS.Timeout;
+  private watching = false;
+
+  constructor(options: TaskDispatcherOptions) {
+    this.replicaId = options.replicaId;
+    this.registry = options.registry;
+    this.bus = options.bus;
+    this.store = options.store;
+    this.http = options.http;
+    this.logger = options.logger;
+    this.watchTimer = setInterval(() => void this.watchHolders(), options.watchIntervalMs ?? 1000);
+    this.watchTimer.unref();
+  }
+
+  /** Tasks this replica is waiting on. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Routes a sync task. Throws at once (never silently) when it cannot be routed. */
+  async dispatch(request: DispatchRequest): Promise<DispatchHandle> {
+    const taskId = randomUUID();
+    const createdAt = Date.now();
+    const deadline = createdAt + request.timeoutMs;
+    const pick = await this.registry.pick(request.agent, request.task, taskId, request.timeoutMs + 1000);
+    const record: Omit<StoredTask, 'updatedAt'> = {
+      taskId,
+      agent: request.agent,
+      task: request.task,
+      status: 'working',
+      createdAt,
+      principal: request.caller.principal,
+      tenant: request.caller.tenant,
+      origin: this.replicaId,
+    };
+    switch (pick.kind) {
+      case 'none':
+        throw new GatewayError('AGENT_NOT_FOUND', `no agent named '${request.agent}' is registered`);
+      case 'no-task':
+        throw new GatewayError(
+          'AGENT_NOT_FOUND',
+          `agent '${request.agent}' has no instance that handles task '${request.task}'`,
+        );
+      case 'busy':
+        throw new GatewayError(
+          'AGENT_UNAVAILABLE',
+          `all ${pick.instances} instance(s) of agent '${request.agent}' are at their concurrency limit`,
+          { retryAfterMs: 100 },
+        );
+      case 'http': {
+        const httpDeadline = pick.timeoutMs ? Math.min(deadline, createdAt + pick.timeoutMs) : deadline;
+        const abort = new AbortController();
+        const output = this.track(record, request, deadline, { abort });
+        void this.store.create(record).catch(() => undefined);
+        this.http
+          .invoke(
+            pick.url,
+            {
+              taskId,
+              task: request.task,
+              data: request.data ?? null,
+              deadline: httpDeadline,
+              from: fromOf(request.caller),
+              attempt: 1,
+            },
+            abort.signal,
+          )
+          .then(
+            (out) => this.settle(taskId, { output: out }),
+            (error: unknown) => this.settle(taskId, { error: asGatewayError(error) }),
+          );
+        return { taskId, output };
+      }
+      case 'instance': {
+        const output = this.track(record, request, deadline, { holder: pick.replicaId, instanceId: pick.instanceId });
+        // Same connection, sent first: the record is in Redis before any reply can come back.
+        void this.store
+          .create({ ...record, holder: pick.replicaId, instanceId: pick.instanceId })
+          .catch(() => undefined);
+        this.bus
+          .send(pick.replicaId, {
+            type: 'task.dispatch',
+            taskId,
+            instanceId: pick.instanceId,
+            task: request.task,
+            data: request.data ?? null,
+            from: fromOf(request.caller),
+            deadline,
+            attempt: 1,
+            traceparent: request.traceparent,
+          })
+          .then(
+            (receivers) => {
+              if (receivers === 0) {
+                this.settle(taskId, {
+                  error: new GatewayError('AGENT_UNAVAILABLE', `the replica holding agent '${request.agent}' is gone`),
+                });
+              }
+            },
+            (error: unknown) => this.settle(taskId, { error: asGatewayError(error) }),
+          );
+        return { taskId, output };
+      }
+    }
+  }
+
+  /** Handles an agent's reply (from the bus, or from this replica's own agents). */
+  handleReply(message: TaskReplyMessage): void {
+    const p = this.pending.get(message.taskId);
+    if (!p) return; // Late reply after a timeout or cancel: nobody is waiting.
+    const outcome = message.outcome;
+    switch (outcome.kind) {
+      case 'progress':
+        try {
+          p.onProgress?.(outcome.progress);
+        } catch (error) {
+          this.logger.warn({ err: error }, 'progress listener failed');
+        }
+        return;
+      case 'result':
+        this.settle(p.taskId, { output: outcome.output });
+        return;
+      case 'agent-error':
+        this.settle(p.taskId, {
+          error: new GatewayError('AGENT_ERROR', outcome.error.message || 'the agent reported an error', {
+            retryable: outcome.error.retryable ?? false,
+            details: { agentCode: outcome.error.code, details: outcome.error.details },
+          }),
+        });
+        return;
+      case 'failure':
+        this.settle(p.taskId, { error: fromWireError(outcome.error) });
+        return;
+    }
+  }
+
+  /** Cancels a task this replica is the origin of. @returns whether it was waiting here. */
+  cancelLocal(taskId: string): boolean {
+    if (!this.pending.has(taskId)) return false;
+    this.settle(taskId, { error: new GatewayError('CANCELED', 'the task was canceled') }, 'canceled');
+    return true;
+  }
+
+  /** Handles a cancel asked for on another replica. */
+  handleCancelRequest(message: TaskCancelRequestMessage): void {
+    this.cancelLocal(message.taskId);
+  }
+
+  /**
+   * Cancels a task from any replica: the caller's own origin settles it.
+   * @throws {GatewayError} `NOT_FOUND` (no such task for this principal) or `CONFLICT` (already ended).
+   */
+  async cancel(taskId: string, principal: string): Promise<void> {
+    if (this.pending.get(taskId)?.caller.principal === principal) {
+      this.cancelLocal(taskId);
+      return;
+    }
+    const record = await this.store.get(taskId);
+    if (!record || record.principal !== principal) throw new GatewayError('NOT_FOUND', `no task '${taskId}'`);
+    if (record.status !== 'working' && record.status !== 'submitted') {
+      throw new GatewayError('CONFLICT', `task '${taskId}' has already ended (${record.status})`);
+    }
+    const receivers = await this.bus.send(record.origin, { type: 'task.cancel-request', taskId });
+    if (receivers === 0) {
+      // The origin (and so the caller) is gone: still stop the agent and record the cancel.
+      if (record.holder && record.instanceId) {
+        await this.bus
+          .send(record.holder, { type: 'task.abort', taskId, instanceId: record.instanceId, reason: 'canceled' })
+          .catch(() => undefined);
+      }
+      await this.store.finish(taskId, 'canceled', {
+        error: new GatewayError('CANCELED', 'the task was canceled').toWire(),
+      });
+    }
+  }
+
+  /** Fails every task waiting here with `UNAVAILABLE` (shutdown). */
+  failAll(message: string): void {
+    for (const taskId of [...this.pending.keys()]) {
+      this.settle(taskId, { error: new GatewayError('UNAVAILABLE', message) });
+    }
+  }
+
+  /** Stops the watch timer. Pending tasks still end at their deadlines. */
+  close(): void {
+    clearInterval(this.watchTimer);
+  }
+
+  private track(
+    record: Omit<StoredTask, 'updatedAt'>,
+    request: DispatchRequest,
+    deadline: number,
+    where: { holder?: string; instanceId?: string; abort?: AbortController },
+  ): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.settle(record.taskId, {
+          error: new GatewayError(
+            'TIMEOUT',
+            `agent '${request.agent}' did not answer task '${request.task}' within ${request.timeoutMs} ms`,
+          ),
+        });
+      }, deadline - Date.now());
+      this.pending.set(record.taskId, {
+        taskId: record.taskId,
+        agent: request.agent,
+        task: request.task,
+        caller: request.caller,
+        holder: where.holder,
+        instanceId: where.instanceId,
+        abort: where.abort,
+        timer,
+        onProgress: request.onProgress,
+        resolve,
+        reject,
+      });
+    });
+  }
+
+  /** Ends a task exactly once: answers the caller, frees the slot, tells the agent, records it. */
+  private settle(taskId: string, result: { output: unknown } | { error: GatewayError }, status?: 'canceled'): void {
+    const p = this.pending.get(taskId);
+    if (!p) return;
+    this.pending.delete(taskId);
+    clearTimeout(p.timer);
+    if (p.instanceId) void this.registry.release(p.instanceId, taskId);
+    if ('output' in result) {
+      p.resolve(result.output);
+      void this.store.finish(taskId, 'completed', { output: result.output });
+      return;
+    }
+    const error = result.error;
+    p.reject(error);
+    const finalStatus = status ?? (error.code === 'CANCELED' ? 'canceled' : 'failed');
+    void this.store.finish(taskId, finalStatus, { error: error.toWire() as WireError });
+    // The agent may still be working: tell it to stop when the caller stopped waiting.
+    if ((error.code === 'TIMEOUT' || error.code === 'CANCELED') && p.holder && p.instanceId) {
+      void this.bus
+        .send(p.holder, {
+          type: 'task.abort',
+          taskId,
+          instanceId: p.instanceId,
+          reason: error.code === 'TIMEOUT' ? 'deadline' : 'canceled',
+        })
+        .catch(() => undefined);
+    }
+    p.abort?.abort();
+  }
+
+  /**
+   * Fails fast the tasks held by replicas that died, and the tasks whose replies cannot arrive
+   * because this replica's bus lost Redis (pub/sub is at most once: they would only time out).
+   */
+  private async watchHolders(): Promise<void> {
+    if (this.watching || this.pending.size === 0) return;
+    this.watching = true;
+    try {
+      const remote = [...this.pending.values()].filter((p) => p.holder !== undefined && p.holder !== this.replicaId);
+      if (remote.length === 0) return;
+      if (!this.bus.healthy()) {
+        for (const p of remote) {
+          this.settle(p.taskId, {
+            error: new GatewayError('UNAVAILABLE', 'lost the connection to the cluster bus; the reply cannot arrive'),
+          });
+        }
+        return;
+      }
+      const holders = new Set(remote.map((p) => p.holder!));
+      for (const holder of holders) {
+        const alive = await this.registry.isReplicaAlive(holder).catch(() => true);
+        if (alive) continue;
+        for (const p of remote) {
+          if (p.holder === holder) {
+            this.settle(p.taskId, {
+              error: new GatewayError(
+                'AGENT_UNAVAILABLE',
+                `the replica holding agent '${p.agent}' went away before it answered`,
+              ),
+            });
+          }
+        }
+      }
+    } finally {
+      this.watching = false;
+    }
+  }
+}
+
+function fromOf(caller: TaskCaller): { principal: string; agent?: string } {
+  return caller.agent === undefined
+    ? { principal: caller.principal }
+    : { principal: caller.principal, agent: caller.agent };
+}
+
+function asGatewayError(error: unknown): GatewayError {
+  return error instanceof GatewayError ? error : new GatewayError('INTERNAL', 'internal error', { cause: error });
+}

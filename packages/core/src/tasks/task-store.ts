@@ -1,0 +1,121 @@
+import type { TaskRecord, TaskState, WireError } from '@openclaw/protocol';
+import type Redis from 'ioredis';
+import { GatewayError } from '../errors/gateway-error';
+import type { RedisKeys } from '../redis/redis-keys';
+
+/** Outputs larger than this (as JSON) are not kept in the task record. */
+export const MAX_STORED_OUTPUT_BYTES = 256 * 1024;
+
+/** How long a task record is kept after its last change. */
+export const TASK_RECORD_TTL_MS = 60 * 60 * 1000;
+
+/** A task record with the fields only the cluster sees. */
+export interface StoredTask extends TaskRecord {
+  /** Principal that created the task; only it may read or cancel it. */
+  principal: string;
+  tenant: string;
+  /** Replica holding the caller (and the deadline) of a sync task. */
+  origin: string;
+  /** Replica and instance the task was dispatched to, if any. */
+  holder?: string;
+  instanceId?: string;
+}
+
+/** The new record of a task. */
+export type NewTask = Omit<StoredTask, 'updatedAt' | 'output' | 'error'>;
+
+/**
+ * Task records in Redis (one hash per task, kept for an hour after the last change), so any replica
+ * can answer `task.get` and `task.cancel` for a task another replica is running.
+ */
+export class TaskStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  /** Writes a new record. Resolves once Redis has it. */
+  async create(task: NewTask): Promise<void> {
+    const fields: Record<string, string> = {
+      taskId: task.taskId,
+      agent: task.agent,
+      task: task.task,
+      status: task.status,
+      createdAt: String(task.createdAt),
+      updatedAt: String(task.createdAt),
+      principal: task.principal,
+      tenant: task.tenant,
+      origin: task.origin,
+    };
+    if (task.holder !== undefined) fields.holder = task.holder;
+    if (task.instanceId !== undefined) fields.instanceId = task.instanceId;
+    await this.redis
+      .multi()
+      .hset(this.keys.task(task.taskId), fields)
+      .pexpire(this.keys.task(task.taskId), TASK_RECORD_TTL_MS)
+      .exec();
+  }
+
+  /** Records the end of a task. Best effort: a lost write leaves the record expiring in an hour. */
+  async finish(taskId: string, status: TaskState, result: { output?: unknown; error?: WireError } = {}): Promise<void> {
+    if (this.redis.status !== 'ready') return;
+    const fields: Record<string, string> = { status, updatedAt: String(Date.now()) };
+    if (result.output !== undefined) {
+      const json = JSON.stringify(result.output);
+      if (json !== undefined && Buffer.byteLength(json) <= MAX_STORED_OUTPUT_BYTES) fields.output = json;
+    }
+    if (result.error !== undefined) fields.error = JSON.stringify(result.error);
+    const key = this.keys.task(taskId);
+    await this.redis
+      .multi()
+      .hset(key, fields)
+      .pexpire(key, TASK_RECORD_TTL_MS)
+      .exec()
+      .catch(() => undefined);
+  }
+
+  /**
+   * Reads a record.
+   * @throws {GatewayError} `UNAVAILABLE` when Redis cannot be reached.
+   */
+  async get(taskId: string): Promise<StoredTask | undefined> {
+    let h: Record<string, string>;
+    try {
+      h = await this.redis.hgetall(this.keys.task(taskId));
+    } catch (error) {
+      throw new GatewayError('UNAVAILABLE', 'the task store (Redis) is unavailable; retry shortly', { cause: error });
+    }
+    if (h.taskId === undefined) return undefined;
+    const record: StoredTask = {
+      taskId: h.taskId,
+      agent: h.agent ?? '',
+      task: h.task ?? '',
+      status: (h.status ?? 'submitted') as TaskState,
+      createdAt: Number(h.createdAt),
+      updatedAt: Number(h.updatedAt),
+      principal: h.principal ?? '',
+      tenant: h.tenant ?? '',
+      origin: h.origin ?? '',
+    };
+    if (h.holder !== undefined) record.holder = h.holder;
+    if (h.instanceId !== undefined) record.instanceId = h.instanceId;
+    if (h.output !== undefined) record.output = JSON.parse(h.output);
+    if (h.error !== undefined) record.error = JSON.parse(h.error) as WireError;
+    return record;
+  }
+}
+
+/** The public part of a stored record, as `task.get` returns it. */
+export function publicTaskRecord(task: StoredTask): TaskRecord {
+  const record: TaskRecord = {
+    taskId: task.taskId,
+    agent: task.agent,
+    task: task.task,
+    status: task.status,
+    createdAt: task.createdAt,
+    updatedAt: task.updatedAt,
+  };
+  if (task.output !== undefined) record.output = task.output;
+  if (task.error !== undefined) record.error = task.error;
+  return record;
+}

@@ -1,0 +1,194 @@
+import {
+  type AgentRegistry,
+  GatewayError,
+  hasPermission,
+  type Logger,
+  publicTaskRecord,
+  type TaskDispatcher,
+  type TaskStore,
+} from '@openclaw/core';
+import { type ActionName, type ActionParams, PROTOCOL_VERSION, TERMINAL_TASK_STATES } from '@openclaw/protocol';
+import type { AgentHost } from './agent-host';
+import type { GatewayMetrics } from './gateway-metrics';
+import type { Session } from './session';
+
+/** What the handlers need from the replica. */
+export interface HandlerContext {
+  replicaId: string;
+  registry: AgentRegistry;
+  dispatcher: TaskDispatcher;
+  store: TaskStore;
+  agents: AgentHost;
+  metrics: GatewayMetrics;
+  logger: Logger;
+  limits: { maxFrameBytes: number; heartbeatMs: number; defaultTimeoutMs: number; maxInFlightPerConnection: number };
+}
+
+/** One request being handled: its session and its id (for events tied to it). */
+export interface RequestScope {
+  session: Session;
+  id: string | number | null;
+}
+
+type Handler<A extends ActionName> = (
+  ctx: HandlerContext,
+  scope: RequestScope,
+  params: ActionParams<A>,
+) => Promise<unknown> | unknown;
+
+/** Most `task.subscribe` watches one connection may hold. */
+export const MAX_SUBSCRIPTIONS_PER_SESSION = 64;
+const SUBSCRIBE_POLL_MS = 250;
+
+function requirePermission(session: Session, permission: string): void {
+  if (!hasPermission(session.principal, permission)) {
+    throw new GatewayError('FORBIDDEN', `missing permission '${permission}'`);
+  }
+}
+
+/** The handler of every core action. */
+export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
+  hello(ctx, { session }, params) {
+    if (params.protocol !== undefined && params.protocol !== PROTOCOL_VERSION) {
+      throw new GatewayError(
+        'BAD_REQUEST',
+        `protocol version ${params.protocol} is not supported; this gateway speaks ${PROTOCOL_VERSION}`,
+        {
+          details: [{ field: 'protocol', message: `expected ${PROTOCOL_VERSION}` }],
+        },
+      );
+    }
+    const p = session.principal;
+    return {
+      protocol: PROTOCOL_VERSION,
+      sessionId: session.id,
+      replica: ctx.replicaId,
+      principal: { id: p.id, tenant: p.tenant, roles: [...p.roles] },
+      limits: { maxFrameBytes: ctx.limits.maxFrameBytes, heartbeatMs: ctx.limits.heartbeatMs },
+    };
+  },
+
+  async register(ctx, { session }, params) {
+    requirePermission(session, `agent:register:${params.name}`);
+    return ctx.agents.register(session, params);
+  },
+
+  async coordinator(ctx, { session, id }, params) {
+    requirePermission(session, `agent:invoke:${params.agent}`);
+    if (params.mode === 'async') {
+      throw new GatewayError(
+        'BAD_REQUEST',
+        "mode 'async' needs the durable task queue, which is not enabled on this cluster",
+        {
+          details: [{ field: 'mode', message: "only 'sync' is available" }],
+        },
+      );
+    }
+    if (session.inFlight >= ctx.limits.maxInFlightPerConnection) {
+      throw new GatewayError(
+        'RATE_LIMITED',
+        `at most ${ctx.limits.maxInFlightPerConnection} coordinator calls may be in flight per connection`,
+        {
+          retryAfterMs: 100,
+        },
+      );
+    }
+    const started = performance.now();
+    session.inFlight += 1;
+    try {
+      const handle = await ctx.dispatcher.dispatch({
+        agent: params.agent,
+        task: params.task,
+        data: params.data ?? null,
+        timeoutMs: params.timeoutMs ?? ctx.limits.defaultTimeoutMs,
+        caller: { principal: session.principal.id, tenant: session.principal.tenant, agent: firstAgent(session) },
+        onProgress: (progress) => session.send({ event: 'task.progress', id, taskId: handle.taskId, progress }),
+      });
+      const output = await handle.output;
+      return { taskId: handle.taskId, status: 'completed', output };
+    } finally {
+      session.inFlight -= 1;
+      ctx.metrics.observeCoordinator(performance.now() - started);
+    }
+  },
+
+  async 'task.get'(ctx, { session }, params) {
+    requirePermission(session, 'task:read');
+    const record = await ctx.store.get(params.taskId);
+    if (!record || record.principal !== session.principal.id)
+      throw new GatewayError('NOT_FOUND', `no task '${params.taskId}'`);
+    return publicTaskRecord(record);
+  },
+
+  async 'task.cancel'(ctx, { session }, params) {
+    await ctx.dispatcher.cancel(params.taskId, session.principal.id);
+    return { taskId: params.taskId, status: 'canceled' };
+  },
+
+  async 'task.subscribe'(ctx, { session }, params) {
+    requirePermission(session, 'task:read');
+    const record = await ctx.store.get(params.taskId);
+    if (!record || record.principal !== session.principal.id)
+      throw new GatewayError('NOT_FOUND', `no task '${params.taskId}'`);
+    if (session.subscriptions >= MAX_SUBSCRIPTIONS_PER_SESSION) {
+      throw new GatewayError(
+        'RATE_LIMITED',
+        `at most ${MAX_SUBSCRIPTIONS_PER_SESSION} task subscriptions per connection`,
+      );
+    }
+    watchTask(ctx, session, params.taskId, record.status);
+    return { taskId: record.taskId, status: record.status };
+  },
+
+  async 'agents.list'(ctx) {
+    return ctx.registry.list();
+  },
+
+  ping() {
+    return { pong: true, time: Date.now() };
+  },
+
+  'task.result'(ctx, { session }, params) {
+    return ctx.agents.handleAgentReply(session, 'task.result', params);
+  },
+  'task.error'(ctx, { session }, params) {
+    return ctx.agents.handleAgentReply(session, 'task.error', params);
+  },
+  'task.progress'(ctx, { session }, params) {
+    return ctx.agents.handleAgentReply(session, 'task.progress', params);
+  },
+};
+
+function firstAgent(session: Session): string | undefined {
+  for (const name of session.instances.values()) return name;
+  return undefined;
+}
+
+/**
+ * Sends `task.status` when a task reaches a terminal state, reading the cluster-wide task record, so
+ * it works whichever replica runs the task. Ends when the task ends, the record expires or the
+ * session closes.
+ */
+function watchTask(ctx: HandlerContext, session: Session, taskId: string, initial: string): void {
+  session.subscriptions += 1;
+  let last = initial;
+  const finish = (): void => {
+    clearInterval(timer);
+    session.subscriptions -= 1;
+  };
+  const check = async (): Promise<void> => {
+    if (!session.open) return finish();
+    const record = await ctx.store.get(taskId).catch(() => undefined);
+    if (!record) return finish();
+    if (record.status === last && !TERMINAL_TASK_STATES.has(record.status)) return;
+    last = record.status;
+    const event: Record<string, unknown> = { event: 'task.status', taskId, status: record.status };
+    if (record.output !== undefined) event.output = record.output;
+    if (record.error !== undefined) event.error = record.error;
+    session.send(event as never);
+    if (TERMINAL_TASK_STATES.has(record.status)) finish();
+  };
+  const timer = setInterval(() => void check(), SUBSCRIBE_POLL_MS);
+  timer.unref();
+  void check();
+}

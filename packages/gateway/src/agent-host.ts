@@ -1,0 +1,202 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type AgentRegistry,
+  type ClusterBus,
+  GatewayError,
+  type Logger,
+  type TaskAbortMessage,
+  type TaskDispatchMessage,
+  type TaskReplyMessage,
+} from '@openclaw/core';
+import type { ActionParams } from '@openclaw/protocol';
+import type { Session } from './session';
+
+interface LocalInstance {
+  instanceId: string;
+  agent: string;
+  session: Session;
+  /** Tasks sent to this instance and not answered: task id to origin replica. */
+  openTasks: Map<string, { origin: string; traceparent: string }>;
+}
+
+/** Most instances one connection may register. */
+export const MAX_INSTANCES_PER_SESSION = 32;
+
+/**
+ * The holder side of routing: the agent instances attached to this replica. Receives dispatched
+ * tasks (from the bus, including from this replica), writes them to the agent's socket, and sends
+ * the agent's replies back to the origin replica. When an agent's socket closes, every task it held
+ * fails at once at its origin, so the caller does not wait for the deadline.
+ */
+export class AgentHost {
+  private readonly instances = new Map<string, LocalInstance>();
+
+  constructor(
+    private readonly bus: ClusterBus,
+    private readonly registry: AgentRegistry,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Number of agent instances attached here. */
+  get size(): number {
+    return this.instances.size;
+  }
+
+  /** Local agents and how many instances each has here. */
+  localAgents(): { name: string; instances: number; openTasks: number }[] {
+    const byName = new Map<string, { name: string; instances: number; openTasks: number }>();
+    for (const i of this.instances.values()) {
+      const entry = byName.get(i.agent) ?? { name: i.agent, instances: 0, openTasks: 0 };
+      entry.instances += 1;
+      entry.openTasks += i.openTasks.size;
+      byName.set(i.agent, entry);
+    }
+    return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Makes a session an instance of an agent. */
+  async register(session: Session, params: ActionParams<'register'>): Promise<{ agent: string; instanceId: string }> {
+    for (const agent of session.instances.values()) {
+      if (agent === params.name) {
+        throw new GatewayError('CONFLICT', `this connection is already an instance of '${params.name}'`);
+      }
+    }
+    if (session.instances.size >= MAX_INSTANCES_PER_SESSION) {
+      throw new GatewayError('CONFLICT', `one connection may register at most ${MAX_INSTANCES_PER_SESSION} agents`);
+    }
+    const instanceId = randomUUID();
+    const instance: LocalInstance = { instanceId, agent: params.name, session, openTasks: new Map() };
+    this.instances.set(instanceId, instance);
+    session.instances.set(instanceId, params.name);
+    try {
+      await this.registry.registerInstance({
+        instanceId,
+        agent: params.name,
+        tasks: params.tasks ?? [],
+        concurrency: params.concurrency ?? 1,
+        meta: params.meta,
+      });
+    } catch (error) {
+      this.instances.delete(instanceId);
+      session.instances.delete(instanceId);
+      await this.registry.unregisterInstance(instanceId).catch(() => undefined);
+      throw error;
+    }
+    if (!session.open) {
+      // The socket closed while Redis was being written: do not leave a ghost instance.
+      await this.detach(session);
+    }
+    return { agent: params.name, instanceId };
+  }
+
+  /** A task arrived for one of our instances. */
+  handleDispatch(message: TaskDispatchMessage): void {
+    const instance = this.instances.get(message.instanceId);
+    if (!instance?.session.open) {
+      this.reply(message.sender, message.taskId, message.instanceId, message.traceparent, {
+        kind: 'failure',
+        error: new GatewayError(
+          'AGENT_UNAVAILABLE',
+          'the agent instance disconnected before the task reached it',
+        ).toWire(),
+      });
+      return;
+    }
+    instance.openTasks.set(message.taskId, { origin: message.sender, traceparent: message.traceparent });
+    instance.session.send({
+      event: 'task',
+      taskId: message.taskId,
+      task: message.task,
+      data: message.data,
+      from: message.from,
+      deadline: message.deadline,
+      attempt: message.attempt,
+    });
+  }
+
+  /** The origin stopped waiting (cancel or deadline): tell the agent, forget the task. */
+  handleAbort(message: TaskAbortMessage): void {
+    const instance = this.instances.get(message.instanceId);
+    if (!instance?.openTasks.delete(message.taskId)) return;
+    instance.session.send({ event: 'task.cancel', taskId: message.taskId });
+  }
+
+  /**
+   * An agent answered (`task.result`, `task.error`, `task.progress`).
+   * @throws {GatewayError} `NOT_FOUND` if this connection holds no such task.
+   */
+  handleAgentReply(
+    session: Session,
+    action: 'task.result' | 'task.error' | 'task.progress',
+    params: ActionParams<'task.result'> | ActionParams<'task.error'> | ActionParams<'task.progress'>,
+  ): { taskId: string } {
+    const found = this.findOpenTask(session, params.taskId);
+    if (!found) {
+      throw new GatewayError(
+        'NOT_FOUND',
+        `this connection holds no open task '${params.taskId}' (it may have been canceled or timed out)`,
+      );
+    }
+    const { instance, origin, traceparent } = found;
+    let outcome: TaskReplyMessage['outcome'];
+    if (action === 'task.progress') {
+      outcome = { kind: 'progress', progress: (params as ActionParams<'task.progress'>).progress };
+    } else {
+      instance.openTasks.delete(params.taskId);
+      outcome =
+        action === 'task.result'
+          ? { kind: 'result', output: (params as ActionParams<'task.result'>).output ?? null }
+          : { kind: 'agent-error', error: (params as ActionParams<'task.error'>).error };
+    }
+    this.reply(origin, params.taskId, instance.instanceId, traceparent, outcome);
+    return { taskId: params.taskId };
+  }
+
+  /** A session closed: fail its open tasks at their origins and remove its instances. */
+  async detach(session: Session): Promise<void> {
+    const removals: Promise<void>[] = [];
+    for (const instanceId of session.instances.keys()) {
+      const instance = this.instances.get(instanceId);
+      this.instances.delete(instanceId);
+      if (instance) {
+        for (const [taskId, { origin, traceparent }] of instance.openTasks) {
+          this.reply(origin, taskId, instanceId, traceparent, {
+            kind: 'failure',
+            error: new GatewayError(
+              'AGENT_UNAVAILABLE',
+              `agent '${instance.agent}' disconnected before answering`,
+            ).toWire(),
+          });
+        }
+        instance.openTasks.clear();
+      }
+      removals.push(this.registry.unregisterInstance(instanceId).catch(() => undefined));
+    }
+    session.instances.clear();
+    await Promise.all(removals);
+  }
+
+  private findOpenTask(session: Session, taskId: string) {
+    for (const instanceId of session.instances.keys()) {
+      const instance = this.instances.get(instanceId);
+      const open = instance?.openTasks.get(taskId);
+      if (instance && open) return { instance, ...open };
+    }
+    return undefined;
+  }
+
+  private reply(
+    origin: string,
+    taskId: string,
+    instanceId: string,
+    traceparent: string,
+    outcome: TaskReplyMessage['outcome'],
+  ): void {
+    this.bus.send(origin, { type: 'task.reply', taskId, instanceId, outcome, traceparent }).then(
+      (receivers) => {
+        if (receivers === 0) this.logger.debug({ taskId, origin }, 'reply dropped: the origin replica is gone');
+      },
+      (error: unknown) => this.logger.warn({ err: error, taskId }, 'could not send a reply to the origin replica'),
+    );
+  }
+}

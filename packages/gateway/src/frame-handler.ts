@@ -1,0 +1,162 @@
+import { GatewayError, toWireError } from '@openclaw/core';
+import {
+  ACTION_PARAMS,
+  type ActionName,
+  AGENT_REPLY_ACTIONS,
+  describeIssues,
+  isActionName,
+  type RequestId,
+  RequestIdSchema,
+  type WireError,
+} from '@openclaw/protocol';
+import { ACTION_HANDLERS, type HandlerContext } from './action-handlers';
+import type { Session } from './session';
+
+/**
+ * Handles one inbound frame: parses and validates it, applies the connection's rate limit, runs the
+ * action and sends exactly one response (agent replies only when they carry an id). Nothing a client
+ * sends can throw out of here: every failure becomes an error response and the socket stays open.
+ */
+export function handleFrame(ctx: HandlerContext, session: Session, data: Buffer, isBinary: boolean): void {
+  if (isBinary) {
+    respondError(ctx, session, null, 'frame', {
+      code: 'BAD_REQUEST',
+      message: 'binary frames are not supported: send one UTF-8 JSON object per text frame',
+      retryable: false,
+    });
+    return;
+  }
+  let frame: unknown;
+  try {
+    frame = JSON.parse(data.toString('utf8'));
+  } catch (error) {
+    respondError(ctx, session, null, 'frame', {
+      code: 'BAD_REQUEST',
+      message: 'the frame is not valid JSON',
+      retryable: false,
+      details: [{ field: '', message: (error as Error).message }],
+    });
+    return;
+  }
+  if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
+    respondError(ctx, session, null, 'frame', {
+      code: 'BAD_REQUEST',
+      message: 'a frame must be a JSON object',
+      retryable: false,
+      details: [{ field: '', message: 'expected an object' }],
+    });
+    return;
+  }
+  const { action, id: rawId, ...params } = frame as Record<string, unknown>;
+  const idParse = rawId === undefined ? undefined : RequestIdSchema.safeParse(rawId);
+  const id: RequestId | null = idParse?.success ? idParse.data : null;
+  if (idParse && !idParse.success) {
+    respondError(ctx, session, null, 'frame', {
+      code: 'BAD_REQUEST',
+      message: 'id must be a string of at most 128 characters or a number',
+      retryable: false,
+      details: [{ field: 'id', message: idParse.error.issues[0]?.message ?? 'invalid' }],
+    });
+    return;
+  }
+  if (typeof action !== 'string') {
+    respondError(ctx, session, id, 'frame', {
+      code: 'BAD_REQUEST',
+      message: 'action must be a string',
+      retryable: false,
+      details: [{ field: 'action', message: action === undefined ? 'required' : 'expected a string' }],
+    });
+    return;
+  }
+  if (!isActionName(action)) {
+    respondError(ctx, session, id, 'unknown', {
+      code: 'UNKNOWN_ACTION',
+      message: `unknown action ${JSON.stringify(action.slice(0, 64))}`,
+      retryable: false,
+    });
+    return;
+  }
+  const isReply = AGENT_REPLY_ACTIONS.has(action);
+  const answer = !isReply || rawId !== undefined;
+  // Agent replies are not rate limited: dropping an agent's result would fail a caller elsewhere.
+  if (!isReply) {
+    const waitMs = session.takeToken();
+    if (waitMs > 0) {
+      respondError(ctx, session, id, action, {
+        code: 'RATE_LIMITED',
+        message: 'too many requests on this connection',
+        retryable: true,
+        retryAfterMs: waitMs,
+      });
+      return;
+    }
+  }
+  const parsed = ACTION_PARAMS[action].safeParse(params);
+  if (!parsed.success) {
+    const details = describeIssues(parsed.error);
+    if (answer) {
+      respondError(ctx, session, id, action, {
+        code: 'BAD_REQUEST',
+        message: `invalid ${action}: ${details.map((d) => `${d.field || '(frame)'}: ${d.message}`).join('; ')}`,
+        retryable: false,
+        details,
+      });
+    }
+    return;
+  }
+  run(ctx, session, action, id, parsed.data, answer);
+}
+
+function run(
+  ctx: HandlerContext,
+  session: Session,
+  action: ActionName,
+  id: RequestId | null,
+  params: unknown,
+  answer: boolean,
+): void {
+  const handler = ACTION_HANDLERS[action] as (
+    c: HandlerContext,
+    s: { session: Session; id: RequestId | null },
+    p: unknown,
+  ) => unknown;
+  let result: unknown;
+  try {
+    result = handler(ctx, { session, id }, params);
+  } catch (error) {
+    logInternal(ctx, error);
+    if (answer) respondError(ctx, session, id, action, toWireError(error));
+    return;
+  }
+  if (result instanceof Promise) {
+    result.then(
+      (value) => answer && respondOk(ctx, session, id, action, value),
+      (error: unknown) => {
+        logInternal(ctx, error);
+        if (answer) respondError(ctx, session, id, action, toWireError(error));
+      },
+    );
+  } else if (answer) {
+    respondOk(ctx, session, id, action, result);
+  }
+}
+
+function respondOk(ctx: HandlerContext, session: Session, id: RequestId | null, action: string, result: unknown): void {
+  ctx.metrics.countRequest(action, 'ok');
+  session.send({ id, ok: true, result });
+}
+
+function respondError(
+  ctx: HandlerContext,
+  session: Session,
+  id: RequestId | null,
+  action: string,
+  error: WireError,
+): void {
+  ctx.metrics.countRequest(action, error.code);
+  session.send({ id, ok: false, error });
+}
+
+function logInternal(ctx: HandlerContext, error: unknown): void {
+  if (!(error instanceof GatewayError)) ctx.logger.error({ err: error }, 'unexpected error in a request handler');
+}

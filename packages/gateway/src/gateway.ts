@@ -1,0 +1,391 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import {
+  AgentRegistry,
+  type Authenticator,
+  createLogger,
+  createRedisConnection,
+  type GatewayConfig,
+  GatewayError,
+  HttpAgentClient,
+  type Logger,
+  NoAuthenticator,
+  type Principal,
+  RedisClusterBus,
+  RedisKeys,
+  StaticKeyAuthenticator,
+  TaskDispatcher,
+  TaskStore,
+} from '@openclaw/core';
+import { CloseCode } from '@openclaw/protocol';
+import type Redis from 'ioredis';
+import { type WebSocket, WebSocketServer } from 'ws';
+import type { HandlerContext } from './action-handlers';
+import { AgentHost } from './agent-host';
+import { handleFrame } from './frame-handler';
+import { GatewayMetrics, type MetricsSnapshot } from './gateway-metrics';
+import { HttpApi, statusOf } from './http-api';
+import { isOriginAllowed } from './origin';
+import { Session } from './session';
+import { GATEWAY_VERSION } from './version';
+
+/** Options of {@link Gateway.start}. */
+export interface GatewayOptions {
+  /** Defaults to a JSON logger on stdout at the configured level. */
+  logger?: Logger;
+}
+
+/** Readiness of a replica, as `GET /readyz` reports it. */
+export interface Readiness {
+  ready: boolean;
+  redis: boolean;
+  bus: boolean;
+  draining: boolean;
+}
+
+/** What `GET /status` reports. */
+export interface GatewayStatus {
+  replicaId: string;
+  version: string;
+  startedAt: string;
+  uptimeMs: number;
+  ready: boolean;
+  draining: boolean;
+  connections: number;
+  inFlight: number;
+  agents: { name: string; instances: number; openTasks: number }[];
+}
+
+const WS_PATHS = new Set(['/', '/ws']);
+const STARTUP_REDIS_TIMEOUT_MS = 10_000;
+
+/**
+ * One gateway replica: HTTP and WebSocket on one port, attached to the cluster through Redis.
+ * Stateless: everything another replica needs is in Redis; killing it loses only its sockets.
+ *
+ * @example
+ * const gateway = await Gateway.start(loadGatewayConfig({ env: process.env }));
+ * // ... later
+ * await gateway.close();
+ */
+export class Gateway {
+  readonly config: GatewayConfig;
+  readonly logger: Logger;
+  readonly registry: AgentRegistry;
+  readonly metrics = new GatewayMetrics();
+  private readonly redis: Redis;
+  private readonly subscriber: Redis;
+  private readonly bus: RedisClusterBus;
+  private readonly dispatcher: TaskDispatcher;
+  private readonly agents: AgentHost;
+  private readonly authenticator: Authenticator;
+  private readonly sessions = new Set<Session>();
+  private readonly server: Server;
+  private readonly wss: WebSocketServer;
+  private readonly context: HandlerContext;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private draining = false;
+  private closing: Promise<void> | undefined;
+
+  private constructor(config: GatewayConfig, logger: Logger) {
+    this.config = config;
+    this.logger = logger;
+    const keys = new RedisKeys(config.keyPrefix);
+    this.redis = createRedisConnection({
+      url: config.redisUrl,
+      role: 'command',
+      name: `${config.replicaId}:cmd`,
+      logger,
+    });
+    this.subscriber = createRedisConnection({
+      url: config.redisUrl,
+      role: 'subscriber',
+      name: `${config.replicaId}:sub`,
+      logger,
+    });
+    this.bus = new RedisClusterBus({
+      replicaId: config.replicaId,
+      keys,
+      publisher: this.redis,
+      subscriber: this.subscriber,
+      logger,
+    });
+    this.registry = new AgentRegistry({
+      redis: this.redis,
+      keys,
+      replicaId: config.replicaId,
+      presenceTtlMs: config.presenceTtlMs,
+      logger,
+    });
+    const store = new TaskStore(this.redis, keys);
+    this.dispatcher = new TaskDispatcher({
+      replicaId: config.replicaId,
+      registry: this.registry,
+      bus: this.bus,
+      store,
+      http: new HttpAgentClient({
+        allowPrivate: config.httpAgentsAllowPrivateResolved,
+        maxResponseBytes: config.maxFrameBytes,
+      }),
+      logger,
+    });
+    this.agents = new AgentHost(this.bus, this.registry, logger);
+    this.authenticator = config.auth === 'apikey' ? new StaticKeyAuthenticator(config.apiKeys) : new NoAuthenticator();
+    this.context = {
+      replicaId: config.replicaId,
+      registry: this.registry,
+      dispatcher: this.dispatcher,
+      store,
+      agents: this.agents,
+      metrics: this.metrics,
+      logger,
+      limits: {
+        maxFrameBytes: config.maxFrameBytes,
+        heartbeatMs: config.heartbeatMs,
+        defaultTimeoutMs: config.defaultTimeoutMs,
+        maxInFlightPerConnection: config.maxInFlightPerConnection,
+      },
+    };
+    const api = new HttpApi(this, this.authenticator);
+    this.server = createServer((req, res) => api.handle(req, res));
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: config.maxFrameBytes,
+      // Off on purpose: permessage-deflate fragments memory and has a history of leaks under load.
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+  }
+
+  /** Connects to Redis, joins the cluster and listens. Rejects if Redis cannot be reached in 10 s. */
+  static async start(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
+    const logger = options.logger ?? createLogger({ level: config.logLevel, base: { replicaId: config.replicaId } });
+    const gateway = new Gateway(config, logger);
+    try {
+      await gateway.open();
+    } catch (error) {
+      await gateway.close();
+      throw error;
+    }
+    return gateway;
+  }
+
+  /** The port actually listened on (useful with port 0). */
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  readiness(): Readiness {
+    const redis = this.redis.status === 'ready';
+    const bus = this.bus.healthy();
+    return { ready: redis && bus && !this.draining, redis, bus, draining: this.draining };
+  }
+
+  status(): GatewayStatus {
+    return {
+      replicaId: this.config.replicaId,
+      version: GATEWAY_VERSION,
+      startedAt: new Date(this.metrics.startedAt).toISOString(),
+      uptimeMs: Date.now() - this.metrics.startedAt,
+      ready: this.readiness().ready,
+      draining: this.draining,
+      connections: this.sessions.size,
+      inFlight: this.dispatcher.inFlight,
+      agents: this.agents.localAgents(),
+    };
+  }
+
+  metricsSnapshot(): MetricsSnapshot {
+    return this.metrics.snapshot(this.config.replicaId, this.dispatcher.inFlight);
+  }
+
+  /**
+   * Drains and stops: readiness fails first, new connections are refused, in-flight calls get up
+   * to `drainMs` to finish, then every socket is closed with 1001 and the replica leaves the cluster.
+   * Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async open(): Promise<void> {
+    this.bus.onMessage((message) => {
+      switch (message.type) {
+        case 'task.dispatch':
+          return this.agents.handleDispatch(message);
+        case 'task.reply':
+          return this.dispatcher.handleReply(message);
+        case 'task.abort':
+          return this.agents.handleAbort(message);
+        case 'task.cancel-request':
+          return this.dispatcher.handleCancelRequest(message);
+        default:
+          return undefined;
+      }
+    });
+    this.bus.onResubscribed(() => {
+      this.logger.info('cluster bus subscription restored; resyncing the registry');
+      void this.registry.resync().catch(() => undefined);
+    });
+    let wasReady = false;
+    this.redis.on('ready', () => {
+      // After an outage Redis may have restarted empty: put this replica's agents back.
+      if (wasReady) void this.registry.resync().catch(() => undefined);
+      wasReady = true;
+    });
+    await Promise.all([connect(this.redis, this.config.redisUrl), connect(this.subscriber, this.config.redisUrl)]);
+    await this.bus.start();
+    await this.registry.start();
+    this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+    this.server.on('clientError', (_error, socket) => socket.destroy());
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.config.port, this.config.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
+    this.heartbeatTimer.unref();
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const refusal = this.checkUpgrade(req);
+    if (refusal instanceof GatewayError) {
+      this.refuse(socket, refusal);
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, refusal));
+  }
+
+  /** The principal of an upgrade request, or why it is refused. */
+  private checkUpgrade(req: IncomingMessage): Principal | GatewayError {
+    const path = new URL(req.url ?? '/', 'http://gateway.invalid').pathname;
+    if (this.draining) return new GatewayError('UNAVAILABLE', 'this replica is draining; connect to another');
+    if (!WS_PATHS.has(path)) return new GatewayError('NOT_FOUND', 'WebSocket endpoints are / and /ws');
+    if (!isOriginAllowed(req.headers.origin, this.config)) {
+      return new GatewayError('FORBIDDEN', 'this Origin is not allowed to connect');
+    }
+    try {
+      return this.authenticator.authenticate({ headers: req.headers, url: req.url ?? '/' });
+    } catch (error) {
+      return error instanceof GatewayError ? error : new GatewayError('UNAUTHENTICATED', 'authentication failed');
+    }
+  }
+
+  private refuse(socket: Duplex, error: GatewayError): void {
+    this.metrics.connectionsRejected += 1;
+    const status = statusOf(error.code);
+    const body = JSON.stringify({ error: error.toWire() });
+    socket.end(
+      `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : 'Service Unavailable'}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+
+  private accept(ws: WebSocket, principal: Principal): void {
+    const session = new Session(ws, principal, {
+      maxBufferedBytes: this.config.maxBufferedBytes,
+      rateLimitPerSecond: this.config.rateLimitPerSecond,
+      rateLimitBurst: this.config.rateLimitBurst,
+      onClose: (code) => this.metrics.countClose(code),
+    });
+    this.sessions.add(session);
+    this.metrics.connectionsCurrent += 1;
+    this.metrics.connectionsTotal += 1;
+    ws.on('message', (data, isBinary) => {
+      session.missedPongs = 0;
+      handleFrame(this.context, session, data as Buffer, isBinary);
+    });
+    ws.on('pong', () => {
+      session.missedPongs = 0;
+    });
+    ws.on('error', (error) => {
+      // ws closes the socket itself (1009 for an oversize frame); only record it.
+      if ((error as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
+        this.metrics.countClose(CloseCode.FRAME_TOO_LARGE);
+      this.logger.debug({ err: error.message, session: session.id }, 'websocket error');
+    });
+    ws.on('close', () => {
+      this.sessions.delete(session);
+      this.metrics.connectionsCurrent -= 1;
+      void this.agents.detach(session);
+    });
+  }
+
+  private heartbeat(): void {
+    for (const session of this.sessions) {
+      if (session.missedPongs >= 2) {
+        this.metrics.countClose(1006);
+        session.terminate();
+        continue;
+      }
+      session.missedPongs += 1;
+      try {
+        session.socket.ping();
+      } catch {
+        session.terminate();
+      }
+    }
+  }
+
+  private async shutdown(): Promise<void> {
+    this.draining = true;
+    clearInterval(this.heartbeatTimer);
+    const deadline = Date.now() + this.config.drainMs;
+    while (this.dispatcher.inFlight > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    for (const session of this.sessions) session.close(CloseCode.GOING_AWAY, 'replica draining: reconnect to another');
+    this.dispatcher.failAll('this replica is shutting down');
+    this.dispatcher.close();
+    await Promise.allSettled([...this.sessions].map((s) => this.agents.detach(s)));
+    await Promise.allSettled([this.registry.close(), this.bus.close()]);
+    await Promise.allSettled([
+      new Promise<void>((resolve) => {
+        this.server.close(() => resolve());
+        this.server.closeAllConnections();
+      }),
+      new Promise<void>((resolve) => this.wss.close(() => resolve())),
+    ]);
+    await Promise.allSettled([quit(this.redis), quit(this.subscriber)]);
+  }
+}
+
+async function connect(client: Redis, url: string): Promise<void> {
+  const timeout = new Promise<never>((_, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`cannot reach Redis at ${redactUrl(url)} within ${STARTUP_REDIS_TIMEOUT_MS / 1000} s`)),
+      STARTUP_REDIS_TIMEOUT_MS,
+    );
+    timer.unref();
+  });
+  const ready = new Promise<void>((resolve) => {
+    if (client.status === 'ready') return resolve();
+    client.once('ready', () => resolve());
+  });
+  client.connect().catch(() => undefined); // ioredis keeps retrying; 'ready' tells when it is up.
+  await Promise.race([ready, timeout]);
+}
+
+async function quit(client: Redis): Promise<void> {
+  if (client.status === 'ready') {
+    await client.quit().catch(() => client.disconnect());
+  } else {
+    client.disconnect();
+  }
+}
+
+/** A Redis URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '<invalid url>';
+  }
+}

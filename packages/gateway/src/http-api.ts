@@ -1,0 +1,153 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  type Authenticator,
+  checkAgentUrl,
+  GatewayError,
+  hasPermission,
+  type Principal,
+  toWireError,
+} from '@openclaw/core';
+import { AgentNameSchema, describeIssues, TaskNameSchema } from '@openclaw/protocol';
+import { z } from 'zod';
+import type { Gateway } from './gateway';
+
+/** Body of `POST /v1/agents`: register an HTTP agent. */
+export const HttpAgentBodySchema = z.object({
+  name: AgentNameSchema,
+  url: z.string().min(1).max(2048),
+  tasks: z.array(TaskNameSchema).max(256).optional(),
+  timeoutMs: z.number().int().min(1).max(3_600_000).optional(),
+});
+
+const MAX_BODY_BYTES = 64 * 1024;
+
+/**
+ * The replica's HTTP endpoints. `/healthz` and `/readyz` are open (probes); everything else needs
+ * the same credentials as a WebSocket when authentication is on.
+ */
+export class HttpApi {
+  constructor(
+    private readonly gateway: Gateway,
+    private readonly authenticator: Authenticator,
+  ) {}
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    this.route(req, res).catch((error: unknown) => {
+      const wire = toWireError(error);
+      if (wire.code === 'INTERNAL') this.gateway.logger.error({ err: error, url: req.url }, 'HTTP handler failed');
+      send(res, statusOf(wire.code), { error: wire });
+    });
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://gateway.invalid').pathname;
+    const method = req.method ?? 'GET';
+    if (path === '/healthz') return send(res, 200, { status: 'ok' });
+    if (path === '/readyz') {
+      const readiness = this.gateway.readiness();
+      return send(res, readiness.ready ? 200 : 503, readiness);
+    }
+    const principal = this.authenticator.authenticate({ headers: req.headers, url: req.url ?? '/' });
+    if (path === '/status' && method === 'GET') return send(res, 200, this.gateway.status());
+    if (path === '/v1/metrics' && method === 'GET') return send(res, 200, this.gateway.metricsSnapshot());
+    if (path === '/v1/agents' && method === 'GET') return send(res, 200, await this.gateway.registry.list());
+    if (path === '/v1/agents' && method === 'POST') return this.registerHttpAgent(req, res, principal);
+    const match = /^\/v1\/agents\/([^/]+)$/.exec(path);
+    if (match && method === 'DELETE') {
+      const name = decodeURIComponent(match[1]!);
+      need(principal, `agent:register:${name}`);
+      const existed = await this.gateway.registry.removeHttpAgent(name);
+      if (!existed) throw new GatewayError('NOT_FOUND', `no HTTP agent named '${name}'`);
+      return send(res, 200, { name, removed: true });
+    }
+    throw new GatewayError('NOT_FOUND', `no endpoint ${method} ${path}`);
+  }
+
+  private async registerHttpAgent(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void> {
+    const body = await readJson(req);
+    const parsed = HttpAgentBodySchema.safeParse(body);
+    if (!parsed.success) {
+      const details = describeIssues(parsed.error);
+      throw new GatewayError(
+        'BAD_REQUEST',
+        `invalid agent: ${details.map((d) => `${d.field}: ${d.message}`).join('; ')}`,
+        { details },
+      );
+    }
+    need(principal, `agent:register:${parsed.data.name}`);
+    const url = await checkAgentUrl(parsed.data.url, {
+      allowPrivate: this.gateway.config.httpAgentsAllowPrivateResolved,
+    });
+    const agent = {
+      name: parsed.data.name,
+      url: url.toString(),
+      tasks: parsed.data.tasks ?? [],
+      timeoutMs: parsed.data.timeoutMs,
+    };
+    await this.gateway.registry.registerHttpAgent(agent);
+    this.gateway.logger.info(
+      { agent: agent.name, url: agent.url, principal: principal.id },
+      'registered an HTTP agent',
+    );
+    send(res, 201, { name: agent.name, kind: 'http', url: agent.url, tasks: agent.tasks });
+  }
+}
+
+function need(principal: Principal, permission: string): void {
+  if (!hasPermission(principal, permission)) throw new GatewayError('FORBIDDEN', `missing permission '${permission}'`);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES)
+      throw new GatewayError('PAYLOAD_TOO_LARGE', `request body is larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new GatewayError('BAD_REQUEST', 'request body is not valid JSON');
+  }
+}
+
+/** HTTP status of an error code. */
+export function statusOf(code: string): number {
+  switch (code) {
+    case 'BAD_REQUEST':
+      return 400;
+    case 'UNAUTHENTICATED':
+      return 401;
+    case 'FORBIDDEN':
+      return 403;
+    case 'NOT_FOUND':
+    case 'AGENT_NOT_FOUND':
+      return 404;
+    case 'CONFLICT':
+      return 409;
+    case 'PAYLOAD_TOO_LARGE':
+      return 413;
+    case 'RATE_LIMITED':
+      return 429;
+    case 'UNAVAILABLE':
+    case 'AGENT_UNAVAILABLE':
+      return 503;
+    case 'TIMEOUT':
+      return 504;
+    default:
+      return 500;
+  }
+}
+
+/** Writes a JSON response. */
+export function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
+  res.end(text);
+}

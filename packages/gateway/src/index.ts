@@ -1,0 +1,13 @@
+/**
+ * The gateway replica: HTTP and WebSocket on one port, attached to the cluster through Redis.
+ *
+ * @example
+ * import { runGateway } from '@openclaw/gateway';
+ * await runGateway({ flags: { port: '18789' } });
+ */
+export { Gateway, type GatewayOptions, type GatewayStatus, type Readiness, redactUrl } from './gateway';
+export { GatewayMetrics, LATENCY_WINDOW, type LatencySummary, type MetricsSnapshot } from './gateway-metrics';
+export { HttpAgentBodySchema } from './http-api';
+export { isOriginAllowed } from './origin';
+export { type RunGatewayOptions, runGateway } from './run-gateway';
+export { GATEWAY_VERSION } from './version';

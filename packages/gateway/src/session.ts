@@ -1,0 +1,84 @@
+import { randomUUID } from 'node:crypto';
+import type { Principal } from '@openclaw/core';
+import { CloseCode, type ServerFrame } from '@openclaw/protocol';
+import type WebSocket from 'ws';
+import { TokenBucket } from './token-bucket';
+
+/** Options of {@link Session}. */
+export interface SessionOptions {
+  maxBufferedBytes: number;
+  rateLimitPerSecond: number;
+  rateLimitBurst: number;
+  /** Called when the gateway closes the socket, with the code. */
+  onClose?: (code: number) => void;
+}
+
+/**
+ * One WebSocket connection: its principal, its agent instances, its limits. Writes go through
+ * {@link Session.send}, which closes a consumer that cannot keep up (1013) instead of buffering
+ * without bound.
+ */
+export class Session {
+  readonly id = randomUUID();
+  readonly principal: Principal;
+  readonly socket: WebSocket;
+  readonly connectedAt = Date.now();
+  /** Instances this connection registered: instance id to agent name. */
+  readonly instances = new Map<string, string>();
+  /** `coordinator` calls from this connection not answered yet. */
+  inFlight = 0;
+  /** Pings sent without a pong since. */
+  missedPongs = 0;
+  /** Live `task.subscribe` watches. */
+  subscriptions = 0;
+  private readonly bucket: TokenBucket;
+  private readonly maxBufferedBytes: number;
+  private readonly onClose: ((code: number) => void) | undefined;
+  private closed = false;
+
+  constructor(socket: WebSocket, principal: Principal, options: SessionOptions) {
+    this.socket = socket;
+    this.principal = principal;
+    this.maxBufferedBytes = options.maxBufferedBytes;
+    this.bucket = new TokenBucket(options.rateLimitPerSecond, options.rateLimitBurst);
+    this.onClose = options.onClose;
+  }
+
+  /** Whether frames can still be sent. */
+  get open(): boolean {
+    return !this.closed && this.socket.readyState === this.socket.OPEN;
+  }
+
+  /** Takes a request token. @returns 0, or ms until the next request is allowed. */
+  takeToken(): number {
+    return this.bucket.take();
+  }
+
+  /** Sends a frame; closes with 1013 if the peer has let too much queue up. */
+  send(frame: ServerFrame): void {
+    if (!this.open) return;
+    if (this.socket.bufferedAmount > this.maxBufferedBytes) {
+      this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer: outbound buffer limit exceeded');
+      return;
+    }
+    this.socket.send(JSON.stringify(frame));
+  }
+
+  /** Closes the socket with a code and reason. Idempotent. */
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClose?.(code);
+    if (this.socket.readyState === this.socket.OPEN || this.socket.readyState === this.socket.CONNECTING) {
+      this.socket.close(code, reason);
+      // A peer that never completes the closing handshake must not hold the socket forever.
+      setTimeout(() => this.socket.terminate(), 5000).unref();
+    }
+  }
+
+  /** Drops the connection without a closing handshake (dead peer). */
+  terminate(): void {
+    this.closed = true;
+    this.socket.terminate();
+  }
+}
