@@ -26,9 +26,10 @@ module.exports = {
       testEnvironment: 'node',
       transform,
       moduleNameMapper,
-      testTimeout: 60_000,
       slowTestThreshold: 20,
     },
   ],
+  // Integration tests start real processes; unit tests finish far sooner.
+  testTimeout: 60_000,
   detectOpenHandles: true,
 };

@@ -1,0 +1,136 @@
+import { randomBytes } from 'node:crypto';
+import { GatewayProcess, type GatewayProcessOptions } from './gateway-process';
+import { RedisServerProcess } from './redis-server';
+import { type Frame, TestSocket } from './ws-client';
+
+/** Options of {@link startCluster}. */
+export interface ClusterOptions {
+  /** How many gateway replicas. Default 2. */
+  replicas?: number;
+  /** Environment of every replica (e.g. a short presence TTL). */
+  env?: Readonly<Record<string, string | undefined>>;
+  auth?: GatewayProcessOptions['auth'];
+  apiKeys?: readonly string[];
+}
+
+/** A real Redis and real gateway replicas, with a key prefix of their own. */
+export interface Cluster {
+  redis: RedisServerProcess;
+  gateways: GatewayProcess[];
+  keyPrefix: string;
+  /** Starts one more replica in this cluster. */
+  addReplica(id: string, env?: Readonly<Record<string, string | undefined>>): Promise<GatewayProcess>;
+  /** Stops every replica still running, then Redis. */
+  stop(): Promise<void>;
+}
+
+/** Starts Redis and `replicas` gateways named `A`, `B`, ... */
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  const redis = await RedisServerProcess.start();
+  const keyPrefix = `t${randomBytes(4).toString('hex')}`;
+  const gateways: GatewayProcess[] = [];
+  const addReplica = async (
+    id: string,
+    env?: Readonly<Record<string, string | undefined>>,
+  ): Promise<GatewayProcess> => {
+    const gateway = await GatewayProcess.start({
+      redisUrl: redis.url,
+      replicaId: id,
+      keyPrefix,
+      auth: options.auth,
+      apiKeys: options.apiKeys,
+      env: { OPENCLAW_LOG_LEVEL: 'info', ...options.env, ...env },
+    });
+    gateways.push(gateway);
+    return gateway;
+  };
+  try {
+    const names = 'ABCDEFGH'.slice(0, options.replicas ?? 2).split('');
+    await Promise.all(names.map((id) => addReplica(id)));
+    gateways.sort((a, b) => a.replicaId.localeCompare(b.replicaId));
+  } catch (error) {
+    await Promise.allSettled(gateways.map((g) => g.stop()));
+    await redis.stop();
+    throw error;
+  }
+  return {
+    redis,
+    gateways,
+    keyPrefix,
+    addReplica,
+    async stop() {
+      await Promise.allSettled(gateways.filter((g) => g.isRunning).map((g) => g.stop()));
+      await redis.stop();
+    },
+  };
+}
+
+/** A raw-protocol agent: registers, and answers each task with `answer` (or not at all if it returns undefined). */
+export interface TestAgent {
+  socket: TestSocket;
+  instanceId: string;
+  /** Tasks received so far. */
+  received: Frame[];
+  close(): Promise<void>;
+}
+
+/** Options of {@link startAgent}. */
+export interface TestAgentOptions {
+  name: string;
+  concurrency?: number;
+  tasks?: string[];
+  /**
+   * Answers a task; `undefined` leaves it unanswered. `'manual'`: no automatic loop, the test reads
+   * `task` events from the socket itself. Default: echo `{ echo: data, by: label }`.
+   */
+  answer?: ((task: Frame) => Frame | undefined) | 'manual';
+  label?: string;
+  headers?: Record<string, string>;
+}
+
+/** Connects an agent to a replica over the raw protocol. */
+export async function startAgent(url: string, options: TestAgentOptions): Promise<TestAgent> {
+  const socket = await TestSocket.open(url, { headers: options.headers });
+  const received: Frame[] = [];
+  const reply = await socket.request({
+    action: 'register',
+    id: 'reg',
+    name: options.name,
+    concurrency: options.concurrency,
+    tasks: options.tasks,
+  });
+  if (reply.ok !== true) throw new Error(`register failed: ${JSON.stringify(reply)}`);
+  const answer =
+    options.answer ??
+    ((t: Frame) => ({
+      action: 'task.result',
+      taskId: t.taskId,
+      output: { echo: t.data, by: options.label ?? options.name },
+    }));
+  const loop = async (respond: (task: Frame) => Frame | undefined): Promise<void> => {
+    for (;;) {
+      let task: Frame;
+      try {
+        task = await socket.nextEvent('task', 3_600_000);
+      } catch {
+        return;
+      }
+      received.push(task);
+      const frame = respond(task);
+      try {
+        if (frame) socket.send(frame);
+      } catch {
+        return; // The socket closed under us: the test is over with this agent.
+      }
+    }
+  };
+  if (answer !== 'manual') void loop(answer);
+  return {
+    socket,
+    instanceId: (reply.result as { instanceId: string }).instanceId,
+    received,
+    close: async () => {
+      await socket.close();
+    },
+  };
+}

@@ -1,0 +1,215 @@
+import Redis from 'ioredis';
+import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
+import { TestSocket } from '../helpers/ws-client';
+
+/** Cross-replica routing against a real Redis and two real gateway processes. */
+describe('routing across replicas', () => {
+  let cluster: Cluster;
+  let a: string;
+  let b: string;
+
+  beforeAll(async () => {
+    cluster = await startCluster({ replicas: 2 });
+    a = cluster.gateways[0]!.url;
+    b = cluster.gateways[1]!.url;
+  });
+  afterAll(async () => {
+    await cluster.stop();
+  });
+
+  it('gives a caller on replica A the output of an agent on replica B, with progress on the way', async () => {
+    const agent = await startAgent(b, {
+      name: 'echo-ab',
+      answer: 'manual',
+    });
+    const caller = await TestSocket.open(a);
+    caller.send({ action: 'coordinator', id: 'c1', agent: 'echo-ab', task: 'process-data', data: { n: 1 } });
+    const task = await agent.socket.nextEvent('task');
+    expect(task).toMatchObject({ task: 'process-data', data: { n: 1 }, from: { principal: 'anonymous' }, attempt: 1 });
+    agent.socket.send({ action: 'task.progress', taskId: task.taskId, progress: { pct: 50 } });
+    const progress = await caller.nextEvent('task.progress');
+    expect(progress).toEqual({ event: 'task.progress', id: 'c1', taskId: task.taskId, progress: { pct: 50 } });
+    agent.socket.send({ action: 'task.result', taskId: task.taskId, output: { sum: 42 } });
+    const response = await caller.nextResponse((r) => r.id === 'c1');
+    expect(response).toEqual({
+      id: 'c1',
+      ok: true,
+      result: { taskId: task.taskId, status: 'completed', output: { sum: 42 } },
+    });
+    await caller.close();
+    await agent.close();
+  });
+
+  it('answers the plain browser frame with no id in development mode', async () => {
+    const agent = await startAgent(b, { name: 'my-agent', label: 'B' });
+    const browser = await TestSocket.open(a, { origin: 'http://localhost:5173' });
+    const response = await browser.request({ action: 'coordinator', agent: 'my-agent', task: 'process-data' });
+    expect(response).toMatchObject({
+      id: null,
+      ok: true,
+      result: { status: 'completed', output: { echo: null, by: 'B' } },
+    });
+    await browser.close();
+    await agent.close();
+  });
+
+  it('sends a cross-replica task as one publish to the holder inbox and one reply to the origin inbox', async () => {
+    const agent = await startAgent(b, { name: 'counted' });
+    const caller = await TestSocket.open(a);
+    const monitor = new Redis(cluster.redis.url, { lazyConnect: true });
+    await monitor.connect();
+    const m = await monitor.monitor();
+    const publishes: string[] = [];
+    m.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toLowerCase() === 'publish' && !(args[2] ?? '').includes('"canary"')) publishes.push(args[1]!);
+    });
+    const response = await caller.request({ action: 'coordinator', id: 1, agent: 'counted', task: 't' });
+    expect(response.ok).toBe(true);
+    await new Promise((r) => setTimeout(r, 200));
+    m.disconnect();
+    monitor.disconnect();
+    expect(publishes).toEqual([`${cluster.keyPrefix}:{inbox:B}`, `${cluster.keyPrefix}:{inbox:A}`]);
+    await caller.close();
+    await agent.close();
+  });
+
+  it('spreads tasks over instances on different replicas and honours concurrency', async () => {
+    const onA = await startAgent(a, { name: 'pool', concurrency: 1, label: 'A', answer: 'manual' });
+    const onB = await startAgent(b, { name: 'pool', concurrency: 1, label: 'B', answer: 'manual' });
+    const caller = await TestSocket.open(a);
+    caller.send({ action: 'coordinator', id: 1, agent: 'pool', task: 't', timeoutMs: 20_000 });
+    caller.send({ action: 'coordinator', id: 2, agent: 'pool', task: 't', timeoutMs: 20_000 });
+    const first = await onA.socket.nextEvent('task');
+    const second = await onB.socket.nextEvent('task');
+    // Both instances are at their limit of 1: a third call is refused, not queued on either.
+    const third = await caller.request({ action: 'coordinator', id: 3, agent: 'pool', task: 't' });
+    expect(third).toMatchObject({ ok: false, error: { code: 'AGENT_UNAVAILABLE', retryable: true } });
+    expect(onA.socket.pending().filter((f) => f.event === 'task')).toHaveLength(0);
+    expect(onB.socket.pending().filter((f) => f.event === 'task')).toHaveLength(0);
+    // A frees up: the next call goes to A, the only instance with room.
+    onA.socket.send({ action: 'task.result', taskId: first.taskId, output: 'a' });
+    expect(await caller.nextResponse((r) => r.id === 1)).toMatchObject({ ok: true, result: { output: 'a' } });
+    caller.send({ action: 'coordinator', id: 4, agent: 'pool', task: 't', timeoutMs: 20_000 });
+    const fourth = await onA.socket.nextEvent('task');
+    onA.socket.send({ action: 'task.result', taskId: fourth.taskId, output: 'a2' });
+    onB.socket.send({ action: 'task.result', taskId: second.taskId, output: 'b' });
+    expect(await caller.nextResponse((r) => r.id === 4)).toMatchObject({ ok: true, result: { output: 'a2' } });
+    expect(await caller.nextResponse((r) => r.id === 2)).toMatchObject({ ok: true, result: { output: 'b' } });
+    await Promise.all([caller.close(), onA.close(), onB.close()]);
+  });
+
+  it('gives AGENT_NOT_FOUND for an unknown agent and for a task no instance handles', async () => {
+    const agent = await startAgent(b, { name: 'picky', tasks: ['only-this'] });
+    const caller = await TestSocket.open(a);
+    expect(await caller.request({ action: 'coordinator', id: 1, agent: 'nobody-home', task: 't' })).toMatchObject({
+      ok: false,
+      error: { code: 'AGENT_NOT_FOUND', retryable: false },
+    });
+    expect(await caller.request({ action: 'coordinator', id: 2, agent: 'picky', task: 'other' })).toMatchObject({
+      ok: false,
+      error: { code: 'AGENT_NOT_FOUND' },
+    });
+    expect(await caller.request({ action: 'coordinator', id: 3, agent: 'picky', task: 'only-this' })).toMatchObject({
+      ok: true,
+    });
+    await Promise.all([caller.close(), agent.close()]);
+  });
+
+  it('gives TIMEOUT at the deadline when the agent never answers, and tells the agent to stop', async () => {
+    const agent = await startAgent(b, { name: 'silent', answer: () => undefined });
+    const caller = await TestSocket.open(a);
+    const response = await caller.request({ action: 'coordinator', id: 1, agent: 'silent', task: 't', timeoutMs: 300 });
+    expect(response).toMatchObject({ ok: false, error: { code: 'TIMEOUT', retryable: true } });
+    const cancel = await agent.socket.nextEvent('task.cancel');
+    expect(cancel.taskId).toBe(agent.received[0]?.taskId);
+    // A late answer is refused, not delivered to anyone.
+    expect(
+      await agent.socket.request({ action: 'task.result', id: 'late', taskId: cancel.taskId, output: 1 }),
+    ).toMatchObject({
+      ok: false,
+      error: { code: 'NOT_FOUND' },
+    });
+    await Promise.all([caller.close(), agent.close()]);
+  });
+
+  it('fails the caller fast when the agent disconnects mid-task', async () => {
+    const agent = await startAgent(b, { name: 'flaky', answer: 'manual' });
+    const caller = await TestSocket.open(a);
+    caller.send({ action: 'coordinator', id: 1, agent: 'flaky', task: 't', timeoutMs: 30_000 });
+    await agent.socket.nextEvent('task');
+    await agent.socket.terminate();
+    // With a 30 s deadline, only the disconnect can explain an answer within the wait below.
+    const response = await caller.nextResponse((r) => r.id === 1, 10_000);
+    expect(response).toMatchObject({ ok: false, error: { code: 'AGENT_UNAVAILABLE', retryable: true } });
+    await caller.close();
+  });
+
+  it('reports the agent’s own error as AGENT_ERROR with its code', async () => {
+    const agent = await startAgent(b, {
+      name: 'grumpy',
+      answer: (t) => ({
+        action: 'task.error',
+        taskId: t.taskId,
+        error: { code: 'NO_DATA', message: 'nothing to do', retryable: false },
+      }),
+    });
+    const caller = await TestSocket.open(a);
+    expect(await caller.request({ action: 'coordinator', id: 1, agent: 'grumpy', task: 't' })).toEqual({
+      id: 1,
+      ok: false,
+      error: { code: 'AGENT_ERROR', message: 'nothing to do', retryable: false, details: { agentCode: 'NO_DATA' } },
+    });
+    await Promise.all([caller.close(), agent.close()]);
+  });
+
+  it('answers task.get and task.cancel for an in-flight task from another replica', async () => {
+    const agent = await startAgent(b, { name: 'slow', answer: 'manual' });
+    const caller = await TestSocket.open(a);
+    const other = await TestSocket.open(b);
+    caller.send({ action: 'coordinator', id: 'long', agent: 'slow', task: 'think', timeoutMs: 30_000 });
+    const task = await agent.socket.nextEvent('task');
+    const record = await other.request({ action: 'task.get', id: 1, taskId: task.taskId });
+    expect(record).toMatchObject({
+      ok: true,
+      result: { taskId: task.taskId, agent: 'slow', task: 'think', status: 'working' },
+    });
+    expect(await other.request({ action: 'task.cancel', id: 2, taskId: task.taskId })).toEqual({
+      id: 2,
+      ok: true,
+      result: { taskId: task.taskId, status: 'canceled' },
+    });
+    expect(await caller.nextResponse((r) => r.id === 'long')).toMatchObject({ ok: false, error: { code: 'CANCELED' } });
+    expect(await agent.socket.nextEvent('task.cancel')).toEqual({ event: 'task.cancel', taskId: task.taskId });
+    expect(await other.request({ action: 'task.get', id: 3, taskId: task.taskId })).toMatchObject({
+      result: { status: 'canceled' },
+    });
+    expect(await other.request({ action: 'task.cancel', id: 4, taskId: task.taskId })).toMatchObject({
+      error: { code: 'CONFLICT' },
+    });
+    expect(await other.request({ action: 'task.get', id: 5, taskId: 'no-such-task' })).toMatchObject({
+      error: { code: 'NOT_FOUND' },
+    });
+    await Promise.all([caller.close(), other.close(), agent.close()]);
+  });
+
+  it('lists agents of every replica with their instances, capacity and load', async () => {
+    const x1 = await startAgent(a, { name: 'lister', concurrency: 2, tasks: ['b', 'a'] });
+    const x2 = await startAgent(b, { name: 'lister', concurrency: 3, tasks: ['c'] });
+    const caller = await TestSocket.open(a);
+    const list = await caller.request({ action: 'agents.list', id: 1 });
+    const entry = (list.result as { name: string }[]).find((e) => e.name === 'lister');
+    expect(entry).toEqual({
+      name: 'lister',
+      kind: 'ws',
+      instances: 2,
+      capacity: 5,
+      inFlight: 0,
+      tasks: ['a', 'b', 'c'],
+    });
+    await x2.close();
+    await new Promise((r) => setTimeout(r, 100));
+    const after = await caller.request({ action: 'agents.list', id: 2 });
+    expect((after.result as { name: string; instances: number }[]).find((e) => e.name === 'lister')?.instances).toBe(1);
+    await Promise.all([caller.close(), x1.close()]);
+  });
+});
