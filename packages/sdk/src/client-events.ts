@@ -1,0 +1,71 @@
+import type { HelloResult, RequestId, TaskState, WireError } from '@openclaw/protocol';
+
+/** Where a {@link GatewayClient} is in its life. */
+export type ClientState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
+
+/** Payload of `'connected'`: a connection is open and its handshake (hello, re-registration) is done. */
+export interface ConnectedInfo {
+  /** The `hello` result of this connection, if `hello` is on. */
+  session: HelloResult | undefined;
+  /** Whether this is a reconnection (agents were registered again). */
+  reconnected: boolean;
+}
+
+/** Payload of `'disconnected'`: an established connection closed. */
+export interface DisconnectedInfo {
+  /** The WebSocket close code (1006 when the connection was lost without a close frame). */
+  code: number;
+  /** The close reason the gateway gave, if any. */
+  reason: string;
+  /** Whether the client will now try to reconnect. */
+  willReconnect: boolean;
+}
+
+/** Payload of `'reconnecting'`: the client waits `delayMs`, then makes attempt number `attempt` (1-based). */
+export interface ReconnectingInfo {
+  attempt: number;
+  delayMs: number;
+  /** Why the previous attempt failed; undefined before the first attempt. */
+  lastError: unknown;
+}
+
+/** Payload of `'closed'`: the client is done and will not connect again. */
+export interface ClosedInfo {
+  /** The close code of the last connection, if there was one. */
+  code: number | undefined;
+  /** Why the client stopped: `client.close()`, a close code it must not reconnect after, or exhausted attempts. */
+  reason: string;
+}
+
+/** A `task.progress` event: progress an agent reported for a task this client submitted or is waiting on. */
+export interface TaskProgressEvent {
+  taskId: string;
+  progress: unknown;
+  /** The `coordinator` request id, when the progress belongs to a sync call in flight on this connection. */
+  id?: RequestId;
+}
+
+/** A `task.status` event: an async task this client submitted changed state. */
+export interface TaskStatusEvent {
+  taskId: string;
+  status: TaskState;
+  output?: unknown;
+  error?: WireError;
+}
+
+/**
+ * The events of a {@link GatewayClient}, with their arguments.
+ *
+ * `'error'` carries faults that belong to no request: frames the gateway sent that the client cannot use,
+ * error responses to replies, agents that could not be registered again, listeners that threw. Unlike a
+ * bare `EventEmitter`, the client never throws when `'error'` has no listener: the fault is dropped.
+ */
+export type GatewayClientEvents = {
+  connected: [info: ConnectedInfo];
+  disconnected: [info: DisconnectedInfo];
+  reconnecting: [info: ReconnectingInfo];
+  closed: [info: ClosedInfo];
+  error: [error: Error];
+  'task.progress': [event: TaskProgressEvent];
+  'task.status': [event: TaskStatusEvent];
+};

@@ -1,0 +1,933 @@
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage } from 'node:http';
+import {
+  type ActionName,
+  type AgentInfo,
+  AgentNameSchema,
+  AgentsListResultSchema,
+  CloseCode,
+  CoordinatorResultSchema,
+  DEFAULT_LIMITS,
+  type ErrorCode,
+  type HelloResult,
+  HelloResultSchema,
+  PingResultSchema,
+  PROTOCOL_VERSION,
+  ResponseSchema,
+  TaskCancelEventSchema,
+  TaskCancelResultSchema,
+  type TaskEvent,
+  TaskEventSchema,
+  TaskProgressEventSchema,
+  type TaskRecord,
+  TaskRecordSchema,
+  type TaskState,
+  TaskStatusEventSchema,
+  WireErrorSchema,
+} from '@openclaw/protocol';
+import WebSocket from 'ws';
+import { AgentHandle, type AgentOptions, type AgentTransport } from './agent-handle';
+import { backoffDelay } from './backoff';
+import type { ClientState, GatewayClientEvents, TaskProgressEvent, TaskStatusEvent } from './client-events';
+import { type GatewayClientOptions, type ResolvedClientOptions, resolveClientOptions } from './client-options';
+import { GatewayError, UnexpectedFrameError } from './errors';
+import { PendingRequests, type ProgressListener } from './pending-requests';
+import { parseResult } from './result-parsing';
+import { clampTimer } from './timer';
+import { SDK_VERSION } from './version';
+
+/** Options of {@link GatewayClient.request}. */
+export interface RequestOptions {
+  /** Local deadline, in milliseconds. Default: the client's `requestTimeoutMs`. */
+  timeoutMs?: number;
+  /** Aborting it rejects the request with `CANCELED` (the gateway may still carry it out). */
+  signal?: AbortSignal;
+}
+
+/** Options of {@link GatewayClient.call}. */
+export interface CallOptions {
+  /** The task's deadline at the gateway, in milliseconds. Default 30 000 (the protocol's default). */
+  timeoutMs?: number;
+  /** Aborting it rejects the call with `CANCELED`, and cancels the task if its id is known by then. */
+  signal?: AbortSignal;
+  /** Called with each `task.progress` the agent reports while the call is in flight. */
+  onProgress?: ProgressListener;
+  /** A repeated key returns the first task instead of creating another. */
+  idempotencyKey?: string;
+}
+
+/** Options of {@link GatewayClient.submit}. */
+export interface SubmitOptions {
+  /** The task's deadline, in milliseconds. Default 30 000 (the protocol's default). */
+  timeoutMs?: number;
+  /** A repeated key returns the first task instead of creating another. */
+  idempotencyKey?: string;
+  signal?: AbortSignal;
+}
+
+/** The result of {@link GatewayClient.ping}. */
+export interface PingResult {
+  pong: true;
+  /** The gateway's clock, epoch milliseconds. */
+  time: number;
+  /** Round trip measured by this client, in milliseconds. */
+  rttMs: number;
+}
+
+/**
+ * How much longer than the gateway's deadline a sync `call()` waits locally. The gateway holds the real
+ * deadline and answers `TIMEOUT` itself; the margin covers the trip back.
+ */
+export const CALL_GRACE_MS = 5_000;
+
+/** How long `close()` waits for the gateway to acknowledge the close frame before dropping the socket. */
+const CLOSE_HANDSHAKE_MS = 1_000;
+/** The largest upgrade-refusal body read for its error message. */
+const MAX_REFUSAL_BODY = 16 * 1024;
+
+/**
+ * A connection to an OpenClaw gateway: requests and their responses, calls to agents, agents served from
+ * this process, and reconnection.
+ *
+ * Usually made with {@link connect}. Built directly, it does nothing until {@link GatewayClient.start}.
+ * Requests made while the client is not connected reject at once with `UNAVAILABLE` (retryable); they are
+ * not queued. Every request ends: with its response, at its local deadline (`TIMEOUT`), or when the
+ * connection drops (`UNAVAILABLE`).
+ *
+ * Reconnection: after an unexpected close (any code but 1008 from the gateway, or a lost connection) the
+ * client reconnects with exponential backoff and full jitter, sends `hello` again and registers again
+ * every agent that had registered. It never reconnects after 1008 (credentials revoked), after the
+ * gateway refuses its credentials, or after `close()`.
+ *
+ * @example
+ * const client = new GatewayClient({ url: 'ws://127.0.0.1:18789', apiKey });
+ * client.on('reconnecting', ({ attempt, delayMs }) => log.warn({ attempt, delayMs }, 'reconnecting'));
+ * await client.start();
+ */
+export class GatewayClient extends EventEmitter<GatewayClientEvents> {
+  private readonly options: ResolvedClientOptions;
+  private readonly pending = new PendingRequests();
+  private readonly agents = new Map<string, AgentHandle>();
+  private readonly transport: AgentTransport;
+  private currentState: ClientState = 'idle';
+  private currentSession: HelloResult | undefined;
+  /** The open socket, from its `open` event (handshake included) until its `close` event. */
+  private socket: WebSocket | undefined;
+  /** A socket still in its opening handshake, so `close()` can abort it. */
+  private opening: WebSocket | undefined;
+  /** Whether `socket` finished its handshake and `'connected'` was emitted for it. */
+  private established = false;
+  private lastClose: { code: number; reason: string } | undefined;
+  private livenessTimer: NodeJS.Timeout | undefined;
+  private wake: (() => void) | undefined;
+  private starting: Promise<this> | undefined;
+  private closing: Promise<void> | undefined;
+  private finished = false;
+
+  constructor(options: GatewayClientOptions) {
+    super();
+    this.options = resolveClientOptions(options);
+    this.transport = {
+      request: (action, params) => this.request(action, params),
+      sendReply: (frame) => this.sendReply(frame),
+      reportError: (error) => this.reportError(error),
+    };
+  }
+
+  /** Where the client is in its life. */
+  get state(): ClientState {
+    return this.currentState;
+  }
+
+  /** The `hello` result of the current connection; undefined before the first, or when `hello` is off. */
+  get session(): HelloResult | undefined {
+    return this.currentSession;
+  }
+
+  /**
+   * Opens the connection and sends `hello`. Resolves once connected; rejects with a {@link GatewayError} if
+   * the first connection fails (`UNAUTHENTICATED` / `FORBIDDEN` when the gateway refuses the credentials,
+   * `UNAVAILABLE` when it cannot be reached). The first connection is not retried. Idempotent.
+   */
+  start(): Promise<this> {
+    this.starting ??= this.establish(false).then(
+      () => this,
+      (error: unknown) => {
+        this.finish('the first connection failed');
+        throw error;
+      },
+    );
+    return this.starting;
+  }
+
+  /**
+   * Closes the connection for good: stops reconnecting, rejects pending requests with `UNAVAILABLE`
+   * (not retryable), aborts running agent tasks. Resolves once the socket is closed. Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  /**
+   * Sends one request and resolves with its `result`, or rejects with a {@link GatewayError}: the error
+   * response's, or `TIMEOUT` / `UNAVAILABLE` / `CANCELED` raised locally. The low-level building block of
+   * the other methods.
+   *
+   * @example
+   * const record = await client.request('task.get', { taskId }, { timeoutMs: 2_000 });
+   */
+  request<TResult = unknown>(
+    action: ActionName | (string & {}),
+    params: Record<string, unknown> = {},
+    options: RequestOptions = {},
+  ): Promise<TResult> {
+    return this.send(action, params, options) as Promise<TResult>;
+  }
+
+  /**
+   * Runs task `task` on agent `agent` and waits for its output (`coordinator`, sync mode). Rejects with the
+   * gateway's error (`AGENT_NOT_FOUND`, `TIMEOUT`, the agent's `AGENT_ERROR`, ...) as a {@link GatewayError}.
+   *
+   * @example
+   * const { summary } = await client.call<{ summary: string }>('summarizer', 'summarize', { text }, {
+   *   timeoutMs: 60_000,
+   *   onProgress: (progress) => console.log(progress),
+   * });
+   */
+  async call<TOutput = unknown>(
+    agent: string,
+    task: string,
+    data?: unknown,
+    options: CallOptions = {},
+  ): Promise<TOutput> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_LIMITS.coordinatorTimeoutMs;
+    const params: Record<string, unknown> = { agent, task, timeoutMs, mode: 'sync' };
+    if (data !== undefined) params.data = data;
+    if (options.idempotencyKey !== undefined) params.idempotencyKey = options.idempotencyKey;
+    const result = parseResult(
+      CoordinatorResultSchema,
+      await this.send('coordinator', params, {
+        timeoutMs: timeoutMs + CALL_GRACE_MS,
+        signal: options.signal,
+        onProgress: options.onProgress,
+        // The task id is known only from a progress event; without it there is nothing to cancel remotely.
+        onAbort: (taskId) => {
+          if (taskId !== undefined) this.taskCancel(taskId).catch(() => undefined);
+        },
+      }),
+      'coordinator',
+    );
+    if (result.status !== 'completed') {
+      throw new GatewayError('INTERNAL', `the gateway answered a sync call with status '${result.status}'`);
+    }
+    return result.output as TOutput;
+  }
+
+  /**
+   * Submits a task to run in the background (`coordinator`, async mode) and resolves with its id once the
+   * gateway has stored it. Its progress comes as `'task.status'` / `'task.progress'` events to this client.
+   */
+  async submit(
+    agent: string,
+    task: string,
+    data?: unknown,
+    options: SubmitOptions = {},
+  ): Promise<{ taskId: string; status: 'submitted' }> {
+    const params: Record<string, unknown> = { agent, task, mode: 'async' };
+    if (data !== undefined) params.data = data;
+    if (options.timeoutMs !== undefined) params.timeoutMs = options.timeoutMs;
+    if (options.idempotencyKey !== undefined) params.idempotencyKey = options.idempotencyKey;
+    const result = parseResult(
+      CoordinatorResultSchema,
+      await this.send('coordinator', params, { signal: options.signal }),
+      'coordinator',
+    );
+    if (result.status !== 'submitted') {
+      throw new GatewayError('INTERNAL', `the gateway answered an async call with status '${result.status}'`);
+    }
+    return result;
+  }
+
+  /** The agents the gateway knows (`agents.list`). */
+  async agentsList(options: RequestOptions = {}): Promise<AgentInfo[]> {
+    return parseResult(AgentsListResultSchema, await this.send('agents.list', {}, options), 'agents.list');
+  }
+
+  /** Checks the connection end to end (`ping`) and measures the round trip. */
+  async ping(options: RequestOptions = {}): Promise<PingResult> {
+    const sentAt = performance.now();
+    const result = parseResult(PingResultSchema, await this.send('ping', {}, options), 'ping');
+    return { ...result, rttMs: performance.now() - sentAt };
+  }
+
+  /** The record of a task (`task.get`). Rejects with `NOT_FOUND` for an unknown id. */
+  async taskGet(taskId: string, options: RequestOptions = {}): Promise<TaskRecord> {
+    return parseResult(TaskRecordSchema, await this.send('task.get', { taskId }, options), 'task.get');
+  }
+
+  /** Cancels a task that has not ended (`task.cancel`). */
+  async taskCancel(taskId: string, options: RequestOptions = {}): Promise<{ taskId: string; status: 'canceled' }> {
+    return parseResult(TaskCancelResultSchema, await this.send('task.cancel', { taskId }, options), 'task.cancel');
+  }
+
+  /**
+   * Subscribes this connection to a task's `'task.status'` and `'task.progress'` events (`task.subscribe`).
+   * Subscriptions belong to the connection: after a reconnection, subscribe again.
+   */
+  async taskSubscribe(
+    taskId: string,
+    options: RequestOptions & { after?: string } = {},
+  ): Promise<{ taskId: string; status: TaskState }> {
+    const params: Record<string, unknown> = { taskId };
+    if (options.after !== undefined) params.after = options.after;
+    return (await this.send('task.subscribe', params, options)) as { taskId: string; status: TaskState };
+  }
+
+  /**
+   * An agent served by this client. Add handlers, then `await handle.register()`; see {@link AgentHandle}.
+   * Throws a `TypeError` for a name the protocol does not allow, and an `Error` if this client already
+   * has an agent of that name.
+   */
+  agent(name: string, options: AgentOptions = {}): AgentHandle {
+    if (!AgentNameSchema.safeParse(name).success) {
+      throw new TypeError(`agent name '${name}': expected ^[a-z0-9][a-z0-9._-]{0,62}$`);
+    }
+    if (this.agents.has(name)) throw new Error(`this client already has an agent named '${name}'`);
+    const handle = new AgentHandle(name, options, this.transport);
+    this.agents.set(name, handle);
+    return handle;
+  }
+
+  // ---- requests ---------------------------------------------------------------------------------------
+
+  private send(
+    action: string,
+    params: Record<string, unknown>,
+    options: RequestOptions & {
+      onProgress?: ProgressListener | undefined;
+      onAbort?: ((taskId: string | undefined) => void) | undefined;
+    },
+  ): Promise<unknown> {
+    const socket = this.socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) {
+      return Promise.reject(this.notConnectedError(action));
+    }
+    if (options.signal?.aborted) {
+      return Promise.reject(
+        new GatewayError('CANCELED', `'${action}' was aborted`, { retryable: false, cause: options.signal.reason }),
+      );
+    }
+    const id = this.pending.nextId();
+    let text: string;
+    try {
+      // The envelope's own fields win over same-named params.
+      text = this.serialise({ ...params, action, id });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const settled = this.pending.track(id, action, {
+      timeoutMs: options.timeoutMs ?? this.options.requestTimeoutMs,
+      signal: options.signal,
+      onProgress: options.onProgress,
+      onAbort: options.onAbort,
+    });
+    socket.send(text, (error) => {
+      if (error) {
+        this.pending.reject(
+          id,
+          new GatewayError('UNAVAILABLE', `could not send '${action}': ${error.message}`, { retryable: true }),
+        );
+      }
+    });
+    return settled;
+  }
+
+  private sendReply(frame: Record<string, unknown>): boolean {
+    const text = this.serialise(frame);
+    const socket = this.socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    // A reply lost in a dying socket is the same as one not sent: the gateway ends the task by its deadline.
+    socket.send(text, () => undefined);
+    return true;
+  }
+
+  /** JSON text of a frame; throws `BAD_REQUEST` / `PAYLOAD_TOO_LARGE` rather than send what the gateway refuses. */
+  private serialise(frame: Record<string, unknown>): string {
+    let text: string;
+    try {
+      text = JSON.stringify(frame);
+    } catch (error) {
+      throw new GatewayError('BAD_REQUEST', `'${String(frame.action)}' cannot be sent: it is not JSON-serialisable`, {
+        cause: error,
+      });
+    }
+    // The gateway closes the socket (1009) on a frame over its limit; refuse this one frame instead.
+    const limit = this.currentSession?.limits.maxFrameBytes;
+    if (limit !== undefined && Buffer.byteLength(text) > limit) {
+      throw new GatewayError(
+        'PAYLOAD_TOO_LARGE',
+        `'${String(frame.action)}' is larger than the gateway's ${limit}-byte frame limit`,
+        {
+          details: { maxFrameBytes: limit },
+        },
+      );
+    }
+    return text;
+  }
+
+  private notConnectedError(action: string): GatewayError {
+    if (this.currentState === 'closed') {
+      return new GatewayError('UNAVAILABLE', `cannot send '${action}': the client is closed`, { retryable: false });
+    }
+    return new GatewayError('UNAVAILABLE', `cannot send '${action}': not connected to the gateway`, {
+      retryable: true,
+    });
+  }
+
+  // ---- inbound frames ---------------------------------------------------------------------------------
+
+  private onMessage(data: WebSocket.RawData, isBinary: boolean): void {
+    this.armLiveness();
+    const text = rawToString(data);
+    if (isBinary) {
+      this.reportError(new UnexpectedFrameError('the gateway sent a binary frame', text));
+      return;
+    }
+    let frame: unknown;
+    try {
+      frame = JSON.parse(text);
+    } catch (error) {
+      this.reportError(new UnexpectedFrameError('the gateway sent a frame that is not JSON', text, { cause: error }));
+      return;
+    }
+    if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
+      this.reportError(new UnexpectedFrameError('the gateway sent a frame that is not a JSON object', text));
+    } else if ('ok' in frame) {
+      this.onResponse(frame, text);
+    } else if ('event' in frame) {
+      this.onEvent(frame as Record<string, unknown>, text);
+    } else {
+      this.reportError(
+        new UnexpectedFrameError('the gateway sent a frame that is neither a response nor an event', text),
+      );
+    }
+  }
+
+  private onResponse(frame: object, text: string): void {
+    const parsed = ResponseSchema.safeParse(frame);
+    const id = (frame as { id?: unknown }).id;
+    if (!parsed.success) {
+      const error = new UnexpectedFrameError('the gateway sent a malformed response', text, { cause: parsed.error });
+      // The request it answers ends now rather than at its deadline.
+      if (
+        typeof id !== 'number' ||
+        !this.pending.reject(id, new GatewayError('INTERNAL', error.message, { retryable: false }))
+      ) {
+        this.reportError(error);
+      }
+      return;
+    }
+    const response = parsed.data;
+    if (typeof response.id === 'number') {
+      const settledNow = response.ok
+        ? this.pending.resolve(response.id, response.result)
+        : this.pending.reject(response.id, GatewayError.fromWire(response.error));
+      // A response to a request that already timed out or was aborted is expected, and dropped.
+      if (settledNow || this.pending.isSettled(response.id)) return;
+    }
+    // Not ours: e.g. the gateway refusing an agent reply, which carries no id.
+    if (!response.ok) this.reportError(GatewayError.fromWire(response.error));
+    else this.reportError(new UnexpectedFrameError('the gateway sent a response to no request of this client', text));
+  }
+
+  private onEvent(frame: Record<string, unknown>, text: string): void {
+    switch (frame.event) {
+      case 'task': {
+        const parsed = TaskEventSchema.safeParse(frame);
+        if (parsed.success) {
+          this.dispatchTask(parsed.data);
+        } else {
+          this.reportError(
+            new UnexpectedFrameError('the gateway sent a malformed task event', text, { cause: parsed.error }),
+          );
+          // Answer what can be answered, so the task fails now rather than at its deadline.
+          if (typeof frame.taskId === 'string' && frame.taskId.length > 0) {
+            this.trySendReply({
+              action: 'task.error',
+              taskId: frame.taskId,
+              error: { code: 'BAD_REQUEST', message: 'the agent received a malformed task event', retryable: false },
+            });
+          }
+        }
+        return;
+      }
+      case 'task.cancel': {
+        const parsed = TaskCancelEventSchema.safeParse(frame);
+        if (!parsed.success) {
+          this.reportError(new UnexpectedFrameError('the gateway sent a malformed task.cancel event', text));
+          return;
+        }
+        for (const handle of this.agents.values()) if (handle.cancel(parsed.data.taskId)) return;
+        return;
+      }
+      case 'task.progress': {
+        if (!TaskProgressEventSchema.safeParse(frame).success) {
+          this.reportError(new UnexpectedFrameError('the gateway sent a malformed task.progress event', text));
+          return;
+        }
+        const event: TaskProgressEvent = { taskId: frame.taskId as string, progress: frame.progress };
+        if (typeof frame.id === 'string' || typeof frame.id === 'number') event.id = frame.id;
+        if (typeof frame.id === 'number') {
+          const listener = this.pending.progressListener(frame.id, event.taskId);
+          if (listener) this.guard(() => listener(event.progress, { taskId: event.taskId }));
+        }
+        this.safeEmit('task.progress', event);
+        return;
+      }
+      case 'task.status': {
+        const parsed = TaskStatusEventSchema.safeParse(frame);
+        if (!parsed.success) {
+          this.reportError(new UnexpectedFrameError('the gateway sent a malformed task.status event', text));
+          return;
+        }
+        const { taskId, status, output, error } = parsed.data;
+        const event: TaskStatusEvent = { taskId, status };
+        if (output !== undefined) event.output = output;
+        if (error !== undefined) event.error = error;
+        this.safeEmit('task.status', event);
+        return;
+      }
+      default:
+      // Events this version does not know are a newer gateway's additions: ignored, not errors.
+    }
+  }
+
+  private dispatchTask(event: TaskEvent): void {
+    // Every agent is a candidate, registered or not yet: ws emits the frames of one TCP read back to back,
+    // so a task can arrive before the continuation of register() has marked the agent registered.
+    const candidates = [...this.agents.values()];
+    let best: AgentHandle | undefined;
+    let bestScore = 0;
+    for (const handle of candidates) {
+      const score = handle.matches(event.task);
+      if (score > bestScore) {
+        best = handle;
+        bestScore = score;
+      }
+    }
+    // With a single agent, it answers an unknown task itself, in a message that names it.
+    best ??= candidates.length === 1 ? candidates[0] : undefined;
+    if (best) {
+      best.run(event);
+      return;
+    }
+    const names = candidates.map((handle) => handle.name).join(', ');
+    this.trySendReply({
+      action: 'task.error',
+      taskId: event.taskId,
+      error: {
+        code: 'NOT_FOUND',
+        message: `no agent on this connection${names ? ` (${names})` : ''} has a handler for task '${event.task}'`,
+        retryable: false,
+      },
+    });
+  }
+
+  private trySendReply(frame: Record<string, unknown>): void {
+    try {
+      this.sendReply(frame);
+    } catch (error) {
+      this.reportError(error);
+    }
+  }
+
+  // ---- connection lifecycle ---------------------------------------------------------------------------
+
+  /** Opens a socket and runs the handshake (hello, then re-registration); resolves once `'connected'` is emitted. */
+  private async establish(reconnecting: boolean): Promise<void> {
+    if (this.closing) throw this.clientClosedError();
+    this.currentState = reconnecting ? 'reconnecting' : 'connecting';
+    const socket = await this.openSocket();
+    if (this.closing) {
+      socket.terminate();
+      throw this.clientClosedError();
+    }
+    this.attach(socket);
+    try {
+      let session: HelloResult | undefined;
+      if (this.options.hello) {
+        session = parseResult(
+          HelloResultSchema,
+          await this.send(
+            'hello',
+            {
+              protocol: PROTOCOL_VERSION,
+              client: { name: this.options.clientName, version: SDK_VERSION },
+            },
+            {},
+          ),
+          'hello',
+        );
+        this.currentSession = session;
+      }
+      if (reconnecting) await this.reregisterAgents();
+      if (this.socket !== socket || socket.readyState !== WebSocket.OPEN) {
+        throw new GatewayError('UNAVAILABLE', 'the connection closed during its handshake', { retryable: true });
+      }
+      this.established = true;
+      this.currentState = 'connected';
+      this.armLiveness();
+      this.safeEmit('connected', { session, reconnected: reconnecting });
+    } catch (error) {
+      socket.terminate();
+      if (this.closing) throw this.clientClosedError();
+      if (this.lastClose?.code === CloseCode.POLICY) {
+        throw new GatewayError('UNAUTHENTICATED', `the gateway closed the connection (1008 ${this.lastClose.reason})`, {
+          retryable: false,
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  /** A socket that has opened, or a rejection: `UNAUTHENTICATED` / `FORBIDDEN` / ... from an HTTP refusal, else `UNAVAILABLE`. */
+  private openSocket(): Promise<WebSocket> {
+    return new Promise<WebSocket>((resolve, reject) => {
+      const headers: Record<string, string> = {};
+      if (this.options.token !== undefined) headers.Authorization = `Bearer ${this.options.token}`;
+      if (this.options.apiKey !== undefined) headers['X-API-Key'] = this.options.apiKey;
+      const socket = new WebSocket(this.options.url, { headers, handshakeTimeout: this.options.connectTimeoutMs });
+      this.opening = socket;
+      let refusal: GatewayError | undefined;
+      let failure: Error | undefined;
+
+      socket.on('unexpected-response', (_request, response) => {
+        readRefusal(response).then((error) => {
+          refusal = error;
+          socket.terminate();
+        });
+      });
+      // ws emits 'error' without a listener as an uncaught exception; every socket keeps this one for life.
+      socket.on('error', (error) => {
+        if (socket === this.socket) this.reportError(error);
+        else failure = error;
+      });
+      socket.once('open', () => {
+        this.opening = undefined;
+        socket.off('close', onCloseBeforeOpen);
+        resolve(socket);
+      });
+      const onCloseBeforeOpen = (): void => {
+        this.opening = undefined;
+        if (refusal) {
+          reject(refusal);
+          return;
+        }
+        const why = failure?.message ?? 'the connection closed during the opening handshake';
+        reject(
+          new GatewayError('UNAVAILABLE', `cannot connect to ${redactUrl(this.options.url)}: ${why}`, {
+            retryable: true,
+            cause: failure,
+          }),
+        );
+      };
+      socket.once('close', onCloseBeforeOpen);
+    });
+  }
+
+  private attach(socket: WebSocket): void {
+    this.socket = socket;
+    this.established = false;
+    this.lastClose = undefined;
+    socket.on('message', (data, isBinary) => {
+      if (socket === this.socket) this.onMessage(data, isBinary);
+    });
+    // ws answers the gateway's pings by itself; they only prove the connection is alive.
+    socket.on('ping', () => {
+      if (socket === this.socket) this.armLiveness();
+    });
+    socket.once('close', (code, reason) => this.onSocketClose(socket, code, reason.toString()));
+  }
+
+  private onSocketClose(socket: WebSocket, code: number, reason: string): void {
+    if (socket !== this.socket) return;
+    this.socket = undefined;
+    this.lastClose = { code, reason };
+    this.disarmLiveness();
+    const wasEstablished = this.established;
+    this.established = false;
+    const byClient = this.closing !== undefined;
+    this.pending.rejectAll(
+      (action) =>
+        new GatewayError(
+          'UNAVAILABLE',
+          byClient
+            ? `the client closed before '${action}' was answered`
+            : `the connection closed (${code}) before '${action}' was answered`,
+          { retryable: !byClient, details: { closeCode: code, reason } },
+        ),
+    );
+    const lost = new GatewayError('UNAVAILABLE', 'the connection to the gateway was lost', { retryable: true });
+    for (const handle of this.agents.values()) handle.detach(lost);
+    // A connection that dies during its handshake is establish()'s to report.
+    if (!wasEstablished) return;
+
+    const willReconnect = !byClient && this.options.reconnect !== false && shouldReconnect(code);
+    this.safeEmit('disconnected', { code, reason, willReconnect });
+    if (willReconnect) {
+      this.reconnect().catch((error: unknown) => this.reportError(error));
+    } else if (!byClient) {
+      this.finish(
+        this.options.reconnect === false
+          ? `the connection closed (${code}) and reconnection is off`
+          : `the gateway closed the connection with ${code}`,
+      );
+    }
+  }
+
+  private async reconnect(): Promise<void> {
+    const policy = this.options.reconnect;
+    if (policy === false) return;
+    this.currentState = 'reconnecting';
+    let lastError: unknown;
+    for (let attempt = 0; attempt < policy.maxAttempts; attempt++) {
+      const delayMs = backoffDelay(attempt, policy);
+      this.safeEmit('reconnecting', { attempt: attempt + 1, delayMs, lastError });
+      await this.sleep(delayMs);
+      if (this.closing) return;
+      try {
+        await this.establish(true);
+        return;
+      } catch (error) {
+        if (this.closing) return;
+        lastError = error;
+        if (error instanceof GatewayError && (error.code === 'UNAUTHENTICATED' || error.code === 'FORBIDDEN')) {
+          this.reportError(error);
+          this.finish(`the gateway refused the credentials (${error.code})`);
+          return;
+        }
+      }
+    }
+    this.reportError(
+      new GatewayError('UNAVAILABLE', `gave up reconnecting after ${policy.maxAttempts} attempts`, {
+        retryable: true,
+        cause: lastError,
+      }),
+    );
+    this.finish(`gave up reconnecting after ${policy.maxAttempts} attempts`);
+  }
+
+  /** Registers again every agent that had registered; only refusals a retry can fix fail the reconnection. */
+  private async reregisterAgents(): Promise<void> {
+    const handles = [...this.agents.values()].filter((handle) => handle.wantsRegistration);
+    const outcomes = await Promise.allSettled(handles.map((handle) => handle.reregister()));
+    let retryable: unknown;
+    outcomes.forEach((outcome, index) => {
+      if (outcome.status === 'fulfilled') return;
+      const error = outcome.reason;
+      if (error instanceof GatewayError && error.retryable) {
+        retryable ??= error;
+        return;
+      }
+      this.reportError(
+        new GatewayError(
+          error instanceof GatewayError ? error.code : 'INTERNAL',
+          `agent '${handles[index]?.name}' could not be registered again: ${error instanceof Error ? error.message : String(error)}`,
+          { retryable: false, cause: error },
+        ),
+      );
+    });
+    if (retryable !== undefined) throw retryable;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, clampTimer(ms));
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+    });
+  }
+
+  /**
+   * The gateway pings every `heartbeatMs`; a connection that has shown no sign of life (ping or frame) for
+   * 2.5 of them is dead without a close (a vanished NAT entry, a frozen replica), and is dropped to reconnect.
+   */
+  private armLiveness(): void {
+    const heartbeatMs = this.currentSession?.limits.heartbeatMs;
+    const socket = this.socket;
+    if (!this.established || !socket || heartbeatMs === undefined || heartbeatMs <= 0) return;
+    if (this.livenessTimer !== undefined) {
+      this.livenessTimer.refresh();
+      return;
+    }
+    // Cleared when this socket closes, so the closure never outlives it.
+    this.livenessTimer = setTimeout(() => socket.terminate(), clampTimer(heartbeatMs * 2.5));
+  }
+
+  private disarmLiveness(): void {
+    if (this.livenessTimer !== undefined) clearTimeout(this.livenessTimer);
+    this.livenessTimer = undefined;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.wake?.();
+    this.opening?.terminate();
+    const socket = this.socket;
+    if (socket) {
+      await new Promise<void>((resolve) => {
+        const fallback = setTimeout(() => socket.terminate(), CLOSE_HANDSHAKE_MS);
+        socket.once('close', () => {
+          clearTimeout(fallback);
+          resolve();
+        });
+        socket.close(CloseCode.NORMAL, 'client closing');
+      });
+    }
+    // Settles whatever the socket's close did not (e.g. a request sent while no socket was open).
+    this.pending.rejectAll(
+      (action) =>
+        new GatewayError('UNAVAILABLE', `the client closed before '${action}' was answered`, { retryable: false }),
+    );
+    this.finish('closed by the client');
+  }
+
+  /** The client will not connect again: emits `'closed'` once. */
+  private finish(reason: string): void {
+    this.disarmLiveness();
+    this.currentState = 'closed';
+    if (this.finished) return;
+    this.finished = true;
+    this.safeEmit('closed', { code: this.lastClose?.code, reason });
+  }
+
+  private clientClosedError(): GatewayError {
+    return new GatewayError('UNAVAILABLE', 'the client was closed', { retryable: false });
+  }
+
+  // ---- events -----------------------------------------------------------------------------------------
+
+  /** Emits without letting a listener's exception escape into the socket's event loop. */
+  private safeEmit<K extends keyof GatewayClientEvents>(event: K, ...args: GatewayClientEvents[K]): void {
+    this.guard(() => (this.emit as (name: K, ...rest: GatewayClientEvents[K]) => boolean)(event, ...args));
+  }
+
+  private guard(fn: () => unknown): void {
+    try {
+      fn();
+    } catch (error) {
+      this.reportError(error);
+    }
+  }
+
+  /** Emits `'error'` if anyone listens; a bare EventEmitter would throw instead. Never throws. */
+  private reportError(error: unknown): void {
+    if (this.listenerCount('error') === 0) return;
+    try {
+      this.emit('error', error instanceof Error ? error : new Error(String(error)));
+    } catch {
+      // An 'error' listener that throws has nowhere left to report to.
+    }
+  }
+}
+
+/**
+ * Opens a connection to a gateway, sends `hello`, and resolves with the connected client. The first
+ * connection is not retried: it rejects with a {@link GatewayError} (`UNAUTHENTICATED`, `FORBIDDEN`,
+ * `UNAVAILABLE`, ...). Later drops are reconnected per `options.reconnect`.
+ *
+ * @example
+ * import { connect, GatewayError } from '@openclaw/sdk';
+ *
+ * const client = await connect({ url: 'ws://127.0.0.1:18789', apiKey: 'my-key', clientName: 'billing' });
+ *
+ * // Serve an agent.
+ * const agent = client.agent('invoice-reader', { concurrency: 2 });
+ * agent.handle('extract', async (data: { url: string }, ctx) => {
+ *   ctx.progress({ stage: 'downloading' });
+ *   const response = await fetch(data.url, { signal: ctx.signal });
+ *   return { bytes: (await response.arrayBuffer()).byteLength };
+ * });
+ * await agent.register();
+ *
+ * // Call one.
+ * try {
+ *   const output = await client.call('invoice-reader', 'extract', { url }, { timeoutMs: 20_000 });
+ * } catch (error) {
+ *   if (error instanceof GatewayError && error.code === 'AGENT_NOT_FOUND') console.warn('no reader running');
+ * }
+ *
+ * await client.close();
+ */
+export function connect(options: GatewayClientOptions): Promise<GatewayClient> {
+  return new GatewayClient(options).start();
+}
+
+/** Whether to reconnect after the gateway or the network closed an established connection with `code`. */
+function shouldReconnect(code: number): boolean {
+  // Beyond the codes the protocol names as transient (RECONNECTABLE_CLOSE_CODES: 1001, 1006, 1011, 1012,
+  // 1013), any other close the client did not ask for (1000 or 1005 from a replica shutting down, 1009
+  // after an oversized frame) is also cured by a fresh connection. Only 1008 means the credentials are
+  // no longer good, and reconnecting with them would be refused again.
+  return code !== CloseCode.POLICY;
+}
+
+/** The gateway refused the upgrade: its JSON error if it sent one, else an error for the HTTP status. */
+async function readRefusal(response: IncomingMessage): Promise<GatewayError> {
+  const status = response.statusCode ?? 0;
+  const body = await new Promise<string>((resolve) => {
+    let text = '';
+    response.setEncoding('utf8');
+    response.on('data', (chunk: string) => {
+      text += chunk;
+      if (text.length > MAX_REFUSAL_BODY) response.destroy();
+    });
+    response.on('error', () => resolve(text));
+    response.on('close', () => resolve(text));
+    response.on('end', () => resolve(text));
+  });
+  try {
+    const wire = WireErrorSchema.partial({ retryable: true }).safeParse(
+      (JSON.parse(body) as { error?: unknown }).error,
+    );
+    if (wire.success) {
+      const code = wire.data.code as ErrorCode;
+      return new GatewayError(code, wire.data.message, {
+        retryable: wire.data.retryable,
+        retryAfterMs: wire.data.retryAfterMs,
+        details: wire.data.details ?? { httpStatus: status },
+      });
+    }
+  } catch {
+    // Not JSON: fall back to the status.
+  }
+  const code: ErrorCode =
+    status === 401 ? 'UNAUTHENTICATED' : status === 403 ? 'FORBIDDEN' : status === 429 ? 'RATE_LIMITED' : 'UNAVAILABLE';
+  return new GatewayError(code, `the gateway refused the connection (HTTP ${status})`, {
+    retryable: code === 'UNAVAILABLE' || code === 'RATE_LIMITED',
+    details: { httpStatus: status },
+  });
+}
+
+/** The URL without its query, which may carry `api_key` / `access_token`, and without user info. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {
+    return '(invalid url)';
+  }
+}
+
+function rawToString(data: WebSocket.RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
+  return data.toString('utf8');
+}

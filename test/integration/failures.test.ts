@@ -1,0 +1,101 @@
+import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
+import { waitFor } from '../helpers/wait';
+import { TestSocket } from '../helpers/ws-client';
+
+/** The documented bound for a dead replica's agents to leave agents.list: the presence TTL. */
+const PRESENCE_TTL_MS = 2000;
+
+async function readyz(httpUrl: string): Promise<number> {
+  return (await fetch(`${httpUrl}/readyz`)).status;
+}
+
+describe('a replica killed with SIGKILL', () => {
+  let cluster: Cluster;
+  afterAll(async () => {
+    await cluster.stop();
+  });
+
+  it('fails in-flight calls fast, and its agents leave agents.list within the presence TTL', async () => {
+    cluster = await startCluster({ replicas: 2, env: { OPENCLAW_PRESENCE_TTL_MS: String(PRESENCE_TTL_MS) } });
+    const [a, b] = cluster.gateways as [(typeof cluster.gateways)[0], (typeof cluster.gateways)[0]];
+    const agent = await startAgent(b.url, { name: 'doomed', answer: 'manual' });
+    const caller = await TestSocket.open(a.url);
+    expect(await caller.request({ action: 'agents.list', id: 'before' })).toMatchObject({
+      result: [{ name: 'doomed', instances: 1 }],
+    });
+    caller.send({ action: 'coordinator', id: 'inflight', agent: 'doomed', task: 't', timeoutMs: 30_000 });
+    await agent.socket.nextEvent('task');
+
+    await b.kill();
+
+    // The 30 s deadline is far away: only noticing the dead holder explains AGENT_UNAVAILABLE.
+    expect(await caller.nextResponse((r) => r.id === 'inflight', 15_000)).toMatchObject({
+      ok: false,
+      error: { code: 'AGENT_UNAVAILABLE', retryable: true },
+    });
+    let n = 0;
+    await waitFor(
+      async () => {
+        const list = await caller.request({ action: 'agents.list', id: `poll-${n++}` });
+        return (list.result as unknown[]).length === 0;
+      },
+      { what: 'the dead replica’s agent to leave agents.list', timeoutMs: PRESENCE_TTL_MS + 1000, intervalMs: 100 },
+    );
+    expect(
+      await caller.request({ action: 'coordinator', id: 'after', agent: 'doomed', task: 't', timeoutMs: 30_000 }),
+    ).toMatchObject({
+      ok: false,
+      error: { code: 'AGENT_NOT_FOUND' },
+    });
+    expect(a.isRunning).toBe(true);
+    await caller.close();
+    await agent.socket.closed;
+  });
+});
+
+describe('a Redis restart under traffic', () => {
+  let cluster: Cluster;
+  afterAll(async () => {
+    await cluster.stop();
+  });
+
+  it('keeps every process up, fails calls fast while Redis is down, and routes again afterwards', async () => {
+    cluster = await startCluster({ replicas: 2, env: { OPENCLAW_PRESENCE_TTL_MS: String(PRESENCE_TTL_MS) } });
+    const [a, b] = cluster.gateways as [(typeof cluster.gateways)[0], (typeof cluster.gateways)[0]];
+    const agent = await startAgent(b.url, { name: 'steady' });
+    const caller = await TestSocket.open(a.url);
+    let id = 0;
+    const call = () =>
+      caller.request({ action: 'coordinator', id: ++id, agent: 'steady', task: 't', timeoutMs: 30_000 }, 35_000);
+
+    // Traffic before the outage.
+    for (let i = 0; i < 20; i++) expect((await call()).ok).toBe(true);
+
+    await cluster.redis.kill();
+    await waitFor(async () => (await readyz(a.httpUrl)) === 503 && (await readyz(b.httpUrl)) === 503, {
+      what: 'both replicas to report not ready',
+    });
+    // While Redis is down every call gets UNAVAILABLE (retryable), not a hang until the 30 s deadline.
+    for (let i = 0; i < 5; i++) {
+      expect(await call()).toMatchObject({ ok: false, error: { code: 'UNAVAILABLE', retryable: true } });
+    }
+    expect(a.isRunning && b.isRunning).toBe(true);
+
+    // Redis comes back empty (no persistence): the replicas register their agents again by themselves.
+    await cluster.redis.restart();
+    await waitFor(async () => (await readyz(a.httpUrl)) === 200 && (await readyz(b.httpUrl)) === 200, {
+      what: 'both replicas to be ready again',
+      timeoutMs: 15_000,
+    });
+    await waitFor(async () => (await call()).ok === true, {
+      what: 'routing to work again',
+      timeoutMs: 15_000,
+      intervalMs: 200,
+    });
+    for (let i = 0; i < 20; i++) expect((await call()).ok).toBe(true);
+    expect(a.isRunning && b.isRunning).toBe(true);
+    expect(agent.received.length).toBeGreaterThanOrEqual(41);
+    await caller.close();
+    await agent.close();
+  });
+});
