@@ -104,9 +104,11 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
         caller: { principal: session.principal.id, tenant: session.principal.tenant, agent: firstAgent(session) },
         onProgress: (progress) => session.send({ event: 'task.progress', id, taskId: handle.taskId, progress }),
       });
+      if (id !== null) session.callsByRequestId.set(id, handle.taskId);
       const output = await handle.output;
       return { taskId: handle.taskId, status: 'completed', output };
     } finally {
+      if (id !== null) session.callsByRequestId.delete(id);
       session.inFlight -= 1;
       ctx.metrics.observeCoordinator(performance.now() - started);
     }
@@ -121,8 +123,15 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
   },
 
   async 'task.cancel'(ctx, { session }, params) {
-    await ctx.dispatcher.cancel(params.taskId, session.principal.id);
-    return { taskId: params.taskId, status: 'canceled' };
+    const taskId = params.taskId ?? session.callsByRequestId.get(params.requestId!);
+    if (taskId === undefined) {
+      throw new GatewayError(
+        'NOT_FOUND',
+        `this connection has no coordinator call in flight with id ${JSON.stringify(params.requestId)}`,
+      );
+    }
+    await ctx.dispatcher.cancel(taskId, session.principal.id);
+    return { taskId, status: 'canceled' };
   },
 
   async 'task.subscribe'(ctx, { session }, params) {

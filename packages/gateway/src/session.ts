@@ -27,6 +27,8 @@ export class Session {
   readonly instances = new Map<string, string>();
   /** `coordinator` calls from this connection not answered yet. */
   inFlight = 0;
+  /** Task ids of this connection's in-flight `coordinator` calls, by request id (for cancel by `requestId`). */
+  readonly callsByRequestId = new Map<string | number, string>();
   /** Pings sent without a pong since. */
   missedPongs = 0;
   /** Live `task.subscribe` watches. */

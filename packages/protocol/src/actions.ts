@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AgentNameSchema, TaskIdSchema, TaskNameSchema } from './primitives';
+import { AgentNameSchema, RequestIdSchema, TaskIdSchema, TaskNameSchema } from './primitives';
 
 /** `hello`: optional handshake; tells the client who it is and the limits in force. */
 export const HelloParamsSchema = z.object({
@@ -32,8 +32,17 @@ export const CoordinatorParamsSchema = z.object({
 /** `task.get`: the record of a task. */
 export const TaskGetParamsSchema = z.object({ taskId: TaskIdSchema });
 
-/** `task.cancel`: cancel a task that has not ended. */
-export const TaskCancelParamsSchema = z.object({ taskId: TaskIdSchema });
+/**
+ * `task.cancel`: cancel a task that has not ended, by `taskId`, or by `requestId`: the id of a
+ * `coordinator` request this same connection has in flight (a sync caller learns the task id only
+ * from progress or the result).
+ */
+export const TaskCancelParamsSchema = z
+  .object({ taskId: TaskIdSchema.optional(), requestId: RequestIdSchema.optional() })
+  .refine((p) => (p.taskId === undefined) !== (p.requestId === undefined), {
+    message: 'give exactly one of taskId and requestId',
+    path: ['taskId'],
+  });
 
 /** `task.subscribe`: status and progress events of a task. */
 export const TaskSubscribeParamsSchema = z.object({ taskId: TaskIdSchema, after: z.string().max(64).optional() });

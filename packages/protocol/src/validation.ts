@@ -7,10 +7,13 @@ export interface FieldIssue {
   message: string;
 }
 
-/** Turns a zod error into the list of failing fields a client sees in `details`. */
+/** Turns a zod error into the list of failing fields a client sees in `details`: the first problem of each field, at most 10. */
 export function describeIssues(error: z.ZodError): FieldIssue[] {
-  return error.issues.slice(0, 10).map((issue) => ({
-    field: issue.path.map(String).join('.'),
-    message: issue.message,
-  }));
+  const byField = new Map<string, string>();
+  for (const issue of error.issues) {
+    const field = issue.path.map(String).join('.');
+    if (!byField.has(field)) byField.set(field, issue.message);
+    if (byField.size === 10) break;
+  }
+  return [...byField].map(([field, message]) => ({ field, message }));
 }

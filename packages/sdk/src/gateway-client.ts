@@ -211,9 +211,10 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
         timeoutMs: timeoutMs + CALL_GRACE_MS,
         signal: options.signal,
         onProgress: options.onProgress,
-        // The task id is known only from a progress event; without it there is nothing to cancel remotely.
-        onAbort: (taskId) => {
-          if (taskId !== undefined) this.taskCancel(taskId).catch(() => undefined);
+        // Before any progress the task id is unknown: cancel by the coordinator request's id instead.
+        onAbort: (taskId, requestId) => {
+          const target = taskId !== undefined ? { taskId } : { requestId };
+          this.send('task.cancel', target, {}).catch(() => undefined);
         },
       }),
       'coordinator',
@@ -306,7 +307,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
     params: Record<string, unknown>,
     options: RequestOptions & {
       onProgress?: ProgressListener | undefined;
-      onAbort?: ((taskId: string | undefined) => void) | undefined;
+      onAbort?: ((taskId: string | undefined, requestId: number | string) => void) | undefined;
     },
   ): Promise<unknown> {
     const socket = this.socket;

@@ -11,8 +11,8 @@ export interface TrackOptions {
   /** Aborting it rejects the request with `CANCELED`. */
   signal?: AbortSignal | undefined;
   onProgress?: ProgressListener | undefined;
-  /** Called once when the signal aborts a request still pending (e.g. to cancel its task). */
-  onAbort?: ((taskId: string | undefined) => void) | undefined;
+  /** Called once when the signal aborts a request still pending (e.g. to cancel its task), with its request id. */
+  onAbort?: ((taskId: string | undefined, requestId: number | string) => void) | undefined;
 }
 
 interface PendingRequest {
@@ -61,7 +61,7 @@ export class PendingRequests {
       }, clampTimer(options.timeoutMs));
       const onAbort = (): void => {
         const taskId = this.entries.get(id)?.taskId;
-        if (signal && this.reject(id, abortedError(action, signal))) options.onAbort?.(taskId);
+        if (signal && this.reject(id, abortedError(action, signal))) options.onAbort?.(taskId, id);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.entries.set(id, {
