@@ -1,0 +1,168 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { runCli } from '../helpers/cli';
+import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
+import { withTimeout } from '../helpers/wait';
+import { TestSocket } from '../helpers/ws-client';
+
+const REPO = path.resolve(__dirname, '..', '..');
+
+describe('openclaw gateway status and metrics', () => {
+  let cluster: Cluster;
+  beforeAll(async () => {
+    cluster = await startCluster({ replicas: 1 });
+  });
+  afterAll(async () => {
+    await cluster.stop();
+  });
+
+  it('shows a running replica as a table and as JSON', async () => {
+    const gw = cluster.gateways[0]!;
+    const agent = await startAgent(gw.url, { name: 'shown' });
+    const json = await runCli(['gateway', 'status', '--url', gw.httpUrl, '--json']);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      replicaId: 'A',
+      version: '0.1.0',
+      ready: true,
+      connections: 1,
+      agents: [{ name: 'shown', instances: 1, openTasks: 0 }],
+      readiness: { ready: true, redis: true, bus: true, draining: false },
+    });
+    const table = await runCli(['gateway', 'status', '--url', gw.httpUrl]);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^replica\s+version\s+ready\s+uptime\s+connections\s+in flight\nA\s+0\.1\.0\s+yes\s+/);
+    expect(table.stdout).toMatch(/agent\s+instances\s+open tasks\nshown\s+1\s+0/);
+    await agent.close();
+  });
+
+  it('shows counters by outcome and latency percentiles', async () => {
+    const gw = cluster.gateways[0]!;
+    const agent = await startAgent(gw.url, { name: 'counted' });
+    const caller = await TestSocket.open(gw.url);
+    for (let i = 0; i < 5; i++) await caller.request({ action: 'coordinator', id: i, agent: 'counted', task: 't' });
+    await caller.request({ action: 'coordinator', id: 'x', agent: 'missing', task: 't' });
+    const json = await runCli(['gateway', 'metrics', '--url', gw.httpUrl, '--json']);
+    const metrics = JSON.parse(json.stdout);
+    expect(metrics.requests.coordinator).toEqual({ ok: 5, AGENT_NOT_FOUND: 1 });
+    expect(metrics.coordinatorLatencyMs).toMatchObject({ count: 6, p50: expect.any(Number), p99: expect.any(Number) });
+    expect(metrics.connections.current).toBe(2);
+    const text = await runCli(['gateway', 'metrics', '--url', gw.httpUrl]);
+    expect(text.stdout).toMatch(/coordinator\s+AGENT_NOT_FOUND\s+1\ncoordinator\s+ok\s+5/);
+    expect(text.stdout).toMatch(/coordinator latency \(last 6 calls\): p50 [\d.]+ ms, p90 [\d.]+ ms, p99 [\d.]+ ms/);
+    await Promise.all([caller.close(), agent.close()]);
+  });
+
+  it('says clearly when no gateway is there', async () => {
+    const r = await runCli(['gateway', 'status', '--url', 'http://127.0.0.1:1']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot reach the gateway at http:\/\/127\.0\.0\.1:1/);
+  });
+});
+
+describe('openclaw gateway start', () => {
+  it('exits 2 naming a bad setting', async () => {
+    const badPort = await runCli(['gateway', 'start', '--port', 'eighty']);
+    expect(badPort.code).toBe(2);
+    expect(badPort.stderr).toMatch(/--port: expected an integer from 0 to 65535 \(got "eighty"\)/);
+    const open = await runCli(['gateway', 'start', '--host', '0.0.0.0', '--port', '0']);
+    expect(open.code).toBe(2);
+    expect(open.stderr).toMatch(/auth "none" only listens on loopback/);
+    const env = await runCli(['gateway', 'start'], { OPENCLAW_HEARTBEAT_MS: 'soon' });
+    expect(env.stderr).toMatch(/OPENCLAW_HEARTBEAT_MS: expected an integer/);
+  });
+
+  it('stops cleanly on SIGTERM, leaving the registry', async () => {
+    const cluster = await startCluster({ replicas: 2 });
+    const [a, b] = cluster.gateways as [
+      NonNullable<(typeof cluster.gateways)[0]>,
+      NonNullable<(typeof cluster.gateways)[0]>,
+    ];
+    const agent = await startAgent(b.url, { name: 'leaving' });
+    expect(await b.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    expect((await agent.socket.closed).code).toBe(1001);
+    // A graceful stop removes its agents at once, without waiting for the presence TTL.
+    const caller = await TestSocket.open(a.url);
+    expect(await caller.request({ action: 'agents.list', id: 1 })).toMatchObject({ result: [] });
+    await caller.close();
+    await cluster.stop();
+  });
+
+  it('is runnable as `npx openclaw` from the repository root', async () => {
+    const result = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn('npx', ['--no-install', 'openclaw', '--help'], {
+        cwd: REPO,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      child.once('close', (code) => resolve({ code, out }));
+    });
+    expect(result.code).toBe(0);
+    expect(result.out).toMatch(/Usage: openclaw/);
+  });
+});
+
+describe('openclaw up', () => {
+  it('starts Redis and a gateway with one command and stops both on Ctrl-C', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'openclaw-up-'));
+    const clean = Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !k.startsWith('OPENCLAW_') && k !== 'REDIS_URL'),
+    );
+    const child = spawn(
+      process.execPath,
+      [path.join(REPO, 'packages/cli/dist/bin.js'), 'up', '--port', '0', '--data-dir', dataDir],
+      {
+        env: clean,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stderr = '';
+    const up = new Promise<number>((resolve, reject) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        const m = /stack is up: gateway ws:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
+        if (m) resolve(Number(m[1]));
+      });
+      child.once('exit', () => reject(new Error(`openclaw up exited early:\n${stderr}`)));
+    });
+    child.stdout.resume();
+    try {
+      const port = await withTimeout(up, 20_000, 'the stack to come up');
+      expect(stderr).toMatch(/started redis-server on 127\.0\.0\.1:\d+, data in /);
+      const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+      expect(ready.status).toBe(200);
+      const agent = await startAgent(`ws://127.0.0.1:${port}`, { name: 'local' });
+      const caller = await TestSocket.open(`ws://127.0.0.1:${port}`);
+      expect(await caller.request({ action: 'coordinator', id: 1, agent: 'local', task: 't' })).toMatchObject({
+        ok: true,
+      });
+      await Promise.all([caller.close(), agent.close()]);
+      expect(existsSync(path.join(dataDir, 'redis'))).toBe(true);
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGINT');
+      expect(await withTimeout(exited, 20_000, 'openclaw up to stop')).toBe(0);
+      expect(stderr).toMatch(/stopped\n$/);
+      const redisPort = Number(/started redis-server on 127\.0\.0\.1:(\d+)/.exec(stderr)![1]);
+      await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+      // The redis-server it started is gone too.
+      const net = await import('node:net');
+      const refused = await new Promise<boolean>((resolve) => {
+        const s = net.connect(redisPort, '127.0.0.1');
+        s.once('connect', () => {
+          s.destroy();
+          resolve(false);
+        });
+        s.once('error', () => resolve(true));
+      });
+      expect(refused).toBe(true);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
