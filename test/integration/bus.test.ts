@@ -1,0 +1,96 @@
+import { type BusMessage, RedisClusterBus, RedisKeys, silentLogger } from '@openclaw/core';
+import Redis from 'ioredis';
+import { RedisServerProcess } from '../helpers/redis-server';
+import { waitFor } from '../helpers/wait';
+
+/** The Redis cluster bus against a real Redis. */
+describe('RedisClusterBus', () => {
+  let redis: RedisServerProcess;
+  const clients: Redis[] = [];
+  const keys = new RedisKeys('bus');
+  const client = async (): Promise<Redis> => {
+    const c = new Redis(redis.url, { lazyConnect: true });
+    await c.connect();
+    clients.push(c);
+    return c;
+  };
+  const bus = async (replicaId: string, canaryIntervalMs = 100) => {
+    const b = new RedisClusterBus({
+      replicaId,
+      keys,
+      publisher: await client(),
+      subscriber: await client(),
+      logger: silentLogger(),
+      canaryIntervalMs,
+    });
+    await b.start();
+    return b;
+  };
+
+  beforeAll(async () => {
+    redis = await RedisServerProcess.start();
+  });
+  afterAll(async () => {
+    for (const c of clients) c.disconnect();
+    await redis.stop();
+  });
+
+  it('delivers a message to exactly the addressed replica, stamped with sender, id, time and trace context', async () => {
+    const a = await bus('a');
+    const b = await bus('b');
+    const c = await bus('c');
+    const got: Record<string, BusMessage[]> = { a: [], b: [], c: [] };
+    a.onMessage((m) => got.a!.push(m));
+    b.onMessage((m) => got.b!.push(m));
+    c.onMessage((m) => got.c!.push(m));
+    const parent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    expect(await a.send('b', { type: 'task.cancel-request', taskId: 't1', traceparent: parent })).toBe(1);
+    await waitFor(() => got.b!.length === 1, { what: 'b to receive' });
+    expect(got.b![0]).toMatchObject({
+      type: 'task.cancel-request',
+      taskId: 't1',
+      sender: 'a',
+      id: expect.any(String),
+      ts: expect.any(Number),
+    });
+    // Same trace, new span.
+    expect(got.b![0]!.traceparent).toMatch(/^00-0af7651916cd43dd8448eb211c80319c-(?!b7ad6b7169203331)[0-9a-f]{16}-01$/);
+    expect(got.a).toEqual([]);
+    expect(got.c).toEqual([]);
+    expect(await a.send('nobody', { type: 'task.cancel-request', taskId: 't2' })).toBe(0);
+    await Promise.all([a.close(), b.close(), c.close()]);
+  });
+
+  it('drops invalid envelopes without harm and keeps receiving', async () => {
+    const a = await bus('valid');
+    const got: BusMessage[] = [];
+    a.onMessage((m) => got.push(m));
+    const raw = await client();
+    await raw.publish(keys.inbox('valid'), 'not json');
+    await raw.publish(keys.inbox('valid'), JSON.stringify({ type: 'task.dispatch', taskId: 1 }));
+    await raw.publish(keys.inbox('valid'), JSON.stringify({ type: 'nonsense' }));
+    await waitFor(() => a.droppedMessages === 3, { what: 'three dropped messages' });
+    await a.send('valid', { type: 'task.cancel-request', taskId: 'ok' });
+    await waitFor(() => got.length === 1, { what: 'the valid message' });
+    await a.close();
+  });
+
+  it('turns unhealthy when its subscriber silently stops receiving (the canary stops arriving)', async () => {
+    const subscriber = await client();
+    const b = new RedisClusterBus({
+      replicaId: 'quiet',
+      keys,
+      publisher: await client(),
+      subscriber,
+      logger: silentLogger(),
+      canaryIntervalMs: 100,
+    });
+    await b.start();
+    await waitFor(() => b.healthy(), { what: 'the bus to be healthy' });
+    // The connection stays up and "ready", but no longer receives the inbox: the silent failure.
+    await subscriber.unsubscribe(keys.inbox('quiet'));
+    expect(subscriber.status).toBe('ready');
+    await waitFor(() => !b.healthy(), { what: 'the canary to notice', timeoutMs: 5000 });
+    await b.close();
+  });
+});
