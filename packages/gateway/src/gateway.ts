@@ -225,6 +225,10 @@ export class Gateway {
           return undefined;
       }
     });
+    this.bus.onSubscriptionLost(() => {
+      this.logger.warn('cluster bus subscription lost; failing calls whose replies cannot arrive');
+      this.dispatcher.failRemote('lost the connection to the cluster bus; the reply cannot arrive');
+    });
     this.bus.onResubscribed(() => {
       this.logger.info('cluster bus subscription restored; resyncing the registry');
       void this.registry.resync().catch(() => undefined);

@@ -22,6 +22,8 @@ export interface ClusterBus {
   onMessage(handler: BusHandler): void;
   /** Called after the subscription was lost and is back: messages may have been missed in between. */
   onResubscribed(handler: () => void): void;
+  /** Called the moment the subscription is lost: messages sent to this replica from now on are gone. */
+  onSubscriptionLost(handler: () => void): void;
   /** Whether publishing and receiving both work now. */
   healthy(): boolean;
   close(): Promise<void>;

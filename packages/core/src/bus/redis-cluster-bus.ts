@@ -36,6 +36,7 @@ export class RedisClusterBus implements ClusterBus {
   private readonly channel: string;
   private handler: BusHandler = () => {};
   private resubscribedHandler: () => void = () => {};
+  private subscriptionLostHandler: () => void = () => {};
   private canaryTimer: NodeJS.Timeout | undefined;
   private lastCanaryAt = 0;
   private startedAt = 0;
@@ -75,7 +76,9 @@ export class RedisClusterBus implements ClusterBus {
   }
 
   private readonly onSubscriberClose = (): void => {
-    if (this.subscribed) this.lostSubscription = true;
+    if (!this.subscribed || this.lostSubscription) return;
+    this.lostSubscription = true;
+    this.subscriptionLostHandler();
   };
 
   private readonly onSubscriberReady = (): void => {
@@ -115,6 +118,10 @@ export class RedisClusterBus implements ClusterBus {
 
   onResubscribed(handler: () => void): void {
     this.resubscribedHandler = handler;
+  }
+
+  onSubscriptionLost(handler: () => void): void {
+    this.subscriptionLostHandler = handler;
   }
 
   async send(to: string, message: OutgoingBusMessage): Promise<number> {

@@ -6,6 +6,14 @@ import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { LIST_AGENTS, PICK_INSTANCE, SWEEP_REPLICA, UNREGISTER_INSTANCE } from './registry-scripts';
 
+/** The registry's scripts, as ioredis commands (`defineCommand`). */
+interface ScriptedRedis extends Redis {
+  ocPickInstance(...args: (string | number)[]): Promise<unknown>;
+  ocUnregisterInstance(...args: (string | number)[]): Promise<unknown>;
+  ocSweepReplica(...args: (string | number)[]): Promise<unknown>;
+  ocListAgents(...args: (string | number)[]): Promise<unknown>;
+}
+
 /** An agent instance attached to this replica. */
 export interface InstanceRegistration {
   instanceId: string;
@@ -51,7 +59,7 @@ export interface AgentRegistryOptions {
  * `agents.list` within `presenceTtlMs`, and its garbage is gone one sweep later.
  */
 export class AgentRegistry {
-  private readonly redis: Redis;
+  private readonly redis: ScriptedRedis;
   private readonly keys: RedisKeys;
   private readonly replicaId: string;
   private readonly presenceTtlMs: number;
@@ -63,7 +71,14 @@ export class AgentRegistry {
   private closing: Promise<void> | undefined;
 
   constructor(options: AgentRegistryOptions) {
-    this.redis = options.redis;
+    this.redis = options.redis as ScriptedRedis;
+    // EVALSHA with a fallback to EVAL (after a Redis restart empties the script cache).
+    if (typeof this.redis.ocPickInstance !== 'function') {
+      this.redis.defineCommand('ocPickInstance', { numberOfKeys: 2, lua: PICK_INSTANCE });
+      this.redis.defineCommand('ocUnregisterInstance', { numberOfKeys: 5, lua: UNREGISTER_INSTANCE });
+      this.redis.defineCommand('ocSweepReplica', { numberOfKeys: 2, lua: SWEEP_REPLICA });
+      this.redis.defineCommand('ocListAgents', { numberOfKeys: 2, lua: LIST_AGENTS });
+    }
     this.keys = options.keys;
     this.replicaId = options.replicaId;
     this.presenceTtlMs = options.presenceTtlMs;
@@ -92,9 +107,7 @@ export class AgentRegistry {
     if (!registration) return;
     this.local.delete(instanceId);
     await this.guard(() =>
-      this.redis.eval(
-        UNREGISTER_INSTANCE,
-        5,
+      this.redis.ocUnregisterInstance(
         this.keys.instance(instanceId),
         this.keys.instanceLoad(instanceId),
         this.keys.agentInstances(registration.agent),
@@ -113,9 +126,7 @@ export class AgentRegistry {
    */
   async pick(agent: string, task: string, taskId: string, reservationMs: number): Promise<PickResult> {
     const reply = (await this.guard(() =>
-      this.redis.eval(
-        PICK_INSTANCE,
-        2,
+      this.redis.ocPickInstance(
         this.keys.agentInstances(agent),
         this.keys.httpAgent(agent),
         this.keys.registry,
@@ -148,7 +159,7 @@ export class AgentRegistry {
   /** Every agent with a live instance, and every HTTP agent. */
   async list(): Promise<AgentInfo[]> {
     const json = (await this.guard(() =>
-      this.redis.eval(LIST_AGENTS, 2, this.keys.agents(), this.keys.httpAgents(), this.keys.registry),
+      this.redis.ocListAgents(this.keys.agents(), this.keys.httpAgents(), this.keys.registry),
     )) as string;
     const raw = JSON.parse(json) as unknown;
     // cjson encodes an empty table as {}: normalise.
@@ -211,7 +222,7 @@ export class AgentRegistry {
     for (const replica of replicas) {
       if (replica === this.replicaId) continue;
       const n = Number(
-        await this.redis.eval(SWEEP_REPLICA, 2, this.keys.replicas(), this.keys.agents(), this.keys.registry, replica),
+        await this.redis.ocSweepReplica(this.keys.replicas(), this.keys.agents(), this.keys.registry, replica),
       );
       if (n > 0) {
         removed += n;

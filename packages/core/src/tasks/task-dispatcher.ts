@@ -98,6 +98,10 @@ export class TaskDispatcher {
 
   /** Routes a sync task. Throws at once (never silently) when it cannot be routed. */
   async dispatch(request: DispatchRequest): Promise<DispatchHandle> {
+    if (!this.bus.healthy()) {
+      // A reply could not reach us: refuse now rather than time out later.
+      throw new GatewayError('UNAVAILABLE', 'this replica is not connected to the cluster bus; retry shortly');
+    }
     const taskId = randomUUID();
     const createdAt = Date.now();
     const deadline = createdAt + request.timeoutMs;
@@ -250,6 +254,18 @@ export class TaskDispatcher {
       await this.store.finish(taskId, 'canceled', {
         error: new GatewayError('CANCELED', 'the task was canceled').toWire(),
       });
+    }
+  }
+
+  /**
+   * Fails every task held by another replica with `UNAVAILABLE`: called when this replica's bus
+   * subscription is lost, because their replies, sent by pub/sub, may already be gone.
+   */
+  failRemote(message: string): void {
+    for (const p of [...this.pending.values()]) {
+      if (p.holder !== undefined && p.holder !== this.replicaId) {
+        this.settle(p.taskId, { error: new GatewayError('UNAVAILABLE', message) });
+      }
     }
   }
 
