@@ -1,0 +1,66 @@
+import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
+import { TestSocket } from '../helpers/ws-client';
+
+describe('task.subscribe', () => {
+  let cluster: Cluster;
+  beforeAll(async () => {
+    cluster = await startCluster({ replicas: 2 });
+  });
+  afterAll(async () => {
+    await cluster.stop();
+  });
+
+  it('reports the end of a task running on another replica', async () => {
+    const [a, b] = [cluster.gateways[0]!, cluster.gateways[1]!];
+    const agent = await startAgent(b.url, { name: 'watched', answer: 'manual' });
+    const caller = await TestSocket.open(a.url);
+    caller.send({ action: 'coordinator', id: 'w', agent: 'watched', task: 't', timeoutMs: 30_000 });
+    const task = await agent.socket.nextEvent('task');
+    const watcher = await TestSocket.open(b.url);
+    expect(await watcher.request({ action: 'task.subscribe', id: 1, taskId: task.taskId })).toEqual({
+      id: 1,
+      ok: true,
+      result: { taskId: task.taskId, status: 'working' },
+    });
+    agent.socket.send({ action: 'task.result', taskId: task.taskId, output: { done: true } });
+    expect(await watcher.nextEvent('task.status')).toEqual({
+      event: 'task.status',
+      taskId: task.taskId,
+      status: 'completed',
+      output: { done: true },
+    });
+    expect(await caller.nextResponse((r) => r.id === 'w')).toMatchObject({ ok: true });
+    expect(await watcher.request({ action: 'task.subscribe', id: 2, taskId: 'unknown' })).toMatchObject({
+      error: { code: 'NOT_FOUND' },
+    });
+    await Promise.all([caller.close(), watcher.close(), agent.close()]);
+  });
+});
+
+describe('drain on SIGTERM', () => {
+  it('lets an in-flight call finish, then closes sockets with 1001', async () => {
+    const cluster = await startCluster({ replicas: 2 });
+    const [a, b] = [cluster.gateways[0]!, cluster.gateways[1]!];
+    const agent = await startAgent(b.url, { name: 'finisher', answer: 'manual' });
+    const caller = await TestSocket.open(a.url);
+    caller.send({ action: 'coordinator', id: 'drain', agent: 'finisher', task: 't', timeoutMs: 30_000 });
+    const task = await agent.socket.nextEvent('task');
+    const stopped = a.stop('SIGTERM');
+    // Draining: readiness fails first, so a load balancer stops sending new connections here.
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 503; i++) {
+      status = (await fetch(`${a.httpUrl}/readyz`)).status;
+      if (status !== 503) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(status).toBe(503);
+    agent.socket.send({ action: 'task.result', taskId: task.taskId, output: 'finished during drain' });
+    expect(await caller.nextResponse((r) => r.id === 'drain')).toMatchObject({
+      ok: true,
+      result: { output: 'finished during drain' },
+    });
+    expect((await caller.closed).code).toBe(1001);
+    expect(await stopped).toEqual({ code: 0, signal: null });
+    await agent.close();
+    await cluster.stop();
+  });
+});
