@@ -55,3 +55,25 @@ export async function fetchJson(
   }
   return body;
 }
+
+/** Where a command finds the gateway when no flag says: OPENCLAW_URL and OPENCLAW_API_KEY. */
+export interface RemoteDefaults {
+  url: string;
+  apiKey?: string;
+}
+
+/**
+ * Adds the options of a command that talks to a running gateway: its URL (as `--url`, or `--gateway`
+ * where `--url` means something else), `--api-key`, and `--json` unless `json` is false.
+ */
+export function withRemoteOptions<C extends { option(flags: string, description: string, defaultValue?: string): C }>(
+  command: C,
+  defaults: RemoteDefaults,
+  options: { urlFlag?: '--url' | '--gateway'; json?: boolean } = {},
+): C {
+  command
+    .option(`${options.urlFlag ?? '--url'} <url>`, 'gateway URL [OPENCLAW_URL]', defaults.url)
+    .option('--api-key <key>', 'API key [OPENCLAW_API_KEY]', defaults.apiKey);
+  if (options.json !== false) command.option('--json', 'print JSON');
+  return command;
+}

@@ -5,6 +5,7 @@
  * import { loadGatewayConfig, RedisKeys, AgentRegistry } from '@openclaw/core';
  */
 
+export { GatewayError, type GatewayErrorOptions } from '@openclaw/protocol';
 export { ANONYMOUS, hasPermission, type Principal } from './auth/principal';
 export {
   type Authenticator,
@@ -37,7 +38,7 @@ export {
   loadGatewayConfig,
 } from './config/gateway-config';
 export { GATEWAY_SETTINGS, type Setting } from './config/settings';
-export { fromWireError, GatewayError, type GatewayErrorOptions, toWireError } from './errors/gateway-error';
+export { fromWireError, toWireError } from './errors/gateway-error';
 export {
   createRedisConnection,
   isRedisReady,

@@ -53,6 +53,7 @@ export {
   TaskProgressEventSchema,
   TaskStatusEventSchema,
 } from './frames';
+export { GatewayError, type GatewayErrorOptions } from './gateway-error';
 export {
   AgentNameSchema,
   type RequestId,

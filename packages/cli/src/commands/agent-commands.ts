@@ -1,22 +1,18 @@
 import type { AgentInfo } from '@openclaw/protocol';
 import type { Command } from 'commander';
-import { fetchJson } from '../http-client';
+import { fetchJson, type RemoteDefaults, withRemoteOptions } from '../http-client';
 import { renderTable } from '../table';
 
 /** `openclaw agent register | list | remove`. */
-export function addAgentCommands(program: Command, defaults: { url: string; apiKey?: string }): void {
+export function addAgentCommands(program: Command, defaults: RemoteDefaults): void {
   const agent = program.command('agent').description('register and list agents');
 
-  agent
-    .command('register')
+  withRemoteOptions(agent.command('register'), defaults, { urlFlag: '--gateway' })
     .description('register an HTTP agent: the gateway POSTs each task to its URL')
     .requiredOption('--name <name>', 'agent name (^[a-z0-9][a-z0-9._-]{0,62}$)')
     .requiredOption('--url <url>', "the agent's HTTP endpoint, e.g. http://localhost:8000")
     .option('--tasks <tasks>', 'comma-separated tasks it handles (default: any)')
     .option('--timeout-ms <ms>', 'its own deadline per task, if shorter than the caller’s')
-    .option('--gateway <url>', 'gateway URL [OPENCLAW_URL]', defaults.url)
-    .option('--api-key <key>', 'API key [OPENCLAW_API_KEY]', defaults.apiKey)
-    .option('--json', 'print JSON')
     .action(
       async (o: {
         name: string;
@@ -52,12 +48,9 @@ export function addAgentCommands(program: Command, defaults: { url: string; apiK
       },
     );
 
-  agent
-    .command('remove')
+  withRemoteOptions(agent.command('remove'), defaults, { urlFlag: '--gateway', json: false })
     .description('remove an HTTP agent')
     .requiredOption('--name <name>', 'agent name')
-    .option('--gateway <url>', 'gateway URL [OPENCLAW_URL]', defaults.url)
-    .option('--api-key <key>', 'API key [OPENCLAW_API_KEY]', defaults.apiKey)
     .action(async (o: { name: string; gateway: string; apiKey?: string }) => {
       await fetchJson({ url: o.gateway, apiKey: o.apiKey }, `/v1/agents/${encodeURIComponent(o.name)}`, {
         method: 'DELETE',
@@ -65,12 +58,8 @@ export function addAgentCommands(program: Command, defaults: { url: string; apiK
       process.stdout.write(`removed HTTP agent '${o.name}'\n`);
     });
 
-  agent
-    .command('list')
+  withRemoteOptions(agent.command('list'), defaults, { urlFlag: '--gateway' })
     .description('list the agents of the cluster')
-    .option('--gateway <url>', 'gateway URL [OPENCLAW_URL]', defaults.url)
-    .option('--api-key <key>', 'API key [OPENCLAW_API_KEY]', defaults.apiKey)
-    .option('--json', 'print JSON')
     .action(async (o: { gateway: string; apiKey?: string; json?: boolean }) => {
       const agents = (await fetchJson({ url: o.gateway, apiKey: o.apiKey }, '/v1/agents')) as AgentInfo[];
       if (o.json) return void process.stdout.write(`${JSON.stringify(agents, null, 2)}\n`);

@@ -1,14 +1,14 @@
 import type { GatewayStatus, MetricsSnapshot, Readiness } from '@openclaw/gateway';
 import { runGateway } from '@openclaw/gateway';
 import type { Command } from 'commander';
-import { fetchJson, type RemoteOptions } from '../http-client';
+import { fetchJson, type RemoteDefaults, type RemoteOptions, withRemoteOptions } from '../http-client';
 import { formatDuration, renderTable } from '../table';
 
 /** Flags of `gateway start`, mapped to setting flags of the config table. */
 const START_FLAGS = ['port', 'host', 'redis', 'replica-id', 'auth', 'api-keys'] as const;
 
 /** `openclaw gateway start | status | metrics`. */
-export function addGatewayCommands(program: Command, defaults: { url: string; apiKey?: string }): void {
+export function addGatewayCommands(program: Command, defaults: RemoteDefaults): void {
   const gateway = program.command('gateway').description('run and inspect gateway replicas');
 
   gateway
@@ -26,12 +26,8 @@ export function addGatewayCommands(program: Command, defaults: { url: string; ap
       await runGateway({ flags, env: process.env });
     });
 
-  gateway
-    .command('status')
+  withRemoteOptions(gateway.command('status'), defaults)
     .description('show a running replica: readiness, connections, local agents')
-    .option('--url <url>', 'gateway URL [OPENCLAW_URL]', defaults.url)
-    .option('--api-key <key>', 'API key [OPENCLAW_API_KEY]', defaults.apiKey)
-    .option('--json', 'print JSON')
     .action(async (options: RemoteOptions & { json?: boolean }) => {
       const [status, readiness] = await Promise.all([
         fetchJson(options, '/status') as Promise<GatewayStatus>,
@@ -63,12 +59,8 @@ export function addGatewayCommands(program: Command, defaults: { url: string; ap
       print(lines.join('\n'));
     });
 
-  gateway
-    .command('metrics')
+  withRemoteOptions(gateway.command('metrics'), defaults)
     .description("show a replica's counters: connections, requests by outcome, latency percentiles")
-    .option('--url <url>', 'gateway URL [OPENCLAW_URL]', defaults.url)
-    .option('--api-key <key>', 'API key [OPENCLAW_API_KEY]', defaults.apiKey)
-    .option('--json', 'print JSON')
     .action(async (options: RemoteOptions & { json?: boolean }) => {
       const m = (await fetchJson(options, '/v1/metrics')) as MetricsSnapshot;
       if (options.json) return print(JSON.stringify(m, null, 2));

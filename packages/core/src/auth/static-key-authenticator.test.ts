@@ -1,4 +1,4 @@
-import { GatewayError } from '../errors/gateway-error';
+import { GatewayError } from '@openclaw/protocol';
 import { hasPermission } from './principal';
 import { extractCredential, StaticKeyAuthenticator } from './static-key-authenticator';
 

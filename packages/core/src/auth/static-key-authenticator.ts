@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { GatewayError } from '../errors/gateway-error';
+import { GatewayError } from '@openclaw/protocol';
 import { ANONYMOUS, type Principal } from './principal';
 
 /** Credentials as a request carries them. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { GatewayError } from '@openclaw/protocol';
 import type Redis from 'ioredis';
-import { GatewayError } from '../errors/gateway-error';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { childTraceparent } from '../telemetry/trace-context';

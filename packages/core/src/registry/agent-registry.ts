@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import type { AgentInfo } from '@openclaw/protocol';
+import { GatewayError } from '@openclaw/protocol';
 import type Redis from 'ioredis';
-import { GatewayError } from '../errors/gateway-error';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { LIST_AGENTS, PICK_INSTANCE, SWEEP_REPLICA, UNREGISTER_INSTANCE } from './registry-scripts';

@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
-import { GatewayError } from '../errors/gateway-error';
+import { GatewayError } from '@openclaw/protocol';
 
 /** Loopback, private, link-local, CGNAT and other non-public ranges an HTTP agent may not point at by default. */
 const PRIVATE = new BlockList();

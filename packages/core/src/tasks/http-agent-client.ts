@@ -1,4 +1,4 @@
-import { GatewayError } from '../errors/gateway-error';
+import { GatewayError } from '@openclaw/protocol';
 import { checkAgentUrl } from './agent-url';
 
 /** The JSON body POSTed to an HTTP agent. Documented in docs/http-agents.md. */

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { WireError } from '@openclaw/protocol';
+import { GatewayError } from '@openclaw/protocol';
 import type { TaskCancelRequestMessage, TaskReplyMessage } from '../bus/bus-message';
 import type { ClusterBus } from '../bus/cluster-bus';
-import { fromWireError, GatewayError } from '../errors/gateway-error';
+import { fromWireError } from '../errors/gateway-error';
 import type { AgentRegistry } from '../registry/agent-registry';
 import type { Logger } from '../telemetry/logger';
 import type { HttpAgentClient } from './http-agent-client';

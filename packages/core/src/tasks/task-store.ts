@@ -1,6 +1,6 @@
 import type { TaskRecord, TaskState, WireError } from '@openclaw/protocol';
+import { GatewayError } from '@openclaw/protocol';
 import type Redis from 'ioredis';
-import { GatewayError } from '../errors/gateway-error';
 import type { RedisKeys } from '../redis/redis-keys';
 
 /** Outputs larger than this (as JSON) are not kept in the task record. */

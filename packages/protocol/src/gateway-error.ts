@@ -1,0 +1,67 @@
+import { type ErrorCode, RETRYABLE_BY_DEFAULT } from './error-codes';
+import type { WireError } from './primitives';
+
+/** Options of a {@link GatewayError}. */
+export interface GatewayErrorOptions {
+  /** Whether the same request may succeed if sent again. Defaults to the protocol's default for the code. */
+  retryable?: boolean;
+  /** How long to wait before retrying (`RATE_LIMITED`). */
+  retryAfterMs?: number;
+  /** Machine-readable details, e.g. the failing fields of a `BAD_REQUEST`. */
+  details?: unknown;
+  /** The underlying error, for logs. Never sent on the wire. */
+  cause?: unknown;
+}
+
+/**
+ * An error with a stable protocol code, shared by the gateway (which sends it) and clients (which
+ * receive it, or raise it themselves for the same situation: `TIMEOUT`, `UNAVAILABLE`, `CANCELED`).
+ * Its message goes to clients: never put internals in it; put them in `cause`.
+ *
+ * `code` is one of the protocol's {@link ErrorCode}s; a newer gateway may send a code this version
+ * does not list yet, and it is passed through as it came.
+ *
+ * @example
+ * try {
+ *   await client.call('summarizer', 'summarize', { text });
+ * } catch (error) {
+ *   if (error instanceof GatewayError && error.retryable) scheduleRetry(error.retryAfterMs ?? 1_000);
+ *   else throw error;
+ * }
+ */
+export class GatewayError extends Error {
+  override readonly name = 'GatewayError';
+  /** The protocol error code, e.g. `AGENT_NOT_FOUND`. */
+  readonly code: ErrorCode;
+  /** Whether sending the same request again may succeed. */
+  readonly retryable: boolean;
+  /** How long to wait before retrying, when the gateway said so. */
+  readonly retryAfterMs: number | undefined;
+  /** Machine-readable details. */
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message: string, options: GatewayErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retryable = options.retryable ?? RETRYABLE_BY_DEFAULT[code] ?? false;
+    this.retryAfterMs = options.retryAfterMs;
+    this.details = options.details;
+  }
+
+  /** A {@link GatewayError} built from the `error` object of an error response. */
+  static fromWire(wire: WireError): GatewayError {
+    return new GatewayError(wire.code as ErrorCode, wire.message, {
+      retryable: wire.retryable,
+      retryAfterMs: wire.retryAfterMs,
+      details: wire.details,
+    });
+  }
+
+  /** The error as it goes on the wire. */
+  toWire(): WireError {
+    const wire: WireError = { code: this.code, message: this.message, retryable: this.retryable };
+    if (this.retryAfterMs !== undefined) wire.retryAfterMs = this.retryAfterMs;
+    if (this.details !== undefined) wire.details = this.details;
+    return wire;
+  }
+}
