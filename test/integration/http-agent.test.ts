@@ -142,6 +142,53 @@ describe('HTTP agents', () => {
     await caller.close();
   });
 
+  it('routes only the tasks an HTTP agent registered for', async () => {
+    const gw = cluster.gateways[0]!.httpUrl;
+    expect(
+      (
+        await runCli([
+          'agent',
+          'register',
+          '--name',
+          'narrow',
+          '--url',
+          agent.url('/ok'),
+          '--tasks',
+          'a,b',
+          '--gateway',
+          gw,
+        ])
+      ).code,
+    ).toBe(0);
+    const caller = await TestSocket.open(cluster.gateways[0]!.url);
+    expect(await caller.request({ action: 'coordinator', id: 1, agent: 'narrow', task: 'b' })).toMatchObject({
+      ok: true,
+    });
+    expect(await caller.request({ action: 'coordinator', id: 2, agent: 'narrow', task: 'zzz' })).toMatchObject({
+      error: { code: 'AGENT_NOT_FOUND' },
+    });
+    await caller.close();
+  });
+
+  it('refuses API calls a web page from another origin could make', async () => {
+    const gw = cluster.gateways[0]!.httpUrl;
+    const body = JSON.stringify({ name: 'csrf', url: agent.url('/ok') });
+    const plain = await fetch(`${gw}/v1/agents`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body });
+    expect(plain.status).toBe(400);
+    expect(await plain.json()).toMatchObject({
+      error: { code: 'BAD_REQUEST', message: 'content-type must be application/json' },
+    });
+    const foreign = await fetch(`${gw}/v1/agents`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: 'https://evil.example' },
+      body,
+    });
+    expect(foreign.status).toBe(403);
+    expect((await fetch(`${gw}/v1/agents`, { headers: { origin: 'https://evil.example' } })).status).toBe(403);
+    const list = (await (await fetch(`${gw}/v1/agents`)).json()) as { name: string }[];
+    expect(list.map((a) => a.name)).not.toContain('csrf');
+  });
+
   it('refuses bad registrations with a clear error and exit code 1', async () => {
     const gw = cluster.gateways[0]!.httpUrl;
     const badName = await runCli([

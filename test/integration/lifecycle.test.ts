@@ -64,3 +64,38 @@ describe('drain on SIGTERM', () => {
     await cluster.stop();
   });
 });
+
+describe('drain of a replica holding agents', () => {
+  it('stops routing to its agents at once and lets them finish the tasks they hold', async () => {
+    const cluster = await startCluster({ replicas: 2 });
+    const [a, b] = [cluster.gateways[0]!, cluster.gateways[1]!];
+    const agent = await startAgent(b.url, { name: 'worker', concurrency: 4, answer: 'manual' });
+    const caller = await TestSocket.open(a.url);
+    caller.send({ action: 'coordinator', id: 'held', agent: 'worker', task: 't', timeoutMs: 30_000 });
+    const task = await agent.socket.nextEvent('task');
+    const stopped = b.stop('SIGTERM');
+    // Withdrawn from routing while its replica drains: a new call is not sent to it.
+    let code = '';
+    for (let i = 0; i < 50 && code !== 'AGENT_NOT_FOUND'; i++) {
+      const r = await caller.request({
+        action: 'coordinator',
+        id: `new-${i}`,
+        agent: 'worker',
+        task: 't',
+        timeoutMs: 30_000,
+      });
+      code = String((r.error as { code?: string } | undefined)?.code);
+      if (code !== 'AGENT_NOT_FOUND') await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(code).toBe('AGENT_NOT_FOUND');
+    agent.socket.send({ action: 'task.result', taskId: task.taskId, output: 'done while draining' });
+    expect(await caller.nextResponse((r) => r.id === 'held')).toMatchObject({
+      ok: true,
+      result: { output: 'done while draining' },
+    });
+    expect((await agent.socket.closed).code).toBe(1001);
+    expect(await stopped).toEqual({ code: 0, signal: null });
+    await caller.close();
+    await cluster.stop();
+  });
+});

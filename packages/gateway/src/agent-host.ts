@@ -42,6 +42,21 @@ export class AgentHost {
     return this.instances.size;
   }
 
+  /** Tasks sent to this replica's agents and not answered yet. */
+  get openTasks(): number {
+    let n = 0;
+    for (const instance of this.instances.values()) n += instance.openTasks.size;
+    return n;
+  }
+
+  /**
+   * Takes every local instance out of the registry (drain): no new task is routed here, while the
+   * agents stay connected to answer the tasks they hold.
+   */
+  async withdraw(): Promise<void> {
+    await Promise.allSettled([...this.instances.keys()].map((id) => this.registry.unregisterInstance(id)));
+  }
+
   /** Local agents and how many instances each has here. */
   localAgents(): { name: string; instances: number; openTasks: number }[] {
     const byName = new Map<string, { name: string; instances: number; openTasks: number }>();

@@ -201,9 +201,9 @@ export class Gateway {
   }
 
   /**
-   * Drains and stops: readiness fails first, new connections are refused, in-flight calls get up
-   * to `drainMs` to finish, then every socket is closed with 1001 and the replica leaves the cluster.
-   * Idempotent.
+   * Drains and stops: readiness fails first, new connections are refused, this replica's agents are
+   * taken out of routing, calls and agent tasks in flight get up to `drainMs` to finish, then every
+   * socket is closed with 1001 and the replica leaves the cluster. Idempotent.
    */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
@@ -340,7 +340,9 @@ export class Gateway {
     this.draining = true;
     clearInterval(this.heartbeatTimer);
     const deadline = Date.now() + this.config.drainMs;
-    while (this.dispatcher.inFlight > 0 && Date.now() < deadline) {
+    // New tasks go to other replicas' instances; ours finish what they hold.
+    await this.agents.withdraw();
+    while ((this.dispatcher.inFlight > 0 || this.agents.openTasks > 0) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     for (const session of this.sessions) session.close(CloseCode.GOING_AWAY, 'replica draining: reconnect to another');

@@ -10,6 +10,7 @@ import {
 import { AgentNameSchema, describeIssues, TaskNameSchema } from '@openclaw/protocol';
 import { z } from 'zod';
 import type { Gateway } from './gateway';
+import { isOriginAllowed } from './origin';
 
 /** Body of `POST /v1/agents`: register an HTTP agent. */
 export const HttpAgentBodySchema = z.object({
@@ -34,7 +35,10 @@ export class HttpApi {
   handle(req: IncomingMessage, res: ServerResponse): void {
     this.route(req, res).catch((error: unknown) => {
       const wire = toWireError(error);
-      if (wire.code === 'INTERNAL') this.gateway.logger.error({ err: error, url: req.url }, 'HTTP handler failed');
+      // The path only: a query string may carry an API key.
+      const path = (req.url ?? '/').split('?')[0];
+      if (wire.code === 'INTERNAL')
+        this.gateway.logger.error({ err: error, method: req.method, path }, 'HTTP handler failed');
       send(res, statusOf(wire.code), { error: wire });
     });
   }
@@ -46,6 +50,10 @@ export class HttpApi {
     if (path === '/readyz') {
       const readiness = this.gateway.readiness();
       return send(res, readiness.ready ? 200 : 503, readiness);
+    }
+    // Browsers may reach a replica on localhost: a page from another origin must not drive its API.
+    if (!isOriginAllowed(req.headers.origin, this.gateway.config)) {
+      throw new GatewayError('FORBIDDEN', 'this Origin is not allowed to use the API');
     }
     const principal = this.authenticator.authenticate({ headers: req.headers, url: req.url ?? '/' });
     if (path === '/status' && method === 'GET') return send(res, 200, this.gateway.status());
@@ -64,6 +72,10 @@ export class HttpApi {
   }
 
   private async registerHttpAgent(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void> {
+    // Only JSON: a cross-site form or text/plain POST (which needs no CORS preflight) is refused.
+    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+      throw new GatewayError('BAD_REQUEST', 'content-type must be application/json');
+    }
     const body = await readJson(req);
     const parsed = HttpAgentBodySchema.safeParse(body);
     if (!parsed.success) {

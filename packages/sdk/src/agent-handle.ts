@@ -12,7 +12,7 @@ export interface AgentOptions {
   tasks?: string[];
   /** How many tasks this instance takes at once; the gateway enforces it. Default 1 (the gateway's default). */
   concurrency?: number;
-  /** Free metadata shown in `agents.list`. */
+  /** Free metadata, stored with the instance in the cluster registry. */
   meta?: Record<string, unknown>;
 }
 

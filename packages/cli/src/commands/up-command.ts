@@ -48,7 +48,7 @@ async function up(options: { port?: string; dataDir: string }): Promise<void> {
     await stopChild(redis);
     throw new Error(`the gateway did not start: ${(error as Error).message}`);
   }
-  logger.info({ port: gateway.port, host: config.host, replicaId: config.replicaId }, 'gateway ready');
+  logger.info({ port: gateway.port, host: config.host }, 'gateway ready');
   log(
     `stack is up: gateway ws://${config.host}:${gateway.port} (HTTP http://${config.host}:${gateway.port}/status). Ctrl-C stops it.`,
   );

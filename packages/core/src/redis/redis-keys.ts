@@ -63,11 +63,6 @@ export class RedisKeys {
     return `${this.registry}http-agent:${agent}`;
   }
 
-  /** Lock held by the replica that removes a dead replica's instances. */
-  janitorLock(replicaId: string): string {
-    return `${this.registry}janitor:${replicaId}`;
-  }
-
   /** Hash: the record of a task. */
   task(taskId: string): string {
     return `${this.prefix}:{task:${taskId}}`;

@@ -15,6 +15,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
  * reservation whose release was lost frees itself. Ties are broken by a random starting point.
  * KEYS: agent instances set, HTTP agent hash. ARGV: prefix, task, taskId, reservationMs, random.
  * Returns {'instance', id, replica} | {'busy', n} | {'no-task', n} | {'http', url, timeoutMs} | {'none'}.
+ * An HTTP agent of the same name is used only when the agent has no live WebSocket instance.
  */
 export const PICK_INSTANCE = `
 local prefix = ARGV[1]
@@ -53,8 +54,14 @@ if bestId then
 end
 if handles > 0 then return {'busy', tostring(handles)} end
 if live > 0 then return {'no-task', tostring(live)} end
-local url = redis.call('HGET', KEYS[2], 'url')
-if url then return {'http', url, redis.call('HGET', KEYS[2], 'timeoutMs') or ''} end
+local http = redis.call('HMGET', KEYS[2], 'url', 'tasks', 'timeoutMs')
+if http[1] then
+  local tasks = http[2] or ''
+  if tasks == '' or string.find(tasks, '\\n' .. task .. '\\n', 1, true) then
+    return {'http', http[1], http[3] or ''}
+  end
+  return {'no-task', '0'}
+end
 return {'none'}
 `;
 

@@ -32,7 +32,15 @@ export class HttpAgentClient {
    * @param signal aborts the call (the caller canceled); the deadline aborts it too.
    */
   async invoke(url: string, request: HttpAgentRequest, signal?: AbortSignal): Promise<unknown> {
-    const target = await checkAgentUrl(url, { allowPrivate: this.options.allowPrivate });
+    let target: URL;
+    try {
+      target = await checkAgentUrl(url, { allowPrivate: this.options.allowPrivate });
+    } catch (error) {
+      // Checked at registration; failing now means DNS changed or is down: the agent is unreachable.
+      throw new GatewayError('AGENT_UNAVAILABLE', `HTTP agent URL cannot be used now: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
     const remaining = request.deadline - Date.now();
     if (remaining <= 0) throw timeout(request);
     const deadline = AbortSignal.timeout(remaining);
@@ -85,7 +93,7 @@ export class HttpAgentClient {
     if (deadline.aborted) return timeout(request);
     return new GatewayError('AGENT_UNAVAILABLE', 'HTTP agent could not be reached', {
       cause: error,
-      details: { reason: (error as { cause?: { code?: string } }).cause?.code ?? 'network error' },
+      details: { reason: networkReason(error) },
     });
   }
 }
@@ -109,4 +117,16 @@ async function readLimited(response: Response, limit: number): Promise<string> {
     chunks.push(Buffer.from(chunk as Uint8Array));
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The system error code behind a failed fetch (`ECONNREFUSED`, `ENOTFOUND`, ...), if there is one. */
+function networkReason(error: unknown): string {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('E')) return code;
+    const inner = (current as { errors?: unknown[] }).errors?.[0];
+    current = (current as { cause?: unknown }).cause ?? inner;
+  }
+  return 'network error';
 }
