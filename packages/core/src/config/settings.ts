@@ -170,7 +170,7 @@ export const GATEWAY_SETTINGS = {
     env: 'OPENCLAW_DRAIN_MS',
     schema: intText(0, 600_000),
     default: '10000',
-    doc: 'On SIGTERM, how long to wait for in-flight calls before closing sockets with 1001.',
+    doc: "On SIGTERM, how long to wait for in-flight calls and this replica's agents' tasks before closing sockets with 1001.",
   }),
   logLevel: setting({
     env: 'OPENCLAW_LOG_LEVEL',
