@@ -214,4 +214,91 @@ describe('routing across replicas', () => {
     expect((after.result as { name: string; instances: number }[]).find((e) => e.name === 'lister')?.instances).toBe(1);
     await Promise.all([caller.close(), x1.close()]);
   });
+
+  it('runs a call with a repeated idempotencyKey once, on any replica', async () => {
+    let n = 0;
+    const agent = await startAgent(b, {
+      name: 'once',
+      answer: (t) =>
+        (t.data as { fail?: boolean }).fail && n++ === 0
+          ? { action: 'task.error', taskId: t.taskId, error: { message: 'first try fails' } }
+          : { action: 'task.result', taskId: t.taskId, output: { run: agent.received.length } },
+    });
+    const onA = await TestSocket.open(a);
+    const onB = await TestSocket.open(b);
+    const first = await onA.request({
+      action: 'coordinator',
+      id: 1,
+      agent: 'once',
+      task: 't',
+      data: {},
+      idempotencyKey: 'k-1',
+    });
+    const again = await onB.request({
+      action: 'coordinator',
+      id: 2,
+      agent: 'once',
+      task: 't',
+      data: {},
+      idempotencyKey: 'k-1',
+    });
+    expect(again.result).toEqual(first.result);
+    expect(agent.received).toHaveLength(1);
+    // A failed call does not hold its key: the retry runs.
+    expect(
+      await onA.request({
+        action: 'coordinator',
+        id: 3,
+        agent: 'once',
+        task: 't',
+        data: { fail: true },
+        idempotencyKey: 'k-2',
+      }),
+    ).toMatchObject({
+      error: { code: 'AGENT_ERROR' },
+    });
+    expect(
+      await onA.request({
+        action: 'coordinator',
+        id: 4,
+        agent: 'once',
+        task: 't',
+        data: { fail: true },
+        idempotencyKey: 'k-2',
+      }),
+    ).toMatchObject({
+      ok: true,
+    });
+    expect(agent.received).toHaveLength(3);
+    await Promise.all([onA.close(), onB.close(), agent.close()]);
+  });
+
+  it('answers CONFLICT to a repeated idempotencyKey while the first call is in flight', async () => {
+    const agent = await startAgent(b, { name: 'slow-once', answer: 'manual' });
+    const caller = await TestSocket.open(a);
+    caller.send({
+      action: 'coordinator',
+      id: 1,
+      agent: 'slow-once',
+      task: 't',
+      idempotencyKey: 'k',
+      timeoutMs: 30_000,
+    });
+    const task = await agent.socket.nextEvent('task');
+    expect(
+      await caller.request({ action: 'coordinator', id: 2, agent: 'slow-once', task: 't', idempotencyKey: 'k' }),
+    ).toMatchObject({
+      ok: false,
+      error: { code: 'CONFLICT', retryable: true, details: { taskId: task.taskId } },
+    });
+    agent.socket.send({ action: 'task.result', taskId: task.taskId, output: 'done' });
+    expect(await caller.nextResponse((r) => r.id === 1)).toMatchObject({ ok: true });
+    expect(
+      await caller.request({ action: 'coordinator', id: 3, agent: 'slow-once', task: 't', idempotencyKey: 'k' }),
+    ).toMatchObject({
+      ok: true,
+      result: { taskId: task.taskId, output: 'done' },
+    });
+    await Promise.all([caller.close(), agent.close()]);
+  });
 });

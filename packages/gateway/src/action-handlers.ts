@@ -102,6 +102,7 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
         data: params.data ?? null,
         timeoutMs: params.timeoutMs ?? ctx.limits.defaultTimeoutMs,
         caller: { principal: session.principal.id, tenant: session.principal.tenant, agent: firstAgent(session) },
+        idempotencyKey: params.idempotencyKey,
         onProgress: (progress) => session.send({ event: 'task.progress', id, taskId: handle.taskId, progress }),
       });
       if (id !== null) session.callsByRequestId.set(id, handle.taskId);

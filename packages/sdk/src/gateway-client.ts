@@ -48,11 +48,14 @@ export interface RequestOptions {
 export interface CallOptions {
   /** The task's deadline at the gateway, in milliseconds. Default 30 000 (the protocol's default). */
   timeoutMs?: number;
-  /** Aborting it rejects the call with `CANCELED`, and cancels the task if its id is known by then. */
+  /** Aborting it rejects the call with `CANCELED` and cancels the task at the gateway. */
   signal?: AbortSignal;
   /** Called with each `task.progress` the agent reports while the call is in flight. */
   onProgress?: ProgressListener;
-  /** A repeated key returns the first task instead of creating another. */
+  /**
+   * A repeated key returns the first call's output once it completed (kept for an hour), fails with a
+   * retryable `CONFLICT` while the first is in flight, and runs again after a failure.
+   */
   idempotencyKey?: string;
 }
 

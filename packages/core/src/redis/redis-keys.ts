@@ -63,6 +63,11 @@ export class RedisKeys {
     return `${this.registry}http-agent:${agent}`;
   }
 
+  /** String: the task id a caller's idempotency key stands for (`digest` is a hash of tenant, principal and key). */
+  idempotency(digest: string): string {
+    return `${this.prefix}:{idem:${digest}}`;
+  }
+
   /** Hash: the record of a task. */
   task(taskId: string): string {
     return `${this.prefix}:{task:${taskId}}`;

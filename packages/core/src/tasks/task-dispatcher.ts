@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { WireError } from '@openclaw/protocol';
 import { GatewayError } from '@openclaw/protocol';
 import type { TaskCancelRequestMessage, TaskReplyMessage } from '../bus/bus-message';
@@ -7,7 +7,7 @@ import { fromWireError } from '../errors/gateway-error';
 import type { AgentRegistry } from '../registry/agent-registry';
 import type { Logger } from '../telemetry/logger';
 import type { HttpAgentClient } from './http-agent-client';
-import type { StoredTask, TaskStore } from './task-store';
+import { type StoredTask, TASK_RECORD_TTL_MS, type TaskStore } from './task-store';
 
 /** Who asked for a task. */
 export interface TaskCaller {
@@ -27,11 +27,24 @@ export interface DispatchRequest {
   traceparent?: string;
   /** Receives the agent's `task.progress` values. */
   onProgress?: (progress: unknown) => void;
+  /**
+   * The caller's key for this call: a repeated key returns the first call's result while it is kept
+   * (an hour), gets `CONFLICT` while the first is in flight, and runs again if the first failed.
+   */
+  idempotencyKey?: string;
+}
+
+/** A completed call found by its idempotency key, returned instead of running it again. */
+export interface ReplayedCall {
+  taskId: string;
+  output: unknown;
 }
 
 /** A dispatched task: its id at once, its output when it ends. */
 export interface DispatchHandle {
   taskId: string;
+  /** True when an idempotency key matched a completed call: `output` is that call's output. */
+  replayed?: boolean;
   /** Resolves with the agent's output; rejects with a {@link GatewayError}. Always settles by the deadline. */
   output: Promise<unknown>;
 }
@@ -104,6 +117,10 @@ export class TaskDispatcher {
       throw new GatewayError('UNAVAILABLE', 'this replica is not connected to the cluster bus; retry shortly');
     }
     const taskId = randomUUID();
+    if (request.idempotencyKey !== undefined) {
+      const replay = await this.claimIdempotencyKey(request, taskId);
+      if (replay) return { taskId: replay.taskId, replayed: true, output: Promise.resolve(replay.output) };
+    }
     const createdAt = Date.now();
     const deadline = createdAt + request.timeoutMs;
     const pick = await this.registry.pick(request.agent, request.task, taskId, request.timeoutMs + 1000);
@@ -186,6 +203,44 @@ export class TaskDispatcher {
         return { taskId, output };
       }
     }
+  }
+
+  /**
+   * Claims an idempotency key for a new task. @returns the earlier call's result if it completed.
+   * @throws {GatewayError} `CONFLICT` (retryable) while the earlier call is in flight.
+   */
+  private async claimIdempotencyKey(request: DispatchRequest, taskId: string): Promise<ReplayedCall | undefined> {
+    const digest = createHash('sha256')
+      .update(`${request.caller.tenant}\n${request.caller.principal}\n${request.idempotencyKey}`)
+      .digest('hex')
+      .slice(0, 32);
+    const key = this.store.keys.idempotency(digest);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const claimed = await this.store.redis
+        .set(key, taskId, 'PX', TASK_RECORD_TTL_MS, 'NX')
+        .catch((error: unknown) => {
+          throw new GatewayError('UNAVAILABLE', 'the task store (Redis) is unavailable; retry shortly', {
+            cause: error,
+          });
+        });
+      if (claimed === 'OK') return undefined;
+      const earlierId = await this.store.redis.get(key);
+      const earlier = earlierId ? await this.store.get(earlierId) : undefined;
+      if (earlier?.status === 'completed') return { taskId: earlier.taskId, output: earlier.output ?? null };
+      if (earlier && (earlier.status === 'working' || earlier.status === 'submitted')) {
+        throw new GatewayError('CONFLICT', 'a call with this idempotencyKey is still in flight', {
+          retryable: true,
+          retryAfterMs: 500,
+          details: { taskId: earlier.taskId },
+        });
+      }
+      // The earlier call failed, was canceled, or its record is gone: this call may run.
+      await this.store.redis.del(key);
+    }
+    throw new GatewayError('CONFLICT', 'the idempotencyKey is contended; retry', {
+      retryable: true,
+      retryAfterMs: 100,
+    });
   }
 
   /** Handles an agent's reply (from the bus, or from this replica's own agents). */

@@ -30,8 +30,10 @@ export type NewTask = Omit<StoredTask, 'updatedAt' | 'output' | 'error'>;
  */
 export class TaskStore {
   constructor(
-    private readonly redis: Redis,
-    private readonly keys: RedisKeys,
+    /** @internal The command connection, shared with the dispatcher for idempotency keys. */
+    readonly redis: Redis,
+    /** @internal */
+    readonly keys: RedisKeys,
   ) {}
 
   /** Writes a new record. Resolves once Redis has it. */
