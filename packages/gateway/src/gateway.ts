@@ -79,6 +79,7 @@ export class Gateway {
   private readonly bus: RedisClusterBus;
   private readonly dispatcher: TaskDispatcher;
   private readonly agents: AgentHost;
+  private readonly httpAgents: HttpAgentClient;
   private readonly authenticator: Authenticator;
   private readonly sessions = new Set<Session>();
   private readonly server: Server;
@@ -119,15 +120,16 @@ export class Gateway {
       logger,
     });
     const store = new TaskStore(this.redis, keys);
+    this.httpAgents = new HttpAgentClient({
+      allowPrivate: config.httpAgentsAllowPrivateResolved,
+      maxResponseBytes: config.maxFrameBytes,
+    });
     this.dispatcher = new TaskDispatcher({
       replicaId: config.replicaId,
       registry: this.registry,
       bus: this.bus,
       store,
-      http: new HttpAgentClient({
-        allowPrivate: config.httpAgentsAllowPrivateResolved,
-        maxResponseBytes: config.maxFrameBytes,
-      }),
+      http: this.httpAgents,
       logger,
     });
     this.agents = new AgentHost(this.bus, this.registry, logger);
@@ -357,6 +359,7 @@ export class Gateway {
       }),
       new Promise<void>((resolve) => this.wss.close(() => resolve())),
     ]);
+    this.httpAgents.close();
     await Promise.allSettled([quit(this.redis), quit(this.subscriber)]);
   }
 }

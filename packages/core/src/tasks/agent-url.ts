@@ -41,10 +41,11 @@ export function isPrivateAddress(address: string): boolean {
 /**
  * Checks the URL of an HTTP agent: http or https, no credentials in it, and (unless allowed) a host
  * that resolves to public addresses only, so a client cannot make the gateway call into its own
- * network (SSRF). Called at registration and again before every call (DNS may change).
+ * network (SSRF). Called at registration; before every call the HTTP agent client checks again, with
+ * `resolve: false`, and checks the resolved address when it connects (so DNS rebinding cannot pass).
  * @throws {GatewayError} `BAD_REQUEST` naming what is wrong.
  */
-export async function checkAgentUrl(raw: string, options: { allowPrivate: boolean }): Promise<URL> {
+export async function checkAgentUrl(raw: string, options: { allowPrivate: boolean; resolve?: boolean }): Promise<URL> {
   let url: URL;
   try {
     url = new URL(raw);
@@ -65,6 +66,8 @@ export async function checkAgentUrl(raw: string, options: { allowPrivate: boolea
   }
   if (options.allowPrivate) return url;
   const host = url.hostname.replace(/^\[|\]$/g, '');
+  // Without `resolve`, only literal addresses are checked here: the connection checks the rest.
+  if (options.resolve === false && isIP(host) === 0) return url;
   let addresses: string[];
   try {
     addresses = isIP(host) !== 0 ? [host] : (await lookup(host, { all: true })).map((a) => a.address);

@@ -1,5 +1,9 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import type { LookupFunction } from 'node:net';
 import { GatewayError } from '@openclaw/protocol';
-import { checkAgentUrl } from './agent-url';
+import { checkAgentUrl, isPrivateAddress } from './agent-url';
 
 /** The JSON body POSTed to an HTTP agent. Documented in docs/http-agents.md. */
 export interface HttpAgentRequest {
@@ -20,12 +24,43 @@ export interface HttpAgentClientOptions {
   maxResponseBytes: number;
 }
 
+/** Set on the error of a connection refused because its host resolved to a private address. */
+const PRIVATE_TARGET = 'EPRIVATETARGET';
+
+/**
+ * A DNS lookup that refuses private addresses. It runs when the socket connects, so the address
+ * checked is the address used: a DNS server cannot answer one thing to a check and another to the
+ * connection (rebinding).
+ */
+function guardedLookup(): LookupFunction {
+  return (hostname, options, callback) => {
+    dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
+      if (error) return callback(error, '', 0);
+      const list = addresses as unknown as LookupAddress[];
+      if (list.length === 0 || list.some((a) => isPrivateAddress(a.address))) {
+        const refused = Object.assign(new Error(`${hostname} resolves to a private address`), { code: PRIVATE_TARGET });
+        return callback(refused, '', 0);
+      }
+      if ((options as { all?: boolean }).all)
+        return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list);
+      return callback(null, list[0]!.address, list[0]!.family);
+    });
+  };
+}
+
 /**
  * Calls HTTP agents: one POST per task with a JSON body; the JSON response is the task's output.
- * Non-2xx responses, bodies that are not JSON, and timeouts become protocol errors.
+ * Non-2xx responses, bodies that are not JSON, and timeouts become protocol errors. Connections are
+ * kept alive between calls.
  */
 export class HttpAgentClient {
-  constructor(private readonly options: HttpAgentClientOptions) {}
+  private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256 });
+  private readonly lookup: LookupFunction | undefined;
+
+  constructor(private readonly options: HttpAgentClientOptions) {
+    this.lookup = options.allowPrivate ? undefined : guardedLookup();
+  }
 
   /**
    * Runs a task on an HTTP agent.
@@ -34,9 +69,8 @@ export class HttpAgentClient {
   async invoke(url: string, request: HttpAgentRequest, signal?: AbortSignal): Promise<unknown> {
     let target: URL;
     try {
-      target = await checkAgentUrl(url, { allowPrivate: this.options.allowPrivate });
+      target = await checkAgentUrl(url, { allowPrivate: this.options.allowPrivate, resolve: false });
     } catch (error) {
-      // Checked at registration; failing now means DNS changed or is down: the agent is unreachable.
       throw new GatewayError('AGENT_UNAVAILABLE', `HTTP agent URL cannot be used now: ${(error as Error).message}`, {
         cause: error,
       });
@@ -45,88 +79,95 @@ export class HttpAgentClient {
     if (remaining <= 0) throw timeout(request);
     const deadline = AbortSignal.timeout(remaining);
     const combined = signal ? AbortSignal.any([deadline, signal]) : deadline;
-    let response: Response;
+    const body = JSON.stringify(request);
+    let response: { status: number; text: string };
     try {
-      response = await fetch(target, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json',
-          'x-openclaw-task-id': request.taskId,
-        },
-        body: JSON.stringify(request),
-        signal: combined,
-        redirect: 'error',
-      });
-    } catch (error) {
-      throw this.failure(error, request, deadline, signal);
-    }
-    let text: string;
-    try {
-      text = await readLimited(response, this.options.maxResponseBytes);
+      response = await this.post(target, body, request.taskId, combined);
     } catch (error) {
       if (error instanceof GatewayError) throw error;
-      throw this.failure(error, request, deadline, signal);
+      if (signal?.aborted) throw new GatewayError('CANCELED', 'the task was canceled');
+      if (deadline.aborted) throw timeout(request);
+      const reason = (error as { code?: string }).code ?? 'network error';
+      throw new GatewayError(
+        'AGENT_UNAVAILABLE',
+        reason === PRIVATE_TARGET
+          ? 'HTTP agent URL now resolves to a private address'
+          : 'HTTP agent could not be reached',
+        { cause: error, details: { reason } },
+      );
     }
     if (response.status < 200 || response.status > 299) {
       throw new GatewayError('AGENT_ERROR', `HTTP agent answered with status ${response.status}`, {
         retryable: response.status >= 500 || response.status === 429,
-        details: { status: response.status, body: text.slice(0, 512) },
+        details: { status: response.status, body: response.text.slice(0, 512) },
       });
     }
     try {
-      return text.length === 0 ? null : JSON.parse(text);
+      return response.text.length === 0 ? null : JSON.parse(response.text);
     } catch {
       throw new GatewayError('AGENT_ERROR', 'HTTP agent answered with a body that is not JSON', {
-        details: { status: response.status, body: text.slice(0, 512) },
+        details: { status: response.status, body: response.text.slice(0, 512) },
       });
     }
   }
 
-  private failure(
-    error: unknown,
-    request: HttpAgentRequest,
-    deadline: AbortSignal,
-    signal?: AbortSignal,
-  ): GatewayError {
-    if (signal?.aborted) return new GatewayError('CANCELED', 'the task was canceled');
-    if (deadline.aborted) return timeout(request);
-    return new GatewayError('AGENT_UNAVAILABLE', 'HTTP agent could not be reached', {
-      cause: error,
-      details: { reason: networkReason(error) },
+  /** Closes kept-alive connections. */
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  private post(
+    target: URL,
+    body: string,
+    taskId: string,
+    signal: AbortSignal,
+  ): Promise<{ status: number; text: string }> {
+    const limit = this.options.maxResponseBytes;
+    const secure = target.protocol === 'https:';
+    return new Promise((resolve, reject) => {
+      const req = (secure ? https : http).request(
+        target,
+        {
+          method: 'POST',
+          agent: secure ? this.httpsAgent : this.httpAgent,
+          lookup: this.lookup,
+          signal,
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json',
+            'content-length': Buffer.byteLength(body),
+            'x-openclaw-task-id': taskId,
+          },
+        },
+        (res: IncomingMessage) => {
+          const declared = Number(res.headers['content-length'] ?? '0');
+          if (declared > limit) {
+            res.destroy();
+            reject(new GatewayError('AGENT_ERROR', `HTTP agent response is larger than ${limit} bytes`));
+            return;
+          }
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > limit) {
+              res.destroy();
+              reject(new GatewayError('AGENT_ERROR', `HTTP agent response is larger than ${limit} bytes`));
+              return;
+            }
+            chunks.push(chunk);
+          });
+          res.once('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+          res.once('error', reject);
+        },
+      );
+      req.once('error', reject);
+      req.end(body);
     });
   }
 }
 
 function timeout(request: HttpAgentRequest): GatewayError {
   return new GatewayError('TIMEOUT', `HTTP agent did not answer task '${request.task}' before its deadline`);
-}
-
-async function readLimited(response: Response, limit: number): Promise<string> {
-  const declared = Number(response.headers.get('content-length') ?? '0');
-  if (declared > limit) {
-    await response.body?.cancel();
-    throw new GatewayError('AGENT_ERROR', `HTTP agent response is larger than ${limit} bytes`);
-  }
-  if (!response.body) return '';
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of response.body) {
-    size += (chunk as Uint8Array).byteLength;
-    if (size > limit) throw new GatewayError('AGENT_ERROR', `HTTP agent response is larger than ${limit} bytes`);
-    chunks.push(Buffer.from(chunk as Uint8Array));
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/** The system error code behind a failed fetch (`ECONNREFUSED`, `ENOTFOUND`, ...), if there is one. */
-function networkReason(error: unknown): string {
-  let current: unknown = error;
-  for (let depth = 0; depth < 4 && current; depth++) {
-    const code = (current as { code?: unknown }).code;
-    if (typeof code === 'string' && code.startsWith('E')) return code;
-    const inner = (current as { errors?: unknown[] }).errors?.[0];
-    current = (current as { cause?: unknown }).cause ?? inner;
-  }
-  return 'network error';
 }
