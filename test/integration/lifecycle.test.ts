@@ -1,4 +1,5 @@
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
+import { waitFor } from '../helpers/wait';
 import { TestSocket } from '../helpers/ws-client';
 
 describe('task.subscribe', () => {
@@ -69,10 +70,16 @@ describe('drain of a replica holding agents', () => {
   it('stops routing to its agents at once and lets them finish the tasks they hold', async () => {
     const cluster = await startCluster({ replicas: 2 });
     const [a, b] = [cluster.gateways[0]!, cluster.gateways[1]!];
-    const agent = await startAgent(b.url, { name: 'worker', concurrency: 4, answer: 'manual' });
+    // Holds the task whose data is 'hold'; answers any other at once (calls that raced the SIGTERM).
+    const agent = await startAgent(b.url, {
+      name: 'worker',
+      concurrency: 4,
+      answer: (t) => (t.data === 'hold' ? undefined : { action: 'task.result', taskId: t.taskId, output: 'quick' }),
+    });
     const caller = await TestSocket.open(a.url);
-    caller.send({ action: 'coordinator', id: 'held', agent: 'worker', task: 't', timeoutMs: 30_000 });
-    const task = await agent.socket.nextEvent('task');
+    caller.send({ action: 'coordinator', id: 'held', agent: 'worker', task: 't', data: 'hold', timeoutMs: 30_000 });
+    await waitFor(() => agent.received.length === 1, { what: 'the held task to reach the agent' });
+    const task = agent.received[0]!;
     const stopped = b.stop('SIGTERM');
     // Withdrawn from routing while its replica drains: a new call is not sent to it.
     let code = '';
