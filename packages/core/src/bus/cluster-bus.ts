@@ -18,6 +18,12 @@ export interface ClusterBus {
    * @throws {GatewayError} `UNAVAILABLE` when the bus cannot send now.
    */
   send(to: string, message: OutgoingBusMessage): Promise<number>;
+  /**
+   * Stamps a message (id, sender, time, trace context) and serialises it as `send` would, for a
+   * publish done elsewhere (the registry's pick script). The message's own fields keep their order,
+   * after the stamp.
+   */
+  encode(message: OutgoingBusMessage): string;
   /** Sets the handler of inbound messages. */
   onMessage(handler: BusHandler): void;
   /** Called after the subscription was lost and is back: messages may have been missed in between. */

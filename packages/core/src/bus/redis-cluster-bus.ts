@@ -124,17 +124,15 @@ export class RedisClusterBus implements ClusterBus {
     this.subscriptionLostHandler = handler;
   }
 
+  encode(message: OutgoingBusMessage): string {
+    return JSON.stringify(this.stamp(message));
+  }
+
   async send(to: string, message: OutgoingBusMessage): Promise<number> {
     if (to !== this.replicaId && this.publisher.status !== 'ready') {
       throw new GatewayError('UNAVAILABLE', 'the cluster bus is not connected to Redis');
     }
-    const envelope = {
-      ...message,
-      id: randomUUID(),
-      sender: this.replicaId,
-      ts: Date.now(),
-      traceparent: childTraceparent(message.traceparent),
-    } as BusMessage;
+    const envelope = this.stamp(message);
     if (to === this.replicaId && envelope.type !== 'canary') {
       // Messages to ourselves skip Redis: same-replica routing costs no round trip.
       queueMicrotask(() => this.deliver(envelope));
@@ -168,6 +166,16 @@ export class RedisClusterBus implements ClusterBus {
       await this.subscriber.unsubscribe(this.channel).catch(() => undefined);
     }
     this.subscribed = false;
+  }
+
+  private stamp(message: OutgoingBusMessage): BusMessage {
+    return {
+      id: randomUUID(),
+      sender: this.replicaId,
+      ts: Date.now(),
+      ...message,
+      traceparent: childTraceparent(message.traceparent),
+    } as BusMessage;
   }
 
   private sendCanary(): void {

@@ -35,7 +35,8 @@ export function createRedisConnection(options: RedisConnectionOptions): Redis {
   };
   const roleOptions: RedisOptions =
     options.role === 'command'
-      ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, autoResubscribe: false }
+      ? // Auto-pipelining: commands issued in the same tick go out in one write (many calls in flight).
+        { enableOfflineQueue: false, maxRetriesPerRequest: 1, autoResubscribe: false, enableAutoPipelining: true }
       : { enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: true };
   const client = new Redis(options.url, { ...common, ...roleOptions });
   let lastError = '';

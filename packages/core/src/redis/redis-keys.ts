@@ -75,6 +75,12 @@ export class RedisKeys {
 
   /** Pub/sub channel: a replica's own inbox. Only that replica subscribes to it. */
   inbox(replicaId: string): string {
-    return `${this.prefix}:{inbox:${replicaId}}`;
+    const parts = this.inboxParts();
+    return `${parts.head}${replicaId}${parts.tail}`;
+  }
+
+  /** The inbox channel name around the replica id, for scripts that build it. */
+  inboxParts(): { head: string; tail: string } {
+    return { head: `${this.prefix}:{inbox:`, tail: '}' };
   }
 }

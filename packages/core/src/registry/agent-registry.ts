@@ -34,9 +34,25 @@ export interface HttpAgentRegistration {
   timeoutMs?: number;
 }
 
+/**
+ * A message to publish to the chosen instance's replica in the same round trip as the pick: its
+ * JSON text is `head + instanceId + tail`. Not published when the chosen replica is `selfReplicaId`.
+ */
+export interface PickDispatch {
+  selfReplicaId: string;
+  head: string;
+  tail: string;
+}
+
 /** Where a task should go. */
 export type PickResult =
-  | { kind: 'instance'; instanceId: string; replicaId: string }
+  | {
+      kind: 'instance';
+      instanceId: string;
+      replicaId: string;
+      /** Subscribers that received the dispatch; undefined when it was not published (own replica, or no dispatch given). */
+      receivers?: number;
+    }
   | { kind: 'http'; url: string; timeoutMs: number | undefined }
   | { kind: 'busy'; instances: number }
   | { kind: 'no-task'; instances: number }
@@ -124,7 +140,14 @@ export class AgentRegistry {
    * Chooses where a task goes and, for an instance, reserves a slot on it for `reservationMs`.
    * @throws {GatewayError} `UNAVAILABLE` when Redis cannot be reached.
    */
-  async pick(agent: string, task: string, taskId: string, reservationMs: number): Promise<PickResult> {
+  async pick(
+    agent: string,
+    task: string,
+    taskId: string,
+    reservationMs: number,
+    dispatch?: PickDispatch,
+  ): Promise<PickResult> {
+    const inbox = this.keys.inboxParts();
     const reply = (await this.guard(() =>
       this.redis.ocPickInstance(
         this.keys.agentInstances(agent),
@@ -134,11 +157,20 @@ export class AgentRegistry {
         taskId,
         reservationMs,
         randomInt(1_000_000),
+        dispatch?.selfReplicaId ?? '',
+        inbox.head,
+        inbox.tail,
+        dispatch?.head ?? '',
+        dispatch?.tail ?? '',
       ),
     )) as string[];
     switch (reply[0]) {
-      case 'instance':
-        return { kind: 'instance', instanceId: reply[1]!, replicaId: reply[2]! };
+      case 'instance': {
+        const receivers = Number(reply[3]);
+        return receivers >= 0
+          ? { kind: 'instance', instanceId: reply[1]!, replicaId: reply[2]!, receivers }
+          : { kind: 'instance', instanceId: reply[1]!, replicaId: reply[2]! };
+      }
       case 'http':
         return { kind: 'http', url: reply[1]!, timeoutMs: reply[2] ? Number(reply[2]) : undefined };
       case 'busy':

@@ -13,7 +13,10 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
  * Picks the live instance of an agent with the least in-flight work below its concurrency, and
  * reserves a slot on it until the reservation expires (the task's deadline plus a margin), so a
  * reservation whose release was lost frees itself. Ties are broken by a random starting point.
- * KEYS: agent instances set, HTTP agent hash. ARGV: prefix, task, taskId, reservationMs, random.
+ * KEYS: agent instances set, HTTP agent hash. ARGV: prefix, task, taskId, reservationMs, random,
+ * and, to dispatch in the same round trip: own replica id, inbox channel head and tail, and the
+ * dispatch message as head and tail around the instance id. The message is published to the chosen
+ * instance's replica (one PUBLISH to one inbox) unless that replica is the caller's own.
  * Returns {'instance', id, replica} | {'busy', n} | {'no-task', n} | {'http', url, timeoutMs} | {'none'}.
  * An HTTP agent of the same name is used only when the agent has no live WebSocket instance.
  */
@@ -50,7 +53,11 @@ if bestId then
   local loadKey = prefix .. 'instance:' .. bestId .. ':load'
   redis.call('ZADD', loadKey, now + tonumber(ARGV[4]), ARGV[3])
   redis.call('PEXPIRE', loadKey, tonumber(ARGV[4]) + 60000)
-  return {'instance', bestId, bestReplica}
+  local receivers = -1
+  if ARGV[6] and ARGV[6] ~= '' and bestReplica ~= ARGV[6] then
+    receivers = redis.call('PUBLISH', ARGV[7] .. bestReplica .. ARGV[8], ARGV[9] .. bestId .. ARGV[10])
+  end
+  return {'instance', bestId, bestReplica, tostring(receivers)}
 end
 if handles > 0 then return {'busy', tostring(handles)} end
 if live > 0 then return {'no-task', tostring(live)} end

@@ -123,7 +123,6 @@ export class TaskDispatcher {
     }
     const createdAt = Date.now();
     const deadline = createdAt + request.timeoutMs;
-    const pick = await this.registry.pick(request.agent, request.task, taskId, request.timeoutMs + 1000);
     const record: Omit<StoredTask, 'updatedAt'> = {
       taskId,
       agent: request.agent,
@@ -134,15 +133,44 @@ export class TaskDispatcher {
       tenant: request.caller.tenant,
       origin: this.replicaId,
     };
+    // The dispatch, encoded now so the pick script can publish it in the same round trip: its JSON
+    // ends with the instance id, which the script fills in.
+    const message = {
+      type: 'task.dispatch' as const,
+      taskId,
+      task: request.task,
+      data: request.data ?? null,
+      from: fromOf(request.caller),
+      deadline,
+      attempt: 1,
+      traceparent: request.traceparent,
+      instanceId: '',
+    };
+    const encoded = this.bus.encode(message);
+    const dispatch = encoded.endsWith('"instanceId":""}')
+      ? { selfReplicaId: this.replicaId, head: encoded.slice(0, -2), tail: '"}' }
+      : undefined;
+    // Waiting from before the pick: a reply can never find nobody expecting it.
+    const output = this.track(record, request, deadline);
+    let pick: Awaited<ReturnType<AgentRegistry['pick']>>;
+    try {
+      pick = await this.registry.pick(request.agent, request.task, taskId, request.timeoutMs + 1000, dispatch);
+    } catch (error) {
+      this.forget(taskId);
+      throw error;
+    }
     switch (pick.kind) {
       case 'none':
+        this.forget(taskId);
         throw new GatewayError('AGENT_NOT_FOUND', `no agent named '${request.agent}' is registered`);
       case 'no-task':
+        this.forget(taskId);
         throw new GatewayError(
           'AGENT_NOT_FOUND',
           `agent '${request.agent}' has no instance that handles task '${request.task}'`,
         );
       case 'busy':
+        this.forget(taskId);
         throw new GatewayError(
           'AGENT_UNAVAILABLE',
           `all ${pick.instances} instance(s) of agent '${request.agent}' are at their concurrency limit`,
@@ -151,7 +179,7 @@ export class TaskDispatcher {
       case 'http': {
         const httpDeadline = pick.timeoutMs ? Math.min(deadline, createdAt + pick.timeoutMs) : deadline;
         const abort = new AbortController();
-        const output = this.track(record, request, deadline, { abort });
+        this.pending.get(taskId)!.abort = abort;
         void this.store.create(record).catch(() => undefined);
         this.http
           .invoke(
@@ -173,33 +201,30 @@ export class TaskDispatcher {
         return { taskId, output };
       }
       case 'instance': {
-        const output = this.track(record, request, deadline, { holder: pick.replicaId, instanceId: pick.instanceId });
-        // Same connection, sent first: the record is in Redis before any reply can come back.
+        const pending = this.pending.get(taskId);
+        if (pending) {
+          pending.holder = pick.replicaId;
+          pending.instanceId = pick.instanceId;
+        }
         void this.store
           .create({ ...record, holder: pick.replicaId, instanceId: pick.instanceId })
           .catch(() => undefined);
-        this.bus
-          .send(pick.replicaId, {
-            type: 'task.dispatch',
-            taskId,
-            instanceId: pick.instanceId,
-            task: request.task,
-            data: request.data ?? null,
-            from: fromOf(request.caller),
-            deadline,
-            attempt: 1,
-            traceparent: request.traceparent,
-          })
-          .then(
-            (receivers) => {
-              if (receivers === 0) {
-                this.settle(taskId, {
-                  error: new GatewayError('AGENT_UNAVAILABLE', `the replica holding agent '${request.agent}' is gone`),
-                });
-              }
-            },
-            (error: unknown) => this.settle(taskId, { error: asGatewayError(error) }),
-          );
+        const gone = (): void =>
+          this.settle(taskId, {
+            error: new GatewayError('AGENT_UNAVAILABLE', `the replica holding agent '${request.agent}' is gone`),
+          });
+        if (pick.receivers !== undefined) {
+          // The pick script published the dispatch to the holder's inbox.
+          if (pick.receivers === 0) gone();
+          return { taskId, output };
+        }
+        // Our own replica's instance (or no pre-encoded dispatch): send it ourselves.
+        this.bus.send(pick.replicaId, { ...message, instanceId: pick.instanceId }).then(
+          (receivers) => {
+            if (receivers === 0) gone();
+          },
+          (error: unknown) => this.settle(taskId, { error: asGatewayError(error) }),
+        );
         return { taskId, output };
       }
     }
@@ -337,12 +362,7 @@ export class TaskDispatcher {
     clearInterval(this.watchTimer);
   }
 
-  private track(
-    record: Omit<StoredTask, 'updatedAt'>,
-    request: DispatchRequest,
-    deadline: number,
-    where: { holder?: string; instanceId?: string; abort?: AbortController },
-  ): Promise<unknown> {
+  private track(record: Omit<StoredTask, 'updatedAt'>, request: DispatchRequest, deadline: number): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.settle(record.taskId, {
@@ -357,15 +377,20 @@ export class TaskDispatcher {
         agent: request.agent,
         task: request.task,
         caller: request.caller,
-        holder: where.holder,
-        instanceId: where.instanceId,
-        abort: where.abort,
         timer,
         onProgress: request.onProgress,
         resolve,
         reject,
       });
     });
+  }
+
+  /** Stops waiting for a task that was never dispatched; its promise is dropped unsettled. */
+  private forget(taskId: string): void {
+    const p = this.pending.get(taskId);
+    if (!p) return;
+    clearTimeout(p.timer);
+    this.pending.delete(taskId);
   }
 
   /** Ends a task exactly once: answers the caller, frees the slot, tells the agent, records it. */

@@ -52,7 +52,7 @@ export class TaskStore {
     if (task.holder !== undefined) fields.holder = task.holder;
     if (task.instanceId !== undefined) fields.instanceId = task.instanceId;
     await this.redis
-      .multi()
+      .pipeline()
       .hset(this.keys.task(task.taskId), fields)
       .pexpire(this.keys.task(task.taskId), TASK_RECORD_TTL_MS)
       .exec();
@@ -69,7 +69,7 @@ export class TaskStore {
     if (result.error !== undefined) fields.error = JSON.stringify(result.error);
     const key = this.keys.task(taskId);
     await this.redis
-      .multi()
+      .pipeline()
       .hset(key, fields)
       .pexpire(key, TASK_RECORD_TTL_MS)
       .exec()
