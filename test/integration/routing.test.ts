@@ -301,4 +301,31 @@ describe('routing across replicas', () => {
     });
     await Promise.all([caller.close(), agent.close()]);
   });
+
+  it('leaves no reservation and no stale record behind after a burst of calls', async () => {
+    const agent = await startAgent(b, { name: 'burst', concurrency: 64 });
+    const caller = await TestSocket.open(a);
+    const taskIds: string[] = [];
+    let next = 0;
+    // 64 in flight from one socket saturates this machine, where replies can overtake pick results.
+    const worker = async (): Promise<void> => {
+      while (next < 2000) {
+        const id = `b${next++}`;
+        const r = await caller.request({ action: 'coordinator', id, agent: 'burst', task: 't' }, 30_000);
+        expect(r.ok).toBe(true);
+        taskIds.push((r.result as { taskId: string }).taskId);
+      }
+    };
+    await Promise.all(Array.from({ length: 64 }, worker));
+    const list = await caller.request({ action: 'agents.list', id: 'l' });
+    expect((list.result as { name: string; inFlight: number }[]).find((x) => x.name === 'burst')?.inFlight).toBe(0);
+    const statuses = new Map<string, number>();
+    for (const taskId of taskIds) {
+      const record = await caller.request({ action: 'task.get', id: `g-${taskId}`, taskId });
+      const status = String((record.result as { status?: string } | undefined)?.status);
+      statuses.set(status, (statuses.get(status) ?? 0) + 1);
+    }
+    expect(Object.fromEntries(statuses)).toEqual({ completed: 2000 });
+    await Promise.all([caller.close(), agent.close()]);
+  });
 });

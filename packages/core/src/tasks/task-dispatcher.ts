@@ -91,6 +91,11 @@ export class TaskDispatcher {
   private readonly http: HttpAgentClient;
   private readonly logger: Logger;
   private readonly pending = new Map<string, Pending>();
+  /**
+   * Tasks that ended while their pick was in flight, with the abort the agent needs ('deadline' or
+   * 'canceled'), or undefined when it needs none. The dispatch continuation clears each entry.
+   */
+  private readonly endedWhileDispatching = new Map<string, 'deadline' | 'canceled' | undefined>();
   private readonly watchTimer: NodeJS.Timeout;
   private watching = false;
 
@@ -150,37 +155,47 @@ export class TaskDispatcher {
     const dispatch = encoded.endsWith('"instanceId":""}')
       ? { selfReplicaId: this.replicaId, head: encoded.slice(0, -2), tail: '"}' }
       : undefined;
-    // Waiting from before the pick: a reply can never find nobody expecting it.
+    // Waiting from before the pick: a reply can never find nobody expecting it. (The reply may even be
+    // read before the pick's result on a busy replica: the two come on different connections.)
     const output = this.track(record, request, deadline);
+    // Written first on this connection, so it is in Redis before any write that ends the task.
+    void this.store.create(record).catch(() => undefined);
     let pick: Awaited<ReturnType<AgentRegistry['pick']>>;
     try {
       pick = await this.registry.pick(request.agent, request.task, taskId, request.timeoutMs + 1000, dispatch);
     } catch (error) {
-      this.forget(taskId);
-      throw error;
+      throw this.refuse(taskId, error instanceof GatewayError ? error : asGatewayError(error));
     }
     switch (pick.kind) {
       case 'none':
-        this.forget(taskId);
-        throw new GatewayError('AGENT_NOT_FOUND', `no agent named '${request.agent}' is registered`);
+        throw this.refuse(
+          taskId,
+          new GatewayError('AGENT_NOT_FOUND', `no agent named '${request.agent}' is registered`),
+        );
       case 'no-task':
-        this.forget(taskId);
-        throw new GatewayError(
-          'AGENT_NOT_FOUND',
-          `agent '${request.agent}' has no instance that handles task '${request.task}'`,
+        throw this.refuse(
+          taskId,
+          new GatewayError(
+            'AGENT_NOT_FOUND',
+            `agent '${request.agent}' has no instance that handles task '${request.task}'`,
+          ),
         );
       case 'busy':
-        this.forget(taskId);
-        throw new GatewayError(
-          'AGENT_UNAVAILABLE',
-          `all ${pick.instances} instance(s) of agent '${request.agent}' are at their concurrency limit`,
-          { retryAfterMs: 100 },
+        throw this.refuse(
+          taskId,
+          new GatewayError(
+            'AGENT_UNAVAILABLE',
+            `all ${pick.instances} instance(s) of agent '${request.agent}' are at their concurrency limit`,
+            { retryAfterMs: 100 },
+          ),
         );
       case 'http': {
         const httpDeadline = pick.timeoutMs ? Math.min(deadline, createdAt + pick.timeoutMs) : deadline;
         const abort = new AbortController();
-        this.pending.get(taskId)!.abort = abort;
-        void this.store.create(record).catch(() => undefined);
+        this.endedWhileDispatching.delete(taskId);
+        const waiting = this.pending.get(taskId);
+        if (!waiting) return { taskId, output }; // Ended (canceled) before the pick returned.
+        waiting.abort = abort;
         this.http
           .invoke(
             pick.url,
@@ -202,13 +217,23 @@ export class TaskDispatcher {
       }
       case 'instance': {
         const pending = this.pending.get(taskId);
-        if (pending) {
-          pending.holder = pick.replicaId;
-          pending.instanceId = pick.instanceId;
+        if (!pending) {
+          // The task ended before the pick's result was read (its reply, a cancel or the deadline
+          // came first): free the slot it was given, and stop the agent if the caller stopped waiting.
+          void this.registry.release(pick.instanceId, taskId);
+          const stop = this.endedWhileDispatching.get(taskId);
+          if (stop) {
+            void this.bus
+              .send(pick.replicaId, { type: 'task.abort', taskId, instanceId: pick.instanceId, reason: stop })
+              .catch(() => undefined);
+          }
+          this.endedWhileDispatching.delete(taskId);
+          return { taskId, output };
         }
-        void this.store
-          .create({ ...record, holder: pick.replicaId, instanceId: pick.instanceId })
-          .catch(() => undefined);
+        this.endedWhileDispatching.delete(taskId);
+        pending.holder = pick.replicaId;
+        pending.instanceId = pick.instanceId;
+        void this.store.setHolder(taskId, pick.replicaId, pick.instanceId);
         const gone = (): void =>
           this.settle(taskId, {
             error: new GatewayError('AGENT_UNAVAILABLE', `the replica holding agent '${request.agent}' is gone`),
@@ -385,12 +410,19 @@ export class TaskDispatcher {
     });
   }
 
-  /** Stops waiting for a task that was never dispatched; its promise is dropped unsettled. */
-  private forget(taskId: string): void {
+  /**
+   * A task that could not be dispatched: stop waiting for it (its promise is dropped unsettled; the
+   * caller gets the error thrown), and record the failure. @returns the error, to throw.
+   */
+  private refuse(taskId: string, error: GatewayError): GatewayError {
     const p = this.pending.get(taskId);
-    if (!p) return;
-    clearTimeout(p.timer);
-    this.pending.delete(taskId);
+    if (p) {
+      clearTimeout(p.timer);
+      this.pending.delete(taskId);
+    }
+    this.endedWhileDispatching.delete(taskId);
+    void this.store.finish(taskId, 'failed', { error: error.toWire() });
+    return error;
   }
 
   /** Ends a task exactly once: answers the caller, frees the slot, tells the agent, records it. */
@@ -400,6 +432,7 @@ export class TaskDispatcher {
     this.pending.delete(taskId);
     clearTimeout(p.timer);
     if (p.instanceId) void this.registry.release(p.instanceId, taskId);
+    else if (p.abort === undefined) this.endedWhileDispatching.set(taskId, abortReason(result));
     if ('output' in result) {
       p.resolve(result.output);
       void this.store.finish(taskId, 'completed', { output: result.output });
@@ -460,6 +493,14 @@ export class TaskDispatcher {
       this.watching = false;
     }
   }
+}
+
+/** The abort an agent needs when a task ends this way: only when the caller stopped waiting. */
+function abortReason(result: { output: unknown } | { error: GatewayError }): 'deadline' | 'canceled' | undefined {
+  if ('output' in result) return undefined;
+  if (result.error.code === 'TIMEOUT') return 'deadline';
+  if (result.error.code === 'CANCELED') return 'canceled';
+  return undefined;
 }
 
 function fromOf(caller: TaskCaller): { principal: string; agent?: string } {

@@ -56,6 +56,11 @@ export class TaskStore {
     await Promise.all([this.redis.hset(key, fields), this.redis.pexpire(key, TASK_RECORD_TTL_MS)]);
   }
 
+  /** Records where a task was dispatched (for a cancel when its origin replica is gone). Best effort. */
+  async setHolder(taskId: string, holder: string, instanceId: string): Promise<void> {
+    await this.redis.hset(this.keys.task(taskId), { holder, instanceId }).catch(() => undefined);
+  }
+
   /** Records the end of a task. Best effort: a lost write leaves the record expiring in an hour. */
   async finish(taskId: string, status: TaskState, result: { output?: unknown; error?: WireError } = {}): Promise<void> {
     if (this.redis.status !== 'ready') return;
