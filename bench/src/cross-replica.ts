@@ -1,161 +1,312 @@
-// Cross-replica request/response benchmark: caller on replica A, echo agent on replica B, one Redis,
-// for OpenClaw Gateway, Socket.IO 4 with its Redis adapter (the peer), and a bare ws + Redis relay
-// (the floor), at several concurrency levels, interleaved in one run. Writes docs/performance.md.
-import { mkdirSync, writeFileSync } from 'node:fs';
+// Cross-replica request/response: a caller on server A, an echo agent on server B, one Redis, for
+// OpenClaw Gateway, Socket.IO 4 with its Redis adapter (the peer) and a bare ws + Redis relay (the
+// floor), at several concurrency levels, interleaved in one run. Prints the tables, writes the raw
+// results to bench/results/ and the generated part of docs/performance.md.
+// Settings (environment): BENCH_WARMUP_MS, BENCH_MEASURE_MS, BENCH_ROUNDS, BENCH_LEVELS (e.g. "1,32,128"),
+// BENCH_WRITE_DOC=0 to leave docs/performance.md alone.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type RunStats, summarise } from './stats';
-import { type RunningSystem, startOpenClaw, startRelay, startSocketIo } from './systems';
+import { cpuMs, stopAll } from './processes';
+import { RedisCommandCounter } from './redis-stats';
+import { type Cell, type CpuRole, commandMix, costTable, resultsTable, updateDoc } from './report';
+import { latency } from './stats';
+import {
+  CALL_TIMEOUT_MS,
+  ECHO_AGENT_CONCURRENCY,
+  OPENCLAW_ENV,
+  type RunningSystem,
+  startOpenClaw,
+  startRelay,
+  startSocketIo,
+} from './systems';
 
-const LEVELS = [1, 32, 128];
-const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 1500);
-const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? 4000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
-const PAYLOAD = { text: 'the quick brown fox jumps over the lazy dog', n: 42 };
+function envInt(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a whole number`);
+  return value;
+}
+
+const LEVELS = (process.env.BENCH_LEVELS ?? '1,32,128').split(',').map(Number);
+const WARMUP_MS = envInt('BENCH_WARMUP_MS', 2000);
+const MEASURE_MS = envInt('BENCH_MEASURE_MS', 4000);
+const ROUNDS = envInt('BENCH_ROUNDS', 2);
+/** The request each caller sends; the agent echoes it back as its output. */
+const PAYLOAD = { text: 'the quick brown fox jumps over the lazy dog', n: 42, tags: ['a', 'b', 'c'] };
 const REPO = path.resolve(__dirname, '..', '..');
 
-/** Keeps `concurrency` requests in flight for `ms`; records latencies of those that end inside the window. */
-async function drive(system: RunningSystem, concurrency: number, ms: number, samples?: number[]): Promise<number> {
+interface DriveResult {
+  /** Latency (ms) of each request answered inside the window. */
+  samples: number[];
+  errors: number;
+  firstError?: string;
+}
+
+/**
+ * Keeps `concurrency` requests in flight on the caller for `ms`: each of `concurrency` loops sends
+ * its next request as soon as the previous one is answered. Records the latency of every request
+ * answered inside the window; `atEnd` runs when the window closes (requests still in flight then are
+ * awaited, not counted).
+ */
+async function drive(system: RunningSystem, concurrency: number, ms: number, atEnd?: () => void): Promise<DriveResult> {
+  const result: DriveResult = { samples: [], errors: 0 };
   const end = performance.now() + ms;
-  let errors = 0;
-  const worker = async (): Promise<void> => {
+  let ended = false;
+  const windowEnds = (): void => {
+    ended = true;
+    atEnd?.();
+  };
+  const timer = setTimeout(windowEnds, ms);
+  const loop = async (): Promise<void> => {
     while (performance.now() < end) {
       const started = performance.now();
       try {
         await system.request(PAYLOAD);
         const done = performance.now();
-        if (samples && done <= end) samples.push(done - started);
-      } catch {
-        errors += 1;
+        if (done <= end) result.samples.push(done - started);
+      } catch (error) {
+        result.errors += 1;
+        result.firstError ??= (error as Error).message;
       }
     }
   };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return errors;
+  await Promise.all(Array.from({ length: concurrency }, loop));
+  clearTimeout(timer);
+  if (!ended) windowEnds();
+  return result;
 }
 
-interface Row {
+/** CPU time (ms) so far of the client process and of each server-side process of a system. */
+function cpuSnapshot(system: RunningSystem): Partial<Record<CpuRole, number>> {
+  const usage = process.cpuUsage();
+  const snapshot: Partial<Record<CpuRole, number>> = { client: (usage.user + usage.system) / 1000 };
+  for (const p of system.processes) snapshot[p.role] = cpuMs(p.pid);
+  return snapshot;
+}
+
+/** One measured window of one system at one concurrency. */
+interface Window {
   system: string;
+  key: string;
   concurrency: number;
-  stats: RunStats;
-  roundRps: number[];
+  round: number;
+  /** Position of the system in this round's order (0 = measured first). */
+  position: number;
+  seconds: number;
+  completed: number;
+  rps: number;
+  warmupErrors: number;
   errors: number;
+  firstError?: string;
+  latency: ReturnType<typeof latency>;
+  /** CPU ms used during the window, by process. */
+  cpuMs: Partial<Record<CpuRole, number>>;
+  redisCommands: Record<string, number>;
+  /** What the system's leak check found after the window drained. */
+  inspection?: Record<string, number>;
+}
+
+async function measure(
+  system: RunningSystem,
+  counter: RedisCommandCounter,
+  concurrency: number,
+): Promise<{ window: Omit<Window, 'round' | 'position'>; samples: number[] }> {
+  const warmup = await drive(system, concurrency, WARMUP_MS);
+  await counter.reset();
+  const before = cpuSnapshot(system);
+  let after: Partial<Record<CpuRole, number>> = {};
+  let commands: Promise<Record<string, number>> = Promise.resolve({});
+  const run = await drive(system, concurrency, MEASURE_MS, () => {
+    after = cpuSnapshot(system);
+    commands = counter.read();
+  });
+  // With nothing in flight, give the last fire-and-forget writes a moment before the leak check.
+  let inspection: Record<string, number> | undefined;
+  if (system.inspect) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    inspection = await system.inspect(counter.redis);
+  }
+  const used: Partial<Record<CpuRole, number>> = {};
+  for (const role of Object.keys(before) as CpuRole[]) {
+    const a = after[role];
+    const b = before[role];
+    if (a !== undefined && b !== undefined) used[role] = a - b;
+  }
+  const seconds = MEASURE_MS / 1000;
+  return {
+    samples: run.samples,
+    window: {
+      system: system.name,
+      key: system.key,
+      concurrency,
+      seconds,
+      completed: run.samples.length,
+      rps: run.samples.length / seconds,
+      warmupErrors: warmup.errors,
+      errors: run.errors,
+      firstError: run.firstError ?? warmup.firstError,
+      latency: latency(run.samples),
+      cpuMs: used,
+      redisCommands: await commands,
+      inspection,
+    },
+  };
+}
+
+function toCell(windows: Window[], samples: number[]): Cell {
+  const first = windows[0]!;
+  const completed = windows.reduce((n, w) => n + w.completed, 0);
+  const seconds = windows.reduce((n, w) => n + w.seconds, 0);
+  const cpu: Partial<Record<CpuRole, number>> = {};
+  for (const role of ['client', 'server A', 'server B', 'redis'] as const) {
+    if (windows.every((w) => w.cpuMs[role] !== undefined)) {
+      cpu[role] = (windows.reduce((n, w) => n + w.cpuMs[role]!, 0) * 1000) / completed;
+    }
+  }
+  const mix: Record<string, number> = {};
+  for (const w of windows) {
+    for (const [command, calls] of Object.entries(w.redisCommands)) mix[command] = (mix[command] ?? 0) + calls;
+  }
+  for (const command of Object.keys(mix)) mix[command] = mix[command]! / completed;
+  const errors = windows.reduce((n, w) => n + w.errors + w.warmupErrors, 0);
+  return {
+    system: first.system,
+    key: first.key,
+    concurrency: first.concurrency,
+    seconds,
+    completed,
+    rps: completed / seconds,
+    latency: latency(samples),
+    roundRps: windows.map((w) => w.rps),
+    errors,
+    firstError: windows.find((w) => w.firstError)?.firstError,
+    cpuUsPerRequest: cpu,
+    redisCommandsPerRequest: Object.values(mix).reduce((a, b) => a + b, 0),
+    redisCommandMix: mix,
+    leftAfterDrain: windows.every((w) => w.inspection)
+      ? windows.reduce((n, w) => n + (w.inspection?.reservations ?? 0), 0)
+      : undefined,
+  };
+}
+
+function machine(): Record<string, string | number> {
+  const run = (command: string, args: string[]): string => {
+    try {
+      return execFileSync(command, args, { encoding: 'utf8' }).trimEnd();
+    } catch {
+      return 'unavailable';
+    }
+  };
+  return {
+    date: new Date().toISOString(),
+    nproc: run('nproc', []),
+    freeG: run('free', ['-g']),
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    redis: run('redis-server', ['--version']).match(/v=(\S+)/)?.[1] ?? 'unknown',
+    loadAverage1mAtStart: Number(os.loadavg()[0]!.toFixed(2)),
+  };
+}
+
+function generatedDoc(info: Record<string, string | number>, cells: Cell[]): string {
+  return `Run of ${info.date}. ${ROUNDS} rounds; in each round, for each concurrency level, each system gets
+${WARMUP_MS / 1000} s of warm-up and then ${MEASURE_MS / 1000} s measured, in a rotating order. Each cell is
+${(ROUNDS * MEASURE_MS) / 1000} s of measured time: req/s counts the requests answered inside the measured
+windows; p50 and p99 are exact (nearest rank) over all of their latencies.
+
+Machine: \`nproc\` = ${info.nproc} (${info.cpuModel}), Node.js ${info.node}, Redis ${info.redis}, 1-minute load
+average ${info.loadAverage1mAtStart} at the start. \`free -g\`:
+
+\`\`\`
+${info.freeG}
+\`\`\`
+
+${resultsTable(cells)}
+
+Where the time goes: CPU time per request of each process, from \`/proc/<pid>/stat\` (10 ms ticks) over
+the measured windows ("client" is the benchmark process, which runs both the caller and the echo
+agent); Redis commands per request from \`INFO commandstats\`, counting the commands run inside Lua
+scripts; p99.9; req/s of each round (the drift); failed requests; and, for OpenClaw, the slot
+reservations still held once each window had drained, summed over the rounds (each one is a leak).
+
+${costTable(cells)}
+
+Redis commands per request at the highest concurrency:
+
+${commandMix(cells)}`;
 }
 
 async function main(): Promise<void> {
+  const info = machine();
+  process.stderr.write(
+    `cross-replica benchmark: levels ${LEVELS.join(', ')}, ${ROUNDS} rounds, warm-up ${WARMUP_MS} ms, measured ${MEASURE_MS} ms\n`,
+  );
+  // Started one after another, so that start-up does not compete with itself; all stay up, idle when not measured.
   const systems = [await startOpenClaw(), await startSocketIo(), await startRelay()];
+  const counters = new Map(systems.map((s) => [s.key, new RedisCommandCounter(s.redisUrl)]));
+  const windows: Window[] = [];
   const samples = new Map<string, number[]>();
-  const roundRps = new Map<string, number[]>();
-  const errors = new Map<string, number>();
   try {
     for (let round = 0; round < ROUNDS; round++) {
       for (const [li, level] of LEVELS.entries()) {
-        // Rotate the order so drift and warm caches do not favour one system.
+        // Rotate the order so drift, and being measured first or last, does not favour one system.
         const order = systems.map((_, i) => systems[(i + round + li) % systems.length]!);
-        for (const system of order) {
-          const key = `${system.name}|${level}`;
-          await drive(system, level, WARMUP_MS);
-          const got: number[] = [];
-          const failed = await drive(system, level, MEASURE_MS, got);
-          samples.set(key, [...(samples.get(key) ?? []), ...got]);
-          roundRps.set(key, [...(roundRps.get(key) ?? []), got.length / (MEASURE_MS / 1000)]);
-          errors.set(key, (errors.get(key) ?? 0) + failed);
+        for (const [position, system] of order.entries()) {
+          const { window, samples: got } = await measure(system, counters.get(system.key)!, level);
+          windows.push({ ...window, round, position });
+          const key = `${system.key}|${level}`;
+          const all = samples.get(key) ?? [];
+          for (const s of got) all.push(s);
+          samples.set(key, all);
           process.stderr.write(
-            `round ${round + 1}/${ROUNDS} c=${level} ${system.name}: ${(got.length / (MEASURE_MS / 1000)).toFixed(0)} req/s\n`,
+            `round ${round + 1}/${ROUNDS} c=${level} ${system.name}: ${window.rps.toFixed(0)} req/s, p50 ${window.latency.p50.toFixed(2)} ms, p99 ${window.latency.p99.toFixed(2)} ms${window.errors ? `, ${window.errors} errors (${window.firstError})` : ''}\n`,
           );
         }
       }
     }
   } finally {
-    await Promise.allSettled(systems.map((s) => s.stop()));
+    for (const system of systems) system.close();
+    for (const counter of counters.values()) counter.close();
+    await stopAll();
   }
-  const rows: Row[] = [];
+
+  const cells: Cell[] = [];
   for (const level of LEVELS) {
     for (const system of systems) {
-      const key = `${system.name}|${level}`;
-      rows.push({
-        system: system.name,
-        concurrency: level,
-        stats: summarise(samples.get(key) ?? [], (ROUNDS * MEASURE_MS) / 1000),
-        roundRps: roundRps.get(key) ?? [],
-        errors: errors.get(key) ?? 0,
-      });
+      const mine = windows.filter((w) => w.key === system.key && w.concurrency === level);
+      cells.push(toCell(mine, samples.get(`${system.key}|${level}`) ?? []));
     }
   }
-  const table = renderTable(rows);
-  process.stdout.write(`${table}\n`);
-  const machine = {
-    date: new Date().toISOString(),
-    node: process.version,
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model ?? 'unknown',
-    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+  process.stdout.write(`\n${resultsTable(cells)}\n\n${costTable(cells)}\n\n${commandMix(cells)}\n`);
+
+  const resultsDir = path.join(REPO, 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const file = path.join(resultsDir, `cross-replica-${String(info.date).replace(/[:.]/g, '-')}.json`);
+  const settings = {
+    levels: LEVELS,
+    rounds: ROUNDS,
     warmupMs: WARMUP_MS,
     measureMs: MEASURE_MS,
-    rounds: ROUNDS,
+    openclawEnv: OPENCLAW_ENV,
+    openclawAgentConcurrency: ECHO_AGENT_CONCURRENCY,
+    openclawTimeoutMs: CALL_TIMEOUT_MS,
   };
-  mkdirSync(path.join(REPO, 'bench', 'results'), { recursive: true });
-  writeFileSync(
-    path.join(REPO, 'bench', 'results', `cross-replica-${machine.date.replace(/[:.]/g, '-')}.json`),
-    `${JSON.stringify({ machine, rows }, null, 2)}\n`,
-  );
-  if (process.env.BENCH_WRITE_DOC !== '0')
-    writeFileSync(path.join(REPO, 'docs', 'performance.md'), renderDoc(machine, table));
-}
+  writeFileSync(file, `${JSON.stringify({ machine: info, settings, payload: PAYLOAD, cells, windows }, null, 2)}\n`);
+  process.stderr.write(`raw results: ${path.relative(REPO, file)}\n`);
 
-function renderTable(rows: Row[]): string {
-  const lines = [
-    '| system | concurrency | req/s | p50 ms | p99 ms | req/s by round | errors | OpenClaw ÷ Socket.IO req/s |',
-    '|---|---:|---:|---:|---:|---|---:|---:|',
-  ];
-  for (const row of rows) {
-    const peer = rows.find((r) => r.concurrency === row.concurrency && r.system.startsWith('Socket.IO'));
-    const ratio = row.system.startsWith('OpenClaw') && peer ? (row.stats.rps / peer.stats.rps).toFixed(2) : '';
-    lines.push(
-      `| ${row.system} | ${row.concurrency} | ${row.stats.rps.toFixed(0)} | ${row.stats.p50.toFixed(2)} | ${row.stats.p99.toFixed(2)} | ${row.roundRps.map((r) => r.toFixed(0)).join(', ')} | ${row.errors} | ${ratio} |`,
-    );
+  if (process.env.BENCH_WRITE_DOC !== '0') {
+    const doc = path.join(REPO, 'docs', 'performance.md');
+    const existing = existsSync(doc) ? readFileSync(doc, 'utf8') : undefined;
+    writeFileSync(doc, updateDoc(existing, generatedDoc(info, cells)));
+    process.stderr.write(`updated: ${path.relative(REPO, doc)}\n`);
   }
-  return lines.join('\n');
 }
 
-function renderDoc(machine: Record<string, unknown>, table: string): string {
-  return `# Performance
-
-Measured by \`npm run bench\` (bench/src/cross-replica.ts). Numbers from one run on the machine below;
-they are relative: the same run measures every system, interleaved, so a noisy machine affects all of
-them alike. Compare ratios within a table, not absolute numbers across machines.
-
-## Cross-replica request/response
-
-A caller connected to replica A sends a request to an echo agent connected to replica B; the agent's
-answer travels back to the caller. Both replicas share one \`redis-server\` of the benchmark's own (no
-persistence). Each system runs as real separate processes:
-
-- **OpenClaw Gateway**: two \`openclaw gateway start\` replicas; the caller sends \`coordinator\` frames,
-  the agent is registered with a high \`concurrency\` and answers \`task.result\`. The per-connection
-  request rate limit and in-flight cap are lifted (\`OPENCLAW_RATE_LIMIT\`, \`OPENCLAW_RATE_BURST\`,
-  \`OPENCLAW_MAX_IN_FLIGHT\`), since the caller is one connection sending as fast as it can.
-  Everything else is the production path: schema validation, the Lua pick with its reservation,
-  the task record writes, the deadline timer, one publish to the holder's inbox and one back.
-- **Socket.IO 4 + @socket.io/redis-adapter** (the peer): two Socket.IO servers; the request goes to the
-  agent's room and the result to the caller's socket id, both through the adapter; websocket
-  transport only.
-- **bare ws + Redis relay** (the floor): two minimal relay processes, one inbox channel each, no
-  validation, no deadlines, no records: what the network path alone costs.
-
-The caller keeps *concurrency* requests in flight on one connection; clients run in one process.
-Each cell: ${machine.rounds} rounds of ${Number(machine.warmupMs) / 1000} s warm-up and ${Number(machine.measureMs) / 1000} s measured, rounds and systems interleaved;
-req/s is over all measured windows, p50 and p99 are exact over all samples.
-
-Machine: ${machine.cpus} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB, Node.js ${machine.node}, ${machine.date}.
-
-${table}
-
-## Reading
-`;
-}
-
-main().catch((error: unknown) => {
-  process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`benchmark failed: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,15 +1,66 @@
+// Child processes of the benchmark: every one is killed when the benchmark exits, whether it ends
+// normally, fails, or is interrupted (Ctrl-C, SIGTERM, SIGHUP). Their output goes to log files.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 const children = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
-});
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => process.exit(130));
+const tempDirs = new Set<string>();
+let stopping = false;
+
+function killEverything(): void {
+  stopping = true;
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+}
+
+// The last resort, synchronous: on any exit (including an uncaught error) nothing is left running.
+process.on('exit', killEverything);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`\n${signal}: stopping every process of the benchmark\n`);
+    void stopAll().finally(() => process.exit(130));
+  });
+}
+
+/** Where child processes write their stdout and stderr. */
+export const LOG_DIR = path.resolve(__dirname, '..', 'results', 'logs');
+
+export interface LaunchOptions {
+  /** Name of the log file (without extension) and of the process in messages. */
+  name: string;
+  env?: Record<string, string>;
+  /** Opens an IPC channel: our own scripts exit when it closes, so they never outlive the benchmark. */
+  ipc?: boolean;
+}
+
+/** Spawns a child that is killed when this process exits; an unexpected exit of it ends the benchmark. */
+export function launch(command: string, args: string[], options: LaunchOptions): ChildProcess {
+  mkdirSync(LOG_DIR, { recursive: true });
+  const logPath = path.join(LOG_DIR, `${options.name}.log`);
+  const log = openSync(logPath, 'w');
+  const stdio: ('ignore' | 'ipc' | number)[] = ['ignore', log, log];
+  if (options.ipc) stdio.push('ipc');
+  const child = spawn(command, args, { env: { ...process.env, ...options.env }, stdio });
+  closeSync(log);
+  children.add(child);
+  child.once('exit', (code, signal) => {
+    children.delete(child);
+    if (stopping) return;
+    process.stderr.write(`${options.name} exited unexpectedly (code ${code}, signal ${signal}); see ${logPath}\n`);
+    process.exit(1);
+  });
+  return child;
+}
+
+/** Kills every child, without treating its exit as a failure, and waits (up to 2 s) until they are gone. */
+export async function stopAll(): Promise<void> {
+  const running = [...children];
+  const gone = running.map((child) => new Promise((resolve) => child.once('exit', resolve)));
+  killEverything();
+  await Promise.race([Promise.all(gone), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
 }
 
 /** A free TCP port on loopback. */
@@ -24,57 +75,25 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Resolves once something accepts TCP connections on the port. */
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resolves once something accepts TCP connections on the loopback port. */
 export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      const s = new Socket();
-      s.once('connect', () => {
-        s.destroy();
+      const socket = new Socket();
+      socket.once('connect', () => {
+        socket.destroy();
         resolve(true);
       });
-      s.once('error', () => resolve(false));
-      s.connect(port, '127.0.0.1');
+      socket.once('error', () => resolve(false));
+      socket.connect(port, '127.0.0.1');
     });
     if (ok) return;
     if (Date.now() > until) throw new Error(`nothing listens on port ${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
-}
-
-/** Spawns a child that is killed when this process exits. */
-export function launch(command: string, args: string[], env: Record<string, string> = {}): ChildProcess {
-  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-/** A redis-server of the benchmark's own, without persistence. */
-export async function startRedis(): Promise<{ url: string; stop: () => void }> {
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(tmpdir(), 'oc-bench-redis-'));
-  const child = launch('redis-server', [
-    '--port',
-    String(port),
-    '--bind',
-    '127.0.0.1',
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--dir',
-    dir,
-  ]);
-  await waitForPort(port);
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    stop: () => {
-      child.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 /** Polls an HTTP URL until it answers 200. */
@@ -82,11 +101,54 @@ export async function waitForHttp(url: string, timeoutMs = 15_000): Promise<void
   const until = Date.now() + timeoutMs;
   for (;;) {
     const status = await fetch(url).then(
-      (r) => r.status,
+      (response) => response.status,
       () => 0,
     );
     if (status === 200) return;
     if (Date.now() > until) throw new Error(`${url} did not answer 200 within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
+  }
+}
+
+/** A redis-server of the benchmark's own on a free port, without persistence. */
+export async function startRedis(name: string): Promise<{ url: string; port: number; pid: number }> {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), 'openclaw-bench-redis-'));
+  tempDirs.add(dir);
+  const child = launch(
+    'redis-server',
+    // Its own directory, so nothing it might write lands in the repository.
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'no',
+      '--dir',
+      dir,
+    ],
+    { name },
+  );
+  await waitForPort(port);
+  return { url: `redis://127.0.0.1:${port}`, port, pid: child.pid! };
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ; 100 on every mainstream Linux). */
+const USER_HZ = 100;
+
+/** CPU time (user + system) a process has used so far, in ms; undefined where /proc is unavailable. */
+export function cpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at field 3; utime and stime are 14, 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
+  } catch {
+    return undefined;
   }
 }

@@ -1,10 +1,12 @@
-/** Exact percentiles of latency samples, and throughput. */
-export interface RunStats {
-  requests: number;
-  seconds: number;
-  rps: number;
+/** Latency percentiles (ms), computed exactly from every sample (nearest rank, no histogram). */
+export interface Latency {
+  samples: number;
+  mean: number;
   p50: number;
+  p90: number;
   p99: number;
+  p999: number;
+  max: number;
 }
 
 /** The q-quantile (nearest rank) of ascending samples. */
@@ -13,14 +15,18 @@ export function quantile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
-/** Summarises latency samples (ms) gathered over `seconds`. */
-export function summarise(samples: number[], seconds: number): RunStats {
-  const sorted = Float64Array.from(samples).sort();
+/** Summarises latency samples in ms. */
+export function latency(samples: readonly number[]): Latency {
+  const sorted = Float64Array.from(samples).sort(); // a typed array sorts numerically
+  let sum = 0;
+  for (const s of sorted) sum += s;
   return {
-    requests: samples.length,
-    seconds,
-    rps: samples.length / seconds,
+    samples: sorted.length,
+    mean: sorted.length === 0 ? Number.NaN : sum / sorted.length,
     p50: quantile(sorted, 0.5),
+    p90: quantile(sorted, 0.9),
     p99: quantile(sorted, 0.99),
+    p999: quantile(sorted, 0.999),
+    max: sorted.length === 0 ? Number.NaN : sorted[sorted.length - 1]!,
   };
 }

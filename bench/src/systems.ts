@@ -1,40 +1,52 @@
+// The three systems under test. Each runs two server processes (A and B) on a redis-server of its own;
+// the echo agent connects to B and the caller to A, both from the benchmark process, one connection each.
+
 import path from 'node:path';
-import { io as ioClient } from 'socket.io-client';
+import { isDeepStrictEqual } from 'node:util';
+import type Redis from 'ioredis';
+import { io as ioClient, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
+import { Pending } from './pending';
 import { freePort, launch, startRedis, waitForHttp, waitForPort } from './processes';
 
-/** One request/response through the system: resolves when the caller has the agent's answer. */
-export type Request = (data: unknown) => Promise<void>;
+/** A process of a system whose CPU time is measured. */
+export interface ServerProcess {
+  role: 'server A' | 'server B' | 'redis';
+  pid: number;
+}
 
-/** A system under test, running: two server processes on one Redis, an echo agent on B, a caller on A. */
+/** A system under test, running, with its agent registered and its caller connected. */
 export interface RunningSystem {
+  key: 'openclaw' | 'socketio' | 'relay';
   name: string;
-  request: Request;
-  stop(): Promise<void>;
+  /** One request/response: resolves with the agent's output as the caller received it. */
+  request(data: unknown): Promise<unknown>;
+  processes: ServerProcess[];
+  redisUrl: string;
+  /** Counters read from the system's Redis when nothing is in flight (leak checks). */
+  inspect?(redis: Redis): Promise<Record<string, number>>;
+  /** Closes the client connections (the processes are killed by the caller of the benchmark). */
+  close(): void;
 }
 
 const REPO = path.resolve(__dirname, '..', '..');
-const HERE = __dirname;
+const CLI = path.join(REPO, 'packages', 'cli', 'dist', 'bin.js');
+const SOCKETIO_SERVER = path.join(__dirname, 'socketio-server.js');
+const RELAY_SERVER = path.join(__dirname, 'relay-server.js');
 
-/** Resolves pending requests by id; every system's caller uses it the same way. */
-class Pending {
-  private next = 0;
-  private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
-  open(send: (id: number) => void): Promise<void> {
-    const id = this.next++;
-    return new Promise<void>((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
-      send(id);
-    });
-  }
-  settle(id: number, error?: string): void {
-    const w = this.waiting.get(id);
-    if (!w) return;
-    this.waiting.delete(id);
-    if (error) w.reject(new Error(error));
-    else w.resolve();
-  }
-}
+/** Settings of the OpenClaw replicas: the per-connection rate limit is lifted, nothing else changes. */
+export const OPENCLAW_ENV = {
+  OPENCLAW_LOG_LEVEL: 'warn',
+  OPENCLAW_RATE_LIMIT: '1000000',
+  OPENCLAW_RATE_BURST: '1000000',
+};
+
+/**
+ * The echo agent's concurrency on OpenClaw (well above the highest level measured), and the deadline
+ * of each call (the protocol's default).
+ */
+export const ECHO_AGENT_CONCURRENCY = 256;
+export const CALL_TIMEOUT_MS = 30_000;
 
 function openWs(url: string): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
@@ -44,117 +56,215 @@ function openWs(url: string): Promise<WebSocket> {
   });
 }
 
-/** OpenClaw Gateway: two real replicas (`openclaw gateway start`). */
+/** Fails every pending request if the caller's connection closes, so the benchmark stops loudly. */
+function failOnClose(ws: WebSocket, pending: Pending, name: string): void {
+  ws.on('close', (code) => pending.failAll(`${name}: caller connection closed (${code})`));
+}
+
+/** Checks that a request makes the round trip and comes back unchanged. */
+async function verifyEcho(system: RunningSystem): Promise<RunningSystem> {
+  const probe = { probe: system.key, at: Date.now(), nested: { list: [1, 'two', null] } };
+  const output = await system.request(probe);
+  if (!isDeepStrictEqual(output, probe)) {
+    throw new Error(`${system.name}: echo came back as ${JSON.stringify(output)}, not ${JSON.stringify(probe)}`);
+  }
+  return system;
+}
+
+/** OpenClaw Gateway: two real replicas (`openclaw gateway start`); `coordinator` in, `task.result` back. */
 export async function startOpenClaw(): Promise<RunningSystem> {
-  const redis = await startRedis();
+  const redis = await startRedis('openclaw-redis');
   const ports = [await freePort(), await freePort()];
-  const env = {
-    OPENCLAW_LOG_LEVEL: 'warn',
-    // The benchmark is one connection sending as fast as it can: lift the per-connection limits.
-    OPENCLAW_RATE_LIMIT: '1000000',
-    OPENCLAW_RATE_BURST: '1000000',
-    OPENCLAW_MAX_IN_FLIGHT: '100000',
-    OPENCLAW_KEY_PREFIX: 'bench',
-  };
-  const cli = path.join(REPO, 'packages', 'cli', 'dist', 'bin.js');
   const replicas = ports.map((port, i) =>
     launch(
       process.execPath,
-      [cli, 'gateway', 'start', '--port', String(port), '--redis', redis.url, '--replica-id', `r${i}`],
-      env,
+      [
+        CLI,
+        'gateway',
+        'start',
+        '--port',
+        String(port),
+        '--host',
+        '127.0.0.1',
+        '--redis',
+        redis.url,
+        '--replica-id',
+        `bench-${i === 0 ? 'a' : 'b'}`,
+      ],
+      { name: `openclaw-replica-${i === 0 ? 'a' : 'b'}`, env: OPENCLAW_ENV },
     ),
   );
   await Promise.all(ports.map((port) => waitForHttp(`http://127.0.0.1:${port}/readyz`)));
+
   const agent = await openWs(`ws://127.0.0.1:${ports[1]}`);
-  agent.on('message', (raw) => {
-    const f = JSON.parse(String(raw)) as { event?: string; taskId?: string; data?: unknown };
-    if (f.event === 'task') agent.send(JSON.stringify({ action: 'task.result', taskId: f.taskId, output: f.data }));
+  const registered = new Promise<void>((resolve, reject) => {
+    agent.on('message', (raw) => {
+      const f = JSON.parse(String(raw)) as {
+        event?: string;
+        taskId?: string;
+        data?: unknown;
+        id?: number;
+        ok?: boolean;
+      };
+      if (f.event === 'task') {
+        agent.send(JSON.stringify({ action: 'task.result', taskId: f.taskId, output: f.data }));
+      } else if (f.id === 0) {
+        if (f.ok) resolve();
+        else reject(new Error(`OpenClaw: register failed: ${JSON.stringify(f)}`));
+      }
+    });
   });
-  await new Promise<void>((resolve) => {
-    agent.once('message', () => resolve());
-    agent.send(JSON.stringify({ action: 'register', id: 0, name: 'echo', concurrency: 10_000 }));
-  });
+  agent.send(JSON.stringify({ action: 'register', id: 0, name: 'echo', concurrency: ECHO_AGENT_CONCURRENCY }));
+  await registered;
+
   const caller = await openWs(`ws://127.0.0.1:${ports[0]}`);
-  const pending = new Pending();
+  const pending = new Pending('OpenClaw');
+  failOnClose(caller, pending, 'OpenClaw');
   caller.on('message', (raw) => {
-    const f = JSON.parse(String(raw)) as { id?: number; ok?: boolean; error?: { code: string } };
-    if (typeof f.id === 'number') pending.settle(f.id, f.ok ? undefined : f.error?.code);
+    const f = JSON.parse(String(raw)) as {
+      id?: number;
+      ok?: boolean;
+      result?: { output?: unknown };
+      error?: { code: string; message: string };
+    };
+    if (typeof f.id !== 'number') return;
+    pending.settle(f.id, f.ok ? { output: f.result?.output } : { error: `${f.error?.code}: ${f.error?.message}` });
   });
-  return {
+  return verifyEcho({
+    key: 'openclaw',
     name: 'OpenClaw Gateway',
     request: (data) =>
       pending.open((id) =>
-        caller.send(JSON.stringify({ action: 'coordinator', id, agent: 'echo', task: 'echo', data })),
+        caller.send(
+          JSON.stringify({
+            action: 'coordinator',
+            id,
+            agent: 'echo',
+            task: 'echo',
+            data,
+            timeoutMs: CALL_TIMEOUT_MS,
+          }),
+        ),
       ),
-    async stop() {
+    processes: [
+      { role: 'server A', pid: replicas[0]!.pid! },
+      { role: 'server B', pid: replicas[1]!.pid! },
+      { role: 'redis', pid: redis.pid },
+    ],
+    redisUrl: redis.url,
+    inspect: openClawReservations,
+    close() {
+      pending.close();
       caller.terminate();
       agent.terminate();
-      for (const r of replicas) r.kill('SIGKILL');
-      redis.stop();
     },
-  };
+  });
 }
 
-/** Socket.IO 4 with @socket.io/redis-adapter: two servers. */
+/** Slot reservations still held on agent instances: with nothing in flight, every one is a leak. */
+async function openClawReservations(redis: Redis): Promise<Record<string, number>> {
+  let reservations = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', '*:instance:*:load', 'COUNT', 1000);
+    cursor = next;
+    for (const key of keys) reservations += await redis.zcard(key);
+  } while (cursor !== '0');
+  return { reservations };
+}
+
+function connectSocketIo(port: number): Promise<Socket> {
+  const socket = ioClient(`http://127.0.0.1:${port}`, { transports: ['websocket'], reconnection: false });
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('connect_error', reject);
+  });
+}
+
+/** Socket.IO 4 + @socket.io/redis-adapter: two servers; the request and the reply both cross the adapter. */
 export async function startSocketIo(): Promise<RunningSystem> {
-  const redis = await startRedis();
+  const redis = await startRedis('socketio-redis');
   const ports = [await freePort(), await freePort()];
-  const servers = ports.map((port) =>
-    launch(process.execPath, [path.join(HERE, 'socketio-server.js'), String(port), redis.url]),
+  const servers = ports.map((port, i) =>
+    launch(process.execPath, [SOCKETIO_SERVER, String(port), redis.url], {
+      name: `socketio-server-${i === 0 ? 'a' : 'b'}`,
+      ipc: true,
+    }),
   );
   await Promise.all(ports.map((port) => waitForPort(port)));
-  const agent = ioClient(`http://127.0.0.1:${ports[1]}`, { transports: ['websocket'] });
+
+  const agent = await connectSocketIo(ports[1]!);
   agent.on('task', (m: { id: number; from: string; data: unknown }) =>
     agent.emit('result', { id: m.id, from: m.from, output: m.data }),
   );
   await new Promise<void>((resolve) => agent.emit('register', 'echo', () => resolve()));
-  const caller = ioClient(`http://127.0.0.1:${ports[0]}`, { transports: ['websocket'] });
-  await new Promise<void>((resolve) => caller.once('connect', () => resolve()));
-  const pending = new Pending();
-  caller.on('response', (m: { id: number }) => pending.settle(m.id));
-  return {
+
+  const caller = await connectSocketIo(ports[0]!);
+  const pending = new Pending('Socket.IO');
+  caller.on('disconnect', (reason) => pending.failAll(`Socket.IO: caller disconnected (${reason})`));
+  caller.on('response', (m: { id: number; output: unknown }) => pending.settle(m.id, { output: m.output }));
+  return verifyEcho({
+    key: 'socketio',
     name: 'Socket.IO 4 + redis-adapter',
     request: (data) => pending.open((id) => caller.emit('request', { id, agent: 'echo', data })),
-    async stop() {
+    processes: [
+      { role: 'server A', pid: servers[0]!.pid! },
+      { role: 'server B', pid: servers[1]!.pid! },
+      { role: 'redis', pid: redis.pid },
+    ],
+    redisUrl: redis.url,
+    close() {
+      pending.close();
       caller.disconnect();
       agent.disconnect();
-      for (const s of servers) s.kill('SIGKILL');
-      redis.stop();
     },
-  };
+  });
 }
 
-/** The floor: a bare ws + Redis relay, two processes. */
+/** The floor: two bare ws + Redis pub/sub relay processes. */
 export async function startRelay(): Promise<RunningSystem> {
-  const redis = await startRedis();
+  const redis = await startRedis('relay-redis');
   const ports = [await freePort(), await freePort()];
   const relays = ports.map((port, i) =>
-    launch(process.execPath, [path.join(HERE, 'relay-server.js'), String(port), redis.url, `r${i}`]),
+    launch(process.execPath, [RELAY_SERVER, String(port), redis.url, `r${i}`], {
+      name: `relay-server-${i === 0 ? 'a' : 'b'}`,
+      ipc: true,
+    }),
   );
   await Promise.all(ports.map((port) => waitForPort(port)));
+
   const agent = await openWs(`ws://127.0.0.1:${ports[1]}`);
-  agent.on('message', (raw) => {
-    const m = JSON.parse(String(raw)) as { t: string; id: number; from: string; data: unknown };
-    if (m.t === 'task') agent.send(JSON.stringify({ t: 'result', id: m.id, from: m.from, output: m.data }));
+  const registered = new Promise<void>((resolve) => {
+    agent.on('message', (raw) => {
+      const m = JSON.parse(String(raw)) as { t: string; id: number; from: string; data: unknown };
+      if (m.t === 'task') agent.send(JSON.stringify({ t: 'result', id: m.id, from: m.from, output: m.data }));
+      else if (m.t === 'registered') resolve();
+    });
   });
-  await new Promise<void>((resolve) => {
-    agent.once('message', () => resolve());
-    agent.send(JSON.stringify({ t: 'register', name: 'echo' }));
-  });
+  agent.send(JSON.stringify({ t: 'register', name: 'echo' }));
+  await registered;
+
   const caller = await openWs(`ws://127.0.0.1:${ports[0]}`);
-  const pending = new Pending();
+  const pending = new Pending('relay');
+  failOnClose(caller, pending, 'relay');
   caller.on('message', (raw) => {
-    const m = JSON.parse(String(raw)) as { t: string; id: number };
-    if (m.t === 'response') pending.settle(m.id);
+    const m = JSON.parse(String(raw)) as { t: string; id: number; output: unknown };
+    if (m.t === 'response') pending.settle(m.id, { output: m.output });
   });
-  return {
+  return verifyEcho({
+    key: 'relay',
     name: 'bare ws + Redis relay (floor)',
     request: (data) => pending.open((id) => caller.send(JSON.stringify({ t: 'request', id, agent: 'echo', data }))),
-    async stop() {
+    processes: [
+      { role: 'server A', pid: relays[0]!.pid! },
+      { role: 'server B', pid: relays[1]!.pid! },
+      { role: 'redis', pid: redis.pid },
+    ],
+    redisUrl: redis.url,
+    close() {
+      pending.close();
       caller.terminate();
       agent.terminate();
-      for (const r of relays) r.kill('SIGKILL');
-      redis.stop();
     },
-  };
+  });
 }
