@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { addAgentCommands } from './commands/agent-commands';
+import { addApiKeyCommands } from './commands/apikey-commands';
 import { addGatewayCommands } from './commands/gateway-commands';
 import { addUpCommand } from './commands/up-command';
 
@@ -19,6 +20,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     });
   addGatewayCommands(program, defaults);
   addAgentCommands(program, defaults);
+  addApiKeyCommands(program, defaults);
   addUpCommand(program);
   await program.parseAsync([...argv]);
 }

@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   AgentRegistry,
+  ApiKeyAuthenticator,
+  ApiKeyStore,
   type Authenticator,
   createLogger,
   createRedisConnection,
@@ -14,7 +16,6 @@ import {
   type Principal,
   RedisClusterBus,
   RedisKeys,
-  StaticKeyAuthenticator,
   TaskDispatcher,
   TaskStore,
 } from '@openclaw/core';
@@ -59,6 +60,8 @@ export interface GatewayStatus {
 
 const WS_PATHS = new Set(['/', '/ws']);
 const STARTUP_REDIS_TIMEOUT_MS = 10_000;
+/** How often live connections are checked against revoked and expired credentials. */
+const CREDENTIAL_CHECK_MS = 1000;
 
 /**
  * One gateway replica: HTTP and WebSocket on one port, attached to the cluster through Redis.
@@ -81,6 +84,9 @@ export class Gateway {
   private readonly agents: AgentHost;
   private readonly httpAgents: HttpAgentClient;
   private readonly authenticator: Authenticator;
+  /** Stored API keys, when OPENCLAW_API_KEY_SECRET is set. */
+  readonly apiKeys: ApiKeyStore | undefined;
+  private credentialTimer: NodeJS.Timeout | undefined;
   private readonly sessions = new Set<Session>();
   private readonly server: Server;
   private readonly wss: WebSocketServer;
@@ -133,7 +139,9 @@ export class Gateway {
       logger,
     });
     this.agents = new AgentHost(this.bus, this.registry, logger);
-    this.authenticator = config.auth === 'apikey' ? new StaticKeyAuthenticator(config.apiKeys) : new NoAuthenticator();
+    this.apiKeys = config.apiKeySecret === '' ? undefined : new ApiKeyStore(this.redis, keys, config.apiKeySecret);
+    this.authenticator =
+      config.auth === 'apikey' ? new ApiKeyAuthenticator(config.apiKeys, this.apiKeys) : new NoAuthenticator();
     this.context = {
       replicaId: config.replicaId,
       registry: this.registry,
@@ -255,20 +263,24 @@ export class Gateway {
     });
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
     this.heartbeatTimer.unref();
+    this.credentialTimer = setInterval(() => void this.checkCredentials(), CREDENTIAL_CHECK_MS);
+    this.credentialTimer.unref();
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
-    const refusal = this.checkUpgrade(req);
-    if (refusal instanceof GatewayError) {
-      this.refuse(socket, refusal);
-      return;
-    }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, refusal));
+    void this.checkUpgrade(req).then((refusal) => {
+      if (socket.destroyed) return;
+      if (refusal instanceof GatewayError) {
+        this.refuse(socket, refusal);
+        return;
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, refusal));
+    });
   }
 
-  /** The principal of an upgrade request, or why it is refused. */
-  private checkUpgrade(req: IncomingMessage): Principal | GatewayError {
+  /** The principal of an upgrade request, or why it is refused. Never rejects. */
+  private async checkUpgrade(req: IncomingMessage): Promise<Principal | GatewayError> {
     const path = new URL(req.url ?? '/', 'http://gateway.invalid').pathname;
     if (this.draining) return new GatewayError('UNAVAILABLE', 'this replica is draining; connect to another');
     if (!WS_PATHS.has(path)) return new GatewayError('NOT_FOUND', 'WebSocket endpoints are / and /ws');
@@ -276,7 +288,7 @@ export class Gateway {
       return new GatewayError('FORBIDDEN', 'this Origin is not allowed to connect');
     }
     try {
-      return this.authenticator.authenticate({ headers: req.headers, url: req.url ?? '/' });
+      return await this.authenticator.authenticate({ headers: req.headers, url: req.url ?? '/' });
     } catch (error) {
       return error instanceof GatewayError ? error : new GatewayError('UNAUTHENTICATED', 'authentication failed');
     }
@@ -322,6 +334,29 @@ export class Gateway {
     });
   }
 
+  /**
+   * Closes (1008) the connections whose API key was revoked, on any replica, or whose credential
+   * expired. Reads the revoked set in Redis every second, so a lost message cannot leave a revoked
+   * connection open.
+   */
+  async checkCredentials(): Promise<void> {
+    const now = Date.now();
+    const byKey = new Map<string, Session[]>();
+    for (const session of this.sessions) {
+      const p = session.principal;
+      if (p.expiresAt !== undefined && p.expiresAt <= now) {
+        session.close(CloseCode.POLICY, 'credentials expired');
+        continue;
+      }
+      if (p.apiKeyId !== undefined) byKey.set(p.apiKeyId, [...(byKey.get(p.apiKeyId) ?? []), session]);
+    }
+    if (!this.apiKeys || byKey.size === 0 || this.redis.status !== 'ready') return;
+    const revoked = await this.apiKeys.revokedAmong([...byKey.keys()]).catch(() => new Set<string>());
+    for (const id of revoked) {
+      for (const session of byKey.get(id) ?? []) session.close(CloseCode.POLICY, 'credentials revoked');
+    }
+  }
+
   private heartbeat(): void {
     for (const session of this.sessions) {
       if (session.missedPongs >= 2) {
@@ -341,6 +376,7 @@ export class Gateway {
   private async shutdown(): Promise<void> {
     this.draining = true;
     clearInterval(this.heartbeatTimer);
+    clearInterval(this.credentialTimer);
     const deadline = Date.now() + this.config.drainMs;
     // New tasks go to other replicas' instances; ours finish what they hold.
     await this.agents.withdraw();

@@ -55,7 +55,9 @@ export class HttpApi {
     if (!isOriginAllowed(req.headers.origin, this.gateway.config)) {
       throw new GatewayError('FORBIDDEN', 'this Origin is not allowed to use the API');
     }
-    const principal = this.authenticator.authenticate({ headers: req.headers, url: req.url ?? '/' });
+    const principal = await this.authenticator.authenticate({ headers: req.headers, url: req.url ?? '/' });
+    if (path === '/v1/apikeys' || path.startsWith('/v1/apikeys/'))
+      return this.apiKeyEndpoints(req, res, principal, path, method);
     if (path === '/status' && method === 'GET') return send(res, 200, this.gateway.status());
     if (path === '/v1/metrics' && method === 'GET') return send(res, 200, this.gateway.metricsSnapshot());
     if (path === '/v1/agents' && method === 'GET') return send(res, 200, await this.gateway.registry.list());
@@ -71,11 +73,61 @@ export class HttpApi {
     throw new GatewayError('NOT_FOUND', `no endpoint ${method} ${path}`);
   }
 
-  private async registerHttpAgent(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void> {
-    // Only JSON: a cross-site form or text/plain POST (which needs no CORS preflight) is refused.
-    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
-      throw new GatewayError('BAD_REQUEST', 'content-type must be application/json');
+  /**
+   * `POST /v1/apikeys` (create; the key is in the answer, once), `GET /v1/apikeys` (list),
+   * `DELETE /v1/apikeys/<id>` (revoke). Admin only.
+   */
+  private async apiKeyEndpoints(
+    req: IncomingMessage,
+    res: ServerResponse,
+    principal: Principal,
+    path: string,
+    method: string,
+  ): Promise<void> {
+    need(principal, 'admin');
+    const store = this.gateway.apiKeys;
+    if (!store) {
+      throw new GatewayError('UNAVAILABLE', 'stored API keys need OPENCLAW_API_KEY_SECRET on the gateway', {
+        retryable: false,
+      });
     }
+    if (path === '/v1/apikeys' && method === 'GET') return send(res, 200, await store.list());
+    if (path === '/v1/apikeys' && method === 'POST') {
+      requireJson(req);
+      const parsed = NewApiKeyBodySchema.safeParse(await readJson(req));
+      if (!parsed.success) {
+        const details = describeIssues(parsed.error);
+        throw new GatewayError(
+          'BAD_REQUEST',
+          `invalid API key: ${details.map((d) => `${d.field}: ${d.message}`).join('; ')}`,
+          { details },
+        );
+      }
+      const { key, info } = await store.create({
+        name: parsed.data.name,
+        role: parsed.data.role,
+        tenant: parsed.data.tenant ?? principal.tenant,
+        createdBy: principal.id,
+        expiresAt: parsed.data.expiresAt,
+      });
+      this.gateway.logger.info(
+        { apiKey: info.id, role: info.role, tenant: info.tenant, principal: principal.id },
+        'created an API key',
+      );
+      return send(res, 201, { ...info, key });
+    }
+    const match = /^\/v1\/apikeys\/([^/]+)$/.exec(path);
+    if (match && method === 'DELETE') {
+      const info = await store.revoke(decodeURIComponent(match[1]!));
+      this.gateway.logger.info({ apiKey: info.id, principal: principal.id }, 'revoked an API key');
+      await this.gateway.checkCredentials();
+      return send(res, 200, info);
+    }
+    throw new GatewayError('NOT_FOUND', `no endpoint ${method} ${path}`);
+  }
+
+  private async registerHttpAgent(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void> {
+    requireJson(req);
     const body = await readJson(req);
     const parsed = HttpAgentBodySchema.safeParse(body);
     if (!parsed.success) {
@@ -102,6 +154,22 @@ export class HttpApi {
       'registered an HTTP agent',
     );
     send(res, 201, { name: agent.name, kind: 'http', url: agent.url, tasks: agent.tasks });
+  }
+}
+
+/** Body of `POST /v1/apikeys`. */
+export const NewApiKeyBodySchema = z.object({
+  name: z.string().min(1).max(64),
+  role: z.string().min(1).max(64),
+  tenant: z.string().min(1).max(63).optional(),
+  /** Epoch milliseconds. */
+  expiresAt: z.number().int().positive().optional(),
+});
+
+/** Only JSON bodies: a cross-site form or text/plain POST (which needs no CORS preflight) is refused. */
+function requireJson(req: IncomingMessage): void {
+  if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+    throw new GatewayError('BAD_REQUEST', 'content-type must be application/json');
   }
 }
 

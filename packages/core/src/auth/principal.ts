@@ -6,6 +6,10 @@ export interface Principal {
   readonly roles: readonly string[];
   /** Granted permissions, e.g. `agent:invoke:my-agent`; `*` grants everything. */
   readonly permissions: ReadonlySet<string>;
+  /** The stored API key it authenticated with, if any: revoking the key closes its connections. */
+  readonly apiKeyId?: string;
+  /** When its credential stops being valid (epoch ms): its connections are closed then. */
+  readonly expiresAt?: number;
 }
 
 /** The principal of every connection when authentication is off (loopback development). */

@@ -12,7 +12,7 @@ export interface RequestCredentials {
 /** Turns a request's credentials into a principal, or refuses it. */
 export interface Authenticator {
   /** @throws {GatewayError} `UNAUTHENTICATED` when credentials are missing or wrong. */
-  authenticate(request: RequestCredentials): Principal;
+  authenticate(request: RequestCredentials): Principal | Promise<Principal>;
 }
 
 /**

@@ -36,7 +36,15 @@ describe('loadGatewayConfig', () => {
   });
 
   it('needs keys for apikey auth and never echoes them', () => {
-    expect(() => loadGatewayConfig({ flags: { auth: 'apikey' } })).toThrow(/needs at least one key/);
+    expect(() => loadGatewayConfig({ flags: { auth: 'apikey' } })).toThrow(
+      /needs OPENCLAW_API_KEY_SECRET .* or static keys/,
+    );
+    expect(
+      loadGatewayConfig({ flags: { auth: 'apikey' }, env: { OPENCLAW_API_KEY_SECRET: 's'.repeat(32) } }).auth,
+    ).toBe('apikey');
+    expect(() => loadGatewayConfig({ env: { OPENCLAW_API_KEY_SECRET: 'short' } })).toThrow(
+      /OPENCLAW_API_KEY_SECRET: expected at least 32 characters \(got "<redacted>"\)/,
+    );
     let message = '';
     try {
       loadGatewayConfig({ flags: { auth: 'apikey', 'api-keys': 'short-secret' } });

@@ -57,8 +57,10 @@ export function loadGatewayConfig(sources: ConfigSources = {}): GatewayConfig {
     }
   }
   if (problems.length === 0) {
-    if (out.auth === 'apikey' && (out.apiKeys as string[]).length === 0) {
-      problems.push('OPENCLAW_AUTH=apikey needs at least one key in OPENCLAW_API_KEYS / --api-keys');
+    if (out.auth === 'apikey' && (out.apiKeys as string[]).length === 0 && out.apiKeySecret === '') {
+      problems.push(
+        'OPENCLAW_AUTH=apikey needs OPENCLAW_API_KEY_SECRET (for keys made with `openclaw apikey create`) or static keys in OPENCLAW_API_KEYS / --api-keys',
+      );
     }
     if (out.auth === 'none' && !isLoopbackHost(out.host as string) && out.allowInsecureBind !== true) {
       problems.push(
@@ -74,5 +76,5 @@ export function loadGatewayConfig(sources: ConfigSources = {}): GatewayConfig {
 }
 
 function redact(key: string, raw: string): string {
-  return key === 'apiKeys' ? '<redacted>' : raw;
+  return key === 'apiKeys' || key === 'apiKeySecret' ? '<redacted>' : raw;
 }

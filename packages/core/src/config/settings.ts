@@ -94,6 +94,12 @@ export const GATEWAY_SETTINGS = {
     default: '',
     doc: 'Comma-separated static API keys (development and tests), each at least 16 characters.',
   }),
+  apiKeySecret: setting({
+    env: 'OPENCLAW_API_KEY_SECRET',
+    schema: z.string().refine((v) => v === '' || v.length >= 32, 'expected at least 32 characters'),
+    default: '',
+    doc: 'Server secret that stored API keys are hashed with (HMAC-SHA256); enables `openclaw apikey`. At least 32 characters; the same on every replica; never logged.',
+  }),
   allowInsecureBind: setting({
     env: 'OPENCLAW_ALLOW_INSECURE_BIND',
     schema: booleanText,

@@ -68,6 +68,21 @@ export class RedisKeys {
     return `${this.prefix}:{idem:${digest}}`;
   }
 
+  /** Set of the ids of stored API keys. */
+  apiKeys(): string {
+    return `${this.prefix}:{${this.prefix}:auth}:apikeys`;
+  }
+
+  /** Hash: one stored API key (its HMAC, never the key). */
+  apiKey(id: string): string {
+    return `${this.prefix}:{${this.prefix}:auth}:apikey:${id}`;
+  }
+
+  /** Set of the ids of revoked API keys, which replicas check their live connections against. */
+  revokedApiKeys(): string {
+    return `${this.prefix}:{${this.prefix}:auth}:apikeys:revoked`;
+  }
+
   /** Hash: the record of a task. */
   task(taskId: string): string {
     return `${this.prefix}:{task:${taskId}}`;

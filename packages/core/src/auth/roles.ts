@@ -1,0 +1,22 @@
+/**
+ * Built-in roles and their permissions. They serve stored API keys until the RBAC policy file
+ * (roles, inheritance, bindings) replaces this table.
+ */
+export const BUILT_IN_ROLES: Readonly<Record<string, readonly string[]>> = Object.freeze({
+  /** Everything, including managing API keys. */
+  admin: ['*'],
+  /** Registers as any agent and answers tasks; reads its tasks. */
+  agent: ['agent:register:*', 'task:read'],
+  /** Calls any agent; reads and cancels its own tasks. */
+  caller: ['agent:invoke:*', 'task:read'],
+});
+
+/** Names of the built-in roles. */
+export const ROLE_NAMES: readonly string[] = Object.freeze(Object.keys(BUILT_IN_ROLES));
+
+/** The permissions of a set of roles (unknown roles grant nothing). */
+export function permissionsOf(roles: readonly string[]): Set<string> {
+  const out = new Set<string>();
+  for (const role of roles) for (const p of BUILT_IN_ROLES[role] ?? []) out.add(p);
+  return out;
+}
