@@ -55,6 +55,7 @@ export {
   type HttpAgentRegistration,
   type InstanceRegistration,
   type PickResult,
+  qualifiedAgent,
 } from './registry/agent-registry';
 export { checkAgentUrl, isPrivateAddress } from './tasks/agent-url';
 export { HttpAgentClient, type HttpAgentClientOptions, type HttpAgentRequest } from './tasks/http-agent-client';

@@ -150,8 +150,8 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
     return { taskId: record.taskId, status: record.status };
   },
 
-  async 'agents.list'(ctx) {
-    return ctx.registry.list();
+  async 'agents.list'(ctx, { session }) {
+    return ctx.registry.list(session.principal.tenant);
   },
 
   ping() {

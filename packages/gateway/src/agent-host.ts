@@ -4,6 +4,7 @@ import {
   type ClusterBus,
   GatewayError,
   type Logger,
+  qualifiedAgent,
   type TaskAbortMessage,
   type TaskDispatchMessage,
   type TaskReplyMessage,
@@ -86,7 +87,9 @@ export class AgentHost {
     try {
       await this.registry.registerInstance({
         instanceId,
-        agent: params.name,
+        // Registered in the tenant of the connection's principal: another tenant's agent of the
+        // same name is a different agent.
+        agent: qualifiedAgent(session.principal.tenant, params.name),
         tasks: params.tasks ?? [],
         concurrency: params.concurrency ?? 1,
         meta: params.meta,

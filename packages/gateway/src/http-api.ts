@@ -5,6 +5,7 @@ import {
   GatewayError,
   hasPermission,
   type Principal,
+  qualifiedAgent,
   toWireError,
 } from '@openclaw/core';
 import { AgentNameSchema, describeIssues, TaskNameSchema } from '@openclaw/protocol';
@@ -60,13 +61,14 @@ export class HttpApi {
       return this.apiKeyEndpoints(req, res, principal, path, method);
     if (path === '/status' && method === 'GET') return send(res, 200, this.gateway.status());
     if (path === '/v1/metrics' && method === 'GET') return send(res, 200, this.gateway.metricsSnapshot());
-    if (path === '/v1/agents' && method === 'GET') return send(res, 200, await this.gateway.registry.list());
+    if (path === '/v1/agents' && method === 'GET')
+      return send(res, 200, await this.gateway.registry.list(principal.tenant));
     if (path === '/v1/agents' && method === 'POST') return this.registerHttpAgent(req, res, principal);
     const match = /^\/v1\/agents\/([^/]+)$/.exec(path);
     if (match && method === 'DELETE') {
       const name = decodeURIComponent(match[1]!);
       need(principal, `agent:register:${name}`);
-      const existed = await this.gateway.registry.removeHttpAgent(name);
+      const existed = await this.gateway.registry.removeHttpAgent(qualifiedAgent(principal.tenant, name));
       if (!existed) throw new GatewayError('NOT_FOUND', `no HTTP agent named '${name}'`);
       return send(res, 200, { name, removed: true });
     }
@@ -148,7 +150,7 @@ export class HttpApi {
       tasks: parsed.data.tasks ?? [],
       timeoutMs: parsed.data.timeoutMs,
     };
-    await this.gateway.registry.registerHttpAgent(agent);
+    await this.gateway.registry.registerHttpAgent({ ...agent, name: qualifiedAgent(principal.tenant, agent.name) });
     this.gateway.logger.info(
       { agent: agent.name, url: agent.url, principal: principal.id },
       'registered an HTTP agent',

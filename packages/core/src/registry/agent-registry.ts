@@ -14,7 +14,15 @@ interface ScriptedRedis extends Redis {
   ocListAgents(...args: (string | number)[]): Promise<unknown>;
 }
 
-/** An agent instance attached to this replica. */
+/**
+ * The registry name of a tenant's agent: `<tenant>/<name>`. Tenants and agent names cannot contain
+ * `/`, so two tenants' agents of the same name never meet.
+ */
+export function qualifiedAgent(tenant: string, name: string): string {
+  return `${tenant}/${name}`;
+}
+
+/** An agent instance attached to this replica. `agent` is the qualified name ({@link qualifiedAgent}). */
 export interface InstanceRegistration {
   instanceId: string;
   agent: string;
@@ -188,10 +196,14 @@ export class AgentRegistry {
     await this.redis.zrem(this.keys.instanceLoad(instanceId), taskId).catch(() => undefined);
   }
 
-  /** Every agent with a live instance, and every HTTP agent. */
-  async list(): Promise<AgentInfo[]> {
+  /**
+   * Every agent with a live instance, and every HTTP agent: of one tenant (names without the
+   * tenant), or with `tenant` undefined, of all (names as registered).
+   */
+  async list(tenant?: string): Promise<AgentInfo[]> {
+    const only = tenant === undefined ? '' : qualifiedAgent(tenant, '');
     const json = (await this.guard(() =>
-      this.redis.ocListAgents(this.keys.agents(), this.keys.httpAgents(), this.keys.registry),
+      this.redis.ocListAgents(this.keys.agents(), this.keys.httpAgents(), this.keys.registry, only),
     )) as string;
     const raw = JSON.parse(json) as unknown;
     // cjson encodes an empty table as {}: normalise.

@@ -111,13 +111,22 @@ return #ids
 
 /**
  * Lists agents with live instances, and HTTP agents, as JSON. KEYS: agents set, HTTP agents set.
- * ARGV: prefix.
+ * ARGV: prefix, and a name prefix (a tenant's `<tenant>/`): only names starting with it are listed,
+ * without it. Empty: every name.
  */
 export const LIST_AGENTS = `
 local prefix = ARGV[1]
+local only = ARGV[2] or ''
 ${NOW}
 local out = {}
+local function shown(name)
+  if only == '' then return name end
+  if string.sub(name, 1, #only) == only then return string.sub(name, #only + 1) end
+  return nil
+end
 for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local label = shown(name)
+  if label then
   local count, capacity, inflight, any = 0, 0, 0, false
   local tasks, seen = {}, {}
   for _, id in ipairs(redis.call('SMEMBERS', prefix .. 'agent:' .. name .. ':instances')) do
@@ -135,16 +144,18 @@ for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
   if count > 0 then
     if any then tasks = {'*'} end
-    table.insert(out, {name = name, kind = 'ws', instances = count, capacity = capacity, inFlight = inflight, tasks = tasks})
+    table.insert(out, {name = label, kind = 'ws', instances = count, capacity = capacity, inFlight = inflight, tasks = tasks})
+  end
   end
 end
 for _, name in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local label = shown(name)
   local h = redis.call('HMGET', prefix .. 'http-agent:' .. name, 'url', 'tasks')
-  if h[1] then
+  if label and h[1] then
     local tasks = {}
     for task in string.gmatch(h[2] or '', '[^\\n]+') do table.insert(tasks, task) end
     if #tasks == 0 then tasks = {'*'} end
-    table.insert(out, {name = name, kind = 'http', instances = 0, tasks = tasks, url = h[1]})
+    table.insert(out, {name = label, kind = 'http', instances = 0, tasks = tasks, url = h[1]})
   end
 end
 return cjson.encode(out)

@@ -4,7 +4,7 @@ import { GatewayError } from '@openclaw/protocol';
 import type { TaskCancelRequestMessage, TaskReplyMessage } from '../bus/bus-message';
 import type { ClusterBus } from '../bus/cluster-bus';
 import { fromWireError } from '../errors/gateway-error';
-import type { AgentRegistry } from '../registry/agent-registry';
+import { type AgentRegistry, qualifiedAgent } from '../registry/agent-registry';
 import type { Logger } from '../telemetry/logger';
 import type { HttpAgentClient } from './http-agent-client';
 import { type StoredTask, TASK_RECORD_TTL_MS, type TaskStore } from './task-store';
@@ -162,7 +162,9 @@ export class TaskDispatcher {
     void this.store.create(record).catch(() => undefined);
     let pick: Awaited<ReturnType<AgentRegistry['pick']>>;
     try {
-      pick = await this.registry.pick(request.agent, request.task, taskId, request.timeoutMs + 1000, dispatch);
+      // Agents are per tenant: the caller's tenant names which agent this is.
+      const agent = qualifiedAgent(request.caller.tenant, request.agent);
+      pick = await this.registry.pick(agent, request.task, taskId, request.timeoutMs + 1000, dispatch);
     } catch (error) {
       throw this.refuse(taskId, error instanceof GatewayError ? error : asGatewayError(error));
     }
