@@ -39,6 +39,9 @@ export const OPENCLAW_ENV = {
   OPENCLAW_LOG_LEVEL: 'warn',
   OPENCLAW_RATE_LIMIT: '1000000',
   OPENCLAW_RATE_BURST: '1000000',
+  // Cluster-wide buckets high enough never to refuse, so their cost is measured but not their limit.
+  OPENCLAW_PRINCIPAL_RATE: '10000000',
+  OPENCLAW_PRINCIPAL_BURST: '10000000',
 };
 
 /**

@@ -101,7 +101,12 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
         task: params.task,
         data: params.data ?? null,
         timeoutMs: params.timeoutMs ?? ctx.limits.defaultTimeoutMs,
-        caller: { principal: session.principal.id, tenant: session.principal.tenant, agent: firstAgent(session) },
+        caller: {
+          principal: session.principal.id,
+          tenant: session.principal.tenant,
+          agent: firstAgent(session),
+          limits: session.limits,
+        },
         idempotencyKey: params.idempotencyKey,
         onProgress: (progress) => session.send({ event: 'task.progress', id, taskId: handle.taskId, progress }),
       });

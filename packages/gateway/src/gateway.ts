@@ -6,6 +6,9 @@ import {
   ApiKeyAuthenticator,
   ApiKeyStore,
   type Authenticator,
+  AuthLockout,
+  type CallLimits,
+  clientAddress,
   createLogger,
   createRedisConnection,
   type GatewayConfig,
@@ -59,6 +62,13 @@ export interface GatewayStatus {
 }
 
 const WS_PATHS = new Set(['/', '/ws']);
+const STATUS_TEXT: Record<number, string> = {
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  429: 'Too Many Requests',
+  503: 'Service Unavailable',
+};
 const STARTUP_REDIS_TIMEOUT_MS = 10_000;
 /** How often live connections are checked against revoked and expired credentials. */
 const CREDENTIAL_CHECK_MS = 1000;
@@ -84,6 +94,7 @@ export class Gateway {
   private readonly agents: AgentHost;
   private readonly httpAgents: HttpAgentClient;
   private readonly authenticator: Authenticator;
+  private readonly lockout: AuthLockout;
   /** Stored API keys, when OPENCLAW_API_KEY_SECRET is set. */
   readonly apiKeys: ApiKeyStore | undefined;
   private credentialTimer: NodeJS.Timeout | undefined;
@@ -140,6 +151,11 @@ export class Gateway {
     });
     this.agents = new AgentHost(this.bus, this.registry, logger);
     this.apiKeys = config.apiKeySecret === '' ? undefined : new ApiKeyStore(this.redis, keys, config.apiKeySecret);
+    this.lockout = new AuthLockout(this.redis, keys, {
+      maxFailures: config.authMaxFailures,
+      windowMs: config.authFailureWindowMs,
+      lockoutMs: config.authLockoutMs,
+    });
     this.authenticator =
       config.auth === 'apikey' ? new ApiKeyAuthenticator(config.apiKeys, this.apiKeys) : new NoAuthenticator();
     this.context = {
@@ -157,7 +173,7 @@ export class Gateway {
         maxInFlightPerConnection: config.maxInFlightPerConnection,
       },
     };
-    const api = new HttpApi(this, this.authenticator);
+    const api = new HttpApi(this);
     this.server = createServer((req, res) => api.handle(req, res));
     this.wss = new WebSocketServer({
       noServer: true,
@@ -288,7 +304,7 @@ export class Gateway {
       return new GatewayError('FORBIDDEN', 'this Origin is not allowed to connect');
     }
     try {
-      return await this.authenticator.authenticate({ headers: req.headers, url: req.url ?? '/' });
+      return await this.authenticateRequest(req);
     } catch (error) {
       return error instanceof GatewayError ? error : new GatewayError('UNAUTHENTICATED', 'authentication failed');
     }
@@ -298,14 +314,16 @@ export class Gateway {
     this.metrics.connectionsRejected += 1;
     const status = statusOf(error.code);
     const body = JSON.stringify({ error: error.toWire() });
+    const retryAfter =
+      error.retryAfterMs === undefined ? '' : `Retry-After: ${Math.ceil(error.retryAfterMs / 1000)}\r\n`;
     socket.end(
-      `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : 'Service Unavailable'}\r\n` +
-        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retryAfter}Connection: close\r\n\r\n${body}`,
     );
   }
 
   private accept(ws: WebSocket, principal: Principal): void {
-    const session = new Session(ws, principal, {
+    const session = new Session(ws, principal, this.callLimits(principal), {
       maxBufferedBytes: this.config.maxBufferedBytes,
       rateLimitPerSecond: this.config.rateLimitPerSecond,
       rateLimitBurst: this.config.rateLimitBurst,
@@ -332,6 +350,50 @@ export class Gateway {
       this.metrics.connectionsCurrent -= 1;
       void this.agents.detach(session);
     });
+  }
+
+  /**
+   * Authenticates an upgrade or HTTP request, with lockout: an address with too many recent failures
+   * is refused (`RATE_LIMITED`, HTTP 429) whatever it sends, on every replica.
+   */
+  async authenticateRequest(req: IncomingMessage): Promise<Principal> {
+    if (this.config.auth === 'none')
+      return this.authenticator.authenticate({ headers: req.headers, url: req.url ?? '/' });
+    const address = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], this.config.trustedProxies);
+    const locked = await this.lockout.lockedFor(address);
+    if (locked > 0) {
+      throw new GatewayError('RATE_LIMITED', 'too many failed authentications from this address; try again later', {
+        retryAfterMs: locked,
+      });
+    }
+    try {
+      return await this.authenticator.authenticate({ headers: req.headers, url: req.url ?? '/' });
+    } catch (error) {
+      if (error instanceof GatewayError && error.code === 'UNAUTHENTICATED') {
+        if (await this.lockout.recordFailure(address)) {
+          this.logger.warn({ address }, 'locked out an address after repeated failed authentications');
+        }
+      }
+      throw error;
+    }
+  }
+
+  /** The cluster-wide call limits of a principal: its roles' overrides, else the defaults. */
+  callLimits(principal: Principal): CallLimits {
+    const overrides = principal.roles.map((role) => this.config.roleRates[role]).filter((r) => r !== undefined);
+    const own =
+      overrides.length > 0
+        ? { rate: Math.max(...overrides.map((r) => r.rate)), burst: Math.max(...overrides.map((r) => r.burst)) }
+        : { rate: this.config.principalRate, burst: this.config.principalBurst };
+    const tenantRate = this.config.tenantRate;
+    return {
+      principal: { id: principal.id, rate: own.rate, burst: Math.max(own.burst, own.rate > 0 ? 1 : 0) },
+      tenant: {
+        id: principal.tenant,
+        rate: tenantRate,
+        burst: Math.max(this.config.tenantBurst, tenantRate > 0 ? 1 : 0),
+      },
+    };
   }
 
   /**

@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  type Authenticator,
   checkAgentUrl,
   GatewayError,
   hasPermission,
@@ -28,10 +27,7 @@ const MAX_BODY_BYTES = 64 * 1024;
  * the same credentials as a WebSocket when authentication is on.
  */
 export class HttpApi {
-  constructor(
-    private readonly gateway: Gateway,
-    private readonly authenticator: Authenticator,
-  ) {}
+  constructor(private readonly gateway: Gateway) {}
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     this.route(req, res).catch((error: unknown) => {
@@ -40,6 +36,7 @@ export class HttpApi {
       const path = (req.url ?? '/').split('?')[0];
       if (wire.code === 'INTERNAL')
         this.gateway.logger.error({ err: error, method: req.method, path }, 'HTTP handler failed');
+      if (wire.retryAfterMs !== undefined) res.setHeader('retry-after', String(Math.ceil(wire.retryAfterMs / 1000)));
       send(res, statusOf(wire.code), { error: wire });
     });
   }
@@ -56,7 +53,7 @@ export class HttpApi {
     if (!isOriginAllowed(req.headers.origin, this.gateway.config)) {
       throw new GatewayError('FORBIDDEN', 'this Origin is not allowed to use the API');
     }
-    const principal = await this.authenticator.authenticate({ headers: req.headers, url: req.url ?? '/' });
+    const principal = await this.gateway.authenticateRequest(req);
     if (path === '/v1/apikeys' || path.startsWith('/v1/apikeys/'))
       return this.apiKeyEndpoints(req, res, principal, path, method);
     if (path === '/status' && method === 'GET') return send(res, 200, this.gateway.status());

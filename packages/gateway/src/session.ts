@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Principal } from '@openclaw/core';
+import type { CallLimits, Principal } from '@openclaw/core';
 import { CloseCode, type ServerFrame } from '@openclaw/protocol';
 import type WebSocket from 'ws';
 import { TokenBucket } from './token-bucket';
@@ -38,9 +38,13 @@ export class Session {
   private readonly onClose: ((code: number) => void) | undefined;
   private closed = false;
 
-  constructor(socket: WebSocket, principal: Principal, options: SessionOptions) {
+  /** Cluster-wide call limits of the principal, worked out once at connection. */
+  readonly limits: CallLimits;
+
+  constructor(socket: WebSocket, principal: Principal, limits: CallLimits, options: SessionOptions) {
     this.socket = socket;
     this.principal = principal;
+    this.limits = limits;
     this.maxBufferedBytes = options.maxBufferedBytes;
     this.bucket = new TokenBucket(options.rateLimitPerSecond, options.rateLimitBurst);
     this.onClose = options.onClose;

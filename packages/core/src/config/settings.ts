@@ -148,6 +148,76 @@ export const GATEWAY_SETTINGS = {
     default: '2000',
     doc: 'Requests one connection may send in a burst (token bucket size).',
   }),
+  principalRate: setting({
+    env: 'OPENCLAW_PRINCIPAL_RATE',
+    schema: intText(0, 10_000_000),
+    default: '1000',
+    doc: 'Coordinator calls per second one principal may make across the whole cluster (token bucket in Redis); 0: no limit.',
+  }),
+  principalBurst: setting({
+    env: 'OPENCLAW_PRINCIPAL_BURST',
+    schema: intText(0, 10_000_000),
+    default: '2000',
+    doc: "Size of a principal's cluster-wide bucket: calls it may make at once.",
+  }),
+  tenantRate: setting({
+    env: 'OPENCLAW_TENANT_RATE',
+    schema: intText(0, 10_000_000),
+    default: '0',
+    doc: 'Coordinator calls per second one tenant (all its principals) may make across the cluster; 0: no limit.',
+  }),
+  tenantBurst: setting({
+    env: 'OPENCLAW_TENANT_BURST',
+    schema: intText(0, 10_000_000),
+    default: '0',
+    doc: "Size of a tenant's cluster-wide bucket (at least 1 when OPENCLAW_TENANT_RATE is set).",
+  }),
+  roleRates: setting({
+    env: 'OPENCLAW_ROLE_RATES',
+    schema: listText
+      .pipe(
+        z.array(
+          z
+            .string()
+            .regex(/^[a-z0-9][a-z0-9._-]{0,62}=\d+\/\d+$/, 'expected role=rate/burst items, e.g. caller=100/200'),
+        ),
+      )
+      .transform((items) =>
+        Object.fromEntries(
+          items.map((item) => {
+            const [role, limits] = item.split('=') as [string, string];
+            const [rate, burst] = limits.split('/').map(Number) as [number, number];
+            return [role, { rate, burst }];
+          }),
+        ),
+      ),
+    default: '',
+    doc: 'Per-role principal limits replacing the defaults, e.g. `caller=100/200,agent=50/100` (rate/burst); a principal with several roles gets the highest.',
+  }),
+  authMaxFailures: setting({
+    env: 'OPENCLAW_AUTH_MAX_FAILURES',
+    schema: intText(0, 1_000_000),
+    default: '10',
+    doc: 'Failed authentications from one address within OPENCLAW_AUTH_FAILURE_WINDOW_MS before it is locked out; 0: never.',
+  }),
+  authFailureWindowMs: setting({
+    env: 'OPENCLAW_AUTH_FAILURE_WINDOW_MS',
+    schema: intText(1000, 86_400_000),
+    default: '60000',
+    doc: 'Window in which failed authentications from one address are counted.',
+  }),
+  authLockoutMs: setting({
+    env: 'OPENCLAW_AUTH_LOCKOUT_MS',
+    schema: intText(1000, 86_400_000),
+    default: '300000',
+    doc: 'How long a locked-out address is refused (HTTP 429), whatever credentials it sends.',
+  }),
+  trustedProxies: setting({
+    env: 'OPENCLAW_TRUSTED_PROXIES',
+    schema: listText,
+    default: '',
+    doc: 'Addresses of load balancers whose X-Forwarded-For names the client address (for lockout). Others are ignored.',
+  }),
   maxInFlightPerConnection: setting({
     env: 'OPENCLAW_MAX_IN_FLIGHT',
     schema: intText(1, 1_000_000),

@@ -18,6 +18,11 @@ export class RedisKeys {
     this.registry = `${prefix}:{${prefix}:reg}:`;
   }
 
+  /** Hash: a cluster-wide token bucket of a principal or a tenant (in the registry's slot: the pick script charges it). */
+  rateBucket(scope: 'principal' | 'tenant', id: string): string {
+    return `${this.registry}rate:${scope}:${id}`;
+  }
+
   /** Set of the ids of replicas that have registered (alive or not yet cleaned up). */
   replicas(): string {
     return `${this.registry}replicas`;
@@ -81,6 +86,16 @@ export class RedisKeys {
   /** Set of the ids of revoked API keys, which replicas check their live connections against. */
   revokedApiKeys(): string {
     return `${this.prefix}:{${this.prefix}:auth}:apikeys:revoked`;
+  }
+
+  /** Counter of recent failed authentications from an address. */
+  authFailures(address: string): string {
+    return `${this.prefix}:{${this.prefix}:auth}:authfail:${address}`;
+  }
+
+  /** Present while an address is locked out. */
+  authLock(address: string): string {
+    return `${this.prefix}:{${this.prefix}:auth}:authlock:${address}`;
   }
 
   /** Hash: the record of a task. */

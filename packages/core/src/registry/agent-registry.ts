@@ -52,8 +52,15 @@ export interface PickDispatch {
   tail: string;
 }
 
+/** Cluster-wide request limits of a call's principal and tenant (rate 0: no limit). */
+export interface CallLimits {
+  principal: { id: string; rate: number; burst: number };
+  tenant: { id: string; rate: number; burst: number };
+}
+
 /** Where a task should go. */
 export type PickResult =
+  | { kind: 'rate-limited'; retryAfterMs: number; scope: 'principal' | 'tenant' }
   | {
       kind: 'instance';
       instanceId: string;
@@ -98,7 +105,7 @@ export class AgentRegistry {
     this.redis = options.redis as ScriptedRedis;
     // EVALSHA with a fallback to EVAL (after a Redis restart empties the script cache).
     if (typeof this.redis.ocPickInstance !== 'function') {
-      this.redis.defineCommand('ocPickInstance', { numberOfKeys: 2, lua: PICK_INSTANCE });
+      this.redis.defineCommand('ocPickInstance', { numberOfKeys: 4, lua: PICK_INSTANCE });
       this.redis.defineCommand('ocUnregisterInstance', { numberOfKeys: 5, lua: UNREGISTER_INSTANCE });
       this.redis.defineCommand('ocSweepReplica', { numberOfKeys: 2, lua: SWEEP_REPLICA });
       this.redis.defineCommand('ocListAgents', { numberOfKeys: 2, lua: LIST_AGENTS });
@@ -154,12 +161,15 @@ export class AgentRegistry {
     taskId: string,
     reservationMs: number,
     dispatch?: PickDispatch,
+    limits?: CallLimits,
   ): Promise<PickResult> {
     const inbox = this.keys.inboxParts();
     const reply = (await this.guard(() =>
       this.redis.ocPickInstance(
         this.keys.agentInstances(agent),
         this.keys.httpAgent(agent),
+        this.keys.rateBucket('principal', limits?.principal.id ?? '-'),
+        this.keys.rateBucket('tenant', limits?.tenant.id ?? '-'),
         this.keys.registry,
         task,
         taskId,
@@ -170,6 +180,10 @@ export class AgentRegistry {
         inbox.tail,
         dispatch?.head ?? '',
         dispatch?.tail ?? '',
+        limits?.principal.rate ?? 0,
+        limits?.principal.burst ?? 0,
+        limits?.tenant.rate ?? 0,
+        limits?.tenant.burst ?? 0,
       ),
     )) as string[];
     switch (reply[0]) {
@@ -183,6 +197,12 @@ export class AgentRegistry {
         return { kind: 'http', url: reply[1]!, timeoutMs: reply[2] ? Number(reply[2]) : undefined };
       case 'busy':
         return { kind: 'busy', instances: Number(reply[1]) };
+      case 'rate-limited':
+        return {
+          kind: 'rate-limited',
+          retryAfterMs: Number(reply[1]),
+          scope: reply[2] === 'tenant' ? 'tenant' : 'principal',
+        };
       case 'no-task':
         return { kind: 'no-task', instances: Number(reply[1]) };
       default:

@@ -10,13 +10,48 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `;
 
 /**
+ * Cluster-wide token buckets (hash {t: tokens, ts: last refill}), checked first by the pick script:
+ * both buckets must have a token, or neither is charged.
+ */
+const TOKEN_BUCKETS = `
+local function bucket(key, rate, burst)
+  if rate <= 0 then return nil end
+  local b = redis.call('HMGET', key, 't', 'ts')
+  local tokens = tonumber(b[1]) or burst
+  local ts = tonumber(b[2]) or now
+  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+  return {key = key, rate = rate, burst = burst, tokens = tokens}
+end
+local limits = {
+  {bucket(KEYS[3], tonumber(ARGV[11]) or 0, tonumber(ARGV[12]) or 0), 'principal'},
+  {bucket(KEYS[4], tonumber(ARGV[13]) or 0, tonumber(ARGV[14]) or 0), 'tenant'},
+}
+for _, l in ipairs(limits) do
+  local b = l[1]
+  if b and b.tokens < 1 then
+    return {'rate-limited', tostring(math.ceil((1 - b.tokens) * 1000 / b.rate)), l[2]}
+  end
+end
+for _, l in ipairs(limits) do
+  local b = l[1]
+  if b then
+    redis.call('HSET', b.key, 't', tostring(b.tokens - 1), 'ts', tostring(now))
+    redis.call('PEXPIRE', b.key, math.ceil(b.burst / b.rate * 1000) + 1000)
+  end
+end
+`;
+
+/**
  * Picks the live instance of an agent with the least in-flight work below its concurrency, and
  * reserves a slot on it until the reservation expires (the task's deadline plus a margin), so a
  * reservation whose release was lost frees itself. Ties are broken by a random starting point.
- * KEYS: agent instances set, HTTP agent hash. ARGV: prefix, task, taskId, reservationMs, random,
- * and, to dispatch in the same round trip: own replica id, inbox channel head and tail, and the
- * dispatch message as head and tail around the instance id. The message is published to the chosen
- * instance's replica (one PUBLISH to one inbox) unless that replica is the caller's own.
+ * KEYS: agent instances set, HTTP agent hash, the caller's principal and tenant rate buckets.
+ * ARGV: prefix, task, taskId, reservationMs, random, and, to dispatch in the same round trip: own
+ * replica id, inbox channel head and tail, and the dispatch message as head and tail around the
+ * instance id. The message is published to the chosen instance's replica (one PUBLISH to one inbox)
+ * unless that replica is the caller's own. Then ARGV 11 to 14: principal rate and burst, tenant rate
+ * and burst (rate 0: no limit). A call that either bucket refuses takes no token from the other,
+ * reserves nothing and is answered {'rate-limited', retryAfterMs, scope}.
  * Returns {'instance', id, replica} | {'busy', n} | {'no-task', n} | {'http', url, timeoutMs} | {'none'}.
  * An HTTP agent of the same name is used only when the agent has no live WebSocket instance.
  */
@@ -24,6 +59,7 @@ export const PICK_INSTANCE = `
 local prefix = ARGV[1]
 local task = ARGV[2]
 ${NOW}
+${TOKEN_BUCKETS}
 local ids = redis.call('SMEMBERS', KEYS[1])
 local n = #ids
 local live, handles = 0, 0

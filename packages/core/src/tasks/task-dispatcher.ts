@@ -4,7 +4,7 @@ import { GatewayError } from '@openclaw/protocol';
 import type { TaskCancelRequestMessage, TaskReplyMessage } from '../bus/bus-message';
 import type { ClusterBus } from '../bus/cluster-bus';
 import { fromWireError } from '../errors/gateway-error';
-import { type AgentRegistry, qualifiedAgent } from '../registry/agent-registry';
+import { type AgentRegistry, type CallLimits, qualifiedAgent } from '../registry/agent-registry';
 import type { Logger } from '../telemetry/logger';
 import type { HttpAgentClient } from './http-agent-client';
 import { type StoredTask, TASK_RECORD_TTL_MS, type TaskStore } from './task-store';
@@ -15,6 +15,8 @@ export interface TaskCaller {
   tenant: string;
   /** The agent the caller acts as, when an agent calls another. */
   agent?: string;
+  /** Cluster-wide request limits of this caller (none if absent). */
+  limits?: CallLimits;
 }
 
 /** A sync task to route. */
@@ -164,7 +166,14 @@ export class TaskDispatcher {
     try {
       // Agents are per tenant: the caller's tenant names which agent this is.
       const agent = qualifiedAgent(request.caller.tenant, request.agent);
-      pick = await this.registry.pick(agent, request.task, taskId, request.timeoutMs + 1000, dispatch);
+      pick = await this.registry.pick(
+        agent,
+        request.task,
+        taskId,
+        request.timeoutMs + 1000,
+        dispatch,
+        request.caller.limits,
+      );
     } catch (error) {
       throw this.refuse(taskId, error instanceof GatewayError ? error : asGatewayError(error));
     }
@@ -181,6 +190,14 @@ export class TaskDispatcher {
             'AGENT_NOT_FOUND',
             `agent '${request.agent}' has no instance that handles task '${request.task}'`,
           ),
+        );
+      case 'rate-limited':
+        throw this.refuse(
+          taskId,
+          new GatewayError('RATE_LIMITED', `too many calls for this ${pick.scope} across the cluster`, {
+            retryAfterMs: pick.retryAfterMs,
+            details: { scope: pick.scope },
+          }),
         );
       case 'busy':
         throw this.refuse(
