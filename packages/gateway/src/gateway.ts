@@ -14,6 +14,7 @@ import {
   type GatewayConfig,
   GatewayError,
   HttpAgentClient,
+  JwtAuthenticator,
   type Logger,
   NoAuthenticator,
   type Principal,
@@ -156,8 +157,7 @@ export class Gateway {
       windowMs: config.authFailureWindowMs,
       lockoutMs: config.authLockoutMs,
     });
-    this.authenticator =
-      config.auth === 'apikey' ? new ApiKeyAuthenticator(config.apiKeys, this.apiKeys) : new NoAuthenticator();
+    this.authenticator = createAuthenticator(config, this.apiKeys);
     this.context = {
       replicaId: config.replicaId,
       registry: this.registry,
@@ -459,6 +459,32 @@ export class Gateway {
     ]);
     this.httpAgents.close();
     await Promise.allSettled([quit(this.redis), quit(this.subscriber)]);
+  }
+}
+
+/** The authenticator of an auth mode. In `jwt` mode, credentials that are not JWTs are API keys. */
+function createAuthenticator(config: GatewayConfig, apiKeys: ApiKeyStore | undefined): Authenticator {
+  const keys = config.apiKeys.length > 0 || apiKeys ? new ApiKeyAuthenticator(config.apiKeys, apiKeys) : undefined;
+  switch (config.auth) {
+    case 'none':
+      return new NoAuthenticator();
+    case 'apikey':
+      return keys ?? new ApiKeyAuthenticator([], undefined);
+    case 'jwt':
+      return new JwtAuthenticator(
+        {
+          secret: config.jwtSecret,
+          issuer: config.jwtIssuer,
+          jwksUrl: config.jwtJwksUrl,
+          audience: config.jwtAudience,
+          algorithms: config.jwtAlgorithms,
+          clockSkewSeconds: config.jwtClockSkewSeconds,
+          tenantClaim: config.jwtTenantClaim,
+          rolesClaim: config.jwtRolesClaim,
+          scopeClaim: config.jwtScopeClaim,
+        },
+        keys,
+      );
   }
 }
 

@@ -23,7 +23,7 @@ describe('loadGatewayConfig', () => {
     expect(() => loadGatewayConfig({ env: { OPENCLAW_PORT: 'abc' } })).toThrow(
       /OPENCLAW_PORT: expected an integer from 0 to 65535 \(got "abc"\)/,
     );
-    expect(() => loadGatewayConfig({ flags: { auth: 'magic' } })).toThrow(/--auth: expected "none" or "apikey"/);
+    expect(() => loadGatewayConfig({ flags: { auth: 'magic' } })).toThrow(/--auth: expected "none", "apikey" or "jwt"/);
     expect(() => loadGatewayConfig({ env: { REDIS_URL: 'http://x' } })).toThrow(/REDIS_URL: expected a redis:\/\//);
   });
 

@@ -62,6 +62,11 @@ export function loadGatewayConfig(sources: ConfigSources = {}): GatewayConfig {
         'OPENCLAW_AUTH=apikey needs OPENCLAW_API_KEY_SECRET (for keys made with `openclaw apikey create`) or static keys in OPENCLAW_API_KEYS / --api-keys',
       );
     }
+    if (out.auth === 'jwt' && out.jwtSecret === '' && out.jwtIssuer === '' && out.jwtJwksUrl === '') {
+      problems.push(
+        'OPENCLAW_AUTH=jwt needs OPENCLAW_JWT_ISSUER (with or without OPENCLAW_JWT_JWKS_URL) or OPENCLAW_JWT_SECRET',
+      );
+    }
     if (out.auth === 'none' && !isLoopbackHost(out.host as string) && out.allowInsecureBind !== true) {
       problems.push(
         `OPENCLAW_HOST / --host: auth "none" only listens on loopback, got ${JSON.stringify(out.host)}; ` +
@@ -76,5 +81,5 @@ export function loadGatewayConfig(sources: ConfigSources = {}): GatewayConfig {
 }
 
 function redact(key: string, raw: string): string {
-  return key === 'apiKeys' || key === 'apiKeySecret' ? '<redacted>' : raw;
+  return key === 'apiKeys' || key === 'apiKeySecret' || key === 'jwtSecret' ? '<redacted>' : raw;
 }

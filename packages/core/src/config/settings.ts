@@ -83,9 +83,9 @@ export const GATEWAY_SETTINGS = {
   auth: setting({
     env: 'OPENCLAW_AUTH',
     flag: 'auth',
-    schema: z.enum(['none', 'apikey'], { message: 'expected "none" or "apikey"' }),
+    schema: z.enum(['none', 'apikey', 'jwt'], { message: 'expected "none", "apikey" or "jwt"' }),
     default: 'none',
-    doc: 'Authentication mode: "none" (loopback development only) or "apikey".',
+    doc: 'Authentication mode: "none" (loopback development only), "apikey", or "jwt" (JWT bearer tokens, and API keys).',
   }),
   apiKeys: setting({
     env: 'OPENCLAW_API_KEYS',
@@ -99,6 +99,66 @@ export const GATEWAY_SETTINGS = {
     schema: z.string().refine((v) => v === '' || v.length >= 32, 'expected at least 32 characters'),
     default: '',
     doc: 'Server secret that stored API keys are hashed with (HMAC-SHA256); enables `openclaw apikey`. At least 32 characters; the same on every replica; never logged.',
+  }),
+  jwtSecret: setting({
+    env: 'OPENCLAW_JWT_SECRET',
+    schema: z.string().refine((v) => v === '' || v.length >= 32, 'expected at least 32 characters'),
+    default: '',
+    doc: 'Shared secret of HS256/384/512 tokens (auth "jwt"); empty: HMAC tokens are refused. Never logged.',
+  }),
+  jwtIssuer: setting({
+    env: 'OPENCLAW_JWT_ISSUER',
+    schema: z.string(),
+    default: '',
+    doc: 'Expected token issuer (iss). Without OPENCLAW_JWT_JWKS_URL, its OIDC discovery document (/.well-known/openid-configuration) gives the keys.',
+  }),
+  jwtJwksUrl: setting({
+    env: 'OPENCLAW_JWT_JWKS_URL',
+    schema: z.string(),
+    default: '',
+    doc: "URL of the issuer's JWKS (public keys of RS*, PS*, ES*, EdDSA tokens).",
+  }),
+  jwtAudience: setting({
+    env: 'OPENCLAW_JWT_AUDIENCE',
+    schema: z.string(),
+    default: 'openclaw',
+    doc: 'Expected token audience (aud).',
+  }),
+  jwtAlgorithms: setting({
+    env: 'OPENCLAW_JWT_ALGORITHMS',
+    schema: listText.pipe(
+      z.array(
+        z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'], {
+          message: 'expected public-key algorithms: RS*, PS*, ES*, EdDSA',
+        }),
+      ),
+    ),
+    default: 'RS256,PS256,ES256,EdDSA',
+    doc: 'Allowed public-key algorithms, comma-separated (HMAC ones are set by OPENCLAW_JWT_SECRET; "none" never).',
+  }),
+  jwtClockSkewSeconds: setting({
+    env: 'OPENCLAW_JWT_CLOCK_SKEW_S',
+    schema: intText(0, 600),
+    default: '30',
+    doc: 'Clock skew tolerated when checking exp and nbf, in seconds.',
+  }),
+  jwtTenantClaim: setting({
+    env: 'OPENCLAW_JWT_TENANT_CLAIM',
+    schema: z.string().min(1),
+    default: 'tenant',
+    doc: "Claim that names the principal's tenant (default tenant if absent).",
+  }),
+  jwtRolesClaim: setting({
+    env: 'OPENCLAW_JWT_ROLES_CLAIM',
+    schema: z.string().min(1),
+    default: 'roles',
+    doc: "Claim with the principal's roles (array, or space-separated string).",
+  }),
+  jwtScopeClaim: setting({
+    env: 'OPENCLAW_JWT_SCOPE_CLAIM',
+    schema: z.string().min(1),
+    default: 'scope',
+    doc: 'Claim with OAuth scopes; scopes shaped like permissions (agent:invoke:billing) grant them.',
   }),
   allowInsecureBind: setting({
     env: 'OPENCLAW_ALLOW_INSECURE_BIND',

@@ -1,0 +1,176 @@
+import { GatewayError } from '@openclaw/protocol';
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from 'jose';
+import type { ApiKeyAuthenticator } from './api-key-authenticator';
+import type { Principal } from './principal';
+import { permissionsOf } from './roles';
+import { type Authenticator, extractCredential, type RequestCredentials } from './static-key-authenticator';
+
+/** How JWT bearer tokens are checked and mapped to a principal. */
+export interface JwtOptions {
+  /** Shared secret for HS256/384/512 tokens; empty: HMAC tokens are refused. */
+  secret: string;
+  /** Expected `iss`. With no `jwksUrl`, its OIDC discovery document gives the JWKS. */
+  issuer: string;
+  /** JWKS of the issuer's public keys; empty: from OIDC discovery, or no public-key tokens. */
+  jwksUrl: string;
+  /** Expected `aud`. */
+  audience: string;
+  /** Allowed public-key algorithms (never `none`, never an HMAC one). */
+  algorithms: readonly string[];
+  clockSkewSeconds: number;
+  tenantClaim: string;
+  rolesClaim: string;
+  scopeClaim: string;
+}
+
+const HMAC = ['HS256', 'HS384', 'HS512'];
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+const TENANT = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+/**
+ * JWT bearer tokens (and, for credentials that are not JWTs, API keys). HMAC tokens are checked only
+ * against the shared secret and only with HS algorithms; all others only against the issuer's JWKS
+ * and only with the allowed public-key algorithms, so an `alg: none` token, or an HMAC token signed
+ * with a public key, cannot pass. `exp`, `nbf`, `iss` and `aud` are checked with the configured clock
+ * skew. Keys come from one JWKS per issuer (so keys are effectively cached by issuer and kid), with a
+ * refetch on an unknown kid at most every 30 s.
+ */
+export class JwtAuthenticator implements Authenticator {
+  private readonly secret: Uint8Array | undefined;
+  private jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
+  private discovery: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
+
+  constructor(
+    private readonly options: JwtOptions,
+    private readonly apiKeys: ApiKeyAuthenticator | undefined,
+  ) {
+    this.secret = options.secret === '' ? undefined : new TextEncoder().encode(options.secret);
+    if (options.jwksUrl !== '') this.jwks = remoteSet(options.jwksUrl);
+  }
+
+  async authenticate(request: RequestCredentials): Promise<Principal> {
+    const credential = extractCredential(request);
+    if (credential === undefined || credential === '') {
+      throw new GatewayError('UNAUTHENTICATED', 'credentials required: send a bearer token or an API key');
+    }
+    if (!JWT_SHAPE.test(credential)) {
+      if (this.apiKeys) return this.apiKeys.authenticate(request);
+      throw new GatewayError('UNAUTHENTICATED', 'the bearer token is not a JWT');
+    }
+    const payload = await this.verify(credential);
+    return this.principalOf(payload);
+  }
+
+  private async verify(token: string): Promise<JWTPayload> {
+    let alg: string | undefined;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+    } catch {
+      throw new GatewayError('UNAUTHENTICATED', 'the token is not a valid JWT');
+    }
+    // A foreign issuer is refused before any key lookup: clearer, and a stranger's unknown kids cannot
+    // make the gateway refetch its issuer's keys. (The verified check in jwtVerify is the one that counts.)
+    let claimedIssuer: unknown;
+    try {
+      claimedIssuer = decodeJwt(token).iss;
+    } catch {
+      throw new GatewayError('UNAUTHENTICATED', 'the token is not a valid JWT');
+    }
+    if (this.options.issuer !== '' && claimedIssuer !== this.options.issuer) {
+      throw new GatewayError('UNAUTHENTICATED', 'the token’s issuer is not accepted');
+    }
+    const common = {
+      issuer: this.options.issuer === '' ? undefined : this.options.issuer,
+      audience: this.options.audience,
+      clockTolerance: this.options.clockSkewSeconds,
+    };
+    try {
+      if (alg !== undefined && HMAC.includes(alg)) {
+        if (!this.secret) throw new GatewayError('UNAUTHENTICATED', 'HMAC-signed tokens are not accepted here');
+        return (await jwtVerify(token, this.secret, { ...common, algorithms: HMAC })).payload;
+      }
+      const keys = await this.keySet();
+      return (await jwtVerify(token, keys, { ...common, algorithms: [...this.options.algorithms] })).payload;
+    } catch (error) {
+      throw describe(error);
+    }
+  }
+
+  private async keySet(): Promise<ReturnType<typeof createRemoteJWKSet>> {
+    if (this.jwks) return this.jwks;
+    if (this.options.issuer === '')
+      throw new GatewayError('UNAUTHENTICATED', 'public-key tokens are not accepted here');
+    this.discovery ??= discover(this.options.issuer).then((set) => {
+      this.jwks = set;
+      return set;
+    });
+    try {
+      return await this.discovery;
+    } catch (error) {
+      this.discovery = undefined; // Try again on the next token.
+      throw error;
+    }
+  }
+
+  private principalOf(payload: JWTPayload): Principal {
+    if (typeof payload.sub !== 'string' || payload.sub === '') {
+      throw new GatewayError('UNAUTHENTICATED', 'the token has no subject (sub)');
+    }
+    const tenantClaim = payload[this.options.tenantClaim];
+    const tenant = typeof tenantClaim === 'string' && TENANT.test(tenantClaim) ? tenantClaim : 'default';
+    const roles = listClaim(payload[this.options.rolesClaim]);
+    // OAuth scopes that name permissions (`agent:invoke:billing`) grant them directly.
+    const permissions = permissionsOf(roles);
+    for (const scope of listClaim(payload[this.options.scopeClaim])) if (scope.includes(':')) permissions.add(scope);
+    const principal: Principal = { id: `jwt:${payload.sub}`, tenant, roles, permissions };
+    return payload.exp === undefined ? principal : { ...principal, expiresAt: payload.exp * 1000 };
+  }
+}
+
+function remoteSet(url: string): ReturnType<typeof createRemoteJWKSet> {
+  return createRemoteJWKSet(new URL(url), { cooldownDuration: 30_000, cacheMaxAge: 600_000, timeoutDuration: 5000 });
+}
+
+async function discover(issuer: string): Promise<ReturnType<typeof createRemoteJWKSet>> {
+  const url = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+  let document: { jwks_uri?: unknown; issuer?: unknown };
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    document = (await response.json()) as typeof document;
+  } catch (error) {
+    throw new GatewayError('UNAVAILABLE', 'cannot read the token issuer’s discovery document; retry shortly', {
+      cause: error,
+    });
+  }
+  if (typeof document.jwks_uri !== 'string' || document.issuer !== issuer) {
+    throw new GatewayError('UNAVAILABLE', 'the token issuer’s discovery document is not usable', { retryable: false });
+  }
+  return remoteSet(document.jwks_uri);
+}
+
+function listClaim(value: unknown): string[] {
+  if (typeof value === 'string') return value.split(' ').filter(Boolean);
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+}
+
+/** The client-facing error for a failed verification; key-fetch trouble is ours, not the client's. */
+function describe(error: unknown): GatewayError {
+  if (error instanceof GatewayError) return error;
+  const unauth = (message: string) => new GatewayError('UNAUTHENTICATED', message);
+  if (error instanceof errors.JWTExpired) return unauth('the token has expired');
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    if (error.claim === 'nbf') return unauth('the token is not valid yet');
+    if (error.claim === 'aud') return unauth('the token’s audience is not accepted');
+    if (error.claim === 'iss') return unauth('the token’s issuer is not accepted');
+    return unauth(`the token’s ${error.claim} claim is not accepted`);
+  }
+  if (error instanceof errors.JOSEAlgNotAllowed) return unauth('the token’s algorithm is not allowed');
+  if (error instanceof errors.JWKSNoMatchingKey) return unauth('the token’s key is not known to its issuer');
+  if (error instanceof errors.JWSSignatureVerificationFailed) return unauth('the token’s signature is not valid');
+  if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid) {
+    return new GatewayError('UNAVAILABLE', 'cannot read the token issuer’s keys now; retry shortly', { cause: error });
+  }
+  if (error instanceof errors.JOSEError) return unauth('the token is not valid');
+  return new GatewayError('UNAVAILABLE', 'cannot check the token now; retry shortly', { cause: error });
+}
