@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { addAgentCommands } from './commands/agent-commands';
 import { addApiKeyCommands } from './commands/apikey-commands';
+import { addAuditCommands } from './commands/audit-commands';
 import { addGatewayCommands } from './commands/gateway-commands';
 import { addUpCommand } from './commands/up-command';
 
@@ -21,6 +22,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   addGatewayCommands(program, defaults);
   addAgentCommands(program, defaults);
   addApiKeyCommands(program, defaults);
+  addAuditCommands(program, defaults);
   addUpCommand(program);
   await program.parseAsync([...argv]);
 }

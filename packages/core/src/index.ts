@@ -6,6 +6,13 @@
  */
 
 export { GatewayError, type GatewayErrorOptions } from '@openclaw/protocol';
+export {
+  type AuditEntry,
+  type AuditEvent,
+  AuditLog,
+  type AuditLogOptions,
+  type AuditVerification,
+} from './audit/audit-log';
 export { ApiKeyAuthenticator } from './auth/api-key-authenticator';
 export { API_KEY_PREFIX, type ApiKeyInfo, ApiKeyStore, type NewApiKey } from './auth/api-key-store';
 export { AuthLockout, type AuthLockoutOptions, clientAddress } from './auth/auth-lockout';

@@ -1,5 +1,6 @@
 import {
   type AgentRegistry,
+  type AuditLog,
   GatewayError,
   hasPermission,
   type Logger,
@@ -20,6 +21,7 @@ export interface HandlerContext {
   store: TaskStore;
   agents: AgentHost;
   metrics: GatewayMetrics;
+  audit: AuditLog;
   logger: Logger;
   limits: { maxFrameBytes: number; heartbeatMs: number; defaultTimeoutMs: number; maxInFlightPerConnection: number };
 }
@@ -70,7 +72,14 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
 
   async register(ctx, { session }, params) {
     requirePermission(session, `agent:register:${params.name}`);
-    return ctx.agents.register(session, params);
+    const result = await ctx.agents.register(session, params);
+    ctx.audit.record(session.principal.tenant, {
+      type: 'agent.registered',
+      principal: session.principal.id,
+      outcome: 'ok',
+      details: { agent: params.name, instanceId: result.instanceId, concurrency: params.concurrency ?? 1 },
+    });
+    return result;
   },
 
   async coordinator(ctx, { session, id }, params) {
@@ -94,6 +103,8 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
       );
     }
     const started = performance.now();
+    let outcome = 'ok';
+    let taskId: string | undefined;
     session.inFlight += 1;
     try {
       const handle = await ctx.dispatcher.dispatch({
@@ -110,13 +121,24 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
         idempotencyKey: params.idempotencyKey,
         onProgress: (progress) => session.send({ event: 'task.progress', id, taskId: handle.taskId, progress }),
       });
+      taskId = handle.taskId;
       if (id !== null) session.callsByRequestId.set(id, handle.taskId);
       const output = await handle.output;
       return { taskId: handle.taskId, status: 'completed', output };
+    } catch (error) {
+      outcome = error instanceof GatewayError ? error.code : 'INTERNAL';
+      throw error;
     } finally {
       if (id !== null) session.callsByRequestId.delete(id);
       session.inFlight -= 1;
-      ctx.metrics.observeCoordinator(performance.now() - started);
+      const ms = performance.now() - started;
+      ctx.metrics.observeCoordinator(ms);
+      ctx.audit.record(session.principal.tenant, {
+        type: 'task.routed',
+        principal: session.principal.id,
+        outcome,
+        details: { agent: params.agent, task: params.task, taskId: taskId ?? null, ms: Math.round(ms) },
+      });
     }
   },
 

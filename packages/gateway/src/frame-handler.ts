@@ -153,6 +153,14 @@ function respondError(
   action: string,
   error: WireError,
 ): void {
+  if (error.code === 'FORBIDDEN') {
+    ctx.audit.record(session.principal.tenant, {
+      type: 'authz.denied',
+      principal: session.principal.id,
+      outcome: 'FORBIDDEN',
+      details: { action, reason: error.message },
+    });
+  }
   ctx.metrics.countRequest(action, error.code);
   session.send({ id, ok: false, error });
 }

@@ -5,6 +5,7 @@ import {
   AgentRegistry,
   ApiKeyAuthenticator,
   ApiKeyStore,
+  AuditLog,
   type Authenticator,
   AuthLockout,
   type CallLimits,
@@ -63,6 +64,8 @@ export interface GatewayStatus {
 }
 
 const WS_PATHS = new Set(['/', '/ws']);
+/** Audit stream of events with no authenticated tenant (failed authentications). */
+export const UNAUTHENTICATED_TENANT = '_unauthenticated';
 const STATUS_TEXT: Record<number, string> = {
   401: 'Unauthorized',
   403: 'Forbidden',
@@ -96,6 +99,8 @@ export class Gateway {
   private readonly httpAgents: HttpAgentClient;
   private readonly authenticator: Authenticator;
   private readonly lockout: AuthLockout;
+  /** The tamper-evident audit trail. */
+  readonly audit: AuditLog;
   /** Stored API keys, when OPENCLAW_API_KEY_SECRET is set. */
   readonly apiKeys: ApiKeyStore | undefined;
   private credentialTimer: NodeJS.Timeout | undefined;
@@ -152,6 +157,13 @@ export class Gateway {
     });
     this.agents = new AgentHost(this.bus, this.registry, logger);
     this.apiKeys = config.apiKeySecret === '' ? undefined : new ApiKeyStore(this.redis, keys, config.apiKeySecret);
+    this.audit = new AuditLog({
+      redis: this.redis,
+      keys,
+      replicaId: config.replicaId,
+      secret: config.auditSecret,
+      logger,
+    });
     this.lockout = new AuthLockout(this.redis, keys, {
       maxFailures: config.authMaxFailures,
       windowMs: config.authFailureWindowMs,
@@ -165,6 +177,7 @@ export class Gateway {
       store,
       agents: this.agents,
       metrics: this.metrics,
+      audit: this.audit,
       logger,
       limits: {
         maxFrameBytes: config.maxFrameBytes,
@@ -291,7 +304,12 @@ export class Gateway {
         this.refuse(socket, refusal);
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, refusal));
+      const address = clientAddress(
+        req.socket.remoteAddress,
+        req.headers['x-forwarded-for'],
+        this.config.trustedProxies,
+      );
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, refusal, address));
     });
   }
 
@@ -322,7 +340,7 @@ export class Gateway {
     );
   }
 
-  private accept(ws: WebSocket, principal: Principal): void {
+  private accept(ws: WebSocket, principal: Principal, address: string): void {
     const session = new Session(ws, principal, this.callLimits(principal), {
       maxBufferedBytes: this.config.maxBufferedBytes,
       rateLimitPerSecond: this.config.rateLimitPerSecond,
@@ -330,6 +348,12 @@ export class Gateway {
       onClose: (code) => this.metrics.countClose(code),
     });
     this.sessions.add(session);
+    this.audit.record(principal.tenant, {
+      type: 'connection.opened',
+      principal: principal.id,
+      outcome: 'ok',
+      details: { session: session.id, address },
+    });
     this.metrics.connectionsCurrent += 1;
     this.metrics.connectionsTotal += 1;
     ws.on('message', (data, isBinary) => {
@@ -345,7 +369,13 @@ export class Gateway {
         this.metrics.countClose(CloseCode.FRAME_TOO_LARGE);
       this.logger.debug({ err: error.message, session: session.id }, 'websocket error');
     });
-    ws.on('close', () => {
+    ws.on('close', (code) => {
+      this.audit.record(principal.tenant, {
+        type: 'connection.closed',
+        principal: principal.id,
+        outcome: 'ok',
+        details: { session: session.id, code },
+      });
       this.sessions.delete(session);
       this.metrics.connectionsCurrent -= 1;
       void this.agents.detach(session);
@@ -370,6 +400,11 @@ export class Gateway {
       return await this.authenticator.authenticate({ headers: req.headers, url: req.url ?? '/' });
     } catch (error) {
       if (error instanceof GatewayError && error.code === 'UNAUTHENTICATED') {
+        this.audit.record(UNAUTHENTICATED_TENANT, {
+          type: 'auth.failed',
+          outcome: error.code,
+          details: { address, reason: error.message, path: (req.url ?? '/').split('?')[0] ?? '/' },
+        });
         if (await this.lockout.recordFailure(address)) {
           this.logger.warn({ address }, 'locked out an address after repeated failed authentications');
         }
@@ -449,7 +484,7 @@ export class Gateway {
     this.dispatcher.failAll('this replica is shutting down');
     this.dispatcher.close();
     await Promise.allSettled([...this.sessions].map((s) => this.agents.detach(s)));
-    await Promise.allSettled([this.registry.close(), this.bus.close()]);
+    await Promise.allSettled([this.registry.close(), this.bus.close(), this.audit.drain()]);
     await Promise.allSettled([
       new Promise<void>((resolve) => {
         this.server.close(() => resolve());

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
+  type AuditLog,
   checkAgentUrl,
   GatewayError,
   hasPermission,
@@ -56,6 +57,9 @@ export class HttpApi {
     const principal = await this.gateway.authenticateRequest(req);
     if (path === '/v1/apikeys' || path.startsWith('/v1/apikeys/'))
       return this.apiKeyEndpoints(req, res, principal, path, method);
+    if ((path === '/v1/audit' || path === '/v1/audit/verify') && method === 'GET') {
+      return this.auditEndpoints(req, res, principal, path);
+    }
     if (path === '/status' && method === 'GET') return send(res, 200, this.gateway.status());
     if (path === '/v1/metrics' && method === 'GET') return send(res, 200, this.gateway.metricsSnapshot());
     if (path === '/v1/agents' && method === 'GET')
@@ -64,9 +68,15 @@ export class HttpApi {
     const match = /^\/v1\/agents\/([^/]+)$/.exec(path);
     if (match && method === 'DELETE') {
       const name = decodeURIComponent(match[1]!);
-      need(principal, `agent:register:${name}`);
+      need(principal, `agent:register:${name}`, this.gateway.audit);
       const existed = await this.gateway.registry.removeHttpAgent(qualifiedAgent(principal.tenant, name));
       if (!existed) throw new GatewayError('NOT_FOUND', `no HTTP agent named '${name}'`);
+      this.gateway.audit.record(principal.tenant, {
+        type: 'http-agent.removed',
+        principal: principal.id,
+        outcome: 'ok',
+        details: { agent: name },
+      });
       return send(res, 200, { name, removed: true });
     }
     throw new GatewayError('NOT_FOUND', `no endpoint ${method} ${path}`);
@@ -83,7 +93,7 @@ export class HttpApi {
     path: string,
     method: string,
   ): Promise<void> {
-    need(principal, 'admin');
+    need(principal, 'admin', this.gateway.audit);
     const store = this.gateway.apiKeys;
     if (!store) {
       throw new GatewayError('UNAVAILABLE', 'stored API keys need OPENCLAW_API_KEY_SECRET on the gateway', {
@@ -113,16 +123,74 @@ export class HttpApi {
         { apiKey: info.id, role: info.role, tenant: info.tenant, principal: principal.id },
         'created an API key',
       );
+      this.gateway.audit.record(principal.tenant, {
+        type: 'apikey.created',
+        principal: principal.id,
+        outcome: 'ok',
+        details: {
+          apiKey: info.id,
+          name: info.name,
+          role: info.role,
+          tenant: info.tenant,
+          expiresAt: info.expiresAt ?? null,
+        },
+      });
       return send(res, 201, { ...info, key });
     }
     const match = /^\/v1\/apikeys\/([^/]+)$/.exec(path);
     if (match && method === 'DELETE') {
       const info = await store.revoke(decodeURIComponent(match[1]!));
       this.gateway.logger.info({ apiKey: info.id, principal: principal.id }, 'revoked an API key');
+      this.gateway.audit.record(principal.tenant, {
+        type: 'apikey.revoked',
+        principal: principal.id,
+        outcome: 'ok',
+        details: { apiKey: info.id, tenant: info.tenant },
+      });
       await this.gateway.checkCredentials();
       return send(res, 200, info);
     }
     throw new GatewayError('NOT_FOUND', `no endpoint ${method} ${path}`);
+  }
+
+  /**
+   * `GET /v1/audit?tenant=&limit=` (the last entries), `GET /v1/audit?tenant=&since=&until=` (entries
+   * between two times, ISO or epoch ms), `GET /v1/audit/verify?tenant=` (the chain). Admins read their
+   * own tenant; admins of tenant `default` (operators) may name any tenant, and verify all of them.
+   */
+  private async auditEndpoints(
+    req: IncomingMessage,
+    res: ServerResponse,
+    principal: Principal,
+    path: string,
+  ): Promise<void> {
+    need(principal, 'admin', this.gateway.audit);
+    const query = new URL(req.url ?? '/', 'http://gateway.invalid').searchParams;
+    const asked = query.get('tenant');
+    if (asked !== null && asked !== principal.tenant && principal.tenant !== 'default') {
+      throw new GatewayError('FORBIDDEN', "only operators (tenant 'default') may read another tenant's audit trail");
+    }
+    const audit = this.gateway.audit;
+    await audit.drain();
+    if (path === '/v1/audit/verify') {
+      const tenants =
+        asked !== null ? [asked] : principal.tenant === 'default' ? await audit.tenants() : [principal.tenant];
+      const results = await Promise.all(tenants.map((t) => audit.verify(t)));
+      return send(res, 200, { ok: results.every((r) => r.ok), tenants: results });
+    }
+    const tenant = asked ?? principal.tenant;
+    const since = query.get('since');
+    const until = query.get('until');
+    if (since !== null || until !== null) {
+      const from = since === null ? '-' : streamTime(since, 'since');
+      const to = until === null ? '+' : streamTime(until, 'until');
+      return send(res, 200, await audit.read(tenant, from, to));
+    }
+    const limit = Number(query.get('limit') ?? '50');
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+      throw new GatewayError('BAD_REQUEST', 'limit: expected an integer from 1 to 10000');
+    }
+    return send(res, 200, await audit.tail(tenant, limit));
   }
 
   private async registerHttpAgent(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void> {
@@ -137,7 +205,7 @@ export class HttpApi {
         { details },
       );
     }
-    need(principal, `agent:register:${parsed.data.name}`);
+    need(principal, `agent:register:${parsed.data.name}`, this.gateway.audit);
     const url = await checkAgentUrl(parsed.data.url, {
       allowPrivate: this.gateway.config.httpAgentsAllowPrivateResolved,
     });
@@ -152,8 +220,21 @@ export class HttpApi {
       { agent: agent.name, url: agent.url, principal: principal.id },
       'registered an HTTP agent',
     );
+    this.gateway.audit.record(principal.tenant, {
+      type: 'http-agent.registered',
+      principal: principal.id,
+      outcome: 'ok',
+      details: { agent: agent.name, url: agent.url },
+    });
     send(res, 201, { name: agent.name, kind: 'http', url: agent.url, tasks: agent.tasks });
   }
+}
+
+/** A stream id bound from a time given as ISO text or epoch ms. */
+function streamTime(text: string, field: string): string {
+  const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  if (Number.isNaN(ms)) throw new GatewayError('BAD_REQUEST', `${field}: expected an ISO time or epoch milliseconds`);
+  return String(ms);
 }
 
 /** Body of `POST /v1/apikeys`. */
@@ -172,8 +253,15 @@ function requireJson(req: IncomingMessage): void {
   }
 }
 
-function need(principal: Principal, permission: string): void {
-  if (!hasPermission(principal, permission)) throw new GatewayError('FORBIDDEN', `missing permission '${permission}'`);
+function need(principal: Principal, permission: string, audit?: AuditLog): void {
+  if (hasPermission(principal, permission)) return;
+  audit?.record(principal.tenant, {
+    type: 'authz.denied',
+    principal: principal.id,
+    outcome: 'FORBIDDEN',
+    details: { permission, via: 'http' },
+  });
+  throw new GatewayError('FORBIDDEN', `missing permission '${permission}'`);
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {

@@ -160,6 +160,12 @@ export const GATEWAY_SETTINGS = {
     default: 'scope',
     doc: 'Claim with OAuth scopes; scopes shaped like permissions (agent:invoke:billing) grant them.',
   }),
+  auditSecret: setting({
+    env: 'OPENCLAW_AUDIT_SECRET',
+    schema: z.string().refine((v) => v === '' || v.length >= 32, 'expected at least 32 characters'),
+    default: '',
+    doc: 'Key of the audit chain (HMAC-SHA256), the same on every replica. Empty: plain SHA-256, which shows edits but not a full rewrite by someone with Redis access. Never logged.',
+  }),
   allowInsecureBind: setting({
     env: 'OPENCLAW_ALLOW_INSECURE_BIND',
     schema: booleanText,

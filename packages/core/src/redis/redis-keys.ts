@@ -98,6 +98,21 @@ export class RedisKeys {
     return `${this.prefix}:{${this.prefix}:auth}:authlock:${address}`;
   }
 
+  /** Stream: a tenant's audit trail. */
+  audit(tenant: string): string {
+    return `${this.prefix}:{audit:${tenant}}`;
+  }
+
+  /** String: the chain hash of the last entry of a tenant's audit trail (same slot as the stream). */
+  auditHead(tenant: string): string {
+    return `${this.prefix}:{audit:${tenant}}:head`;
+  }
+
+  /** Set of tenants that have an audit trail. */
+  auditTenants(): string {
+    return `${this.prefix}:audit-tenants`;
+  }
+
   /** Hash: the record of a task. */
   task(taskId: string): string {
     return `${this.prefix}:{task:${taskId}}`;

@@ -1,0 +1,67 @@
+import type { AuditEntry, AuditVerification } from '@openclaw/core';
+import type { Command } from 'commander';
+import { fetchJson, type RemoteDefaults, withRemoteOptions } from '../http-client';
+
+/** `openclaw audit tail | export | verify`. */
+export function addAuditCommands(program: Command, defaults: RemoteDefaults): void {
+  const audit = program.command('audit').description('read and verify the tamper-evident audit trail (admin)');
+
+  withRemoteOptions(audit.command('tail'), defaults)
+    .description('the latest audit entries of a tenant')
+    .option('--tenant <tenant>', 'tenant (default: your own)')
+    .option('--limit <n>', 'how many entries', '50')
+    .action(async (o: { tenant?: string; limit: string; url: string; apiKey?: string; json?: boolean }) => {
+      const entries = (await fetchJson(o, `/v1/audit?${query({ tenant: o.tenant, limit: o.limit })}`)) as AuditEntry[];
+      if (o.json) return void process.stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
+      for (const e of entries) {
+        const details = e.details
+          ? ` ${Object.entries(e.details)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(' ')}`
+          : '';
+        process.stdout.write(
+          `${new Date(e.ts).toISOString()} ${e.type} ${e.outcome} ${e.principal ?? '-'}${details}\n`,
+        );
+      }
+    });
+
+  withRemoteOptions(audit.command('export'), defaults, { json: false })
+    .description('audit entries between two times, as JSON lines')
+    .option('--tenant <tenant>', 'tenant (default: your own)')
+    .requiredOption('--since <time>', 'ISO time or epoch ms')
+    .option('--until <time>', 'ISO time or epoch ms (default: now)')
+    .action(async (o: { tenant?: string; since: string; until?: string; url: string; apiKey?: string }) => {
+      const entries = (await fetchJson(
+        o,
+        `/v1/audit?${query({ tenant: o.tenant, since: o.since, until: o.until ?? String(Date.now()) })}`,
+      )) as AuditEntry[];
+      for (const e of entries) process.stdout.write(`${JSON.stringify(e)}\n`);
+    });
+
+  withRemoteOptions(audit.command('verify'), defaults)
+    .description("check the hash chain of a tenant's trail (operators: of every tenant); exit 1 if broken")
+    .option('--tenant <tenant>', 'tenant (default: yours; operators: all)')
+    .action(async (o: { tenant?: string; url: string; apiKey?: string; json?: boolean }) => {
+      const result = (await fetchJson(o, `/v1/audit/verify?${query({ tenant: o.tenant })}`)) as {
+        ok: boolean;
+        tenants: AuditVerification[];
+      };
+      if (o.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      else {
+        for (const t of result.tenants) {
+          process.stdout.write(
+            t.ok
+              ? `${t.tenant}: ok, ${t.entries} entries\n`
+              : `${t.tenant}: BROKEN at entry ${t.broken?.id}: ${t.broken?.reason} (${t.entries} entries read)\n`,
+          );
+        }
+      }
+      if (!result.ok) process.exitCode = 1;
+    });
+}
+
+function query(params: Record<string, string | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) q.set(k, v);
+  return q.toString();
+}

@@ -1,0 +1,147 @@
+import Redis from 'ioredis';
+import { runCli } from '../helpers/cli';
+import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
+import { waitFor } from '../helpers/wait';
+import { TestSocket } from '../helpers/ws-client';
+
+const ADMIN = 'bootstrap-admin-key-0123456789';
+
+interface Entry {
+  id: string;
+  type: string;
+  outcome: string;
+  principal?: string;
+  replica?: string;
+  details?: Record<string, unknown>;
+}
+
+/** The tamper-evident audit trail, written by two replicas into one chain per tenant. */
+describe('audit trail', () => {
+  let cluster: Cluster;
+  let redis: Redis;
+  let stream: string;
+  const cli = (args: string[]) => runCli([...args, '--url', cluster.gateways[0]!.httpUrl, '--api-key', ADMIN]);
+  const tail = async (tenant = 'default'): Promise<Entry[]> =>
+    JSON.parse((await cli(['audit', 'tail', '--json', '--limit', '500', '--tenant', tenant])).stdout) as Entry[];
+  /** Rewrites the stream with the same ids, through `edit`, as someone with access to Redis could. */
+  const rewrite = async (edit: (rows: [string, string[]][]) => [string, string[]][]) => {
+    const rows = (await redis.xrange(stream, '-', '+')) as [string, string[]][];
+    await redis.del(stream);
+    for (const [id, fields] of edit(rows)) await redis.xadd(stream, id, ...fields);
+    return rows;
+  };
+
+  beforeAll(async () => {
+    cluster = await startCluster({
+      replicas: 2,
+      auth: 'apikey',
+      apiKeys: [ADMIN],
+      env: { OPENCLAW_API_KEY_SECRET: 'k'.repeat(40), OPENCLAW_AUDIT_SECRET: 'a'.repeat(40) },
+    });
+    redis = new Redis(cluster.redis.url);
+    stream = `${cluster.keyPrefix}:{audit:default}`;
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await cluster.stop();
+  });
+
+  it('records connections, calls, denials, registrations, key changes and failed logins, without secrets', async () => {
+    const created = await cli(['apikey', 'create', '--name', 'c', '--role', 'caller']);
+    const key = created.stdout.trim();
+    const agent = await startAgent(cluster.gateways[1]!.url, { name: 'ledger', headers: { 'x-api-key': ADMIN } });
+    const caller = await TestSocket.open(cluster.gateways[0]!.url, { headers: { 'x-api-key': key } });
+    expect(await caller.request({ action: 'coordinator', id: 1, agent: 'ledger', task: 'post' })).toMatchObject({
+      ok: true,
+    });
+    expect(await caller.request({ action: 'register', id: 2, name: 'ledger' })).toMatchObject({
+      error: { code: 'FORBIDDEN' },
+    });
+    await caller.close();
+    await expect(
+      TestSocket.open(cluster.gateways[1]!.url, { headers: { 'x-api-key': 'not-a-real-key-0123456789' } }),
+    ).rejects.toMatchObject({ status: 401 });
+    const id = key.slice(4, 16);
+    expect((await cli(['apikey', 'revoke', id])).code).toBe(0);
+    await agent.close();
+
+    let entries: Entry[] = [];
+    await waitFor(
+      async () => {
+        entries = await tail();
+        return entries.some((e) => e.type === 'connection.closed' && e.principal === 'apikey:' + id);
+      },
+      { what: 'the audit entries of both replicas' },
+    );
+    const types = new Set(entries.map((e) => e.type));
+    for (const t of [
+      'apikey.created',
+      'connection.opened',
+      'agent.registered',
+      'task.routed',
+      'authz.denied',
+      'apikey.revoked',
+      'connection.closed',
+    ]) {
+      expect(types).toContain(t);
+    }
+    expect(entries.find((e) => e.type === 'task.routed')).toMatchObject({
+      principal: `apikey:${id}`,
+      outcome: 'ok',
+      details: { agent: 'ledger', task: 'post' },
+    });
+    expect(entries.find((e) => e.type === 'authz.denied')).toMatchObject({
+      principal: `apikey:${id}`,
+      outcome: 'FORBIDDEN',
+    });
+    expect(new Set(entries.map((e) => e.replica))).toEqual(new Set(['A', 'B']));
+    const failed = await tail('_unauthenticated');
+    expect(failed.at(-1)).toMatchObject({
+      type: 'auth.failed',
+      outcome: 'UNAUTHENTICATED',
+      details: { address: '127.0.0.1', reason: 'the API key is not valid' },
+    });
+    const everything = JSON.stringify([entries, failed]);
+    expect(everything).not.toContain(key);
+    expect(everything).not.toContain(ADMIN);
+    expect(everything).not.toContain('not-a-real-key');
+    // Export by time, as JSON lines.
+    const exported = await cli(['audit', 'export', '--since', new Date(Date.now() - 60_000).toISOString()]);
+    const lines = exported.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Entry);
+    expect(lines.map((l) => l.id)).toEqual(entries.map((e) => e.id));
+  });
+
+  it('verifies a clean trail and detects a changed, removed or reordered entry', async () => {
+    expect(await cli(['audit', 'verify', '--tenant', 'default'])).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(/^default: ok, \d+ entries\n$/),
+    });
+
+    const original = await rewrite((rows) =>
+      rows.map(([id, f], i) =>
+        i === 2 ? [id, f.map((v, j) => (j === 1 ? v.replace('"outcome":"ok"', '"outcome":"FORBIDDEN"') : v))] : [id, f],
+      ),
+    );
+    const changed = await cli(['audit', 'verify', '--tenant', 'default']);
+    expect(changed.code).toBe(1);
+    expect(changed.stdout).toContain(
+      `BROKEN at entry ${original[2]![0]}: its content does not match its hash (changed entry)`,
+    );
+
+    await rewrite(() => original.filter((_, i) => i !== 3));
+    const removed = await cli(['audit', 'verify', '--tenant', 'default']);
+    expect(removed.code).toBe(1);
+    expect(removed.stdout).toContain(`BROKEN at entry ${original[4]![0]}: it does not follow the entry before it`);
+
+    await rewrite(() => original.map(([id], i) => [id, original[i === 3 ? 4 : i === 4 ? 3 : i]![1]]));
+    const reordered = await cli(['audit', 'verify', '--tenant', 'default']);
+    expect(reordered.code).toBe(1);
+    expect(reordered.stdout).toContain(`BROKEN at entry ${original[3]![0]}`);
+
+    await rewrite(() => original);
+    expect((await cli(['audit', 'verify', '--tenant', 'default'])).code).toBe(0);
+  });
+});
