@@ -40,3 +40,28 @@ export function runCli(
     });
   });
 }
+
+/** Creates a stored API key with `openclaw apikey create` and returns it; fails the test if the CLI does. */
+export async function createApiKey(
+  gatewayHttpUrl: string,
+  adminKey: string,
+  key: { name: string; role: string; tenant?: string; expires?: string },
+): Promise<string> {
+  const args = [
+    'apikey',
+    'create',
+    '--name',
+    key.name,
+    '--role',
+    key.role,
+    '--url',
+    gatewayHttpUrl,
+    '--api-key',
+    adminKey,
+  ];
+  if (key.tenant !== undefined) args.push('--tenant', key.tenant);
+  if (key.expires !== undefined) args.push('--expires', key.expires);
+  const result = await runCli(args);
+  if (result.code !== 0) throw new Error(`openclaw apikey create failed (${result.code}): ${result.stderr}`);
+  return result.stdout.trim();
+}

@@ -69,7 +69,7 @@ describe('audit trail', () => {
     await waitFor(
       async () => {
         entries = await tail();
-        return entries.some((e) => e.type === 'connection.closed' && e.principal === 'apikey:' + id);
+        return entries.some((e) => e.type === 'connection.closed' && e.principal === `apikey:${id}`);
       },
       { what: 'the audit entries of both replicas' },
     );

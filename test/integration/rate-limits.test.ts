@@ -1,4 +1,4 @@
-import { runCli } from '../helpers/cli';
+import { createApiKey } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
 import { type ResponseFrame, TestSocket } from '../helpers/ws-client';
 
@@ -17,24 +17,8 @@ function codes(responses: ResponseFrame[]): Record<string, number> {
 /** Cluster-wide call limits: one bucket per principal and per tenant in Redis, whatever replica a call hits. */
 describe('cluster-wide rate limits', () => {
   let cluster: Cluster;
-  const key = async (name: string, tenant: string, role = 'caller'): Promise<string> => {
-    const r = await runCli([
-      'apikey',
-      'create',
-      '--name',
-      name,
-      '--role',
-      role,
-      '--tenant',
-      tenant,
-      '--url',
-      cluster.gateways[0]!.httpUrl,
-      '--api-key',
-      ADMIN,
-    ]);
-    expect(r.code).toBe(0);
-    return r.stdout.trim();
-  };
+  const key = (name: string, tenant: string, role = 'caller'): Promise<string> =>
+    createApiKey(cluster.gateways[0]!.httpUrl, ADMIN, { name, role, tenant });
   /** An echo agent in a tenant (agents are per tenant). */
   const agentIn = async (tenant: string, replica: number) =>
     startAgent(cluster.gateways[replica]!.url, {

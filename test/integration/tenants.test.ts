@@ -1,4 +1,4 @@
-import { runCli } from '../helpers/cli';
+import { createApiKey, runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
 import { TestSocket } from '../helpers/ws-client';
 
@@ -9,24 +9,8 @@ const SECRET = 'a-server-secret-of-at-least-32-characters!';
 describe('tenant isolation of agents', () => {
   let cluster: Cluster;
   const keys: Record<string, string> = {};
-  const key = async (name: string, role: string, tenant: string): Promise<string> => {
-    const r = await runCli([
-      'apikey',
-      'create',
-      '--name',
-      name,
-      '--role',
-      role,
-      '--tenant',
-      tenant,
-      '--url',
-      cluster.gateways[0]!.httpUrl,
-      '--api-key',
-      ADMIN,
-    ]);
-    expect(r.code).toBe(0);
-    return r.stdout.trim();
-  };
+  const key = (name: string, role: string, tenant: string): Promise<string> =>
+    createApiKey(cluster.gateways[0]!.httpUrl, ADMIN, { name, role, tenant });
   const as = (tenantKey: string, replica: number) =>
     TestSocket.open(cluster.gateways[replica]!.url, { headers: { 'x-api-key': tenantKey } });
 
