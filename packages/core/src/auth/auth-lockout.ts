@@ -37,7 +37,7 @@ export class AuthLockout {
   async lockedFor(address: string): Promise<number> {
     if (this.options.maxFailures === 0 || this.redis.status !== 'ready') return 0;
     const ttl = await this.redis.pttl(this.keys.authLock(address)).catch(() => -2);
-    return ttl > 0 ? ttl : 0;
+    return Math.max(ttl, 0);
   }
 
   /** Counts a failed authentication. @returns whether the address is now locked out. */
