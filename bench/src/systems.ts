@@ -85,6 +85,8 @@ export async function startOpenClaw(): Promise<RunningSystem> {
         CLI,
         'gateway',
         'start',
+        '--auth',
+        'none',
         '--port',
         String(port),
         '--host',

@@ -23,8 +23,8 @@ export interface GatewayProcessOptions {
   redisUrl: string;
   /** `--replica-id`. Default `gw-<random hex>`. */
   replicaId?: string;
-  /** `OPENCLAW_AUTH`. Unset by default, so the gateway's own default applies. */
-  auth?: 'none' | 'apikey';
+  /** `OPENCLAW_AUTH`. Default `none` (loopback test replicas): the gateway's own default, `apikey`, needs keys. */
+  auth?: 'none' | 'apikey' | 'jwt';
   /** `OPENCLAW_API_KEYS`, joined with commas. */
   apiKeys?: readonly string[];
   /** `OPENCLAW_KEY_PREFIX`: give each test its own, so tests sharing a Redis cannot see each other. */
@@ -242,7 +242,7 @@ export class GatewayProcess {
       env[name] = value;
     }
     const { auth, apiKeys, keyPrefix } = this.options;
-    if (auth !== undefined) env.OPENCLAW_AUTH = auth;
+    env.OPENCLAW_AUTH = auth ?? 'none';
     if (apiKeys !== undefined) env.OPENCLAW_API_KEYS = apiKeys.join(',');
     if (keyPrefix !== undefined) env.OPENCLAW_KEY_PREFIX = keyPrefix;
     for (const [name, value] of Object.entries(this.options.env ?? {})) {

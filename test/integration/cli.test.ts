@@ -67,11 +67,15 @@ describe('openclaw gateway start', () => {
     const badPort = await runCli(['gateway', 'start', '--port', 'eighty']);
     expect(badPort.code).toBe(2);
     expect(badPort.stderr).toMatch(/--port: expected an integer from 0 to 65535 \(got "eighty"\)/);
-    const open = await runCli(['gateway', 'start', '--host', '0.0.0.0', '--port', '0']);
+    const open = await runCli(['gateway', 'start', '--auth', 'none', '--host', '0.0.0.0', '--port', '0']);
     expect(open.code).toBe(2);
     expect(open.stderr).toMatch(/auth "none" only listens on loopback/);
     const env = await runCli(['gateway', 'start'], { OPENCLAW_HEARTBEAT_MS: 'soon' });
     expect(env.stderr).toMatch(/OPENCLAW_HEARTBEAT_MS: expected an integer/);
+    // Authentication is on by default: with no key configured, the gateway does not start.
+    const bare = await runCli(['gateway', 'start', '--port', '0']);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toMatch(/OPENCLAW_AUTH=apikey needs OPENCLAW_API_KEY_SECRET/);
   });
 
   it('stops cleanly on SIGTERM, leaving the registry', async () => {

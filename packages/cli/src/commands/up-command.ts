@@ -34,7 +34,9 @@ async function up(options: { port?: string; dataDir: string }): Promise<void> {
   }
   let config: ReturnType<typeof loadGatewayConfig>;
   try {
-    config = loadGatewayConfig({ env: process.env, flags: { port: options.port, redis: redisUrl } });
+    // A local development stack: authentication off (loopback only) unless OPENCLAW_AUTH says otherwise.
+    const auth = process.env.OPENCLAW_AUTH ? undefined : 'none';
+    config = loadGatewayConfig({ env: process.env, flags: { port: options.port, redis: redisUrl, auth } });
   } catch (error) {
     await stopChild(redis);
     if (error instanceof ConfigError) throw new Error(error.message);

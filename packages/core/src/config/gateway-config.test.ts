@@ -1,8 +1,13 @@
 import { ConfigError, loadGatewayConfig } from './gateway-config';
 
 describe('loadGatewayConfig', () => {
+  it('has authentication on by default, and refuses to start without keys', () => {
+    expect(() => loadGatewayConfig()).toThrow(/OPENCLAW_AUTH=apikey needs OPENCLAW_API_KEY_SECRET .* or static keys/);
+    expect(loadGatewayConfig({ env: { OPENCLAW_API_KEY_SECRET: 's'.repeat(32) } }).auth).toBe('apikey');
+  });
+
   it('has documented defaults', () => {
-    const c = loadGatewayConfig();
+    const c = loadGatewayConfig({ flags: { auth: 'none' } });
     expect(c.port).toBe(18789);
     expect(c.host).toBe('127.0.0.1');
     expect(c.redisUrl).toBe('redis://127.0.0.1:6379');
@@ -14,7 +19,10 @@ describe('loadGatewayConfig', () => {
   });
 
   it('lets flags override the environment', () => {
-    const c = loadGatewayConfig({ env: { OPENCLAW_PORT: '1000', REDIS_URL: 'redis://r:1' }, flags: { port: '2000' } });
+    const c = loadGatewayConfig({
+      env: { OPENCLAW_PORT: '1000', REDIS_URL: 'redis://r:1', OPENCLAW_AUTH: 'none' },
+      flags: { port: '2000' },
+    });
     expect(c.port).toBe(2000);
     expect(c.redisUrl).toBe('redis://r:1');
   });
@@ -28,11 +36,12 @@ describe('loadGatewayConfig', () => {
   });
 
   it('refuses auth none off loopback unless told to', () => {
-    expect(() => loadGatewayConfig({ flags: { host: '0.0.0.0' } })).toThrow(ConfigError);
-    expect(loadGatewayConfig({ flags: { host: '0.0.0.0' }, env: { OPENCLAW_ALLOW_INSECURE_BIND: 'true' } }).host).toBe(
-      '0.0.0.0',
-    );
-    expect(loadGatewayConfig({ flags: { host: '::1' } }).host).toBe('::1');
+    expect(() => loadGatewayConfig({ flags: { host: '0.0.0.0', auth: 'none' } })).toThrow(ConfigError);
+    expect(
+      loadGatewayConfig({ flags: { host: '0.0.0.0', auth: 'none' }, env: { OPENCLAW_ALLOW_INSECURE_BIND: 'true' } })
+        .host,
+    ).toBe('0.0.0.0');
+    expect(loadGatewayConfig({ flags: { host: '::1', auth: 'none' } }).host).toBe('::1');
   });
 
   it('needs keys for apikey auth and never echoes them', () => {
@@ -56,7 +65,7 @@ describe('loadGatewayConfig', () => {
   });
 
   it('resolves whether HTTP agents may be private', () => {
-    expect(loadGatewayConfig().httpAgentsAllowPrivateResolved).toBe(true);
+    expect(loadGatewayConfig({ flags: { auth: 'none' } }).httpAgentsAllowPrivateResolved).toBe(true);
     const keyed = { auth: 'apikey', 'api-keys': 'k'.repeat(20) };
     expect(loadGatewayConfig({ flags: keyed }).httpAgentsAllowPrivateResolved).toBe(false);
   });

@@ -84,8 +84,8 @@ export const GATEWAY_SETTINGS = {
     env: 'OPENCLAW_AUTH',
     flag: 'auth',
     schema: z.enum(['none', 'apikey', 'jwt'], { message: 'expected "none", "apikey" or "jwt"' }),
-    default: 'none',
-    doc: 'Authentication mode: "none" (loopback development only), "apikey", or "jwt" (JWT bearer tokens, and API keys).',
+    default: 'apikey',
+    doc: 'Authentication mode: "apikey" (the default: nothing connects without a key), "jwt" (JWT bearer tokens, and API keys), or "none" (explicitly off: loopback development only).',
   }),
   apiKeys: setting({
     env: 'OPENCLAW_API_KEYS',
