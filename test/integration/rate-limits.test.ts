@@ -156,3 +156,39 @@ describe('lockout after repeated failed authentication', () => {
     await other.close();
   });
 });
+
+describe('connection cap per principal', () => {
+  let cluster: Cluster;
+  beforeAll(async () => {
+    cluster = await startCluster({
+      replicas: 2,
+      auth: 'apikey',
+      apiKeys: [ADMIN],
+      env: { OPENCLAW_API_KEY_SECRET: SECRET, OPENCLAW_ROLE_RATES: 'caller=1000/1000/2' },
+    });
+  });
+  afterAll(async () => {
+    await cluster.stop();
+  });
+
+  it('counts a principal’s connections on every replica together', async () => {
+    const key = await createApiKey(cluster.gateways[0]!.httpUrl, ADMIN, { name: 'c', role: 'caller' });
+    const [a, b] = [cluster.gateways[0]!.url, cluster.gateways[1]!.url];
+    const first = await TestSocket.open(a, { headers: { 'x-api-key': key } });
+    const second = await TestSocket.open(b, { headers: { 'x-api-key': key } });
+    await expect(TestSocket.open(a, { headers: { 'x-api-key': key } })).rejects.toMatchObject({
+      status: 429,
+      json: { error: { code: 'RATE_LIMITED', details: { scope: 'connections', limit: 2 } } },
+    });
+    // The admin's own connections are counted apart.
+    const admin = await TestSocket.open(b, { headers: { 'x-api-key': ADMIN } });
+    await first.close();
+    let third: TestSocket | undefined;
+    for (let i = 0; i < 50 && !third; i++) {
+      third = await TestSocket.open(a, { headers: { 'x-api-key': key } }).catch(() => undefined);
+      if (!third) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(third).toBeDefined();
+    await Promise.all([second.close(), third!.close(), admin.close()]);
+  });
+});

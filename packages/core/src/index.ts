@@ -16,6 +16,7 @@ export {
 export { ApiKeyAuthenticator } from './auth/api-key-authenticator';
 export { API_KEY_PREFIX, type ApiKeyInfo, ApiKeyStore, type NewApiKey } from './auth/api-key-store';
 export { AuthLockout, type AuthLockoutOptions, clientAddress } from './auth/auth-lockout';
+export { CONNECTION_ENTRY_TTL_MS, ConnectionLimiter } from './auth/connection-limiter';
 export { JwtAuthenticator, type JwtOptions } from './auth/jwt-authenticator';
 export { ANONYMOUS, hasPermission, type Principal } from './auth/principal';
 export { BUILT_IN_ROLES, permissionsOf, ROLE_NAMES } from './auth/roles';

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -9,6 +10,8 @@ import {
   type Authenticator,
   AuthLockout,
   type CallLimits,
+  CONNECTION_ENTRY_TTL_MS,
+  ConnectionLimiter,
   clientAddress,
   createLogger,
   createRedisConnection,
@@ -104,6 +107,8 @@ export class Gateway {
   /** Stored API keys, when OPENCLAW_API_KEY_SECRET is set. */
   readonly apiKeys: ApiKeyStore | undefined;
   private credentialTimer: NodeJS.Timeout | undefined;
+  private connectionTimer: NodeJS.Timeout | undefined;
+  private readonly connections: ConnectionLimiter;
   private readonly sessions = new Set<Session>();
   private readonly server: Server;
   private readonly wss: WebSocketServer;
@@ -157,6 +162,7 @@ export class Gateway {
     });
     this.agents = new AgentHost(this.bus, this.registry, logger);
     this.apiKeys = config.apiKeySecret === '' ? undefined : new ApiKeyStore(this.redis, keys, config.apiKeySecret);
+    this.connections = new ConnectionLimiter(this.redis, keys);
     this.audit = new AuditLog({
       redis: this.redis,
       keys,
@@ -294,14 +300,22 @@ export class Gateway {
     this.heartbeatTimer.unref();
     this.credentialTimer = setInterval(() => void this.checkCredentials(), CREDENTIAL_CHECK_MS);
     this.credentialTimer.unref();
+    this.connectionTimer = setInterval(
+      () => this.connections.refresh([...this.sessions].map((s) => ({ principal: s.principal.id, sessionId: s.id }))),
+      CONNECTION_ENTRY_TTL_MS / 3,
+    );
+    this.connectionTimer.unref();
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
-    void this.checkUpgrade(req).then((refusal) => {
-      if (socket.destroyed) return;
-      if (refusal instanceof GatewayError) {
-        this.refuse(socket, refusal);
+    void this.checkUpgrade(req).then((admitted) => {
+      if (admitted instanceof GatewayError) {
+        if (!socket.destroyed) this.refuse(socket, admitted);
+        return;
+      }
+      if (socket.destroyed) {
+        this.connections.release(admitted.principal.id, admitted.sessionId);
         return;
       }
       const address = clientAddress(
@@ -309,23 +323,48 @@ export class Gateway {
         req.headers['x-forwarded-for'],
         this.config.trustedProxies,
       );
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, refusal, address));
+      this.wss.handleUpgrade(req, socket, head, (ws) =>
+        this.accept(ws, admitted.principal, address, admitted.sessionId),
+      );
     });
   }
 
-  /** The principal of an upgrade request, or why it is refused. Never rejects. */
-  private async checkUpgrade(req: IncomingMessage): Promise<Principal | GatewayError> {
+  /**
+   * The principal of an upgrade request and the connection slot it took (see
+   * OPENCLAW_PRINCIPAL_MAX_CONNECTIONS), or why it is refused. Never rejects.
+   */
+  private async checkUpgrade(
+    req: IncomingMessage,
+  ): Promise<{ principal: Principal; sessionId: string } | GatewayError> {
     const path = new URL(req.url ?? '/', 'http://gateway.invalid').pathname;
     if (this.draining) return new GatewayError('UNAVAILABLE', 'this replica is draining; connect to another');
     if (!WS_PATHS.has(path)) return new GatewayError('NOT_FOUND', 'WebSocket endpoints are / and /ws');
     if (!isOriginAllowed(req.headers.origin, this.config)) {
       return new GatewayError('FORBIDDEN', 'this Origin is not allowed to connect');
     }
+    let principal: Principal;
     try {
-      return await this.authenticateRequest(req);
+      principal = await this.authenticateRequest(req);
     } catch (error) {
       return error instanceof GatewayError ? error : new GatewayError('UNAUTHENTICATED', 'authentication failed');
     }
+    const sessionId = randomUUID();
+    const limit = this.maxConnections(principal);
+    if (!(await this.connections.acquire(principal.id, sessionId, limit))) {
+      return new GatewayError('RATE_LIMITED', `this principal already has its maximum of ${limit} connections`, {
+        retryAfterMs: 1000,
+        details: { scope: 'connections', limit },
+      });
+    }
+    return { principal, sessionId };
+  }
+
+  /** The most live connections a principal may hold: its roles' overrides, else the default. */
+  private maxConnections(principal: Principal): number {
+    const overrides = principal.roles
+      .map((role) => this.config.roleRates[role]?.connections)
+      .filter((n): n is number => n !== undefined);
+    return overrides.length > 0 ? Math.max(...overrides) : this.config.principalMaxConnections;
   }
 
   private refuse(socket: Duplex, error: GatewayError): void {
@@ -340,8 +379,9 @@ export class Gateway {
     );
   }
 
-  private accept(ws: WebSocket, principal: Principal, address: string): void {
+  private accept(ws: WebSocket, principal: Principal, address: string, sessionId: string): void {
     const session = new Session(ws, principal, this.callLimits(principal), {
+      id: sessionId,
       maxBufferedBytes: this.config.maxBufferedBytes,
       rateLimitPerSecond: this.config.rateLimitPerSecond,
       rateLimitBurst: this.config.rateLimitBurst,
@@ -377,6 +417,7 @@ export class Gateway {
         details: { session: session.id, code },
       });
       this.sessions.delete(session);
+      this.connections.release(principal.id, session.id);
       this.metrics.connectionsCurrent -= 1;
       void this.agents.detach(session);
     });
@@ -474,6 +515,7 @@ export class Gateway {
     this.draining = true;
     clearInterval(this.heartbeatTimer);
     clearInterval(this.credentialTimer);
+    clearInterval(this.connectionTimer);
     const deadline = Date.now() + this.config.drainMs;
     // New tasks go to other replicas' instances; ours finish what they hold.
     await this.agents.withdraw();

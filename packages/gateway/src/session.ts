@@ -6,6 +6,8 @@ import { TokenBucket } from './token-bucket';
 
 /** Options of {@link Session}. */
 export interface SessionOptions {
+  /** The session id (the connection slot taken at upgrade); random if absent. */
+  id?: string;
   maxBufferedBytes: number;
   rateLimitPerSecond: number;
   rateLimitBurst: number;
@@ -19,7 +21,7 @@ export interface SessionOptions {
  * without bound.
  */
 export class Session {
-  readonly id = randomUUID();
+  readonly id: string;
   readonly principal: Principal;
   readonly socket: WebSocket;
   readonly connectedAt = Date.now();
@@ -45,6 +47,7 @@ export class Session {
     this.socket = socket;
     this.principal = principal;
     this.limits = limits;
+    this.id = options.id ?? randomUUID();
     this.maxBufferedBytes = options.maxBufferedBytes;
     this.bucket = new TokenBucket(options.rateLimitPerSecond, options.rateLimitBurst);
     this.onClose = options.onClose;

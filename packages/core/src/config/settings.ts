@@ -220,6 +220,12 @@ export const GATEWAY_SETTINGS = {
     default: '1000',
     doc: 'Coordinator calls per second one principal may make across the whole cluster (token bucket in Redis); 0: no limit.',
   }),
+  principalMaxConnections: setting({
+    env: 'OPENCLAW_PRINCIPAL_MAX_CONNECTIONS',
+    schema: intText(0, 10_000_000),
+    default: '1000',
+    doc: 'Live connections one principal may hold across the cluster; 0: no limit. Per role: third number of OPENCLAW_ROLE_RATES.',
+  }),
   principalBurst: setting({
     env: 'OPENCLAW_PRINCIPAL_BURST',
     schema: intText(0, 10_000_000),
@@ -245,20 +251,23 @@ export const GATEWAY_SETTINGS = {
         z.array(
           z
             .string()
-            .regex(/^[a-z0-9][a-z0-9._-]{0,62}=\d+\/\d+$/, 'expected role=rate/burst items, e.g. caller=100/200'),
+            .regex(
+              /^[a-z0-9][a-z0-9._-]{0,62}=\d+\/\d+(\/\d+)?$/,
+              'expected role=rate/burst[/connections] items, e.g. caller=100/200/50',
+            ),
         ),
       )
       .transform((items) =>
         Object.fromEntries(
           items.map((item) => {
             const [role, limits] = item.split('=') as [string, string];
-            const [rate, burst] = limits.split('/').map(Number) as [number, number];
-            return [role, { rate, burst }];
+            const [rate, burst, connections] = limits.split('/').map(Number) as [number, number, number | undefined];
+            return [role, { rate, burst, connections }];
           }),
         ),
       ),
     default: '',
-    doc: 'Per-role principal limits replacing the defaults, e.g. `caller=100/200,agent=50/100` (rate/burst); a principal with several roles gets the highest.',
+    doc: 'Per-role principal limits replacing the defaults, e.g. `caller=100/200/50,agent=50/100` (calls per second / burst / optional live connections); a principal with several roles gets the highest.',
   }),
   authMaxFailures: setting({
     env: 'OPENCLAW_AUTH_MAX_FAILURES',

@@ -88,6 +88,11 @@ export class RedisKeys {
     return `${this.prefix}:{${this.prefix}:auth}:apikeys:revoked`;
   }
 
+  /** Sorted set: a principal's live connections on every replica, scored by entry expiry. */
+  connections(principal: string): string {
+    return `${this.prefix}:{conns:${principal}}`;
+  }
+
   /** Counter of recent failed authentications from an address. */
   authFailures(address: string): string {
     return `${this.prefix}:{${this.prefix}:auth}:authfail:${address}`;

@@ -1,0 +1,61 @@
+import type Redis from 'ioredis';
+import type { RedisKeys } from '../redis/redis-keys';
+
+/** How long a connection's entry lives without a refresh; replicas refresh every third of it. */
+export const CONNECTION_ENTRY_TTL_MS = 60_000;
+
+/**
+ * Takes a slot if the principal has fewer than ARGV[3] live connections. KEYS: the principal's set.
+ * ARGV: session id, expiry score, limit, TTL. Entries of replicas that died expire by themselves.
+ */
+const ACQUIRE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local limit = tonumber(ARGV[3])
+if limit > 0 and redis.call('ZCARD', KEYS[1]) >= limit then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
+return 1
+`;
+
+/**
+ * Caps the live connections of a principal across the cluster: a sorted set per principal of its
+ * sessions, scored by when each entry expires; replicas refresh their sessions' entries and remove
+ * them on close, and a dead replica's entries expire.
+ */
+export class ConnectionLimiter {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  /**
+   * Takes a connection slot. @returns false when the principal is at its limit. Fails open (true)
+   * when Redis cannot be reached: the cap protects capacity, and Redis trouble is reported elsewhere.
+   */
+  async acquire(principal: string, sessionId: string, limit: number): Promise<boolean> {
+    if (limit <= 0 || this.redis.status !== 'ready') return true;
+    const taken = await this.redis
+      .eval(ACQUIRE, 1, this.keys.connections(principal), sessionId, 0, limit, CONNECTION_ENTRY_TTL_MS)
+      .catch(() => 1);
+    return taken === 1;
+  }
+
+  /** Frees a slot. Best effort: a lost release expires by itself. */
+  release(principal: string, sessionId: string): void {
+    if (this.redis.status !== 'ready') return;
+    void this.redis.zrem(this.keys.connections(principal), sessionId).catch(() => undefined);
+  }
+
+  /** Pushes back the expiry of live sessions' entries. */
+  refresh(sessions: readonly { principal: string; sessionId: string }[]): void {
+    if (sessions.length === 0 || this.redis.status !== 'ready') return;
+    const until = Date.now() + CONNECTION_ENTRY_TTL_MS;
+    for (const s of sessions) {
+      const key = this.keys.connections(s.principal);
+      void this.redis.zadd(key, 'XX', until, s.sessionId).catch(() => undefined);
+      void this.redis.pexpire(key, CONNECTION_ENTRY_TTL_MS).catch(() => undefined);
+    }
+  }
+}
