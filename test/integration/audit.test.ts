@@ -1,3 +1,4 @@
+import { AuditLog, RedisKeys, silentLogger } from '@openclaw/core';
 import Redis from 'ioredis';
 import { runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
@@ -143,5 +144,70 @@ describe('audit trail', () => {
 
     await rewrite(() => original);
     expect((await cli(['audit', 'verify', '--tenant', 'default'])).code).toBe(0);
+  });
+
+  it('writes a compliance report of a span', async () => {
+    const since = new Date(Date.now() - 10 * 60_000).toISOString();
+    const json = await cli(['audit', 'report', '--since', since, '--format', 'json']);
+    expect(json.code).toBe(0);
+    const report = JSON.parse(json.stdout) as {
+      calls: { principal: string; agent: string; calls: number }[];
+      denials: unknown[];
+      adminChanges: { type: string }[];
+      failedAuthentications: { address: string; count: number }[];
+    };
+    expect(report.calls).toContainEqual(expect.objectContaining({ agent: 'ledger', calls: 1 }));
+    expect(report.denials.length).toBeGreaterThanOrEqual(1);
+    expect(report.adminChanges.map((c) => c.type)).toEqual(
+      expect.arrayContaining(['apikey.created', 'apikey.revoked']),
+    );
+    expect(report.failedAuthentications).toContainEqual({ address: '127.0.0.1', count: 1 });
+    const md = await cli(['audit', 'report', '--since', since]);
+    expect(md.stdout).toMatch(/^# Audit report: tenant default\n/);
+    expect(md.stdout).toContain('## Who called what');
+  });
+
+  it('trims entries past retention and keeps the rest verifiable', async () => {
+    const log = new AuditLog({
+      redis,
+      keys: new RedisKeys(cluster.keyPrefix),
+      replicaId: 'test',
+      secret: 'a'.repeat(40),
+      logger: silentLogger(),
+    });
+    for (let i = 0; i < 10; i++) {
+      log.record('retention', { type: 'test.event', outcome: 'ok', details: { i } });
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    await log.drain();
+    const all = await log.read('retention');
+    expect(all).toHaveLength(10);
+    expect(await log.trim('retention', Number(all[5]!.id.split('-')[0]))).toBe(5);
+    expect(await log.verify('retention')).toEqual({ tenant: 'retention', ok: true, entries: 5 });
+    // Removing the oldest remaining entry is still detected.
+    await redis.xdel(`${cluster.keyPrefix}:{audit:retention}`, all[5]!.id);
+    expect(await log.verify('retention')).toMatchObject({ ok: false, broken: { id: all[6]!.id } });
+  });
+});
+
+describe('audit required', () => {
+  it('refuses requests while the trail cannot be written, and serves again when it can', async () => {
+    const cluster = await startCluster({ replicas: 1, env: { OPENCLAW_AUDIT_REQUIRED: 'true' } });
+    const s = await TestSocket.open(cluster.gateways[0]!.url);
+    expect(await s.request({ action: 'ping', id: 1 })).toMatchObject({ ok: true });
+    await cluster.redis.kill();
+    expect(await s.request({ action: 'ping', id: 2 })).toMatchObject({
+      ok: false,
+      error: { code: 'UNAVAILABLE', message: 'the audit trail cannot be written now; refusing to serve unaudited' },
+    });
+    await cluster.redis.restart();
+    let n = 3;
+    await waitFor(async () => (await s.request({ action: 'ping', id: n++ })).ok === true, {
+      what: 'pings to be served again',
+      timeoutMs: 20_000,
+      intervalMs: 250,
+    });
+    await s.close();
+    await cluster.stop();
   });
 });

@@ -13,6 +13,7 @@ export {
   type AuditLogOptions,
   type AuditVerification,
 } from './audit/audit-log';
+export { type AuditReport, renderAuditReport, summarizeAudit } from './audit/audit-report';
 export { ApiKeyAuthenticator } from './auth/api-key-authenticator';
 export { API_KEY_PREFIX, type ApiKeyInfo, ApiKeyStore, type NewApiKey } from './auth/api-key-store';
 export { AuthLockout, type AuthLockoutOptions, clientAddress } from './auth/auth-lockout';

@@ -22,6 +22,8 @@ export interface HandlerContext {
   agents: AgentHost;
   metrics: GatewayMetrics;
   audit: AuditLog;
+  /** Refuse requests while the audit trail cannot be written (OPENCLAW_AUDIT_REQUIRED). */
+  auditRequired: boolean;
   logger: Logger;
   limits: { maxFrameBytes: number; heartbeatMs: number; defaultTimeoutMs: number; maxInFlightPerConnection: number };
 }

@@ -91,6 +91,14 @@ export function handleFrame(ctx: HandlerContext, session: Session, data: Buffer,
       return;
     }
   }
+  if (ctx.auditRequired && !isReply && !ctx.audit.healthy()) {
+    respondError(ctx, session, id, action, {
+      code: 'UNAVAILABLE',
+      message: 'the audit trail cannot be written now; refusing to serve unaudited',
+      retryable: true,
+    });
+    return;
+  }
   const parsed = ACTION_PARAMS[action].safeParse(params);
   if (!parsed.success) {
     const details = describeIssues(parsed.error);

@@ -77,6 +77,8 @@ const STATUS_TEXT: Record<number, string> = {
   503: 'Service Unavailable',
 };
 const STARTUP_REDIS_TIMEOUT_MS = 10_000;
+/** How often audit trails are trimmed to their retention period. */
+const AUDIT_TRIM_INTERVAL_MS = 3_600_000;
 /** How often live connections are checked against revoked and expired credentials. */
 const CREDENTIAL_CHECK_MS = 1000;
 
@@ -108,6 +110,7 @@ export class Gateway {
   readonly apiKeys: ApiKeyStore | undefined;
   private credentialTimer: NodeJS.Timeout | undefined;
   private connectionTimer: NodeJS.Timeout | undefined;
+  private retentionTimer: NodeJS.Timeout | undefined;
   private readonly connections: ConnectionLimiter;
   private readonly sessions = new Set<Session>();
   private readonly server: Server;
@@ -184,6 +187,7 @@ export class Gateway {
       agents: this.agents,
       metrics: this.metrics,
       audit: this.audit,
+      auditRequired: config.auditRequired,
       logger,
       limits: {
         maxFrameBytes: config.maxFrameBytes,
@@ -241,8 +245,11 @@ export class Gateway {
     };
   }
 
-  metricsSnapshot(): MetricsSnapshot {
-    return this.metrics.snapshot(this.config.replicaId, this.dispatcher.inFlight);
+  metricsSnapshot(): MetricsSnapshot & { audit: { failures: number; healthy: boolean } } {
+    return {
+      ...this.metrics.snapshot(this.config.replicaId, this.dispatcher.inFlight),
+      audit: { failures: this.audit.failures, healthy: this.audit.healthy() },
+    };
   }
 
   /**
@@ -305,6 +312,10 @@ export class Gateway {
       CONNECTION_ENTRY_TTL_MS / 3,
     );
     this.connectionTimer.unref();
+    if (this.config.auditRetentionDays > 0) {
+      this.retentionTimer = setInterval(() => void this.trimAudit(), AUDIT_TRIM_INTERVAL_MS);
+      this.retentionTimer.unref();
+    }
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -339,6 +350,9 @@ export class Gateway {
     const path = new URL(req.url ?? '/', 'http://gateway.invalid').pathname;
     if (this.draining) return new GatewayError('UNAVAILABLE', 'this replica is draining; connect to another');
     if (!WS_PATHS.has(path)) return new GatewayError('NOT_FOUND', 'WebSocket endpoints are / and /ws');
+    if (this.config.auditRequired && !this.audit.healthy()) {
+      return new GatewayError('UNAVAILABLE', 'the audit trail cannot be written now; refusing to serve unaudited');
+    }
     if (!isOriginAllowed(req.headers.origin, this.config)) {
       return new GatewayError('FORBIDDEN', 'this Origin is not allowed to connect');
     }
@@ -454,6 +468,15 @@ export class Gateway {
     }
   }
 
+  /** Trims every tenant's audit trail to the retention period (idempotent: every replica may run it). */
+  async trimAudit(): Promise<void> {
+    const before = Date.now() - this.config.auditRetentionDays * 86_400_000;
+    for (const tenant of await this.audit.tenants().catch(() => [])) {
+      const removed = await this.audit.trim(tenant, before).catch(() => 0);
+      if (removed > 0) this.logger.info({ tenant, removed }, 'trimmed audit entries past retention');
+    }
+  }
+
   /** The cluster-wide call limits of a principal: its roles' overrides, else the defaults. */
   callLimits(principal: Principal): CallLimits {
     const overrides = principal.roles.map((role) => this.config.roleRates[role]).filter((r) => r !== undefined);
@@ -516,6 +539,7 @@ export class Gateway {
     clearInterval(this.heartbeatTimer);
     clearInterval(this.credentialTimer);
     clearInterval(this.connectionTimer);
+    clearInterval(this.retentionTimer);
     const deadline = Date.now() + this.config.drainMs;
     // New tasks go to other replicas' instances; ours finish what they hold.
     await this.agents.withdraw();

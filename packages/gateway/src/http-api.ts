@@ -6,11 +6,12 @@ import {
   hasPermission,
   type Principal,
   qualifiedAgent,
+  summarizeAudit,
   toWireError,
 } from '@openclaw/core';
 import { AgentNameSchema, describeIssues, TaskNameSchema } from '@openclaw/protocol';
 import { z } from 'zod';
-import type { Gateway } from './gateway';
+import { type Gateway, UNAUTHENTICATED_TENANT } from './gateway';
 import { isOriginAllowed } from './origin';
 
 /** Body of `POST /v1/agents`: register an HTTP agent. */
@@ -57,7 +58,7 @@ export class HttpApi {
     const principal = await this.gateway.authenticateRequest(req);
     if (path === '/v1/apikeys' || path.startsWith('/v1/apikeys/'))
       return this.apiKeyEndpoints(req, res, principal, path, method);
-    if ((path === '/v1/audit' || path === '/v1/audit/verify') && method === 'GET') {
+    if ((path === '/v1/audit' || path === '/v1/audit/verify' || path === '/v1/audit/report') && method === 'GET') {
       return this.auditEndpoints(req, res, principal, path);
     }
     if (path === '/status' && method === 'GET') return send(res, 200, this.gateway.status());
@@ -181,6 +182,18 @@ export class HttpApi {
     const tenant = asked ?? principal.tenant;
     const since = query.get('since');
     const until = query.get('until');
+    if (path === '/v1/audit/report') {
+      if (since === null) throw new GatewayError('BAD_REQUEST', 'since: required (ISO time or epoch ms)');
+      const from = Number(streamTime(since, 'since'));
+      const to = until === null ? Date.now() : Number(streamTime(until, 'until'));
+      const entries = await audit.read(tenant, String(from), String(to), 1_000_000);
+      // Failed logins have no tenant: operators see them in their reports.
+      const failed =
+        principal.tenant === 'default'
+          ? await audit.read(UNAUTHENTICATED_TENANT, String(from), String(to), 1_000_000)
+          : [];
+      return send(res, 200, summarizeAudit(tenant, { since: from, until: to }, entries, failed));
+    }
     if (since !== null || until !== null) {
       const from = since === null ? '-' : streamTime(since, 'since');
       const to = until === null ? '+' : streamTime(until, 'until');

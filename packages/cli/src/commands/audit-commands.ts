@@ -1,4 +1,5 @@
-import type { AuditEntry, AuditVerification } from '@openclaw/core';
+import { writeFileSync } from 'node:fs';
+import { type AuditEntry, type AuditReport, type AuditVerification, renderAuditReport } from '@openclaw/core';
 import type { Command } from 'commander';
 import { fetchJson, type RemoteDefaults, withRemoteOptions } from '../http-client';
 
@@ -38,6 +39,8 @@ export function addAuditCommands(program: Command, defaults: RemoteDefaults): vo
       for (const e of entries) process.stdout.write(`${JSON.stringify(e)}\n`);
     });
 
+  addAuditReportCommand(audit, defaults);
+
   withRemoteOptions(audit.command('verify'), defaults)
     .description("check the hash chain of a tenant's trail (operators: of every tenant); exit 1 if broken")
     .option('--tenant <tenant>', 'tenant (default: yours; operators: all)')
@@ -58,6 +61,42 @@ export function addAuditCommands(program: Command, defaults: RemoteDefaults): vo
       }
       if (!result.ok) process.exitCode = 1;
     });
+}
+
+/** `openclaw audit report`, added to the `audit` command. */
+export function addAuditReportCommand(audit: Command, defaults: RemoteDefaults): void {
+  withRemoteOptions(audit.command('report'), defaults, { json: false })
+    .description('a compliance summary of a span: who called what, denials, admin changes, failed logins')
+    .option('--tenant <tenant>', 'tenant (default: your own)')
+    .requiredOption('--since <time>', 'ISO time or epoch ms')
+    .option('--until <time>', 'ISO time or epoch ms (default: now)')
+    .option('--format <format>', 'md or json', 'md')
+    .option('--output <file>', 'write to this file instead of standard output')
+    .action(
+      async (o: {
+        tenant?: string;
+        since: string;
+        until?: string;
+        format: string;
+        output?: string;
+        url: string;
+        apiKey?: string;
+      }) => {
+        if (o.format !== 'md' && o.format !== 'json')
+          throw new Error(`--format: expected md or json, got ${JSON.stringify(o.format)}`);
+        const report = (await fetchJson(
+          o,
+          `/v1/audit/report?${query({ tenant: o.tenant, since: o.since, until: o.until })}`,
+        )) as AuditReport;
+        const text = o.format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : renderAuditReport(report);
+        if (o.output) {
+          writeFileSync(o.output, text);
+          process.stderr.write(`wrote ${o.output}\n`);
+        } else {
+          process.stdout.write(text);
+        }
+      },
+    );
 }
 
 function query(params: Record<string, string | undefined>): string {

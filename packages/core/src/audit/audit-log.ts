@@ -54,6 +54,26 @@ redis.call('SET', KEYS[2], ARGV[#ARGV])
 return {1, ids[#ids]}
 `;
 
+/**
+ * Trims entries with ids below ARGV[1] and records, as the anchor, the hash the first remaining entry
+ * follows. KEYS: stream, anchor.
+ */
+const TRIM = `
+local before = redis.call('XLEN', KEYS[1])
+redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])
+local removed = before - redis.call('XLEN', KEYS[1])
+if removed > 0 then
+  local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+  if first then
+    local fields = first[2]
+    for i = 1, #fields, 2 do
+      if fields[i] == 'body' then redis.call('SET', KEYS[2], cjson.decode(fields[i + 1]).prev) end
+    end
+  end
+end
+return removed
+`;
+
 /** Options of {@link AuditLog}. */
 export interface AuditLogOptions {
   redis: Redis;
@@ -74,6 +94,7 @@ export interface AuditLogOptions {
 export class AuditLog {
   /** Entries that could not be written. */
   failures = 0;
+  private lastFailureAt = 0;
   private readonly queues = new Map<string, { events: { event: AuditEvent; ts: number }[]; flushing: boolean }>();
   private readonly heads = new Map<string, string>();
   private readonly key: Buffer | undefined;
@@ -115,7 +136,8 @@ export class AuditLog {
   /** Checks a tenant's whole chain, and that it ends at the stored head. */
   async verify(tenant: string): Promise<AuditVerification> {
     const redis = this.options.redis;
-    let prev = '';
+    // After retention trimmed the oldest entries, the chain starts at the recorded anchor.
+    let prev = (await redis.get(this.options.keys.auditAnchor(tenant))) ?? '';
     let entries = 0;
     let cursor = '-';
     for (;;) {
@@ -163,6 +185,27 @@ export class AuditLog {
     return { tenant, ok: true, entries };
   }
 
+  /**
+   * Removes a tenant's entries older than `before` (epoch ms), keeping the rest verifiable: the hash
+   * the first remaining entry follows becomes the chain's recorded anchor, in the same script.
+   * @returns how many entries were removed.
+   */
+  async trim(tenant: string, before: number): Promise<number> {
+    const removed = await this.options.redis.eval(
+      TRIM,
+      2,
+      this.options.keys.audit(tenant),
+      this.options.keys.auditAnchor(tenant),
+      String(before),
+    );
+    return Number(removed);
+  }
+
+  /** Whether entries are being written: Redis is up, and no write has failed in the last 5 s. */
+  healthy(): boolean {
+    return this.options.redis.status === 'ready' && Date.now() - this.lastFailureAt > 5000;
+  }
+
   /** Tenants that have an audit trail. */
   async tenants(): Promise<string[]> {
     return (await this.options.redis.smembers(this.options.keys.auditTenants())).sort();
@@ -207,6 +250,7 @@ export class AuditLog {
         }
         if (!written) {
           this.failures += batch.length;
+          this.lastFailureAt = Date.now();
           this.heads.delete(tenant);
           this.options.logger.error({ tenant, lost: batch.length }, 'could not write audit entries');
         }

@@ -166,6 +166,18 @@ export const GATEWAY_SETTINGS = {
     default: '',
     doc: 'Key of the audit chain (HMAC-SHA256), the same on every replica. Empty: plain SHA-256, which shows edits but not a full rewrite by someone with Redis access. Never logged.',
   }),
+  auditRetentionDays: setting({
+    env: 'OPENCLAW_AUDIT_RETENTION_DAYS',
+    schema: intText(0, 36_500),
+    default: '365',
+    doc: 'Days audit entries are kept; older ones are trimmed (the rest stays verifiable). 0: forever.',
+  }),
+  auditRequired: setting({
+    env: 'OPENCLAW_AUDIT_REQUIRED',
+    schema: booleanText,
+    default: 'false',
+    doc: 'Refuse requests (UNAVAILABLE) rather than serve them unaudited while audit entries cannot be written.',
+  }),
   allowInsecureBind: setting({
     env: 'OPENCLAW_ALLOW_INSECURE_BIND',
     schema: booleanText,

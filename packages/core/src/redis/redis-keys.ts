@@ -113,6 +113,11 @@ export class RedisKeys {
     return `${this.prefix}:{audit:${tenant}}:head`;
   }
 
+  /** String: the hash the first remaining entry follows, after retention trimmed older ones. */
+  auditAnchor(tenant: string): string {
+    return `${this.prefix}:{audit:${tenant}}:anchor`;
+  }
+
   /** Set of tenants that have an audit trail. */
   auditTenants(): string {
     return `${this.prefix}:audit-tenants`;
