@@ -3,6 +3,7 @@ import { addAgentCommands } from './commands/agent-commands';
 import { addApiKeyCommands } from './commands/apikey-commands';
 import { addAuditCommands } from './commands/audit-commands';
 import { addGatewayCommands } from './commands/gateway-commands';
+import { addPolicyCommands } from './commands/policy-commands';
 import { addUpCommand } from './commands/up-command';
 
 /**
@@ -23,6 +24,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   addAgentCommands(program, defaults);
   addApiKeyCommands(program, defaults);
   addAuditCommands(program, defaults);
+  addPolicyCommands(program, defaults);
   addUpCommand(program);
   await program.parseAsync([...argv]);
 }

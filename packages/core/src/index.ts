@@ -17,8 +17,18 @@ export { type AuditReport, renderAuditReport, summarizeAudit } from './audit/aud
 export { ApiKeyAuthenticator } from './auth/api-key-authenticator';
 export { API_KEY_PREFIX, type ApiKeyInfo, ApiKeyStore, type NewApiKey } from './auth/api-key-store';
 export { AuthLockout, type AuthLockoutOptions, clientAddress } from './auth/auth-lockout';
+export { Authorizer, type StoredPolicy } from './auth/authorizer';
 export { CONNECTION_ENTRY_TTL_MS, ConnectionLimiter } from './auth/connection-limiter';
 export { JwtAuthenticator, type JwtOptions } from './auth/jwt-authenticator';
+export {
+  type Explanation,
+  grantOf,
+  Policy,
+  type PolicyDocument,
+  PolicyError,
+  type PolicyProblem,
+  PolicySchema,
+} from './auth/policy';
 export { ANONYMOUS, hasPermission, type Principal } from './auth/principal';
 export { BUILT_IN_ROLES, permissionsOf, ROLE_NAMES } from './auth/roles';
 export {

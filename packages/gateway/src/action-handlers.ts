@@ -1,8 +1,8 @@
 import {
   type AgentRegistry,
   type AuditLog,
+  type Authorizer,
   GatewayError,
-  hasPermission,
   type Logger,
   publicTaskRecord,
   type TaskDispatcher,
@@ -22,6 +22,7 @@ export interface HandlerContext {
   agents: AgentHost;
   metrics: GatewayMetrics;
   audit: AuditLog;
+  authorizer: Authorizer;
   /** Refuse requests while the audit trail cannot be written (OPENCLAW_AUDIT_REQUIRED). */
   auditRequired: boolean;
   logger: Logger;
@@ -44,8 +45,8 @@ type Handler<A extends ActionName> = (
 export const MAX_SUBSCRIPTIONS_PER_SESSION = 64;
 const SUBSCRIBE_POLL_MS = 250;
 
-function requirePermission(session: Session, permission: string): void {
-  if (!hasPermission(session.principal, permission)) {
+function requirePermission(ctx: HandlerContext, session: Session, permission: string): void {
+  if (!ctx.authorizer.can(session.principal, permission)) {
     throw new GatewayError('FORBIDDEN', `missing permission '${permission}'`);
   }
 }
@@ -73,7 +74,7 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
   },
 
   async register(ctx, { session }, params) {
-    requirePermission(session, `agent:register:${params.name}`);
+    requirePermission(ctx, session, `agent:register:${params.name}`);
     const result = await ctx.agents.register(session, params);
     ctx.audit.record(session.principal.tenant, {
       type: 'agent.registered',
@@ -85,7 +86,7 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
   },
 
   async coordinator(ctx, { session, id }, params) {
-    requirePermission(session, `agent:invoke:${params.agent}`);
+    requirePermission(ctx, session, `agent:invoke:${params.agent}`);
     if (params.mode === 'async') {
       throw new GatewayError(
         'BAD_REQUEST',
@@ -145,7 +146,7 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
   },
 
   async 'task.get'(ctx, { session }, params) {
-    requirePermission(session, 'task:read');
+    requirePermission(ctx, session, 'task:read');
     const record = await ctx.store.get(params.taskId);
     if (!record || record.principal !== session.principal.id)
       throw new GatewayError('NOT_FOUND', `no task '${params.taskId}'`);
@@ -165,7 +166,7 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
   },
 
   async 'task.subscribe'(ctx, { session }, params) {
-    requirePermission(session, 'task:read');
+    requirePermission(ctx, session, 'task:read');
     const record = await ctx.store.get(params.taskId);
     if (!record || record.principal !== session.principal.id)
       throw new GatewayError('NOT_FOUND', `no task '${params.taskId}'`);
@@ -188,13 +189,19 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
   },
 
   'task.result'(ctx, { session }, params) {
-    return ctx.agents.handleAgentReply(session, 'task.result', params);
+    return ctx.agents.handleAgentReply(session, 'task.result', params, (agent) =>
+      requirePermission(ctx, session, `agent:register:${agent}`),
+    );
   },
   'task.error'(ctx, { session }, params) {
-    return ctx.agents.handleAgentReply(session, 'task.error', params);
+    return ctx.agents.handleAgentReply(session, 'task.error', params, (agent) =>
+      requirePermission(ctx, session, `agent:register:${agent}`),
+    );
   },
   'task.progress'(ctx, { session }, params) {
-    return ctx.agents.handleAgentReply(session, 'task.progress', params);
+    return ctx.agents.handleAgentReply(session, 'task.progress', params, (agent) =>
+      requirePermission(ctx, session, `agent:register:${agent}`),
+    );
   },
 };
 

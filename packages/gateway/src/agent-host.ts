@@ -147,6 +147,8 @@ export class AgentHost {
     session: Session,
     action: 'task.result' | 'task.error' | 'task.progress',
     params: ActionParams<'task.result'> | ActionParams<'task.error'> | ActionParams<'task.progress'>,
+    /** Throws if the connection may no longer answer as this agent (the policy changed). */
+    authorize: (agent: string) => void = () => undefined,
   ): { taskId: string } {
     const found = this.findOpenTask(session, params.taskId);
     if (!found) {
@@ -156,6 +158,7 @@ export class AgentHost {
       );
     }
     const { instance, origin, traceparent } = found;
+    authorize(instance.agent);
     let outcome: TaskReplyMessage['outcome'];
     if (action === 'task.progress') {
       outcome = { kind: 'progress', progress: (params as ActionParams<'task.progress'>).progress };

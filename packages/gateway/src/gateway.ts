@@ -9,6 +9,7 @@ import {
   AuditLog,
   type Authenticator,
   AuthLockout,
+  Authorizer,
   type CallLimits,
   CONNECTION_ENTRY_TTL_MS,
   ConnectionLimiter,
@@ -112,6 +113,8 @@ export class Gateway {
   private connectionTimer: NodeJS.Timeout | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
   private readonly connections: ConnectionLimiter;
+  /** Decides permissions through the cluster's policy. */
+  readonly authorizer: Authorizer;
   private readonly sessions = new Set<Session>();
   private readonly server: Server;
   private readonly wss: WebSocketServer;
@@ -166,6 +169,7 @@ export class Gateway {
     this.agents = new AgentHost(this.bus, this.registry, logger);
     this.apiKeys = config.apiKeySecret === '' ? undefined : new ApiKeyStore(this.redis, keys, config.apiKeySecret);
     this.connections = new ConnectionLimiter(this.redis, keys);
+    this.authorizer = new Authorizer(this.redis, keys, logger);
     this.audit = new AuditLog({
       redis: this.redis,
       keys,
@@ -187,6 +191,7 @@ export class Gateway {
       agents: this.agents,
       metrics: this.metrics,
       audit: this.audit,
+      authorizer: this.authorizer,
       auditRequired: config.auditRequired,
       logger,
       limits: {
@@ -294,6 +299,7 @@ export class Gateway {
     await Promise.all([connect(this.redis, this.config.redisUrl), connect(this.subscriber, this.config.redisUrl)]);
     await this.bus.start();
     await this.registry.start();
+    await this.authorizer.start();
     this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
     this.server.on('clientError', (_error, socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
@@ -539,6 +545,7 @@ export class Gateway {
     clearInterval(this.heartbeatTimer);
     clearInterval(this.credentialTimer);
     clearInterval(this.connectionTimer);
+    this.authorizer.close();
     clearInterval(this.retentionTimer);
     const deadline = Date.now() + this.config.drainMs;
     // New tasks go to other replicas' instances; ours finish what they hold.
@@ -583,6 +590,7 @@ function createAuthenticator(config: GatewayConfig, apiKeys: ApiKeyStore | undef
           tenantClaim: config.jwtTenantClaim,
           rolesClaim: config.jwtRolesClaim,
           scopeClaim: config.jwtScopeClaim,
+          groupsClaim: config.jwtGroupsClaim,
         },
         keys,
       );

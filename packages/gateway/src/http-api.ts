@@ -3,7 +3,7 @@ import {
   type AuditLog,
   checkAgentUrl,
   GatewayError,
-  hasPermission,
+  PolicyError,
   type Principal,
   qualifiedAgent,
   summarizeAudit,
@@ -58,6 +58,8 @@ export class HttpApi {
     const principal = await this.gateway.authenticateRequest(req);
     if (path === '/v1/apikeys' || path.startsWith('/v1/apikeys/'))
       return this.apiKeyEndpoints(req, res, principal, path, method);
+    if (path === '/v1/policy' || path === '/v1/policy/explain')
+      return this.policyEndpoints(req, res, principal, path, method);
     if ((path === '/v1/audit' || path === '/v1/audit/verify' || path === '/v1/audit/report') && method === 'GET') {
       return this.auditEndpoints(req, res, principal, path);
     }
@@ -69,7 +71,7 @@ export class HttpApi {
     const match = /^\/v1\/agents\/([^/]+)$/.exec(path);
     if (match && method === 'DELETE') {
       const name = decodeURIComponent(match[1]!);
-      need(principal, `agent:register:${name}`, this.gateway.audit);
+      need(this.gateway, principal, `agent:register:${name}`, this.gateway.audit);
       const existed = await this.gateway.registry.removeHttpAgent(qualifiedAgent(principal.tenant, name));
       if (!existed) throw new GatewayError('NOT_FOUND', `no HTTP agent named '${name}'`);
       this.gateway.audit.record(principal.tenant, {
@@ -94,7 +96,7 @@ export class HttpApi {
     path: string,
     method: string,
   ): Promise<void> {
-    need(principal, 'admin', this.gateway.audit);
+    need(this.gateway, principal, 'admin', this.gateway.audit);
     const store = this.gateway.apiKeys;
     if (!store) {
       throw new GatewayError('UNAVAILABLE', 'stored API keys need OPENCLAW_API_KEY_SECRET on the gateway', {
@@ -165,7 +167,7 @@ export class HttpApi {
     principal: Principal,
     path: string,
   ): Promise<void> {
-    need(principal, 'admin', this.gateway.audit);
+    need(this.gateway, principal, 'admin', this.gateway.audit);
     const query = new URL(req.url ?? '/', 'http://gateway.invalid').searchParams;
     const asked = query.get('tenant');
     if (asked !== null && asked !== principal.tenant && principal.tenant !== 'default') {
@@ -206,6 +208,75 @@ export class HttpApi {
     return send(res, 200, await audit.tail(tenant, limit));
   }
 
+  /**
+   * `PUT /v1/policy` (YAML body: check and apply for the whole cluster), `GET /v1/policy` (the policy
+   * in force), `GET /v1/policy/explain?principal=&permission=` (which binding and role allow it).
+   * Admin only; the policy is cluster-wide, so only operators (tenant `default`) may change it.
+   */
+  private async policyEndpoints(
+    req: IncomingMessage,
+    res: ServerResponse,
+    principal: Principal,
+    path: string,
+    method: string,
+  ): Promise<void> {
+    need(this.gateway, principal, 'admin', this.gateway.audit);
+    const authorizer = this.gateway.authorizer;
+    if (path === '/v1/policy' && method === 'GET') {
+      const stored = await authorizer.stored();
+      return send(res, 200, stored ?? { text: '', version: 0 });
+    }
+    if (path === '/v1/policy' && method === 'PUT') {
+      if (principal.tenant !== 'default')
+        throw new GatewayError('FORBIDDEN', "only operators (tenant 'default') may change the policy");
+      // A YAML type: a cross-site form or text/plain request (no CORS preflight) is refused.
+      if (!/^(application|text)\/(x-)?yaml\b/i.test(req.headers['content-type'] ?? '')) {
+        throw new GatewayError('BAD_REQUEST', 'content-type must be application/yaml');
+      }
+      const text = await readText(req);
+      let version: number;
+      try {
+        version = await authorizer.apply(text, principal.id);
+      } catch (error) {
+        if (error instanceof PolicyError) {
+          throw new GatewayError('BAD_REQUEST', error.message, { details: error.problems });
+        }
+        throw error;
+      }
+      this.gateway.audit.record(principal.tenant, {
+        type: 'policy.applied',
+        principal: principal.id,
+        outcome: 'ok',
+        details: { version, bytes: Buffer.byteLength(text) },
+      });
+      return send(res, 200, { version });
+    }
+    if (path === '/v1/policy/explain' && method === 'GET') {
+      const query = new URL(req.url ?? '/', 'http://gateway.invalid').searchParams;
+      const subject = query.get('principal');
+      const permission = query.get('permission');
+      if (!subject || !permission) throw new GatewayError('BAD_REQUEST', 'principal and permission are required');
+      // A stored key's own role is known; a token's roles, groups and claims are not (they come with each token).
+      let roles: string[] = [];
+      const keyId = /^apikey:([0-9a-f]{12})$/.exec(subject)?.[1];
+      if (keyId && this.gateway.apiKeys) {
+        const key = (await this.gateway.apiKeys.list()).find((k) => k.id === keyId);
+        if (key) roles = [key.role];
+      }
+      const explanation = authorizer.current.explain(
+        { id: subject, tenant: 'default', roles, permissions: new Set() },
+        permission,
+      );
+      return send(res, 200, {
+        principal: subject,
+        permission,
+        policyVersion: authorizer.current.version,
+        ...explanation,
+      });
+    }
+    throw new GatewayError('NOT_FOUND', `no endpoint ${method} ${path}`);
+  }
+
   private async registerHttpAgent(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void> {
     requireJson(req);
     const body = await readJson(req);
@@ -218,7 +289,7 @@ export class HttpApi {
         { details },
       );
     }
-    need(principal, `agent:register:${parsed.data.name}`, this.gateway.audit);
+    need(this.gateway, principal, `agent:register:${parsed.data.name}`, this.gateway.audit);
     const url = await checkAgentUrl(parsed.data.url, {
       allowPrivate: this.gateway.config.httpAgentsAllowPrivateResolved,
     });
@@ -266,8 +337,8 @@ function requireJson(req: IncomingMessage): void {
   }
 }
 
-function need(principal: Principal, permission: string, audit?: AuditLog): void {
-  if (hasPermission(principal, permission)) return;
+function need(gateway: Gateway, principal: Principal, permission: string, audit?: AuditLog): void {
+  if (gateway.authorizer.can(principal, permission)) return;
   audit?.record(principal.tenant, {
     type: 'authz.denied',
     principal: principal.id,
@@ -275,6 +346,18 @@ function need(principal: Principal, permission: string, audit?: AuditLog): void 
     details: { permission, via: 'http' },
   });
   throw new GatewayError('FORBIDDEN', `missing permission '${permission}'`);
+}
+
+async function readText(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES)
+      throw new GatewayError('PAYLOAD_TOO_LARGE', `request body is larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {

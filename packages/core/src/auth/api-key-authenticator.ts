@@ -1,7 +1,6 @@
 import { GatewayError } from '@openclaw/protocol';
 import { ApiKeyStore } from './api-key-store';
 import type { Principal } from './principal';
-import { permissionsOf } from './roles';
 import {
   type Authenticator,
   extractCredential,
@@ -46,7 +45,7 @@ export class ApiKeyAuthenticator implements Authenticator {
         id: `apikey:${info.id}`,
         tenant: info.tenant,
         roles: [info.role],
-        permissions: permissionsOf([info.role]),
+        permissions: new Set<string>(),
         apiKeyId: info.id,
       };
       return info.expiresAt === undefined ? principal : { ...principal, expiresAt: info.expiresAt };

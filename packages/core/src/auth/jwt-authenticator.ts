@@ -2,7 +2,6 @@ import { GatewayError } from '@openclaw/protocol';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from 'jose';
 import type { ApiKeyAuthenticator } from './api-key-authenticator';
 import type { Principal } from './principal';
-import { permissionsOf } from './roles';
 import { type Authenticator, extractCredential, type RequestCredentials } from './static-key-authenticator';
 
 /** How JWT bearer tokens are checked and mapped to a principal. */
@@ -21,6 +20,7 @@ export interface JwtOptions {
   tenantClaim: string;
   rolesClaim: string;
   scopeClaim: string;
+  groupsClaim: string;
 }
 
 const HMAC = ['HS256', 'HS384', 'HS512'];
@@ -119,10 +119,19 @@ export class JwtAuthenticator implements Authenticator {
     const tenantClaim = payload[this.options.tenantClaim];
     const tenant = typeof tenantClaim === 'string' && TENANT.test(tenantClaim) ? tenantClaim : 'default';
     const roles = listClaim(payload[this.options.rolesClaim]);
-    // OAuth scopes that name permissions (`agent:invoke:billing`) grant them directly.
-    const permissions = permissionsOf(roles);
-    for (const scope of listClaim(payload[this.options.scopeClaim])) if (scope.includes(':')) permissions.add(scope);
-    const principal: Principal = { id: `jwt:${payload.sub}`, tenant, roles, permissions };
+    // OAuth scopes that name permissions (`agent:invoke:billing`) grant them directly; roles are
+    // resolved at each check, through the policy.
+    const permissions = new Set(listClaim(payload[this.options.scopeClaim]).filter((s) => s.includes(':')));
+    const claims: Record<string, string> = {};
+    for (const [k, v] of Object.entries(payload)) if (typeof v === 'string') claims[k] = v;
+    const principal: Principal = {
+      id: `jwt:${payload.sub}`,
+      tenant,
+      roles,
+      permissions,
+      groups: listClaim(payload[this.options.groupsClaim]),
+      claims,
+    };
     return payload.exp === undefined ? principal : { ...principal, expiresAt: payload.exp * 1000 };
   }
 }

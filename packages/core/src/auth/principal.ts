@@ -4,8 +4,15 @@ export interface Principal {
   readonly id: string;
   readonly tenant: string;
   readonly roles: readonly string[];
-  /** Granted permissions, e.g. `agent:invoke:my-agent`; `*` grants everything. */
+  /**
+   * Permissions its credential grants directly (`*` for static keys and `none`; permission-shaped
+   * OAuth scopes). Its roles' permissions are resolved at each check, through the policy.
+   */
   readonly permissions: ReadonlySet<string>;
+  /** Groups from its token (for policy bindings). */
+  readonly groups?: readonly string[];
+  /** String claims of its token (for policy bindings). */
+  readonly claims?: Readonly<Record<string, string>>;
   /** The stored API key it authenticated with, if any: revoking the key closes its connections. */
   readonly apiKeyId?: string;
   /** When its credential stops being valid (epoch ms): its connections are closed then. */

@@ -178,6 +178,12 @@ export const GATEWAY_SETTINGS = {
     default: 'false',
     doc: 'Refuse requests (UNAVAILABLE) rather than serve them unaudited while audit entries cannot be written.',
   }),
+  jwtGroupsClaim: setting({
+    env: 'OPENCLAW_JWT_GROUPS_CLAIM',
+    schema: z.string().min(1),
+    default: 'groups',
+    doc: "Claim with the principal's groups (for policy bindings).",
+  }),
   allowInsecureBind: setting({
     env: 'OPENCLAW_ALLOW_INSECURE_BIND',
     schema: booleanText,

@@ -103,6 +103,11 @@ export class RedisKeys {
     return `${this.prefix}:{${this.prefix}:auth}:authlock:${address}`;
   }
 
+  /** Hash: the cluster's RBAC policy (text, version, appliedBy, appliedAt). */
+  policy(): string {
+    return `${this.prefix}:policy`;
+  }
+
   /** Stream: a tenant's audit trail. */
   audit(tenant: string): string {
     return `${this.prefix}:{audit:${tenant}}`;
