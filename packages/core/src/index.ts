@@ -19,6 +19,7 @@ export { API_KEY_PREFIX, type ApiKeyInfo, ApiKeyStore, type NewApiKey } from './
 export { AuthLockout, type AuthLockoutOptions, clientAddress } from './auth/auth-lockout';
 export { Authorizer, type StoredPolicy } from './auth/authorizer';
 export { CONNECTION_ENTRY_TTL_MS, ConnectionLimiter } from './auth/connection-limiter';
+export { type Delegation, DelegationIssuer, type MintRequest } from './auth/delegation';
 export { JwtAuthenticator, type JwtOptions } from './auth/jwt-authenticator';
 export {
   type Explanation,

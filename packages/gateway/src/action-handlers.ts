@@ -2,7 +2,10 @@ import {
   type AgentRegistry,
   type AuditLog,
   type Authorizer,
+  type Delegation,
+  type DelegationIssuer,
   GatewayError,
+  grantOf,
   type Logger,
   publicTaskRecord,
   type TaskDispatcher,
@@ -23,6 +26,8 @@ export interface HandlerContext {
   metrics: GatewayMetrics;
   audit: AuditLog;
   authorizer: Authorizer;
+  /** Mints and reads delegation tokens; absent when delegation is off. */
+  delegations: DelegationIssuer | undefined;
   /** Refuse requests while the audit trail cannot be written (OPENCLAW_AUDIT_REQUIRED). */
   auditRequired: boolean;
   logger: Logger;
@@ -85,7 +90,54 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
     return result;
   },
 
+  async delegate(ctx, { session }, params) {
+    const issuer = requireDelegation(ctx);
+    const parent = params.parent
+      ? { delegation: await issuer.verify(params.parent), actingAgent: [...session.instances.values()] }
+      : undefined;
+    const { token, delegation } = await issuer.mint({
+      principal: session.principal.id,
+      tenant: session.principal.tenant,
+      holds: (permission) => ctx.authorizer.can(session.principal, permission),
+      agent: params.agent,
+      permissions: params.permissions,
+      ttlSeconds: params.ttlSeconds,
+      maxDepth: params.maxDepth,
+      parent,
+    });
+    ctx.audit.record(session.principal.tenant, {
+      type: 'delegation.minted',
+      principal: session.principal.id,
+      outcome: 'ok',
+      details: {
+        agent: params.agent,
+        permissions: delegation.permissions.join(' '),
+        onBehalfOf: delegation.onBehalfOf,
+        chain: delegation.chain.join(' > '),
+        depth: delegation.depth,
+      },
+    });
+    return { token, expiresAt: delegation.expiresAt, depth: delegation.depth, maxDepth: delegation.maxDepth };
+  },
+
   async coordinator(ctx, { session, id }, params) {
+    // A delegated call: the token must be for this connection's agent and grant the call; the agent's
+    // own rights are checked too, so the result is the intersection along the chain.
+    let delegated: Delegation | undefined;
+    if (params.delegation !== undefined) {
+      delegated = await requireDelegation(ctx).verify(params.delegation);
+      if (![...session.instances.values()].includes(delegated.agent)) {
+        throw new GatewayError(
+          'FORBIDDEN',
+          `this delegation was issued for agent '${delegated.agent}', and this connection is not that agent`,
+        );
+      }
+      if (delegated.tenant !== session.principal.tenant)
+        throw new GatewayError('FORBIDDEN', 'this delegation is of another tenant');
+      if (!grantOf(delegated.permissions, `agent:invoke:${params.agent}`)) {
+        throw new GatewayError('FORBIDDEN', `the delegation does not grant 'agent:invoke:${params.agent}'`);
+      }
+    }
     requirePermission(ctx, session, `agent:invoke:${params.agent}`);
     if (params.mode === 'async') {
       throw new GatewayError(
@@ -120,6 +172,8 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
           tenant: session.principal.tenant,
           agent: firstAgent(session),
           limits: session.limits,
+          onBehalfOf: delegated?.onBehalfOf,
+          chain: delegated ? [...delegated.chain, session.principal.id] : undefined,
         },
         idempotencyKey: params.idempotencyKey,
         onProgress: (progress) => session.send({ event: 'task.progress', id, taskId: handle.taskId, progress }),
@@ -140,7 +194,14 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
         type: 'task.routed',
         principal: session.principal.id,
         outcome,
-        details: { agent: params.agent, task: params.task, taskId: taskId ?? null, ms: Math.round(ms) },
+        details: {
+          agent: params.agent,
+          task: params.task,
+          taskId: taskId ?? null,
+          ms: Math.round(ms),
+          onBehalfOf: delegated?.onBehalfOf ?? null,
+          chain: delegated ? [...delegated.chain, session.principal.id].join(' > ') : null,
+        },
       });
     }
   },
@@ -204,6 +265,15 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
     );
   },
 };
+
+function requireDelegation(ctx: HandlerContext): DelegationIssuer {
+  if (!ctx.delegations) {
+    throw new GatewayError('UNAVAILABLE', 'delegation is not enabled on this cluster (OPENCLAW_DELEGATION_SECRET)', {
+      retryable: false,
+    });
+  }
+  return ctx.delegations;
+}
 
 function firstAgent(session: Session): string | undefined {
   for (const name of session.instances.values()) return name;

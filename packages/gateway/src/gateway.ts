@@ -16,6 +16,7 @@ import {
   clientAddress,
   createLogger,
   createRedisConnection,
+  DelegationIssuer,
   type GatewayConfig,
   GatewayError,
   HttpAgentClient,
@@ -192,6 +193,7 @@ export class Gateway {
       metrics: this.metrics,
       audit: this.audit,
       authorizer: this.authorizer,
+      delegations: config.delegationSecret === '' ? undefined : new DelegationIssuer(config.delegationSecret),
       auditRequired: config.auditRequired,
       logger,
       limits: {

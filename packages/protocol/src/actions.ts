@@ -27,6 +27,23 @@ export const CoordinatorParamsSchema = z.object({
   timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).optional(),
   mode: z.enum(['sync', 'async']).optional(),
   idempotencyKey: z.string().min(1).max(256).optional(),
+  /** A delegation token: this call is made on behalf of the principal that minted it (see `delegate`). */
+  delegation: z.string().min(1).max(8192).optional(),
+});
+
+/**
+ * `delegate`: mint a short-lived token with which `agent` may act for this principal, with a subset of
+ * its permissions. With `parent` (a token this connection's agent was given), a narrower one for the
+ * next agent in a chain.
+ */
+export const DelegateParamsSchema = z.object({
+  agent: AgentNameSchema,
+  permissions: z.array(z.string().min(1).max(256)).min(1).max(64),
+  /** Lifetime; default 300 s, at most 3600 s (and never past the parent's expiry). */
+  ttlSeconds: z.number().int().min(1).max(3600).optional(),
+  /** How many agents deep the chain may go from the original principal; default 1, at most 5. */
+  maxDepth: z.number().int().min(1).max(5).optional(),
+  parent: z.string().min(1).max(8192).optional(),
 });
 
 /** `task.get`: the record of a task. */
@@ -75,6 +92,7 @@ export const ACTION_PARAMS = {
   hello: HelloParamsSchema,
   register: RegisterParamsSchema,
   coordinator: CoordinatorParamsSchema,
+  delegate: DelegateParamsSchema,
   'task.get': TaskGetParamsSchema,
   'task.cancel': TaskCancelParamsSchema,
   'task.subscribe': TaskSubscribeParamsSchema,

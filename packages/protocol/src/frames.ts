@@ -28,7 +28,14 @@ export type ErrorResponse = z.infer<typeof ErrorResponseSchema>;
 export type Response = z.infer<typeof ResponseSchema>;
 
 /** Who sent a task: the caller's principal, and the agent it acts as, if any. */
-export const TaskOriginSchema = z.object({ principal: z.string(), agent: z.string().optional() });
+export const TaskOriginSchema = z.object({
+  principal: z.string(),
+  agent: z.string().optional(),
+  /** The principal a delegated call is made for. */
+  onBehalfOf: z.string().optional(),
+  /** The delegation chain: the original principal, then each agent's principal that passed it on. */
+  chain: z.array(z.string()).optional(),
+});
 
 /** `task`: the gateway dispatches work to an agent instance. `deadline` is epoch milliseconds. */
 export const TaskEventSchema = z.object({

@@ -60,4 +60,12 @@ export const AgentInfoSchema = z.object({
 export type AgentInfo = z.infer<typeof AgentInfoSchema>;
 export const AgentsListResultSchema = z.array(AgentInfoSchema);
 
+export const DelegateResultSchema = z.object({
+  token: z.string(),
+  expiresAt: z.number().int(),
+  depth: z.number().int(),
+  maxDepth: z.number().int(),
+});
+export type DelegateResult = z.infer<typeof DelegateResultSchema>;
+
 export const PingResultSchema = z.object({ pong: z.literal(true), time: z.number().int() });

@@ -81,5 +81,5 @@ export function loadGatewayConfig(sources: ConfigSources = {}): GatewayConfig {
 }
 
 function redact(key: string, raw: string): string {
-  return ['apiKeys', 'apiKeySecret', 'jwtSecret', 'auditSecret'].includes(key) ? '<redacted>' : raw;
+  return ['apiKeys', 'apiKeySecret', 'jwtSecret', 'auditSecret', 'delegationSecret'].includes(key) ? '<redacted>' : raw;
 }

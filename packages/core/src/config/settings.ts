@@ -184,6 +184,12 @@ export const GATEWAY_SETTINGS = {
     default: 'groups',
     doc: "Claim with the principal's groups (for policy bindings).",
   }),
+  delegationSecret: setting({
+    env: 'OPENCLAW_DELEGATION_SECRET',
+    schema: z.string().refine((v) => v === '' || v.length >= 32, 'expected at least 32 characters'),
+    default: '',
+    doc: 'Key that delegation tokens are signed with (HS256), the same on every replica; empty: delegation is off. Never logged.',
+  }),
   allowInsecureBind: setting({
     env: 'OPENCLAW_ALLOW_INSECURE_BIND',
     schema: booleanText,

@@ -12,7 +12,7 @@ export interface HttpAgentRequest {
   data: unknown;
   /** Epoch milliseconds after which the gateway stops waiting. */
   deadline: number;
-  from: { principal: string; agent?: string };
+  from: { principal: string; agent?: string; onBehalfOf?: string; chain?: string[] };
   attempt: number;
 }
 

@@ -17,6 +17,9 @@ export interface TaskCaller {
   agent?: string;
   /** Cluster-wide request limits of this caller (none if absent). */
   limits?: CallLimits;
+  /** For a delegated call: the principal it is made for, and the chain of principals that passed it on. */
+  onBehalfOf?: string;
+  chain?: string[];
 }
 
 /** A sync task to route. */
@@ -522,10 +525,14 @@ function abortReason(result: { output: unknown } | { error: GatewayError }): 'de
   return undefined;
 }
 
-function fromOf(caller: TaskCaller): { principal: string; agent?: string } {
-  return caller.agent === undefined
-    ? { principal: caller.principal }
-    : { principal: caller.principal, agent: caller.agent };
+function fromOf(caller: TaskCaller): { principal: string; agent?: string; onBehalfOf?: string; chain?: string[] } {
+  const from: { principal: string; agent?: string; onBehalfOf?: string; chain?: string[] } = {
+    principal: caller.principal,
+  };
+  if (caller.agent !== undefined) from.agent = caller.agent;
+  if (caller.onBehalfOf !== undefined) from.onBehalfOf = caller.onBehalfOf;
+  if (caller.chain !== undefined) from.chain = caller.chain;
+  return from;
 }
 
 function asGatewayError(error: unknown): GatewayError {

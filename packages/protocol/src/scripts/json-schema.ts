@@ -4,6 +4,7 @@ import { EventSchema, RequestEnvelopeSchema, ResponseSchema } from '../frames';
 import {
   AgentsListResultSchema,
   CoordinatorResultSchema,
+  DelegateResultSchema,
   HelloResultSchema,
   PingResultSchema,
   RegisterResultSchema,
@@ -33,5 +34,6 @@ export function renderJsonSchemas(): Map<string, string> {
   put('results/task.cancel', TaskCancelResultSchema);
   put('results/agents.list', AgentsListResultSchema);
   put('results/ping', PingResultSchema);
+  put('results/delegate', DelegateResultSchema);
   return files;
 }
