@@ -593,6 +593,11 @@ function createAuthenticator(config: GatewayConfig, apiKeys: ApiKeyStore | undef
           rolesClaim: config.jwtRolesClaim,
           scopeClaim: config.jwtScopeClaim,
           groupsClaim: config.jwtGroupsClaim,
+          introspection: {
+            url: config.oauthIntrospectionUrl,
+            clientId: config.oauthClientId,
+            clientSecret: config.oauthClientSecret,
+          },
         },
         keys,
       );

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { GatewayError } from '@openclaw/protocol';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from 'jose';
 import type { ApiKeyAuthenticator } from './api-key-authenticator';
@@ -21,7 +22,13 @@ export interface JwtOptions {
   rolesClaim: string;
   scopeClaim: string;
   groupsClaim: string;
+  /** RFC 7662 introspection of opaque OAuth 2.0 access tokens; off when `clientId` is empty. */
+  introspection: { url: string; clientId: string; clientSecret: string };
 }
+
+/** Introspection answers kept, at most, and for at most this long (revocation takes effect by then). */
+const INTROSPECTION_CACHE_SIZE = 10_000;
+const INTROSPECTION_CACHE_MS = 60_000;
 
 const HMAC = ['HS256', 'HS384', 'HS512'];
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
@@ -38,7 +45,8 @@ const TENANT = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 export class JwtAuthenticator implements Authenticator {
   private readonly secret: Uint8Array | undefined;
   private jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
-  private discovery: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
+  private discovery: Promise<Discovery> | undefined;
+  private readonly introspected = new Map<string, { principal: Principal; until: number }>();
 
   constructor(
     private readonly options: JwtOptions,
@@ -54,8 +62,20 @@ export class JwtAuthenticator implements Authenticator {
       throw new GatewayError('UNAUTHENTICATED', 'credentials required: send a bearer token or an API key');
     }
     if (!JWT_SHAPE.test(credential)) {
-      if (this.apiKeys) return this.apiKeys.authenticate(request);
-      throw new GatewayError('UNAUTHENTICATED', 'the bearer token is not a JWT');
+      if (this.options.introspection.clientId === '') {
+        if (this.apiKeys) return this.apiKeys.authenticate(request);
+        throw new GatewayError('UNAUTHENTICATED', 'the bearer token is not a JWT');
+      }
+      // API keys first (they are recognised locally); anything else is an opaque OAuth access token.
+      if (this.apiKeys) {
+        try {
+          return await this.apiKeys.authenticate(request);
+        } catch (error) {
+          if (!(error instanceof GatewayError) || error.code !== 'UNAUTHENTICATED' || credential.startsWith('ock_'))
+            throw error;
+        }
+      }
+      return this.introspect(credential);
     }
     const payload = await this.verify(credential);
     return this.principalOf(payload);
@@ -100,16 +120,75 @@ export class JwtAuthenticator implements Authenticator {
     if (this.jwks) return this.jwks;
     if (this.options.issuer === '')
       throw new GatewayError('UNAUTHENTICATED', 'public-key tokens are not accepted here');
-    this.discovery ??= discover(this.options.issuer).then((set) => {
-      this.jwks = set;
-      return set;
-    });
+    const document = await this.discover();
+    this.jwks ??= remoteSet(document.jwksUri);
+    return this.jwks;
+  }
+
+  private async discover(): Promise<Discovery> {
+    this.discovery ??= discover(this.options.issuer);
     try {
       return await this.discovery;
     } catch (error) {
       this.discovery = undefined; // Try again on the next token.
       throw error;
     }
+  }
+
+  /**
+   * An opaque access token, through the issuer's RFC 7662 introspection endpoint: it must be active,
+   * from our issuer, for our audience, and unexpired. Answers are cached (bounded) for at most a minute.
+   */
+  private async introspect(token: string): Promise<Principal> {
+    const cacheKey = createHash('sha256').update(token).digest('hex');
+    const cached = this.introspected.get(cacheKey);
+    if (cached && cached.until > Date.now()) return cached.principal;
+    this.introspected.delete(cacheKey);
+    const { clientId, clientSecret } = this.options.introspection;
+    const url =
+      this.options.introspection.url !== '' ? this.options.introspection.url : (await this.discover()).introspectionUri;
+    if (!url) throw new GatewayError('UNAUTHENTICATED', 'opaque access tokens are not accepted here');
+    let answer: JWTPayload & { active?: unknown; client_id?: unknown };
+    try {
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          accept: 'application/json',
+          authorization: `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`).toString('base64')}`,
+        },
+        body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
+        signal: AbortSignal.timeout(5000),
+      });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      answer = (await response.json()) as typeof answer;
+    } catch (error) {
+      throw new GatewayError('UNAVAILABLE', 'cannot check the access token with its issuer now; retry shortly', {
+        cause: error,
+      });
+    }
+    const unauth = (message: string) => new GatewayError('UNAUTHENTICATED', message);
+    if (answer.active !== true) throw unauth('the access token is not active (unknown, expired or revoked)');
+    if (this.options.issuer !== '' && answer.iss !== undefined && answer.iss !== this.options.issuer) {
+      throw unauth('the token’s issuer is not accepted');
+    }
+    const audiences = Array.isArray(answer.aud) ? answer.aud : answer.aud === undefined ? [] : [answer.aud];
+    if (!audiences.includes(this.options.audience)) throw unauth('the token’s audience is not accepted');
+    const now = Date.now();
+    if (typeof answer.exp === 'number' && answer.exp * 1000 <= now - this.options.clockSkewSeconds * 1000) {
+      throw unauth('the token has expired');
+    }
+    const subject = typeof answer.sub === 'string' && answer.sub !== '' ? answer.sub : answer.client_id;
+    if (typeof subject !== 'string' || subject === '') throw unauth('the token has no subject or client');
+    const principal = { ...this.principalOf({ ...answer, sub: subject }), id: `oauth:${subject}` };
+    const expiry = typeof answer.exp === 'number' ? answer.exp * 1000 : now + INTROSPECTION_CACHE_MS;
+    const until = Math.min(now + INTROSPECTION_CACHE_MS, expiry);
+    if (this.introspected.size >= INTROSPECTION_CACHE_SIZE) {
+      const oldest = this.introspected.keys().next().value;
+      if (oldest !== undefined) this.introspected.delete(oldest);
+    }
+    this.introspected.set(cacheKey, { principal, until });
+    return principal;
   }
 
   private principalOf(payload: JWTPayload): Principal {
@@ -140,9 +219,15 @@ function remoteSet(url: string): ReturnType<typeof createRemoteJWKSet> {
   return createRemoteJWKSet(new URL(url), { cooldownDuration: 30_000, cacheMaxAge: 600_000, timeoutDuration: 5000 });
 }
 
-async function discover(issuer: string): Promise<ReturnType<typeof createRemoteJWKSet>> {
+/** What the issuer's OIDC discovery document tells. */
+interface Discovery {
+  jwksUri: string;
+  introspectionUri: string | undefined;
+}
+
+async function discover(issuer: string): Promise<Discovery> {
   const url = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
-  let document: { jwks_uri?: unknown; issuer?: unknown };
+  let document: { jwks_uri?: unknown; issuer?: unknown; introspection_endpoint?: unknown };
   try {
     const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
@@ -155,7 +240,10 @@ async function discover(issuer: string): Promise<ReturnType<typeof createRemoteJ
   if (typeof document.jwks_uri !== 'string' || document.issuer !== issuer) {
     throw new GatewayError('UNAVAILABLE', 'the token issuer’s discovery document is not usable', { retryable: false });
   }
-  return remoteSet(document.jwks_uri);
+  return {
+    jwksUri: document.jwks_uri,
+    introspectionUri: typeof document.introspection_endpoint === 'string' ? document.introspection_endpoint : undefined,
+  };
 }
 
 function listClaim(value: unknown): string[] {

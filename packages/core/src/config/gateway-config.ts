@@ -81,5 +81,7 @@ export function loadGatewayConfig(sources: ConfigSources = {}): GatewayConfig {
 }
 
 function redact(key: string, raw: string): string {
-  return ['apiKeys', 'apiKeySecret', 'jwtSecret', 'auditSecret', 'delegationSecret'].includes(key) ? '<redacted>' : raw;
+  return ['apiKeys', 'apiKeySecret', 'jwtSecret', 'auditSecret', 'delegationSecret', 'oauthClientSecret'].includes(key)
+    ? '<redacted>'
+    : raw;
 }

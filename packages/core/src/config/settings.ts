@@ -190,6 +190,24 @@ export const GATEWAY_SETTINGS = {
     default: '',
     doc: 'Key that delegation tokens are signed with (HS256), the same on every replica; empty: delegation is off. Never logged.',
   }),
+  oauthClientId: setting({
+    env: 'OPENCLAW_OAUTH_CLIENT_ID',
+    schema: z.string(),
+    default: '',
+    doc: 'Client id of the gateway at the token issuer, for RFC 7662 introspection of opaque access tokens (auth "jwt"); empty: opaque tokens are refused.',
+  }),
+  oauthClientSecret: setting({
+    env: 'OPENCLAW_OAUTH_CLIENT_SECRET',
+    schema: z.string(),
+    default: '',
+    doc: 'Client secret for introspection (HTTP Basic). Never logged.',
+  }),
+  oauthIntrospectionUrl: setting({
+    env: 'OPENCLAW_OAUTH_INTROSPECTION_URL',
+    schema: z.string(),
+    default: '',
+    doc: "Introspection endpoint; empty: the issuer's discovery document's introspection_endpoint.",
+  }),
   allowInsecureBind: setting({
     env: 'OPENCLAW_ALLOW_INSECURE_BIND',
     schema: booleanText,
