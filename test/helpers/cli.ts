@@ -65,3 +65,30 @@ export async function createApiKey(
   if (result.code !== 0) throw new Error(`openclaw apikey create failed (${result.code}): ${result.stderr}`);
   return result.stdout.trim();
 }
+
+/** One audit entry, as `openclaw audit tail --json` prints it. */
+export interface AuditRecord {
+  type: string;
+  outcome: string;
+  principal?: string;
+  details?: Record<string, unknown>;
+}
+
+/** The latest audit entries of a tenant, read with `openclaw audit tail` (as an admin of tenant default). */
+export async function auditTail(gatewayHttpUrl: string, adminKey: string, tenant: string): Promise<AuditRecord[]> {
+  const result = await runCli([
+    'audit',
+    'tail',
+    '--json',
+    '--limit',
+    '1000',
+    '--tenant',
+    tenant,
+    '--url',
+    gatewayHttpUrl,
+    '--api-key',
+    adminKey,
+  ]);
+  if (result.code !== 0) throw new Error(`openclaw audit tail failed (${result.code}): ${result.stderr}`);
+  return JSON.parse(result.stdout) as AuditRecord[];
+}

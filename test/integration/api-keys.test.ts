@@ -1,5 +1,5 @@
 import Redis from 'ioredis';
-import { runCli } from '../helpers/cli';
+import { auditTail, runCli } from '../helpers/cli';
 import { type Cluster, startCluster } from '../helpers/cluster';
 import { withTimeout } from '../helpers/wait';
 import { TestSocket } from '../helpers/ws-client';
@@ -111,6 +111,15 @@ describe('stored API keys', () => {
       status: 401,
       json: { error: { code: 'UNAUTHENTICATED', message: 'the API key has been revoked' } },
     });
+    const trail = await auditTail(cluster.gateways[0]!.httpUrl, ADMIN, 'default');
+    expect(
+      trail.filter((e) => e.type === 'connection.closed' && e.principal === `apikey:${id}` && e.details?.code === 1008),
+    ).toHaveLength(2);
+    expect(trail.find((e) => e.type === 'apikey.revoked' && e.details?.apiKey === id)).toBeDefined();
+    const failed = await auditTail(cluster.gateways[0]!.httpUrl, ADMIN, '_unauthenticated');
+    expect(
+      failed.find((e) => e.type === 'auth.failed' && e.details?.reason === 'the API key has been revoked'),
+    ).toBeDefined();
     const list = await runCli(['apikey', 'list', '--json', '--url', cluster.gateways[1]!.httpUrl, '--api-key', ADMIN]);
     expect((JSON.parse(list.stdout) as { id: string; status: string }[]).find((k) => k.id === id)?.status).toBe(
       'revoked',

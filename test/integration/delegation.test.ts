@@ -1,4 +1,4 @@
-import { createApiKey, runCli } from '../helpers/cli';
+import { auditTail, createApiKey, runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
 import { type Frame, TestSocket } from '../helpers/ws-client';
 
@@ -95,6 +95,11 @@ describe('delegation', () => {
     ).toMatchObject({
       error: { code: 'FORBIDDEN', message: "the delegation asks for more than its issuer has: 'admin'" },
     });
+    expect(
+      (await auditTail(cluster.gateways[0]!.httpUrl, ADMIN, 'default')).find(
+        (e) => e.type === 'authz.denied' && e.principal === principalId && e.details?.action === 'delegate',
+      ),
+    ).toBeDefined();
     await alice.close();
   });
 
@@ -148,6 +153,15 @@ describe('delegation', () => {
     ).toMatchObject({
       error: { code: 'FORBIDDEN', message: 'the delegation chain would be deeper than allowed (at most 2)' },
     });
+    const denied = await auditTail(cluster.gateways[0]!.httpUrl, ADMIN, 'default');
+    expect(
+      denied.find(
+        (e) =>
+          e.type === 'authz.denied' &&
+          e.details?.reason === 'the delegation chain would be deeper than allowed (at most 2)',
+      ),
+    ).toBeDefined();
+    expect(denied.find((e) => e.type === 'delegation.minted' && e.details?.depth === 2)).toBeDefined();
     // A tampered token is refused.
     expect(
       await collector.request({

@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { SignJWT } from 'jose';
+import { auditTail } from '../helpers/cli';
 import { type Cluster, startCluster } from '../helpers/cluster';
 import { TokenIssuer } from '../helpers/token-issuer';
 import { withTimeout } from '../helpers/wait';
@@ -110,5 +111,22 @@ describe('JWT authentication', () => {
       code: 1008,
       reason: 'credentials expired',
     });
+  });
+
+  it('records every refused token in the audit trail, with its reason', async () => {
+    const admin = await issuer.sign({ sub: 'operator', roles: ['admin'] });
+    const reasons = (await auditTail(cluster.gateways[1]!.httpUrl, admin, '_unauthenticated'))
+      .filter((e) => e.type === 'auth.failed')
+      .map((e) => e.details?.reason);
+    for (const reason of [
+      'the token’s algorithm is not allowed',
+      'the token’s signature is not valid',
+      'the token’s issuer is not accepted',
+      'the token has expired',
+      'the token is not valid yet',
+      'the token’s audience is not accepted',
+    ]) {
+      expect(reasons).toContain(reason);
+    }
   });
 });

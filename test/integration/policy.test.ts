@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createApiKey, runCli } from '../helpers/cli';
+import { auditTail, createApiKey, runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
 import { waitFor } from '../helpers/wait';
 import { TestSocket } from '../helpers/ws-client';
@@ -39,6 +39,12 @@ describe('RBAC policy', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('line 3: roles.a.inherits: inheritance cycle: a → b → a');
     expect((await cli(['policy', 'show'])).stdout).toBe('# no policy applied: built-in roles only\n');
+    expect(
+      (await auditTail(cluster.gateways[0]!.httpUrl, ADMIN, 'default')).find((e) => e.type === 'policy.rejected'),
+    ).toMatchObject({
+      outcome: 'BAD_REQUEST',
+      details: { first: 'inheritance cycle: a → b → a' },
+    });
   });
 
   it('grants through a binding on every replica, for connections already open, and explains why', async () => {

@@ -1,4 +1,4 @@
-import { createApiKey } from '../helpers/cli';
+import { auditTail, createApiKey } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
 import { type ResponseFrame, TestSocket } from '../helpers/ws-client';
 
@@ -73,6 +73,10 @@ describe('cluster-wide rate limits', () => {
       retryAfterMs: expect.any(Number),
       details: { scope: 'principal' },
     });
+    const routed = await auditTail(cluster.gateways[0]!.httpUrl, ADMIN, 'one');
+    expect(routed.filter((e) => e.type === 'task.routed' && e.outcome === 'RATE_LIMITED').length).toBe(
+      counts.RATE_LIMITED,
+    );
     // Another principal has its own bucket.
     expect(codes(await burst(await key('p2', 'two'), 5))).toEqual({ ok: 5 });
     await Promise.all(agents.map((a) => a.close()));
@@ -154,6 +158,11 @@ describe('lockout after repeated failed authentication', () => {
     // Another address, through the same trusted proxy, is not affected.
     const other = await TestSocket.open(b.url, from('10.0.0.2', ADMIN));
     await other.close();
+    const trail = await auditTail(a.httpUrl, ADMIN, '_unauthenticated');
+    expect(trail.filter((e) => e.type === 'auth.failed' && e.details?.address === '10.0.0.1')).toHaveLength(3);
+    expect(
+      trail.filter((e) => e.type === 'auth.locked' && e.details?.address === '10.0.0.1').length,
+    ).toBeGreaterThanOrEqual(3);
   });
 });
 

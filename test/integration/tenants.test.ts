@@ -1,4 +1,4 @@
-import { createApiKey, runCli } from '../helpers/cli';
+import { auditTail, createApiKey, runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
 import { TestSocket } from '../helpers/ws-client';
 
@@ -48,6 +48,10 @@ describe('tenant isolation of agents', () => {
       result: [{ name: 'billing', instances: 1 }],
     });
     expect(acmeAgent.received).toHaveLength(0);
+    const trail = await auditTail(cluster.gateways[0]!.httpUrl, ADMIN, 'globex');
+    expect(
+      trail.find((e) => e.type === 'task.routed' && e.outcome === 'AGENT_NOT_FOUND' && e.details?.agent === 'billing'),
+    ).toBeDefined();
     await Promise.all([globex.close(), acme.close(), acmeAgent.close()]);
   });
 

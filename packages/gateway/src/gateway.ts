@@ -455,6 +455,11 @@ export class Gateway {
     const address = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], this.config.trustedProxies);
     const locked = await this.lockout.lockedFor(address);
     if (locked > 0) {
+      this.audit.record(UNAUTHENTICATED_TENANT, {
+        type: 'auth.locked',
+        outcome: 'RATE_LIMITED',
+        details: { address, path: (req.url ?? '/').split('?')[0] ?? '/' },
+      });
       throw new GatewayError('RATE_LIMITED', 'too many failed authentications from this address; try again later', {
         retryAfterMs: locked,
       });

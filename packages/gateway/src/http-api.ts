@@ -239,6 +239,12 @@ export class HttpApi {
         version = await authorizer.apply(text, principal.id);
       } catch (error) {
         if (error instanceof PolicyError) {
+          this.gateway.audit.record(principal.tenant, {
+            type: 'policy.rejected',
+            principal: principal.id,
+            outcome: 'BAD_REQUEST',
+            details: { problems: error.problems.length, first: error.problems[0]?.message ?? null },
+          });
           throw new GatewayError('BAD_REQUEST', error.message, { details: error.problems });
         }
         throw error;
