@@ -190,6 +190,42 @@ describe('audit trail', () => {
   });
 });
 
+describe('audit payloads', () => {
+  it('records call data only when configured', async () => {
+    for (const [payloads, expected] of [
+      ['false', undefined],
+      ['true', '{"card":"4242"}'],
+    ] as const) {
+      const cluster = await startCluster({ replicas: 1, env: { OPENCLAW_AUDIT_PAYLOADS: payloads } });
+      const agent = await startAgent(cluster.gateways[0]!.url, { name: 'pay' });
+      const caller = await TestSocket.open(cluster.gateways[0]!.url);
+      expect(
+        await caller.request({ action: 'coordinator', id: 1, agent: 'pay', task: 't', data: { card: '4242' } }),
+      ).toMatchObject({ ok: true });
+      await Promise.all([caller.close(), agent.close()]);
+      const redis = new Redis(cluster.redis.url);
+      const log = new AuditLog({
+        redis,
+        keys: new RedisKeys(cluster.keyPrefix),
+        replicaId: 'test',
+        secret: '',
+        logger: silentLogger(),
+      });
+      let routed: { details?: Record<string, unknown> } | undefined;
+      await waitFor(
+        async () => {
+          routed = (await log.read('default')).find((e) => e.type === 'task.routed');
+          return routed !== undefined;
+        },
+        { what: 'the task.routed entry' },
+      );
+      expect(routed?.details?.data).toBe(expected);
+      redis.disconnect();
+      await cluster.stop();
+    }
+  });
+});
+
 describe('audit required', () => {
   it('refuses requests while the trail cannot be written, and serves again when it can', async () => {
     const cluster = await startCluster({ replicas: 1, env: { OPENCLAW_AUDIT_REQUIRED: 'true' } });

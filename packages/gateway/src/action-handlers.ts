@@ -30,6 +30,8 @@ export interface HandlerContext {
   delegations: DelegationIssuer | undefined;
   /** Refuse requests while the audit trail cannot be written (OPENCLAW_AUDIT_REQUIRED). */
   auditRequired: boolean;
+  /** Record call data in audit entries (OPENCLAW_AUDIT_PAYLOADS). */
+  auditPayloads: boolean;
   logger: Logger;
   limits: { maxFrameBytes: number; heartbeatMs: number; defaultTimeoutMs: number; maxInFlightPerConnection: number };
 }
@@ -45,6 +47,9 @@ type Handler<A extends ActionName> = (
   scope: RequestScope,
   params: ActionParams<A>,
 ) => Promise<unknown> | unknown;
+
+/** Characters of call data kept in an audit entry when payloads are audited. */
+const AUDIT_PAYLOAD_CHARS = 4096;
 
 /** Most `task.subscribe` watches one connection may hold. */
 export const MAX_SUBSCRIPTIONS_PER_SESSION = 64;
@@ -201,6 +206,9 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
           ms: Math.round(ms),
           onBehalfOf: delegated?.onBehalfOf ?? null,
           chain: delegated ? [...delegated.chain, session.principal.id].join(' > ') : null,
+          ...(ctx.auditPayloads
+            ? { data: (JSON.stringify(params.data ?? null) ?? 'null').slice(0, AUDIT_PAYLOAD_CHARS) }
+            : {}),
         },
       });
     }

@@ -195,6 +195,7 @@ export class Gateway {
       authorizer: this.authorizer,
       delegations: config.delegationSecret === '' ? undefined : new DelegationIssuer(config.delegationSecret),
       auditRequired: config.auditRequired,
+      auditPayloads: config.auditPayloads,
       logger,
       limits: {
         maxFrameBytes: config.maxFrameBytes,

@@ -172,6 +172,12 @@ export const GATEWAY_SETTINGS = {
     default: '365',
     doc: 'Days audit entries are kept; older ones are trimmed (the rest stays verifiable). 0: forever.',
   }),
+  auditPayloads: setting({
+    env: 'OPENCLAW_AUDIT_PAYLOADS',
+    schema: booleanText,
+    default: 'false',
+    doc: "Also record each call's data in its audit entry (JSON, at most 4 KiB). Off: metadata only.",
+  }),
   auditRequired: setting({
     env: 'OPENCLAW_AUDIT_REQUIRED',
     schema: booleanText,
