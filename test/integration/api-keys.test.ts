@@ -71,6 +71,7 @@ describe('stored API keys', () => {
     });
     const asAgent = await TestSocket.open(b, { headers: { 'x-api-key': agent } });
     expect(await asAgent.request({ action: 'register', id: 1, name: 'x' })).toMatchObject({ ok: true });
+    expect(await asAgent.request({ action: 'agents.list', id: 'l' })).toMatchObject({ ok: true });
     expect(await asAgent.request({ action: 'coordinator', id: 2, agent: 'x', task: 't' })).toMatchObject({
       error: { code: 'FORBIDDEN' },
     });

@@ -230,20 +230,27 @@ describe('audit required', () => {
   it('refuses requests while the trail cannot be written, and serves again when it can', async () => {
     const cluster = await startCluster({ replicas: 1, env: { OPENCLAW_AUDIT_REQUIRED: 'true' } });
     const s = await TestSocket.open(cluster.gateways[0]!.url);
-    expect(await s.request({ action: 'ping', id: 1 })).toMatchObject({ ok: true });
-    await cluster.redis.kill();
-    expect(await s.request({ action: 'ping', id: 2 })).toMatchObject({
-      ok: false,
-      error: { code: 'UNAVAILABLE', message: 'the audit trail cannot be written now; refusing to serve unaudited' },
-    });
-    await cluster.redis.restart();
-    let n = 3;
-    await waitFor(async () => (await s.request({ action: 'ping', id: n++ })).ok === true, {
-      what: 'pings to be served again',
-      timeoutMs: 20_000,
-      intervalMs: 250,
-    });
-    await s.close();
-    await cluster.stop();
+    try {
+      expect(await s.request({ action: 'ping', id: 1 })).toMatchObject({ ok: true });
+      await cluster.redis.kill();
+      // The replica knows the trail cannot be written once it sees Redis gone.
+      await waitFor(async () => (await fetch(`${cluster.gateways[0]!.httpUrl}/readyz`)).status === 503, {
+        what: 'the replica to notice Redis is gone',
+      });
+      expect(await s.request({ action: 'ping', id: 2 })).toMatchObject({
+        ok: false,
+        error: { code: 'UNAVAILABLE', message: 'the audit trail cannot be written now; refusing to serve unaudited' },
+      });
+      await cluster.redis.restart();
+      let n = 3;
+      await waitFor(async () => (await s.request({ action: 'ping', id: n++ })).ok === true, {
+        what: 'pings to be served again',
+        timeoutMs: 20_000,
+        intervalMs: 250,
+      });
+    } finally {
+      await s.close();
+      await cluster.stop();
+    }
   });
 });

@@ -43,6 +43,9 @@ describe('OAuth 2.0 access tokens', () => {
       expect(await s.request({ action: 'coordinator', id: 3, agent: 'other', task: 't' })).toMatchObject({
         error: { code: 'FORBIDDEN' },
       });
+      expect(await s.request({ action: 'agents.list', id: 4 })).toMatchObject({
+        error: { code: 'FORBIDDEN', message: "missing permission 'agent:list'" },
+      });
       await s.close();
     }
   });

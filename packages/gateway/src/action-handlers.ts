@@ -223,6 +223,7 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
   },
 
   async 'task.cancel'(ctx, { session }, params) {
+    requirePermission(ctx, session, 'task:cancel');
     const taskId = params.taskId ?? session.callsByRequestId.get(params.requestId!);
     if (taskId === undefined) {
       throw new GatewayError(
@@ -250,6 +251,7 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
   },
 
   async 'agents.list'(ctx, { session }) {
+    requirePermission(ctx, session, 'agent:list');
     return ctx.registry.list(session.principal.tenant);
   },
 

@@ -65,8 +65,10 @@ export class HttpApi {
     }
     if (path === '/status' && method === 'GET') return send(res, 200, this.gateway.status());
     if (path === '/v1/metrics' && method === 'GET') return send(res, 200, this.gateway.metricsSnapshot());
-    if (path === '/v1/agents' && method === 'GET')
+    if (path === '/v1/agents' && method === 'GET') {
+      need(this.gateway, principal, 'agent:list', this.gateway.audit);
       return send(res, 200, await this.gateway.registry.list(principal.tenant));
+    }
     if (path === '/v1/agents' && method === 'POST') return this.registerHttpAgent(req, res, principal);
     const match = /^\/v1\/agents\/([^/]+)$/.exec(path);
     if (match && method === 'DELETE') {

@@ -5,10 +5,10 @@
 export const BUILT_IN_ROLES: Readonly<Record<string, readonly string[]>> = Object.freeze({
   /** Everything, including managing API keys. */
   admin: ['*'],
-  /** Registers as any agent and answers tasks; reads its tasks. */
-  agent: ['agent:register:*', 'task:read'],
-  /** Calls any agent; reads and cancels its own tasks. */
-  caller: ['agent:invoke:*', 'task:read'],
+  /** Registers as any agent and answers tasks; reads its tasks; lists agents. */
+  agent: ['agent:register:*', 'task:read', 'agent:list'],
+  /** Calls any agent; reads and cancels its own tasks; lists agents. */
+  caller: ['agent:invoke:*', 'task:read', 'task:cancel', 'agent:list'],
 });
 
 /** Names of the built-in roles. */
