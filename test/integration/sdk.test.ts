@@ -15,7 +15,7 @@ describe('SDK across replicas', () => {
   };
 
   beforeAll(async () => {
-    cluster = await startCluster({ replicas: 2 });
+    cluster = await startCluster({ replicas: 2, env: { OPENCLAW_DELEGATION_SECRET: 'd'.repeat(40) } });
   });
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.close()));
@@ -104,6 +104,31 @@ describe('SDK across replicas', () => {
     await waitFor(async () => (await caller.call('phoenix', 'ping').catch(() => undefined)) === 'pong', {
       what: 'the agent to be reachable again after its replica restarted',
       timeoutMs: 15_000,
+    });
+  });
+
+  it('mints a delegation and calls on the principal’s behalf within it', async () => {
+    const billing = (await open(cluster.gateways[1]!.url)).agent('billing');
+    billing.handle('charge', async (_data, ctx) => ctx.from);
+    await billing.register();
+    const principal = await open(cluster.gateways[0]!.url);
+    const { token, depth } = await principal.delegate('orchestrator', ['agent:invoke:billing'], { maxDepth: 1 });
+    expect(depth).toBe(1);
+    const orchestrator = await open(cluster.gateways[0]!.url);
+    const self = orchestrator.agent('orchestrator');
+    self.handle('noop', async () => null);
+    await self.register();
+    expect(await orchestrator.call('billing', 'charge', null, { delegation: token })).toMatchObject({
+      agent: 'orchestrator',
+      onBehalfOf: 'anonymous',
+      chain: ['anonymous', 'anonymous'],
+    });
+    await expect(orchestrator.call('other', 't', null, { delegation: token })).rejects.toMatchObject({
+      code: 'FORBIDDEN',
+      message: "the delegation does not grant 'agent:invoke:other'",
+    });
+    await expect(principal.delegate('x', ['agent:invoke:a'], { maxDepth: 9 })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
     });
   });
 });

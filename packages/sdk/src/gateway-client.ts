@@ -8,6 +8,8 @@ import {
   CloseCode,
   CoordinatorResultSchema,
   DEFAULT_LIMITS,
+  type DelegateResult,
+  DelegateResultSchema,
   type ErrorCode,
   type HelloResult,
   HelloResultSchema,
@@ -57,6 +59,21 @@ export interface CallOptions {
    * retryable `CONFLICT` while the first is in flight, and runs again after a failure.
    */
   idempotencyKey?: string;
+  /**
+   * A delegation token (see {@link GatewayClient.delegate}): the call is made on behalf of the principal
+   * that minted it. This connection must be registered as the agent the token was issued for.
+   */
+  delegation?: string;
+}
+
+/** Options of {@link GatewayClient.delegate}. */
+export interface DelegateOptions {
+  /** Lifetime in seconds; default 300, at most 3600. */
+  ttlSeconds?: number;
+  /** How many agents deep the chain may go; default 1, at most 5. */
+  maxDepth?: number;
+  /** A token this connection's agent was given, to pass a narrower one on. */
+  parent?: string;
 }
 
 /** Options of {@link GatewayClient.submit}. */
@@ -208,6 +225,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
     const params: Record<string, unknown> = { agent, task, timeoutMs, mode: 'sync' };
     if (data !== undefined) params.data = data;
     if (options.idempotencyKey !== undefined) params.idempotencyKey = options.idempotencyKey;
+    if (options.delegation !== undefined) params.delegation = options.delegation;
     const result = parseResult(
       CoordinatorResultSchema,
       await this.send('coordinator', params, {
@@ -268,6 +286,24 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
   /** The record of a task (`task.get`). Rejects with `NOT_FOUND` for an unknown id. */
   async taskGet(taskId: string, options: RequestOptions = {}): Promise<TaskRecord> {
     return parseResult(TaskRecordSchema, await this.send('task.get', { taskId }, options), 'task.get');
+  }
+
+  /**
+   * Mints a delegation token with which `agent` may call other agents on this principal's behalf,
+   * with at most `permissions` (`delegate`). The gateway refuses to widen rights or exceed the depth.
+   * @example
+   * const { token } = await client.delegate('orchestrator', ['agent:invoke:billing-*'], { maxDepth: 2 });
+   */
+  async delegate(
+    agent: string,
+    permissions: readonly string[],
+    options: DelegateOptions = {},
+  ): Promise<DelegateResult> {
+    const params: Record<string, unknown> = { agent, permissions: [...permissions] };
+    if (options.ttlSeconds !== undefined) params.ttlSeconds = options.ttlSeconds;
+    if (options.maxDepth !== undefined) params.maxDepth = options.maxDepth;
+    if (options.parent !== undefined) params.parent = options.parent;
+    return parseResult(DelegateResultSchema, await this.send('delegate', params, {}), 'delegate');
   }
 
   /** Cancels a task that has not ended (`task.cancel`). */

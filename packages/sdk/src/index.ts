@@ -42,6 +42,7 @@ export {
   CALL_GRACE_MS,
   type CallOptions,
   connect,
+  type DelegateOptions,
   GatewayClient,
   type PingResult,
   type RequestOptions,
