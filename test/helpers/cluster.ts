@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { GatewayProcess, type GatewayProcessOptions } from './gateway-process';
 import { RedisServerProcess } from './redis-server';
+import { WorkerProcess } from './worker-process';
 import { type Frame, TestSocket } from './ws-client';
 
 /** Options of {@link startCluster}. */
@@ -11,22 +12,33 @@ export interface ClusterOptions {
   env?: Readonly<Record<string, string | undefined>>;
   auth?: GatewayProcessOptions['auth'];
   apiKeys?: readonly string[];
+  /** How many worker processes (`openclaw worker start`). Default 0. */
+  workers?: number;
+  /** Environment of every worker (e.g. a short lock). */
+  workerEnv?: Readonly<Record<string, string | undefined>>;
+  /** Redis with AOF (`appendfsync always`), for tests that restart it and expect nothing lost. */
+  appendOnly?: boolean;
 }
 
 /** A real Redis and real gateway replicas, with a key prefix of their own. */
 export interface Cluster {
   redis: RedisServerProcess;
   gateways: GatewayProcess[];
+  workers: WorkerProcess[];
   keyPrefix: string;
+  /** Starts one more worker in this cluster. */
+  addWorker(id: string, env?: Readonly<Record<string, string | undefined>>): Promise<WorkerProcess>;
   /** Starts one more replica in this cluster. */
   addReplica(id: string, env?: Readonly<Record<string, string | undefined>>): Promise<GatewayProcess>;
-  /** Stops every replica still running, then Redis. */
+  /** Stops every replica and worker still running, then Redis. */
   stop(): Promise<void>;
 }
 
 /** Starts Redis and `replicas` gateways named `A`, `B`, ... */
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
-  const redis = await RedisServerProcess.start();
+  const redis = await RedisServerProcess.start(
+    options.appendOnly ? { args: ['--appendonly', 'yes', '--appendfsync', 'always'] } : {},
+  );
   const keyPrefix = `t${randomBytes(4).toString('hex')}`;
   const gateways: GatewayProcess[] = [];
   const addReplica = async (
@@ -44,22 +56,36 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     gateways.push(gateway);
     return gateway;
   };
+  const workers: WorkerProcess[] = [];
+  const addWorker = async (id: string, env?: Readonly<Record<string, string | undefined>>): Promise<WorkerProcess> => {
+    const worker = await WorkerProcess.start({
+      redisUrl: redis.url,
+      replicaId: id,
+      keyPrefix,
+      env: { OPENCLAW_LOG_LEVEL: 'info', ...options.workerEnv, ...env },
+    });
+    workers.push(worker);
+    return worker;
+  };
   try {
     const names = 'ABCDEFGH'.slice(0, options.replicas ?? 2).split('');
     await Promise.all(names.map((id) => addReplica(id)));
     gateways.sort((a, b) => a.replicaId.localeCompare(b.replicaId));
+    await Promise.all(Array.from({ length: options.workers ?? 0 }, (_, i) => addWorker(`W${i + 1}`)));
   } catch (error) {
-    await Promise.allSettled(gateways.map((g) => g.stop()));
+    await Promise.allSettled([...gateways, ...workers].map((g) => g.stop()));
     await redis.stop();
     throw error;
   }
   return {
     redis,
     gateways,
+    workers,
     keyPrefix,
     addReplica,
+    addWorker,
     async stop() {
-      await Promise.allSettled(gateways.filter((g) => g.isRunning).map((g) => g.stop()));
+      await Promise.allSettled([...gateways, ...workers].filter((g) => g.isRunning).map((g) => g.stop()));
       await redis.stop();
     },
   };

@@ -69,7 +69,7 @@ interface Started {
 export class GatewayProcess {
   /** The id this replica was started with (`--replica-id`). */
   readonly replicaId: string;
-  private readonly options: GatewayProcessOptions;
+  protected readonly options: GatewayProcessOptions;
   private readonly output = new OutputLog();
   private readonly records: LogRecord[] = [];
   private started: Started | undefined;
@@ -131,20 +131,7 @@ export class GatewayProcess {
     if (!fs.existsSync(cliPath)) {
       throw new Error(`${cliPath} does not exist: build the packages first (npm run build)`);
     }
-    const args = [
-      cliPath,
-      'gateway',
-      'start',
-      '--port',
-      '0',
-      '--host',
-      '127.0.0.1',
-      '--redis',
-      this.options.redisUrl,
-      '--replica-id',
-      this.replicaId,
-      ...(this.options.args ?? []),
-    ];
+    const args = [cliPath, ...this.commandArgs(), ...(this.options.args ?? [])];
     const child = spawn(process.execPath, args, {
       cwd: REPO_ROOT,
       env: this.childEnv(),
@@ -165,10 +152,8 @@ export class GatewayProcess {
         const record = parseRecord(line);
         if (!record) return;
         this.records.push(record);
-        if (record.msg === 'gateway ready' && typeof record.port === 'number') {
-          const port = record.port;
-          settle(() => resolve(port));
-        }
+        const port = this.readyPortOf(record);
+        if (port !== undefined) settle(() => resolve(port));
       });
       this.output.follow(child.stderr);
       child.once('error', (error) => settle(() => reject(new Error(`could not run node: ${error.message}`))));
@@ -228,6 +213,27 @@ export class GatewayProcess {
     options: { what: string; timeoutMs?: number },
   ): Promise<LogRecord> {
     return waitFor(() => this.records.find(predicate), { intervalMs: 20, ...options });
+  }
+
+  /** The CLI arguments that start this process. */
+  protected commandArgs(): string[] {
+    return [
+      'gateway',
+      'start',
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--redis',
+      this.options.redisUrl,
+      '--replica-id',
+      this.replicaId,
+    ];
+  }
+
+  /** The port announced by the ready line, if this record is it. */
+  protected readyPortOf(record: LogRecord): number | undefined {
+    return record.msg === 'gateway ready' && typeof record.port === 'number' ? record.port : undefined;
   }
 
   private process(): Started {

@@ -4,7 +4,9 @@ import { addApiKeyCommands } from './commands/apikey-commands';
 import { addAuditCommands } from './commands/audit-commands';
 import { addGatewayCommands } from './commands/gateway-commands';
 import { addPolicyCommands } from './commands/policy-commands';
+import { addTaskCommands } from './commands/task-commands';
 import { addUpCommand } from './commands/up-command';
+import { addWorkerCommands } from './commands/worker-commands';
 
 /**
  * Runs the `openclaw` command line.
@@ -25,6 +27,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   addApiKeyCommands(program, defaults);
   addAuditCommands(program, defaults);
   addPolicyCommands(program, defaults);
+  addWorkerCommands(program, defaults);
+  addTaskCommands(program, defaults);
   addUpCommand(program);
   await program.parseAsync([...argv]);
 }

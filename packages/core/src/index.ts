@@ -61,14 +61,18 @@ export {
   type GatewayConfig,
   isLoopbackHost,
   loadGatewayConfig,
+  loadWorkerConfig,
+  type WorkerConfig,
 } from './config/gateway-config';
-export { GATEWAY_SETTINGS, type Setting } from './config/settings';
+export { GATEWAY_SETTINGS, type Setting, WORKER_SETTINGS } from './config/settings';
 export { fromWireError, toWireError } from './errors/gateway-error';
 export {
+  connectRedis,
   createRedisConnection,
   isRedisReady,
   type RedisConnectionOptions,
   type RedisRole,
+  redactRedisUrl,
 } from './redis/redis-connection';
 export { RedisKeys } from './redis/redis-keys';
 export {
@@ -81,6 +85,16 @@ export {
   qualifiedAgent,
 } from './registry/agent-registry';
 export { checkAgentUrl, isPrivateAddress } from './tasks/agent-url';
+export {
+  type AsyncTaskDefaults,
+  type AsyncTaskRequest,
+  AsyncTasks,
+  type AsyncTasksOptions,
+  childrenOf,
+  enqueueOptions,
+  type Submitted,
+  type TaskViewer,
+} from './tasks/async-tasks';
 export { HttpAgentClient, type HttpAgentClientOptions, type HttpAgentRequest } from './tasks/http-agent-client';
 export {
   type DispatchHandle,
@@ -89,6 +103,27 @@ export {
   TaskDispatcher,
   type TaskDispatcherOptions,
 } from './tasks/task-dispatcher';
+export {
+  isTerminal,
+  type LedgerTask,
+  MAX_TASK_EVENTS,
+  principalDigest,
+  publicLedgerRecord,
+  type StoredTaskEvent,
+  storableJson,
+  type TaskKind,
+  TaskLedger,
+  type TaskResponse,
+  type Transition,
+  type TransitionResult,
+} from './tasks/task-ledger';
+export {
+  type EnqueueOptions,
+  type JobState,
+  TASK_QUEUE_NAME,
+  type TaskJobData,
+  TaskQueue,
+} from './tasks/task-queue';
 export {
   MAX_STORED_OUTPUT_BYTES,
   type NewTask,

@@ -1,20 +1,25 @@
 import {
   type AgentRegistry,
+  type AsyncTasks,
   type AuditLog,
   type Authorizer,
   type Delegation,
   type DelegationIssuer,
   GatewayError,
   grantOf,
+  type LedgerTask,
   type Logger,
+  publicLedgerRecord,
   publicTaskRecord,
   type TaskDispatcher,
   type TaskStore,
+  type TaskViewer,
 } from '@openclaw/core';
 import { type ActionName, type ActionParams, PROTOCOL_VERSION, TERMINAL_TASK_STATES } from '@openclaw/protocol';
 import type { AgentHost } from './agent-host';
 import type { GatewayMetrics } from './gateway-metrics';
 import type { Session } from './session';
+import type { TaskEventRouter } from './task-events';
 
 /** What the handlers need from the replica. */
 export interface HandlerContext {
@@ -22,6 +27,9 @@ export interface HandlerContext {
   registry: AgentRegistry;
   dispatcher: TaskDispatcher;
   store: TaskStore;
+  /** Async tasks and workflows (the durable task queue). */
+  asyncTasks: AsyncTasks;
+  taskEvents: TaskEventRouter;
   agents: AgentHost;
   metrics: GatewayMetrics;
   audit: AuditLog;
@@ -86,6 +94,8 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
   async register(ctx, { session }, params) {
     requirePermission(ctx, session, `agent:register:${params.name}`);
     const result = await ctx.agents.register(session, params);
+    if (params.retry !== undefined)
+      await ctx.asyncTasks.setAgentRetry(session.principal.tenant, params.name, params.retry);
     ctx.audit.record(session.principal.tenant, {
       type: 'agent.registered',
       principal: session.principal.id,
@@ -145,13 +155,31 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
     }
     requirePermission(ctx, session, `agent:invoke:${params.agent}`);
     if (params.mode === 'async') {
-      throw new GatewayError(
-        'BAD_REQUEST',
-        "mode 'async' needs the durable task queue, which is not enabled on this cluster",
+      const submitted = await ctx.asyncTasks.submit(
         {
-          details: [{ field: 'mode', message: "only 'sync' is available" }],
+          principal: session.principal.id,
+          tenant: session.principal.tenant,
+          agent: firstAgent(session),
+          onBehalfOf: delegated?.onBehalfOf,
+          chain: delegated ? [...delegated.chain, session.principal.id] : undefined,
+        },
+        {
+          agent: params.agent,
+          task: params.task,
+          data: params.data ?? null,
+          timeoutMs: params.timeoutMs,
+          idempotencyKey: params.idempotencyKey,
+          retry: params.retry,
+          escalation: params.escalation,
         },
       );
+      ctx.audit.record(session.principal.tenant, {
+        type: 'task.submitted',
+        principal: session.principal.id,
+        outcome: submitted.duplicate ? 'duplicate' : 'ok',
+        details: { agent: params.agent, task: params.task, taskId: submitted.taskId },
+      });
+      return { taskId: submitted.taskId, status: submitted.status };
     }
     if (session.inFlight >= ctx.limits.maxInFlightPerConnection) {
       throw new GatewayError(
@@ -216,6 +244,8 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
 
   async 'task.get'(ctx, { session }, params) {
     requirePermission(ctx, session, 'task:read');
+    const task = await findAsync(ctx, session, params.taskId);
+    if (task) return taskView(ctx, task);
     const record = await ctx.store.get(params.taskId);
     if (!record || record.principal !== session.principal.id)
       throw new GatewayError('NOT_FOUND', `no task '${params.taskId}'`);
@@ -231,12 +261,34 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
         `this connection has no coordinator call in flight with id ${JSON.stringify(params.requestId)}`,
       );
     }
+    const task = params.taskId === undefined ? undefined : await findAsync(ctx, session, taskId);
+    if (task) {
+      await ctx.asyncTasks.cancel(taskId, viewerOf(ctx, session));
+      audit(ctx, session, 'task.canceled', { taskId });
+      return { taskId, status: 'canceled' };
+    }
     await ctx.dispatcher.cancel(taskId, session.principal.id);
     return { taskId, status: 'canceled' };
   },
 
   async 'task.subscribe'(ctx, { session }, params) {
     requirePermission(ctx, session, 'task:read');
+    const task = await findAsync(ctx, session, params.taskId);
+    if (task) {
+      if (session.subscriptions >= MAX_SUBSCRIPTIONS_PER_SESSION) {
+        throw new GatewayError(
+          'RATE_LIMITED',
+          `at most ${MAX_SUBSCRIPTIONS_PER_SESSION} task subscriptions per connection`,
+        );
+      }
+      // The response goes first; the replay (and live events) follow it.
+      setImmediate(() => {
+        ctx.taskEvents.watch(session, task, params.after).catch((error: unknown) => {
+          ctx.logger.warn({ err: error, taskId: task.taskId }, 'task event replay failed');
+        });
+      });
+      return { taskId: task.taskId, status: task.status };
+    }
     const record = await ctx.store.get(params.taskId);
     if (!record || record.principal !== session.principal.id)
       throw new GatewayError('NOT_FOUND', `no task '${params.taskId}'`);
@@ -248,6 +300,52 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
     }
     watchTask(ctx, session, params.taskId, record.status);
     return { taskId: record.taskId, status: record.status };
+  },
+
+  async 'task.respond'(ctx, { session }, params) {
+    requirePermission(ctx, session, 'task:respond');
+    await ctx.asyncTasks.respond(params.taskId, params.output, viewerOf(ctx, session));
+    audit(ctx, session, 'task.responded', { taskId: params.taskId });
+    return { taskId: params.taskId, status: 'working' };
+  },
+
+  async 'task.retry'(ctx, { session }, params) {
+    requirePermission(ctx, session, 'task:retry');
+    await ctx.asyncTasks.retry(params.taskId, viewerOf(ctx, session));
+    audit(ctx, session, 'task.retried', { taskId: params.taskId });
+    return { taskId: params.taskId, status: 'submitted' };
+  },
+
+  async 'task.list'(ctx, { session }, params) {
+    requirePermission(ctx, session, 'task:read');
+    const tasks = await ctx.asyncTasks.list(viewerOf(ctx, session), params.status ?? 'failed', params.limit ?? 100);
+    return tasks.map((t) => publicLedgerRecord(t));
+  },
+
+  async 'workflow.start'(ctx, { session }, params) {
+    // Starting a workflow calls each of its agents: the principal must be allowed to call every one.
+    for (const step of params.workflow.steps) {
+      for (const call of 'parallel' in step ? step.parallel : [step]) {
+        requirePermission(ctx, session, `agent:invoke:${call.agent}`);
+      }
+    }
+    const submitted = await ctx.asyncTasks.startWorkflow(
+      { principal: session.principal.id, tenant: session.principal.tenant, agent: firstAgent(session) },
+      params.workflow,
+      params.input ?? null,
+      { idempotencyKey: params.idempotencyKey },
+    );
+    ctx.audit.record(session.principal.tenant, {
+      type: 'workflow.started',
+      principal: session.principal.id,
+      outcome: submitted.duplicate ? 'duplicate' : 'ok',
+      details: {
+        workflow: params.workflow.name ?? 'workflow',
+        taskId: submitted.taskId,
+        steps: params.workflow.steps.length,
+      },
+    });
+    return { taskId: submitted.taskId, status: submitted.status };
   },
 
   async 'agents.list'(ctx, { session }) {
@@ -283,6 +381,62 @@ function requireDelegation(ctx: HandlerContext): DelegationIssuer {
     });
   }
   return ctx.delegations;
+}
+
+/** Who is asking about tasks: operators (`task:read:any`) see every task of their tenant. */
+function viewerOf(ctx: HandlerContext, session: Session): TaskViewer {
+  return {
+    principal: session.principal.id,
+    tenant: session.principal.tenant,
+    any: ctx.authorizer.can(session.principal, 'task:read:any'),
+  };
+}
+
+/** The async task of that id if this session may see it (undefined for a sync task or none). */
+async function findAsync(ctx: HandlerContext, session: Session, taskId: string): Promise<LedgerTask | undefined> {
+  const task = await ctx.asyncTasks.ledger.get(taskId);
+  if (!task) return undefined;
+  const viewer = viewerOf(ctx, session);
+  if (task.tenant !== viewer.tenant || (!viewer.any && task.principal !== viewer.principal)) {
+    throw new GatewayError('NOT_FOUND', `no task '${taskId}'`);
+  }
+  return task;
+}
+
+/** An async task as `task.get` shows it; a workflow with its steps. */
+export async function taskView(ctx: { asyncTasks: AsyncTasks }, task: LedgerTask): Promise<unknown> {
+  const record = publicLedgerRecord(task);
+  if (task.kind !== 'workflow') return record;
+  const run = task.state as
+    | {
+        steps?: Record<
+          string,
+          { status: string; taskIds: string[]; branches: string[]; output?: unknown; error?: unknown }
+        >;
+      }
+    | undefined;
+  const steps = [];
+  for (const [id, step] of Object.entries(run?.steps ?? {})) {
+    const children = await ctx.asyncTasks.ledger.getMany(step.taskIds);
+    steps.push({
+      id,
+      status: step.status,
+      ...(step.output === undefined ? {} : { output: step.output }),
+      ...(step.error === undefined ? {} : { error: step.error }),
+      tasks: children.map((c) => ({
+        taskId: c.taskId,
+        stepId: c.stepId,
+        agent: c.agent,
+        status: c.status,
+        attempts: c.attempts,
+      })),
+    });
+  }
+  return { ...record, steps };
+}
+
+function audit(ctx: HandlerContext, session: Session, type: string, details: Record<string, string>): void {
+  ctx.audit.record(session.principal.tenant, { type, principal: session.principal.id, outcome: 'ok', details });
 }
 
 function firstAgent(session: Session): string | undefined {

@@ -215,7 +215,11 @@ export class AgentHost {
   ): void {
     this.bus.send(origin, { type: 'task.reply', taskId, instanceId, outcome, traceparent }).then(
       (receivers) => {
-        if (receivers === 0) this.logger.debug({ taskId, origin }, 'reply dropped: the origin replica is gone');
+        if (receivers > 0) return;
+        this.logger.debug({ taskId, origin }, 'reply dropped: the origin replica (or worker) is gone');
+        // Nobody will release the slot the task held: free it here, so a new attempt of the task (a
+        // worker that took over a dead one's job) need not wait for the reservation to expire.
+        if (outcome.kind !== 'progress') void this.registry.release(instanceId, taskId).catch(() => undefined);
       },
       (error: unknown) => this.logger.warn({ err: error, taskId }, 'could not send a reply to the origin replica'),
     );

@@ -6,6 +6,7 @@ import {
   AgentRegistry,
   ApiKeyAuthenticator,
   ApiKeyStore,
+  AsyncTasks,
   AuditLog,
   type Authenticator,
   AuthLockout,
@@ -14,6 +15,7 @@ import {
   CONNECTION_ENTRY_TTL_MS,
   ConnectionLimiter,
   clientAddress,
+  connectRedis,
   createLogger,
   createRedisConnection,
   DelegationIssuer,
@@ -27,6 +29,8 @@ import {
   RedisClusterBus,
   RedisKeys,
   TaskDispatcher,
+  TaskLedger,
+  TaskQueue,
   TaskStore,
 } from '@openclaw/core';
 import { CloseCode } from '@openclaw/protocol';
@@ -39,6 +43,7 @@ import { GatewayMetrics, type MetricsSnapshot } from './gateway-metrics';
 import { HttpApi, statusOf } from './http-api';
 import { isOriginAllowed } from './origin';
 import { Session } from './session';
+import { TaskEventRouter } from './task-events';
 import { GATEWAY_VERSION } from './version';
 
 /** Options of {@link Gateway.start}. */
@@ -99,8 +104,14 @@ export class Gateway {
   readonly registry: AgentRegistry;
   readonly metrics = new GatewayMetrics();
   private readonly redis: Redis;
+  private readonly keys: RedisKeys;
   private readonly subscriber: Redis;
+  /** The producer connection of the task queue (BullMQ keeps its own scripts on it). */
+  private readonly queueConnection: Redis;
   private readonly bus: RedisClusterBus;
+  /** Async tasks and workflows. */
+  readonly asyncTasks: AsyncTasks;
+  private readonly taskEvents: TaskEventRouter;
   private readonly dispatcher: TaskDispatcher;
   private readonly agents: AgentHost;
   private readonly httpAgents: HttpAgentClient;
@@ -128,6 +139,7 @@ export class Gateway {
     this.config = config;
     this.logger = logger;
     const keys = new RedisKeys(config.keyPrefix);
+    this.keys = keys;
     this.redis = createRedisConnection({
       url: config.redisUrl,
       role: 'command',
@@ -168,6 +180,30 @@ export class Gateway {
       logger,
     });
     this.agents = new AgentHost(this.bus, this.registry, logger);
+    this.queueConnection = createRedisConnection({
+      url: config.redisUrl,
+      role: 'command',
+      name: `${config.replicaId}:queue`,
+      logger,
+    });
+    const ledger = new TaskLedger(this.redis, keys);
+    this.asyncTasks = new AsyncTasks({
+      redis: this.redis,
+      keys,
+      ledger,
+      queue: new TaskQueue(this.queueConnection, keys, logger),
+      bus: this.bus,
+      logger,
+      defaults: {
+        attempts: config.taskAttempts,
+        backoffMs: config.taskBackoffMs,
+        timeoutMs: config.defaultTimeoutMs,
+        retentionMs: config.taskRetentionMs,
+        idempotencyWindowMs: config.idempotencyWindowMs,
+        escalationTimeoutMs: config.escalationTimeoutMs,
+        workflowDeadlineMs: config.workflowDeadlineMs,
+      },
+    });
     this.apiKeys = config.apiKeySecret === '' ? undefined : new ApiKeyStore(this.redis, keys, config.apiKeySecret);
     this.connections = new ConnectionLimiter(this.redis, keys);
     this.authorizer = new Authorizer(this.redis, keys, logger);
@@ -184,11 +220,14 @@ export class Gateway {
       lockoutMs: config.authLockoutMs,
     });
     this.authenticator = createAuthenticator(config, this.apiKeys);
+    this.taskEvents = new TaskEventRouter(this.subscriber, keys, ledger, this.authorizer, logger);
     this.context = {
       replicaId: config.replicaId,
       registry: this.registry,
       dispatcher: this.dispatcher,
       store,
+      asyncTasks: this.asyncTasks,
+      taskEvents: this.taskEvents,
       agents: this.agents,
       metrics: this.metrics,
       audit: this.audit,
@@ -253,6 +292,17 @@ export class Gateway {
     };
   }
 
+  /** The live worker processes, from their heartbeats. */
+  async workers(): Promise<Record<string, string>[]> {
+    const ids = await this.redis.zrangebyscore(this.keys.workers(), Date.now(), '+inf');
+    const out: Record<string, string>[] = [];
+    for (const id of ids) {
+      const info = await this.redis.hgetall(this.keys.worker(id));
+      if (info.workerId) out.push(info);
+    }
+    return out;
+  }
+
   metricsSnapshot(): MetricsSnapshot & { audit: { failures: number; healthy: boolean } } {
     return {
       ...this.metrics.snapshot(this.config.replicaId, this.dispatcher.inFlight),
@@ -292,6 +342,7 @@ export class Gateway {
     this.bus.onResubscribed(() => {
       this.logger.info('cluster bus subscription restored; resyncing the registry');
       void this.registry.resync().catch(() => undefined);
+      void this.taskEvents.resync(this.sessions);
     });
     let wasReady = false;
     this.redis.on('ready', () => {
@@ -299,8 +350,13 @@ export class Gateway {
       if (wasReady) void this.registry.resync().catch(() => undefined);
       wasReady = true;
     });
-    await Promise.all([connect(this.redis, this.config.redisUrl), connect(this.subscriber, this.config.redisUrl)]);
+    await Promise.all([
+      connect(this.redis, this.config.redisUrl),
+      connect(this.subscriber, this.config.redisUrl),
+      connect(this.queueConnection, this.config.redisUrl),
+    ]);
     await this.bus.start();
+    this.taskEvents.start();
     await this.registry.start();
     await this.authorizer.start();
     this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
@@ -411,6 +467,7 @@ export class Gateway {
       onClose: (code) => this.metrics.countClose(code),
     });
     this.sessions.add(session);
+    this.taskEvents.attach(session);
     this.audit.record(principal.tenant, {
       type: 'connection.opened',
       principal: principal.id,
@@ -440,6 +497,7 @@ export class Gateway {
         details: { session: session.id, code },
       });
       this.sessions.delete(session);
+      this.taskEvents.detach(session);
       this.connections.release(principal.id, session.id);
       this.metrics.connectionsCurrent -= 1;
       void this.agents.detach(session);
@@ -574,7 +632,9 @@ export class Gateway {
       new Promise<void>((resolve) => this.wss.close(() => resolve())),
     ]);
     this.httpAgents.close();
-    await Promise.allSettled([quit(this.redis), quit(this.subscriber)]);
+    this.taskEvents.stop();
+    await this.asyncTasks.queue.close().catch(() => undefined);
+    await Promise.allSettled([quit(this.redis), quit(this.subscriber), quit(this.queueConnection)]);
   }
 }
 
@@ -610,20 +670,8 @@ function createAuthenticator(config: GatewayConfig, apiKeys: ApiKeyStore | undef
   }
 }
 
-async function connect(client: Redis, url: string): Promise<void> {
-  const timeout = new Promise<never>((_, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`cannot reach Redis at ${redactUrl(url)} within ${STARTUP_REDIS_TIMEOUT_MS / 1000} s`)),
-      STARTUP_REDIS_TIMEOUT_MS,
-    );
-    timer.unref();
-  });
-  const ready = new Promise<void>((resolve) => {
-    if (client.status === 'ready') return resolve();
-    client.once('ready', () => resolve());
-  });
-  client.connect().catch(() => undefined); // ioredis keeps retrying; 'ready' tells when it is up.
-  await Promise.race([ready, timeout]);
+function connect(client: Redis, url: string): Promise<void> {
+  return connectRedis(client, url, STARTUP_REDIS_TIMEOUT_MS);
 }
 
 async function quit(client: Redis): Promise<void> {

@@ -5,12 +5,23 @@ import {
   GatewayError,
   PolicyError,
   type Principal,
+  publicLedgerRecord,
   qualifiedAgent,
   summarizeAudit,
   toWireError,
 } from '@openclaw/core';
-import { AgentNameSchema, describeIssues, TaskNameSchema } from '@openclaw/protocol';
+import {
+  AgentNameSchema,
+  CoordinatorParamsSchema,
+  describeIssues,
+  RetryPolicySchema,
+  TASK_STATES,
+  TaskNameSchema,
+  TaskRespondParamsSchema,
+  WorkflowStartParamsSchema,
+} from '@openclaw/protocol';
 import { z } from 'zod';
+import { taskView } from './action-handlers';
 import { type Gateway, UNAUTHENTICATED_TENANT } from './gateway';
 import { isOriginAllowed } from './origin';
 
@@ -20,7 +31,12 @@ export const HttpAgentBodySchema = z.object({
   url: z.string().min(1).max(2048),
   tasks: z.array(TaskNameSchema).max(256).optional(),
   timeoutMs: z.number().int().min(1).max(3_600_000).optional(),
+  /** Default retries of async tasks sent to this agent. */
+  retry: RetryPolicySchema.optional(),
 });
+
+/** Body of `POST /v1/tasks`: submit an async task (the `coordinator` params without `mode`). */
+const SubmitBodySchema = CoordinatorParamsSchema.omit({ mode: true, delegation: true });
 
 const MAX_BODY_BYTES = 64 * 1024;
 
@@ -63,6 +79,10 @@ export class HttpApi {
     if ((path === '/v1/audit' || path === '/v1/audit/verify' || path === '/v1/audit/report') && method === 'GET') {
       return this.auditEndpoints(req, res, principal, path);
     }
+    if (path === '/v1/tasks' || path.startsWith('/v1/tasks/') || path === '/v1/workflows') {
+      return this.taskEndpoints(req, res, principal, path, method);
+    }
+    if (path === '/v1/workers' && method === 'GET') return send(res, 200, await this.gateway.workers());
     if (path === '/status' && method === 'GET') return send(res, 200, this.gateway.status());
     if (path === '/v1/metrics' && method === 'GET') return send(res, 200, this.gateway.metricsSnapshot());
     if (path === '/v1/agents' && method === 'GET') {
@@ -285,6 +305,105 @@ export class HttpApi {
     throw new GatewayError('NOT_FOUND', `no endpoint ${method} ${path}`);
   }
 
+  /**
+   * Async tasks and workflows: `GET /v1/tasks?status=&limit=`, `GET /v1/tasks/<id>`,
+   * `POST /v1/tasks` (submit), `POST /v1/tasks/<id>/cancel | retry | respond`, `POST /v1/workflows`.
+   * Permissions as the WebSocket actions; operators (`task:read:any`) see the whole tenant.
+   */
+  private async taskEndpoints(
+    req: IncomingMessage,
+    res: ServerResponse,
+    principal: Principal,
+    path: string,
+    method: string,
+  ): Promise<void> {
+    const tasks = this.gateway.asyncTasks;
+    const viewer = {
+      principal: principal.id,
+      tenant: principal.tenant,
+      any: this.gateway.authorizer.can(principal, 'task:read:any'),
+    };
+    const audit = (type: string, taskId: string): void =>
+      this.gateway.audit.record(principal.tenant, {
+        type,
+        principal: principal.id,
+        outcome: 'ok',
+        details: { taskId },
+      });
+    if (path === '/v1/tasks' && method === 'GET') {
+      need(this.gateway, principal, 'task:read', this.gateway.audit);
+      const query = new URL(req.url ?? '/', 'http://gateway.invalid').searchParams;
+      const status = query.get('status') ?? 'failed';
+      if (!(TASK_STATES as readonly string[]).includes(status)) {
+        throw new GatewayError('BAD_REQUEST', `status must be one of ${TASK_STATES.join(', ')}`, {
+          details: [{ field: 'status', message: `got ${JSON.stringify(status)}` }],
+        });
+      }
+      const limit = Number(query.get('limit') ?? '100');
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+        throw new GatewayError('BAD_REQUEST', 'limit must be an integer from 1 to 1000');
+      }
+      const list = await tasks.list(viewer, status as (typeof TASK_STATES)[number], limit);
+      return send(
+        res,
+        200,
+        list.map((t) => publicLedgerRecord(t)),
+      );
+    }
+    if (path === '/v1/tasks' && method === 'POST') {
+      const body = parseBody(SubmitBodySchema, await readJsonBody(req), 'task');
+      need(this.gateway, principal, `agent:invoke:${body.agent}`, this.gateway.audit);
+      const submitted = await tasks.submit(
+        { principal: principal.id, tenant: principal.tenant },
+        { ...body, data: body.data ?? null },
+      );
+      audit('task.submitted', submitted.taskId);
+      return send(res, 202, { taskId: submitted.taskId, status: submitted.status });
+    }
+    if (path === '/v1/workflows' && method === 'POST') {
+      const body = parseBody(WorkflowStartParamsSchema, await readJsonBody(req), 'workflow');
+      for (const step of body.workflow.steps) {
+        for (const call of 'parallel' in step ? step.parallel : [step]) {
+          need(this.gateway, principal, `agent:invoke:${call.agent}`, this.gateway.audit);
+        }
+      }
+      const submitted = await tasks.startWorkflow(
+        { principal: principal.id, tenant: principal.tenant },
+        body.workflow,
+        body.input ?? null,
+        { idempotencyKey: body.idempotencyKey },
+      );
+      audit('workflow.started', submitted.taskId);
+      return send(res, 202, { taskId: submitted.taskId, status: submitted.status });
+    }
+    const match = /^\/v1\/tasks\/([^/]+)(?:\/(cancel|retry|respond))?$/.exec(path);
+    if (!match) throw new GatewayError('NOT_FOUND', `no endpoint ${method} ${path}`);
+    const taskId = decodeURIComponent(match[1]!);
+    const verb = match[2];
+    if (verb === undefined && method === 'GET') {
+      need(this.gateway, principal, 'task:read', this.gateway.audit);
+      return send(res, 200, await taskView({ asyncTasks: tasks }, await tasks.get(taskId, viewer)));
+    }
+    if (method !== 'POST' || verb === undefined) throw new GatewayError('NOT_FOUND', `no endpoint ${method} ${path}`);
+    if (verb === 'cancel') {
+      need(this.gateway, principal, 'task:cancel', this.gateway.audit);
+      const status = await tasks.cancel(taskId, viewer);
+      audit('task.canceled', taskId);
+      return send(res, 200, { taskId, status });
+    }
+    if (verb === 'retry') {
+      need(this.gateway, principal, 'task:retry', this.gateway.audit);
+      await tasks.retry(taskId, viewer);
+      audit('task.retried', taskId);
+      return send(res, 200, { taskId, status: 'submitted' });
+    }
+    need(this.gateway, principal, 'task:respond', this.gateway.audit);
+    const body = parseBody(TaskRespondParamsSchema.omit({ taskId: true }), await readJsonBody(req), 'answer');
+    await tasks.respond(taskId, body.output, viewer);
+    audit('task.responded', taskId);
+    return send(res, 200, { taskId, status: 'working' });
+  }
+
   private async registerHttpAgent(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void> {
     requireJson(req);
     const body = await readJson(req);
@@ -308,6 +427,9 @@ export class HttpApi {
       timeoutMs: parsed.data.timeoutMs,
     };
     await this.gateway.registry.registerHttpAgent({ ...agent, name: qualifiedAgent(principal.tenant, agent.name) });
+    if (parsed.data.retry !== undefined) {
+      await this.gateway.asyncTasks.setAgentRetry(principal.tenant, agent.name, parsed.data.retry);
+    }
     this.gateway.logger.info(
       { agent: agent.name, url: agent.url, principal: principal.id },
       'registered an HTTP agent',
@@ -382,6 +504,26 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   } catch {
     throw new GatewayError('BAD_REQUEST', 'request body is not valid JSON');
   }
+}
+
+/** Reads a JSON body (content-type checked). */
+async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  requireJson(req);
+  return readJson(req);
+}
+
+/** Validates a body, with `BAD_REQUEST` naming each failing field. */
+function parseBody<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const details = describeIssues(parsed.error);
+  throw new GatewayError(
+    'BAD_REQUEST',
+    `invalid ${what}: ${details.map((d) => `${d.field}: ${d.message}`).join('; ')}`,
+    {
+      details,
+    },
+  );
 }
 
 /** HTTP status of an error code. */

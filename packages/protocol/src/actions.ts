@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { AgentNameSchema, RequestIdSchema, TaskIdSchema, TaskNameSchema } from './primitives';
+import { AgentNameSchema, RequestIdSchema, TaskIdSchema, TaskNameSchema, TaskStateSchema } from './primitives';
+import { EscalationPolicySchema, RetryPolicySchema, WorkflowDefinitionSchema } from './workflow';
 
 /** `hello`: optional handshake; tells the client who it is and the limits in force. */
 export const HelloParamsSchema = z.object({
@@ -14,6 +15,8 @@ export const RegisterParamsSchema = z.object({
   /** How many tasks this instance takes at once. Default 1. */
   concurrency: z.number().int().min(1).max(10_000).optional(),
   meta: z.record(z.string(), z.unknown()).optional(),
+  /** The agent's default retries for async tasks (a call's own `retry` wins). */
+  retry: RetryPolicySchema.optional(),
 });
 
 /** The largest deadline a caller may ask for: one hour. */
@@ -29,6 +32,10 @@ export const CoordinatorParamsSchema = z.object({
   idempotencyKey: z.string().min(1).max(256).optional(),
   /** A delegation token: this call is made on behalf of the principal that minted it (see `delegate`). */
   delegation: z.string().min(1).max(8192).optional(),
+  /** Async only: retries of retryable failures and timeouts (default: the agent's, else the cluster's). */
+  retry: RetryPolicySchema.optional(),
+  /** Async only: how long to wait for a human when the agent escalates (default: the cluster's). */
+  escalation: EscalationPolicySchema.optional(),
 });
 
 /**
@@ -64,6 +71,25 @@ export const TaskCancelParamsSchema = z
 /** `task.subscribe`: status and progress events of a task. */
 export const TaskSubscribeParamsSchema = z.object({ taskId: TaskIdSchema, after: z.string().max(64).optional() });
 
+/** `workflow.start`: run a workflow in the background; it is a task whose steps are child tasks. */
+export const WorkflowStartParamsSchema = z.object({
+  workflow: WorkflowDefinitionSchema,
+  input: z.unknown().optional(),
+  idempotencyKey: z.string().min(1).max(256).optional(),
+});
+
+/** `task.respond`: an operator's answer to a task waiting in `input-required`. */
+export const TaskRespondParamsSchema = z.object({ taskId: TaskIdSchema, output: z.unknown() });
+
+/** `task.retry`: run a failed (or canceled) async task again, from its first attempt. */
+export const TaskRetryParamsSchema = z.object({ taskId: TaskIdSchema });
+
+/** `task.list`: the tenant's async tasks in one status, newest change first. */
+export const TaskListParamsSchema = z.object({
+  status: TaskStateSchema.optional(),
+  limit: z.number().int().min(1).max(1000).optional(),
+});
+
 /** `agents.list`: no parameters. */
 export const AgentsListParamsSchema = z.object({});
 
@@ -96,6 +122,10 @@ export const ACTION_PARAMS = {
   'task.get': TaskGetParamsSchema,
   'task.cancel': TaskCancelParamsSchema,
   'task.subscribe': TaskSubscribeParamsSchema,
+  'task.respond': TaskRespondParamsSchema,
+  'task.retry': TaskRetryParamsSchema,
+  'task.list': TaskListParamsSchema,
+  'workflow.start': WorkflowStartParamsSchema,
   'agents.list': AgentsListParamsSchema,
   ping: PingParamsSchema,
   'task.result': TaskResultParamsSchema,

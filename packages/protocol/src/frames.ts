@@ -37,6 +37,8 @@ export const TaskOriginSchema = z.object({
   chain: z.array(z.string()).optional(),
 });
 
+export type TaskOrigin = z.infer<typeof TaskOriginSchema>;
+
 /** `task`: the gateway dispatches work to an agent instance. `deadline` is epoch milliseconds. */
 export const TaskEventSchema = z.object({
   event: z.literal('task'),
@@ -59,6 +61,14 @@ export const TaskStatusEventSchema = z.object({
   status: TaskStateSchema,
   output: z.unknown().optional(),
   error: WireErrorSchema.optional(),
+  /** Async tasks: the event's position in the task's event stream; `task.subscribe` resumes after it. */
+  cursor: z.string().optional(),
+  /** The attempt this status is about (async tasks). */
+  attempt: z.number().int().positive().optional(),
+  /** For a step of a workflow: the workflow's task id. */
+  parentId: TaskIdSchema.optional(),
+  /** In `input-required`: what the human is asked. */
+  question: z.unknown().optional(),
 });
 
 /** `task.progress`: progress an agent reported, forwarded to the caller. */
@@ -68,6 +78,8 @@ export const TaskProgressEventSchema = z.object({
   id: RequestIdSchema.nullable().optional(),
   taskId: TaskIdSchema,
   progress: z.unknown(),
+  /** Async tasks: the event's position in the task's event stream. */
+  cursor: z.string().optional(),
 });
 
 /** Every event the gateway sends. */

@@ -24,9 +24,13 @@ export {
   TaskCancelParamsSchema,
   TaskErrorParamsSchema,
   TaskGetParamsSchema,
+  TaskListParamsSchema,
   TaskProgressParamsSchema,
+  TaskRespondParamsSchema,
   TaskResultParamsSchema,
+  TaskRetryParamsSchema,
   TaskSubscribeParamsSchema,
+  WorkflowStartParamsSchema,
 } from './actions';
 export {
   CloseCode,
@@ -50,6 +54,7 @@ export {
   TaskCancelEventSchema,
   type TaskEvent,
   TaskEventSchema,
+  type TaskOrigin,
   TaskOriginSchema,
   TaskProgressEventSchema,
   TaskStatusEventSchema,
@@ -89,3 +94,25 @@ export {
 } from './results';
 export { describeIssues, type FieldIssue } from './validation';
 export { AGENT_NAME_PATTERN, DEFAULT_LIMITS, PROTOCOL_VERSION } from './version';
+export {
+  type AgentStep,
+  AgentStepSchema,
+  BranchSchema,
+  type EscalationPolicy,
+  EscalationPolicySchema,
+  type FailurePolicy,
+  FailurePolicySchema,
+  type Join,
+  JoinSchema,
+  joinCount,
+  MAX_WORKFLOW_DEADLINE_MS,
+  type ParallelStep,
+  ParallelStepSchema,
+  type RetryPolicy,
+  RetryPolicySchema,
+  StepIdSchema,
+  type WorkflowDefinition,
+  WorkflowDefinitionSchema,
+  type WorkflowStep,
+  WorkflowStepSchema,
+} from './workflow';

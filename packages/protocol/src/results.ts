@@ -31,13 +31,38 @@ export type CoordinatorResult = z.infer<typeof CoordinatorResultSchema>;
 /** The record of a task, as `task.get` returns it. Times are epoch milliseconds. */
 export const TaskRecordSchema = z.object({
   taskId: TaskIdSchema,
-  agent: AgentNameSchema,
+  /** The agent (empty for a workflow). */
+  agent: z.string(),
   task: z.string(),
   status: TaskStateSchema,
   createdAt: z.number().int(),
   updatedAt: z.number().int(),
   output: z.unknown().optional(),
   error: WireErrorSchema.optional(),
+  /** Async tasks and workflows only, from here on. */
+  mode: z.literal('async').optional(),
+  kind: z.enum(['task', 'workflow']).optional(),
+  /** Attempts started, and allowed in all. */
+  attempts: z.number().int().nonnegative().optional(),
+  maxAttempts: z.number().int().positive().optional(),
+  /** The principal that submitted it. */
+  submittedBy: z.string().optional(),
+  /** The error of the last failed attempt, while retries remain. */
+  lastError: WireErrorSchema.optional(),
+  /** For a workflow step: the workflow's task id and the step's id. */
+  parentId: TaskIdSchema.optional(),
+  stepId: z.string().optional(),
+  /** In `input-required`: what the human is asked, and until when. */
+  question: z.unknown().optional(),
+  escalateUntil: z.number().int().optional(),
+  /** The human's answer, once given. */
+  response: z.object({ output: z.unknown(), by: z.string(), at: z.number().int() }).optional(),
+  startedAt: z.number().int().optional(),
+  endedAt: z.number().int().optional(),
+  /** A workflow's absolute deadline. */
+  deadline: z.number().int().optional(),
+  /** A workflow's steps: status, child task ids, output or error of each. */
+  steps: z.array(z.unknown()).optional(),
 });
 export type TaskRecord = z.infer<typeof TaskRecordSchema>;
 

@@ -2,15 +2,18 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { resolve } from 'node:path';
-import { ConfigError, createLogger, loadGatewayConfig } from '@openclaw/core';
+import { ConfigError, createLogger, loadGatewayConfig, loadWorkerConfig } from '@openclaw/core';
 import { Gateway } from '@openclaw/gateway';
+import { TaskWorker } from '@openclaw/worker';
 import type { Command } from 'commander';
 
 /** `openclaw up`: the whole local stack in one command. */
 export function addUpCommand(program: Command): void {
   program
     .command('up')
-    .description('start a local stack: Redis (REDIS_URL, or a redis-server it starts under .openclaw/) and a gateway')
+    .description(
+      'start a local stack: Redis (REDIS_URL, or a redis-server it starts under .openclaw/), a gateway and a worker',
+    )
     .option('--port <port>', 'gateway port [OPENCLAW_PORT, default 18789]')
     .option('--data-dir <dir>', 'where a started redis-server keeps its data', '.openclaw')
     .action(async (options: { port?: string; dataDir: string }) => {
@@ -51,8 +54,23 @@ async function up(options: { port?: string; dataDir: string }): Promise<void> {
     throw new Error(`the gateway did not start: ${(error as Error).message}`);
   }
   logger.info({ port: gateway.port, host: config.host }, 'gateway ready');
+  let worker: TaskWorker;
+  try {
+    const workerConfig = loadWorkerConfig({
+      env: process.env,
+      flags: { redis: redisUrl },
+    });
+    worker = await TaskWorker.start(
+      { ...workerConfig, workerHttpAgentsAllowPrivate: config.httpAgentsAllowPrivateResolved },
+      { logger: createLogger({ level: workerConfig.logLevel, base: { workerId: workerConfig.workerId } }) },
+    );
+  } catch (error) {
+    await gateway.close();
+    await stopChild(redis);
+    throw new Error(`the worker did not start: ${(error as Error).message}`);
+  }
   log(
-    `stack is up: gateway ws://${config.host}:${gateway.port} (HTTP http://${config.host}:${gateway.port}/status). Ctrl-C stops it.`,
+    `stack is up: gateway ws://${config.host}:${gateway.port} (HTTP http://${config.host}:${gateway.port}/status), worker ${worker.id}. Ctrl-C stops it.`,
   );
   await new Promise<void>((done) => {
     let stopping = false;
@@ -60,8 +78,7 @@ async function up(options: { port?: string; dataDir: string }): Promise<void> {
       if (stopping) process.exit(1);
       stopping = true;
       log('stopping');
-      void gateway
-        .close()
+      void Promise.all([gateway.close(), worker.close()])
         .then(() => stopChild(redis))
         .then(() => {
           log('stopped');

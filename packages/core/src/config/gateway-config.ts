@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import type { z } from 'zod';
-import { GATEWAY_SETTINGS, type Setting } from './settings';
+import { GATEWAY_SETTINGS, type Setting, WORKER_SETTINGS } from './settings';
 
 type Settings = typeof GATEWAY_SETTINGS;
 
@@ -36,26 +36,7 @@ export function isLoopbackHost(host: string): boolean {
  * const config = loadGatewayConfig({ env: process.env, flags: { port: '0' } });
  */
 export function loadGatewayConfig(sources: ConfigSources = {}): GatewayConfig {
-  const env = sources.env ?? {};
-  const flags = sources.flags ?? {};
-  const out: Record<string, unknown> = {};
-  const problems: string[] = [];
-  for (const [key, s] of Object.entries(GATEWAY_SETTINGS) as [string, Setting<unknown>][]) {
-    const fromFlag = s.flag === undefined ? undefined : flags[s.flag];
-    const fromEnv = env[s.env];
-    const source = fromFlag !== undefined ? `--${s.flag}` : fromEnv !== undefined && fromEnv !== '' ? s.env : undefined;
-    const text = fromFlag ?? (fromEnv !== undefined && fromEnv !== '' ? fromEnv : undefined);
-    const raw = text ?? (typeof s.default === 'function' ? s.default() : s.default);
-    const parsed = (s.schema as z.ZodType<unknown, string>).safeParse(raw);
-    if (parsed.success) {
-      out[key] = parsed.data;
-    } else {
-      const what = source ?? `default of ${s.env}`;
-      problems.push(
-        `${what}: ${parsed.error.issues[0]?.message ?? 'invalid'} (got ${JSON.stringify(redact(key, raw))})`,
-      );
-    }
-  }
+  const { out, problems } = parseSettings(GATEWAY_SETTINGS, sources);
   if (problems.length === 0) {
     if (out.auth === 'apikey' && (out.apiKeys as string[]).length === 0 && out.apiKeySecret === '') {
       problems.push(
@@ -78,6 +59,49 @@ export function loadGatewayConfig(sources: ConfigSources = {}): GatewayConfig {
   const allow = out.httpAgentsAllowPrivate as string;
   out.httpAgentsAllowPrivateResolved = allow === 'auto' ? out.auth === 'none' : allow === 'true' || allow === '1';
   return Object.freeze(out) as GatewayConfig;
+}
+
+/** The worker's configuration: parsed once at start-up, frozen. */
+export type WorkerConfig = {
+  readonly [K in keyof typeof WORKER_SETTINGS]: (typeof WORKER_SETTINGS)[K] extends Setting<infer T> ? T : never;
+};
+
+/**
+ * Parses the worker configuration from flags and environment.
+ * @throws {ConfigError} naming every bad setting.
+ */
+export function loadWorkerConfig(sources: ConfigSources = {}): WorkerConfig {
+  const { out, problems } = parseSettings(WORKER_SETTINGS, sources);
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  return Object.freeze(out) as WorkerConfig;
+}
+
+/** Reads every setting of a table: flag, else environment, else default; collects every problem. */
+function parseSettings(
+  table: Record<string, Setting<unknown>>,
+  sources: ConfigSources,
+): { out: Record<string, unknown>; problems: string[] } {
+  const env = sources.env ?? {};
+  const flags = sources.flags ?? {};
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, s] of Object.entries(table)) {
+    const fromFlag = s.flag === undefined ? undefined : flags[s.flag];
+    const fromEnv = env[s.env];
+    const source = fromFlag !== undefined ? `--${s.flag}` : fromEnv !== undefined && fromEnv !== '' ? s.env : undefined;
+    const text = fromFlag ?? (fromEnv !== undefined && fromEnv !== '' ? fromEnv : undefined);
+    const raw = text ?? (typeof s.default === 'function' ? s.default() : s.default);
+    const parsed = (s.schema as z.ZodType<unknown, string>).safeParse(raw);
+    if (parsed.success) {
+      out[key] = parsed.data;
+    } else {
+      const what = source ?? `default of ${s.env}`;
+      problems.push(
+        `${what}: ${parsed.error.issues[0]?.message ?? 'invalid'} (got ${JSON.stringify(redact(key, raw))})`,
+      );
+    }
+  }
+  return { out, problems };
 }
 
 function redact(key: string, raw: string): string {

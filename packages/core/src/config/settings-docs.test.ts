@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GATEWAY_SETTINGS, type Setting } from './settings';
+import { GATEWAY_SETTINGS, type Setting, WORKER_SETTINGS } from './settings';
 
 /** docs/configuration.md promises a row for every setting; this keeps the promise as settings change. */
 const DOC_PATH = join(__dirname, '../../../../docs/configuration.md');
@@ -10,7 +10,10 @@ const CLI_ONLY_ENV = ['OPENCLAW_URL', 'OPENCLAW_API_KEY'];
 
 const doc = readFileSync(DOC_PATH, 'utf8');
 const tableRows = doc.split('\n').filter((line) => line.startsWith('|'));
-const settings = Object.entries(GATEWAY_SETTINGS) as [string, Setting<unknown>][];
+const settings = [...Object.entries(GATEWAY_SETTINGS), ...Object.entries(WORKER_SETTINGS)] as [
+  string,
+  Setting<unknown>,
+][];
 
 /** The table row that documents an environment variable (its first cell). */
 function rowOf(env: string): string | undefined {

@@ -371,10 +371,94 @@ export const GATEWAY_SETTINGS = {
     default: '10000',
     doc: "On SIGTERM, how long to wait for in-flight calls and this replica's agents' tasks before closing sockets with 1001.",
   }),
+  taskAttempts: setting({
+    env: 'OPENCLAW_TASK_ATTEMPTS',
+    schema: intText(1, 20),
+    default: '3',
+    doc: 'Async tasks: attempts in all (first try and retries of retryable failures) when neither the call nor the agent says.',
+  }),
+  taskBackoffMs: setting({
+    env: 'OPENCLAW_TASK_BACKOFF_MS',
+    schema: intText(0, 3_600_000),
+    default: '1000',
+    doc: 'Async tasks: delay before the first retry; doubled on each retry, with up to 50% jitter.',
+  }),
+  taskRetentionMs: setting({
+    env: 'OPENCLAW_TASK_RETENTION_MS',
+    schema: intText(60_000, 90 * 86_400_000),
+    default: '604800000',
+    doc: 'Async tasks: how long records, events and failed jobs (dead letters) are kept after their last change. Default 7 days.',
+  }),
+  idempotencyWindowMs: setting({
+    env: 'OPENCLAW_IDEMPOTENCY_WINDOW_MS',
+    schema: intText(1000, 30 * 86_400_000),
+    default: '86400000',
+    doc: 'Async tasks and workflows: how long a repeated idempotencyKey (per tenant) returns the original task. Default 24 h.',
+  }),
+  escalationTimeoutMs: setting({
+    env: 'OPENCLAW_ESCALATION_TIMEOUT_MS',
+    schema: intText(1, 30 * 86_400_000),
+    default: '86400000',
+    doc: 'How long a task escalated to a human waits for an answer when its call or step gives no escalation policy. Default 24 h.',
+  }),
+  workflowDeadlineMs: setting({
+    env: 'OPENCLAW_WORKFLOW_DEADLINE_MS',
+    schema: intText(1, 30 * 86_400_000),
+    default: '86400000',
+    doc: 'Deadline of a workflow whose definition gives no deadlineMs. Default 24 h.',
+  }),
   logLevel: setting({
     env: 'OPENCLAW_LOG_LEVEL',
     schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     default: 'info',
     doc: 'Log level of the JSON logs on stdout.',
+  }),
+} as const;
+
+/**
+ * Settings of `openclaw worker start`. Redis, key prefix and log level are read as the gateway reads
+ * them (same variables); these are the worker's own.
+ */
+export const WORKER_SETTINGS = {
+  redisUrl: GATEWAY_SETTINGS.redisUrl,
+  keyPrefix: GATEWAY_SETTINGS.keyPrefix,
+  logLevel: GATEWAY_SETTINGS.logLevel,
+  workerId: setting({
+    env: 'OPENCLAW_WORKER_ID',
+    flag: 'worker-id',
+    schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1 to 64 letters, digits, ".", "_" or "-"'),
+    default: () => `worker-${randomBytes(4).toString('hex')}`,
+    doc: 'Id of this worker process (its bus inbox and its name in BullMQ). Random when not given.',
+  }),
+  concurrency: setting({
+    env: 'OPENCLAW_WORKER_CONCURRENCY',
+    flag: 'concurrency',
+    schema: intText(1, 10_000),
+    default: '32',
+    doc: 'Jobs (tasks, workflow turns) one worker runs at once. Most time is spent waiting for agents, so it can be high.',
+  }),
+  lockMs: setting({
+    env: 'OPENCLAW_WORKER_LOCK_MS',
+    schema: intText(1000, 600_000),
+    default: '30000',
+    doc: "How long a worker's hold on a job lasts unless renewed. A worker that dies loses its jobs to another worker after about this long (the stalled check runs as often).",
+  }),
+  maxStalls: setting({
+    env: 'OPENCLAW_WORKER_MAX_STALLS',
+    schema: intText(1, 100),
+    default: '3',
+    doc: 'Times a job may be taken back from dead workers before it fails.',
+  }),
+  workerDrainMs: setting({
+    env: 'OPENCLAW_WORKER_DRAIN_MS',
+    schema: intText(0, 600_000),
+    default: '10000',
+    doc: 'On SIGTERM, how long running tasks get to finish; the ones still running are then handed back to the queue for another worker.',
+  }),
+  workerHttpAgentsAllowPrivate: setting({
+    env: 'OPENCLAW_WORKER_HTTP_AGENTS_ALLOW_PRIVATE',
+    schema: booleanText,
+    default: 'false',
+    doc: 'Whether the worker may call HTTP agents on loopback, private or link-local addresses (`openclaw up` sets it for local development).',
   }),
 } as const;

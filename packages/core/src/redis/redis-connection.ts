@@ -58,3 +58,32 @@ export function createRedisConnection(options: RedisConnectionOptions): Redis {
 export function isRedisReady(client: Redis): boolean {
   return client.status === 'ready';
 }
+
+/**
+ * Starts connecting a client (if it is not already; ioredis keeps retrying) and resolves once it is
+ * ready. @throws {Error} naming the URL (without credentials) if it is not ready within `timeoutMs`.
+ */
+export async function connectRedis(client: Redis, url: string, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`cannot reach Redis at ${redactRedisUrl(url)} within ${timeoutMs / 1000} s`)),
+      timeoutMs,
+    );
+  });
+  const ready = new Promise<void>((resolve) => {
+    if (client.status === 'ready') return resolve();
+    client.once('ready', () => resolve());
+  });
+  if (client.status === 'wait') client.connect().catch(() => undefined);
+  try {
+    await Promise.race([ready, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A Redis URL without its credentials, for logs and errors. */
+export function redactRedisUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//<credentials>@');
+}

@@ -133,6 +133,51 @@ export class RedisKeys {
     return `${this.prefix}:{task:${taskId}}`;
   }
 
+  /** Stream: the events of an async task (status changes and progress), in the task's slot. */
+  taskEvents(taskId: string): string {
+    return `${this.prefix}:{task:${taskId}}:events`;
+  }
+
+  /** Sorted set: a tenant's async tasks in one status, scored by their last change (all statuses in one slot). */
+  taskIndex(tenant: string, status: string): string {
+    return `${this.prefix}:{tasks:${tenant}}:${status}`;
+  }
+
+  /** String: the async task a tenant's idempotency key stands for (`digest` hashes tenant and key). */
+  asyncIdempotency(digest: string): string {
+    return `${this.prefix}:{idem:async:${digest}}`;
+  }
+
+  /** Pub/sub channel: events of the async tasks a principal submitted (`digest` hashes tenant and principal). */
+  principalEvents(digest: string): string {
+    return `${this.prefix}:{tev:p:${digest}}`;
+  }
+
+  /** Pub/sub channel: events of one async task, for watchers other than its submitter. */
+  taskChannel(taskId: string): string {
+    return `${this.prefix}:{tev:t:${taskId}}`;
+  }
+
+  /** Pub/sub channel: a tenant's operator notifications (tasks waiting for a human). */
+  operatorEvents(tenant: string): string {
+    return `${this.prefix}:{tev:ops:${tenant}}`;
+  }
+
+  /** Sorted set: live worker processes, scored by when their heartbeat expires. */
+  workers(): string {
+    return `${this.prefix}:workers`;
+  }
+
+  /** Hash: what a worker reports about itself (id, host, pid, startedAt, concurrency, active). */
+  worker(workerId: string): string {
+    return `${this.prefix}:worker:${workerId}`;
+  }
+
+  /** BullMQ's key prefix: every queue key shares one hash tag, as BullMQ's scripts need. */
+  queuePrefix(): string {
+    return `${this.prefix}:{q}`;
+  }
+
   /** Pub/sub channel: a replica's own inbox. Only that replica subscribes to it. */
   inbox(replicaId: string): string {
     const parts = this.inboxParts();

@@ -78,6 +78,8 @@ if n > 0 then
         local loadKey = prefix .. 'instance:' .. id .. ':load'
         redis.call('ZREMRANGEBYSCORE', loadKey, '-inf', now)
         local load = redis.call('ZCARD', loadKey)
+        -- A new attempt of the same task takes over its earlier attempt's slot.
+        if redis.call('ZSCORE', loadKey, ARGV[3]) then load = load - 1 end
         if load < tonumber(inst[2]) and (bestLoad == nil or load < bestLoad) then
           bestId, bestReplica, bestLoad = id, replica, load
         end

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { WireError } from '@openclaw/protocol';
+import type { TaskState, WireError } from '@openclaw/protocol';
 import { GatewayError } from '@openclaw/protocol';
 import type { TaskCancelRequestMessage, TaskReplyMessage } from '../bus/bus-message';
 import type { ClusterBus } from '../bus/cluster-bus';
@@ -37,6 +37,15 @@ export interface DispatchRequest {
    * (an hour), gets `CONFLICT` while the first is in flight, and runs again if the first failed.
    */
   idempotencyKey?: string;
+  /** The task's id, when it has one already (an attempt of an async task). Default: a new id. */
+  taskId?: string;
+  /** Which attempt this is, as the agent is told. Default 1. */
+  attempt?: number;
+  /**
+   * Whether to keep the sync task record in Redis (default true). Async tasks have their own
+   * ledger, written by the worker.
+   */
+  record?: boolean;
 }
 
 /** A completed call found by its idempotency key, returned instead of running it again. */
@@ -101,6 +110,8 @@ export class TaskDispatcher {
    * 'canceled'), or undefined when it needs none. The dispatch continuation clears each entry.
    */
   private readonly endedWhileDispatching = new Map<string, 'deadline' | 'canceled' | undefined>();
+  /** Tasks whose end is recorded elsewhere (async attempts): no sync record is written. */
+  private readonly unrecorded = new Set<string>();
   private readonly watchTimer: NodeJS.Timeout;
   private watching = false;
 
@@ -126,7 +137,8 @@ export class TaskDispatcher {
       // A reply could not reach us: refuse now rather than time out later.
       throw new GatewayError('UNAVAILABLE', 'this replica is not connected to the cluster bus; retry shortly');
     }
-    const taskId = randomUUID();
+    const taskId = request.taskId ?? randomUUID();
+    if (request.record === false) this.unrecorded.add(taskId);
     if (request.idempotencyKey !== undefined) {
       const replay = await this.claimIdempotencyKey(request, taskId);
       if (replay) return { taskId: replay.taskId, replayed: true, output: Promise.resolve(replay.output) };
@@ -152,7 +164,7 @@ export class TaskDispatcher {
       data: request.data ?? null,
       from: fromOf(request.caller),
       deadline,
-      attempt: 1,
+      attempt: request.attempt ?? 1,
       traceparent: request.traceparent,
       instanceId: '',
     };
@@ -164,7 +176,7 @@ export class TaskDispatcher {
     // read before the pick's result on a busy replica: the two come on different connections.)
     const output = this.track(record, request, deadline);
     // Written first on this connection, so it is in Redis before any write that ends the task.
-    void this.store.create(record).catch(() => undefined);
+    if (request.record !== false) void this.store.create(record).catch(() => undefined);
     let pick: Awaited<ReturnType<AgentRegistry['pick']>>;
     try {
       // Agents are per tenant: the caller's tenant names which agent this is.
@@ -227,7 +239,7 @@ export class TaskDispatcher {
               data: request.data ?? null,
               deadline: httpDeadline,
               from: fromOf(request.caller),
-              attempt: 1,
+              attempt: request.attempt ?? 1,
             },
             abort.signal,
           )
@@ -255,7 +267,7 @@ export class TaskDispatcher {
         this.endedWhileDispatching.delete(taskId);
         pending.holder = pick.replicaId;
         pending.instanceId = pick.instanceId;
-        void this.store.setHolder(taskId, pick.replicaId, pick.instanceId);
+        if (!this.unrecorded.has(taskId)) void this.store.setHolder(taskId, pick.replicaId, pick.instanceId);
         const gone = (): void =>
           this.settle(taskId, {
             error: new GatewayError('AGENT_UNAVAILABLE', `the replica holding agent '${request.agent}' is gone`),
@@ -443,8 +455,34 @@ export class TaskDispatcher {
       this.pending.delete(taskId);
     }
     this.endedWhileDispatching.delete(taskId);
-    void this.store.finish(taskId, 'failed', { error: error.toWire() });
+    this.recordEnd(taskId, 'failed', { error: error.toWire() });
     return error;
+  }
+
+  private recordEnd(taskId: string, status: TaskState, result: { output?: unknown; error?: WireError }): void {
+    if (this.unrecorded.delete(taskId)) return;
+    void this.store.finish(taskId, status, result);
+  }
+
+  /**
+   * Ends a task waiting here with an error, and tells its agent to stop (a worker handing its
+   * tasks back on shutdown). @returns whether it was waiting here.
+   */
+  interrupt(taskId: string, error: GatewayError): boolean {
+    const p = this.pending.get(taskId);
+    if (!p) return false;
+    const holder = p.holder;
+    const instanceId = p.instanceId;
+    this.settle(taskId, { error });
+    if (holder && instanceId) {
+      void this.bus.send(holder, { type: 'task.abort', taskId, instanceId, reason: 'canceled' }).catch(() => undefined);
+    }
+    return true;
+  }
+
+  /** {@link interrupt}s every task waiting here (a worker handing its tasks back on shutdown). */
+  failAllWith(error: GatewayError): void {
+    for (const taskId of [...this.pending.keys()]) this.interrupt(taskId, error);
   }
 
   /** Ends a task exactly once: answers the caller, frees the slot, tells the agent, records it. */
@@ -457,13 +495,13 @@ export class TaskDispatcher {
     else if (p.abort === undefined) this.endedWhileDispatching.set(taskId, abortReason(result));
     if ('output' in result) {
       p.resolve(result.output);
-      void this.store.finish(taskId, 'completed', { output: result.output });
+      this.recordEnd(taskId, 'completed', { output: result.output });
       return;
     }
     const error = result.error;
     p.reject(error);
     const finalStatus = status ?? (error.code === 'CANCELED' ? 'canceled' : 'failed');
-    void this.store.finish(taskId, finalStatus, { error: error.toWire() as WireError });
+    this.recordEnd(taskId, finalStatus, { error: error.toWire() as WireError });
     // The agent may still be working: tell it to stop when the caller stopped waiting.
     if ((error.code === 'TIMEOUT' || error.code === 'CANCELED') && p.holder && p.instanceId) {
       void this.bus

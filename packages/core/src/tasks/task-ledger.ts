@@ -1,0 +1,496 @@
+import { createHash } from 'node:crypto';
+import {
+  GatewayError,
+  type TaskOrigin,
+  type TaskRecord,
+  type TaskState,
+  TERMINAL_TASK_STATES,
+  type WireError,
+} from '@openclaw/protocol';
+import type Redis from 'ioredis';
+import type { RedisKeys } from '../redis/redis-keys';
+import { MAX_STORED_OUTPUT_BYTES } from './task-store';
+
+/** Events kept per task (approximately: the stream is trimmed with `MAXLEN ~`). */
+export const MAX_TASK_EVENTS = 1000;
+
+/** What an async task is: one agent call, or a workflow whose steps are child tasks. */
+export type TaskKind = 'task' | 'workflow';
+
+/** An operator's answer to a task waiting in `input-required`. */
+export interface TaskResponse {
+  output: unknown;
+  by: string;
+  at: number;
+}
+
+/** The ledger record of an async task: everything a worker needs to run it, and its history. */
+export interface LedgerTask {
+  taskId: string;
+  kind: TaskKind;
+  agent: string;
+  task: string;
+  status: TaskState;
+  createdAt: number;
+  updatedAt: number;
+  /** Who submitted it. Only they (or an operator with `task:read:any`) may read it. */
+  principal: string;
+  tenant: string;
+  from: TaskOrigin;
+  /** The input: the data of a task, the input of a workflow. */
+  data: unknown;
+  /** Deadline of one attempt. */
+  timeoutMs: number;
+  maxAttempts: number;
+  backoffMs: number;
+  /** Attempts started so far (a worker killed mid-attempt counts: the next one is told `attempt` 2). */
+  attempts: number;
+  /** The worker running it now. */
+  worker?: string;
+  parentId?: string;
+  stepId?: string;
+  cancelRequested: boolean;
+  /** Why a human is needed (in `input-required`). */
+  question?: unknown;
+  response?: TaskResponse;
+  /** How long to wait for a human before giving up. */
+  escalationTimeoutMs: number;
+  /** When the current wait for a human ends. */
+  escalateUntil?: number;
+  /** What to do when no human answers in time. */
+  escalationOnTimeout: 'fail' | 'continue';
+  lastError?: WireError;
+  output?: unknown;
+  error?: WireError;
+  startedAt?: number;
+  endedAt?: number;
+  /** Workflows: the definition, the run state, the absolute deadline. */
+  definition?: unknown;
+  state?: unknown;
+  deadline?: number;
+  retentionMs: number;
+  traceparent?: string;
+}
+
+/** A task's event as kept in its stream: the frame clients receive, and its cursor. */
+export interface StoredTaskEvent {
+  cursor: string;
+  frame: Record<string, unknown>;
+}
+
+/** A state change to record. */
+export interface Transition {
+  /** The new status; absent for an event that changes no status (progress). */
+  status?: TaskState;
+  /**
+   * Statuses the change may start from. Default: any status but a terminal one. `'any'` also
+   * overrides a terminal status (an operator's retry of a failed task).
+   */
+  from?: readonly TaskState[] | 'any';
+  /** Fields to set; an `undefined` value deletes the field. */
+  fields?: Record<string, string | undefined>;
+  /** The event's fields beyond `event`, `taskId` and `status` (output, error, progress, attempt, ...). */
+  event?: Record<string, unknown>;
+  /** The event's name; `task.status` unless given. */
+  eventName?: 'task.status' | 'task.progress';
+  /** Also tell the tenant's operators (a task now needs a human). */
+  notifyOperators?: boolean;
+}
+
+/** What a transition did. */
+export interface TransitionResult {
+  applied: boolean;
+  /** The status before (or the status that kept the change from happening). */
+  previous: TaskState | undefined;
+  cursor?: string;
+}
+
+/**
+ * KEYS: task hash, events stream. ARGV: new status ('' for none), now, frame JSON (without cursor),
+ * ttl ms, allowed-from ('' = any non-terminal, '*' = any, else a comma list), channel count n, n
+ * channels, then field/value pairs (an empty value deletes the field).
+ * Returns {applied (0/1), previous status, cursor}.
+ */
+const TRANSITION = `
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return {0, ''} end
+local allowed = ARGV[5]
+if allowed == '' then
+  if cur == 'completed' or cur == 'failed' or cur == 'canceled' or cur == 'rejected' then return {0, cur} end
+elseif allowed ~= '*' then
+  if not string.find(',' .. allowed .. ',', ',' .. cur .. ',', 1, true) then return {0, cur} end
+end
+local n = tonumber(ARGV[6])
+local set = {}
+for i = 7 + n, #ARGV, 2 do
+  if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
+  else set[#set + 1] = ARGV[i]; set[#set + 1] = ARGV[i + 1] end
+end
+if ARGV[1] ~= '' then set[#set + 1] = 'status'; set[#set + 1] = ARGV[1] end
+set[#set + 1] = 'updatedAt'; set[#set + 1] = ARGV[2]
+redis.call('HSET', KEYS[1], unpack(set))
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', '${MAX_TASK_EVENTS}', '*', 'e', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+local msg = '{"cursor":"' .. id .. '",' .. string.sub(ARGV[3], 2)
+for i = 1, n do redis.call('PUBLISH', ARGV[6 + i], msg) end
+return {1, cur, id}
+`;
+
+interface LedgerRedis extends Redis {
+  ocTaskTransition(...args: (string | number)[]): Promise<[number, string, string?]>;
+}
+
+/** The digest naming a principal's event channel. */
+export function principalDigest(tenant: string, principal: string): string {
+  return createHash('sha256').update(`${tenant}\n${principal}`).digest('hex').slice(0, 32);
+}
+
+/**
+ * The task ledger: one Redis hash per async task with its whole state, a capped stream of its
+ * events (status changes and progress, each with a cursor), and per-tenant indexes by status.
+ * Every change is one atomic script: check the allowed previous status, write the fields, append
+ * the event, and publish it to the submitter's and the task's channels. Nothing that must survive
+ * relies on pub/sub alone: a client that missed events reads them from the stream after its cursor.
+ */
+export class TaskLedger {
+  private readonly redis: LedgerRedis;
+
+  constructor(
+    redis: Redis,
+    readonly keys: RedisKeys,
+  ) {
+    this.redis = redis as LedgerRedis;
+    if (typeof this.redis.ocTaskTransition !== 'function') {
+      this.redis.defineCommand('ocTaskTransition', { numberOfKeys: 2, lua: TRANSITION });
+    }
+  }
+
+  /** Writes the record of a new task (status `submitted`) and its first event. */
+  async create(task: LedgerTask): Promise<void> {
+    const key = this.keys.task(task.taskId);
+    const fields = encode(task);
+    await this.guard(async () => {
+      await this.redis.multi().hset(key, fields).pexpire(key, task.retentionMs).exec();
+    });
+    await this.transition(task, {
+      status: task.status,
+      from: [task.status],
+      event: task.parentId === undefined ? {} : { parentId: task.parentId },
+    });
+    await this.index(task.tenant, task.taskId, undefined, task.status, Date.now(), task.retentionMs).catch(
+      () => undefined,
+    );
+  }
+
+  /**
+   * Records a change atomically (see {@link Transition}), appends its event and publishes it.
+   * @throws {GatewayError} `UNAVAILABLE` when Redis cannot be reached.
+   */
+  async transition(
+    task: Pick<LedgerTask, 'taskId' | 'tenant' | 'principal' | 'retentionMs'>,
+    change: Transition,
+  ): Promise<TransitionResult> {
+    const now = Date.now();
+    const frame: Record<string, unknown> = {
+      event: change.eventName ?? 'task.status',
+      taskId: task.taskId,
+      ...(change.status === undefined ? {} : { status: change.status }),
+      ...change.event,
+    };
+    const channels = [
+      this.keys.principalEvents(principalDigest(task.tenant, task.principal)),
+      this.keys.taskChannel(task.taskId),
+    ];
+    if (change.notifyOperators) channels.push(this.keys.operatorEvents(task.tenant));
+    const args: (string | number)[] = [
+      this.keys.task(task.taskId),
+      this.keys.taskEvents(task.taskId),
+      change.status ?? '',
+      now,
+      JSON.stringify(frame),
+      task.retentionMs,
+      change.from === 'any' ? '*' : (change.from ?? []).join(','),
+      channels.length,
+      ...channels,
+    ];
+    for (const [name, value] of Object.entries(change.fields ?? {})) args.push(name, value ?? '');
+    const [applied, previous, cursor] = await this.guard(() => this.redis.ocTaskTransition(...args));
+    const result: TransitionResult = { applied: applied === 1, previous: (previous || undefined) as TaskState };
+    if (cursor !== undefined) result.cursor = cursor;
+    if (result.applied && change.status !== undefined && previous !== change.status) {
+      await this.index(task.tenant, task.taskId, previous as TaskState, change.status, now, task.retentionMs).catch(
+        () => undefined,
+      );
+    }
+    return result;
+  }
+
+  /** Sets fields without an event (bookkeeping a client need not see). */
+  async setFields(taskId: string, fields: Record<string, string | undefined>): Promise<void> {
+    const key = this.keys.task(taskId);
+    const set: Record<string, string> = {};
+    const del: string[] = [];
+    for (const [name, value] of Object.entries(fields)) {
+      if (value === undefined) del.push(name);
+      else set[name] = value;
+    }
+    await this.guard(async () => {
+      const multi = this.redis.multi();
+      if (Object.keys(set).length > 0) multi.hset(key, set);
+      if (del.length > 0) multi.hdel(key, ...del);
+      await multi.exec();
+    });
+  }
+
+  /** Adds one to the attempts of a task and returns the new count. */
+  async nextAttempt(taskId: string): Promise<number> {
+    return this.guard(() => this.redis.hincrby(this.keys.task(taskId), 'attempts', 1));
+  }
+
+  /**
+   * Reads a record; `undefined` when there is none or it is not an async task.
+   * @throws {GatewayError} `UNAVAILABLE` when Redis cannot be reached.
+   */
+  async get(taskId: string): Promise<LedgerTask | undefined> {
+    const h = await this.guard(() => this.redis.hgetall(this.keys.task(taskId)));
+    return decode(h);
+  }
+
+  /** Reads many records at once (missing ones are left out). */
+  async getMany(taskIds: readonly string[]): Promise<LedgerTask[]> {
+    if (taskIds.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of taskIds) pipeline.hgetall(this.keys.task(id));
+    const results = await this.guard(() => pipeline.exec());
+    const out: LedgerTask[] = [];
+    for (const [error, h] of results ?? []) {
+      const task = error ? undefined : decode(h as Record<string, string>);
+      if (task) out.push(task);
+    }
+    return out;
+  }
+
+  /**
+   * The newest tasks of a tenant in a status (most recent change first). Index entries of tasks
+   * whose records expired are dropped on the way.
+   */
+  async list(tenant: string, status: TaskState, limit: number): Promise<LedgerTask[]> {
+    const index = this.keys.taskIndex(tenant, status);
+    const ids = await this.guard(() => this.redis.zrevrange(index, 0, limit - 1));
+    const tasks = await this.getMany(ids);
+    const found = new Set(tasks.map((t) => t.taskId));
+    const stale = ids.filter((id) => !found.has(id));
+    if (stale.length > 0) void this.redis.zrem(index, ...stale).catch(() => undefined);
+    return tasks.filter((t) => t.status === status);
+  }
+
+  /** A task's events after a cursor (all kept ones without), oldest first. */
+  async events(taskId: string, after?: string, count = MAX_TASK_EVENTS): Promise<StoredTaskEvent[]> {
+    const start = after === undefined || after === '' ? '-' : `(${after}`;
+    const entries = await this.guard(() => this.redis.xrange(this.keys.taskEvents(taskId), start, '+', 'COUNT', count));
+    const out: StoredTaskEvent[] = [];
+    for (const [cursor, fields] of entries) {
+      const json = fields[fields.indexOf('e') + 1];
+      if (json === undefined) continue;
+      try {
+        out.push({ cursor, frame: { ...(JSON.parse(json) as Record<string, unknown>), cursor } });
+      } catch {
+        // A corrupt entry: skip it rather than fail the whole replay.
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Claims a tenant's idempotency key for a new task.
+   * @returns the id of the task the key already stands for, or undefined if this one claimed it.
+   */
+  async claimIdempotencyKey(
+    tenant: string,
+    key: string,
+    taskId: string,
+    windowMs: number,
+  ): Promise<string | undefined> {
+    const digest = createHash('sha256').update(`${tenant}\n${key}`).digest('hex').slice(0, 32);
+    const redisKey = this.keys.asyncIdempotency(digest);
+    for (let i = 0; i < 3; i++) {
+      const claimed = await this.guard(() => this.redis.set(redisKey, taskId, 'PX', windowMs, 'NX'));
+      if (claimed === 'OK') return undefined;
+      const existing = await this.guard(() => this.redis.get(redisKey));
+      if (existing !== null) {
+        if (await this.get(existing)) return existing;
+        // The key outlived its task's record: it is free again.
+        await this.redis.del(redisKey).catch(() => undefined);
+      }
+    }
+    throw new GatewayError('CONFLICT', 'the idempotencyKey is contended; retry', {
+      retryable: true,
+      retryAfterMs: 100,
+    });
+  }
+
+  private async index(
+    tenant: string,
+    taskId: string,
+    from: TaskState | undefined,
+    to: TaskState,
+    now: number,
+    retentionMs: number,
+  ): Promise<void> {
+    const multi = this.redis.multi();
+    if (from !== undefined) multi.zrem(this.keys.taskIndex(tenant, from), taskId);
+    const index = this.keys.taskIndex(tenant, to);
+    multi.zadd(index, now, taskId);
+    multi.zremrangebyscore(index, '-inf', now - retentionMs);
+    multi.pexpire(index, retentionMs);
+    await multi.exec();
+  }
+
+  private async guard<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      if (error instanceof GatewayError) throw error;
+      throw new GatewayError('UNAVAILABLE', 'the task ledger (Redis) is unavailable; retry shortly', { cause: error });
+    }
+  }
+}
+
+/** JSON of an output if it is small enough to keep, else undefined. */
+export function storableJson(value: unknown): string | undefined {
+  const json = JSON.stringify(value ?? null);
+  return Buffer.byteLength(json) <= MAX_STORED_OUTPUT_BYTES ? json : undefined;
+}
+
+function encode(task: LedgerTask): Record<string, string> {
+  const out: Record<string, string> = {
+    taskId: task.taskId,
+    mode: 'async',
+    kind: task.kind,
+    agent: task.agent,
+    task: task.task,
+    status: task.status,
+    createdAt: String(task.createdAt),
+    updatedAt: String(task.updatedAt),
+    principal: task.principal,
+    tenant: task.tenant,
+    origin: '',
+    from: JSON.stringify(task.from),
+    data: JSON.stringify(task.data ?? null),
+    timeoutMs: String(task.timeoutMs),
+    maxAttempts: String(task.maxAttempts),
+    backoffMs: String(task.backoffMs),
+    attempts: String(task.attempts),
+    escalationTimeoutMs: String(task.escalationTimeoutMs),
+    escalationOnTimeout: task.escalationOnTimeout,
+    retentionMs: String(task.retentionMs),
+  };
+  if (task.parentId !== undefined) out.parentId = task.parentId;
+  if (task.stepId !== undefined) out.stepId = task.stepId;
+  if (task.definition !== undefined) out.definition = JSON.stringify(task.definition);
+  if (task.state !== undefined) out.state = JSON.stringify(task.state);
+  if (task.deadline !== undefined) out.deadline = String(task.deadline);
+  if (task.traceparent !== undefined) out.traceparent = task.traceparent;
+  return out;
+}
+
+function json<T>(text: string | undefined): T | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+function num(text: string | undefined): number | undefined {
+  if (text === undefined || text === '') return undefined;
+  const n = Number(text);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+function decode(h: Record<string, string>): LedgerTask | undefined {
+  if (h.taskId === undefined || h.mode !== 'async') return undefined;
+  const task: LedgerTask = {
+    taskId: h.taskId,
+    kind: h.kind === 'workflow' ? 'workflow' : 'task',
+    agent: h.agent ?? '',
+    task: h.task ?? '',
+    status: (h.status ?? 'submitted') as TaskState,
+    createdAt: num(h.createdAt) ?? 0,
+    updatedAt: num(h.updatedAt) ?? 0,
+    principal: h.principal ?? '',
+    tenant: h.tenant ?? '',
+    from: json<TaskOrigin>(h.from) ?? { principal: h.principal ?? '' },
+    data: json(h.data) ?? null,
+    timeoutMs: num(h.timeoutMs) ?? 30_000,
+    maxAttempts: num(h.maxAttempts) ?? 1,
+    backoffMs: num(h.backoffMs) ?? 1000,
+    attempts: num(h.attempts) ?? 0,
+    cancelRequested: h.cancelRequested === '1',
+    escalationTimeoutMs: num(h.escalationTimeoutMs) ?? 86_400_000,
+    escalationOnTimeout: h.escalationOnTimeout === 'continue' ? 'continue' : 'fail',
+    retentionMs: num(h.retentionMs) ?? 604_800_000,
+  };
+  const optional: Partial<LedgerTask> = {
+    worker: h.worker || undefined,
+    parentId: h.parentId,
+    stepId: h.stepId,
+    question: json(h.question),
+    response: json<TaskResponse>(h.response),
+    escalateUntil: num(h.escalateUntil),
+    lastError: json<WireError>(h.lastError),
+    output: h.output === undefined ? undefined : json(h.output),
+    error: json<WireError>(h.error),
+    startedAt: num(h.startedAt),
+    endedAt: num(h.endedAt),
+    definition: json(h.definition),
+    state: json(h.state),
+    deadline: num(h.deadline),
+    traceparent: h.traceparent,
+  };
+  for (const [name, value] of Object.entries(optional)) {
+    if (value !== undefined) (task as unknown as Record<string, unknown>)[name] = value;
+  }
+  return task;
+}
+
+/** Whether a status is terminal. */
+export function isTerminal(status: TaskState | undefined): boolean {
+  return status !== undefined && TERMINAL_TASK_STATES.has(status);
+}
+
+/** The public record of an async task, as `task.get` returns it. */
+export function publicLedgerRecord(task: LedgerTask): TaskRecord {
+  const record: TaskRecord = {
+    taskId: task.taskId,
+    agent: task.agent,
+    task: task.task,
+    status: task.status,
+    createdAt: task.createdAt,
+    updatedAt: task.updatedAt,
+    mode: 'async',
+    kind: task.kind,
+    attempts: task.attempts,
+    maxAttempts: task.maxAttempts,
+    submittedBy: task.principal,
+  };
+  const optional: Record<string, unknown> = {
+    output: task.output,
+    error: task.error,
+    lastError: task.status === 'failed' ? undefined : task.lastError,
+    parentId: task.parentId,
+    stepId: task.stepId,
+    question: task.status === 'input-required' ? task.question : undefined,
+    escalateUntil: task.status === 'input-required' ? task.escalateUntil : undefined,
+    response: task.response,
+    startedAt: task.startedAt,
+    endedAt: task.endedAt,
+    deadline: task.deadline,
+  };
+  for (const [name, value] of Object.entries(optional)) {
+    if (value !== undefined) (record as Record<string, unknown>)[name] = value;
+  }
+  return record;
+}

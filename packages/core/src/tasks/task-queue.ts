@@ -1,0 +1,145 @@
+import { GatewayError } from '@openclaw/protocol';
+import { type Job, type JobsOptions, Queue } from 'bullmq';
+import type Redis from 'ioredis';
+import type { RedisKeys } from '../redis/redis-keys';
+import type { Logger } from '../telemetry/logger';
+import type { TaskKind } from './task-ledger';
+
+/** The BullMQ queue every async task and workflow goes through. */
+export const TASK_QUEUE_NAME = 'tasks';
+
+/** What a job carries: only the task's id (the ledger holds the rest) and its trace context. */
+export interface TaskJobData {
+  taskId: string;
+  traceparent?: string;
+}
+
+/** Options of one enqueued task. */
+export interface EnqueueOptions {
+  kind: TaskKind;
+  /** Attempts in all (BullMQ retries retryable failures up to this). */
+  attempts: number;
+  /** First retry delay; doubled on each retry, with jitter. */
+  backoffMs: number;
+  /** How long failed jobs stay in BullMQ's failed set. */
+  retentionMs: number;
+  traceparent?: string;
+  /** Run no earlier than this many ms from now. */
+  delayMs?: number;
+}
+
+/** Where a job is in BullMQ. */
+export type JobState =
+  | 'waiting'
+  | 'delayed'
+  | 'active'
+  | 'completed'
+  | 'failed'
+  | 'prioritized'
+  | 'waiting-children'
+  | 'missing';
+
+/**
+ * The producer side of the task queue. The job id is the task id, so adding a task twice (a retry
+ * after a crash between ledger and queue) never makes two jobs.
+ */
+export class TaskQueue {
+  readonly queue: Queue<TaskJobData>;
+
+  constructor(connection: Redis, keys: RedisKeys, logger: Logger) {
+    this.queue = new Queue<TaskJobData>(TASK_QUEUE_NAME, { connection, prefix: keys.queuePrefix() });
+    // An unhandled 'error' event would kill the process on a Redis blip.
+    this.queue.on('error', (error: Error) => logger.warn({ err: error.message }, 'task queue error'));
+  }
+
+  /**
+   * Enqueues a task.
+   * @throws {GatewayError} `UNAVAILABLE` when Redis cannot take it.
+   */
+  async add(taskId: string, options: EnqueueOptions): Promise<void> {
+    const jobOptions: JobsOptions = {
+      jobId: taskId,
+      attempts: options.attempts,
+      backoff: { type: 'exponential', delay: options.backoffMs, jitter: 0.5 },
+      removeOnComplete: { age: 3600 },
+      removeOnFail: { age: Math.ceil(options.retentionMs / 1000) },
+    };
+    if (options.delayMs !== undefined && options.delayMs > 0) jobOptions.delay = options.delayMs;
+    const data: TaskJobData = { taskId };
+    if (options.traceparent !== undefined) data.traceparent = options.traceparent;
+    try {
+      await this.queue.add(options.kind, data, jobOptions);
+    } catch (error) {
+      throw new GatewayError('UNAVAILABLE', 'the task queue (Redis) is unavailable; retry shortly', { cause: error });
+    }
+  }
+
+  /** The job of a task, if BullMQ still has it. */
+  async job(taskId: string): Promise<Job<TaskJobData> | undefined> {
+    try {
+      return (await this.queue.getJob(taskId)) as Job<TaskJobData> | undefined;
+    } catch (error) {
+      throw new GatewayError('UNAVAILABLE', 'the task queue (Redis) is unavailable; retry shortly', { cause: error });
+    }
+  }
+
+  /** Where the job of a task is. */
+  async state(taskId: string): Promise<JobState> {
+    const job = await this.job(taskId);
+    if (!job) return 'missing';
+    const state = await job.getState();
+    return state === 'unknown' ? 'missing' : (state as JobState);
+  }
+
+  /**
+   * Removes a job that is not running. @returns whether it was removed (false when a worker holds it
+   * or it is gone).
+   */
+  async remove(taskId: string): Promise<boolean> {
+    try {
+      return (await this.queue.remove(taskId)) === 1;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Runs a delayed job now (a parked task that was answered, a workflow whose step ended). */
+  async wake(taskId: string): Promise<boolean> {
+    const job = await this.job(taskId).catch(() => undefined);
+    if (!job) return false;
+    try {
+      await job.promote();
+      return true;
+    } catch {
+      // Not delayed (already waiting or running): it will look at the ledger when it runs.
+      return false;
+    }
+  }
+
+  /**
+   * Puts a failed or completed job back in the queue, from its first attempt; adds it again if
+   * BullMQ no longer has it.
+   */
+  async requeue(taskId: string, options: EnqueueOptions): Promise<void> {
+    const job = await this.job(taskId);
+    if (job) {
+      const state = await job.getState();
+      if (state === 'failed' || state === 'completed') {
+        await job.retry(state, { resetAttemptsMade: true, resetAttemptsStarted: true });
+        return;
+      }
+      if (state === 'waiting' || state === 'delayed' || state === 'active' || state === 'prioritized') return;
+      await job.remove().catch(() => undefined);
+    }
+    await this.add(taskId, options);
+  }
+
+  /** Jobs per state, for metrics and `openclaw worker status`. */
+  async counts(): Promise<Record<string, number>> {
+    return this.queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized');
+  }
+
+  close(): Promise<void> {
+    return this.queue.close();
+  }
+}

@@ -1,0 +1,255 @@
+import {
+  type Authorizer,
+  isTerminal,
+  type LedgerTask,
+  type Logger,
+  principalDigest,
+  type RedisKeys,
+  type TaskLedger,
+} from '@openclaw/core';
+import type { ServerFrame, TaskState } from '@openclaw/protocol';
+import type Redis from 'ioredis';
+import type { Session } from './session';
+
+/** A `task.subscribe` watch: the last event delivered, and live events held back during a replay. */
+interface Watch {
+  cursor: string | undefined;
+  /** Live events that came while the replay was read; undefined once live. */
+  buffer: Record<string, unknown>[] | undefined;
+  /** Whether the watcher is another principal than the submitter (it listens on the task channel). */
+  viaTaskChannel: boolean;
+}
+
+interface PrincipalChannel {
+  sessions: Set<Session>;
+}
+
+/**
+ * Delivers async task events to clients on this replica. Events are published once per change (by
+ * the ledger's transition script) to the submitter's channel, the task's channel and, for tasks that
+ * need a human, the tenant's operator channel; this replica subscribes only to the channels of the
+ * principals, tasks and tenants it has sessions for.
+ *
+ * Who receives what:
+ * - every connection of the submitting principal that is not an agent instance, wherever it is
+ *   attached (so a submitter that reconnected to another replica still gets its events);
+ * - every connection that watches the task with `task.subscribe` (replayed after a cursor first);
+ * - connections of operators (`task:respond`) of the tenant, for tasks waiting for a human.
+ * Pub/sub is at most once: events missed during a disconnection are replayed from the task's stream
+ * by `task.subscribe` with `after` (the SDK does this by itself after reconnecting).
+ */
+export class TaskEventRouter {
+  private readonly principals = new Map<string, PrincipalChannel>();
+  private readonly taskWatchers = new Map<string, Set<Session>>();
+  private readonly operators = new Map<string, Set<Session>>();
+  private readonly watches = new WeakMap<Session, Map<string, Watch>>();
+
+  private readonly onMessage = (channel: string, raw: string): void => {
+    const principal = this.principals.get(channel);
+    const watchers = principal ? undefined : this.taskWatchers.get(channel);
+    const operators = principal || watchers ? undefined : this.operators.get(channel);
+    if (!principal && !watchers && !operators) return;
+    let frame: Record<string, unknown>;
+    try {
+      frame = JSON.parse(raw) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    const taskId = frame.taskId;
+    if (typeof taskId !== 'string') return;
+    if (principal) {
+      for (const session of principal.sessions) {
+        const watch = this.watches.get(session)?.get(taskId);
+        if (watch) this.deliverWatched(session, taskId, watch, frame);
+        else if (session.instances.size === 0) session.send(frame as ServerFrame);
+      }
+    } else if (watchers) {
+      for (const session of watchers) {
+        const watch = this.watches.get(session)?.get(taskId);
+        if (watch?.viaTaskChannel) this.deliverWatched(session, taskId, watch, frame);
+      }
+    } else if (operators) {
+      for (const session of operators) {
+        // The submitter's own connections have it from their channel already.
+        if (session.principal.id === frame.submittedBy) continue;
+        if (session.instances.size > 0 || this.watches.get(session)?.has(taskId)) continue;
+        if (this.authorizer.can(session.principal, 'task:respond')) session.send(frame as ServerFrame);
+      }
+    }
+  };
+
+  constructor(
+    private readonly subscriber: Redis,
+    private readonly keys: RedisKeys,
+    private readonly ledger: TaskLedger,
+    private readonly authorizer: Authorizer,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.subscriber.on('message', this.onMessage);
+  }
+
+  stop(): void {
+    this.subscriber.off('message', this.onMessage);
+  }
+
+  /** A new connection: listen for its principal's task events and its tenant's operator notices. */
+  attach(session: Session): void {
+    const channel = this.principalChannel(session);
+    let entry = this.principals.get(channel);
+    if (!entry) {
+      entry = { sessions: new Set() };
+      this.principals.set(channel, entry);
+      this.subscribe(channel);
+    }
+    entry.sessions.add(session);
+    const ops = this.keys.operatorEvents(session.principal.tenant);
+    let operators = this.operators.get(ops);
+    if (!operators) {
+      operators = new Set();
+      this.operators.set(ops, operators);
+      this.subscribe(ops);
+    }
+    operators.add(session);
+  }
+
+  /** A connection closed: stop listening for what only it needed. */
+  detach(session: Session): void {
+    const channel = this.principalChannel(session);
+    const entry = this.principals.get(channel);
+    if (entry?.sessions.delete(session) && entry.sessions.size === 0) {
+      this.principals.delete(channel);
+      this.unsubscribe(channel);
+    }
+    const ops = this.keys.operatorEvents(session.principal.tenant);
+    const operators = this.operators.get(ops);
+    if (operators?.delete(session) && operators.size === 0) {
+      this.operators.delete(ops);
+      this.unsubscribe(ops);
+    }
+    for (const taskId of this.watches.get(session)?.keys() ?? []) this.unwatch(session, taskId);
+    this.watches.delete(session);
+  }
+
+  /** How many watches a connection holds. */
+  watchCount(session: Session): number {
+    return this.watches.get(session)?.size ?? 0;
+  }
+
+  /**
+   * Watches a task for a connection: replays the events after `after` (if given), then streams live
+   * ones until the task ends. Without `after`, a task that has already ended gets its final status.
+   */
+  async watch(session: Session, task: LedgerTask, after: string | undefined): Promise<void> {
+    let watches = this.watches.get(session);
+    if (!watches) {
+      watches = new Map();
+      this.watches.set(session, watches);
+    }
+    const existing = watches.get(task.taskId);
+    if (existing) this.unwatch(session, task.taskId);
+    const viaTaskChannel = task.principal !== session.principal.id;
+    const watch: Watch = { cursor: after, buffer: [], viaTaskChannel };
+    watches.set(task.taskId, watch);
+    session.subscriptions += 1;
+    if (viaTaskChannel) {
+      const channel = this.keys.taskChannel(task.taskId);
+      let watchers = this.taskWatchers.get(channel);
+      if (!watchers) {
+        watchers = new Set();
+        this.taskWatchers.set(channel, watchers);
+        await this.subscriber.subscribe(channel).catch(() => undefined);
+      }
+      watchers.add(session);
+    }
+    try {
+      if (after !== undefined) {
+        for (const event of await this.ledger.events(task.taskId, after)) {
+          this.sendWatched(session, task.taskId, watch, event.frame);
+        }
+      } else if (isTerminal(task.status)) {
+        this.sendWatched(session, task.taskId, watch, finalFrame(task));
+      }
+    } finally {
+      const buffered = watch.buffer ?? [];
+      watch.buffer = undefined;
+      for (const frame of buffered) this.deliverWatched(session, task.taskId, watch, frame);
+    }
+  }
+
+  /**
+   * After the subscriber lost Redis and came back: events published meanwhile were lost for live
+   * delivery, so every watch is replayed from its cursor.
+   */
+  async resync(sessions: Iterable<Session>): Promise<void> {
+    for (const session of sessions) {
+      for (const [taskId, watch] of this.watches.get(session) ?? []) {
+        if (watch.cursor === undefined) continue;
+        const events = await this.ledger.events(taskId, watch.cursor).catch(() => []);
+        for (const event of events) this.deliverWatched(session, taskId, watch, event.frame);
+      }
+    }
+  }
+
+  private deliverWatched(session: Session, taskId: string, watch: Watch, frame: Record<string, unknown>): void {
+    if (watch.buffer) {
+      watch.buffer.push(frame);
+      return;
+    }
+    if (watch.cursor !== undefined && typeof frame.cursor === 'string' && !after(frame.cursor, watch.cursor)) return;
+    this.sendWatched(session, taskId, watch, frame);
+  }
+
+  private sendWatched(session: Session, taskId: string, watch: Watch, frame: Record<string, unknown>): void {
+    if (typeof frame.cursor === 'string') watch.cursor = frame.cursor;
+    session.send(frame as ServerFrame);
+    if (frame.event === 'task.status' && isTerminal(frame.status as TaskState)) this.unwatch(session, taskId);
+  }
+
+  private unwatch(session: Session, taskId: string): void {
+    const watches = this.watches.get(session);
+    const watch = watches?.get(taskId);
+    if (!watches || !watch) return;
+    watches.delete(taskId);
+    session.subscriptions -= 1;
+    if (watch.viaTaskChannel) {
+      const channel = this.keys.taskChannel(taskId);
+      const watchers = this.taskWatchers.get(channel);
+      if (watchers?.delete(session) && watchers.size === 0) {
+        this.taskWatchers.delete(channel);
+        this.unsubscribe(channel);
+      }
+    }
+  }
+
+  private principalChannel(session: Session): string {
+    return this.keys.principalEvents(principalDigest(session.principal.tenant, session.principal.id));
+  }
+
+  private subscribe(channel: string): void {
+    this.subscriber.subscribe(channel).catch((error: unknown) => {
+      this.logger.warn({ err: error, channel }, 'could not subscribe to task events');
+    });
+  }
+
+  private unsubscribe(channel: string): void {
+    if (this.subscriber.status !== 'ready') return;
+    this.subscriber.unsubscribe(channel).catch(() => undefined);
+  }
+}
+
+/** Whether stream id `a` comes after `b`. */
+function after(a: string, b: string): boolean {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am > bm || (am === bm && as > bs);
+}
+
+/** The final `task.status` of a task that has ended, from its record. */
+function finalFrame(task: LedgerTask): Record<string, unknown> {
+  const frame: Record<string, unknown> = { event: 'task.status', taskId: task.taskId, status: task.status };
+  if (task.output !== undefined) frame.output = task.output;
+  if (task.error !== undefined) frame.error = task.error;
+  return frame;
+}

@@ -1,0 +1,213 @@
+import {
+  type AsyncTasks,
+  GatewayError,
+  isTerminal,
+  type LedgerTask,
+  type Logger,
+  storableJson,
+  type TaskDispatcher,
+  type TaskJobData,
+  type TaskLedger,
+} from '@openclaw/core';
+import type { WireError } from '@openclaw/protocol';
+import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
+
+/** The error code with which an agent escalates a task to a human (`task.error`). */
+export const INPUT_REQUIRED_CODE = 'INPUT_REQUIRED';
+
+/** What the runners share with the worker process. */
+export interface RunnerContext {
+  workerId: string;
+  ledger: TaskLedger;
+  tasks: AsyncTasks;
+  dispatcher: TaskDispatcher;
+  logger: Logger;
+  /** True once the worker is handing its running jobs back to the queue (shutdown). */
+  handingBack(): boolean;
+}
+
+/** The end of one run of a job: it parks (delayed) and will run again. */
+export async function park(job: Job<TaskJobData>, token: string | undefined, until: number): Promise<never> {
+  await job.moveToDelayed(Math.max(until, Date.now()), token);
+  throw new DelayedError();
+}
+
+/**
+ * Runs one async task job: one attempt at dispatching it to its agent (through the cluster bus, or
+ * by POST to an HTTP agent), recording every state change in the ledger. Retryable failures are
+ * thrown back to BullMQ, which retries them with exponential backoff and jitter; the rest end the
+ * task. A task the agent escalates parks until a human answers or the escalation times out.
+ */
+export class TaskRunner {
+  constructor(private readonly ctx: RunnerContext) {}
+
+  async run(job: Job<TaskJobData>, token: string | undefined): Promise<string> {
+    const { ledger } = this.ctx;
+    const task = await ledger.get(job.data.taskId);
+    if (!task || isTerminal(task.status)) return 'gone';
+    if (task.cancelRequested) {
+      await this.finish(task, 'canceled', { error: canceledError() });
+      return 'canceled';
+    }
+    if (task.response !== undefined) {
+      // A human answered: the answer is the task's output.
+      await this.finish(task, 'completed', { output: task.response.output });
+      return 'answered';
+    }
+    if (task.status === 'input-required') return this.waitForHuman(job, token, task);
+    const attempt = await ledger.nextAttempt(task.taskId);
+    const started = await ledger.transition(task, {
+      status: 'working',
+      from: ['submitted', 'working'],
+      fields: { worker: this.ctx.workerId, startedAt: String(Date.now()) },
+      event: { attempt },
+    });
+    if (!started.applied) return 'changed';
+    let output: unknown;
+    try {
+      const handle = await this.ctx.dispatcher.dispatch({
+        taskId: task.taskId,
+        attempt,
+        record: false,
+        agent: task.agent,
+        task: task.task,
+        data: task.data,
+        timeoutMs: task.timeoutMs,
+        caller: {
+          principal: task.principal,
+          tenant: task.tenant,
+          agent: task.from.agent,
+          onBehalfOf: task.from.onBehalfOf,
+          chain: task.from.chain,
+        },
+        traceparent: task.traceparent,
+        onProgress: (progress) => {
+          void ledger
+            .transition(task, { eventName: 'task.progress', from: ['working'], event: { progress } })
+            .catch(() => undefined);
+        },
+      });
+      // A cancel that came between the check above and the dispatch: the flag is set before the
+      // cancel is sent, so one of the two sees it.
+      if ((await ledger.get(task.taskId))?.cancelRequested) this.ctx.dispatcher.cancelLocal(task.taskId);
+      output = await handle.output;
+    } catch (error) {
+      return this.failed(job, token, task, attempt, asGatewayError(error));
+    }
+    if (storableJson(output) === undefined) {
+      return this.failed(
+        job,
+        token,
+        task,
+        attempt,
+        new GatewayError('PAYLOAD_TOO_LARGE', 'the agent returned more than 256 KiB, which a task record cannot keep'),
+      );
+    }
+    await this.finish(task, 'completed', { output }, attempt);
+    return 'completed';
+  }
+
+  /** Ends a task and wakes its workflow, if any. */
+  async finish(
+    task: LedgerTask,
+    status: 'completed' | 'failed' | 'canceled',
+    result: { output?: unknown; error?: WireError },
+    attempt?: number,
+  ): Promise<boolean> {
+    const fields: Record<string, string | undefined> = { endedAt: String(Date.now()), worker: undefined };
+    const event: Record<string, unknown> = {};
+    if (result.output !== undefined) {
+      fields.output = storableJson(result.output);
+      event.output = result.output;
+    }
+    if (result.error !== undefined) {
+      fields.error = JSON.stringify(result.error);
+      event.error = result.error;
+    }
+    if (attempt !== undefined) event.attempt = attempt;
+    if (task.parentId !== undefined) event.parentId = task.parentId;
+    const done = await this.ctx.ledger.transition(task, { status, fields, event });
+    if (task.parentId !== undefined) await this.ctx.tasks.queue.wake(task.parentId);
+    return done.applied;
+  }
+
+  private async failed(
+    job: Job<TaskJobData>,
+    token: string | undefined,
+    task: LedgerTask,
+    attempt: number,
+    error: GatewayError,
+  ): Promise<never | string> {
+    if (this.ctx.handingBack()) {
+      // Shutting down: give the job back; another worker runs the next attempt at once.
+      this.ctx.logger.info({ taskId: task.taskId }, 'handing a running task back to the queue');
+      return park(job, token, Date.now());
+    }
+    if (error.code === 'CANCELED') {
+      await this.finish(task, 'canceled', { error: error.toWire() }, attempt);
+      return 'canceled';
+    }
+    const details = error.details as { agentCode?: string; details?: unknown } | undefined;
+    if (error.code === 'AGENT_ERROR' && details?.agentCode === INPUT_REQUIRED_CODE) {
+      return this.escalate(job, token, task, attempt, { message: error.message, details: details.details });
+    }
+    // An agent that is not connected now may be restarting: async tasks wait for it.
+    const retryable = error.retryable || error.code === 'AGENT_NOT_FOUND';
+    if (retryable && job.attemptsMade + 1 < (job.opts.attempts ?? 1)) {
+      await this.ctx.ledger.transition(task, {
+        status: 'submitted',
+        from: ['working'],
+        fields: { lastError: JSON.stringify(error.toWire()), worker: undefined },
+        event: { attempt, lastError: error.toWire() },
+      });
+      throw new Error(`${error.code}: ${error.message}`);
+    }
+    await this.finish(task, 'failed', { error: error.toWire() }, attempt);
+    throw new UnrecoverableError(`${error.code}: ${error.message}`);
+  }
+
+  /** The agent asked for a human: park the task in `input-required` until an answer or the timeout. */
+  private async escalate(
+    job: Job<TaskJobData>,
+    token: string | undefined,
+    task: LedgerTask,
+    attempt: number,
+    question: unknown,
+  ): Promise<never> {
+    const until = Date.now() + task.escalationTimeoutMs;
+    await this.ctx.ledger.transition(task, {
+      status: 'input-required',
+      from: ['working'],
+      fields: { question: JSON.stringify(question), escalateUntil: String(until), worker: undefined },
+      event: {
+        attempt,
+        question,
+        submittedBy: task.principal,
+        ...(task.parentId === undefined ? {} : { parentId: task.parentId }),
+      },
+      notifyOperators: true,
+    });
+    if (task.parentId !== undefined) await this.ctx.tasks.queue.wake(task.parentId);
+    return park(job, token, until);
+  }
+
+  /** Woken while waiting for a human: the wait is over (no answer in time) or not yet. */
+  private async waitForHuman(job: Job<TaskJobData>, token: string | undefined, task: LedgerTask): Promise<string> {
+    const until = task.escalateUntil ?? 0;
+    if (Date.now() < until) return park(job, token, until);
+    const error = new GatewayError('TIMEOUT', `no operator answered within ${task.escalationTimeoutMs} ms`, {
+      retryable: false,
+      details: { escalation: 'timeout', onTimeout: task.escalationOnTimeout },
+    });
+    await this.finish(task, 'failed', { error: error.toWire() });
+    return 'escalation-timeout';
+  }
+}
+
+export function canceledError(): WireError {
+  return new GatewayError('CANCELED', 'the task was canceled').toWire();
+}
+
+export function asGatewayError(error: unknown): GatewayError {
+  return error instanceof GatewayError ? error : new GatewayError('INTERNAL', 'internal error', { cause: error });
+}

@@ -1,0 +1,316 @@
+import { hostname } from 'node:os';
+import {
+  AgentRegistry,
+  AsyncTasks,
+  connectRedis,
+  createLogger,
+  createRedisConnection,
+  GatewayError,
+  HttpAgentClient,
+  isTerminal,
+  type Logger,
+  RedisClusterBus,
+  RedisKeys,
+  TASK_QUEUE_NAME,
+  TaskDispatcher,
+  type TaskJobData,
+  TaskLedger,
+  TaskQueue,
+  TaskStore,
+  type WorkerConfig,
+} from '@openclaw/core';
+import { type Job, Worker } from 'bullmq';
+import type Redis from 'ioredis';
+import { type RunnerContext, TaskRunner } from './task-runner';
+import { WorkflowRunner } from './workflow-runner';
+
+/** Options of {@link TaskWorker.start}. */
+export interface TaskWorkerOptions {
+  logger?: Logger;
+}
+
+/** What `openclaw worker status` and the worker's heartbeat report. */
+export interface WorkerStatus {
+  workerId: string;
+  host: string;
+  pid: number;
+  startedAt: number;
+  concurrency: number;
+  active: number;
+  draining: boolean;
+}
+
+const HEARTBEAT_MS = 2000;
+const STARTUP_REDIS_TIMEOUT_MS = 10_000;
+/** After the drain deadline, how long handed-back jobs get to reach the queue. */
+const HANDBACK_MS = 5000;
+
+/**
+ * One worker process: consumes the task queue, runs async tasks (dispatching each attempt to an
+ * agent through the cluster bus, where it has its own inbox like a replica) and workflows. Workers
+ * are interchangeable and may die at any moment: a job whose worker died is taken back by another
+ * worker once its lock expires (the agent then sees the next `attempt`).
+ *
+ * @example
+ * const worker = await TaskWorker.start(loadWorkerConfig({ env: process.env }));
+ * // ... on SIGTERM
+ * await worker.close();
+ */
+export class TaskWorker {
+  readonly config: WorkerConfig;
+  readonly logger: Logger;
+  private readonly keys: RedisKeys;
+  private readonly redis: Redis;
+  private readonly subscriber: Redis;
+  private readonly queueConnection: Redis;
+  private readonly workerConnection: Redis;
+  private readonly bus: RedisClusterBus;
+  private readonly dispatcher: TaskDispatcher;
+  private readonly queue: TaskQueue;
+  private readonly tasks: AsyncTasks;
+  private readonly startedAt = Date.now();
+  private worker: Worker<TaskJobData> | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private handingBack = false;
+  private draining = false;
+  private closing: Promise<void> | undefined;
+
+  private constructor(config: WorkerConfig, logger: Logger) {
+    this.config = config;
+    this.logger = logger;
+    this.keys = new RedisKeys(config.keyPrefix);
+    const id = config.workerId;
+    this.redis = createRedisConnection({ url: config.redisUrl, role: 'command', name: `${id}:cmd`, logger });
+    this.subscriber = createRedisConnection({ url: config.redisUrl, role: 'subscriber', name: `${id}:sub`, logger });
+    this.queueConnection = createRedisConnection({
+      url: config.redisUrl,
+      role: 'command',
+      name: `${id}:queue`,
+      logger,
+    });
+    // BullMQ's worker blocks on Redis and must keep retrying through an outage.
+    this.workerConnection = createRedisConnection({
+      url: config.redisUrl,
+      role: 'subscriber',
+      name: `${id}:bull`,
+      logger,
+    });
+    this.bus = new RedisClusterBus({
+      replicaId: id,
+      keys: this.keys,
+      publisher: this.redis,
+      subscriber: this.subscriber,
+      logger,
+    });
+    const registry = new AgentRegistry({
+      redis: this.redis,
+      keys: this.keys,
+      replicaId: id,
+      presenceTtlMs: 5000,
+      logger,
+    });
+    const ledger = new TaskLedger(this.redis, this.keys);
+    this.queue = new TaskQueue(this.queueConnection, this.keys, logger);
+    this.dispatcher = new TaskDispatcher({
+      replicaId: id,
+      registry,
+      bus: this.bus,
+      store: new TaskStore(this.redis, this.keys),
+      http: new HttpAgentClient({ allowPrivate: config.workerHttpAgentsAllowPrivate, maxResponseBytes: 1 << 20 }),
+      logger,
+    });
+    // Defaults only matter for submissions; a worker creates workflow steps, whose records carry their own.
+    this.tasks = new AsyncTasks({
+      redis: this.redis,
+      keys: this.keys,
+      ledger,
+      queue: this.queue,
+      bus: this.bus,
+      logger,
+      defaults: {
+        attempts: 3,
+        backoffMs: 1000,
+        timeoutMs: 30_000,
+        retentionMs: 7 * 86_400_000,
+        idempotencyWindowMs: 86_400_000,
+        escalationTimeoutMs: 86_400_000,
+        workflowDeadlineMs: 86_400_000,
+      },
+    });
+  }
+
+  /** Connects to Redis, joins the bus and starts taking jobs. Rejects if Redis cannot be reached in 10 s. */
+  static async start(config: WorkerConfig, options: TaskWorkerOptions = {}): Promise<TaskWorker> {
+    const logger = options.logger ?? createLogger({ level: config.logLevel, base: { workerId: config.workerId } });
+    const worker = new TaskWorker(config, logger);
+    try {
+      await worker.open();
+    } catch (error) {
+      await worker.close();
+      throw error;
+    }
+    return worker;
+  }
+
+  get id(): string {
+    return this.config.workerId;
+  }
+
+  status(): WorkerStatus {
+    return {
+      workerId: this.id,
+      host: hostname(),
+      pid: process.pid,
+      startedAt: this.startedAt,
+      concurrency: this.config.concurrency,
+      active: this.dispatcher.inFlight,
+      draining: this.draining,
+    };
+  }
+
+  /**
+   * Stops taking jobs, gives running ones `workerDrainMs` to finish, hands the rest back to the
+   * queue (another worker runs their next attempt at once; their agents get `task.cancel`), and
+   * disconnects. Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async open(): Promise<void> {
+    this.bus.onMessage((message) => {
+      switch (message.type) {
+        case 'task.reply':
+          return this.dispatcher.handleReply(message);
+        case 'task.cancel-request':
+          return this.dispatcher.handleCancelRequest(message);
+        default:
+          return undefined;
+      }
+    });
+    this.bus.onSubscriptionLost(() => {
+      this.logger.warn(
+        'cluster bus subscription lost; failing attempts whose replies cannot arrive (they are retried)',
+      );
+      this.dispatcher.failRemote('lost the connection to the cluster bus; the reply cannot arrive');
+    });
+    await Promise.all(
+      [this.redis, this.subscriber, this.queueConnection, this.workerConnection].map((c) =>
+        connectRedis(c, this.config.redisUrl, STARTUP_REDIS_TIMEOUT_MS),
+      ),
+    );
+    await this.bus.start();
+    const context: RunnerContext = {
+      workerId: this.id,
+      ledger: this.tasks.ledger,
+      tasks: this.tasks,
+      dispatcher: this.dispatcher,
+      logger: this.logger,
+      handingBack: () => this.handingBack,
+    };
+    const taskRunner = new TaskRunner(context);
+    const workflowRunner = new WorkflowRunner(context);
+    this.worker = new Worker<TaskJobData>(
+      TASK_QUEUE_NAME,
+      (job, token) => (job.name === 'workflow' ? workflowRunner.run(job, token) : taskRunner.run(job, token)),
+      {
+        connection: this.workerConnection,
+        prefix: this.keys.queuePrefix(),
+        name: this.id,
+        concurrency: this.config.concurrency,
+        lockDuration: this.config.lockMs,
+        stalledInterval: this.config.lockMs,
+        maxStalledCount: this.config.maxStalls,
+        removeOnComplete: { age: 3600 },
+      },
+    );
+    this.worker.on('error', (error: Error) => this.logger.warn({ err: error.message }, 'worker queue error'));
+    this.worker.on('failed', (job, error) => void this.recordFailure(job, error));
+    await this.worker.waitUntilReady();
+    await this.heartbeat();
+    this.heartbeatTimer = setInterval(() => void this.heartbeat().catch(() => undefined), HEARTBEAT_MS);
+    this.heartbeatTimer.unref();
+    this.logger.info({ concurrency: this.config.concurrency }, 'worker ready');
+  }
+
+  /**
+   * A job BullMQ failed without the runner recording it (too many stalls: its workers kept dying):
+   * the ledger must say so too, or its submitter would wait forever.
+   */
+  private async recordFailure(job: Job<TaskJobData> | undefined, error: Error): Promise<void> {
+    if (!job) return;
+    // BullMQ reports every failed attempt; only a job that is now in the failed set is over.
+    if ((await job.getState().catch(() => 'unknown')) !== 'failed') return;
+    const task = await this.tasks.ledger.get(job.data.taskId).catch(() => undefined);
+    if (!task || isTerminal(task.status)) return;
+    const wire = new GatewayError('AGENT_UNAVAILABLE', `the task could not be run: ${error.message}`, {
+      retryable: false,
+    }).toWire();
+    await this.tasks.ledger
+      .transition(task, {
+        status: 'failed',
+        fields: { error: JSON.stringify(wire), endedAt: String(Date.now()) },
+        event: { error: wire },
+      })
+      .catch(() => undefined);
+    if (task.parentId !== undefined) await this.queue.wake(task.parentId);
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (this.redis.status !== 'ready') return;
+    const ttl = HEARTBEAT_MS * 3;
+    const status = this.status();
+    await this.redis
+      .multi()
+      .zadd(this.keys.workers(), Date.now() + ttl, this.id)
+      .zremrangebyscore(this.keys.workers(), '-inf', Date.now())
+      .hset(this.keys.worker(this.id), {
+        workerId: status.workerId,
+        host: status.host,
+        pid: String(status.pid),
+        startedAt: String(status.startedAt),
+        concurrency: String(status.concurrency),
+        active: String(status.active),
+        draining: String(status.draining),
+      })
+      .pexpire(this.keys.worker(this.id), ttl)
+      .exec();
+  }
+
+  private async shutdown(): Promise<void> {
+    this.draining = true;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.worker) {
+      const closed = this.worker.close();
+      const finished = await Promise.race([
+        closed.then(() => true),
+        delay(this.config.workerDrainMs).then(() => false),
+      ]);
+      if (!finished) {
+        this.handingBack = true;
+        const running = this.dispatcher.inFlight;
+        this.logger.info({ running }, 'drain deadline passed; handing running tasks back to the queue');
+        this.dispatcher.failAllWith(new GatewayError('UNAVAILABLE', 'the worker is shutting down'));
+        await Promise.race([closed, delay(HANDBACK_MS)]);
+      }
+    }
+    await this.redis
+      .multi()
+      .zrem(this.keys.workers(), this.id)
+      .del(this.keys.worker(this.id))
+      .exec()
+      .catch(() => undefined);
+    this.dispatcher.close();
+    await this.bus.close();
+    await this.queue.close().catch(() => undefined);
+    for (const connection of [this.redis, this.subscriber, this.queueConnection, this.workerConnection]) {
+      connection.disconnect();
+    }
+    this.logger.info('worker stopped');
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

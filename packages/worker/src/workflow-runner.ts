@@ -1,0 +1,373 @@
+import { randomUUID } from 'node:crypto';
+import { GatewayError, isTerminal, type LedgerTask, type TaskJobData } from '@openclaw/core';
+import {
+  joinCount,
+  type ParallelStep,
+  type WireError,
+  type WorkflowDefinition,
+  WorkflowDefinitionSchema,
+  type WorkflowStep,
+} from '@openclaw/protocol';
+import { DelayedError, type Job } from 'bullmq';
+import { canceledError, park, type RunnerContext } from './task-runner';
+
+/**
+ * How long a waiting workflow sleeps at most before it looks at its steps again, even if nothing
+ * woke it: the guard against a step whose end was never announced (a lost wake-up, a lost job).
+ */
+export const WORKFLOW_GUARD_MS = 30_000;
+
+/** One step's run, kept in the workflow's ledger record. */
+export interface StepRun {
+  status: 'working' | 'input-required' | 'completed' | 'failed' | 'skipped';
+  /** Child task ids, one per branch (one for a sequential step), planned before they are created. */
+  taskIds: string[];
+  /** Branch ids, in the order of `taskIds`. */
+  branches: string[];
+  startedAt: number;
+  endedAt?: number;
+  output?: unknown;
+  error?: WireError;
+}
+
+/** A workflow's run state. */
+export interface WorkflowRun {
+  /** Index of the step running now. */
+  stage: number;
+  /** The input of the step running now: the previous step's output. */
+  input: unknown;
+  steps: Record<string, StepRun>;
+}
+
+type Outcome =
+  | { kind: 'pending'; waitingForHuman: string[] }
+  | { kind: 'ok'; output: unknown }
+  | { kind: 'failed'; error: WireError; skip?: boolean };
+
+/**
+ * Runs workflows. A workflow is a task whose steps are child tasks: each turn of its job looks at
+ * its running step's children in the ledger, moves on when the step is done, and otherwise parks
+ * (a delayed job) until a child wakes it or the guard interval passes. There are no BullMQ
+ * parent/child dependencies: a failed, canceled, stalled or lost child can never leave the workflow
+ * waiting, because the workflow itself decides, with its deadline always set as the latest wake-up.
+ */
+export class WorkflowRunner {
+  constructor(private readonly ctx: RunnerContext) {}
+
+  async run(job: Job<TaskJobData>, token: string | undefined): Promise<string> {
+    try {
+      return await this.turn(job, token);
+    } catch (error) {
+      if (error instanceof DelayedError) throw error;
+      if (error instanceof GatewayError && error.code === 'UNAVAILABLE') {
+        // Redis trouble mid-turn: try the turn again shortly rather than fail the workflow.
+        return park(job, token, Date.now() + 1000);
+      }
+      throw error;
+    }
+  }
+
+  private async turn(job: Job<TaskJobData>, token: string | undefined): Promise<string> {
+    const { ledger } = this.ctx;
+    let wf = await ledger.get(job.data.taskId);
+    if (!wf || isTerminal(wf.status)) return 'gone';
+    const parsed = WorkflowDefinitionSchema.safeParse(wf.definition);
+    if (!parsed.success) {
+      await this.end(wf, 'failed', {
+        error: new GatewayError('BAD_REQUEST', 'the workflow definition is invalid').toWire(),
+      });
+      return 'invalid';
+    }
+    const definition = parsed.data;
+    const run: WorkflowRun = (wf.state as WorkflowRun | undefined) ?? { stage: 0, input: wf.data, steps: {} };
+    if (wf.cancelRequested) {
+      await this.ctx.tasks.cancelSteps(runningTaskIds(run));
+      await this.end(wf, 'canceled', { error: canceledError() });
+      return 'canceled';
+    }
+    if (wf.deadline !== undefined && Date.now() >= wf.deadline) {
+      await this.ctx.tasks.cancelSteps(runningTaskIds(run));
+      const step = definition.steps[run.stage];
+      await this.end(wf, 'failed', {
+        error: new GatewayError('TIMEOUT', `the workflow's deadline passed${step ? ` during step '${step.id}'` : ''}`, {
+          retryable: false,
+          details: { step: step?.id },
+        }).toWire(),
+      });
+      return 'deadline';
+    }
+    if (wf.status === 'submitted') {
+      await ledger.transition(wf, {
+        status: 'working',
+        from: ['submitted'],
+        fields: { startedAt: String(Date.now()) },
+      });
+      wf = { ...wf, status: 'working' };
+    }
+    for (;;) {
+      const step = definition.steps[run.stage];
+      if (!step) {
+        await this.end(wf, 'completed', { output: run.input });
+        return 'completed';
+      }
+      let sr = run.steps[step.id];
+      if (!sr) {
+        sr = await this.startStep(wf, run, step);
+      }
+      // What the step's tasks and the workflow's own flags look like before this look at them: if it
+      // differs once the workflow has parked, something ended meanwhile and it wakes itself.
+      const seen = await this.fingerprint(wf.taskId, sr.taskIds);
+      let outcome: Outcome;
+      if (sr.status === 'input-required') {
+        outcome = await this.humanOutcome(wf, step);
+        if (outcome.kind === 'pending')
+          return this.wait(
+            job,
+            token,
+            wf,
+            Math.min(wf.escalateUntil ?? Infinity, wf.deadline ?? Infinity),
+            seen,
+            sr.taskIds,
+          );
+      } else {
+        outcome = await this.stepOutcome(step, sr);
+      }
+      if (outcome.kind === 'pending') {
+        await this.mirrorHumanWait(wf, step, sr, outcome.waitingForHuman);
+        wf = { ...wf, status: outcome.waitingForHuman.length > 0 ? 'input-required' : 'working' };
+        return this.wait(job, token, wf, Date.now() + WORKFLOW_GUARD_MS, seen, sr.taskIds);
+      }
+      // The step is done: stop the branches a join no longer needs.
+      await this.ctx.tasks.cancelSteps(sr.taskIds);
+      sr.endedAt = Date.now();
+      if (outcome.kind === 'ok') {
+        sr.status = 'completed';
+        sr.output = outcome.output;
+        run.input = outcome.output;
+        run.stage += 1;
+        await this.save(wf, run, { stepCompleted: step.id });
+        if (wf.status === 'input-required') {
+          await ledger.transition(wf, { status: 'working', from: ['input-required'], fields: clearHumanFields() });
+          wf = { ...wf, status: 'working' };
+        }
+        continue;
+      }
+      sr.error = outcome.error;
+      const policy = outcome.skip ? 'continue' : (step.onFailure ?? 'fail');
+      if (policy === 'continue') {
+        // The step is skipped: the next one gets the same input this one got.
+        sr.status = 'skipped';
+        run.stage += 1;
+        await this.save(wf, run, { stepSkipped: step.id, error: outcome.error });
+        continue;
+      }
+      if (policy === 'escalate' && wf.status !== 'input-required') {
+        sr.status = 'input-required';
+        const until = Date.now() + (step.escalation?.timeoutMs ?? wf.escalationTimeoutMs);
+        const question = {
+          step: step.id,
+          message: `step '${step.id}' failed: ${outcome.error.message}`,
+          error: outcome.error,
+        };
+        await this.save(wf, run);
+        await ledger.transition(wf, {
+          status: 'input-required',
+          fields: { question: JSON.stringify(question), escalateUntil: String(until) },
+          event: { question, submittedBy: wf.principal },
+          notifyOperators: true,
+        });
+        wf = { ...wf, status: 'input-required', escalateUntil: until };
+        return this.wait(
+          job,
+          token,
+          wf,
+          Math.min(until, wf.deadline ?? Infinity),
+          await this.fingerprint(wf.taskId, []),
+        );
+      }
+      sr.status = 'failed';
+      await this.save(wf, run);
+      await this.end(wf, 'failed', {
+        error: new GatewayError('AGENT_ERROR', `step '${step.id}' failed: ${outcome.error.message}`, {
+          retryable: false,
+          details: { step: step.id, error: outcome.error },
+        }).toWire(),
+      });
+      return 'failed';
+    }
+  }
+
+  /** Plans a step's children in the run state (saved first), then creates and enqueues them. */
+  private async startStep(wf: LedgerTask, run: WorkflowRun, step: WorkflowStep): Promise<StepRun> {
+    const calls = 'parallel' in step ? step.parallel : [step];
+    const sr: StepRun = {
+      status: 'working',
+      taskIds: calls.map(() => randomUUID()),
+      branches: calls.map((c) => c.id),
+      startedAt: Date.now(),
+    };
+    run.steps[step.id] = sr;
+    await this.save(wf, run, { stepStarted: step.id });
+    await Promise.all(
+      calls.map((call, i) =>
+        this.ctx.tasks.createStep(wf, {
+          taskId: sr.taskIds[i]!,
+          stepId: call.id,
+          agent: call.agent,
+          task: call.task,
+          data: call.input !== undefined ? call.input : run.input,
+          timeoutMs: call.timeoutMs,
+          retry: call.retry,
+          escalation: step.escalation,
+        }),
+      ),
+    );
+    return sr;
+  }
+
+  /** Where a step stands, from its children's records (and, for a silent one, its job). */
+  private async stepOutcome(step: WorkflowStep, sr: StepRun): Promise<Outcome> {
+    const children = await this.ctx.ledger.getMany(sr.taskIds);
+    const byId = new Map(children.map((c) => [c.taskId, c]));
+    const ok: { branch: string; output: unknown; endedAt: number }[] = [];
+    const failed: { branch: string; error: WireError; skip: boolean }[] = [];
+    const waitingForHuman: string[] = [];
+    let pending = 0;
+    for (let i = 0; i < sr.taskIds.length; i++) {
+      const taskId = sr.taskIds[i]!;
+      const branch = sr.branches[i]!;
+      const child = byId.get(taskId);
+      if (!child) {
+        failed.push({ branch, error: lost(`the task of step '${branch}' is gone`), skip: false });
+        continue;
+      }
+      if (child.status === 'completed') ok.push({ branch, output: child.output ?? null, endedAt: child.endedAt ?? 0 });
+      else if (isTerminal(child.status)) {
+        const error = child.error ?? lost(`step '${branch}' ended ${child.status}`);
+        const timedOutHuman = (error.details as { escalation?: string } | undefined)?.escalation === 'timeout';
+        failed.push({ branch, error, skip: timedOutHuman && child.escalationOnTimeout === 'continue' });
+      } else if ((await this.ctx.tasks.queue.state(taskId)) === 'missing') {
+        // Not ended, and no job will ever run it: count it as failed rather than wait forever.
+        failed.push({ branch, error: lost(`the job of step '${branch}' was lost`), skip: false });
+      } else {
+        pending += 1;
+        if (child.status === 'input-required') waitingForHuman.push(taskId);
+      }
+    }
+    if (!('parallel' in step)) {
+      if (ok[0]) return { kind: 'ok', output: ok[0].output };
+      if (failed[0]) return { kind: 'failed', error: failed[0].error, skip: failed[0].skip };
+      return { kind: 'pending', waitingForHuman };
+    }
+    const parallel = step as ParallelStep;
+    const need = joinCount(parallel);
+    if (ok.length >= need) {
+      ok.sort((a, b) => a.endedAt - b.endedAt);
+      const chosen = (parallel.join?.mode ?? 'all') === 'first' ? ok.slice(0, need) : ok;
+      return { kind: 'ok', output: Object.fromEntries(chosen.map((o) => [o.branch, o.output])) };
+    }
+    if (ok.length + pending < need) {
+      return {
+        kind: 'failed',
+        error: new GatewayError(
+          'AGENT_ERROR',
+          `${ok.length} of ${sr.taskIds.length} branches succeeded; ${need} needed`,
+          { retryable: false, details: { branches: Object.fromEntries(failed.map((f) => [f.branch, f.error])) } },
+        ).toWire(),
+      };
+    }
+    return { kind: 'pending', waitingForHuman };
+  }
+
+  /** A step escalated by its failure policy: a human's answer is its output. */
+  private async humanOutcome(wf: LedgerTask, step: WorkflowStep): Promise<Outcome> {
+    if (wf.response !== undefined) return { kind: 'ok', output: wf.response.output };
+    if (Date.now() < (wf.escalateUntil ?? 0)) return { kind: 'pending', waitingForHuman: [] };
+    const error = new GatewayError('TIMEOUT', `no operator answered for step '${step.id}' in time`, {
+      retryable: false,
+      details: { escalation: 'timeout', step: step.id },
+    }).toWire();
+    return { kind: 'failed', error, skip: step.escalation?.onTimeout === 'continue' };
+  }
+
+  /** While a step's task waits for a human, so does the workflow (and back). */
+  private async mirrorHumanWait(wf: LedgerTask, step: WorkflowStep, sr: StepRun, waiting: string[]): Promise<void> {
+    if (waiting.length > 0 && wf.status !== 'input-required') {
+      const question = { step: step.id, taskIds: waiting };
+      await this.ctx.ledger.transition(wf, { status: 'input-required', from: ['working'], event: { question } });
+    } else if (waiting.length === 0 && wf.status === 'input-required' && sr.status === 'working') {
+      await this.ctx.ledger.transition(wf, { status: 'working', from: ['input-required'] });
+    }
+  }
+
+  /**
+   * Parks the workflow until `until` (never past its deadline). Children that ended meanwhile wake
+   * it; so that no wake-up is lost between the last look and the park, it looks once more after
+   * parking and wakes itself if something changed.
+   */
+  private async wait(
+    job: Job<TaskJobData>,
+    token: string | undefined,
+    wf: LedgerTask,
+    until: number,
+    seen: string,
+    watch: readonly string[] = [],
+  ): Promise<never> {
+    const wakeAt = Math.min(until, wf.deadline ?? Infinity);
+    await job.moveToDelayed(Math.max(Date.now(), wakeAt), token);
+    if ((await this.fingerprint(wf.taskId, watch)) !== seen) await this.ctx.tasks.queue.wake(wf.taskId);
+    throw new DelayedError();
+  }
+
+  /** The statuses of the workflow and the watched children, to notice a change. */
+  private async fingerprint(workflowId: string, watch: readonly string[]): Promise<string> {
+    const [workflow, ...children] = await this.ctx.ledger.getMany([workflowId, ...watch]);
+    const own = `${workflow?.response ? 1 : 0}:${workflow?.cancelRequested ? 1 : 0}`;
+    return [own, ...children.map((t) => `${t.taskId}:${t.status}`)].join(',');
+  }
+
+  private async save(wf: LedgerTask, run: WorkflowRun, event?: Record<string, unknown>): Promise<void> {
+    await this.ctx.ledger.setFields(wf.taskId, { state: JSON.stringify(run), response: undefined });
+    wf.response = undefined;
+    if (event) {
+      await this.ctx.ledger
+        .transition(wf, { eventName: 'task.progress', event: { progress: event } })
+        .catch(() => undefined);
+    }
+  }
+
+  private async end(
+    wf: LedgerTask,
+    status: 'completed' | 'failed' | 'canceled',
+    result: { output?: unknown; error?: WireError },
+  ): Promise<void> {
+    const fields: Record<string, string | undefined> = { endedAt: String(Date.now()), ...clearHumanFields() };
+    const event: Record<string, unknown> = {};
+    if (result.output !== undefined) {
+      fields.output = JSON.stringify(result.output ?? null);
+      event.output = result.output;
+    }
+    if (result.error !== undefined) {
+      fields.error = JSON.stringify(result.error);
+      event.error = result.error;
+    }
+    await this.ctx.ledger.transition(wf, { status, fields, event });
+  }
+}
+
+function clearHumanFields(): Record<string, undefined> {
+  return { question: undefined, escalateUntil: undefined };
+}
+
+function runningTaskIds(run: WorkflowRun): string[] {
+  return Object.values(run.steps)
+    .filter((s) => s.status === 'working' || s.status === 'input-required')
+    .flatMap((s) => s.taskIds);
+}
+
+function lost(message: string): WireError {
+  return new GatewayError('AGENT_UNAVAILABLE', message, { retryable: false }).toWire();
+}
+
+/** The definition type, re-exported for the worker's users. */
+export type { WorkflowDefinition };

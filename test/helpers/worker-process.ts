@@ -1,0 +1,25 @@
+import { GatewayProcess, type GatewayProcessOptions, type LogRecord } from './gateway-process';
+
+/**
+ * A real worker process: `node packages/cli/dist/bin.js worker start --redis <url> --worker-id <id>`.
+ * Same lifecycle as {@link GatewayProcess} (start waits for `"worker ready"`; stop, kill, logs);
+ * it listens on no port.
+ */
+export class WorkerProcess extends GatewayProcess {
+  static override async start(options: GatewayProcessOptions): Promise<WorkerProcess> {
+    const worker = new WorkerProcess({
+      ...options,
+      replicaId: options.replicaId ?? `wk-${Math.random().toString(16).slice(2, 10)}`,
+    });
+    await worker.start();
+    return worker;
+  }
+
+  protected override commandArgs(): string[] {
+    return ['worker', 'start', '--redis', this.options.redisUrl, '--worker-id', this.replicaId];
+  }
+
+  protected override readyPortOf(record: LogRecord): number | undefined {
+    return record.msg === 'worker ready' ? 0 : undefined;
+  }
+}

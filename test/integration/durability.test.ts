@@ -1,0 +1,116 @@
+import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
+import { waitFor } from '../helpers/wait';
+import { type Frame, TestSocket } from '../helpers/ws-client';
+
+const TERMINAL = new Set(['completed', 'failed', 'canceled', 'rejected']);
+
+async function endOf(socket: TestSocket, taskId: string, timeoutMs = 30_000): Promise<Frame> {
+  for (;;) {
+    const event = await socket.nextFrame(
+      (f) => f.event === 'task.status' && f.taskId === taskId,
+      timeoutMs,
+      `task.status of ${taskId}`,
+    );
+    if (TERMINAL.has(event.status as string)) return event;
+  }
+}
+
+async function submit(socket: TestSocket, agent: string, data: unknown = null): Promise<string> {
+  const reply = await socket.request({
+    action: 'coordinator',
+    id: `s-${Math.random()}`,
+    agent,
+    task: 'work',
+    data,
+    mode: 'async',
+    timeoutMs: 60_000,
+  });
+  if (reply.ok !== true) throw new Error(`submit failed: ${JSON.stringify(reply)}`);
+  return (reply.result as { taskId: string }).taskId;
+}
+
+/** Async tasks survive the loss of a worker, of the submitter's replica, and a Redis restart (AOF). */
+describe('durability of async tasks', () => {
+  let cluster: Cluster | undefined;
+
+  afterEach(async () => {
+    await cluster?.stop();
+    cluster = undefined;
+  });
+
+  it('resumes a task on another worker when its worker is killed mid-task; the agent sees attempt 2', async () => {
+    cluster = await startCluster({
+      replicas: 1,
+      workers: 1,
+      appendOnly: true,
+      workerEnv: { OPENCLAW_WORKER_LOCK_MS: '2000' },
+    });
+    const [a] = cluster.gateways;
+    const agent = await startAgent(a!.url, { name: 'durable', answer: 'manual' });
+    const caller = await TestSocket.open(a!.url);
+    const taskId = await submit(caller, 'durable', { order: 1 });
+    const first = await agent.socket.nextEvent('task', 15_000);
+    expect(first).toMatchObject({ taskId, attempt: 1 });
+    await cluster.workers[0]!.kill();
+    await cluster.addWorker('W2');
+    const second = await agent.socket.nextEvent('task', 20_000);
+    expect(second).toMatchObject({ taskId, attempt: 2, data: { order: 1 } });
+    agent.socket.send({ action: 'task.result', taskId, output: { done: true } });
+    expect(await endOf(caller, taskId)).toMatchObject({ status: 'completed', output: { done: true }, attempt: 2 });
+    await Promise.all([caller.close(), agent.close()]);
+  });
+
+  it('delivers the result to a submitter whose replica was killed, after it reconnects to another', async () => {
+    cluster = await startCluster({ replicas: 2, workers: 1, workerEnv: { OPENCLAW_WORKER_LOCK_MS: '2000' } });
+    const [a, b] = cluster.gateways;
+    const agent = await startAgent(b!.url, { name: 'steady', answer: 'manual' });
+    const caller = await TestSocket.open(a!.url);
+    const taskId = await submit(caller, 'steady');
+    const submitted = await caller.nextFrame(
+      (f) => f.event === 'task.status' && f.taskId === taskId,
+      10_000,
+      'the submitted event',
+    );
+    const task = await agent.socket.nextEvent('task', 15_000);
+    await a!.kill();
+    await caller.terminate().catch(() => undefined);
+    agent.socket.send({ action: 'task.result', taskId: task.taskId, output: 'shipped' });
+    // Reconnect elsewhere and pick up after the last event seen.
+    const again = await TestSocket.open(b!.url);
+    const reply = await again.request({ action: 'task.subscribe', id: 1, taskId, after: submitted.cursor });
+    expect(reply.ok).toBe(true);
+    expect(await endOf(again, taskId)).toMatchObject({ status: 'completed', output: 'shipped' });
+    await Promise.all([again.close(), agent.close()]);
+  });
+
+  it('keeps queued tasks across a Redis restart (AOF) and runs them once a worker is back', async () => {
+    cluster = await startCluster({
+      replicas: 1,
+      workers: 0,
+      appendOnly: true,
+      workerEnv: { OPENCLAW_WORKER_LOCK_MS: '2000' },
+    });
+    const [a] = cluster.gateways;
+    const caller = await TestSocket.open(a!.url);
+    const ids = [await submit(caller, 'late', 1), await submit(caller, 'late', 2), await submit(caller, 'late', 3)];
+    await caller.close();
+    await cluster.redis.kill();
+    await cluster.redis.restart();
+    // The replica reconnects by itself.
+    await waitFor(async () => (await fetch(`${a!.httpUrl}/readyz`)).status === 200, {
+      what: 'the replica ready again',
+      timeoutMs: 15_000,
+    });
+    const agent = await startAgent(a!.url, { name: 'late' });
+    await cluster.addWorker('W1');
+    const watcher = await TestSocket.open(a!.url);
+    for (const taskId of ids) {
+      const reply = await watcher.request({ action: 'task.subscribe', id: taskId, taskId, after: '0-0' });
+      expect(reply.ok).toBe(true);
+    }
+    const ends = await Promise.all(ids.map((taskId) => endOf(watcher, taskId)));
+    expect(ends.map((e) => e.status)).toEqual(['completed', 'completed', 'completed']);
+    expect(agent.received.map((t) => t.data).sort()).toEqual([1, 2, 3]);
+    await Promise.all([watcher.close(), agent.close()]);
+  });
+});

@@ -1,0 +1,289 @@
+import { runCli } from '../helpers/cli';
+import { type Cluster, startAgent, startCluster, type TestAgent } from '../helpers/cluster';
+import { type Frame, TestSocket } from '../helpers/ws-client';
+
+const TERMINAL = new Set(['completed', 'failed', 'canceled', 'rejected']);
+
+/** Reads the `task.status` events of a task until a terminal one, which it returns. */
+async function endOf(socket: TestSocket, taskId: string, timeoutMs = 30_000): Promise<Frame> {
+  for (;;) {
+    const event = await socket.nextFrame(
+      (f) => f.event === 'task.status' && f.taskId === taskId,
+      timeoutMs,
+      `task.status of ${taskId}`,
+    );
+    if (TERMINAL.has(event.status as string)) return event;
+  }
+}
+
+async function start(socket: TestSocket, workflow: object, input: unknown = null): Promise<string> {
+  const reply = await socket.request({ action: 'workflow.start', id: 'wf', workflow, input });
+  if (reply.ok !== true) throw new Error(`workflow.start failed: ${JSON.stringify(reply)}`);
+  expect(reply.result).toMatchObject({ status: 'submitted' });
+  return (reply.result as { taskId: string }).taskId;
+}
+
+describe('workflows', () => {
+  let cluster: Cluster;
+  const agents: TestAgent[] = [];
+
+  beforeAll(async () => {
+    cluster = await startCluster({ replicas: 3, workers: 2, workerEnv: { OPENCLAW_WORKER_LOCK_MS: '2000' } });
+  });
+  afterEach(async () => {
+    await Promise.all(agents.splice(0).map((a) => a.close()));
+  });
+  afterAll(async () => {
+    await cluster.stop();
+  });
+
+  it('runs the data pipeline fetch, clean, report over agents on three replicas with two workers', async () => {
+    const [a, b, c] = cluster.gateways;
+    agents.push(
+      await startAgent(a!.url, {
+        name: 'fetcher',
+        answer: (t) => ({
+          action: 'task.result',
+          taskId: t.taskId,
+          output: { rows: [' a ', 'b ', ' c'], source: t.data },
+        }),
+      }),
+      await startAgent(b!.url, {
+        name: 'cleaner',
+        answer: (t) => ({
+          action: 'task.result',
+          taskId: t.taskId,
+          output: { rows: (t.data as { rows: string[] }).rows.map((r) => r.trim()) },
+        }),
+      }),
+      await startAgent(c!.url, {
+        name: 'reporter',
+        answer: (t) => ({
+          action: 'task.result',
+          taskId: t.taskId,
+          output: {
+            report: `${(t.data as { rows: string[] }).rows.length} rows: ${(t.data as { rows: string[] }).rows.join(',')}`,
+          },
+        }),
+      }),
+    );
+    const caller = await TestSocket.open(b!.url);
+    const taskId = await start(
+      caller,
+      {
+        name: 'pipeline',
+        steps: [
+          { id: 'fetch', agent: 'fetcher', task: 'fetch' },
+          { id: 'clean', agent: 'cleaner', task: 'clean' },
+          { id: 'report', agent: 'reporter', task: 'report' },
+        ],
+      },
+      { url: 'https://example.test/data.csv' },
+    );
+    const end = await endOf(caller, taskId);
+    expect(end).toMatchObject({ status: 'completed', output: { report: '3 rows: a,b,c' } });
+    expect(agents[0]!.received[0]).toMatchObject({ data: { url: 'https://example.test/data.csv' }, attempt: 1 });
+    expect(agents[1]!.received[0]!.data).toEqual({
+      rows: [' a ', 'b ', ' c'],
+      source: { url: 'https://example.test/data.csv' },
+    });
+    const record = (await caller.request({ action: 'task.get', id: 2, taskId })).result as {
+      kind: string;
+      steps: { id: string; status: string; tasks: { status: string; agent: string }[] }[];
+    };
+    expect(record.kind).toBe('workflow');
+    expect(record.steps.map((s) => [s.id, s.status, s.tasks[0]!.agent, s.tasks[0]!.status])).toEqual([
+      ['fetch', 'completed', 'fetcher', 'completed'],
+      ['clean', 'completed', 'cleaner', 'completed'],
+      ['report', 'completed', 'reporter', 'completed'],
+    ]);
+    await caller.close();
+  });
+
+  it('fans out and fans in on a quorum, canceling the branch it no longer needs', async () => {
+    const [a, b] = cluster.gateways;
+    agents.push(
+      await startAgent(a!.url, { name: 'voter-1' }),
+      await startAgent(b!.url, { name: 'voter-2' }),
+      await startAgent(b!.url, { name: 'voter-3', answer: () => undefined }),
+    );
+    const caller = await TestSocket.open(a!.url);
+    const taskId = await start(
+      caller,
+      {
+        steps: [
+          {
+            id: 'vote',
+            parallel: [
+              { id: 'v1', agent: 'voter-1', task: 'vote' },
+              { id: 'v2', agent: 'voter-2', task: 'vote' },
+              { id: 'v3', agent: 'voter-3', task: 'vote', timeoutMs: 60_000 },
+            ],
+            join: { mode: 'quorum' },
+          },
+        ],
+      },
+      'ballot',
+    );
+    const end = await endOf(caller, taskId);
+    expect(end.status).toBe('completed');
+    expect(Object.keys(end.output as object).sort()).toEqual(['v1', 'v2']);
+    // The straggler is told to stop.
+    await agents[2]!.socket.nextEvent('task.cancel', 10_000);
+    await caller.close();
+  });
+
+  it('skips a failed step with the continue policy, and fails the workflow with the fail policy', async () => {
+    const [a] = cluster.gateways;
+    agents.push(
+      await startAgent(a!.url, {
+        name: 'broken',
+        answer: (t) => ({
+          action: 'task.error',
+          taskId: t.taskId,
+          error: { code: 'DOWN', message: 'enricher is down' },
+        }),
+      }),
+      await startAgent(a!.url, { name: 'echo-last' }),
+    );
+    const caller = await TestSocket.open(a!.url);
+    const skipped = await start(
+      caller,
+      {
+        steps: [
+          { id: 'enrich', agent: 'broken', task: 'enrich', onFailure: 'continue' },
+          { id: 'finish', agent: 'echo-last', task: 'finish' },
+        ],
+      },
+      { order: 7 },
+    );
+    const done = await endOf(caller, skipped);
+    // The next step got the input the skipped one got.
+    expect(done).toMatchObject({ status: 'completed', output: { echo: { order: 7 } } });
+    const record = (await caller.request({ action: 'task.get', id: 3, taskId: skipped })).result as {
+      steps: { id: string; status: string; error?: { message: string } }[];
+    };
+    expect(record.steps[0]).toMatchObject({ id: 'enrich', status: 'skipped', error: { message: 'enricher is down' } });
+
+    const failing = await start(caller, {
+      steps: [
+        { id: 'enrich', agent: 'broken', task: 'enrich', onFailure: 'fail' },
+        { id: 'finish', agent: 'echo-last', task: 'finish' },
+      ],
+    });
+    const failed = await endOf(caller, failing);
+    expect(failed).toMatchObject({
+      status: 'failed',
+      error: { code: 'AGENT_ERROR', message: "step 'enrich' failed: enricher is down", details: { step: 'enrich' } },
+    });
+    expect(agents[1]!.received).toHaveLength(1);
+    await caller.close();
+  });
+
+  it('escalates a customer query to a human, who answers through the CLI; the flow carries on with the answer', async () => {
+    const [a, b] = cluster.gateways;
+    agents.push(
+      await startAgent(a!.url, {
+        name: 'support-bot',
+        answer: (t) =>
+          (t.data as { question: string }).question.includes('refund')
+            ? {
+                action: 'task.error',
+                taskId: t.taskId,
+                error: { code: 'INPUT_REQUIRED', message: 'refunds need a human', details: { customer: 'c-9' } },
+              }
+            : { action: 'task.result', taskId: t.taskId, output: 'FAQ answer' },
+      }),
+      await startAgent(b!.url, {
+        name: 'mailer',
+        answer: (t) => ({ action: 'task.result', taskId: t.taskId, output: { sent: t.data } }),
+      }),
+    );
+    const operator = await TestSocket.open(b!.url);
+    await operator.request({ action: 'hello', id: 0 });
+    const customer = await TestSocket.open(a!.url, {});
+    const taskId = await start(
+      customer,
+      {
+        name: 'customer-service',
+        steps: [
+          { id: 'answer', agent: 'support-bot', task: 'answer', escalation: { timeoutMs: 600_000 } },
+          { id: 'reply', agent: 'mailer', task: 'send' },
+        ],
+      },
+      { question: 'I want a refund' },
+    );
+    // The workflow shows it waits for a human.
+    const waiting = await customer.nextFrame(
+      (f) => f.event === 'task.status' && f.taskId === taskId && f.status === 'input-required',
+      20_000,
+      'the workflow in input-required',
+    );
+    expect(waiting.question).toMatchObject({ step: 'answer' });
+    const list = await runCli(['task', 'list', '--status', 'input-required', '--json', '--url', b!.httpUrl]);
+    const escalated = (JSON.parse(list.stdout) as { taskId: string; parentId?: string; question: unknown }[]).find(
+      (t) => t.parentId === taskId,
+    );
+    expect(escalated?.question).toEqual({ message: 'refunds need a human', details: { customer: 'c-9' } });
+    const respond = await runCli([
+      'task',
+      'respond',
+      escalated!.taskId,
+      '--text',
+      'Refund approved: 20 EUR',
+      '--url',
+      b!.httpUrl,
+    ]);
+    expect(respond.code).toBe(0);
+    const end = await endOf(customer, taskId);
+    expect(end).toMatchObject({ status: 'completed', output: { sent: 'Refund approved: 20 EUR' } });
+    await Promise.all([operator.close(), customer.close()]);
+  });
+
+  it('cancels a workflow during a step: the agent is told, the step and the workflow end canceled', async () => {
+    const [a] = cluster.gateways;
+    agents.push(await startAgent(a!.url, { name: 'slowpoke', answer: 'manual' }));
+    const caller = await TestSocket.open(a!.url);
+    const taskId = await start(caller, { steps: [{ id: 'slow', agent: 'slowpoke', task: 'wait', timeoutMs: 60_000 }] });
+    const task = await agents[0]!.socket.nextEvent('task', 20_000);
+    const reply = await caller.request({ action: 'task.cancel', id: 5, taskId }, 10_000);
+    expect(reply).toMatchObject({ ok: true, result: { status: 'canceled' } });
+    const cancel = await agents[0]!.socket.nextEvent('task.cancel', 10_000);
+    expect(cancel.taskId).toBe(task.taskId);
+    expect((await endOf(caller, taskId)).status).toBe('canceled');
+    const step = await caller.request({ action: 'task.get', id: 6, taskId: task.taskId as string });
+    expect(step.result).toMatchObject({ status: 'canceled' });
+    await caller.close();
+  });
+
+  it('never leaves a workflow waiting on a stalled step: its deadline ends it', async () => {
+    const [a] = cluster.gateways;
+    agents.push(await startAgent(a!.url, { name: 'black-hole', answer: () => undefined }));
+    const caller = await TestSocket.open(a!.url);
+    const taskId = await start(caller, {
+      deadlineMs: 1500,
+      steps: [{ id: 'stuck', agent: 'black-hole', task: 'wait', timeoutMs: 600_000 }],
+    });
+    const end = await endOf(caller, taskId);
+    expect(end).toMatchObject({ status: 'failed', error: { code: 'TIMEOUT', details: { step: 'stuck' } } });
+    await agents[0]!.socket.nextEvent('task.cancel', 10_000);
+    await caller.close();
+  });
+
+  it('refuses an invalid definition with the failing field named', async () => {
+    const caller = await TestSocket.open(cluster.gateways[0]!.url);
+    const reply = await caller.request({
+      action: 'workflow.start',
+      id: 1,
+      workflow: {
+        steps: [
+          { id: 'x', agent: 'a', task: 't' },
+          { id: 'x', agent: 'b', task: 't' },
+        ],
+      },
+    });
+    expect(reply).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST' } });
+    expect(JSON.stringify(reply.error)).toContain("step id 'x' is used twice");
+    await caller.close();
+  });
+});
