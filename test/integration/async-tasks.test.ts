@@ -155,4 +155,120 @@ describe('async tasks through the queue and workers', () => {
     expect(agent.received).toHaveLength(1);
     await Promise.all([one.close(), two.close(), agent.close()]);
   });
+
+  it('sends the submitter its events on the replica it reconnected to, with progress, without asking', async () => {
+    const [a, b] = cluster.gateways;
+    const agent = await startAgent(b!.url, { name: 'reporter-x', answer: 'manual' });
+    const first = await TestSocket.open(a!.url);
+    const reply = await first.request({ action: 'coordinator', id: 1, agent: 'reporter-x', task: 't', mode: 'async' });
+    const taskId = (reply.result as { taskId: string }).taskId;
+    const task = await agent.socket.nextEvent('task', 10_000);
+    await first.close();
+    const second = await TestSocket.open(b!.url);
+    await second.request({ action: 'ping', id: 1 });
+    agent.socket.send({ action: 'task.progress', taskId: task.taskId, progress: { pct: 50 } });
+    const progress = await second.nextEvent('task.progress', 10_000);
+    expect(progress).toMatchObject({ taskId, progress: { pct: 50 } });
+    expect(typeof progress.cursor).toBe('string');
+    agent.socket.send({ action: 'task.result', taskId: task.taskId, output: 'done' });
+    const end = await statusesUntilEnd(second, taskId);
+    expect(end.at(-1)).toMatchObject({ status: 'completed', output: 'done' });
+    await Promise.all([second.close(), agent.close()]);
+  });
+
+  it('retries an attempt that times out: the agent is told to stop, then sees attempt 2', async () => {
+    const [a] = cluster.gateways;
+    const agent = await startAgent(a!.url, { name: 'sleepy', answer: 'manual', concurrency: 4 });
+    const caller = await TestSocket.open(a!.url);
+    const reply = await caller.request({
+      action: 'coordinator',
+      id: 1,
+      agent: 'sleepy',
+      task: 't',
+      mode: 'async',
+      timeoutMs: 300,
+      retry: { attempts: 2, backoffMs: 10 },
+    });
+    const taskId = (reply.result as { taskId: string }).taskId;
+    expect(await agent.socket.nextEvent('task', 10_000)).toMatchObject({ taskId, attempt: 1 });
+    // The deadline passes: the agent is told to stop, then gets the next attempt.
+    await agent.socket.nextEvent('task.cancel', 10_000);
+    const second = await agent.socket.nextEvent('task', 10_000);
+    expect(second).toMatchObject({ taskId, attempt: 2 });
+    agent.socket.send({ action: 'task.result', taskId, output: 'late but fine' });
+    expect((await statusesUntilEnd(caller, taskId)).at(-1)).toMatchObject({ status: 'completed', attempt: 2 });
+    await Promise.all([caller.close(), agent.close()]);
+  });
+
+  it("uses an agent's registered retry policy when the call gives none", async () => {
+    const [a] = cluster.gateways;
+    const socket = await TestSocket.open(a!.url);
+    const reg = await socket.request({ action: 'register', id: 'r', name: 'once-only', retry: { attempts: 1 } });
+    expect(reg.ok).toBe(true);
+    const caller = await TestSocket.open(a!.url);
+    const reply = await caller.request({ action: 'coordinator', id: 1, agent: 'once-only', task: 't', mode: 'async' });
+    const taskId = (reply.result as { taskId: string }).taskId;
+    const task = await socket.nextEvent('task', 10_000);
+    socket.send({ action: 'task.error', taskId: task.taskId, error: { message: 'flaky', retryable: true } });
+    expect((await statusesUntilEnd(caller, taskId)).at(-1)).toMatchObject({ status: 'failed', attempt: 1 });
+    const record = await caller.request({ action: 'task.get', id: 2, taskId });
+    expect(record.result).toMatchObject({ attempts: 1, maxAttempts: 1 });
+    await Promise.all([caller.close(), socket.close()]);
+  });
+
+  it('cancels a running async task (the agent is told) and a queued one (removed at once)', async () => {
+    const [a, b] = cluster.gateways;
+    const agent = await startAgent(a!.url, { name: 'cancelable', answer: 'manual' });
+    const caller = await TestSocket.open(b!.url);
+    const running = await caller.request({
+      action: 'coordinator',
+      id: 1,
+      agent: 'cancelable',
+      task: 't',
+      mode: 'async',
+      timeoutMs: 60_000,
+    });
+    const runningId = (running.result as { taskId: string }).taskId;
+    await agent.socket.nextEvent('task', 10_000);
+    expect(await caller.request({ action: 'task.cancel', id: 2, taskId: runningId }, 10_000)).toMatchObject({
+      ok: true,
+      result: { status: 'canceled' },
+    });
+    expect(await agent.socket.nextEvent('task.cancel', 10_000)).toMatchObject({ taskId: runningId });
+    expect((await statusesUntilEnd(caller, runningId)).at(-1)).toMatchObject({
+      status: 'canceled',
+      error: { code: 'CANCELED' },
+    });
+    // Queued: the agent does not exist yet, so the task waits for its next attempt (backoff).
+    const queued = await caller.request({
+      action: 'coordinator',
+      id: 3,
+      agent: 'nobody-yet',
+      task: 't',
+      mode: 'async',
+      retry: { attempts: 5, backoffMs: 60_000 },
+    });
+    const queuedId = (queued.result as { taskId: string }).taskId;
+    await caller.nextFrame(
+      (f) => f.taskId === queuedId && f.lastError !== undefined,
+      10_000,
+      'the first failed attempt',
+    );
+    expect(await caller.request({ action: 'task.cancel', id: 4, taskId: queuedId })).toMatchObject({ ok: true });
+    expect((await statusesUntilEnd(caller, queuedId)).at(-1)).toMatchObject({ status: 'canceled' });
+    // Cancel, respond and retry on tasks in the wrong state say why.
+    const again = await caller.request({ action: 'task.cancel', id: 5, taskId: queuedId });
+    expect(again).toMatchObject({ ok: false, error: { code: 'CONFLICT' } });
+    expect(await caller.request({ action: 'task.respond', id: 6, taskId: queuedId, output: 1 })).toMatchObject({
+      ok: false,
+      error: { code: 'CONFLICT' },
+    });
+    expect(await caller.request({ action: 'task.get', id: 7, taskId: 'no-such-task' })).toMatchObject({
+      ok: false,
+      error: { code: 'NOT_FOUND' },
+    });
+    const badList = await fetch(`${a!.httpUrl}/v1/tasks?status=lost`);
+    expect(badList.status).toBe(400);
+    await Promise.all([caller.close(), agent.close()]);
+  });
 });

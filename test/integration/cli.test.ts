@@ -112,7 +112,7 @@ describe('openclaw gateway start', () => {
 });
 
 describe('openclaw up', () => {
-  it('starts Redis and a gateway with one command and stops both on Ctrl-C', async () => {
+  it('starts Redis, a gateway and a worker with one command and stops them on Ctrl-C', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'openclaw-up-'));
     const clean = Object.fromEntries(
       Object.entries(process.env).filter(([k]) => !k.startsWith('OPENCLAW_') && k !== 'REDIS_URL'),
@@ -145,6 +145,21 @@ describe('openclaw up', () => {
       expect(await caller.request({ action: 'coordinator', id: 1, agent: 'local', task: 't' })).toMatchObject({
         ok: true,
       });
+      // Its worker runs async tasks.
+      const submitted = await caller.request({
+        action: 'coordinator',
+        id: 2,
+        agent: 'local',
+        task: 't',
+        mode: 'async',
+      });
+      const taskId = (submitted.result as { taskId: string }).taskId;
+      await caller.nextFrame(
+        (f) => f.event === 'task.status' && f.taskId === taskId && f.status === 'completed',
+        20_000,
+        'the async task to complete',
+      );
+      expect(stderr).toMatch(/worker worker-[0-9a-f]{8}/);
       await Promise.all([caller.close(), agent.close()]);
       expect(existsSync(path.join(dataDir, 'redis'))).toBe(true);
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -114,3 +114,80 @@ describe('durability of async tasks', () => {
     await Promise.all([watcher.close(), agent.close()]);
   });
 });
+
+/** A TCP forwarder standing in for a load balancer: new connections go to whichever upstream is set now. */
+async function startForwarder(
+  upstreamPort: number,
+): Promise<{ url: string; setUpstream(port: number): void; close(): Promise<void> }> {
+  const net = await import('node:net');
+  let upstream = upstreamPort;
+  const sockets = new Set<import('node:net').Socket>();
+  const server = net.createServer((client) => {
+    const target = net.connect(upstream, '127.0.0.1');
+    for (const s of [client, target]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => s.destroy());
+    }
+    client.pipe(target);
+    target.pipe(client);
+    client.on('close', () => target.destroy());
+    target.on('close', () => client.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    setUpstream(p) {
+      upstream = p;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+describe('the SDK follows an async task across the loss of its replica', () => {
+  it('waitForTask resolves after the client reconnected to another replica, with no event lost', async () => {
+    const { connect } = await import('@openclaw/sdk');
+    const cluster = await startCluster({ replicas: 2, workers: 1, workerEnv: { OPENCLAW_WORKER_LOCK_MS: '2000' } });
+    const [a, b] = cluster.gateways;
+    const lb = await startForwarder(a!.port);
+    const agentClient = await connect({ url: b!.url });
+    const client = await connect({ url: lb.url, reconnect: { initialDelayMs: 50, maxDelayMs: 300 } });
+    client.on('error', () => undefined);
+    try {
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      const agent = agentClient.agent('packer');
+      agent.handle('pack', async (data, ctx) => {
+        ctx.progress({ stage: 'started' });
+        await gate;
+        ctx.progress({ stage: 'sealed' });
+        return { packed: data };
+      });
+      await agent.register();
+      const { taskId } = await client.submit('packer', 'pack', { box: 1 });
+      const progress: unknown[] = [];
+      const outcome = client.waitForTask(taskId, { onProgress: (p) => progress.push(p) });
+      await waitFor(() => progress.length === 1, { what: 'the first progress' });
+      lb.setUpstream(b!.port);
+      await a!.kill();
+      await waitFor(() => client.state === 'connected' && client.session?.replica === 'B', {
+        what: 'the client reconnected to replica B',
+        timeoutMs: 15_000,
+      });
+      release();
+      await expect(outcome).resolves.toEqual({ taskId, status: 'completed', output: { packed: { box: 1 } } });
+      expect(progress).toEqual([{ stage: 'started' }, { stage: 'sealed' }]);
+    } finally {
+      await Promise.all([client.close(), agentClient.close()]);
+      await lb.close();
+      await cluster.stop();
+    }
+  });
+});

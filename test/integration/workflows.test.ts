@@ -240,6 +240,39 @@ describe('workflows', () => {
     await Promise.all([operator.close(), customer.close()]);
   });
 
+  it('goes on past a step whose human never answered when its escalation says continue', async () => {
+    const [a] = cluster.gateways;
+    agents.push(
+      await startAgent(a!.url, {
+        name: 'unsure',
+        answer: (t) => ({
+          action: 'task.error',
+          taskId: t.taskId,
+          error: { code: 'INPUT_REQUIRED', message: 'help?' },
+        }),
+      }),
+      await startAgent(a!.url, { name: 'fallback' }),
+    );
+    const caller = await TestSocket.open(a!.url);
+    const taskId = await start(
+      caller,
+      {
+        steps: [
+          { id: 'ask', agent: 'unsure', task: 'ask', escalation: { timeoutMs: 300, onTimeout: 'continue' } },
+          { id: 'fallback', agent: 'fallback', task: 'reply' },
+        ],
+      },
+      'original input',
+    );
+    const end = await endOf(caller, taskId);
+    expect(end).toMatchObject({ status: 'completed', output: { echo: 'original input' } });
+    const record = (await caller.request({ action: 'task.get', id: 2, taskId })).result as {
+      steps: { id: string; status: string; error?: { code: string } }[];
+    };
+    expect(record.steps[0]).toMatchObject({ id: 'ask', status: 'skipped', error: { code: 'TIMEOUT' } });
+    await caller.close();
+  });
+
   it('cancels a workflow during a step: the agent is told, the step and the workflow end canceled', async () => {
     const [a] = cluster.gateways;
     agents.push(await startAgent(a!.url, { name: 'slowpoke', answer: 'manual' }));

@@ -302,9 +302,10 @@ function toAgentError(error: unknown, signal?: AbortSignal): Record<string, unkn
   }
   if (cause instanceof Error) {
     const wire: Record<string, unknown> = { message: truncate(cause.message || cause.name || 'task failed') };
-    const { code, retryable } = cause as { code?: unknown; retryable?: unknown };
+    const { code, retryable, details } = cause as { code?: unknown; retryable?: unknown; details?: unknown };
     if (typeof code === 'string' && code.length > 0 && code.length <= MAX_ERROR_CODE) wire.code = code;
     if (typeof retryable === 'boolean') wire.retryable = retryable;
+    if (details !== undefined) wire.details = details;
     return wire;
   }
   return { message: truncate(typeof cause === 'string' && cause.length > 0 ? cause : 'task failed') };

@@ -43,6 +43,8 @@ export interface TaskProgressEvent {
   progress: unknown;
   /** The `coordinator` request id, when the progress belongs to a sync call in flight on this connection. */
   id?: RequestId;
+  /** Async tasks: the event's place in the task's event stream. */
+  cursor?: string;
 }
 
 /** A `task.status` event: an async task this client submitted changed state. */
@@ -51,6 +53,14 @@ export interface TaskStatusEvent {
   status: TaskState;
   output?: unknown;
   error?: WireError;
+  /** The event's place in the task's event stream: `task.subscribe` resumes after it. */
+  cursor?: string;
+  /** The attempt this status is about. */
+  attempt?: number;
+  /** In `input-required`: what the human is asked. */
+  question?: unknown;
+  /** For a workflow step: the workflow's task id. */
+  parentId?: string;
 }
 
 /**

@@ -14,3 +14,26 @@ export class UnexpectedFrameError extends Error {
     this.frame = frame.length > 200 ? `${frame.slice(0, 200)}…` : frame;
   }
 }
+
+/**
+ * Thrown by an agent's handler to escalate its task to a human (an async task or workflow step): the
+ * task waits in `input-required` with this message and details as its question, until an operator
+ * answers (`openclaw task respond`) or the escalation times out. In a sync call the caller gets it as
+ * an `AGENT_ERROR` with `details.agentCode: "INPUT_REQUIRED"`.
+ * @example
+ * agent.handle('answer', async (query) => {
+ *   if (query.question.includes('refund')) throw new InputRequired('refunds need a human', { customer: query.customer });
+ *   return faq(query);
+ * });
+ */
+export class InputRequired extends Error {
+  override readonly name = 'InputRequired';
+  readonly code = 'INPUT_REQUIRED';
+  readonly retryable = false;
+  constructor(
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}

@@ -25,7 +25,9 @@ import {
   TaskRecordSchema,
   type TaskState,
   TaskStatusEventSchema,
+  type WireError,
   WireErrorSchema,
+  type WorkflowDefinition,
 } from '@openclaw/protocol';
 import WebSocket from 'ws';
 import { AgentHandle, type AgentOptions, type AgentTransport } from './agent-handle';
@@ -80,9 +82,31 @@ export interface DelegateOptions {
 export interface SubmitOptions {
   /** The task's deadline, in milliseconds. Default 30 000 (the protocol's default). */
   timeoutMs?: number;
-  /** A repeated key returns the first task instead of creating another. */
+  /** A repeated key (per tenant) returns the first task instead of creating another. */
   idempotencyKey?: string;
+  /** Retries of retryable failures: attempts in all and the first backoff (default: the agent's, else the cluster's). */
+  retry?: { attempts: number; backoffMs?: number };
+  /** How long to wait for a human if the agent escalates, and what then. */
+  escalation?: { timeoutMs: number; onTimeout?: 'fail' | 'continue' };
   signal?: AbortSignal;
+}
+
+/** Options of {@link GatewayClient.waitForTask}. */
+export interface WaitOptions {
+  /** Called with each `task.progress` of the task (replayed ones included). */
+  onProgress?: (progress: unknown) => void;
+  /** Called with each `task.status` of the task, the final one included. */
+  onStatus?: (event: TaskStatusEvent) => void;
+  /** Stops waiting (the task goes on). */
+  signal?: AbortSignal;
+}
+
+/** How an async task or workflow ended, as {@link GatewayClient.waitForTask} resolves. */
+export interface TaskOutcome {
+  taskId: string;
+  status: 'completed' | 'failed' | 'canceled' | 'rejected';
+  output?: unknown;
+  error?: WireError;
 }
 
 /** The result of {@link GatewayClient.ping}. */
@@ -260,15 +284,118 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
     if (data !== undefined) params.data = data;
     if (options.timeoutMs !== undefined) params.timeoutMs = options.timeoutMs;
     if (options.idempotencyKey !== undefined) params.idempotencyKey = options.idempotencyKey;
-    const result = parseResult(
-      CoordinatorResultSchema,
-      await this.send('coordinator', params, { signal: options.signal }),
-      'coordinator',
-    );
-    if (result.status !== 'submitted') {
-      throw new GatewayError('INTERNAL', `the gateway answered an async call with status '${result.status}'`);
+    if (options.retry !== undefined) params.retry = options.retry;
+    if (options.escalation !== undefined) params.escalation = options.escalation;
+    const result = (await this.send('coordinator', params, { signal: options.signal })) as {
+      taskId?: unknown;
+      status?: unknown;
+    };
+    if (typeof result?.taskId !== 'string' || typeof result.status !== 'string') {
+      throw new GatewayError('INTERNAL', 'the gateway answered an async call without a task id');
     }
-    return result;
+    // A repeated idempotency key answers the first task's current status.
+    return { taskId: result.taskId, status: result.status as 'submitted' };
+  }
+
+  /**
+   * Starts a workflow (`workflow.start`; see docs/coordination.md for the definition) and resolves with
+   * its task id once the gateway has stored it. Follow it with {@link GatewayClient.waitForTask}.
+   * @example
+   * const { taskId } = await client.startWorkflow({ steps: [
+   *   { id: 'fetch', agent: 'fetcher', task: 'fetch' },
+   *   { id: 'clean', agent: 'cleaner', task: 'clean' },
+   * ] }, { url });
+   */
+  async startWorkflow(
+    workflow: WorkflowDefinition,
+    input?: unknown,
+    options: { idempotencyKey?: string; signal?: AbortSignal } = {},
+  ): Promise<{ taskId: string; status: TaskState }> {
+    const params: Record<string, unknown> = { workflow, input: input ?? null };
+    if (options.idempotencyKey !== undefined) params.idempotencyKey = options.idempotencyKey;
+    return (await this.send('workflow.start', params, { signal: options.signal })) as {
+      taskId: string;
+      status: TaskState;
+    };
+  }
+
+  /**
+   * Resolves when an async task or workflow ends, with how it ended (a failed task resolves too: look at
+   * `status` and `error`). Survives reconnection: after the client reconnects, to any replica, it
+   * subscribes again after the last event it saw, so no event is lost or seen twice.
+   * @example
+   * const { taskId } = await client.submit('reporter', 'report', data);
+   * const outcome = await client.waitForTask(taskId, { onProgress: (p) => console.log(p) });
+   */
+  waitForTask(taskId: string, options: WaitOptions = {}): Promise<TaskOutcome> {
+    return new Promise<TaskOutcome>((resolve, reject) => {
+      let cursor = '0-0';
+      const seen = (eventCursor: string | undefined): boolean => {
+        if (eventCursor === undefined) return false;
+        if (!cursorAfter(eventCursor, cursor)) return true;
+        cursor = eventCursor;
+        return false;
+      };
+      const onStatus = (event: TaskStatusEvent): void => {
+        if (event.taskId !== taskId || seen(event.cursor)) return;
+        options.onStatus?.(event);
+        if (!TERMINAL_STATES.has(event.status)) return;
+        const outcome: TaskOutcome = { taskId, status: event.status as TaskOutcome['status'] };
+        if (event.output !== undefined) outcome.output = event.output;
+        if (event.error !== undefined) outcome.error = event.error;
+        done();
+        resolve(outcome);
+      };
+      const onProgress = (event: TaskProgressEvent): void => {
+        if (event.taskId !== taskId || event.id !== undefined || seen(event.cursor)) return;
+        options.onProgress?.(event.progress);
+      };
+      const subscribe = (): void => {
+        this.taskSubscribe(taskId, { after: cursor }).catch((error: unknown) => {
+          if (error instanceof GatewayError && error.code === 'NOT_FOUND') {
+            done();
+            reject(error);
+          }
+          // Not connected now: the next 'connected' subscribes again.
+        });
+      };
+      const onAbort = (): void => {
+        done();
+        reject(new GatewayError('CANCELED', 'stopped waiting for the task', { retryable: false }));
+      };
+      const done = (): void => {
+        this.off('task.status', onStatus);
+        this.off('task.progress', onProgress);
+        this.off('connected', subscribe);
+        options.signal?.removeEventListener('abort', onAbort);
+      };
+      if (options.signal?.aborted) return onAbort();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      this.on('task.status', onStatus);
+      this.on('task.progress', onProgress);
+      this.on('connected', subscribe);
+      subscribe();
+    });
+  }
+
+  /** Answers a task waiting for a human (`task.respond`): the answer becomes its output. */
+  async taskRespond(taskId: string, output: unknown, options: RequestOptions = {}): Promise<void> {
+    await this.send('task.respond', { taskId, output }, options);
+  }
+
+  /** Runs a failed or canceled async task again from its first attempt (`task.retry`). */
+  async taskRetry(taskId: string, options: RequestOptions = {}): Promise<void> {
+    await this.send('task.retry', { taskId }, options);
+  }
+
+  /** The tenant's async tasks in a status, newest change first (`task.list`; default `failed`). */
+  async taskList(
+    status: TaskState = 'failed',
+    options: RequestOptions & { limit?: number } = {},
+  ): Promise<TaskRecord[]> {
+    const params: Record<string, unknown> = { status };
+    if (options.limit !== undefined) params.limit = options.limit;
+    return (await this.send('task.list', params, options)) as TaskRecord[];
   }
 
   /** The agents the gateway knows (`agents.list`). */
@@ -518,6 +645,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
         }
         const event: TaskProgressEvent = { taskId: frame.taskId as string, progress: frame.progress };
         if (typeof frame.id === 'string' || typeof frame.id === 'number') event.id = frame.id;
+        if (typeof frame.cursor === 'string') event.cursor = frame.cursor;
         if (typeof frame.id === 'number') {
           const listener = this.pending.progressListener(frame.id, event.taskId);
           if (listener) this.guard(() => listener(event.progress, { taskId: event.taskId }));
@@ -531,10 +659,14 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
           this.reportError(new UnexpectedFrameError('the gateway sent a malformed task.status event', text));
           return;
         }
-        const { taskId, status, output, error } = parsed.data;
+        const { taskId, status, output, error, cursor, attempt, question, parentId } = parsed.data;
         const event: TaskStatusEvent = { taskId, status };
         if (output !== undefined) event.output = output;
         if (error !== undefined) event.error = error;
+        if (cursor !== undefined) event.cursor = cursor;
+        if (attempt !== undefined) event.attempt = attempt;
+        if (question !== undefined) event.question = question;
+        if (parentId !== undefined) event.parentId = parentId;
         this.safeEmit('task.status', event);
         return;
       }
@@ -970,4 +1102,13 @@ function rawToString(data: WebSocket.RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
   if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
   return data.toString('utf8');
+}
+
+const TERMINAL_STATES: ReadonlySet<string> = new Set(['completed', 'failed', 'canceled', 'rejected']);
+
+/** Whether event cursor (stream id) `a` comes after `b`. */
+function cursorAfter(a: string, b: string): boolean {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am > bm || (am === bm && as > bs);
 }

@@ -17,6 +17,7 @@ export type {
   TaskRecord,
   TaskState,
   WireError,
+  WorkflowDefinition,
 } from '@openclaw/protocol';
 export {
   AgentHandle,
@@ -37,7 +38,7 @@ export type {
   TaskStatusEvent,
 } from './client-events';
 export type { GatewayClientOptions, ReconnectOptions } from './client-options';
-export { GatewayError, type GatewayErrorOptions, UnexpectedFrameError } from './errors';
+export { GatewayError, type GatewayErrorOptions, InputRequired, UnexpectedFrameError } from './errors';
 export {
   CALL_GRACE_MS,
   type CallOptions,
@@ -47,6 +48,8 @@ export {
   type PingResult,
   type RequestOptions,
   type SubmitOptions,
+  type TaskOutcome,
+  type WaitOptions,
 } from './gateway-client';
 export type { ProgressListener } from './pending-requests';
 export { SDK_VERSION } from './version';

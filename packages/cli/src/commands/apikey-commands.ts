@@ -23,7 +23,7 @@ export function addApiKeyCommands(program: Command, defaults: RemoteDefaults): v
   withRemoteOptions(apikey.command('create'), defaults)
     .description('create an API key; it is printed once and never shown again')
     .requiredOption('--name <name>', 'what the key is for, e.g. billing-agent')
-    .requiredOption('--role <role>', 'admin, agent or caller')
+    .requiredOption('--role <role>', 'admin, agent, caller or operator')
     .option('--tenant <tenant>', "the key's tenant (default: your own)")
     .option('--expires <when>', 'a duration (90d, 12h) or an ISO date; default: never')
     .action(

@@ -9,6 +9,8 @@ export const BUILT_IN_ROLES: Readonly<Record<string, readonly string[]>> = Objec
   agent: ['agent:register:*', 'task:read', 'agent:list'],
   /** Calls any agent; reads and cancels its own tasks; lists agents. */
   caller: ['agent:invoke:*', 'task:read', 'task:cancel', 'agent:list'],
+  /** Watches and acts on every async task of the tenant: answers escalations, retries dead letters. */
+  operator: ['task:read', 'task:read:any', 'task:cancel', 'task:retry', 'task:respond', 'agent:list'],
 });
 
 /** Names of the built-in roles. */

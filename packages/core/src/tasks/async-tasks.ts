@@ -294,6 +294,11 @@ export class AsyncTasks {
     if (task.status !== 'input-required') {
       throw new GatewayError('CONFLICT', `task '${taskId}' is not waiting for input (${task.status})`);
     }
+    // A workflow that waits because one of its steps does: the answer is for that step.
+    const waitingStep = (task.question as { taskIds?: string[] } | undefined)?.taskIds?.[0];
+    if (task.kind === 'workflow' && waitingStep !== undefined) {
+      return this.respond(waitingStep, output, { ...viewer, any: true });
+    }
     const response = JSON.stringify({ output: output ?? null, by: viewer.principal, at: Date.now() });
     const result = await this.ledger.transition(task, {
       status: 'working',
