@@ -1,22 +1,8 @@
 import { runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
+import { taskStatuses } from '../helpers/tasks';
 import { waitFor } from '../helpers/wait';
-import { type Frame, TestSocket } from '../helpers/ws-client';
-
-/** Reads `task.status` events for a task until one is terminal; returns all of them. */
-async function statusesUntilEnd(socket: TestSocket, taskId: string, timeoutMs = 20_000): Promise<Frame[]> {
-  const seen: Frame[] = [];
-  const terminal = new Set(['completed', 'failed', 'canceled', 'rejected']);
-  for (;;) {
-    const event = await socket.nextFrame(
-      (f) => f.event === 'task.status' && f.taskId === taskId,
-      timeoutMs,
-      `task.status of ${taskId}`,
-    );
-    seen.push(event);
-    if (terminal.has(event.status as string)) return seen;
-  }
-}
+import { TestSocket } from '../helpers/ws-client';
 
 describe('async tasks through the queue and workers', () => {
   let cluster: Cluster;
@@ -42,7 +28,7 @@ describe('async tasks through the queue and workers', () => {
     });
     expect(reply).toMatchObject({ ok: true, result: { status: 'submitted' } });
     const taskId = (reply.result as { taskId: string }).taskId;
-    const statuses = await statusesUntilEnd(caller, taskId);
+    const statuses = await taskStatuses(caller, taskId);
     expect(statuses.map((s) => s.status)).toEqual(['submitted', 'working', 'completed']);
     expect(statuses[2]).toMatchObject({ output: { echo: { n: 1 }, by: 'async-echo' }, attempt: 1 });
     expect(typeof statuses[2]!.cursor).toBe('string');
@@ -85,7 +71,7 @@ describe('async tasks through the queue and workers', () => {
       retry: { attempts: 3, backoffMs: 50 },
     });
     const taskId = (reply.result as { taskId: string }).taskId;
-    const statuses = await statusesUntilEnd(caller, taskId);
+    const statuses = await taskStatuses(caller, taskId);
     expect(statuses.at(-1)).toMatchObject({
       status: 'failed',
       error: { code: 'AGENT_ERROR', message: 'busy 3' },
@@ -100,7 +86,7 @@ describe('async tasks through the queue and workers', () => {
     expect(show.stdout).toContain('attempts  3 of 3');
     const retry = await runCli(['task', 'retry', taskId, '--url', a!.httpUrl]);
     expect(retry.code).toBe(0);
-    const again = await statusesUntilEnd(caller, taskId);
+    const again = await taskStatuses(caller, taskId);
     expect(again[0]).toMatchObject({ status: 'submitted' });
     expect(again.at(-1)).toMatchObject({ status: 'failed' });
     expect(agent.received.map((t) => t.attempt)).toEqual([1, 2, 3, 1, 2, 3]);
@@ -127,7 +113,7 @@ describe('async tasks through the queue and workers', () => {
       retry: { attempts: 5, backoffMs: 10 },
     });
     const taskId = (reply.result as { taskId: string }).taskId;
-    const statuses = await statusesUntilEnd(caller, taskId);
+    const statuses = await taskStatuses(caller, taskId);
     expect(statuses.at(-1)).toMatchObject({ status: 'failed', error: { code: 'AGENT_ERROR' } });
     expect(agent.received).toHaveLength(1);
     await Promise.all([caller.close(), agent.close()]);
@@ -171,7 +157,7 @@ describe('async tasks through the queue and workers', () => {
     expect(progress).toMatchObject({ taskId, progress: { pct: 50 } });
     expect(typeof progress.cursor).toBe('string');
     agent.socket.send({ action: 'task.result', taskId: task.taskId, output: 'done' });
-    const end = await statusesUntilEnd(second, taskId);
+    const end = await taskStatuses(second, taskId);
     expect(end.at(-1)).toMatchObject({ status: 'completed', output: 'done' });
     await Promise.all([second.close(), agent.close()]);
   });
@@ -196,7 +182,7 @@ describe('async tasks through the queue and workers', () => {
     const second = await agent.socket.nextEvent('task', 10_000);
     expect(second).toMatchObject({ taskId, attempt: 2 });
     agent.socket.send({ action: 'task.result', taskId, output: 'late but fine' });
-    expect((await statusesUntilEnd(caller, taskId)).at(-1)).toMatchObject({ status: 'completed', attempt: 2 });
+    expect((await taskStatuses(caller, taskId)).at(-1)).toMatchObject({ status: 'completed', attempt: 2 });
     await Promise.all([caller.close(), agent.close()]);
   });
 
@@ -210,7 +196,7 @@ describe('async tasks through the queue and workers', () => {
     const taskId = (reply.result as { taskId: string }).taskId;
     const task = await socket.nextEvent('task', 10_000);
     socket.send({ action: 'task.error', taskId: task.taskId, error: { message: 'flaky', retryable: true } });
-    expect((await statusesUntilEnd(caller, taskId)).at(-1)).toMatchObject({ status: 'failed', attempt: 1 });
+    expect((await taskStatuses(caller, taskId)).at(-1)).toMatchObject({ status: 'failed', attempt: 1 });
     const record = await caller.request({ action: 'task.get', id: 2, taskId });
     expect(record.result).toMatchObject({ attempts: 1, maxAttempts: 1 });
     await Promise.all([caller.close(), socket.close()]);
@@ -235,7 +221,7 @@ describe('async tasks through the queue and workers', () => {
       result: { status: 'canceled' },
     });
     expect(await agent.socket.nextEvent('task.cancel', 10_000)).toMatchObject({ taskId: runningId });
-    expect((await statusesUntilEnd(caller, runningId)).at(-1)).toMatchObject({
+    expect((await taskStatuses(caller, runningId)).at(-1)).toMatchObject({
       status: 'canceled',
       error: { code: 'CANCELED' },
     });
@@ -255,7 +241,7 @@ describe('async tasks through the queue and workers', () => {
       'the first failed attempt',
     );
     expect(await caller.request({ action: 'task.cancel', id: 4, taskId: queuedId })).toMatchObject({ ok: true });
-    expect((await statusesUntilEnd(caller, queuedId)).at(-1)).toMatchObject({ status: 'canceled' });
+    expect((await taskStatuses(caller, queuedId)).at(-1)).toMatchObject({ status: 'canceled' });
     // Cancel, respond and retry on tasks in the wrong state say why.
     const again = await caller.request({ action: 'task.cancel', id: 5, taskId: queuedId });
     expect(again).toMatchObject({ ok: false, error: { code: 'CONFLICT' } });

@@ -1,33 +1,7 @@
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
+import { submitAsync, taskEnd } from '../helpers/tasks';
 import { waitFor } from '../helpers/wait';
-import { type Frame, TestSocket } from '../helpers/ws-client';
-
-const TERMINAL = new Set(['completed', 'failed', 'canceled', 'rejected']);
-
-async function endOf(socket: TestSocket, taskId: string, timeoutMs = 30_000): Promise<Frame> {
-  for (;;) {
-    const event = await socket.nextFrame(
-      (f) => f.event === 'task.status' && f.taskId === taskId,
-      timeoutMs,
-      `task.status of ${taskId}`,
-    );
-    if (TERMINAL.has(event.status as string)) return event;
-  }
-}
-
-async function submit(socket: TestSocket, agent: string, data: unknown = null): Promise<string> {
-  const reply = await socket.request({
-    action: 'coordinator',
-    id: `s-${Math.random()}`,
-    agent,
-    task: 'work',
-    data,
-    mode: 'async',
-    timeoutMs: 60_000,
-  });
-  if (reply.ok !== true) throw new Error(`submit failed: ${JSON.stringify(reply)}`);
-  return (reply.result as { taskId: string }).taskId;
-}
+import { TestSocket } from '../helpers/ws-client';
 
 /** Async tasks survive the loss of a worker, of the submitter's replica, and a Redis restart (AOF). */
 describe('durability of async tasks', () => {
@@ -48,7 +22,7 @@ describe('durability of async tasks', () => {
     const [a] = cluster.gateways;
     const agent = await startAgent(a!.url, { name: 'durable', answer: 'manual' });
     const caller = await TestSocket.open(a!.url);
-    const taskId = await submit(caller, 'durable', { order: 1 });
+    const taskId = await submitAsync(caller, { agent: 'durable', task: 'work', data: { order: 1 }, timeoutMs: 60_000 });
     const first = await agent.socket.nextEvent('task', 15_000);
     expect(first).toMatchObject({ taskId, attempt: 1 });
     await cluster.workers[0]!.kill();
@@ -56,7 +30,7 @@ describe('durability of async tasks', () => {
     const second = await agent.socket.nextEvent('task', 20_000);
     expect(second).toMatchObject({ taskId, attempt: 2, data: { order: 1 } });
     agent.socket.send({ action: 'task.result', taskId, output: { done: true } });
-    expect(await endOf(caller, taskId)).toMatchObject({ status: 'completed', output: { done: true }, attempt: 2 });
+    expect(await taskEnd(caller, taskId)).toMatchObject({ status: 'completed', output: { done: true }, attempt: 2 });
     await Promise.all([caller.close(), agent.close()]);
   });
 
@@ -65,7 +39,7 @@ describe('durability of async tasks', () => {
     const [a, b] = cluster.gateways;
     const agent = await startAgent(b!.url, { name: 'steady', answer: 'manual' });
     const caller = await TestSocket.open(a!.url);
-    const taskId = await submit(caller, 'steady');
+    const taskId = await submitAsync(caller, { agent: 'steady', task: 'work', timeoutMs: 60_000 });
     const submitted = await caller.nextFrame(
       (f) => f.event === 'task.status' && f.taskId === taskId,
       10_000,
@@ -79,7 +53,7 @@ describe('durability of async tasks', () => {
     const again = await TestSocket.open(b!.url);
     const reply = await again.request({ action: 'task.subscribe', id: 1, taskId, after: submitted.cursor });
     expect(reply.ok).toBe(true);
-    expect(await endOf(again, taskId)).toMatchObject({ status: 'completed', output: 'shipped' });
+    expect(await taskEnd(again, taskId)).toMatchObject({ status: 'completed', output: 'shipped' });
     await Promise.all([again.close(), agent.close()]);
   });
 
@@ -92,7 +66,11 @@ describe('durability of async tasks', () => {
     });
     const [a] = cluster.gateways;
     const caller = await TestSocket.open(a!.url);
-    const ids = [await submit(caller, 'late', 1), await submit(caller, 'late', 2), await submit(caller, 'late', 3)];
+    const ids = [
+      await submitAsync(caller, { agent: 'late', task: 'work', data: 1 }),
+      await submitAsync(caller, { agent: 'late', task: 'work', data: 2 }),
+      await submitAsync(caller, { agent: 'late', task: 'work', data: 3 }),
+    ];
     await caller.close();
     await cluster.redis.kill();
     await cluster.redis.restart();
@@ -108,7 +86,7 @@ describe('durability of async tasks', () => {
       const reply = await watcher.request({ action: 'task.subscribe', id: taskId, taskId, after: '0-0' });
       expect(reply.ok).toBe(true);
     }
-    const ends = await Promise.all(ids.map((taskId) => endOf(watcher, taskId)));
+    const ends = await Promise.all(ids.map((taskId) => taskEnd(watcher, taskId)));
     expect(ends.map((e) => e.status)).toEqual(['completed', 'completed', 'completed']);
     expect(agent.received.map((t) => t.data).sort()).toEqual([1, 2, 3]);
     await Promise.all([watcher.close(), agent.close()]);

@@ -1,16 +1,6 @@
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
-import { type Frame, TestSocket } from '../helpers/ws-client';
-
-async function endOf(socket: TestSocket, taskId: string, timeoutMs = 30_000): Promise<Frame> {
-  for (;;) {
-    const event = await socket.nextFrame(
-      (f) => f.event === 'task.status' && f.taskId === taskId,
-      timeoutMs,
-      `task.status of ${taskId}`,
-    );
-    if (['completed', 'failed', 'canceled'].includes(event.status as string)) return event;
-  }
-}
+import { taskEnd } from '../helpers/tasks';
+import { TestSocket } from '../helpers/ws-client';
 
 /** Workers stop gracefully: running attempts finish within the drain deadline, or go back to the queue. */
 describe('worker shutdown', () => {
@@ -35,7 +25,7 @@ describe('worker shutdown', () => {
     await worker.waitForLog((r) => r.msg === 'stopping: draining running tasks', { what: 'the drain to start' });
     agent.socket.send({ action: 'task.result', taskId, output: 'finished while draining' });
     expect(await stopped).toEqual({ code: 0, signal: null });
-    expect(await endOf(caller, taskId)).toMatchObject({
+    expect(await taskEnd(caller, taskId)).toMatchObject({
       status: 'completed',
       output: 'finished while draining',
       attempt: 1,
@@ -63,7 +53,7 @@ describe('worker shutdown', () => {
     await cluster.addWorker('taker');
     expect(await agent.socket.nextEvent('task', 15_000)).toMatchObject({ taskId, attempt: 2 });
     agent.socket.send({ action: 'task.result', taskId, output: 'second time' });
-    expect(await endOf(caller, taskId)).toMatchObject({ status: 'completed', attempt: 2 });
+    expect(await taskEnd(caller, taskId)).toMatchObject({ status: 'completed', attempt: 2 });
     await Promise.all([caller.close(), agent.close()]);
   });
 });

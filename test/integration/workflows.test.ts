@@ -1,20 +1,7 @@
 import { runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster, type TestAgent } from '../helpers/cluster';
-import { type Frame, TestSocket } from '../helpers/ws-client';
-
-const TERMINAL = new Set(['completed', 'failed', 'canceled', 'rejected']);
-
-/** Reads the `task.status` events of a task until a terminal one, which it returns. */
-async function endOf(socket: TestSocket, taskId: string, timeoutMs = 30_000): Promise<Frame> {
-  for (;;) {
-    const event = await socket.nextFrame(
-      (f) => f.event === 'task.status' && f.taskId === taskId,
-      timeoutMs,
-      `task.status of ${taskId}`,
-    );
-    if (TERMINAL.has(event.status as string)) return event;
-  }
-}
+import { taskEnd } from '../helpers/tasks';
+import { TestSocket } from '../helpers/ws-client';
 
 async function start(socket: TestSocket, workflow: object, input: unknown = null): Promise<string> {
   const reply = await socket.request({ action: 'workflow.start', id: 'wf', workflow, input });
@@ -80,7 +67,7 @@ describe('workflows', () => {
       },
       { url: 'https://example.test/data.csv' },
     );
-    const end = await endOf(caller, taskId);
+    const end = await taskEnd(caller, taskId);
     expect(end).toMatchObject({ status: 'completed', output: { report: '3 rows: a,b,c' } });
     expect(agents[0]!.received[0]).toMatchObject({ data: { url: 'https://example.test/data.csv' }, attempt: 1 });
     expect(agents[1]!.received[0]!.data).toEqual({
@@ -125,7 +112,7 @@ describe('workflows', () => {
       },
       'ballot',
     );
-    const end = await endOf(caller, taskId);
+    const end = await taskEnd(caller, taskId);
     expect(end.status).toBe('completed');
     expect(Object.keys(end.output as object).sort()).toEqual(['v1', 'v2']);
     // The straggler is told to stop.
@@ -157,7 +144,7 @@ describe('workflows', () => {
       },
       { order: 7 },
     );
-    const done = await endOf(caller, skipped);
+    const done = await taskEnd(caller, skipped);
     // The next step got the input the skipped one got.
     expect(done).toMatchObject({ status: 'completed', output: { echo: { order: 7 } } });
     const record = (await caller.request({ action: 'task.get', id: 3, taskId: skipped })).result as {
@@ -171,7 +158,7 @@ describe('workflows', () => {
         { id: 'finish', agent: 'echo-last', task: 'finish' },
       ],
     });
-    const failed = await endOf(caller, failing);
+    const failed = await taskEnd(caller, failing);
     expect(failed).toMatchObject({
       status: 'failed',
       error: { code: 'AGENT_ERROR', message: "step 'enrich' failed: enricher is down", details: { step: 'enrich' } },
@@ -235,7 +222,7 @@ describe('workflows', () => {
       b!.httpUrl,
     ]);
     expect(respond.code).toBe(0);
-    const end = await endOf(customer, taskId);
+    const end = await taskEnd(customer, taskId);
     expect(end).toMatchObject({ status: 'completed', output: { sent: 'Refund approved: 20 EUR' } });
     await Promise.all([operator.close(), customer.close()]);
   });
@@ -264,7 +251,7 @@ describe('workflows', () => {
       },
       'original input',
     );
-    const end = await endOf(caller, taskId);
+    const end = await taskEnd(caller, taskId);
     expect(end).toMatchObject({ status: 'completed', output: { echo: 'original input' } });
     const record = (await caller.request({ action: 'task.get', id: 2, taskId })).result as {
       steps: { id: string; status: string; error?: { code: string } }[];
@@ -283,7 +270,7 @@ describe('workflows', () => {
     expect(reply).toMatchObject({ ok: true, result: { status: 'canceled' } });
     const cancel = await agents[0]!.socket.nextEvent('task.cancel', 10_000);
     expect(cancel.taskId).toBe(task.taskId);
-    expect((await endOf(caller, taskId)).status).toBe('canceled');
+    expect((await taskEnd(caller, taskId)).status).toBe('canceled');
     const step = await caller.request({ action: 'task.get', id: 6, taskId: task.taskId as string });
     expect(step.result).toMatchObject({ status: 'canceled' });
     await caller.close();
@@ -297,7 +284,7 @@ describe('workflows', () => {
       deadlineMs: 1500,
       steps: [{ id: 'stuck', agent: 'black-hole', task: 'wait', timeoutMs: 600_000 }],
     });
-    const end = await endOf(caller, taskId);
+    const end = await taskEnd(caller, taskId);
     expect(end).toMatchObject({ status: 'failed', error: { code: 'TIMEOUT', details: { step: 'stuck' } } });
     await agents[0]!.socket.nextEvent('task.cancel', 10_000);
     await caller.close();
