@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
 import { taskStatuses } from '../helpers/tasks';
@@ -8,7 +10,12 @@ describe('async tasks through the queue and workers', () => {
   let cluster: Cluster;
 
   beforeAll(async () => {
-    cluster = await startCluster({ replicas: 2, workers: 1, workerEnv: { OPENCLAW_WORKER_LOCK_MS: '2000' } });
+    cluster = await startCluster({
+      replicas: 2,
+      workers: 1,
+      // The HTTP agent of these tests listens on loopback.
+      workerEnv: { OPENCLAW_WORKER_LOCK_MS: '2000', OPENCLAW_WORKER_HTTP_AGENTS_ALLOW_PRIVATE: 'true' },
+    });
   });
   afterAll(async () => {
     await cluster.stop();
@@ -256,5 +263,63 @@ describe('async tasks through the queue and workers', () => {
     const badList = await fetch(`${a!.httpUrl}/v1/tasks?status=lost`);
     expect(badList.status).toBe(400);
     await Promise.all([caller.close(), agent.close()]);
+  });
+
+  it('runs async tasks on an HTTP agent from the worker, retrying a 503 and passing the attempt', async () => {
+    const [a] = cluster.gateways;
+    const seen: { attempt: number; taskId: string }[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      req.on('end', () => {
+        const task = JSON.parse(body) as { attempt: number; taskId: string; data: unknown };
+        seen.push({ attempt: task.attempt, taskId: task.taskId });
+        if (task.attempt === 1) {
+          res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"warming up"}');
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ stored: task.data }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const registered = await runCli([
+        'agent',
+        'register',
+        '--name',
+        'archive',
+        '--url',
+        `http://127.0.0.1:${port}/task`,
+        '--gateway',
+        a!.httpUrl,
+      ]);
+      expect(registered.code).toBe(0);
+      const caller = await TestSocket.open(a!.url);
+      const reply = await caller.request({
+        action: 'coordinator',
+        id: 1,
+        agent: 'archive',
+        task: 'store',
+        data: { doc: 7 },
+        mode: 'async',
+        retry: { attempts: 3, backoffMs: 20 },
+      });
+      const taskId = (reply.result as { taskId: string }).taskId;
+      expect((await taskStatuses(caller, taskId)).at(-1)).toMatchObject({
+        status: 'completed',
+        output: { stored: { doc: 7 } },
+        attempt: 2,
+      });
+      expect(seen).toEqual([
+        { attempt: 1, taskId },
+        { attempt: 2, taskId },
+      ]);
+      await caller.close();
+    } finally {
+      server.close();
+    }
   });
 });

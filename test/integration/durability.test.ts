@@ -69,7 +69,7 @@ describe('durability of async tasks', () => {
     const ids = [
       await submitAsync(caller, { agent: 'late', task: 'work', data: 1 }),
       await submitAsync(caller, { agent: 'late', task: 'work', data: 2 }),
-      await submitAsync(caller, { agent: 'late', task: 'work', data: 3 }),
+      await submitAsync(caller, { agent: 'late', task: 'work', data: 3, idempotencyKey: 'order-3' }),
     ];
     await caller.close();
     await cluster.redis.kill();
@@ -80,8 +80,12 @@ describe('durability of async tasks', () => {
       timeoutMs: 15_000,
     });
     const agent = await startAgent(a!.url, { name: 'late' });
-    await cluster.addWorker('W1');
     const watcher = await TestSocket.open(a!.url);
+    // The idempotency key survived too: a repeat is the same task, not a fourth one.
+    expect(await submitAsync(watcher, { agent: 'late', task: 'work', data: 3, idempotencyKey: 'order-3' })).toBe(
+      ids[2],
+    );
+    await cluster.addWorker('W1');
     for (const taskId of ids) {
       const reply = await watcher.request({ action: 'task.subscribe', id: taskId, taskId, after: '0-0' });
       expect(reply.ok).toBe(true);

@@ -166,6 +166,22 @@ export class TaskRunner {
     throw new UnrecoverableError(`${error.code}: ${error.message}`);
   }
 
+  /**
+   * Parks a task that waits for a human. An answer or a cancel that came while this run still held the
+   * job could not wake it (only a parked job can be woken): look once more after parking.
+   */
+  private async parkForHuman(
+    job: Job<TaskJobData>,
+    token: string | undefined,
+    taskId: string,
+    until: number,
+  ): Promise<never> {
+    await job.moveToDelayed(Math.max(until, Date.now()), token);
+    const now = await this.ctx.ledger.get(taskId).catch(() => undefined);
+    if (now && (now.response !== undefined || now.cancelRequested)) await this.ctx.tasks.queue.wake(taskId);
+    throw new DelayedError();
+  }
+
   /** The agent asked for a human: park the task in `input-required` until an answer or the timeout. */
   private async escalate(
     job: Job<TaskJobData>,
@@ -188,13 +204,13 @@ export class TaskRunner {
       notifyOperators: true,
     });
     if (task.parentId !== undefined) await this.ctx.tasks.queue.wake(task.parentId);
-    return park(job, token, until);
+    return this.parkForHuman(job, token, task.taskId, until);
   }
 
   /** Woken while waiting for a human: the wait is over (no answer in time) or not yet. */
   private async waitForHuman(job: Job<TaskJobData>, token: string | undefined, task: LedgerTask): Promise<string> {
     const until = task.escalateUntil ?? 0;
-    if (Date.now() < until) return park(job, token, until);
+    if (Date.now() < until) return this.parkForHuman(job, token, task.taskId, until);
     const error = new GatewayError('TIMEOUT', `no operator answered within ${task.escalationTimeoutMs} ms`, {
       retryable: false,
       details: { escalation: 'timeout', onTimeout: task.escalationOnTimeout },

@@ -263,25 +263,32 @@ export class AsyncTasks {
     }
     await this.ledger.setFields(taskId, { cancelRequested: '1' });
     if (task.kind === 'workflow') await this.cancelChildren(task);
-    const state = await this.queue.state(taskId);
-    if (state !== 'active' && (state === 'missing' || (await this.queue.remove(taskId)))) {
-      await this.finishCanceled(task, viewer.principal);
-      return 'canceled';
-    }
-    // A worker holds it: tell that worker (its agent gets task.cancel); a dead worker's job comes back
-    // as stalled and ends as canceled when picked up.
-    const current = await this.ledger.get(taskId);
-    if (current?.worker) {
-      await this.bus.send(current.worker, { type: 'task.cancel-request', taskId }).catch(() => 0);
-    }
-    if (task.kind === 'workflow') await this.queue.wake(taskId);
     const end = Date.now() + CANCEL_CONFIRM_MS;
-    while (Date.now() < end) {
+    let told = false;
+    for (;;) {
+      const state = await this.queue.state(taskId);
+      // Not running: take it off the queue and end it here.
+      if (state !== 'active' && (state === 'missing' || (await this.queue.remove(taskId)))) {
+        await this.finishCanceled(task, viewer.principal);
+        return 'canceled';
+      }
+      if (state === 'active' && !told) {
+        // A worker holds it: tell that worker (its agent gets task.cancel). A dead worker's job comes
+        // back as stalled and ends as canceled when picked up.
+        told = true;
+        const current = await this.ledger.get(taskId);
+        if (current?.worker)
+          await this.bus.send(current.worker, { type: 'task.cancel-request', taskId }).catch(() => 0);
+      }
+      if (task.kind === 'workflow') await this.queue.wake(taskId);
       const now = await this.ledger.get(taskId);
-      if (!now || isTerminal(now.status)) return now?.status ?? 'canceled';
+      if (now && isTerminal(now.status) && now.status !== 'canceled') {
+        throw new GatewayError('CONFLICT', `task '${taskId}' ended (${now.status}) before it could be canceled`);
+      }
+      if (!now || now.status === 'canceled') return 'canceled';
+      if (Date.now() >= end) return 'canceled';
       await new Promise((r) => setTimeout(r, 100));
     }
-    return 'canceled';
   }
 
   /**
