@@ -119,7 +119,8 @@ export class TaskWorker {
       http: new HttpAgentClient({ allowPrivate: config.workerHttpAgentsAllowPrivate, maxResponseBytes: 1 << 20 }),
       logger,
     });
-    // Defaults only matter for submissions; a worker creates workflow steps, whose records carry their own.
+    // A worker submits nothing itself: the steps it creates take their defaults from their workflow's
+    // record (fixed by the gateway at start). These only serve a workflow record written without them.
     this.tasks = new AsyncTasks({
       redis: this.redis,
       keys: this.keys,

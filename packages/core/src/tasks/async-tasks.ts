@@ -157,6 +157,11 @@ export class AsyncTasks {
       retentionMs: this.defaults.retentionMs,
       definition: workflow,
       deadline: now + deadlineMs,
+      stepDefaults: {
+        attempts: this.defaults.attempts,
+        backoffMs: this.defaults.backoffMs,
+        timeoutMs: this.defaults.timeoutMs,
+      },
     };
     if (options.traceparent !== undefined) task.traceparent = options.traceparent;
     return this.enqueueNew(task, options.idempotencyKey);
@@ -187,6 +192,8 @@ export class AsyncTasks {
       return;
     }
     const retry = step.retry ?? (await this.agentRetry(parent.tenant, step.agent));
+    // The gateway's defaults when the workflow started (a worker has no settings of its own for them).
+    const defaults = parent.stepDefaults ?? this.defaults;
     const now = Date.now();
     const task: LedgerTask = {
       taskId: step.taskId,
@@ -200,9 +207,9 @@ export class AsyncTasks {
       tenant: parent.tenant,
       from: parent.from,
       data: step.data ?? null,
-      timeoutMs: step.timeoutMs ?? this.defaults.timeoutMs,
-      maxAttempts: retry?.attempts ?? this.defaults.attempts,
-      backoffMs: retry?.backoffMs ?? this.defaults.backoffMs,
+      timeoutMs: step.timeoutMs ?? defaults.timeoutMs,
+      maxAttempts: retry?.attempts ?? defaults.attempts,
+      backoffMs: retry?.backoffMs ?? defaults.backoffMs,
       attempts: 0,
       parentId: parent.taskId,
       stepId: step.stepId,

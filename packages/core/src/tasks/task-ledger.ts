@@ -68,6 +68,8 @@ export interface LedgerTask {
   definition?: unknown;
   state?: unknown;
   deadline?: number;
+  /** Workflows: the cluster's defaults for steps that give no timeout or retries, fixed at start. */
+  stepDefaults?: { attempts: number; backoffMs: number; timeoutMs: number };
   retentionMs: number;
   traceparent?: string;
 }
@@ -391,6 +393,7 @@ function encode(task: LedgerTask): Record<string, string> {
   if (task.definition !== undefined) out.definition = JSON.stringify(task.definition);
   if (task.state !== undefined) out.state = JSON.stringify(task.state);
   if (task.deadline !== undefined) out.deadline = String(task.deadline);
+  if (task.stepDefaults !== undefined) out.stepDefaults = JSON.stringify(task.stepDefaults);
   if (task.traceparent !== undefined) out.traceparent = task.traceparent;
   return out;
 }
@@ -448,6 +451,7 @@ function decode(h: Record<string, string>): LedgerTask | undefined {
     definition: json(h.definition),
     state: json(h.state),
     deadline: num(h.deadline),
+    stepDefaults: json(h.stepDefaults),
     traceparent: h.traceparent,
   };
   for (const [name, value] of Object.entries(optional)) {
