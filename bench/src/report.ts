@@ -88,12 +88,17 @@ export function commandMix(cells: Cell[]): string {
 }
 
 /** Replaces the generated part of the page, or writes a new page around it. */
-export function updateDoc(existing: string | undefined, generated: string): string {
-  const block = `${BEGIN}\n${generated.trim()}\n${END}`;
+export function updateDoc(
+  existing: string | undefined,
+  generated: string,
+  markers: { begin: string; end: string } = { begin: BEGIN, end: END },
+): string {
+  const block = `${markers.begin}\n${generated.trim()}\n${markers.end}`;
   if (existing !== undefined) {
-    const from = existing.indexOf(BEGIN);
-    const to = existing.indexOf(END);
-    if (from >= 0 && to > from) return existing.slice(0, from) + block + existing.slice(to + END.length);
+    const from = existing.indexOf(markers.begin);
+    const to = existing.indexOf(markers.end);
+    if (from >= 0 && to > from) return existing.slice(0, from) + block + existing.slice(to + markers.end.length);
+    if (markers.begin !== BEGIN) return `${existing.trimEnd()}\n\n${block}\n`;
   }
   return `# Performance\n\n${block}\n\n## Reading\n\n(Not written yet: read the numbers above.)\n`;
 }

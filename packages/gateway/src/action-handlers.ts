@@ -281,11 +281,9 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
           `at most ${MAX_SUBSCRIPTIONS_PER_SESSION} task subscriptions per connection`,
         );
       }
-      // The response goes first; the replay (and live events) follow it.
-      setImmediate(() => {
-        ctx.taskEvents.watch(session, task, params.after).catch((error: unknown) => {
-          ctx.logger.warn({ err: error, taskId: task.taskId }, 'task event replay failed');
-        });
+      // In place now; the replay (and live events) follow the response.
+      ctx.taskEvents.watch(session, task, params.after).catch((error: unknown) => {
+        ctx.logger.warn({ err: error, taskId: task.taskId }, 'task event replay failed');
       });
       return { taskId: task.taskId, status: task.status };
     }

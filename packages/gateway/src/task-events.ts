@@ -140,6 +140,9 @@ export class TaskEventRouter {
   /**
    * Watches a task for a connection: replays the events after `after` (if given), then streams live
    * ones until the task ends. Without `after`, a task that has already ended gets its final status.
+   * The watch is in place when this returns (live events are held back from then on, so none is
+   * lost or sent twice); what it sends goes out on a later turn of the event loop, after the
+   * response to `task.subscribe`.
    */
   async watch(session: Session, task: LedgerTask, after: string | undefined): Promise<void> {
     let watches = this.watches.get(session);
@@ -153,17 +156,20 @@ export class TaskEventRouter {
     const watch: Watch = { cursor: after, buffer: [], viaTaskChannel };
     watches.set(task.taskId, watch);
     session.subscriptions += 1;
+    let subscribed: Promise<unknown> = Promise.resolve();
     if (viaTaskChannel) {
       const channel = this.keys.taskChannel(task.taskId);
       let watchers = this.taskWatchers.get(channel);
       if (!watchers) {
         watchers = new Set();
         this.taskWatchers.set(channel, watchers);
-        await this.subscriber.subscribe(channel).catch(() => undefined);
+        subscribed = this.subscriber.subscribe(channel).catch(() => undefined);
       }
       watchers.add(session);
     }
     try {
+      await subscribed;
+      await new Promise((resolve) => setImmediate(resolve));
       if (after !== undefined) {
         for (const event of await this.ledger.events(task.taskId, after)) {
           this.sendWatched(session, task.taskId, watch, event.frame);

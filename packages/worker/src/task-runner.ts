@@ -55,11 +55,13 @@ export class TaskRunner {
       return 'answered';
     }
     if (task.status === 'input-required') return this.waitForHuman(job, token, task);
-    const attempt = await ledger.nextAttempt(task.taskId);
+    // Only the worker holding the job's lock runs it, so counting from the record read above is safe;
+    // an attempt cut short by a dying worker was counted by that worker.
+    const attempt = task.attempts + 1;
     const started = await ledger.transition(task, {
       status: 'working',
       from: ['submitted', 'working'],
-      fields: { worker: this.ctx.workerId, startedAt: String(Date.now()) },
+      fields: { worker: this.ctx.workerId, startedAt: String(Date.now()), attempts: String(attempt) },
       event: { attempt },
     });
     if (!started.applied) return 'changed';
@@ -89,7 +91,7 @@ export class TaskRunner {
       });
       // A cancel that came between the check above and the dispatch: the flag is set before the
       // cancel is sent, so one of the two sees it.
-      if ((await ledger.get(task.taskId))?.cancelRequested) this.ctx.dispatcher.cancelLocal(task.taskId);
+      if (await ledger.cancelRequested(task.taskId)) this.ctx.dispatcher.cancelLocal(task.taskId);
       output = await handle.output;
     } catch (error) {
       return this.failed(job, token, task, attempt, asGatewayError(error));

@@ -14,6 +14,9 @@ import { MAX_STORED_OUTPUT_BYTES } from './task-store';
 /** Events kept per task (approximately: the stream is trimmed with `MAXLEN ~`). */
 export const MAX_TASK_EVENTS = 1000;
 
+/** One index write in this many also trims the index of entries past the retention. */
+const INDEX_TRIM_EVERY = 64;
+
 /** What an async task is: one agent call, or a workflow whose steps are child tasks. */
 export type TaskKind = 'task' | 'workflow';
 
@@ -157,6 +160,7 @@ export function principalDigest(tenant: string, principal: string): string {
  */
 export class TaskLedger {
   private readonly redis: LedgerRedis;
+  private indexWrites = 0;
 
   constructor(
     redis: Redis,
@@ -172,15 +176,18 @@ export class TaskLedger {
   async create(task: LedgerTask): Promise<void> {
     const key = this.keys.task(task.taskId);
     const fields = encode(task);
-    await this.guard(async () => {
+    // One connection keeps the order of its commands: the record is written before the transition
+    // reads it, without waiting for one round trip before starting the next.
+    const written = this.guard(async () => {
       await this.redis.multi().hset(key, fields).pexpire(key, task.retentionMs).exec();
     });
-    await this.transition(task, {
+    const announced = this.transition(task, {
       status: task.status,
       from: [task.status],
       event: task.parentId === undefined ? {} : { parentId: task.parentId },
     });
-    await this.index(task.tenant, task.taskId, undefined, task.status, Date.now(), task.retentionMs).catch(
+    await Promise.all([written, announced]);
+    void this.index(task.tenant, task.taskId, undefined, task.status, Date.now(), task.retentionMs).catch(
       () => undefined,
     );
   }
@@ -221,7 +228,9 @@ export class TaskLedger {
     const result: TransitionResult = { applied: applied === 1, previous: (previous || undefined) as TaskState };
     if (cursor !== undefined) result.cursor = cursor;
     if (result.applied && change.status !== undefined && previous !== change.status) {
-      await this.index(task.tenant, task.taskId, previous as TaskState, change.status, now, task.retentionMs).catch(
+      // The index is secondary (listings check each record's status): off the caller's path. Writes
+      // on one connection keep their order, so two quick changes land in order.
+      void this.index(task.tenant, task.taskId, previous as TaskState, change.status, now, task.retentionMs).catch(
         () => undefined,
       );
     }
@@ -245,9 +254,9 @@ export class TaskLedger {
     });
   }
 
-  /** Adds one to the attempts of a task and returns the new count. */
-  async nextAttempt(taskId: string): Promise<number> {
-    return this.guard(() => this.redis.hincrby(this.keys.task(taskId), 'attempts', 1));
+  /** Whether someone asked to cancel the task (one field, not the whole record). */
+  async cancelRequested(taskId: string): Promise<boolean> {
+    return (await this.guard(() => this.redis.hget(this.keys.task(taskId), 'cancelRequested'))) === '1';
   }
 
   /**
@@ -280,6 +289,7 @@ export class TaskLedger {
   async list(tenant: string, status: TaskState, limit: number): Promise<LedgerTask[]> {
     const index = this.keys.taskIndex(tenant, status);
     const ids = await this.guard(() => this.redis.zrevrange(index, 0, limit - 1));
+    // (Records past their retention are gone; their ids are dropped below.)
     const tasks = await this.getMany(ids);
     const found = new Set(tasks.map((t) => t.taskId));
     const stale = ids.filter((id) => !found.has(id));
@@ -344,8 +354,13 @@ export class TaskLedger {
     if (from !== undefined) multi.zrem(this.keys.taskIndex(tenant, from), taskId);
     const index = this.keys.taskIndex(tenant, to);
     multi.zadd(index, now, taskId);
-    multi.zremrangebyscore(index, '-inf', now - retentionMs);
-    multi.pexpire(index, retentionMs);
+    // Entries older than the retention (their records are gone) are trimmed now and then, not on
+    // every change: the index of completed tasks grows with every task.
+    this.indexWrites = (this.indexWrites + 1) % INDEX_TRIM_EVERY;
+    if (this.indexWrites === 0) {
+      multi.zremrangebyscore(index, '-inf', now - retentionMs);
+      multi.pexpire(index, retentionMs);
+    }
     await multi.exec();
   }
 
