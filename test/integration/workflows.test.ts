@@ -1,6 +1,8 @@
+import { Queue } from 'bullmq';
 import { runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster, type TestAgent } from '../helpers/cluster';
 import { taskEnd } from '../helpers/tasks';
+import { waitFor } from '../helpers/wait';
 import { TestSocket } from '../helpers/ws-client';
 
 async function start(socket: TestSocket, workflow: object, input: unknown = null): Promise<string> {
@@ -287,6 +289,44 @@ describe('workflows', () => {
     const end = await taskEnd(caller, taskId);
     expect(end).toMatchObject({ status: 'failed', error: { code: 'TIMEOUT', details: { step: 'stuck' } } });
     await agents[0]!.socket.nextEvent('task.cancel', 10_000);
+    await caller.close();
+  });
+
+  it('queues a step again when its job was lost, instead of waiting for it forever', async () => {
+    const [a] = cluster.gateways;
+    agents.push(await startAgent(a!.url, { name: 'prompt', answer: 'manual' }));
+    const caller = await TestSocket.open(a!.url);
+    const taskId = await start(caller, {
+      steps: [
+        {
+          id: 'both',
+          parallel: [
+            { id: 'late', agent: 'not-yet', task: 't', retry: { attempts: 5, backoffMs: 60_000 } },
+            { id: 'now', agent: 'prompt', task: 't' },
+          ],
+        },
+      ],
+    });
+    // The branch whose agent is missing waits a minute for its next attempt.
+    const lateId = await waitFor(
+      async () => {
+        const record = (await caller.request({ action: 'task.get', id: 'g', taskId })).result as {
+          steps?: { tasks: { taskId: string; stepId: string; attempts: number }[] }[];
+        };
+        const late = record.steps?.[0]?.tasks.find((t) => t.stepId === 'late');
+        return late && late.attempts >= 1 ? late.taskId : undefined;
+      },
+      { what: 'the first attempt of the late branch' },
+    );
+    // Its job disappears from the queue (as after a botched manual cleanup).
+    const queue = new Queue('tasks', { connection: { url: cluster.redis.url }, prefix: `${cluster.keyPrefix}:{q}` });
+    await waitFor(async () => (await queue.remove(lateId)) === 1, { what: 'the late job removed' });
+    await queue.close();
+    agents.push(await startAgent(a!.url, { name: 'not-yet' }));
+    const task = await agents[0]!.socket.nextEvent('task', 10_000);
+    agents[0]!.socket.send({ action: 'task.result', taskId: task.taskId, output: 'now' });
+    const end = await taskEnd(caller, taskId, 20_000);
+    expect(end).toMatchObject({ status: 'completed', output: { now: 'now', late: { echo: null } } });
     await caller.close();
   });
 

@@ -130,7 +130,7 @@ export class WorkflowRunner {
             sr.taskIds,
           );
       } else {
-        outcome = await this.stepOutcome(step, sr);
+        outcome = await this.stepOutcome(wf, run, step, sr);
       }
       if (outcome.kind === 'pending') {
         await this.mirrorHumanWait(wf, step, sr, outcome.waitingForHuman);
@@ -208,25 +208,16 @@ export class WorkflowRunner {
     };
     run.steps[step.id] = sr;
     await this.save(wf, run, { stepStarted: step.id });
-    await Promise.all(
-      calls.map((call, i) =>
-        this.ctx.tasks.createStep(wf, {
-          taskId: sr.taskIds[i]!,
-          stepId: call.id,
-          agent: call.agent,
-          task: call.task,
-          data: call.input !== undefined ? call.input : run.input,
-          timeoutMs: call.timeoutMs,
-          retry: call.retry,
-          escalation: step.escalation,
-        }),
-      ),
-    );
+    await Promise.all(calls.map((_, i) => this.ctx.tasks.createStep(wf, childOf(step, sr, i, run.input))));
     return sr;
   }
 
-  /** Where a step stands, from its children's records (and, for a silent one, its job). */
-  private async stepOutcome(step: WorkflowStep, sr: StepRun): Promise<Outcome> {
+  /**
+   * Where a step stands, from its children's records. A child that is missing (a turn died between
+   * planning the step and creating it) is created now, and one whose job is gone is queued again:
+   * neither can leave the workflow waiting.
+   */
+  private async stepOutcome(wf: LedgerTask, run: WorkflowRun, step: WorkflowStep, sr: StepRun): Promise<Outcome> {
     const children = await this.ctx.ledger.getMany(sr.taskIds);
     const byId = new Map(children.map((c) => [c.taskId, c]));
     const ok: { branch: string; output: unknown; endedAt: number }[] = [];
@@ -238,7 +229,8 @@ export class WorkflowRunner {
       const branch = sr.branches[i]!;
       const child = byId.get(taskId);
       if (!child) {
-        failed.push({ branch, error: lost(`the task of step '${branch}' is gone`), skip: false });
+        await this.ctx.tasks.createStep(wf, childOf(step, sr, i, run.input));
+        pending += 1;
         continue;
       }
       if (child.status === 'completed') ok.push({ branch, output: child.output ?? null, endedAt: child.endedAt ?? 0 });
@@ -247,8 +239,9 @@ export class WorkflowRunner {
         const timedOutHuman = (error.details as { escalation?: string } | undefined)?.escalation === 'timeout';
         failed.push({ branch, error, skip: timedOutHuman && child.escalationOnTimeout === 'continue' });
       } else if ((await this.ctx.tasks.queue.state(taskId)) === 'missing') {
-        // Not ended, and no job will ever run it: count it as failed rather than wait forever.
-        failed.push({ branch, error: lost(`the job of step '${branch}' was lost`), skip: false });
+        // Not ended, and no job would ever run it: queue it again.
+        await this.ctx.tasks.createStep(wf, childOf(step, sr, i, run.input));
+        pending += 1;
       } else {
         pending += 1;
         if (child.status === 'input-required') waitingForHuman.push(taskId);
@@ -363,6 +356,21 @@ function runningTaskIds(run: WorkflowRun): string[] {
   return Object.values(run.steps)
     .filter((s) => s.status === 'working' || s.status === 'input-required')
     .flatMap((s) => s.taskIds);
+}
+
+/** What creates the `i`-th child task of a step (the same each time: creating it is idempotent). */
+function childOf(step: WorkflowStep, sr: StepRun, i: number, input: unknown) {
+  const call = 'parallel' in step ? step.parallel[i]! : step;
+  return {
+    taskId: sr.taskIds[i]!,
+    stepId: call.id,
+    agent: call.agent,
+    task: call.task,
+    data: call.input !== undefined ? call.input : input,
+    timeoutMs: call.timeoutMs,
+    retry: call.retry,
+    escalation: step.escalation,
+  };
 }
 
 function lost(message: string): WireError {
