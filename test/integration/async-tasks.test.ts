@@ -88,9 +88,12 @@ describe('async tasks through the queue and workers', () => {
     const list = await runCli(['task', 'list', '--status', 'failed', '--json', '--url', a!.httpUrl]);
     expect(list.code).toBe(0);
     expect((JSON.parse(list.stdout) as { taskId: string }[]).map((t) => t.taskId)).toContain(taskId);
-    const show = await runCli(['task', 'show', taskId, '--url', a!.httpUrl]);
+    const show = await runCli(['task', 'show', taskId, '--events', '--url', a!.httpUrl]);
     expect(show.stdout).toContain('status    failed');
     expect(show.stdout).toContain('attempts  3 of 3');
+    // The history: each attempt, the error that made it retry, the end.
+    expect(show.stdout).toMatch(/submitted\n.*working {2}attempt 1\n.*submitted {2}attempt 1 {2}AGENT_ERROR: busy 1\n/);
+    expect(show.stdout).toMatch(/failed {2}attempt 3 {2}AGENT_ERROR: busy 3/);
     const retry = await runCli(['task', 'retry', taskId, '--url', a!.httpUrl]);
     expect(retry.code).toBe(0);
     const again = await taskStatuses(caller, taskId);

@@ -376,13 +376,26 @@ export class HttpApi {
       audit('workflow.started', submitted.taskId);
       return send(res, 202, { taskId: submitted.taskId, status: submitted.status });
     }
-    const match = /^\/v1\/tasks\/([^/]+)(?:\/(cancel|retry|respond))?$/.exec(path);
+    const match = /^\/v1\/tasks\/([^/]+)(?:\/(cancel|retry|respond|events))?$/.exec(path);
     if (!match) throw new GatewayError('NOT_FOUND', `no endpoint ${method} ${path}`);
     const taskId = decodeURIComponent(match[1]!);
     const verb = match[2];
     if (verb === undefined && method === 'GET') {
       need(this.gateway, principal, 'task:read', this.gateway.audit);
       return send(res, 200, await taskView({ asyncTasks: tasks }, await tasks.get(taskId, viewer)));
+    }
+    if (verb === 'events' && method === 'GET') {
+      need(this.gateway, principal, 'task:read', this.gateway.audit);
+      await tasks.get(taskId, viewer);
+      const after = new URL(req.url ?? '/', 'http://gateway.invalid').searchParams.get('after') ?? undefined;
+      if (after !== undefined && !/^\d+-\d+$/.test(after)) {
+        throw new GatewayError('BAD_REQUEST', 'after must be an event cursor such as 1795546421946-0');
+      }
+      return send(
+        res,
+        200,
+        (await tasks.ledger.events(taskId, after)).map((e) => e.frame),
+      );
     }
     if (method !== 'POST' || verb === undefined) throw new GatewayError('NOT_FOUND', `no endpoint ${method} ${path}`);
     if (verb === 'cancel') {

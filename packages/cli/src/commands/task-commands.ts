@@ -39,11 +39,15 @@ export function addTaskCommands(program: Command, defaults: RemoteDefaults): voi
   withRemoteOptions(task.command('show'), defaults)
     .description('show one task: status, attempts, output or error, and a workflow’s steps')
     .argument('<taskId>')
-    .action(async (taskId: string, o: Remote) => {
+    .option('--events', 'also show its history: every status change and progress report, with times')
+    .action(async (taskId: string, o: Remote & { events?: boolean }) => {
       const record = (await fetchJson(o, `/v1/tasks/${encodeURIComponent(taskId)}`)) as TaskRecord & {
         steps?: { id: string; status: string; tasks: { taskId: string; agent: string; status: string }[] }[];
       };
-      if (o.json) return print(JSON.stringify(record, null, 2));
+      const events = o.events
+        ? ((await fetchJson(o, `/v1/tasks/${encodeURIComponent(taskId)}/events`)) as Record<string, unknown>[])
+        : undefined;
+      if (o.json) return print(JSON.stringify(events ? { ...record, events } : record, null, 2));
       const lines = [
         `task      ${record.taskId} (${record.kind ?? 'task'})`,
         `status    ${record.status}`,
@@ -62,6 +66,7 @@ export function addTaskCommands(program: Command, defaults: RemoteDefaults): voi
         lines.push(`step ${step.id}: ${step.status}`);
         for (const t of step.tasks) lines.push(`  ${t.taskId} ${t.agent} ${t.status}`);
       }
+      for (const event of events ?? []) lines.push(describeEvent(event));
       print(lines.join('\n'));
     });
 
@@ -145,6 +150,18 @@ export function addTaskCommands(program: Command, defaults: RemoteDefaults): voi
       };
       print(o.json ? JSON.stringify(result, null, 2) : `${result.taskId} ${result.status}`);
     });
+}
+
+/** One line of a task's history: when, what, and the detail that matters. */
+function describeEvent(event: Record<string, unknown>): string {
+  const at = new Date(Number(String(event.cursor).split('-')[0])).toISOString();
+  if (event.event === 'task.progress') return `${at}  progress  ${truncate(JSON.stringify(event.progress ?? null))}`;
+  const parts = [`${at}  ${String(event.status)}`];
+  if (event.attempt !== undefined) parts.push(`attempt ${String(event.attempt)}`);
+  const error = (event.error ?? event.lastError) as { code?: string; message?: string } | undefined;
+  if (error) parts.push(truncate(`${error.code}: ${error.message}`));
+  if (event.question !== undefined) parts.push(truncate(JSON.stringify(event.question)));
+  return parts.join('  ');
 }
 
 function detail(t: TaskRecord): string {
