@@ -223,7 +223,7 @@ export class TaskWorker {
         lockDuration: this.config.lockMs,
         stalledInterval: this.config.lockMs,
         maxStalledCount: this.config.maxStalls,
-        removeOnComplete: { age: 3600 },
+        removeOnComplete: { count: 0 },
       },
     );
     this.worker.on('error', (error: Error) => this.logger.warn({ err: error.message }, 'worker queue error'));

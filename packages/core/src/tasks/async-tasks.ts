@@ -70,6 +70,10 @@ export interface AsyncTasksOptions {
   defaults: AsyncTaskDefaults;
 }
 
+/** How long an agent's registered retry policy is cached by a replica (other replicas' registrations show after this). */
+const RETRY_CACHE_MS = 5000;
+const RETRY_CACHE_MAX = 10_000;
+
 /** How long `cancel` waits for a running task's worker to confirm. */
 const CANCEL_CONFIRM_MS = 3000;
 
@@ -85,6 +89,7 @@ export class AsyncTasks {
   private readonly bus: ClusterBus;
   private readonly logger: Logger;
   readonly defaults: AsyncTaskDefaults;
+  private readonly retryCache = new Map<string, { retry: RetryPolicy | undefined; until: number }>();
 
   constructor(options: AsyncTasksOptions) {
     this.redis = options.redis;
@@ -369,14 +374,26 @@ export class AsyncTasks {
 
   /** Records an agent's default retries (set when it registers). */
   async setAgentRetry(tenant: string, agent: string, retry: RetryPolicy): Promise<void> {
-    await this.redis.set(this.agentPolicyKey(tenant, agent), JSON.stringify(retry), 'PX', this.defaults.retentionMs);
+    const key = this.agentPolicyKey(tenant, agent);
+    await this.redis.set(key, JSON.stringify(retry), 'PX', this.defaults.retentionMs);
+    this.retryCache.set(key, { retry, until: Date.now() + RETRY_CACHE_MS });
   }
 
   private async agentRetry(tenant: string, agent: string): Promise<RetryPolicy | undefined> {
-    const text = await this.redis.get(this.agentPolicyKey(tenant, agent)).catch(() => null);
-    if (text === null) return undefined;
-    const parsed = RetryPolicySchema.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : undefined;
+    const key = this.agentPolicyKey(tenant, agent);
+    const cached = this.retryCache.get(key);
+    if (cached && cached.until > Date.now()) return cached.retry;
+    const text = await this.redis.get(key).catch(() => null);
+    let retry: RetryPolicy | undefined;
+    try {
+      const parsed = text === null ? undefined : RetryPolicySchema.safeParse(JSON.parse(text));
+      retry = parsed?.success ? parsed.data : undefined;
+    } catch {
+      retry = undefined;
+    }
+    if (this.retryCache.size >= RETRY_CACHE_MAX) this.retryCache.clear();
+    this.retryCache.set(key, { retry, until: Date.now() + RETRY_CACHE_MS });
+    return retry;
   }
 
   private agentPolicyKey(tenant: string, agent: string): string {

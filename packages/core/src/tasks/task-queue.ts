@@ -61,7 +61,8 @@ export class TaskQueue {
       jobId: taskId,
       attempts: options.attempts,
       backoff: { type: 'exponential', delay: options.backoffMs, jitter: 0.5 },
-      removeOnComplete: { age: 3600 },
+      // The ledger keeps the task; a completed job is of no more use.
+      removeOnComplete: true,
       removeOnFail: { age: Math.ceil(options.retentionMs / 1000) },
     };
     if (options.delayMs !== undefined && options.delayMs > 0) jobOptions.delay = options.delayMs;
