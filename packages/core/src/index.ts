@@ -66,6 +66,27 @@ export {
 } from './config/gateway-config';
 export { GATEWAY_SETTINGS, type Setting, WORKER_SETTINGS } from './config/settings';
 export { fromWireError, toWireError } from './errors/gateway-error';
+export { auditVerdicts, GovernanceGate, type VerdictListener } from './governance/governance-gate';
+export { type GovernancePolicy, GovernancePolicySchema, type Rule } from './governance/governance-policy';
+export {
+  type Decision,
+  type Direction,
+  type GovernanceOutcome,
+  GovernancePipeline,
+  type GovernedMessage,
+  glob,
+  maskPaths,
+  ruleMatches,
+  TIER_BUDGET_MS,
+  type Tier,
+  type Validator,
+  type ValidatorAnswer,
+  type ValidatorStats,
+  type Verdict,
+  validatorsOf,
+  valueAt,
+} from './governance/pipeline';
+export { ibanValid, luhn, PII_DETECTORS, SECRET_DETECTORS, scan } from './governance/scanners';
 export {
   connectRedis,
   createRedisConnection,

@@ -154,6 +154,7 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
       }
     }
     requirePermission(ctx, session, `agent:invoke:${params.agent}`);
+    const agents = ctx.agents.chainFor(session, params.parentTaskId);
     if (params.mode === 'async') {
       const submitted = await ctx.asyncTasks.submit(
         {
@@ -162,6 +163,9 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
           agent: firstAgent(session),
           onBehalfOf: delegated?.onBehalfOf,
           chain: delegated ? [...delegated.chain, session.principal.id] : undefined,
+          agents,
+          roles: [...session.principal.roles],
+          delegationDepth: delegated?.depth,
         },
         {
           agent: params.agent,
@@ -207,6 +211,9 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
           limits: session.limits,
           onBehalfOf: delegated?.onBehalfOf,
           chain: delegated ? [...delegated.chain, session.principal.id] : undefined,
+          roles: session.principal.roles,
+          agents,
+          delegationDepth: delegated?.depth,
         },
         idempotencyKey: params.idempotencyKey,
         onProgress: (progress) => session.send({ event: 'task.progress', id, taskId: handle.taskId, progress }),
@@ -328,7 +335,13 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
       }
     }
     const submitted = await ctx.asyncTasks.startWorkflow(
-      { principal: session.principal.id, tenant: session.principal.tenant, agent: firstAgent(session) },
+      {
+        principal: session.principal.id,
+        tenant: session.principal.tenant,
+        agent: firstAgent(session),
+        agents: ctx.agents.chainFor(session),
+        roles: [...session.principal.roles],
+      },
       params.workflow,
       params.input ?? null,
       { idempotencyKey: params.idempotencyKey },

@@ -17,7 +17,7 @@ interface LocalInstance {
   agent: string;
   session: Session;
   /** Tasks sent to this instance and not answered: task id to origin replica. */
-  openTasks: Map<string, { origin: string; traceparent: string }>;
+  openTasks: Map<string, { origin: string; traceparent: string; agents: string[] }>;
 }
 
 /** Most instances one connection may register. */
@@ -120,7 +120,11 @@ export class AgentHost {
       });
       return;
     }
-    instance.openTasks.set(message.taskId, { origin: message.sender, traceparent: message.traceparent });
+    instance.openTasks.set(message.taskId, {
+      origin: message.sender,
+      traceparent: message.traceparent,
+      agents: message.from.agents ?? [],
+    });
     instance.session.send({
       event: 'task',
       taskId: message.taskId,
@@ -195,6 +199,25 @@ export class AgentHost {
     }
     session.instances.clear();
     await Promise.all(removals);
+  }
+
+  /**
+   * The agents a call made by this connection comes through, for loop detection: the chain of the
+   * task it works on (`parentTaskId`, or the only task it holds), then its own agent. Undefined for a
+   * connection that is no agent.
+   */
+  chainFor(session: Session, parentTaskId?: string): string[] | undefined {
+    if (session.instances.size === 0) return undefined;
+    let parent = parentTaskId === undefined ? undefined : this.findOpenTask(session, parentTaskId);
+    if (!parent && parentTaskId === undefined) {
+      const open = [...session.instances.keys()].flatMap((id) => {
+        const instance = this.instances.get(id);
+        return instance ? [...instance.openTasks.entries()].map(([, task]) => ({ instance, ...task })) : [];
+      });
+      if (open.length === 1) parent = open[0];
+    }
+    if (parent) return [...parent.agents, parent.instance.agent];
+    return [session.instances.values().next().value as string];
   }
 
   private findOpenTask(session: Session, taskId: string) {

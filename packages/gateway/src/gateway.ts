@@ -11,6 +11,7 @@ import {
   type Authenticator,
   AuthLockout,
   Authorizer,
+  auditVerdicts,
   type CallLimits,
   CONNECTION_ENTRY_TTL_MS,
   ConnectionLimiter,
@@ -21,6 +22,7 @@ import {
   DelegationIssuer,
   type GatewayConfig,
   GatewayError,
+  GovernanceGate,
   HttpAgentClient,
   JwtAuthenticator,
   type Logger,
@@ -127,6 +129,8 @@ export class Gateway {
   private readonly connections: ConnectionLimiter;
   /** Decides permissions through the cluster's policy. */
   readonly authorizer: Authorizer;
+  /** The governance pipeline of the policy in force, on every routed message. */
+  readonly governance: GovernanceGate;
   private readonly sessions = new Set<Session>();
   private readonly server: Server;
   private readonly wss: WebSocketServer;
@@ -171,6 +175,16 @@ export class Gateway {
       allowPrivate: config.httpAgentsAllowPrivateResolved,
       maxResponseBytes: config.maxFrameBytes,
     });
+    this.authorizer = new Authorizer(this.redis, keys, logger);
+    this.audit = new AuditLog({
+      redis: this.redis,
+      keys,
+      replicaId: config.replicaId,
+      secret: config.auditSecret,
+      logger,
+    });
+    const authorizer = this.authorizer;
+    this.governance = new GovernanceGate(() => authorizer.current.pipeline, auditVerdicts(this.audit));
     this.dispatcher = new TaskDispatcher({
       replicaId: config.replicaId,
       registry: this.registry,
@@ -178,6 +192,7 @@ export class Gateway {
       store,
       http: this.httpAgents,
       logger,
+      governance: this.governance,
     });
     this.agents = new AgentHost(this.bus, this.registry, logger);
     this.queueConnection = createRedisConnection({
@@ -206,14 +221,6 @@ export class Gateway {
     });
     this.apiKeys = config.apiKeySecret === '' ? undefined : new ApiKeyStore(this.redis, keys, config.apiKeySecret);
     this.connections = new ConnectionLimiter(this.redis, keys);
-    this.authorizer = new Authorizer(this.redis, keys, logger);
-    this.audit = new AuditLog({
-      redis: this.redis,
-      keys,
-      replicaId: config.replicaId,
-      secret: config.auditSecret,
-      logger,
-    });
     this.lockout = new AuthLockout(this.redis, keys, {
       maxFailures: config.authMaxFailures,
       windowMs: config.authFailureWindowMs,
@@ -303,10 +310,14 @@ export class Gateway {
     return out;
   }
 
-  metricsSnapshot(): MetricsSnapshot & { audit: { failures: number; healthy: boolean } } {
+  metricsSnapshot(): MetricsSnapshot & {
+    audit: { failures: number; healthy: boolean };
+    governance: Record<string, unknown>;
+  } {
     return {
       ...this.metrics.snapshot(this.config.replicaId, this.dispatcher.inFlight),
       audit: { failures: this.audit.failures, healthy: this.audit.healthy() },
+      governance: this.governance.stats(),
     };
   }
 

@@ -36,6 +36,11 @@ export const CoordinatorParamsSchema = z.object({
   retry: RetryPolicySchema.optional(),
   /** Async only: how long to wait for a human when the agent escalates (default: the cluster's). */
   escalation: EscalationPolicySchema.optional(),
+  /**
+   * For an agent calling another agent: the task it is working on, which this call is part of (for
+   * the chain of agents that loop detection follows). Without it, the one task the connection holds.
+   */
+  parentTaskId: TaskIdSchema.optional(),
 });
 
 /**

@@ -35,6 +35,8 @@ export const TaskOriginSchema = z.object({
   onBehalfOf: z.string().optional(),
   /** The delegation chain: the original principal, then each agent's principal that passed it on. */
   chain: z.array(z.string()).optional(),
+  /** The agents the call came through, oldest first, the calling agent last (agent-to-agent calls). */
+  agents: z.array(z.string()).optional(),
 });
 
 export type TaskOrigin = z.infer<typeof TaskOriginSchema>;

@@ -66,6 +66,11 @@ export interface CallOptions {
    * that minted it. This connection must be registered as the agent the token was issued for.
    */
   delegation?: string;
+  /**
+   * From inside an agent's handler: the task this call is made for (`ctx.taskId`), so the gateway can
+   * follow the chain of agents (loops are refused). Without it, the one task this connection holds.
+   */
+  parentTaskId?: string;
 }
 
 /** Options of {@link GatewayClient.delegate}. */
@@ -250,6 +255,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
     if (data !== undefined) params.data = data;
     if (options.idempotencyKey !== undefined) params.idempotencyKey = options.idempotencyKey;
     if (options.delegation !== undefined) params.delegation = options.delegation;
+    if (options.parentTaskId !== undefined) params.parentTaskId = options.parentTaskId;
     const result = parseResult(
       CoordinatorResultSchema,
       await this.send('coordinator', params, {

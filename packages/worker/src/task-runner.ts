@@ -81,6 +81,9 @@ export class TaskRunner {
           agent: task.from.agent,
           onBehalfOf: task.from.onBehalfOf,
           chain: task.from.chain,
+          agents: task.from.agents,
+          roles: task.roles,
+          delegationDepth: task.delegationDepth,
         },
         traceparent: task.traceparent,
         onProgress: (progress) => {
@@ -112,7 +115,7 @@ export class TaskRunner {
   /** Ends a task and wakes its workflow, if any. */
   async finish(
     task: LedgerTask,
-    status: 'completed' | 'failed' | 'canceled',
+    status: 'completed' | 'failed' | 'canceled' | 'rejected',
     result: { output?: unknown; error?: WireError },
     attempt?: number,
   ): Promise<boolean> {
@@ -148,6 +151,11 @@ export class TaskRunner {
     if (error.code === 'CANCELED') {
       await this.finish(task, 'canceled', { error: error.toWire() }, attempt);
       return 'canceled';
+    }
+    if (error.code === 'POLICY_DENIED') {
+      // Refused by governance: `rejected`, and never retried.
+      await this.finish(task, 'rejected', { error: error.toWire() }, attempt);
+      throw new UnrecoverableError(`${error.code}: ${error.message}`);
     }
     const details = error.details as { agentCode?: string; details?: unknown } | undefined;
     if (error.code === 'AGENT_ERROR' && details?.agentCode === INPUT_REQUIRED_CODE) {

@@ -2,10 +2,14 @@ import { hostname } from 'node:os';
 import {
   AgentRegistry,
   AsyncTasks,
+  AuditLog,
+  Authorizer,
+  auditVerdicts,
   connectRedis,
   createLogger,
   createRedisConnection,
   GatewayError,
+  GovernanceGate,
   HttpAgentClient,
   isTerminal,
   type Logger,
@@ -68,6 +72,8 @@ export class TaskWorker {
   private readonly dispatcher: TaskDispatcher;
   private readonly queue: TaskQueue;
   private readonly tasks: AsyncTasks;
+  private readonly authorizer: Authorizer;
+  private readonly audit: AuditLog;
   private readonly startedAt = Date.now();
   private worker: Worker<TaskJobData> | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -111,6 +117,15 @@ export class TaskWorker {
     });
     const ledger = new TaskLedger(this.redis, this.keys);
     this.queue = new TaskQueue(this.queueConnection, this.keys, logger);
+    this.authorizer = new Authorizer(this.redis, this.keys, logger);
+    this.audit = new AuditLog({
+      redis: this.redis,
+      keys: this.keys,
+      replicaId: id,
+      secret: config.auditSecret,
+      logger,
+    });
+    const authorizer = this.authorizer;
     this.dispatcher = new TaskDispatcher({
       replicaId: id,
       registry,
@@ -118,6 +133,8 @@ export class TaskWorker {
       store: new TaskStore(this.redis, this.keys),
       http: new HttpAgentClient({ allowPrivate: config.workerHttpAgentsAllowPrivate, maxResponseBytes: 1 << 20 }),
       logger,
+      // Attempts are governed where they are dispatched, with the policy in force there and then.
+      governance: new GovernanceGate(() => authorizer.current.pipeline, auditVerdicts(this.audit)),
     });
     // A worker submits nothing itself: the steps it creates take their defaults from their workflow's
     // record (fixed by the gateway at start). These only serve a workflow record written without them.
@@ -202,6 +219,7 @@ export class TaskWorker {
       ),
     );
     await this.bus.start();
+    await this.authorizer.start();
     const context: RunnerContext = {
       workerId: this.id,
       ledger: this.tasks.ledger,
@@ -303,6 +321,8 @@ export class TaskWorker {
       .exec()
       .catch(() => undefined);
     this.dispatcher.close();
+    this.authorizer.close();
+    await this.audit.drain().catch(() => undefined);
     await this.bus.close();
     await this.queue.close().catch(() => undefined);
     for (const connection of [this.redis, this.subscriber, this.queueConnection, this.workerConnection]) {

@@ -1,5 +1,7 @@
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { GovernancePolicySchema } from '../governance/governance-policy';
+import { GovernancePipeline, validatorsOf } from '../governance/pipeline';
 import type { Principal } from './principal';
 import { BUILT_IN_ROLES } from './roles';
 
@@ -37,6 +39,8 @@ export const PolicySchema = z.strictObject({
         .refine((b) => b.principals || b.groups || b.claims, 'a binding needs principals, groups or claims'),
     )
     .optional(),
+  /** Governance: the validators every routed message passes (see docs/governance.md). */
+  governance: GovernancePolicySchema.optional(),
 });
 export type PolicyDocument = z.infer<typeof PolicySchema>;
 
@@ -90,11 +94,18 @@ function matches(grant: string, permission: string): boolean {
  */
 export class Policy {
   private readonly closure = new Map<string, Map<string, string[]>>();
+  private builtPipeline: GovernancePipeline | undefined;
 
   constructor(
     readonly document: PolicyDocument,
     readonly version: number,
   ) {}
+
+  /** The governance pipeline this policy declares (empty without a `governance` section). */
+  get pipeline(): GovernancePipeline {
+    this.builtPipeline ??= new GovernancePipeline(validatorsOf(this.document.governance));
+    return this.builtPipeline;
+  }
 
   /** The empty policy: built-in roles only, no bindings. */
   static readonly EMPTY = new Policy({}, 0);

@@ -423,6 +423,8 @@ export const WORKER_SETTINGS = {
   redisUrl: GATEWAY_SETTINGS.redisUrl,
   keyPrefix: GATEWAY_SETTINGS.keyPrefix,
   logLevel: GATEWAY_SETTINGS.logLevel,
+  /** The worker writes governance verdicts of the attempts it runs to the audit trail. */
+  auditSecret: GATEWAY_SETTINGS.auditSecret,
   workerId: setting({
     env: 'OPENCLAW_WORKER_ID',
     flag: 'worker-id',

@@ -32,6 +32,9 @@ export interface AsyncTaskDefaults {
   workflowDeadlineMs: number;
 }
 
+/** Who submits: the origin the agent is told, the tenant, and what governance judges by. */
+export type Submitter = TaskOrigin & { tenant: string; roles?: string[]; delegationDepth?: number };
+
 /** Who asks: the principal, its tenant, and whether it may see every task of the tenant. */
 export interface TaskViewer {
   principal: string;
@@ -102,7 +105,7 @@ export class AsyncTasks {
   }
 
   /** Submits an agent call to run in the background. Answers at once. */
-  async submit(from: TaskOrigin & { tenant: string }, request: AsyncTaskRequest): Promise<Submitted> {
+  async submit(from: Submitter, request: AsyncTaskRequest): Promise<Submitted> {
     const retry = request.retry ?? (await this.agentRetry(from.tenant, request.agent));
     const now = Date.now();
     const task: LedgerTask = {
@@ -116,6 +119,8 @@ export class AsyncTasks {
       principal: from.principal,
       tenant: from.tenant,
       from: originOf(from),
+      roles: from.roles ?? [],
+      delegationDepth: from.delegationDepth,
       data: request.data ?? null,
       timeoutMs: request.timeoutMs ?? this.defaults.timeoutMs,
       maxAttempts: retry?.attempts ?? this.defaults.attempts,
@@ -132,7 +137,7 @@ export class AsyncTasks {
 
   /** Starts a workflow. Every step's agent must be callable by the submitter (checked by the caller). */
   async startWorkflow(
-    from: TaskOrigin & { tenant: string },
+    from: Submitter,
     workflow: WorkflowDefinition,
     input: unknown,
     options: { idempotencyKey?: string; traceparent?: string } = {},
@@ -150,6 +155,7 @@ export class AsyncTasks {
       principal: from.principal,
       tenant: from.tenant,
       from: originOf(from),
+      roles: from.roles ?? [],
       data: input ?? null,
       timeoutMs: deadlineMs,
       // A workflow's own job is not retried: its steps are.
@@ -211,6 +217,8 @@ export class AsyncTasks {
       principal: parent.principal,
       tenant: parent.tenant,
       from: parent.from,
+      roles: parent.roles,
+      delegationDepth: parent.delegationDepth,
       data: step.data ?? null,
       timeoutMs: step.timeoutMs ?? defaults.timeoutMs,
       maxAttempts: retry?.attempts ?? defaults.attempts,
@@ -471,10 +479,11 @@ function visible(task: LedgerTask, viewer: TaskViewer): boolean {
   return task.tenant === viewer.tenant && (viewer.any || task.principal === viewer.principal);
 }
 
-function originOf(from: TaskOrigin & { tenant: string }): TaskOrigin {
+function originOf(from: Submitter): TaskOrigin {
   const out: TaskOrigin = { principal: from.principal };
   if (from.agent !== undefined) out.agent = from.agent;
   if (from.onBehalfOf !== undefined) out.onBehalfOf = from.onBehalfOf;
   if (from.chain !== undefined) out.chain = from.chain;
+  if (from.agents !== undefined && from.agents.length > 0) out.agents = from.agents;
   return out;
 }

@@ -1,9 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { TaskState, WireError } from '@openclaw/protocol';
+import type { TaskOrigin, TaskState, WireError } from '@openclaw/protocol';
 import { GatewayError } from '@openclaw/protocol';
 import type { TaskCancelRequestMessage, TaskReplyMessage } from '../bus/bus-message';
 import type { ClusterBus } from '../bus/cluster-bus';
 import { fromWireError } from '../errors/gateway-error';
+import type { GovernanceGate } from '../governance/governance-gate';
+import type { GovernedMessage } from '../governance/pipeline';
 import { type AgentRegistry, type CallLimits, qualifiedAgent } from '../registry/agent-registry';
 import type { Logger } from '../telemetry/logger';
 import type { HttpAgentClient } from './http-agent-client';
@@ -20,6 +22,12 @@ export interface TaskCaller {
   /** For a delegated call: the principal it is made for, and the chain of principals that passed it on. */
   onBehalfOf?: string;
   chain?: string[];
+  /** The caller's roles (for governance rules). */
+  roles?: readonly string[];
+  /** The agents the call passed through, oldest first, the calling agent last (for loop detection). */
+  agents?: string[];
+  /** For a delegated call: the depth of its delegation. */
+  delegationDepth?: number;
 }
 
 /** A sync task to route. */
@@ -89,6 +97,8 @@ export interface TaskDispatcherOptions {
   logger: Logger;
   /** How often to check that replicas holding our tasks are alive. Default 1000 ms. */
   watchIntervalMs?: number;
+  /** Judges each request before it is routed, and each agent output before it is delivered. */
+  governance?: GovernanceGate;
 }
 
 /**
@@ -104,6 +114,7 @@ export class TaskDispatcher {
   private readonly store: TaskStore;
   private readonly http: HttpAgentClient;
   private readonly logger: Logger;
+  private readonly governance: GovernanceGate | undefined;
   private readonly pending = new Map<string, Pending>();
   /**
    * Tasks that ended while their pick was in flight, with the abort the agent needs ('deadline' or
@@ -122,6 +133,7 @@ export class TaskDispatcher {
     this.store = options.store;
     this.http = options.http;
     this.logger = options.logger;
+    this.governance = options.governance;
     this.watchTimer = setInterval(() => void this.watchHolders(), options.watchIntervalMs ?? 1000);
     this.watchTimer.unref();
   }
@@ -136,6 +148,13 @@ export class TaskDispatcher {
     if (!this.bus.healthy()) {
       // A reply could not reach us: refuse now rather than time out later.
       throw new GatewayError('UNAVAILABLE', 'this replica is not connected to the cluster bus; retry shortly');
+    }
+    if (this.governance) {
+      // Refused (POLICY_DENIED) before anything is written or routed; masked where a validator redacted.
+      const data = await this.governance.check(
+        governed(request.caller, request.agent, request.task, 'request', request.data ?? null),
+      );
+      request = { ...request, data };
     }
     const taskId = request.taskId ?? randomUUID();
     if (request.record === false) this.unrecorded.add(taskId);
@@ -341,7 +360,15 @@ export class TaskDispatcher {
         }
         return;
       case 'result':
-        this.settle(p.taskId, { output: outcome.output });
+        if (!this.governance) {
+          this.settle(p.taskId, { output: outcome.output });
+          return;
+        }
+        // The agent's output is judged too before the caller gets it (the deadline still runs).
+        this.governance.check(governed(p.caller, p.agent, p.task, 'response', outcome.output ?? null)).then(
+          (output) => this.settle(p.taskId, { output }),
+          (error: unknown) => this.settle(p.taskId, { error: asGatewayError(error) }),
+        );
         return;
       case 'agent-error':
         this.settle(p.taskId, {
@@ -563,13 +590,33 @@ function abortReason(result: { output: unknown } | { error: GatewayError }): 'de
   return undefined;
 }
 
-function fromOf(caller: TaskCaller): { principal: string; agent?: string; onBehalfOf?: string; chain?: string[] } {
-  const from: { principal: string; agent?: string; onBehalfOf?: string; chain?: string[] } = {
+function governed(
+  caller: TaskCaller,
+  agent: string,
+  task: string,
+  direction: 'request' | 'response',
+  data: unknown,
+): GovernedMessage {
+  const message: GovernedMessage = {
+    direction,
+    tenant: caller.tenant,
     principal: caller.principal,
+    roles: caller.roles ?? [],
+    agent,
+    task,
+    data,
+    agents: caller.agents ?? [],
   };
+  if (caller.delegationDepth !== undefined) message.delegationDepth = caller.delegationDepth;
+  return message;
+}
+
+function fromOf(caller: TaskCaller): TaskOrigin {
+  const from: TaskOrigin = { principal: caller.principal };
   if (caller.agent !== undefined) from.agent = caller.agent;
   if (caller.onBehalfOf !== undefined) from.onBehalfOf = caller.onBehalfOf;
   if (caller.chain !== undefined) from.chain = caller.chain;
+  if (caller.agents !== undefined && caller.agents.length > 0) from.agents = caller.agents;
   return from;
 }
 

@@ -40,6 +40,9 @@ export interface LedgerTask {
   principal: string;
   tenant: string;
   from: TaskOrigin;
+  /** The submitter's roles, and for a delegated call its depth (what governance judges by). */
+  roles: string[];
+  delegationDepth?: number;
   /** The input: the data of a task, the input of a workflow. */
   data: unknown;
   /** Deadline of one attempt. */
@@ -394,6 +397,7 @@ function encode(task: LedgerTask): Record<string, string> {
     tenant: task.tenant,
     origin: '',
     from: JSON.stringify(task.from),
+    roles: JSON.stringify(task.roles),
     data: JSON.stringify(task.data ?? null),
     timeoutMs: String(task.timeoutMs),
     maxAttempts: String(task.maxAttempts),
@@ -404,6 +408,7 @@ function encode(task: LedgerTask): Record<string, string> {
     retentionMs: String(task.retentionMs),
   };
   if (task.parentId !== undefined) out.parentId = task.parentId;
+  if (task.delegationDepth !== undefined) out.delegationDepth = String(task.delegationDepth);
   if (task.stepId !== undefined) out.stepId = task.stepId;
   if (task.definition !== undefined) out.definition = JSON.stringify(task.definition);
   if (task.state !== undefined) out.state = JSON.stringify(task.state);
@@ -441,6 +446,7 @@ function decode(h: Record<string, string>): LedgerTask | undefined {
     principal: h.principal ?? '',
     tenant: h.tenant ?? '',
     from: json<TaskOrigin>(h.from) ?? { principal: h.principal ?? '' },
+    roles: json<string[]>(h.roles) ?? [],
     data: json(h.data) ?? null,
     timeoutMs: num(h.timeoutMs) ?? 30_000,
     maxAttempts: num(h.maxAttempts) ?? 1,
@@ -467,6 +473,7 @@ function decode(h: Record<string, string>): LedgerTask | undefined {
     state: json(h.state),
     deadline: num(h.deadline),
     stepDefaults: json(h.stepDefaults),
+    delegationDepth: num(h.delegationDepth),
     traceparent: h.traceparent,
   };
   for (const [name, value] of Object.entries(optional)) {

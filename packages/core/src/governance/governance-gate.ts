@@ -1,0 +1,85 @@
+import { GatewayError } from '@openclaw/protocol';
+import type { AuditLog } from '../audit/audit-log';
+import type { GovernanceOutcome, GovernancePipeline, GovernedMessage, Verdict } from './pipeline';
+
+/** Told of every judged message whose verdicts matter (a deny, a redaction, a dry-run finding). */
+export type VerdictListener = (message: GovernedMessage, outcome: GovernanceOutcome, notable: Verdict[]) => void;
+
+/**
+ * Where routed messages meet the governance pipeline of the policy in force: `check` lets a message
+ * through (masked where a validator redacted) or refuses it with `POLICY_DENIED` naming the validator.
+ */
+export class GovernanceGate {
+  constructor(
+    private readonly pipeline: () => GovernancePipeline,
+    private readonly listener: VerdictListener = () => undefined,
+  ) {}
+
+  /** The per-validator counts and times of the pipeline in force. */
+  stats(): Record<string, unknown> {
+    return Object.fromEntries(this.pipeline().stats);
+  }
+
+  /**
+   * Judges a message. @returns the data that may go on.
+   * @throws {GatewayError} `POLICY_DENIED` (details: validator, tier, reason, direction).
+   */
+  async check(message: GovernedMessage): Promise<unknown> {
+    const pipeline = this.pipeline();
+    if (pipeline.empty) return message.data;
+    const outcome = await pipeline.run(message);
+    const notable = outcome.verdicts.filter((v) => v.decision !== 'allow' || v.failed !== undefined);
+    if (notable.length > 0) this.listener(message, outcome, notable);
+    if (outcome.decision === 'allow') return outcome.data;
+    const decisive = outcome.decisive!;
+    const reason =
+      outcome.decision === 'require-approval'
+        ? `${decisive.reason ?? 'approval required'}: approvals are not available in this version, so it is refused`
+        : (decisive.reason ?? 'denied');
+    throw new GatewayError('POLICY_DENIED', `${decisive.validator} refused the ${message.direction}: ${reason}`, {
+      details: { validator: decisive.validator, tier: decisive.tier, reason, direction: message.direction },
+    });
+  }
+}
+
+/**
+ * A listener that writes the notable verdicts to the audit trail: `governance.denied`,
+ * `governance.redacted`, `governance.approval-required`, `governance.would-deny` (dry run) and
+ * `governance.validator-failed` (a timeout or error decided by its fail mode), with the validator,
+ * its tier, its time, the reason and the call's agent and task. Never the payload.
+ */
+export function auditVerdicts(audit: AuditLog): VerdictListener {
+  return (message, _outcome, notable) => {
+    for (const verdict of notable) {
+      const type = verdict.dryRun
+        ? verdict.decision === 'allow'
+          ? undefined
+          : 'governance.would-deny'
+        : verdict.failed && verdict.decision === 'allow'
+          ? 'governance.validator-failed'
+          : verdict.decision === 'deny'
+            ? 'governance.denied'
+            : verdict.decision === 'redact'
+              ? 'governance.redacted'
+              : verdict.decision === 'require-approval'
+                ? 'governance.approval-required'
+                : undefined;
+      if (!type) continue;
+      audit.record(message.tenant, {
+        type,
+        principal: message.principal,
+        outcome: verdict.dryRun ? `would-${verdict.decision}` : verdict.decision,
+        details: {
+          validator: verdict.validator,
+          tier: verdict.tier,
+          ms: Math.round(verdict.ms * 100) / 100,
+          reason: verdict.reason ?? null,
+          direction: message.direction,
+          agent: message.agent,
+          task: message.task,
+          failed: verdict.failed ?? null,
+        },
+      });
+    }
+  };
+}

@@ -1,0 +1,117 @@
+import { z } from 'zod';
+
+/** A condition on one field of the payload (dotted path, e.g. `order.amount`). */
+const FieldConditionSchema = z
+  .strictObject({
+    equals: z.unknown().optional(),
+    in: z.array(z.unknown()).min(1).optional(),
+    gt: z.number().optional(),
+    gte: z.number().optional(),
+    lt: z.number().optional(),
+    lte: z.number().optional(),
+    matches: z
+      .string()
+      .refine((pattern) => {
+        try {
+          new RegExp(pattern);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'not a valid regular expression')
+      .optional(),
+    exists: z.boolean().optional(),
+  })
+  .refine(
+    (c) => Object.keys(c).length > 0,
+    'a condition needs at least one of equals, in, gt, gte, lt, lte, matches, exists',
+  );
+export type FieldCondition = z.infer<typeof FieldConditionSchema>;
+
+/** Glob over names (`billing-*`); a list matches any of its entries. */
+const GlobSchema = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
+
+/** What a rule applies to. Every given field must match. */
+const MatchSchema = z.strictObject({
+  /** `request` (on its way to the agent, the default), `response` (the agent's output), or `any`. */
+  direction: z.enum(['request', 'response', 'any']).optional(),
+  tenant: GlobSchema.optional(),
+  principal: GlobSchema.optional(),
+  role: GlobSchema.optional(),
+  agent: GlobSchema.optional(),
+  task: GlobSchema.optional(),
+  /** Conditions on fields of the payload (the request's data, or the response's output). */
+  data: z.record(z.string().min(1), FieldConditionSchema).optional(),
+});
+
+/** Settings any validator may have. */
+const ValidatorSettingsSchema = {
+  /** Record what it would decide, without enforcing it. */
+  dryRun: z.boolean().optional(),
+  /** How long it may take; default its tier's budget (10, 100 or 1000 ms). */
+  timeoutMs: z.number().int().min(1).max(60_000).optional(),
+  /** What a validator that times out or fails decides: `closed` denies, `open` allows. Default `closed`. */
+  failMode: z.enum(['open', 'closed']).optional(),
+};
+
+/** A rule of tier 1. Rules are read in order; the first that matches decides (so an `allow` rule before a `deny` rule makes an exception). */
+const RuleSchema = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'rule names are letters, digits, _ . and -'),
+    when: MatchSchema.optional(),
+    verdict: z.enum(['allow', 'deny', 'redact', 'require-approval']),
+    reason: z.string().max(512).optional(),
+    /** With `redact`: the fields to mask (dotted paths). */
+    redact: z.array(z.string().min(1)).min(1).optional(),
+    /** Record what the rule would decide, and go on to the next rule. */
+    dryRun: z.boolean().optional(),
+  })
+  .refine((r) => r.verdict !== 'redact' || r.redact !== undefined, {
+    message: 'a redact rule needs the fields to mask in redact',
+    path: ['redact'],
+  });
+export type Rule = z.infer<typeof RuleSchema>;
+
+/** A scanner of tier 2 (secrets, PII): what to do with what it finds, and where to look. */
+const ScannerSchema = z.strictObject({
+  action: z.enum(['redact', 'deny']),
+  directions: z
+    .array(z.enum(['request', 'response']))
+    .min(1)
+    .optional(),
+  ...ValidatorSettingsSchema,
+});
+
+const PiiScannerSchema = ScannerSchema.extend({
+  kinds: z
+    .array(z.enum(['email', 'card', 'phone', 'iban']))
+    .min(1)
+    .optional(),
+});
+
+/** The `governance` section of the policy file. */
+export const GovernancePolicySchema = z.strictObject({
+  /** Tier 1: declarative rules, in order. */
+  rules: z.array(RuleSchema).max(1000).optional(),
+  /** Tier 1: settings of the rules validator as a whole (its timeout and fail mode). */
+  rulesSettings: z.strictObject({ ...ValidatorSettingsSchema }).optional(),
+  /** Tier 1: the largest payload (request data or response output, as JSON) that may pass. */
+  maxPayloadBytes: z.number().int().min(1).optional(),
+  /** Tier 1: agents that may be called (globs; when given, every other agent is refused) and agents that may not. */
+  agents: z
+    .strictObject({ allow: z.array(z.string().min(1)).optional(), deny: z.array(z.string().min(1)).optional() })
+    .optional(),
+  /** Tier 2: calls between agents. `maxHops`: how many agents deep a chain of calls may go; a chain that comes back to an agent already in it is a loop and is refused. */
+  chains: z
+    .strictObject({
+      maxHops: z.number().int().min(1).max(64).optional(),
+      maxDelegationDepth: z.number().int().min(1).max(5).optional(),
+      ...ValidatorSettingsSchema,
+    })
+    .optional(),
+  /** Tier 2: secrets (API keys, private keys, bearer tokens, cloud credentials). */
+  secrets: ScannerSchema.optional(),
+  /** Tier 2: personal data (emails, card numbers passing the Luhn check, phone numbers, IBANs). */
+  pii: PiiScannerSchema.optional(),
+});
+export type GovernancePolicy = z.infer<typeof GovernancePolicySchema>;

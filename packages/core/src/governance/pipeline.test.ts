@@ -1,0 +1,155 @@
+import { GovernancePolicySchema } from './governance-policy';
+import { GovernancePipeline, type GovernedMessage, maskPaths, type Validator, validatorsOf } from './pipeline';
+import { ibanValid, luhn, PII_DETECTORS, SECRET_DETECTORS, scan } from './scanners';
+
+const message = (over: Partial<GovernedMessage> = {}): GovernedMessage => ({
+  direction: 'request',
+  tenant: 'acme',
+  principal: 'apikey:1',
+  roles: ['caller'],
+  agent: 'billing',
+  task: 'charge',
+  data: { amount: 5, card: { number: '4111 1111 1111 1111' } },
+  agents: [],
+  ...over,
+});
+
+const pipelineOf = (policy: unknown) => new GovernancePipeline(validatorsOf(GovernancePolicySchema.parse(policy)));
+
+describe('governance pipeline', () => {
+  it('denies by the first matching rule, with the rule named; an earlier allow rule makes an exception', async () => {
+    const pipeline = pipelineOf({
+      rules: [
+        { name: 'vip', when: { principal: 'apikey:vip', agent: 'bill*' }, verdict: 'allow' },
+        {
+          name: 'big-charges',
+          when: { agent: 'bill*', data: { amount: { gt: 100 } } },
+          verdict: 'deny',
+          reason: 'over the limit',
+        },
+      ],
+    });
+    expect((await pipeline.run(message())).decision).toBe('allow');
+    const denied = await pipeline.run(message({ data: { amount: 500 } }));
+    expect(denied).toMatchObject({
+      decision: 'deny',
+      decisive: { validator: 'rule:big-charges', tier: 1, reason: 'over the limit' },
+    });
+    expect((await pipeline.run(message({ agent: 'shipping', data: { amount: 500 } }))).decision).toBe('allow');
+    expect((await pipeline.run(message({ principal: 'apikey:vip', data: { amount: 500 } }))).decision).toBe('allow');
+  });
+
+  it('masks the fields a redact rule names and what the scanners find, one after the other', async () => {
+    const pipeline = pipelineOf({
+      rules: [{ name: 'cards', verdict: 'redact', redact: ['card.number'] }],
+      pii: { action: 'redact', kinds: ['email'] },
+    });
+    const outcome = await pipeline.run(message({ data: { card: { number: '4111' }, note: 'mail bob@example.com' } }));
+    expect(outcome.decision).toBe('allow');
+    expect(outcome.data).toEqual({ card: { number: '[redacted]' }, note: 'mail [redacted:email]' });
+  });
+
+  it('refuses a loop and a chain deeper than allowed', async () => {
+    const pipeline = pipelineOf({ chains: { maxHops: 3 } });
+    expect((await pipeline.run(message({ agent: 'a', agents: ['a', 'b'] }))).decisive?.reason).toBe('loop: a → b → a');
+    expect((await pipeline.run(message({ agent: 'd', agents: ['a', 'b', 'c'] }))).decision).toBe('deny');
+    expect((await pipeline.run(message({ agent: 'c', agents: ['a', 'b'] }))).decision).toBe('allow');
+  });
+
+  it('records a dry-run validator without enforcing it', async () => {
+    const pipeline = pipelineOf({ rules: [{ name: 'shadow', verdict: 'deny', dryRun: true }] });
+    const outcome = await pipeline.run(message());
+    expect(outcome.decision).toBe('allow');
+    expect(outcome.verdicts).toEqual([
+      expect.objectContaining({ validator: 'rule:shadow', decision: 'deny', dryRun: true }),
+      expect.objectContaining({ validator: 'rules', decision: 'allow' }),
+    ]);
+    expect(pipeline.stats.get('rule:shadow')).toMatchObject({ wouldDeny: 1, denies: 0 });
+  });
+
+  it('decides a slow validator by its fail mode, and a deny in tier 1 keeps tier 2 from running', async () => {
+    let tier2Ran = false;
+    const slow = (failMode: 'open' | 'closed'): Validator => ({
+      name: `slow-${failMode}`,
+      tier: 3,
+      timeoutMs: 20,
+      failMode,
+      dryRun: false,
+      check: () => new Promise((resolve) => setTimeout(() => resolve({ decision: 'allow' }), 200)),
+    });
+    const closed = await new GovernancePipeline([slow('closed')]).run(message());
+    expect(closed).toMatchObject({
+      decision: 'deny',
+      decisive: { failed: 'timeout', reason: 'did not answer within 20 ms (fail-closed)' },
+    });
+    const open = await new GovernancePipeline([slow('open')]).run(message());
+    expect(open.decision).toBe('allow');
+    expect(open.verdicts[0]).toMatchObject({ failed: 'timeout', decision: 'allow' });
+    const shortCircuit = new GovernancePipeline([
+      { name: 'no', tier: 1, timeoutMs: 10, failMode: 'closed', dryRun: false, check: () => ({ decision: 'deny' }) },
+      {
+        name: 'later',
+        tier: 2,
+        timeoutMs: 10,
+        failMode: 'closed',
+        dryRun: false,
+        check: () => {
+          tier2Ran = true;
+          return { decision: 'allow' };
+        },
+      },
+    ]);
+    expect((await shortCircuit.run(message())).decision).toBe('deny');
+    expect(tier2Ran).toBe(false);
+  });
+
+  it('names the line-independent field of a bad governance policy', () => {
+    const parsed = GovernancePolicySchema.safeParse({ rules: [{ name: 'x', verdict: 'redact' }] });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues[0]?.path).toEqual(['rules', 0, 'redact']);
+  });
+});
+
+describe('scanners', () => {
+  it('finds secrets: AWS keys, private keys, bearer tokens, GitHub tokens', () => {
+    const text = [
+      'AKIAIOSFODNN7EXAMPLE',
+      '-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----',
+      'Authorization: Bearer abcdefghijklmnopqrstuvwxyz0123',
+      `ghp_${'a'.repeat(36)}`,
+    ].join(' | ');
+    const result = scan({ text }, SECRET_DETECTORS);
+    expect(result.found.sort()).toEqual(['aws-access-key', 'bearer-token', 'github-token', 'private-key']);
+    expect(JSON.stringify(result.masked)).not.toMatch(/AKIA|MIIE|abcdefghij|ghp_/);
+  });
+
+  it('finds personal data: valid card numbers only (Luhn), IBANs (mod 97), emails, phones', () => {
+    expect(luhn('4111111111111111')).toBe(true);
+    expect(luhn('4111111111111112')).toBe(false);
+    expect(ibanValid('GB82WEST12345698765432')).toBe(true);
+    expect(ibanValid('GB82WEST12345698765433')).toBe(false);
+    const result = scan(
+      [
+        'card 4111 1111 1111 1111',
+        'not a card 4111 1111 1111 1112',
+        'iban GB82 WEST 1234 5698 7654 32',
+        'call +44 20 7946 0958',
+        'x@y.io',
+      ],
+      PII_DETECTORS,
+    );
+    expect(result.masked).toEqual([
+      'card [redacted:card]',
+      'not a card 4111 1111 1111 1112',
+      'iban [redacted:iban]',
+      'call [redacted:phone]',
+      '[redacted:email]',
+    ]);
+  });
+
+  it('masks paths without touching the original', () => {
+    const data = { a: { b: 1, c: 2 } };
+    expect(maskPaths(data, ['a.b', 'a.missing', 'z.y'])).toEqual({ a: { b: '[redacted]', c: 2 } });
+    expect(data.a.b).toBe(1);
+  });
+});

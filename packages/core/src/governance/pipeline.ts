@@ -1,0 +1,381 @@
+import type { FieldCondition, GovernancePolicy, Rule } from './governance-policy';
+import { PII_DETECTORS, SECRET_DETECTORS, scan } from './scanners';
+
+/** Which way a message goes: the request to the agent, or the agent's output back to the caller. */
+export type Direction = 'request' | 'response';
+
+/** A message the pipeline judges. */
+export interface GovernedMessage {
+  direction: Direction;
+  tenant: string;
+  principal: string;
+  roles: readonly string[];
+  /** The agent called. */
+  agent: string;
+  task: string;
+  /** The request's data, or the response's output. */
+  data: unknown;
+  /** The agents the call passed through before this one, oldest first (empty for a call from a plain caller). */
+  agents: readonly string[];
+  /** For a delegated call: how deep the delegation chain is. */
+  delegationDepth?: number;
+}
+
+export type Decision = 'allow' | 'deny' | 'redact' | 'require-approval';
+export type Tier = 1 | 2 | 3;
+
+/** One validator's verdict on one message, with its time. */
+export interface Verdict {
+  validator: string;
+  tier: Tier;
+  decision: Decision;
+  reason?: string;
+  ms: number;
+  /** Recorded only: a dry-run validator decides nothing. */
+  dryRun?: boolean;
+  /** The validator did not answer in time, or threw; its fail mode decided. */
+  failed?: 'timeout' | 'error';
+}
+
+/** What the pipeline decided, and the message as it may go on (masked where a validator redacted). */
+export interface GovernanceOutcome {
+  decision: 'allow' | 'deny' | 'require-approval';
+  data: unknown;
+  verdicts: Verdict[];
+  /** The verdict that denied, or asked for approval. */
+  decisive?: Verdict;
+}
+
+/** What a validator answers: its decision, and for `redact` how to mask. */
+export interface ValidatorAnswer {
+  decision: Decision;
+  reason?: string;
+  mask?: (data: unknown) => unknown;
+  /** The name the verdict goes under, when a part of the validator decided (`rule:<name>`). */
+  by?: string;
+  /** What dry-run parts of the validator would have decided (recorded, not enforced). */
+  shadow?: { by: string; decision: Decision; reason?: string }[];
+}
+
+/** One validator of the pipeline. */
+export interface Validator {
+  name: string;
+  tier: Tier;
+  timeoutMs: number;
+  failMode: 'open' | 'closed';
+  dryRun: boolean;
+  check(message: GovernedMessage): ValidatorAnswer | Promise<ValidatorAnswer>;
+}
+
+/** Each tier's latency budget: its validators' default timeout. */
+export const TIER_BUDGET_MS: Readonly<Record<Tier, number>> = { 1: 10, 2: 100, 3: 1000 };
+
+/** Per-validator counts and times, since the process started. */
+export interface ValidatorStats {
+  checks: number;
+  denies: number;
+  redactions: number;
+  approvals: number;
+  wouldDeny: number;
+  failures: number;
+  totalMs: number;
+  maxMs: number;
+}
+
+/**
+ * The validator pipeline: tier 1 (rules), then tier 2 (logic), then tier 3 (model). Validators of a
+ * tier run in parallel, each within its timeout; a deny ends the pipeline after its tier; redactions
+ * apply one after the other, so the next tier sees the masked message. Dry-run validators are timed
+ * and recorded but decide nothing.
+ */
+export class GovernancePipeline {
+  readonly stats = new Map<string, ValidatorStats>();
+
+  constructor(private readonly validators: readonly Validator[]) {}
+
+  /** Whether there is anything to run. */
+  get empty(): boolean {
+    return this.validators.length === 0;
+  }
+
+  async run(message: GovernedMessage): Promise<GovernanceOutcome> {
+    let data = message.data;
+    const verdicts: Verdict[] = [];
+    let approval: Verdict | undefined;
+    for (const tier of [1, 2, 3] as const) {
+      const validators = this.validators.filter((v) => v.tier === tier);
+      if (validators.length === 0) continue;
+      const current = { ...message, data };
+      const answers = await Promise.all(validators.map((v) => this.judge(v, current)));
+      let denied: Verdict | undefined;
+      for (const [verdict, answer] of answers) {
+        for (const s of answer?.shadow ?? []) {
+          const shadow: Verdict = { validator: s.by, tier, decision: s.decision, ms: verdict.ms, dryRun: true };
+          if (s.reason !== undefined) shadow.reason = s.reason;
+          verdicts.push(shadow);
+          this.record(shadow);
+        }
+        verdicts.push(verdict);
+        if (verdict.dryRun) continue;
+        if (verdict.decision === 'deny') denied ??= verdict;
+        else if (verdict.decision === 'require-approval') approval ??= verdict;
+        else if (verdict.decision === 'redact' && answer?.mask) data = answer.mask(data);
+      }
+      if (denied) return { decision: 'deny', data: message.data, verdicts, decisive: denied };
+    }
+    if (approval) return { decision: 'require-approval', data, verdicts, decisive: approval };
+    return { decision: 'allow', data, verdicts };
+  }
+
+  private async judge(validator: Validator, message: GovernedMessage): Promise<[Verdict, ValidatorAnswer | undefined]> {
+    const started = performance.now();
+    let answer: ValidatorAnswer | undefined;
+    let failed: Verdict['failed'];
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      answer = await Promise.race([
+        Promise.resolve().then(() => validator.check(message)),
+        new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), validator.timeoutMs);
+        }),
+      ]);
+      if (answer === undefined) failed = 'timeout';
+    } catch {
+      failed = 'error';
+    } finally {
+      clearTimeout(timer);
+    }
+    const ms = performance.now() - started;
+    const verdict: Verdict = failed
+      ? {
+          validator: validator.name,
+          tier: validator.tier,
+          decision: validator.failMode === 'open' ? 'allow' : 'deny',
+          reason:
+            failed === 'timeout'
+              ? `did not answer within ${validator.timeoutMs} ms (fail-${validator.failMode})`
+              : `failed (fail-${validator.failMode})`,
+          ms,
+          failed,
+        }
+      : { validator: answer!.by ?? validator.name, tier: validator.tier, decision: answer!.decision, ms };
+    if (!failed && answer?.reason !== undefined) verdict.reason = answer.reason;
+    if (validator.dryRun) verdict.dryRun = true;
+    this.record(verdict);
+    return [verdict, failed ? undefined : answer];
+  }
+
+  private record(verdict: Verdict): void {
+    let s = this.stats.get(verdict.validator);
+    if (!s) {
+      s = { checks: 0, denies: 0, redactions: 0, approvals: 0, wouldDeny: 0, failures: 0, totalMs: 0, maxMs: 0 };
+      this.stats.set(verdict.validator, s);
+    }
+    s.checks += 1;
+    s.totalMs += verdict.ms;
+    s.maxMs = Math.max(s.maxMs, verdict.ms);
+    if (verdict.failed) s.failures += 1;
+    if (verdict.dryRun) {
+      if (verdict.decision === 'deny') s.wouldDeny += 1;
+      return;
+    }
+    if (verdict.decision === 'deny') s.denies += 1;
+    else if (verdict.decision === 'redact') s.redactions += 1;
+    else if (verdict.decision === 'require-approval') s.approvals += 1;
+  }
+}
+
+/** Builds the validators a policy's `governance` section declares. */
+export function validatorsOf(policy: GovernancePolicy | undefined): Validator[] {
+  if (!policy) return [];
+  const out: Validator[] = [];
+  const settings = (s: { dryRun?: boolean; timeoutMs?: number; failMode?: 'open' | 'closed' }, tier: Tier) => ({
+    tier,
+    dryRun: s.dryRun ?? false,
+    timeoutMs: s.timeoutMs ?? TIER_BUDGET_MS[tier],
+    failMode: s.failMode ?? ('closed' as const),
+  });
+  if (policy.rules && policy.rules.length > 0)
+    out.push(rulesValidator(policy.rules, settings(policy.rulesSettings ?? {}, 1)));
+  if (policy.maxPayloadBytes !== undefined) {
+    const limit = policy.maxPayloadBytes;
+    out.push({
+      name: 'payload-size',
+      ...settings({}, 1),
+      check(message) {
+        const bytes = Buffer.byteLength(JSON.stringify(message.data ?? null));
+        return bytes > limit
+          ? { decision: 'deny', reason: `the ${message.direction} is ${bytes} bytes; at most ${limit} may pass` }
+          : { decision: 'allow' };
+      },
+    });
+  }
+  if (policy.agents) {
+    const { allow, deny } = policy.agents;
+    out.push({
+      name: 'agent-lists',
+      ...settings({}, 1),
+      check(message) {
+        if (message.direction !== 'request') return { decision: 'allow' };
+        if (deny?.some((g) => glob(g, message.agent))) {
+          return { decision: 'deny', reason: `agent '${message.agent}' is on the deny list` };
+        }
+        if (allow && !allow.some((g) => glob(g, message.agent))) {
+          return { decision: 'deny', reason: `agent '${message.agent}' is not on the allow list` };
+        }
+        return { decision: 'allow' };
+      },
+    });
+  }
+  if (policy.chains) {
+    const { maxHops, maxDelegationDepth } = policy.chains;
+    out.push({
+      name: 'chains',
+      ...settings(policy.chains, 2),
+      check(message) {
+        if (message.direction !== 'request') return { decision: 'allow' };
+        if (message.agents.includes(message.agent)) {
+          return { decision: 'deny', reason: `loop: ${[...message.agents, message.agent].join(' → ')}` };
+        }
+        if (maxHops !== undefined && message.agents.length + 1 > maxHops) {
+          return {
+            decision: 'deny',
+            reason: `the chain ${[...message.agents, message.agent].join(' → ')} is ${message.agents.length + 1} agents deep; at most ${maxHops}`,
+          };
+        }
+        if (maxDelegationDepth !== undefined && (message.delegationDepth ?? 0) > maxDelegationDepth) {
+          return {
+            decision: 'deny',
+            reason: `delegation depth ${message.delegationDepth} is over ${maxDelegationDepth}`,
+          };
+        }
+        return { decision: 'allow' };
+      },
+    });
+  }
+  for (const [name, scanner, detectors] of [
+    ['secrets', policy.secrets, SECRET_DETECTORS],
+    [
+      'pii',
+      policy.pii,
+      PII_DETECTORS.filter((d) => !policy.pii?.kinds || (policy.pii.kinds as string[]).includes(d.kind)),
+    ],
+  ] as const) {
+    if (!scanner) continue;
+    const directions = scanner.directions ?? ['request', 'response'];
+    out.push({
+      name,
+      ...settings(scanner, 2),
+      check(message) {
+        if (!directions.includes(message.direction)) return { decision: 'allow' };
+        const result = scan(message.data, detectors);
+        if (result.found.length === 0) return { decision: 'allow' };
+        const reason = `found ${result.found.join(', ')} in the ${message.direction}`;
+        if (scanner.action === 'deny') return { decision: 'deny', reason };
+        return { decision: 'redact', reason, mask: (data) => scan(data, detectors).masked };
+      },
+    });
+  }
+  return out;
+}
+
+/** Tier 1's rules as one validator: in order, the first rule that matches decides; dry-run rules are recorded and skipped. */
+function rulesValidator(rules: readonly Rule[], settings: Omit<Validator, 'name' | 'check'>): Validator {
+  return {
+    name: 'rules',
+    ...settings,
+    check(message) {
+      const shadow: NonNullable<ValidatorAnswer['shadow']> = [];
+      for (const rule of rules) {
+        if (!ruleMatches(rule, message)) continue;
+        const by = `rule:${rule.name}`;
+        const reason = rule.reason ?? `rule '${rule.name}'`;
+        if (rule.dryRun) {
+          shadow.push({ by, decision: rule.verdict, reason });
+          continue;
+        }
+        if (rule.verdict === 'redact') {
+          const paths = rule.redact ?? [];
+          return { decision: 'redact', reason, by, shadow, mask: (data) => maskPaths(data, paths) };
+        }
+        return { decision: rule.verdict, reason, by, shadow };
+      }
+      return { decision: 'allow', shadow };
+    },
+  };
+}
+
+/** Whether a rule applies to a message. */
+export function ruleMatches(rule: Rule, message: GovernedMessage): boolean {
+  const when = rule.when ?? {};
+  const direction = when.direction ?? 'request';
+  if (direction !== 'any' && direction !== message.direction) return false;
+  const one = (pattern: string | string[] | undefined, value: string): boolean =>
+    pattern === undefined || (Array.isArray(pattern) ? pattern : [pattern]).some((p) => glob(p, value));
+  if (!one(when.tenant, message.tenant)) return false;
+  if (!one(when.principal, message.principal)) return false;
+  if (!one(when.agent, message.agent)) return false;
+  if (!one(when.task, message.task)) return false;
+  if (when.role !== undefined && !message.roles.some((r) => one(when.role, r))) return false;
+  for (const [path, condition] of Object.entries(when.data ?? {})) {
+    if (!conditionHolds(condition, valueAt(message.data, path))) return false;
+  }
+  return true;
+}
+
+function conditionHolds(c: FieldCondition, value: { found: boolean; value: unknown }): boolean {
+  if (c.exists !== undefined && c.exists !== value.found) return false;
+  if (!value.found) return c.exists === false;
+  const v = value.value;
+  if (c.equals !== undefined && JSON.stringify(c.equals) !== JSON.stringify(v)) return false;
+  if (c.in !== undefined && !c.in.some((x) => JSON.stringify(x) === JSON.stringify(v))) return false;
+  if (c.gt !== undefined && !(typeof v === 'number' && v > c.gt)) return false;
+  if (c.gte !== undefined && !(typeof v === 'number' && v >= c.gte)) return false;
+  if (c.lt !== undefined && !(typeof v === 'number' && v < c.lt)) return false;
+  if (c.lte !== undefined && !(typeof v === 'number' && v <= c.lte)) return false;
+  if (c.matches !== undefined && !(typeof v === 'string' && new RegExp(c.matches).test(v))) return false;
+  return true;
+}
+
+/** The value at a dotted path (`order.items.0.price`). */
+export function valueAt(data: unknown, path: string): { found: boolean; value: unknown } {
+  let current: unknown = data;
+  for (const part of path.split('.')) {
+    if (current === null || typeof current !== 'object' || !Object.hasOwn(current, part)) {
+      return { found: false, value: undefined };
+    }
+    current = (current as Record<string, unknown>)[part];
+  }
+  return { found: true, value: current };
+}
+
+/** A copy of `data` with the values at `paths` replaced by `"[redacted]"`. */
+export function maskPaths(data: unknown, paths: readonly string[]): unknown {
+  const copy = structuredClone(data);
+  for (const path of paths) {
+    const parts = path.split('.');
+    let current: unknown = copy;
+    for (let i = 0; i < parts.length - 1; i++) {
+      if (current === null || typeof current !== 'object') break;
+      current = (current as Record<string, unknown>)[parts[i]!];
+    }
+    const last = parts.at(-1)!;
+    if (current !== null && typeof current === 'object' && Object.hasOwn(current, last)) {
+      (current as Record<string, unknown>)[last] = '[redacted]';
+    }
+  }
+  return copy;
+}
+
+/** Whether a name matches a glob with `*`. */
+export function glob(pattern: string, value: string): boolean {
+  if (pattern === '*' || pattern === value) return true;
+  if (!pattern.includes('*')) return false;
+  const re = new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
+  return re.test(value);
+}
