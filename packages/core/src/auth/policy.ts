@@ -1,7 +1,7 @@
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { GovernancePolicySchema } from '../governance/governance-policy';
-import { GovernancePipeline, validatorsOf } from '../governance/pipeline';
+import { GovernancePipeline, glob, validatorsOf } from '../governance/pipeline';
 import type { Principal } from './principal';
 import { BUILT_IN_ROLES } from './roles';
 
@@ -72,20 +72,8 @@ export interface Explanation {
 
 /** Whether a set of granted permissions covers one (`agent:invoke:billing-*` covers `agent:invoke:billing-eu`). */
 export function grantOf(granted: Iterable<string>, permission: string): string | undefined {
-  for (const g of granted) if (matches(g, permission)) return g;
+  for (const g of granted) if (glob(g, permission)) return g;
   return undefined;
-}
-
-function matches(grant: string, permission: string): boolean {
-  if (grant === '*' || grant === permission) return true;
-  if (!grant.includes('*')) return false;
-  const pattern = new RegExp(
-    `^${grant
-      .split('*')
-      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-      .join('.*')}$`,
-  );
-  return pattern.test(permission);
 }
 
 /**
@@ -230,7 +218,7 @@ export class Policy {
     if (direct) grants.push({ via: 'credential', roles: [], permission: direct });
     for (const { role, via } of roles) {
       for (const [granted, chain] of this.grantsOf(role)) {
-        if (matches(granted, permission)) grants.push({ via, roles: chain, permission: granted });
+        if (glob(granted, permission)) grants.push({ via, roles: chain, permission: granted });
       }
     }
     return { allowed: grants.length > 0, grants, roles };
