@@ -1,4 +1,6 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect, type GatewayClient } from '@openclaw/sdk';
@@ -193,6 +195,233 @@ governance:
     };
     expect(metrics.governance['rule:trial-limit']).toMatchObject({ wouldDeny: 1, denies: 0 });
     await Promise.all([caller.close(), agent.close()]);
+  });
+
+  it('asks an HTTP classifier (tier 3), and decides by its fail mode when it is too slow', async () => {
+    let slow = false;
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      req.on('end', () => {
+        const question = JSON.parse(body) as { data?: { text?: string }; input?: string };
+        const answer = (): void => {
+          if (req.url === '/moderation') {
+            const flagged = (question.input ?? '').includes('insult');
+            res
+              .writeHead(200, { 'content-type': 'application/json' })
+              .end(JSON.stringify({ results: [{ flagged, categories: { harassment: flagged, violence: false } }] }));
+            return;
+          }
+          const text = question.data?.text ?? '';
+          res
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end(
+              JSON.stringify(
+                text.includes('forbidden') ? { verdict: 'deny', reason: 'off-topic request' } : { verdict: 'allow' },
+              ),
+            );
+        };
+        if (slow) setTimeout(answer, 1500);
+        else answer();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const agent = await startAgent(cluster.gateways[1]!.url, { name: 'writer', headers });
+    const caller = await TestSocket.open(cluster.gateways[0]!.url, { headers });
+    const call = (id: number, text: string) =>
+      caller.request({ action: 'coordinator', id, agent: 'writer', task: 'write', data: { text } }, 10_000);
+    try {
+      await apply(`
+governance:
+  models:
+    - { name: topic, url: ${url}/classify, directions: [request], timeoutMs: 500 }
+    - { name: moderation, url: ${url}/moderation, format: moderation, directions: [request], timeoutMs: 500 }
+`);
+      expect((await call(1, 'a poem')).ok).toBe(true);
+      expect(await call(2, 'something forbidden')).toMatchObject({
+        ok: false,
+        error: { code: 'POLICY_DENIED', details: { validator: 'model:topic', tier: 3, reason: 'off-topic request' } },
+      });
+      expect(await call(3, 'an insult')).toMatchObject({
+        ok: false,
+        error: { code: 'POLICY_DENIED', details: { validator: 'model:moderation', reason: 'flagged: harassment' } },
+      });
+      slow = true;
+      // Fail-closed (the default): a classifier that does not answer within its budget denies.
+      expect(await call(4, 'a poem')).toMatchObject({
+        ok: false,
+        error: { code: 'POLICY_DENIED', details: { reason: 'did not answer within 500 ms (fail-closed)' } },
+      });
+      await apply(`
+governance:
+  models:
+    - { name: topic, url: ${url}/classify, directions: [request], timeoutMs: 300, failMode: open }
+`);
+      // Fail-open: the call goes on, and the failure is recorded.
+      expect((await call(5, 'a poem')).ok).toBe(true);
+      const failed = await waitFor(
+        async () =>
+          (await auditTail(cluster.gateways[0]!.httpUrl, ADMIN, 'default')).find(
+            (e) =>
+              e.type === 'governance.validator-failed' &&
+              (e.details as { validator?: string }).validator === 'model:topic',
+          ),
+        { what: 'the validator-failed entry' },
+      );
+      expect(failed.details).toMatchObject({ tier: 3, failed: 'timeout' });
+    } finally {
+      server.close();
+      await Promise.all([caller.close(), agent.close()]);
+    }
+  });
+
+  it('asks a validator agent connected to the gateway, which may deny or redact; a silent one hits its budget', async () => {
+    const judge = await startAgent(cluster.gateways[0]!.url, {
+      name: 'judge',
+      headers,
+      answer: (t) => {
+        const question = t.data as { data: { text: string } };
+        const text = question.data.text;
+        if (text === 'hang') return undefined;
+        const output = text.includes('secret plan')
+          ? { verdict: 'redact', reason: 'confidential', data: { text: text.replace('secret plan', '***') } }
+          : text.includes('bad')
+            ? { verdict: 'deny', reason: 'the judge says no' }
+            : { verdict: 'allow' };
+        return { action: 'task.result', taskId: t.taskId, output };
+      },
+    });
+    const agent = await startAgent(cluster.gateways[1]!.url, { name: 'scribe', headers });
+    const caller = await TestSocket.open(cluster.gateways[1]!.url, { headers });
+    const call = (id: number, text: string) =>
+      caller.request({ action: 'coordinator', id, agent: 'scribe', task: 'note', data: { text } }, 10_000);
+    await apply(`
+governance:
+  models:
+    - { name: judge, agent: judge, directions: [request], timeoutMs: 400 }
+`);
+    expect((await call(1, 'fine words')).ok).toBe(true);
+    expect(await call(2, 'bad words')).toMatchObject({
+      ok: false,
+      error: { code: 'POLICY_DENIED', details: { validator: 'model:judge', reason: 'the judge says no' } },
+    });
+    expect((await call(3, 'the secret plan is ready')).ok).toBe(true);
+    expect(agent.received.at(-1)!.data).toEqual({ text: 'the *** is ready' });
+    expect(await call(4, 'hang')).toMatchObject({
+      ok: false,
+      error: {
+        code: 'POLICY_DENIED',
+        details: { validator: 'model:judge', reason: 'did not answer within 400 ms (fail-closed)' },
+      },
+    });
+    // The judge saw the messages, and its own answers were not judged (no loop through itself).
+    expect(judge.received.map((t) => (t.data as { agent: string }).agent)).toEqual([
+      'scribe',
+      'scribe',
+      'scribe',
+      'scribe',
+    ]);
+    await Promise.all([caller.close(), agent.close(), judge.close()]);
+  });
+
+  it('refuses calls once a budget is used up, and lets them through again when its window refills', async () => {
+    await apply(`
+governance:
+  budgets:
+    - { name: trial, per: agent, agent: metered, windowMs: 2000, limit: 2 }
+    - { name: spend, per: tenant, agent: priced, windowMs: 60000, limit: 10, measure: cost, costPath: usage.cost }
+`);
+    const metered = await startAgent(cluster.gateways[1]!.url, { name: 'metered', headers });
+    const priced = await startAgent(cluster.gateways[1]!.url, {
+      name: 'priced',
+      headers,
+      answer: (t) => ({ action: 'task.result', taskId: t.taskId, output: { usage: { cost: 6 } } }),
+    });
+    const caller = await TestSocket.open(cluster.gateways[0]!.url, { headers });
+    let id = 0;
+    const call = (agent: string) => caller.request({ action: 'coordinator', id: ++id, agent, task: 't' });
+    // Calls: two per window. Start at the beginning of a window, so the first two share it.
+    await new Promise((r) => setTimeout(r, 2000 - (Date.now() % 2000) + 50));
+    expect((await call('metered')).ok).toBe(true);
+    expect((await call('metered')).ok).toBe(true);
+    const over = await call('metered');
+    expect(over).toMatchObject({
+      ok: false,
+      error: { code: 'POLICY_DENIED', details: { validator: 'budget:trial', tier: 2 } },
+    });
+    expect((over.error as { message: string }).message).toMatch(
+      /budget 'trial' is used up \(2 of 2 calls in this window\); it refills in \d+ s/,
+    );
+    expect(metered.received).toHaveLength(2);
+    await waitFor(async () => (await call('metered')).ok, { what: 'the budget refilled', timeoutMs: 5000 });
+    // Cost: what the agent reports counts; 6 + 6 is over 10, so the third call is refused.
+    expect((await call('priced')).ok).toBe(true);
+    expect((await call('priced')).ok).toBe(true);
+    expect(await call('priced')).toMatchObject({ ok: false, error: { details: { validator: 'budget:spend' } } });
+    expect(priced.received).toHaveLength(2);
+    await Promise.all([caller.close(), metered.close(), priced.close()]);
+  });
+
+  it('refuses input that does not match the JSON Schema the agent declared for the task, before dispatch', async () => {
+    const socket = await TestSocket.open(cluster.gateways[1]!.url, { headers });
+    const bad = await socket.request({
+      action: 'register',
+      id: 0,
+      name: 'accounts',
+      inputSchemas: { create: { type: 'nonsense' } },
+    });
+    expect(bad).toMatchObject({
+      ok: false,
+      error: { code: 'BAD_REQUEST', details: [{ field: 'inputSchemas.create' }] },
+    });
+    const registered = await socket.request({
+      action: 'register',
+      id: 1,
+      name: 'accounts',
+      inputSchemas: {
+        create: {
+          type: 'object',
+          required: ['email'],
+          properties: { email: { type: 'string' }, age: { type: 'integer', minimum: 0 } },
+        },
+      },
+    });
+    expect(registered.ok).toBe(true);
+    const caller = await TestSocket.open(cluster.gateways[0]!.url, { headers });
+    const refused = await caller.request({
+      action: 'coordinator',
+      id: 2,
+      agent: 'accounts',
+      task: 'create',
+      data: { email: 'a@b.c', age: -1 },
+    });
+    expect(refused).toMatchObject({
+      ok: false,
+      error: {
+        code: 'POLICY_DENIED',
+        details: {
+          validator: 'input-schema',
+          tier: 1,
+          reason:
+            "the input does not match the schema agent 'accounts' declared for task 'create': data.age must be >= 0",
+        },
+      },
+    });
+    const call = caller.request({
+      action: 'coordinator',
+      id: 3,
+      agent: 'accounts',
+      task: 'create',
+      data: { email: 'a@b.c', age: 30 },
+    });
+    const task = await socket.nextEvent('task', 10_000);
+    expect(task.data).toEqual({ email: 'a@b.c', age: 30 });
+    socket.send({ action: 'task.result', taskId: task.taskId, output: 'created' });
+    expect((await call).ok).toBe(true);
+    await Promise.all([caller.close(), socket.close()]);
   });
 
   it('refuses a governance section with a mistake, naming its line and field', async () => {

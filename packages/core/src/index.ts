@@ -66,8 +66,17 @@ export {
 } from './config/gateway-config';
 export { GATEWAY_SETTINGS, type Setting, WORKER_SETTINGS } from './config/settings';
 export { fromWireError, toWireError } from './errors/gateway-error';
-export { auditVerdicts, GovernanceGate, type VerdictListener } from './governance/governance-gate';
-export { type GovernancePolicy, GovernancePolicySchema, type Rule } from './governance/governance-policy';
+export { type BudgetStore, budgetValidators } from './governance/budgets';
+export { auditVerdicts, GovernanceGate, type VerdictListener, validatorAgents } from './governance/governance-gate';
+export {
+  type BudgetConfig,
+  type GovernancePolicy,
+  GovernancePolicySchema,
+  type ModelValidatorConfig,
+  type Rule,
+} from './governance/governance-policy';
+export { inputSchemaValidator, type SchemaStore, schemaProblem, storeSchemas } from './governance/input-schemas';
+export { type ModelDeps, ModelVerdictSchema, modelQuestion } from './governance/model-validators';
 export {
   type Decision,
   type Direction,

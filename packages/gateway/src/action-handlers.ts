@@ -11,6 +11,9 @@ import {
   type Logger,
   publicLedgerRecord,
   publicTaskRecord,
+  type SchemaStore,
+  schemaProblem,
+  storeSchemas,
   type TaskDispatcher,
   type TaskStore,
   type TaskViewer,
@@ -29,6 +32,8 @@ export interface HandlerContext {
   store: TaskStore;
   /** Async tasks and workflows (the durable task queue). */
   asyncTasks: AsyncTasks;
+  /** Agents' declared input schemas. */
+  schemaStore: SchemaStore;
   taskEvents: TaskEventRouter;
   agents: AgentHost;
   metrics: GatewayMetrics;
@@ -93,7 +98,25 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
 
   async register(ctx, { session }, params) {
     requirePermission(ctx, session, `agent:register:${params.name}`);
+    const problems = Object.entries(params.inputSchemas ?? {}).flatMap(([task, schema]) => {
+      const problem = schemaProblem(schema);
+      return problem === undefined
+        ? []
+        : [{ field: `inputSchemas.${task}`, message: `not a valid JSON Schema: ${problem}` }];
+    });
+    if (problems.length > 0) {
+      throw new GatewayError(
+        'BAD_REQUEST',
+        `invalid register: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
+        {
+          details: problems,
+        },
+      );
+    }
     const result = await ctx.agents.register(session, params);
+    if (params.inputSchemas !== undefined) {
+      await storeSchemas(ctx.schemaStore, session.principal.tenant, params.name, params.inputSchemas);
+    }
     if (params.retry !== undefined)
       await ctx.asyncTasks.setAgentRetry(session.principal.tenant, params.name, params.retry);
     ctx.audit.record(session.principal.tenant, {

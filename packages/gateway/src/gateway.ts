@@ -34,6 +34,7 @@ import {
   TaskLedger,
   TaskQueue,
   TaskStore,
+  validatorAgents,
 } from '@openclaw/core';
 import { CloseCode } from '@openclaw/protocol';
 import type Redis from 'ioredis';
@@ -184,7 +185,7 @@ export class Gateway {
       logger,
     });
     const authorizer = this.authorizer;
-    this.governance = new GovernanceGate(() => authorizer.current.pipeline, auditVerdicts(this.audit));
+    this.governance = new GovernanceGate(() => authorizer.current.document.governance, auditVerdicts(this.audit));
     this.dispatcher = new TaskDispatcher({
       replicaId: config.replicaId,
       registry: this.registry,
@@ -193,6 +194,11 @@ export class Gateway {
       http: this.httpAgents,
       logger,
       governance: this.governance,
+    });
+    this.governance.useDeps({
+      ...validatorAgents(this.dispatcher),
+      budgets: { redis: this.redis, key: (b, subject, w) => keys.budget(b, subject, w) },
+      schemas: { redis: this.redis, key: (tenant, agent) => keys.agentSchemas(tenant, agent) },
     });
     this.agents = new AgentHost(this.bus, this.registry, logger);
     this.queueConnection = createRedisConnection({
@@ -234,6 +240,7 @@ export class Gateway {
       dispatcher: this.dispatcher,
       store,
       asyncTasks: this.asyncTasks,
+      schemaStore: { redis: this.redis, key: (tenant, agent) => keys.agentSchemas(tenant, agent) },
       taskEvents: this.taskEvents,
       agents: this.agents,
       metrics: this.metrics,

@@ -17,6 +17,8 @@ export const RegisterParamsSchema = z.object({
   meta: z.record(z.string(), z.unknown()).optional(),
   /** The agent's default retries for async tasks (a call's own `retry` wins). */
   retry: RetryPolicySchema.optional(),
+  /** A JSON Schema per task for its input: requests that do not match are refused before dispatch. */
+  inputSchemas: z.record(TaskNameSchema, z.record(z.string(), z.unknown())).optional(),
 });
 
 /** The largest deadline a caller may ask for: one hour. */

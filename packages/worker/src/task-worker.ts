@@ -21,6 +21,7 @@ import {
   TaskLedger,
   TaskQueue,
   TaskStore,
+  validatorAgents,
   type WorkerConfig,
 } from '@openclaw/core';
 import { type Job, Worker } from 'bullmq';
@@ -126,6 +127,7 @@ export class TaskWorker {
       logger,
     });
     const authorizer = this.authorizer;
+    const governance = new GovernanceGate(() => authorizer.current.document.governance, auditVerdicts(this.audit));
     this.dispatcher = new TaskDispatcher({
       replicaId: id,
       registry,
@@ -134,7 +136,12 @@ export class TaskWorker {
       http: new HttpAgentClient({ allowPrivate: config.workerHttpAgentsAllowPrivate, maxResponseBytes: 1 << 20 }),
       logger,
       // Attempts are governed where they are dispatched, with the policy in force there and then.
-      governance: new GovernanceGate(() => authorizer.current.pipeline, auditVerdicts(this.audit)),
+      governance,
+    });
+    governance.useDeps({
+      ...validatorAgents(this.dispatcher),
+      budgets: { redis: this.redis, key: (b, subject, w) => this.keys.budget(b, subject, w) },
+      schemas: { redis: this.redis, key: (tenant, agent) => this.keys.agentSchemas(tenant, agent) },
     });
     // A worker submits nothing itself: the steps it creates take their defaults from their workflow's
     // record (fixed by the gateway at start). These only serve a workflow record written without them.

@@ -1,7 +1,7 @@
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { GovernancePolicySchema } from '../governance/governance-policy';
-import { GovernancePipeline, glob, validatorsOf } from '../governance/pipeline';
+import { glob } from '../governance/pipeline';
 import type { Principal } from './principal';
 import { BUILT_IN_ROLES } from './roles';
 
@@ -82,18 +82,11 @@ export function grantOf(granted: Iterable<string>, permission: string): string |
  */
 export class Policy {
   private readonly closure = new Map<string, Map<string, string[]>>();
-  private builtPipeline: GovernancePipeline | undefined;
 
   constructor(
     readonly document: PolicyDocument,
     readonly version: number,
   ) {}
-
-  /** The governance pipeline this policy declares (empty without a `governance` section). */
-  get pipeline(): GovernancePipeline {
-    this.builtPipeline ??= new GovernancePipeline(validatorsOf(this.document.governance));
-    return this.builtPipeline;
-  }
 
   /** The empty policy: built-in roles only, no bindings. */
   static readonly EMPTY = new Policy({}, 0);

@@ -1,6 +1,15 @@
 import { GatewayError } from '@openclaw/protocol';
 import type { AuditLog } from '../audit/audit-log';
-import type { GovernanceOutcome, GovernancePipeline, GovernedMessage, Verdict } from './pipeline';
+import type { GovernancePolicy } from './governance-policy';
+import type { ModelDeps } from './model-validators';
+import type { GovernanceDeps } from './pipeline';
+import {
+  type GovernanceOutcome,
+  GovernancePipeline,
+  type GovernedMessage,
+  type Verdict,
+  validatorsOf,
+} from './pipeline';
 
 /** Told of every judged message whose verdicts matter (a deny, a redaction, a dry-run finding). */
 export type VerdictListener = (message: GovernedMessage, outcome: GovernanceOutcome, notable: Verdict[]) => void;
@@ -10,10 +19,29 @@ export type VerdictListener = (message: GovernedMessage, outcome: GovernanceOutc
  * through (masked where a validator redacted) or refuses it with `POLICY_DENIED` naming the validator.
  */
 export class GovernanceGate {
+  private built: { source: GovernancePolicy | undefined; pipeline: GovernancePipeline } | undefined;
+  private deps: GovernanceDeps | undefined;
+
   constructor(
-    private readonly pipeline: () => GovernancePipeline,
+    /** The `governance` section of the policy in force (a new object when the policy changes). */
+    private readonly policy: () => GovernancePolicy | undefined,
     private readonly listener: VerdictListener = () => undefined,
   ) {}
+
+  /** Lets model validators call validator agents, and budgets count in Redis (set once the dispatcher exists). */
+  useDeps(deps: GovernanceDeps): void {
+    this.deps = deps;
+    this.built = undefined;
+  }
+
+  /** The pipeline of the policy in force, built once per policy. */
+  pipeline(): GovernancePipeline {
+    const source = this.policy();
+    if (!this.built || this.built.source !== source) {
+      this.built = { source, pipeline: new GovernancePipeline(validatorsOf(source, this.deps)) };
+    }
+    return this.built.pipeline;
+  }
 
   /** The per-validator counts and times of the pipeline in force. */
   stats(): Record<string, unknown> {
@@ -81,5 +109,33 @@ export function auditVerdicts(audit: AuditLog): VerdictListener {
         },
       });
     }
+  };
+}
+
+/** Model validators' calls to validator agents, through a dispatcher, outside governance. */
+export function validatorAgents(dispatcher: {
+  dispatch(request: {
+    agent: string;
+    task: string;
+    data: unknown;
+    timeoutMs: number;
+    caller: { principal: string; tenant: string };
+    skipGovernance?: boolean;
+    record?: boolean;
+  }): Promise<{ output: Promise<unknown> }>;
+}): ModelDeps {
+  return {
+    async callAgent(tenant, agent, task, data, timeoutMs) {
+      const handle = await dispatcher.dispatch({
+        agent,
+        task,
+        data,
+        timeoutMs,
+        caller: { principal: 'governance', tenant },
+        skipGovernance: true,
+        record: false,
+      });
+      return handle.output;
+    },
   };
 }

@@ -89,6 +89,59 @@ const PiiScannerSchema = ScannerSchema.extend({
     .optional(),
 });
 
+/**
+ * A validator of tier 3 that asks a model: an HTTP classification endpoint (`url`), or a validator
+ * agent connected to the gateway like any other agent (`agent`), which gets the message as the data
+ * of a task.
+ */
+const ModelValidatorSchema = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'validator names are letters, digits, _ . and -'),
+    url: z
+      .string()
+      .regex(/^https?:\/\/[^\s]+$/, 'expected an http:// or https:// URL')
+      .optional(),
+    /** The endpoint's contract: `openclaw` (see docs/governance.md) or `moderation` (the common moderation APIs' shape). */
+    format: z.enum(['openclaw', 'moderation']).optional(),
+    agent: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'agent names match ^[a-z0-9][a-z0-9._-]{0,62}$')
+      .optional(),
+    /** The task the validator agent is sent. Default `validate`. */
+    task: z.string().min(1).max(128).optional(),
+    directions: z
+      .array(z.enum(['request', 'response']))
+      .min(1)
+      .optional(),
+    ...ValidatorSettingsSchema,
+  })
+  .refine((m) => (m.url === undefined) !== (m.agent === undefined), 'give exactly one of url and agent');
+export type ModelValidatorConfig = z.infer<typeof ModelValidatorSchema>;
+
+/**
+ * A budget of tier 2: how many calls (or how much cost, as agents report it) a tenant or an agent may
+ * use per window. Used up, requests are refused until the window ends.
+ */
+const BudgetSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'budget names are letters, digits, _ . and -'),
+  /** What one budget counter covers: each tenant, each agent (of each tenant), or each pair of principal and agent. */
+  per: z.enum(['tenant', 'agent', 'principal']),
+  /** Which calls count (globs). */
+  tenant: GlobSchema.optional(),
+  agent: GlobSchema.optional(),
+  windowMs: z
+    .number()
+    .int()
+    .min(100)
+    .max(31 * 86_400_000),
+  limit: z.number().positive(),
+  /** `calls` (default), or `cost`: a number each output reports at `costPath`. */
+  measure: z.enum(['calls', 'cost']).optional(),
+  costPath: z.string().min(1).optional(),
+  dryRun: z.boolean().optional(),
+});
+export type BudgetConfig = z.infer<typeof BudgetSchema>;
+
 /** The `governance` section of the policy file. */
 export const GovernancePolicySchema = z.strictObject({
   /** Tier 1: declarative rules, in order. */
@@ -113,5 +166,9 @@ export const GovernancePolicySchema = z.strictObject({
   secrets: ScannerSchema.optional(),
   /** Tier 2: personal data (emails, card numbers passing the Luhn check, phone numbers, IBANs). */
   pii: PiiScannerSchema.optional(),
+  /** Tier 2: budgets over a time window. */
+  budgets: z.array(BudgetSchema).max(100).optional(),
+  /** Tier 3: validators that ask a model. */
+  models: z.array(ModelValidatorSchema).max(16).optional(),
 });
 export type GovernancePolicy = z.infer<typeof GovernancePolicySchema>;

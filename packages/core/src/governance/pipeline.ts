@@ -1,4 +1,11 @@
+import { type BudgetStore, budgetValidators } from './budgets';
 import type { FieldCondition, GovernancePolicy, Rule } from './governance-policy';
+import { inputSchemaValidator, type SchemaStore } from './input-schemas';
+import { type ModelDeps, modelValidator } from './model-validators';
+
+/** What validators need from their process: validator agents (model tier) and Redis (budgets). */
+export type GovernanceDeps = ModelDeps & { budgets?: BudgetStore; schemas?: SchemaStore };
+
 import { PII_DETECTORS, SECRET_DETECTORS, scan } from './scanners';
 
 /** Which way a message goes: the request to the agent, or the agent's output back to the caller. */
@@ -66,6 +73,9 @@ export interface Validator {
   dryRun: boolean;
   check(message: GovernedMessage): ValidatorAnswer | Promise<ValidatorAnswer>;
 }
+
+/** The input-schema validator's timeout: only the first read of an agent's schemas on a replica waits for Redis. */
+const INPUT_SCHEMA_TIMEOUT_MS = 1000;
 
 /** Each tier's latency budget: its validators' default timeout. */
 export const TIER_BUDGET_MS: Readonly<Record<Tier, number>> = { 1: 10, 2: 100, 3: 1000 };
@@ -186,8 +196,8 @@ export class GovernancePipeline {
 }
 
 /** Builds the validators a policy's `governance` section declares. */
-export function validatorsOf(policy: GovernancePolicy | undefined): Validator[] {
-  if (!policy) return [];
+export function validatorsOf(given: GovernancePolicy | undefined, deps?: GovernanceDeps): Validator[] {
+  const policy: GovernancePolicy = given ?? {};
   const out: Validator[] = [];
   const settings = (s: { dryRun?: boolean; timeoutMs?: number; failMode?: 'open' | 'closed' }, tier: Tier) => ({
     tier,
@@ -195,6 +205,10 @@ export function validatorsOf(policy: GovernancePolicy | undefined): Validator[] 
     timeoutMs: s.timeoutMs ?? TIER_BUDGET_MS[tier],
     failMode: s.failMode ?? ('closed' as const),
   });
+  // Agents' declared input schemas apply whatever the policy says.
+  // Its only wait is the first read of an agent's schemas on this replica, so its budget is wide.
+  if (deps?.schemas)
+    out.push(inputSchemaValidator(deps.schemas, { ...settings({}, 1), timeoutMs: INPUT_SCHEMA_TIMEOUT_MS }));
   if (policy.rules && policy.rules.length > 0)
     out.push(rulesValidator(policy.rules, settings(policy.rulesSettings ?? {}, 1)));
   if (policy.maxPayloadBytes !== undefined) {
@@ -276,6 +290,11 @@ export function validatorsOf(policy: GovernancePolicy | undefined): Validator[] 
       },
     });
   }
+  if (policy.budgets) {
+    const { tier, timeoutMs, failMode } = settings({}, 2);
+    out.push(...budgetValidators(policy.budgets, { tier, timeoutMs, failMode }, deps?.budgets));
+  }
+  for (const model of policy.models ?? []) out.push(modelValidator(model, settings(model, 3), deps));
   return out;
 }
 

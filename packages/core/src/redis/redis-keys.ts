@@ -178,6 +178,16 @@ export class RedisKeys {
     return `${this.prefix}:{q}`;
   }
 
+  /** Hash: the input schemas an agent declared (task name → JSON Schema), in the registry's slot. */
+  agentSchemas(tenant: string, agent: string): string {
+    return `${this.registry}schemas:${tenant}/${agent}`;
+  }
+
+  /** String: a governance budget's counter for one subject in one window. */
+  budget(budget: string, subject: string, window: number): string {
+    return `${this.prefix}:{budget:${budget}:${subject}}:${window}`;
+  }
+
   /** Pub/sub channel: a replica's own inbox. Only that replica subscribes to it. */
   inbox(replicaId: string): string {
     const parts = this.inboxParts();

@@ -49,6 +49,8 @@ export interface DispatchRequest {
   taskId?: string;
   /** Which attempt this is, as the agent is told. Default 1. */
   attempt?: number;
+  /** A governance validator's own call (to a validator agent): not judged again. */
+  skipGovernance?: boolean;
   /**
    * Whether to keep the sync task record in Redis (default true). Async tasks have their own
    * ledger, written by the worker.
@@ -82,6 +84,8 @@ interface Pending {
   /** Aborts an HTTP agent call. */
   abort?: AbortController;
   timer: NodeJS.Timeout;
+  /** Not judged on its way back (a validator agent's answer). */
+  skipGovernance?: boolean;
   onProgress?: (progress: unknown) => void;
   resolve: (output: unknown) => void;
   reject: (error: GatewayError) => void;
@@ -149,7 +153,7 @@ export class TaskDispatcher {
       // A reply could not reach us: refuse now rather than time out later.
       throw new GatewayError('UNAVAILABLE', 'this replica is not connected to the cluster bus; retry shortly');
     }
-    if (this.governance) {
+    if (this.governance && !request.skipGovernance) {
       // Refused (POLICY_DENIED) before anything is written or routed; masked where a validator redacted.
       const data = await this.governance.check(
         governed(request.caller, request.agent, request.task, 'request', request.data ?? null),
@@ -360,7 +364,7 @@ export class TaskDispatcher {
         }
         return;
       case 'result':
-        if (!this.governance) {
+        if (!this.governance || p.skipGovernance) {
           this.settle(p.taskId, { output: outcome.output });
           return;
         }
@@ -464,6 +468,7 @@ export class TaskDispatcher {
         task: request.task,
         caller: request.caller,
         timer,
+        skipGovernance: request.skipGovernance,
         onProgress: request.onProgress,
         resolve,
         reject,

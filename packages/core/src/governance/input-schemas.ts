@@ -1,0 +1,101 @@
+import Ajv, { type ValidateFunction } from 'ajv';
+import type Redis from 'ioredis';
+import type { Validator } from './pipeline';
+
+/** Where agents' input schemas are kept: one hash per agent (task name → JSON Schema text). */
+export interface SchemaStore {
+  redis: Redis;
+  key(tenant: string, agent: string): string;
+}
+
+/** How long a replica uses an agent's schemas before reading them again (in the background). */
+const CACHE_MS = 2000;
+const MAX_CACHED = 10_000;
+
+const ajv = new Ajv({ allErrors: false, strict: false });
+const compiled = new Map<string, ValidateFunction>();
+
+/**
+ * Checks that a value is a usable JSON Schema. @returns the compile error's message, or undefined.
+ */
+export function schemaProblem(schema: unknown): string | undefined {
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return 'a JSON Schema is an object';
+  try {
+    compile(JSON.stringify(schema));
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+function compile(text: string): ValidateFunction {
+  let fn = compiled.get(text);
+  if (!fn) {
+    fn = ajv.compile(JSON.parse(text) as object);
+    if (compiled.size >= MAX_CACHED) compiled.clear();
+    compiled.set(text, fn);
+  }
+  return fn;
+}
+
+/** Stores the input schemas an agent declared when it registered (the last registration wins). */
+export async function storeSchemas(
+  store: SchemaStore,
+  tenant: string,
+  agent: string,
+  schemas: Record<string, unknown>,
+): Promise<void> {
+  const key = store.key(tenant, agent);
+  const fields = Object.fromEntries(Object.entries(schemas).map(([task, schema]) => [task, JSON.stringify(schema)]));
+  await store.redis.multi().del(key).hset(key, fields).exec();
+}
+
+/**
+ * Tier 1 validator `input-schema`: a request whose data does not match the JSON Schema its agent
+ * declared for the task is refused before it is routed, with the first mismatch named.
+ */
+export function inputSchemaValidator(store: SchemaStore, settings: Omit<Validator, 'name' | 'check'>): Validator {
+  // Stale-while-revalidate: after the first read of an agent's schemas, checks never wait for Redis;
+  // a stale entry is used as it is while a refresh runs in the background.
+  const cache = new Map<string, { schemas: Record<string, string>; until: number }>();
+  const loading = new Map<string, Promise<Record<string, string>>>();
+  const load = (key: string): Promise<Record<string, string>> => {
+    let pending = loading.get(key);
+    if (!pending) {
+      pending = store.redis
+        .hgetall(key)
+        .then((schemas) => {
+          if (cache.size >= MAX_CACHED) cache.clear();
+          cache.set(key, { schemas, until: Date.now() + CACHE_MS });
+          return schemas;
+        })
+        .finally(() => loading.delete(key));
+      loading.set(key, pending);
+    }
+    return pending;
+  };
+  const schemasOf = async (tenant: string, agent: string): Promise<Record<string, string>> => {
+    const key = store.key(tenant, agent);
+    const hit = cache.get(key);
+    if (!hit) return load(key);
+    if (hit.until <= Date.now()) load(key).catch(() => undefined);
+    return hit.schemas;
+  };
+  return {
+    name: 'input-schema',
+    ...settings,
+    async check(message) {
+      if (message.direction !== 'request') return { decision: 'allow' };
+      const text = (await schemasOf(message.tenant, message.agent))[message.task];
+      if (text === undefined) return { decision: 'allow' };
+      const validate = compile(text);
+      if (validate(message.data)) return { decision: 'allow' };
+      const first = validate.errors?.[0];
+      const where = first?.instancePath ? `data${first.instancePath.replace(/\//g, '.')}` : 'data';
+      return {
+        decision: 'deny',
+        reason: `the input does not match the schema agent '${message.agent}' declared for task '${message.task}': ${where} ${first?.message ?? 'is invalid'}`,
+      };
+    },
+  };
+}
