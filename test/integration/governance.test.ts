@@ -424,6 +424,53 @@ governance:
     await Promise.all([caller.close(), socket.close()]);
   });
 
+  it('reports the verdicts per validator over a window (openclaw governance report)', async () => {
+    const report = await runCli([
+      'governance',
+      'report',
+      '--json',
+      '--url',
+      cluster.gateways[0]!.httpUrl,
+      '--api-key',
+      ADMIN,
+    ]);
+    expect(report.code).toBe(0);
+    const rows = JSON.parse(report.stdout) as {
+      validator: string;
+      tier: number;
+      denied: number;
+      wouldDeny: number;
+      failed: number;
+      redacted: number;
+    }[];
+    const row = (name: string) => rows.find((r) => r.validator === name);
+    expect(row('rule:big-exports')).toMatchObject({ tier: 1, denied: 2 });
+    expect(row('rule:trial-limit')).toMatchObject({ wouldDeny: 1, denied: 0 });
+    expect(row('model:topic')?.failed).toBeGreaterThanOrEqual(1);
+    expect(row('secrets')).toMatchObject({ tier: 2, redacted: 1 });
+    const table = await runCli(['governance', 'report', '--url', cluster.gateways[0]!.httpUrl, '--api-key', ADMIN]);
+    expect(table.stdout).toMatch(/rule:big-exports/);
+  });
+
+  it('tests a policy on a message without sending anything (openclaw policy test)', async () => {
+    const policy = path.join(dir, 'test-policy.yaml');
+    writeFileSync(
+      policy,
+      'governance:\n  rules:\n    - { name: no-refunds, when: { agent: billing, task: refund }, verdict: deny, reason: refunds are manual }\n  pii: { action: redact, kinds: [email] }\n',
+    );
+    const denied = path.join(dir, 'refund.json');
+    writeFileSync(denied, JSON.stringify({ agent: 'billing', task: 'refund', data: { amount: 5 } }));
+    const result = await runCli(['policy', 'test', policy, denied]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/^DENY\n {2}tier 1 {2}rule:no-refunds +deny +\d+\.\d+ ms {2}refunds are manual/);
+    const masked = path.join(dir, 'charge.json');
+    writeFileSync(masked, JSON.stringify({ agent: 'billing', task: 'charge', data: { to: 'ann@example.com' } }));
+    const passes = await runCli(['policy', 'test', policy, masked]);
+    expect(passes.code).toBe(0);
+    expect(passes.stdout).toContain('tier 2  pii');
+    expect(passes.stdout).toContain('passes as: {"to":"[redacted:email]"}');
+  });
+
   it('refuses a governance section with a mistake, naming its line and field', async () => {
     const file = path.join(dir, 'bad.yaml');
     writeFileSync(file, 'governance:\n  rules:\n    - name: x\n      verdict: redact\n');

@@ -3,6 +3,7 @@ import { addAgentCommands } from './commands/agent-commands';
 import { addApiKeyCommands } from './commands/apikey-commands';
 import { addAuditCommands } from './commands/audit-commands';
 import { addGatewayCommands } from './commands/gateway-commands';
+import { addGovernanceCommands } from './commands/governance-commands';
 import { addPolicyCommands } from './commands/policy-commands';
 import { addTaskCommands } from './commands/task-commands';
 import { addUpCommand } from './commands/up-command';
@@ -27,6 +28,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   addApiKeyCommands(program, defaults);
   addAuditCommands(program, defaults);
   addPolicyCommands(program, defaults);
+  addGovernanceCommands(program, defaults);
   addWorkerCommands(program, defaults);
   addTaskCommands(program, defaults);
   addUpCommand(program);

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { GovernancePipeline, type GovernedMessage, Policy, PolicyError, validatorsOf } from '@openclaw/core';
 import type { Command } from 'commander';
 import { type RemoteDefaults, RemoteError, withRemoteOptions } from '../http-client';
 
@@ -11,7 +12,9 @@ interface Explanation {
 
 /** `openclaw policy apply | show | explain`. */
 export function addPolicyCommands(program: Command, defaults: RemoteDefaults): void {
-  const policy = program.command('policy').description('the RBAC policy of the cluster (operators)');
+  const policy = program
+    .command('policy')
+    .description('the policy of the cluster: RBAC roles and bindings, and governance validators (operators)');
 
   withRemoteOptions(policy.command('apply'), defaults, { json: false })
     .description('check a policy file and apply it to every replica (within a second, no restart)')
@@ -25,6 +28,29 @@ export function addPolicyCommands(program: Command, defaults: RemoteDefaults): v
       }
       const result = (await send(o, '/v1/policy', 'PUT', text)) as { version: number };
       process.stdout.write(`applied ${file} as policy version ${result.version}\n`);
+    });
+
+  policy
+    .command('test')
+    .description(
+      "run a policy file's governance validators on a message and print each verdict and its time; sends nothing",
+    )
+    .argument('<file>', 'YAML policy file')
+    .argument('<message>', 'JSON file: {agent, task, data, direction?, tenant?, principal?, roles?, agents?}')
+    .option('--json', 'print JSON')
+    .action(async (file: string, messageFile: string, o: { json?: boolean }) => {
+      const outcome = await testPolicy(readText(file), readText(messageFile), messageFile);
+      if (o.json) return void process.stdout.write(`${JSON.stringify(outcome, null, 2)}\n`);
+      const lines = outcome.verdicts.map(
+        (v) =>
+          `  tier ${v.tier}  ${v.validator.padEnd(24)} ${(v.dryRun ? `would ${v.decision}` : v.decision).padEnd(18)} ${v.ms.toFixed(2).padStart(8)} ms${v.reason ? `  ${v.reason}` : ''}`,
+      );
+      lines.unshift(`${outcome.decision.toUpperCase()}`);
+      if (outcome.decision === 'allow' && JSON.stringify(outcome.data) !== JSON.stringify(outcome.input)) {
+        lines.push(`  passes as: ${JSON.stringify(outcome.data)}`);
+      }
+      process.stdout.write(`${lines.join('\n')}\n`);
+      if (outcome.decision !== 'allow') process.exitCode = 1;
     });
 
   withRemoteOptions(policy.command('show'), defaults, { json: false })
@@ -87,4 +113,48 @@ async function send(
       response.status,
     );
   return body;
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
+
+/**
+ * Runs a policy's governance pipeline on one message, here, as a replica would (budgets and agents'
+ * input schemas, which live in Redis, and validator agents, which need the cluster, are not run).
+ */
+async function testPolicy(policyText: string, messageText: string, messageFile: string) {
+  let policy: Policy;
+  try {
+    policy = Policy.parse(policyText);
+  } catch (error) {
+    if (error instanceof PolicyError) throw new Error(error.message);
+    throw error;
+  }
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(messageText) as Record<string, unknown>;
+  } catch {
+    throw new Error(`${messageFile} is not JSON`);
+  }
+  if (typeof raw.agent !== 'string' || typeof raw.task !== 'string') {
+    throw new Error(`${messageFile}: a message needs "agent" and "task" (strings), and usually "data"`);
+  }
+  const message: GovernedMessage = {
+    direction: raw.direction === 'response' ? 'response' : 'request',
+    tenant: typeof raw.tenant === 'string' ? raw.tenant : 'default',
+    principal: typeof raw.principal === 'string' ? raw.principal : 'anonymous',
+    roles: Array.isArray(raw.roles) ? raw.roles.map(String) : [],
+    agent: raw.agent,
+    task: raw.task,
+    data: raw.data ?? null,
+    agents: Array.isArray(raw.agents) ? raw.agents.map(String) : [],
+  };
+  const validators = validatorsOf(policy.document.governance).filter((v) => !v.name.startsWith('budget:'));
+  const outcome = await new GovernancePipeline(validators).run(message);
+  return { ...outcome, input: message.data };
 }
