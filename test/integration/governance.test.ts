@@ -480,3 +480,37 @@ governance:
     expect(result.stderr).toContain('governance.rules.0.redact');
   });
 });
+
+describe('custom validators', () => {
+  it('loads the modules named in OPENCLAW_VALIDATORS and runs them on every call', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'openclaw-validators-'));
+    const module = path.join(dir, 'no-shouting.js');
+    writeFileSync(
+      module,
+      `module.exports = { name: 'no-shouting', tier: 1, check: (m) => /[A-Z]{12}/.test(JSON.stringify(m.data)) ? { decision: 'deny', reason: 'shouting' } : { decision: 'allow' } };\n`,
+    );
+    const cluster = await startCluster({ replicas: 1, env: { OPENCLAW_VALIDATORS: module } });
+    try {
+      const agent = await startAgent(cluster.gateways[0]!.url, { name: 'listener' });
+      const caller = await TestSocket.open(cluster.gateways[0]!.url);
+      expect(
+        (await caller.request({ action: 'coordinator', id: 1, agent: 'listener', task: 't', data: 'hello' })).ok,
+      ).toBe(true);
+      expect(
+        await caller.request({ action: 'coordinator', id: 2, agent: 'listener', task: 't', data: 'HELLOHELLOHELLO' }),
+      ).toMatchObject({
+        ok: false,
+        error: { code: 'POLICY_DENIED', details: { validator: 'custom:no-shouting', tier: 1, reason: 'shouting' } },
+      });
+      await Promise.all([caller.close(), agent.close()]);
+    } finally {
+      await cluster.stop();
+    }
+    // A module that exports no validator stops the replica, naming it.
+    const broken = path.join(dir, 'broken.js');
+    writeFileSync(broken, 'module.exports = { name: "x" };\n');
+    await expect(startCluster({ replicas: 1, env: { OPENCLAW_VALIDATORS: broken } })).rejects.toThrow(
+      /custom validator .*broken\.js: its tier must be 1, 2 or 3/,
+    );
+  });
+});

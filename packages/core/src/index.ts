@@ -67,6 +67,7 @@ export {
 export { GATEWAY_SETTINGS, type Setting, WORKER_SETTINGS } from './config/settings';
 export { fromWireError, toWireError } from './errors/gateway-error';
 export { type BudgetStore, budgetValidators } from './governance/budgets';
+export { type CustomValidator, loadCustomValidators } from './governance/custom-validators';
 export { auditVerdicts, GovernanceGate, type VerdictListener, validatorAgents } from './governance/governance-gate';
 export {
   type BudgetConfig,

@@ -26,6 +26,7 @@ import {
   HttpAgentClient,
   JwtAuthenticator,
   type Logger,
+  loadCustomValidators,
   NoAuthenticator,
   type Principal,
   RedisClusterBus,
@@ -377,6 +378,7 @@ export class Gateway {
     this.taskEvents.start();
     await this.registry.start();
     await this.authorizer.start();
+    this.governance.useCustom(await loadCustomValidators(this.config.validators));
     this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
     this.server.on('clientError', (_error, socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {

@@ -13,6 +13,7 @@ import {
   HttpAgentClient,
   isTerminal,
   type Logger,
+  loadCustomValidators,
   RedisClusterBus,
   RedisKeys,
   TASK_QUEUE_NAME,
@@ -74,6 +75,7 @@ export class TaskWorker {
   private readonly queue: TaskQueue;
   private readonly tasks: AsyncTasks;
   private readonly authorizer: Authorizer;
+  private readonly governance: GovernanceGate;
   private readonly audit: AuditLog;
   private readonly startedAt = Date.now();
   private worker: Worker<TaskJobData> | undefined;
@@ -128,6 +130,7 @@ export class TaskWorker {
     });
     const authorizer = this.authorizer;
     const governance = new GovernanceGate(() => authorizer.current.document.governance, auditVerdicts(this.audit));
+    this.governance = governance;
     this.dispatcher = new TaskDispatcher({
       replicaId: id,
       registry,
@@ -227,6 +230,7 @@ export class TaskWorker {
     );
     await this.bus.start();
     await this.authorizer.start();
+    this.governance.useCustom(await loadCustomValidators(this.config.validators));
     const context: RunnerContext = {
       workerId: this.id,
       ledger: this.tasks.ledger,

@@ -371,6 +371,12 @@ export const GATEWAY_SETTINGS = {
     default: '10000',
     doc: "On SIGTERM, how long to wait for in-flight calls and this replica's agents' tasks before closing sockets with 1001.",
   }),
+  validators: setting({
+    env: 'OPENCLAW_VALIDATORS',
+    schema: listText,
+    default: '',
+    doc: 'Custom governance validators: comma-separated paths of JavaScript modules (TypeScript compiled), each exporting { name, tier, check }. Loaded at start; a module that cannot be loaded stops the process. Give workers the same list.',
+  }),
   taskAttempts: setting({
     env: 'OPENCLAW_TASK_ATTEMPTS',
     schema: intText(1, 20),
@@ -425,6 +431,7 @@ export const WORKER_SETTINGS = {
   logLevel: GATEWAY_SETTINGS.logLevel,
   /** The worker writes governance verdicts of the attempts it runs to the audit trail. */
   auditSecret: GATEWAY_SETTINGS.auditSecret,
+  validators: GATEWAY_SETTINGS.validators,
   workerId: setting({
     env: 'OPENCLAW_WORKER_ID',
     flag: 'worker-id',

@@ -7,6 +7,7 @@ import {
   type GovernanceOutcome,
   GovernancePipeline,
   type GovernedMessage,
+  type Validator,
   type Verdict,
   validatorsOf,
 } from './pipeline';
@@ -21,12 +22,19 @@ export type VerdictListener = (message: GovernedMessage, outcome: GovernanceOutc
 export class GovernanceGate {
   private built: { source: GovernancePolicy | undefined; pipeline: GovernancePipeline } | undefined;
   private deps: GovernanceDeps | undefined;
+  private custom: Validator[] = [];
 
   constructor(
     /** The `governance` section of the policy in force (a new object when the policy changes). */
     private readonly policy: () => GovernancePolicy | undefined,
     private readonly listener: VerdictListener = () => undefined,
   ) {}
+
+  /** Adds the custom validators loaded from configuration (`OPENCLAW_VALIDATORS`); they always run. */
+  useCustom(validators: Validator[]): void {
+    this.custom = validators;
+    this.built = undefined;
+  }
 
   /** Lets model validators call validator agents, and budgets count in Redis (set once the dispatcher exists). */
   useDeps(deps: GovernanceDeps): void {
@@ -38,7 +46,7 @@ export class GovernanceGate {
   pipeline(): GovernancePipeline {
     const source = this.policy();
     if (!this.built || this.built.source !== source) {
-      this.built = { source, pipeline: new GovernancePipeline(validatorsOf(source, this.deps)) };
+      this.built = { source, pipeline: new GovernancePipeline([...validatorsOf(source, this.deps), ...this.custom]) };
     }
     return this.built.pipeline;
   }
@@ -46,6 +54,11 @@ export class GovernanceGate {
   /** The per-validator counts and times of the pipeline in force. */
   stats(): Record<string, unknown> {
     return Object.fromEntries(this.pipeline().stats);
+  }
+
+  /** Whether a message certainly passes unchanged, known at once (then `check` need not run). */
+  passes(message: GovernedMessage): boolean {
+    return this.pipeline().passes(message);
   }
 
   /**

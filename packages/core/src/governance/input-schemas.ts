@@ -1,6 +1,6 @@
 import Ajv, { type ValidateFunction } from 'ajv';
 import type Redis from 'ioredis';
-import type { Validator } from './pipeline';
+import type { Validator, ValidatorAnswer } from './pipeline';
 
 /** Where agents' input schemas are kept: one hash per agent (task name → JSON Schema text). */
 export interface SchemaStore {
@@ -74,28 +74,39 @@ export function inputSchemaValidator(store: SchemaStore, settings: Omit<Validato
     }
     return pending;
   };
-  const schemasOf = async (tenant: string, agent: string): Promise<Record<string, string>> => {
-    const key = store.key(tenant, agent);
-    const hit = cache.get(key);
-    if (!hit) return load(key);
-    if (hit.until <= Date.now()) load(key).catch(() => undefined);
-    return hit.schemas;
-  };
   return {
     name: 'input-schema',
     ...settings,
-    async check(message) {
+    directions: ['request'],
+    quickAllow(message) {
+      // The agent's schemas are known here and there is none for this task.
+      const hit = cache.get(store.key(message.tenant, message.agent));
+      if (!hit) return false;
+      if (hit.until <= Date.now()) load(store.key(message.tenant, message.agent)).catch(() => undefined);
+      return hit.schemas[message.task] === undefined;
+    },
+    check(message) {
       if (message.direction !== 'request') return { decision: 'allow' };
-      const text = (await schemasOf(message.tenant, message.agent))[message.task];
-      if (text === undefined) return { decision: 'allow' };
-      const validate = compile(text);
-      if (validate(message.data)) return { decision: 'allow' };
-      const first = validate.errors?.[0];
-      const where = first?.instancePath ? `data${first.instancePath.replace(/\//g, '.')}` : 'data';
-      return {
-        decision: 'deny',
-        reason: `the input does not match the schema agent '${message.agent}' declared for task '${message.task}': ${where} ${first?.message ?? 'is invalid'}`,
+      const judge = (schemas: Record<string, string>): ValidatorAnswer => {
+        const text = schemas[message.task];
+        if (text === undefined) return { decision: 'allow' };
+        const validate = compile(text);
+        if (validate(message.data)) return { decision: 'allow' };
+        const first = validate.errors?.[0];
+        const where = first?.instancePath ? `data${first.instancePath.replace(/\//g, '.')}` : 'data';
+        return {
+          decision: 'deny',
+          reason: `the input does not match the schema agent '${message.agent}' declared for task '${message.task}': ${where} ${first?.message ?? 'is invalid'}`,
+        };
       };
+      const key = store.key(message.tenant, message.agent);
+      const hit = cache.get(key);
+      // Known schemas are checked at once (no wait, no timer); stale ones are refreshed meanwhile.
+      if (hit) {
+        if (hit.until <= Date.now()) load(key).catch(() => undefined);
+        return judge(hit.schemas);
+      }
+      return load(key).then(judge);
     },
   };
 }

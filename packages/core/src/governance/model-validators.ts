@@ -2,6 +2,12 @@ import { z } from 'zod';
 import type { ModelValidatorConfig } from './governance-policy';
 import type { GovernedMessage, Validator, ValidatorAnswer } from './pipeline';
 
+/**
+ * The request itself may run this much past the validator's budget: the pipeline's timer ends the
+ * wait at the budget (a `timeout` verdict), and the request is dropped a little later.
+ */
+const GRACE_MS = 1000;
+
 /** What a model validator needs from its process: a way to call a validator agent. */
 export interface ModelDeps {
   /**
@@ -46,6 +52,7 @@ export function modelValidator(
   return {
     name: `model:${config.name}`,
     ...settings,
+    directions,
     async check(message) {
       if (!directions.includes(message.direction)) return { decision: 'allow' };
       if (config.agent !== undefined) {
@@ -55,7 +62,7 @@ export function modelValidator(
           config.agent,
           config.task ?? 'validate',
           modelQuestion(message),
-          settings.timeoutMs,
+          settings.timeoutMs + GRACE_MS,
         );
         return answerOf(ModelVerdictSchema.parse(output));
       }
@@ -65,7 +72,7 @@ export function modelValidator(
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
         body: JSON.stringify(body),
-        signal: AbortSignal.timeout(settings.timeoutMs),
+        signal: AbortSignal.timeout(settings.timeoutMs + GRACE_MS),
       });
       if (!response.ok) throw new Error(`the classifier answered HTTP ${response.status}`);
       const json: unknown = await response.json();

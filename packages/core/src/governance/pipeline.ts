@@ -42,6 +42,8 @@ export interface Verdict {
   dryRun?: boolean;
   /** The validator did not answer in time, or threw; its fail mode decided. */
   failed?: 'timeout' | 'error';
+  /** It answered, but after its budget (a synchronous validator, or a pause of the process). */
+  overBudget?: boolean;
 }
 
 /** What the pipeline decided, and the message as it may go on (masked where a validator redacted). */
@@ -71,6 +73,10 @@ export interface Validator {
   timeoutMs: number;
   failMode: 'open' | 'closed';
   dryRun: boolean;
+  /** The directions it judges (both when absent): the others skip it. */
+  directions?: readonly Direction[];
+  /** True when the validator can tell at once, without waiting, that it allows the message. */
+  quickAllow?(message: GovernedMessage): boolean;
   check(message: GovernedMessage): ValidatorAnswer | Promise<ValidatorAnswer>;
 }
 
@@ -88,6 +94,8 @@ export interface ValidatorStats {
   approvals: number;
   wouldDeny: number;
   failures: number;
+  /** Answers that came after the validator's budget (and were used). */
+  overBudget: number;
   totalMs: number;
   maxMs: number;
 }
@@ -100,20 +108,33 @@ export interface ValidatorStats {
  */
 export class GovernancePipeline {
   readonly stats = new Map<string, ValidatorStats>();
+  private readonly byDirection: Record<Direction, readonly Validator[]>;
 
-  constructor(private readonly validators: readonly Validator[]) {}
+  constructor(private readonly validators: readonly Validator[]) {
+    const of = (d: Direction) => validators.filter((v) => !v.directions || v.directions.includes(d));
+    this.byDirection = { request: of('request'), response: of('response') };
+  }
 
   /** Whether there is anything to run. */
   get empty(): boolean {
     return this.validators.length === 0;
   }
 
+  /**
+   * Whether a message certainly passes unchanged, known at once: no validator judges its direction,
+   * or each that does can tell it allows it (the common case of a policy without governance rules).
+   */
+  passes(message: GovernedMessage): boolean {
+    return this.byDirection[message.direction].every((v) => !v.dryRun && v.quickAllow?.(message) === true);
+  }
+
   async run(message: GovernedMessage): Promise<GovernanceOutcome> {
     let data = message.data;
     const verdicts: Verdict[] = [];
     let approval: Verdict | undefined;
+    const judging = this.byDirection[message.direction];
     for (const tier of [1, 2, 3] as const) {
-      const validators = this.validators.filter((v) => v.tier === tier);
+      const validators = judging.filter((v) => v.tier === tier);
       if (validators.length === 0) continue;
       const current = { ...message, data };
       const answers = await Promise.all(validators.map((v) => this.judge(v, current)));
@@ -143,13 +164,21 @@ export class GovernancePipeline {
     let failed: Verdict['failed'];
     let timer: NodeJS.Timeout | undefined;
     try {
-      answer = await Promise.race([
-        Promise.resolve().then(() => validator.check(message)),
-        new Promise<undefined>((resolve) => {
-          timer = setTimeout(() => resolve(undefined), validator.timeoutMs);
-        }),
-      ]);
-      if (answer === undefined) failed = 'timeout';
+      const result = validator.check(message);
+      if (result instanceof Promise) {
+        // Only a validator that waits for something can run out of time: no timer for the others.
+        answer = await Promise.race([
+          result,
+          new Promise<undefined>((resolve) => {
+            timer = setTimeout(() => resolve(undefined), validator.timeoutMs);
+          }),
+        ]);
+        if (answer === undefined) failed = 'timeout';
+      } else {
+        // Done already: its answer stands (cutting it off now would save no time); an overrun, a
+        // pause of the process as often as a slow validator, is counted.
+        answer = result;
+      }
     } catch {
       failed = 'error';
     } finally {
@@ -171,6 +200,7 @@ export class GovernancePipeline {
       : { validator: answer!.by ?? validator.name, tier: validator.tier, decision: answer!.decision, ms };
     if (!failed && answer?.reason !== undefined) verdict.reason = answer.reason;
     if (validator.dryRun) verdict.dryRun = true;
+    if (!failed && ms > validator.timeoutMs) verdict.overBudget = true;
     this.record(verdict);
     return [verdict, failed ? undefined : answer];
   }
@@ -178,13 +208,24 @@ export class GovernancePipeline {
   private record(verdict: Verdict): void {
     let s = this.stats.get(verdict.validator);
     if (!s) {
-      s = { checks: 0, denies: 0, redactions: 0, approvals: 0, wouldDeny: 0, failures: 0, totalMs: 0, maxMs: 0 };
+      s = {
+        checks: 0,
+        denies: 0,
+        redactions: 0,
+        approvals: 0,
+        wouldDeny: 0,
+        failures: 0,
+        overBudget: 0,
+        totalMs: 0,
+        maxMs: 0,
+      };
       this.stats.set(verdict.validator, s);
     }
     s.checks += 1;
     s.totalMs += verdict.ms;
     s.maxMs = Math.max(s.maxMs, verdict.ms);
     if (verdict.failed) s.failures += 1;
+    if (verdict.overBudget) s.overBudget += 1;
     if (verdict.dryRun) {
       if (verdict.decision === 'deny') s.wouldDeny += 1;
       return;
@@ -229,6 +270,7 @@ export function validatorsOf(given: GovernancePolicy | undefined, deps?: Governa
     out.push({
       name: 'agent-lists',
       ...settings({}, 1),
+      directions: ['request'],
       check(message) {
         if (message.direction !== 'request') return { decision: 'allow' };
         if (deny?.some((g) => glob(g, message.agent))) {
@@ -246,6 +288,7 @@ export function validatorsOf(given: GovernancePolicy | undefined, deps?: Governa
     out.push({
       name: 'chains',
       ...settings(policy.chains, 2),
+      directions: ['request'],
       check(message) {
         if (message.direction !== 'request') return { decision: 'allow' };
         if (message.agents.includes(message.agent)) {
@@ -280,6 +323,7 @@ export function validatorsOf(given: GovernancePolicy | undefined, deps?: Governa
     out.push({
       name,
       ...settings(scanner, 2),
+      directions,
       check(message) {
         if (!directions.includes(message.direction)) return { decision: 'allow' };
         const result = scan(message.data, detectors);
@@ -300,9 +344,16 @@ export function validatorsOf(given: GovernancePolicy | undefined, deps?: Governa
 
 /** Tier 1's rules as one validator: in order, the first rule that matches decides; dry-run rules are recorded and skipped. */
 function rulesValidator(rules: readonly Rule[], settings: Omit<Validator, 'name' | 'check'>): Validator {
+  const directions = new Set<Direction>(
+    rules.flatMap((r) => {
+      const d = r.when?.direction ?? 'request';
+      return d === 'any' ? (['request', 'response'] as const) : [d];
+    }),
+  );
   return {
     name: 'rules',
     ...settings,
+    directions: [...directions],
     check(message) {
       const shadow: NonNullable<ValidatorAnswer['shadow']> = [];
       for (const rule of rules) {
@@ -352,7 +403,12 @@ function conditionHolds(c: FieldCondition, value: { found: boolean; value: unkno
   if (c.gte !== undefined && !(typeof v === 'number' && v >= c.gte)) return false;
   if (c.lt !== undefined && !(typeof v === 'number' && v < c.lt)) return false;
   if (c.lte !== undefined && !(typeof v === 'number' && v <= c.lte)) return false;
-  if (c.matches !== undefined && !(typeof v === 'string' && new RegExp(c.matches).test(v))) return false;
+  if (
+    c.matches !== undefined &&
+    !(typeof v === 'string' && cachedRegExp(`re:${c.matches}`, () => c.matches!).test(v))
+  ) {
+    return false;
+  }
   return true;
 }
 
@@ -390,11 +446,26 @@ export function maskPaths(data: unknown, paths: readonly string[]): unknown {
 export function glob(pattern: string, value: string): boolean {
   if (pattern === '*' || pattern === value) return true;
   if (!pattern.includes('*')) return false;
-  const re = new RegExp(
-    `^${pattern
-      .split('*')
-      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-      .join('.*')}$`,
+  const re = cachedRegExp(
+    `glob:${pattern}`,
+    () =>
+      `^${pattern
+        .split('*')
+        .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*')}$`,
   );
   return re.test(value);
+}
+
+const regExps = new Map<string, RegExp>();
+
+/** A compiled regular expression, kept (the same patterns are matched on every message). */
+function cachedRegExp(key: string, source: () => string): RegExp {
+  let re = regExps.get(key);
+  if (!re) {
+    re = new RegExp(source());
+    if (regExps.size >= 10_000) regExps.clear();
+    regExps.set(key, re);
+  }
+  return re;
 }

@@ -155,10 +155,8 @@ export class TaskDispatcher {
     }
     if (this.governance && !request.skipGovernance) {
       // Refused (POLICY_DENIED) before anything is written or routed; masked where a validator redacted.
-      const data = await this.governance.check(
-        governed(request.caller, request.agent, request.task, 'request', request.data ?? null),
-      );
-      request = { ...request, data };
+      const message = governed(request.caller, request.agent, request.task, 'request', request.data ?? null);
+      if (!this.governance.passes(message)) request = { ...request, data: await this.governance.check(message) };
     }
     const taskId = request.taskId ?? randomUUID();
     if (request.record === false) this.unrecorded.add(taskId);
@@ -363,17 +361,19 @@ export class TaskDispatcher {
           this.logger.warn({ err: error }, 'progress listener failed');
         }
         return;
-      case 'result':
-        if (!this.governance || p.skipGovernance) {
+      case 'result': {
+        const message = governed(p.caller, p.agent, p.task, 'response', outcome.output ?? null);
+        if (!this.governance || p.skipGovernance || this.governance.passes(message)) {
           this.settle(p.taskId, { output: outcome.output });
           return;
         }
         // The agent's output is judged too before the caller gets it (the deadline still runs).
-        this.governance.check(governed(p.caller, p.agent, p.task, 'response', outcome.output ?? null)).then(
+        this.governance.check(message).then(
           (output) => this.settle(p.taskId, { output }),
           (error: unknown) => this.settle(p.taskId, { error: asGatewayError(error) }),
         );
         return;
+      }
       case 'agent-error':
         this.settle(p.taskId, {
           error: new GatewayError('AGENT_ERROR', outcome.error.message || 'the agent reported an error', {
