@@ -1,13 +1,13 @@
 // Async task throughput: tasks through the queue and workers to an agent and back, against a bare
 // BullMQ queue (the floor) and against the same agent called in sync mode, in one run on one machine.
 // Writes docs/performance.md between the async markers (BENCH_WRITE_DOC=0 to leave it alone).
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
 import Redis from 'ioredis';
 import WebSocket from 'ws';
-import { cpuMs, freePort, launch, startRedis, stopAll, waitForHttp } from './processes';
-import { updateDoc } from './report';
+import { cpuMs, freePort, launch, runMain, startRedis, stopAll, waitForHttp } from './processes';
+import { writeDocSection } from './report';
 import { latency } from './stats';
 import { OPENCLAW_ENV } from './systems';
 
@@ -283,16 +283,7 @@ async function main(): Promise<void> {
       2,
     ),
   );
-  if (process.env.BENCH_WRITE_DOC !== '0') {
-    writeFileSync(DOC, updateDoc(readFileSync(DOC, 'utf8'), generated, { begin: BEGIN, end: END }));
-  }
+  writeDocSection(DOC, generated, { begin: BEGIN, end: END });
 }
 
-main().then(
-  () => process.exit(0),
-  async (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    await stopAll();
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -1,11 +1,7 @@
-// Governance overhead: sync calls through two replicas with no governance section, with the rules
-// tier on, and with the rules and logic tiers on, measured in one run, in rotation.
-// Writes docs/performance.md between the governance markers (BENCH_WRITE_DOC=0 to leave it alone).
-import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { freePort, launch, startRedis, stopAll, waitForHttp } from './processes';
-import { updateDoc } from './report';
+import { freePort, launch, runMain, startRedis, stopAll, waitForHttp } from './processes';
+import { writeDocSection } from './report';
 import { latency } from './stats';
 import { OPENCLAW_ENV } from './systems';
 
@@ -168,16 +164,7 @@ async function main(): Promise<void> {
     ...validatorRows,
   ].join('\n');
   process.stdout.write(`${generated}\n`);
-  if (process.env.BENCH_WRITE_DOC !== '0') {
-    writeFileSync(DOC, updateDoc(readFileSync(DOC, 'utf8'), generated, { begin: BEGIN, end: END }));
-  }
+  writeDocSection(DOC, generated, { begin: BEGIN, end: END });
 }
 
-main().then(
-  () => process.exit(0),
-  async (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    await stopAll();
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -152,3 +152,15 @@ export function cpuMs(pid: number): number | undefined {
     return undefined;
   }
 }
+
+/** Runs a benchmark's main function: exit 0 when it is done; on an error, print it, stop every child, exit 1. */
+export function runMain(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    async (error: unknown) => {
+      process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      await stopAll();
+      process.exit(1);
+    },
+  );
+}

@@ -1,3 +1,4 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 // Tables for stdout and docs/performance.md. The benchmark rewrites only the part of the page between
 // the markers below; the text around it (method, reading of the numbers) is written by hand.
 import type { Latency } from './stats';
@@ -101,4 +102,10 @@ export function updateDoc(
     if (markers.begin !== BEGIN) return `${existing.trimEnd()}\n\n${block}\n`;
   }
   return `# Performance\n\n${block}\n\n## Reading\n\n(Not written yet: read the numbers above.)\n`;
+}
+
+/** Writes a generated block into docs/performance.md between its markers, unless BENCH_WRITE_DOC=0. */
+export function writeDocSection(doc: string, generated: string, markers: { begin: string; end: string }): void {
+  if (process.env.BENCH_WRITE_DOC === '0') return;
+  writeFileSync(doc, updateDoc(readFileSync(doc, 'utf8'), generated, markers));
 }
