@@ -1,3 +1,6 @@
+// Governance overhead: sync calls through two replicas with no governance section, with the rules
+// tier on, and with the rules and logic tiers on, measured in one run, in rotation.
+// Writes docs/performance.md between the governance markers (BENCH_WRITE_DOC=0 to leave it alone).
 import path from 'node:path';
 import WebSocket from 'ws';
 import { freePort, launch, runMain, startRedis, stopAll, waitForHttp } from './processes';
