@@ -62,6 +62,21 @@ describe('openclaw gateway status and metrics', () => {
   });
 });
 
+describe('openclaw worker start', () => {
+  it('exits 2 naming a bad setting, and 1 when Redis cannot be reached', async () => {
+    const bad = await runCli(['worker', 'start', '--concurrency', '0']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(
+      /openclaw worker: invalid configuration:\n {2}--concurrency: expected an integer from 1 to 10000 \(got "0"\)/,
+    );
+    const lock = await runCli(['worker', 'start'], { OPENCLAW_WORKER_LOCK_MS: '10' });
+    expect(lock.stderr).toMatch(/OPENCLAW_WORKER_LOCK_MS: expected an integer from 1000 to 600000/);
+    const unreachable = await runCli(['worker', 'start', '--redis', 'redis://127.0.0.1:1'], {}, 30_000);
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stdout).toMatch(/worker failed to start/);
+  });
+});
+
 describe('openclaw gateway start', () => {
   it('exits 2 naming a bad setting', async () => {
     const badPort = await runCli(['gateway', 'start', '--port', 'eighty']);

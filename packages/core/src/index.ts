@@ -97,6 +97,7 @@ export {
   valueAt,
 } from './governance/pipeline';
 export { ibanValid, luhn, PII_DETECTORS, SECRET_DETECTORS, scan } from './governance/scanners';
+export { runService, type ServiceSpec } from './process/run-service';
 export {
   connectRedis,
   createRedisConnection,
