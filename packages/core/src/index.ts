@@ -120,8 +120,10 @@ export { checkAgentUrl, isPrivateAddress } from './tasks/agent-url';
 export {
   type AsyncTaskDefaults,
   type AsyncTaskRequest,
+  type AsyncTaskSettings,
   AsyncTasks,
   type AsyncTasksOptions,
+  asyncTaskDefaults,
   childrenOf,
   enqueueOptions,
   type Submitted,

@@ -11,6 +11,7 @@ import {
   type Authenticator,
   AuthLockout,
   Authorizer,
+  asyncTaskDefaults,
   auditVerdicts,
   type CallLimits,
   CONNECTION_ENTRY_TTL_MS,
@@ -216,15 +217,7 @@ export class Gateway {
       queue: new TaskQueue(this.queueConnection, keys, logger),
       bus: this.bus,
       logger,
-      defaults: {
-        attempts: config.taskAttempts,
-        backoffMs: config.taskBackoffMs,
-        timeoutMs: config.defaultTimeoutMs,
-        retentionMs: config.taskRetentionMs,
-        idempotencyWindowMs: config.idempotencyWindowMs,
-        escalationTimeoutMs: config.escalationTimeoutMs,
-        workflowDeadlineMs: config.workflowDeadlineMs,
-      },
+      defaults: asyncTaskDefaults(config),
     });
     this.apiKeys = config.apiKeySecret === '' ? undefined : new ApiKeyStore(this.redis, keys, config.apiKeySecret);
     this.connections = new ConnectionLimiter(this.redis, keys);

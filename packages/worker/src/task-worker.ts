@@ -4,6 +4,7 @@ import {
   AsyncTasks,
   AuditLog,
   Authorizer,
+  asyncTaskDefaults,
   auditVerdicts,
   connectRedis,
   createLogger,
@@ -155,15 +156,7 @@ export class TaskWorker {
       queue: this.queue,
       bus: this.bus,
       logger,
-      defaults: {
-        attempts: 3,
-        backoffMs: 1000,
-        timeoutMs: 30_000,
-        retentionMs: 7 * 86_400_000,
-        idempotencyWindowMs: 86_400_000,
-        escalationTimeoutMs: 86_400_000,
-        workflowDeadlineMs: 86_400_000,
-      },
+      defaults: asyncTaskDefaults(),
     });
   }
 

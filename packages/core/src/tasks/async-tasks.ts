@@ -10,6 +10,7 @@ import {
 } from '@openclaw/protocol';
 import type Redis from 'ioredis';
 import type { ClusterBus } from '../bus/cluster-bus';
+import { GATEWAY_SETTINGS } from '../config/settings';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { isTerminal, type LedgerTask, type TaskLedger } from './task-ledger';
@@ -30,6 +31,45 @@ export interface AsyncTaskDefaults {
   escalationTimeoutMs: number;
   /** Deadline of a workflow that gives none. */
   workflowDeadlineMs: number;
+}
+
+/** The settings async tasks take their defaults from (see config/settings.ts). */
+export interface AsyncTaskSettings {
+  taskAttempts: number;
+  taskBackoffMs: number;
+  defaultTimeoutMs: number;
+  taskRetentionMs: number;
+  idempotencyWindowMs: number;
+  escalationTimeoutMs: number;
+  workflowDeadlineMs: number;
+}
+
+/** Async task defaults from settings; without any, the settings' own defaults. */
+export function asyncTaskDefaults(settings?: AsyncTaskSettings): AsyncTaskDefaults {
+  const s =
+    settings ??
+    (Object.fromEntries(
+      (
+        [
+          'taskAttempts',
+          'taskBackoffMs',
+          'defaultTimeoutMs',
+          'taskRetentionMs',
+          'idempotencyWindowMs',
+          'escalationTimeoutMs',
+          'workflowDeadlineMs',
+        ] as const
+      ).map((key) => [key, Number(GATEWAY_SETTINGS[key].default)]),
+    ) as unknown as AsyncTaskSettings);
+  return {
+    attempts: s.taskAttempts,
+    backoffMs: s.taskBackoffMs,
+    timeoutMs: s.defaultTimeoutMs,
+    retentionMs: s.taskRetentionMs,
+    idempotencyWindowMs: s.idempotencyWindowMs,
+    escalationTimeoutMs: s.escalationTimeoutMs,
+    workflowDeadlineMs: s.workflowDeadlineMs,
+  };
 }
 
 /** Who submits: the origin the agent is told, the tenant, and what governance judges by. */
