@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { addAgentCommands } from './commands/agent-commands';
 import { addApiKeyCommands } from './commands/apikey-commands';
+import { addApprovalCommands } from './commands/approval-commands';
 import { addAuditCommands } from './commands/audit-commands';
 import { addGatewayCommands } from './commands/gateway-commands';
 import { addGovernanceCommands } from './commands/governance-commands';
@@ -29,6 +30,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   addAuditCommands(program, defaults);
   addPolicyCommands(program, defaults);
   addGovernanceCommands(program, defaults);
+  addApprovalCommands(program, defaults);
   addWorkerCommands(program, defaults);
   addTaskCommands(program, defaults);
   addUpCommand(program);

@@ -66,9 +66,30 @@ export {
 } from './config/gateway-config';
 export { GATEWAY_SETTINGS, type Setting, WORKER_SETTINGS } from './config/settings';
 export { fromWireError, toWireError } from './errors/gateway-error';
+export {
+  APPROVAL_RETENTION_MS,
+  type Approval,
+  type ApprovalChange,
+  type ApprovalDecision,
+  type ApprovalRequirement,
+  type ApprovalStatus,
+  Approvals,
+  approvalHash,
+  type ConsumeResult,
+  DEFAULT_APPROVAL,
+  type Decider,
+  publicApproval,
+} from './governance/approvals';
 export { type BudgetStore, budgetValidators } from './governance/budgets';
 export { type CustomValidator, loadCustomValidators } from './governance/custom-validators';
-export { auditVerdicts, GovernanceGate, type VerdictListener, validatorAgents } from './governance/governance-gate';
+export {
+  type ApprovalContext,
+  AwaitingApproval,
+  auditVerdicts,
+  GovernanceGate,
+  type VerdictListener,
+  validatorAgents,
+} from './governance/governance-gate';
 export {
   type BudgetConfig,
   type GovernancePolicy,

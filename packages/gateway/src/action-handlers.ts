@@ -1,5 +1,6 @@
 import {
   type AgentRegistry,
+  type Approvals,
   type AsyncTasks,
   type AuditLog,
   type Authorizer,
@@ -18,8 +19,15 @@ import {
   type TaskStore,
   type TaskViewer,
 } from '@openclaw/core';
-import { type ActionName, type ActionParams, PROTOCOL_VERSION, TERMINAL_TASK_STATES } from '@openclaw/protocol';
+import {
+  type ActionName,
+  type ActionParams,
+  PROTOCOL_VERSION,
+  type ServerFrame,
+  TERMINAL_TASK_STATES,
+} from '@openclaw/protocol';
 import type { AgentHost } from './agent-host';
+import { decideApproval, getApproval, listApprovals } from './approval-access';
 import type { GatewayMetrics } from './gateway-metrics';
 import type { Session } from './session';
 import type { TaskEventRouter } from './task-events';
@@ -32,6 +40,8 @@ export interface HandlerContext {
   store: TaskStore;
   /** Async tasks and workflows (the durable task queue). */
   asyncTasks: AsyncTasks;
+  /** Messages waiting for approval. */
+  approvals: Approvals;
   /** Agents' declared input schemas. */
   schemaStore: SchemaStore;
   taskEvents: TaskEventRouter;
@@ -240,6 +250,23 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
         },
         idempotencyKey: params.idempotencyKey,
         onProgress: (progress) => session.send({ event: 'task.progress', id, taskId: handle.taskId, progress }),
+        approval: {
+          mode: 'wait',
+          approvalId: params.approvalId,
+          onPending: (approval) => {
+            const event: Record<string, unknown> = {
+              event: 'approval.required',
+              id,
+              taskId: approval.taskId,
+              approvalId: approval.approvalId,
+              validator: approval.validator,
+              expiresAt: approval.expiresAt,
+              required: approval.required,
+            };
+            if (approval.reason !== undefined) event.reason = approval.reason;
+            session.send(event as unknown as ServerFrame);
+          },
+        },
       });
       taskId = handle.taskId;
       if (id !== null) session.callsByRequestId.set(id, handle.taskId);
@@ -380,6 +407,18 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
       },
     });
     return { taskId: submitted.taskId, status: submitted.status };
+  },
+
+  'approval.list'(ctx, { session }, params) {
+    return listApprovals(ctx, session.principal, params.status ?? 'pending', params.limit ?? 100);
+  },
+
+  'approval.get'(ctx, { session }, params) {
+    return getApproval(ctx, session.principal, params.approvalId);
+  },
+
+  'approval.decide'(ctx, { session }, params) {
+    return decideApproval(ctx, session.principal, params.approvalId, params.decision, params.reason);
   },
 
   async 'agents.list'(ctx, { session }) {

@@ -6,6 +6,7 @@ import {
   AgentRegistry,
   ApiKeyAuthenticator,
   ApiKeyStore,
+  Approvals,
   AsyncTasks,
   AuditLog,
   type Authenticator,
@@ -134,6 +135,8 @@ export class Gateway {
   readonly authorizer: Authorizer;
   /** The governance pipeline of the policy in force, on every routed message. */
   readonly governance: GovernanceGate;
+  /** Messages parked for a human's approval, cluster-wide. */
+  readonly approvals: Approvals;
   private readonly sessions = new Set<Session>();
   private readonly server: Server;
   private readonly wss: WebSocketServer;
@@ -219,6 +222,23 @@ export class Gateway {
       logger,
       defaults: asyncTaskDefaults(config),
     });
+    const asyncTasks = this.asyncTasks;
+    const bus = this.bus;
+    this.approvals = new Approvals({
+      redis: this.redis,
+      keys,
+      audit: this.audit,
+      onChange: (approval, change) => {
+        if (change !== 'decision' && change !== 'expired') return;
+        if (approval.status === 'pending') return;
+        // Wake what waits for it: the parked task, or the call on the replica that holds it.
+        if (approval.mode === 'async') void asyncTasks.queue.wake(approval.taskId).catch(() => undefined);
+        else if (approval.origin && approval.origin !== config.replicaId) {
+          void bus.send(approval.origin, { type: 'approval.changed', approvalId: approval.approvalId }).catch(() => 0);
+        }
+      },
+    });
+    this.governance.useApprovals(this.approvals);
     this.apiKeys = config.apiKeySecret === '' ? undefined : new ApiKeyStore(this.redis, keys, config.apiKeySecret);
     this.connections = new ConnectionLimiter(this.redis, keys);
     this.lockout = new AuthLockout(this.redis, keys, {
@@ -234,6 +254,7 @@ export class Gateway {
       dispatcher: this.dispatcher,
       store,
       asyncTasks: this.asyncTasks,
+      approvals: this.approvals,
       schemaStore: { redis: this.redis, key: (tenant, agent) => keys.agentSchemas(tenant, agent) },
       taskEvents: this.taskEvents,
       agents: this.agents,
@@ -343,6 +364,8 @@ export class Gateway {
           return this.agents.handleAbort(message);
         case 'task.cancel-request':
           return this.dispatcher.handleCancelRequest(message);
+        case 'approval.changed':
+          return this.approvals.notify(message.approvalId);
         default:
           return undefined;
       }

@@ -12,6 +12,9 @@ import {
 } from '@openclaw/core';
 import {
   AgentNameSchema,
+  ApprovalDecideParamsSchema,
+  ApprovalGetParamsSchema,
+  ApprovalListParamsSchema,
   CoordinatorParamsSchema,
   describeIssues,
   RetryPolicySchema,
@@ -22,6 +25,7 @@ import {
 } from '@openclaw/protocol';
 import { z } from 'zod';
 import { taskView } from './action-handlers';
+import { decideApproval, getApproval, listApprovals } from './approval-access';
 import { type Gateway, UNAUTHENTICATED_TENANT } from './gateway';
 import { isOriginAllowed } from './origin';
 
@@ -81,6 +85,9 @@ export class HttpApi {
     }
     if (path === '/v1/tasks' || path.startsWith('/v1/tasks/') || path === '/v1/workflows') {
       return this.taskEndpoints(req, res, principal, path, method);
+    }
+    if (path === '/v1/approvals' || path.startsWith('/v1/approvals/')) {
+      return this.approvalEndpoints(req, res, principal, path, method);
     }
     if (path === '/v1/workers' && method === 'GET') return send(res, 200, await this.gateway.workers());
     if (path === '/status' && method === 'GET') return send(res, 200, this.gateway.status());
@@ -415,6 +422,42 @@ export class HttpApi {
     await tasks.respond(taskId, body.output, viewer);
     audit('task.responded', taskId);
     return send(res, 200, { taskId, status: 'working' });
+  }
+
+  /**
+   * Approvals: `GET /v1/approvals?status=&limit=`, `GET /v1/approvals/<id>`,
+   * `POST /v1/approvals/<id>/approve | reject` (body `{"reason"?}`). Permissions as the WebSocket actions.
+   */
+  private async approvalEndpoints(
+    req: IncomingMessage,
+    res: ServerResponse,
+    principal: Principal,
+    path: string,
+    method: string,
+  ): Promise<void> {
+    if (path === '/v1/approvals' && method === 'GET') {
+      const query = new URL(req.url ?? '/', 'http://gateway.invalid').searchParams;
+      const params = parseBody(
+        ApprovalListParamsSchema,
+        {
+          status: query.get('status') ?? undefined,
+          limit: query.has('limit') ? Number(query.get('limit')) : undefined,
+        },
+        'query',
+      );
+      const list = await listApprovals(this.gateway, principal, params.status ?? 'pending', params.limit ?? 100);
+      return send(res, 200, list);
+    }
+    const [, , , rawId, verb, ...rest] = path.split('/');
+    const { approvalId } = parseBody(ApprovalGetParamsSchema, { approvalId: rawId }, 'approval id');
+    if (rest.length === 0 && verb === undefined && method === 'GET') {
+      return send(res, 200, await getApproval(this.gateway, principal, approvalId));
+    }
+    if (rest.length === 0 && (verb === 'approve' || verb === 'reject') && method === 'POST') {
+      const body = parseBody(ApprovalDecideParamsSchema.pick({ reason: true }), await readJsonBody(req), 'decision');
+      return send(res, 200, await decideApproval(this.gateway, principal, approvalId, verb, body.reason));
+    }
+    throw new GatewayError('NOT_FOUND', `no endpoint ${method} ${path}`);
   }
 
   private async registerHttpAgent(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void> {

@@ -34,7 +34,8 @@ interface PrincipalChannel {
  * - every connection of the submitting principal that is not an agent instance, wherever it is
  *   attached (so a submitter that reconnected to another replica still gets its events);
  * - every connection that watches the task with `task.subscribe` (replayed after a cursor first);
- * - connections of operators (`task:respond`) of the tenant, for tasks waiting for a human.
+ * - connections of operators (`task:respond`) of the tenant, for tasks waiting for a human;
+ * - connections of principals with `approval:read`, for approvals asked for and changed.
  * Pub/sub is at most once: events missed during a disconnection are replayed from the task's stream
  * by `task.subscribe` with `after` (the SDK does this by itself after reconnecting).
  */
@@ -53,6 +54,14 @@ export class TaskEventRouter {
     try {
       frame = JSON.parse(raw) as Record<string, unknown>;
     } catch {
+      return;
+    }
+    if (operators && typeof frame.approvalId === 'string') {
+      // An approval asked for or changed: to the tenant's principals that may see approvals.
+      for (const session of operators) {
+        if (session.instances.size > 0) continue;
+        if (this.authorizer.can(session.principal, 'approval:read')) session.send(frame as ServerFrame);
+      }
       return;
     }
     const taskId = frame.taskId;

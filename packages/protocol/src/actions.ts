@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { AgentNameSchema, RequestIdSchema, TaskIdSchema, TaskNameSchema, TaskStateSchema } from './primitives';
+import {
+  AgentNameSchema,
+  ApprovalIdSchema,
+  RequestIdSchema,
+  TaskIdSchema,
+  TaskNameSchema,
+  TaskStateSchema,
+} from './primitives';
 import { EscalationPolicySchema, RetryPolicySchema, WorkflowDefinitionSchema } from './workflow';
 
 /** `hello`: optional handshake; tells the client who it is and the limits in force. */
@@ -43,6 +50,11 @@ export const CoordinatorParamsSchema = z.object({
    * the chain of agents that loop detection follows). Without it, the one task the connection holds.
    */
   parentTaskId: TaskIdSchema.optional(),
+  /**
+   * Sync only: an approval given for this very call (same caller, agent, task and data) after an
+   * earlier attempt timed out waiting for it. It lets the call through once.
+   */
+  approvalId: ApprovalIdSchema.optional(),
 });
 
 /**
@@ -97,6 +109,25 @@ export const TaskListParamsSchema = z.object({
   limit: z.number().int().min(1).max(1000).optional(),
 });
 
+/** Statuses of approvals, and `all`, for `approval.list`. */
+export const ApprovalStatusSchema = z.enum(['pending', 'approved', 'rejected', 'expired', 'consumed']);
+
+/** `approval.list`: the tenant's approvals; pending ones (soonest to expire first) unless told otherwise. */
+export const ApprovalListParamsSchema = z.object({
+  status: z.union([ApprovalStatusSchema, z.literal('all')]).optional(),
+  limit: z.number().int().min(1).max(1000).optional(),
+});
+
+/** `approval.get`: one approval. */
+export const ApprovalGetParamsSchema = z.object({ approvalId: ApprovalIdSchema });
+
+/** `approval.decide`: approve or reject a pending approval, with a reason. */
+export const ApprovalDecideParamsSchema = z.object({
+  approvalId: ApprovalIdSchema,
+  decision: z.enum(['approve', 'reject']),
+  reason: z.string().max(1024).optional(),
+});
+
 /** `agents.list`: no parameters. */
 export const AgentsListParamsSchema = z.object({});
 
@@ -133,6 +164,9 @@ export const ACTION_PARAMS = {
   'task.retry': TaskRetryParamsSchema,
   'task.list': TaskListParamsSchema,
   'workflow.start': WorkflowStartParamsSchema,
+  'approval.list': ApprovalListParamsSchema,
+  'approval.get': ApprovalGetParamsSchema,
+  'approval.decide': ApprovalDecideParamsSchema,
   'agents.list': AgentsListParamsSchema,
   ping: PingParamsSchema,
   'task.result': TaskResultParamsSchema,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { RequestIdSchema, TaskIdSchema, TaskStateSchema, WireErrorSchema } from './primitives';
+import { ApprovalIdSchema, RequestIdSchema, TaskIdSchema, TaskStateSchema, WireErrorSchema } from './primitives';
+import { ApprovalRecordSchema } from './results';
 
 /**
  * The envelope every client request shares: an action name and an optional id; the action's
@@ -84,12 +85,38 @@ export const TaskProgressEventSchema = z.object({
   cursor: z.string().optional(),
 });
 
+/**
+ * `approval.required`: a sync `coordinator` call waits for an approval (to its caller, with the
+ * request's `id`). The call ends when the approval is decided, expires, or the deadline comes.
+ */
+export const ApprovalRequiredEventSchema = z.object({
+  event: z.literal('approval.required'),
+  id: RequestIdSchema.nullable().optional(),
+  taskId: TaskIdSchema,
+  approvalId: ApprovalIdSchema,
+  validator: z.string(),
+  reason: z.string().optional(),
+  expiresAt: z.number().int(),
+  required: z.object({ approvers: z.number().int().positive(), role: z.string().optional() }).passthrough(),
+});
+
+/**
+ * `approval.requested` and `approval.updated`: to connections of the tenant's principals that hold
+ * `approval:read`, when a message is parked for approval and when an approval changes (a decision,
+ * approved, rejected, expired, used). The frame carries the approval record's fields.
+ */
+export const ApprovalRequestedEventSchema = ApprovalRecordSchema.extend({ event: z.literal('approval.requested') });
+export const ApprovalUpdatedEventSchema = ApprovalRecordSchema.extend({ event: z.literal('approval.updated') });
+
 /** Every event the gateway sends. */
 export const EventSchema = z.discriminatedUnion('event', [
   TaskEventSchema,
   TaskCancelEventSchema,
   TaskStatusEventSchema,
   TaskProgressEventSchema,
+  ApprovalRequiredEventSchema,
+  ApprovalRequestedEventSchema,
+  ApprovalUpdatedEventSchema,
 ]);
 export type Event = z.infer<typeof EventSchema>;
 

@@ -14,6 +14,10 @@ export {
   AGENT_REPLY_ACTIONS,
   AgentErrorSchema,
   AgentsListParamsSchema,
+  ApprovalDecideParamsSchema,
+  ApprovalGetParamsSchema,
+  ApprovalListParamsSchema,
+  ApprovalStatusSchema,
   CoordinatorParamsSchema,
   DelegateParamsSchema,
   HelloParamsSchema,
@@ -40,6 +44,9 @@ export {
   RETRYABLE_BY_DEFAULT,
 } from './error-codes';
 export {
+  ApprovalRequestedEventSchema,
+  ApprovalRequiredEventSchema,
+  ApprovalUpdatedEventSchema,
   type ErrorResponse,
   ErrorResponseSchema,
   type Event,
@@ -62,6 +69,7 @@ export {
 export { GatewayError, type GatewayErrorOptions } from './gateway-error';
 export {
   AgentNameSchema,
+  ApprovalIdSchema,
   type RequestId,
   RequestIdSchema,
   TASK_STATES,
@@ -77,6 +85,9 @@ export {
   type AgentInfo,
   AgentInfoSchema,
   AgentsListResultSchema,
+  ApprovalListResultSchema,
+  type ApprovalRecord,
+  ApprovalRecordSchema,
   type CoordinatorResult,
   CoordinatorResultSchema,
   type DelegateResult,

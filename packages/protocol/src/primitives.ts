@@ -18,6 +18,11 @@ export const TaskNameSchema = z
 /** A task id assigned by the gateway. */
 export const TaskIdSchema = z.string().min(1).max(128);
 
+/** An approval's id (a UUID). */
+export const ApprovalIdSchema = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'expected an approval id (a UUID)');
+
 /** Task states, with A2A-compatible names. The last four are terminal. */
 export const TASK_STATES = [
   'submitted',

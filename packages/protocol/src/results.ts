@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AgentNameSchema, TaskIdSchema, TaskStateSchema, WireErrorSchema } from './primitives';
+import { AgentNameSchema, ApprovalIdSchema, TaskIdSchema, TaskStateSchema, WireErrorSchema } from './primitives';
 import { PROTOCOL_VERSION } from './version';
 
 /** Who a session acts as. */
@@ -54,6 +54,8 @@ export const TaskRecordSchema = z.object({
   stepId: z.string().optional(),
   /** In `input-required`: what the human is asked, and until when. */
   question: z.unknown().optional(),
+  /** In `input-required` for an approval: the approval it waits for (decide it with `approval.decide`). */
+  approvalId: ApprovalIdSchema.optional(),
   escalateUntil: z.number().int().optional(),
   /** The human's answer, once given. */
   response: z.object({ output: z.unknown(), by: z.string(), at: z.number().int() }).optional(),
@@ -67,6 +69,52 @@ export const TaskRecordSchema = z.object({
 export type TaskRecord = z.infer<typeof TaskRecordSchema>;
 
 export const TaskCancelResultSchema = z.object({ taskId: TaskIdSchema, status: z.literal('canceled') });
+
+/** An approval, as `approval.list`, `approval.get` and `approval.decide` return it and its events carry. */
+export const ApprovalRecordSchema = z.object({
+  approvalId: ApprovalIdSchema,
+  status: z.enum(['pending', 'approved', 'rejected', 'expired', 'consumed']),
+  agent: z.string(),
+  task: z.string(),
+  /** `request` (on its way to the agent) or `response` (the agent's output on its way back). */
+  direction: z.enum(['request', 'response']),
+  /** The principal whose call it is. */
+  requestedBy: z.string(),
+  /** The validator that asked for approval, and why. */
+  validator: z.string(),
+  reason: z.string().optional(),
+  /** How many must approve, and who may. */
+  required: z.object({
+    approvers: z.number().int().positive(),
+    role: z.string().optional(),
+    principals: z.array(z.string()).optional(),
+  }),
+  /** Approvals so far. */
+  approvals: z.number().int().nonnegative(),
+  decisions: z.array(
+    z.object({
+      principal: z.string(),
+      decision: z.enum(['approve', 'reject']),
+      reason: z.string().optional(),
+      at: z.number().int(),
+    }),
+  ),
+  createdAt: z.number().int(),
+  updatedAt: z.number().int(),
+  expiresAt: z.number().int(),
+  decidedAt: z.number().int().optional(),
+  consumedAt: z.number().int().optional(),
+  /** The task of the message; `mode` says whether a caller waits (`sync`) or the task is parked (`async`). */
+  taskId: TaskIdSchema,
+  mode: z.enum(['sync', 'async']),
+  /** SHA-256 of the message the approval is for (direction, tenant, caller, agent, task, data). */
+  hash: z.string(),
+  /** The payload that goes on once approved. */
+  data: z.unknown(),
+});
+export type ApprovalRecord = z.infer<typeof ApprovalRecordSchema>;
+
+export const ApprovalListResultSchema = z.array(ApprovalRecordSchema);
 
 /** One agent in `agents.list`. */
 export const AgentInfoSchema = z.object({

@@ -78,4 +78,19 @@ export type GatewayClientEvents = {
   error: [error: Error];
   'task.progress': [event: TaskProgressEvent];
   'task.status': [event: TaskStatusEvent];
+  /** This client's sync call waits for an approval (`id` is the call's request id). */
+  'approval.required': [event: ApprovalEvent];
+  /** To principals with `approval:read`: a message of the tenant was parked for approval. */
+  'approval.requested': [event: ApprovalEvent];
+  /** To principals with `approval:read`: an approval changed (a decision, approved, rejected, expired, used). */
+  'approval.updated': [event: ApprovalEvent];
 };
+
+/** An approval event: the approval's fields (see the protocol reference), with the event's name. */
+export interface ApprovalEvent {
+  event: 'approval.required' | 'approval.requested' | 'approval.updated';
+  approvalId: string;
+  taskId: string;
+  status?: 'pending' | 'approved' | 'rejected' | 'expired' | 'consumed';
+  [field: string]: unknown;
+}

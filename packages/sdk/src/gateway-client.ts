@@ -5,6 +5,9 @@ import {
   type AgentInfo,
   AgentNameSchema,
   AgentsListResultSchema,
+  ApprovalListResultSchema,
+  type ApprovalRecord,
+  ApprovalRecordSchema,
   CloseCode,
   CoordinatorResultSchema,
   DEFAULT_LIMITS,
@@ -32,7 +35,13 @@ import {
 import WebSocket from 'ws';
 import { AgentHandle, type AgentOptions, type AgentTransport } from './agent-handle';
 import { backoffDelay } from './backoff';
-import type { ClientState, GatewayClientEvents, TaskProgressEvent, TaskStatusEvent } from './client-events';
+import type {
+  ApprovalEvent,
+  ClientState,
+  GatewayClientEvents,
+  TaskProgressEvent,
+  TaskStatusEvent,
+} from './client-events';
 import { type GatewayClientOptions, type ResolvedClientOptions, resolveClientOptions } from './client-options';
 import { GatewayError, UnexpectedFrameError } from './errors';
 import { PendingRequests, type ProgressListener } from './pending-requests';
@@ -71,6 +80,11 @@ export interface CallOptions {
    * follow the chain of agents (loops are refused). Without it, the one task this connection holds.
    */
   parentTaskId?: string;
+  /**
+   * An approval given for this very call (same agent, task and data) after an earlier call timed out
+   * waiting for it (`TIMEOUT` with `details.approvalId`): the call goes through once.
+   */
+  approvalId?: string;
 }
 
 /** Options of {@link GatewayClient.delegate}. */
@@ -256,6 +270,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
     if (options.idempotencyKey !== undefined) params.idempotencyKey = options.idempotencyKey;
     if (options.delegation !== undefined) params.delegation = options.delegation;
     if (options.parentTaskId !== undefined) params.parentTaskId = options.parentTaskId;
+    if (options.approvalId !== undefined) params.approvalId = options.approvalId;
     const result = parseResult(
       CoordinatorResultSchema,
       await this.send('coordinator', params, {
@@ -402,6 +417,36 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
     const params: Record<string, unknown> = { status };
     if (options.limit !== undefined) params.limit = options.limit;
     return (await this.send('task.list', params, options)) as TaskRecord[];
+  }
+
+  /** The tenant's approvals (`approval.list`): pending ones unless told otherwise. Needs `approval:read`. */
+  async approvalList(
+    status: ApprovalRecord['status'] | 'all' = 'pending',
+    options: RequestOptions & { limit?: number } = {},
+  ): Promise<ApprovalRecord[]> {
+    const params: Record<string, unknown> = { status };
+    if (options.limit !== undefined) params.limit = options.limit;
+    return parseResult(ApprovalListResultSchema, await this.send('approval.list', params, options), 'approval.list');
+  }
+
+  /** One approval (`approval.get`): for principals with `approval:read`, and for the caller whose message it holds. */
+  async approvalGet(approvalId: string, options: RequestOptions = {}): Promise<ApprovalRecord> {
+    return parseResult(ApprovalRecordSchema, await this.send('approval.get', { approvalId }, options), 'approval.get');
+  }
+
+  /**
+   * Approves or rejects a pending approval (`approval.decide`). Needs `approval:decide` (and the
+   * approval's role, if it names one). Resolves with the approval as it now stands.
+   */
+  async approvalDecide(
+    approvalId: string,
+    decision: 'approve' | 'reject',
+    reason?: string,
+    options: RequestOptions = {},
+  ): Promise<ApprovalRecord> {
+    const params: Record<string, unknown> = { approvalId, decision };
+    if (reason !== undefined) params.reason = reason;
+    return parseResult(ApprovalRecordSchema, await this.send('approval.decide', params, options), 'approval.decide');
   }
 
   /** The agents the gateway knows (`agents.list`). */
@@ -676,6 +721,11 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
         this.safeEmit('task.status', event);
         return;
       }
+      case 'approval.required':
+      case 'approval.requested':
+      case 'approval.updated':
+        this.safeEmit(frame.event, frame as unknown as ApprovalEvent);
+        return;
       default:
       // Events this version does not know are a newer gateway's additions: ignored, not errors.
     }

@@ -28,6 +28,7 @@ export {
 } from './agent-handle';
 export { type BackoffOptions, backoffCap, backoffDelay } from './backoff';
 export type {
+  ApprovalEvent,
   ClientState,
   ClosedInfo,
   ConnectedInfo,

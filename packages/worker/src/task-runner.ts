@@ -1,5 +1,9 @@
 import {
+  type Approval,
+  type Approvals,
   type AsyncTasks,
+  AwaitingApproval,
+  approvalHash,
   GatewayError,
   isTerminal,
   type LedgerTask,
@@ -21,6 +25,8 @@ export interface RunnerContext {
   ledger: TaskLedger;
   tasks: AsyncTasks;
   dispatcher: TaskDispatcher;
+  /** Messages parked for approval. */
+  approvals: Approvals;
   logger: Logger;
   /** True once the worker is handing its running jobs back to the queue (shutdown). */
   handingBack(): boolean;
@@ -54,13 +60,17 @@ export class TaskRunner {
       await this.finish(task, 'completed', { output: task.response.output });
       return 'answered';
     }
-    if (task.status === 'input-required') return this.waitForHuman(job, token, task);
+    if (task.status === 'input-required') {
+      if (task.approvalId === undefined) return this.waitForHuman(job, token, task);
+      const waited = await this.waitForApproval(job, token, task);
+      if (waited !== 'approved') return waited;
+    }
     // Only the worker holding the job's lock runs it, so counting from the record read above is safe;
     // an attempt cut short by a dying worker was counted by that worker.
     const attempt = task.attempts + 1;
     const started = await ledger.transition(task, {
       status: 'working',
-      from: ['submitted', 'working'],
+      from: task.approvalId === undefined ? ['submitted', 'working'] : ['submitted', 'working', 'input-required'],
       fields: { worker: this.ctx.workerId, startedAt: String(Date.now()), attempts: String(attempt) },
       event: { attempt },
     });
@@ -86,6 +96,9 @@ export class TaskRunner {
           delegationDepth: task.delegationDepth,
         },
         traceparent: task.traceparent,
+        // A message that needs an approval parks the task (AwaitingApproval); once approved, the
+        // attempt that follows uses the approval, bound to this very message.
+        approval: { mode: 'park', approvalId: task.approvalId },
         onProgress: (progress) => {
           void ledger
             .transition(task, { eventName: 'task.progress', from: ['working'], event: { progress } })
@@ -152,6 +165,7 @@ export class TaskRunner {
       await this.finish(task, 'canceled', { error: error.toWire() }, attempt);
       return 'canceled';
     }
+    if (error instanceof AwaitingApproval) return this.awaitApproval(job, token, task, attempt, error.approval);
     if (error.code === 'POLICY_DENIED') {
       // Refused by governance: `rejected`, and never retried.
       await this.finish(task, 'rejected', { error: error.toWire() }, attempt);
@@ -177,8 +191,8 @@ export class TaskRunner {
   }
 
   /**
-   * Parks a task that waits for a human. An answer or a cancel that came while this run still held the
-   * job could not wake it (only a parked job can be woken): look once more after parking.
+   * Parks a task that waits for a human. An answer, a decision or a cancel that came while this run
+   * still held the job could not wake it (only a parked job can be woken): look once more after parking.
    */
   private async parkForHuman(
     job: Job<TaskJobData>,
@@ -188,8 +202,109 @@ export class TaskRunner {
   ): Promise<never> {
     await job.moveToDelayed(Math.max(until, Date.now()), token);
     const now = await this.ctx.ledger.get(taskId).catch(() => undefined);
-    if (now && (now.response !== undefined || now.cancelRequested)) await this.ctx.tasks.queue.wake(taskId);
+    const decided =
+      now?.approvalId !== undefined &&
+      (await this.ctx.approvals.get(now.tenant, now.approvalId).catch(() => undefined))?.status !== 'pending';
+    if (now && (now.response !== undefined || now.cancelRequested || decided)) await this.ctx.tasks.queue.wake(taskId);
     throw new DelayedError();
+  }
+
+  /**
+   * A message of the task needs an approval: park the task in `input-required` until the approval is
+   * decided (the decision wakes it) or expires. The attempt did not reach the agent, so it is not counted.
+   */
+  private async awaitApproval(
+    job: Job<TaskJobData>,
+    token: string | undefined,
+    task: LedgerTask,
+    attempt: number,
+    approval: Approval,
+  ): Promise<never> {
+    const question = {
+      approval: {
+        approvalId: approval.approvalId,
+        validator: approval.validator,
+        reason: approval.reason ?? null,
+        direction: approval.direction,
+        required: approval.required,
+        expiresAt: approval.expiresAt,
+      },
+    };
+    await this.ctx.ledger.transition(task, {
+      status: 'input-required',
+      from: ['working'],
+      fields: {
+        approvalId: approval.approvalId,
+        question: JSON.stringify(question),
+        escalateUntil: String(approval.expiresAt),
+        attempts: String(approval.direction === 'request' ? attempt - 1 : attempt),
+        worker: undefined,
+      },
+      event: {
+        attempt,
+        question,
+        approvalId: approval.approvalId,
+        submittedBy: task.principal,
+        ...(task.parentId === undefined ? {} : { parentId: task.parentId }),
+      },
+      notifyOperators: true,
+    });
+    if (task.parentId !== undefined) await this.ctx.tasks.queue.wake(task.parentId);
+    return this.parkForHuman(job, token, task.taskId, approval.expiresAt);
+  }
+
+  /**
+   * Woken while waiting for an approval. @returns `approved` when the attempt may run now (a request
+   * approved); otherwise the task has ended (rejected, expired, or an approved output delivered) or
+   * parks again (DelayedError).
+   */
+  private async waitForApproval(job: Job<TaskJobData>, token: string | undefined, task: LedgerTask): Promise<string> {
+    const { approvals } = this.ctx;
+    const approvalId = task.approvalId!;
+    let approval = await approvals.get(task.tenant, approvalId);
+    if (approval?.status === 'pending') {
+      if (Date.now() < approval.expiresAt) return this.parkForHuman(job, token, task.taskId, approval.expiresAt);
+      approval = await approvals.expire(task.tenant, approvalId);
+    }
+    const refuse = async (reason: string, outcome: string): Promise<string> => {
+      const error = new GatewayError('POLICY_DENIED', reason, {
+        details: {
+          validator: approval?.validator ?? null,
+          approvalId,
+          approval: approval?.status ?? 'missing',
+          decisions: approval?.decisions ?? [],
+        },
+      });
+      await this.finish(task, 'rejected', { error: error.toWire() });
+      return outcome;
+    };
+    if (!approval) return refuse(`approval '${approvalId}' is gone`, 'approval-missing');
+    if (approval.status === 'rejected') {
+      const by = approval.decisions.find((d) => d.decision === 'reject');
+      return refuse(
+        `approval '${approvalId}' was rejected by ${by?.principal ?? 'an approver'}${by?.reason ? `: ${by.reason}` : ''}`,
+        'approval-rejected',
+      );
+    }
+    if (approval.status === 'expired') {
+      return refuse(`approval '${approvalId}' expired before it was decided`, 'approval-expired');
+    }
+    if (approval.direction === 'request') return 'approved';
+    // An agent's output that waited for approval: delivered now, as it was approved (its hash checked).
+    const hash = approvalHash({
+      direction: 'response',
+      tenant: task.tenant,
+      principal: task.principal,
+      agent: task.agent,
+      task: task.task,
+      data: approval.data,
+    });
+    const used = await approvals.consume(task.tenant, approvalId, hash, task.principal, task.taskId);
+    if (used.result !== 'ok' && used.result !== 'again') {
+      return refuse(`approval '${approvalId}' does not let the output through (${used.result})`, 'approval-refused');
+    }
+    await this.finish(task, 'completed', { output: approval.data }, task.attempts);
+    return 'completed';
   }
 
   /** The agent asked for a human: park the task in `input-required` until an answer or the timeout. */

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import {
   AgentRegistry,
+  Approvals,
   AsyncTasks,
   AuditLog,
   Authorizer,
@@ -77,6 +78,7 @@ export class TaskWorker {
   private readonly tasks: AsyncTasks;
   private readonly authorizer: Authorizer;
   private readonly governance: GovernanceGate;
+  private readonly approvals: Approvals;
   private readonly audit: AuditLog;
   private readonly startedAt = Date.now();
   private worker: Worker<TaskJobData> | undefined;
@@ -147,6 +149,9 @@ export class TaskWorker {
       budgets: { redis: this.redis, key: (b, subject, w) => this.keys.budget(b, subject, w) },
       schemas: { redis: this.redis, key: (tenant, agent) => this.keys.agentSchemas(tenant, agent) },
     });
+    // An attempt that needs an approval parks its task in input-required (see TaskRunner).
+    this.approvals = new Approvals({ redis: this.redis, keys: this.keys, audit: this.audit });
+    governance.useApprovals(this.approvals);
     // A worker submits nothing itself: the steps it creates take their defaults from their workflow's
     // record (fixed by the gateway at start). These only serve a workflow record written without them.
     this.tasks = new AsyncTasks({
@@ -229,6 +234,7 @@ export class TaskWorker {
       ledger: this.tasks.ledger,
       tasks: this.tasks,
       dispatcher: this.dispatcher,
+      approvals: this.approvals,
       logger: this.logger,
       handingBack: () => this.handingBack,
     };

@@ -194,6 +194,23 @@ export class Policy {
     return out;
   }
 
+  /** Whether a principal holds a role: one of its roles is that role, or inherits it. */
+  holdsRole(principal: Pick<Principal, 'id' | 'roles' | 'groups' | 'claims'>, role: string): boolean {
+    return this.rolesOf(principal).some(({ role: held }) => this.ancestorsOf(held).has(role));
+  }
+
+  /** A role and every role it inherits, directly or not. */
+  private ancestorsOf(role: string): Set<string> {
+    const out = new Set<string>();
+    const visit = (name: string): void => {
+      if (out.has(name)) return;
+      out.add(name);
+      for (const parent of this.document.roles?.[name]?.inherits ?? []) visit(parent);
+    };
+    visit(role);
+    return out;
+  }
+
   /** Whether a principal holds a permission: granted directly by its credential, or by one of its roles. */
   can(principal: Principal, permission: string): boolean {
     if (grantOf(principal.permissions, permission)) return true;

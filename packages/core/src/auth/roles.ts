@@ -9,8 +9,19 @@ export const BUILT_IN_ROLES: Readonly<Record<string, readonly string[]>> = Objec
   agent: ['agent:register:*', 'task:read', 'agent:list'],
   /** Calls any agent; reads and cancels its own tasks; lists agents. */
   caller: ['agent:invoke:*', 'task:read', 'task:cancel', 'agent:list'],
-  /** Watches and acts on every async task of the tenant: answers escalations, retries dead letters. */
-  operator: ['task:read', 'task:read:any', 'task:cancel', 'task:retry', 'task:respond', 'agent:list'],
+  /** Watches and acts on every async task of the tenant: answers escalations, retries dead letters, decides approvals. */
+  operator: [
+    'task:read',
+    'task:read:any',
+    'task:cancel',
+    'task:retry',
+    'task:respond',
+    'approval:read',
+    'approval:decide',
+    'agent:list',
+  ],
+  /** Sees and decides the tenant's approvals. */
+  approver: ['approval:read', 'approval:decide', 'agent:list'],
 });
 
 /** Names of the built-in roles. */

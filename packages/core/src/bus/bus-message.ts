@@ -58,6 +58,13 @@ export const TaskCancelRequestMessageSchema = z.object({
   taskId: z.string(),
 });
 
+/** Any replica to the replica of a call waiting for an approval: it changed (look at it in Redis). */
+export const ApprovalChangedMessageSchema = z.object({
+  ...EnvelopeBase,
+  type: z.literal('approval.changed'),
+  approvalId: z.string().min(1).max(64),
+});
+
 /** A replica to itself: proves its subscriber still receives. */
 export const CanaryMessageSchema = z.object({ ...EnvelopeBase, type: z.literal('canary') });
 
@@ -67,6 +74,7 @@ export const BusMessageSchema = z.discriminatedUnion('type', [
   TaskReplyMessageSchema,
   TaskAbortMessageSchema,
   TaskCancelRequestMessageSchema,
+  ApprovalChangedMessageSchema,
   CanaryMessageSchema,
 ]);
 

@@ -1,5 +1,13 @@
 import { GatewayError } from '@openclaw/protocol';
 import type { AuditLog } from '../audit/audit-log';
+import {
+  type Approval,
+  type ApprovalRequirement,
+  type Approvals,
+  approvalHash,
+  type ConsumeResult,
+  DEFAULT_APPROVAL,
+} from './approvals';
 import type { GovernancePolicy } from './governance-policy';
 import type { ModelDeps } from './model-validators';
 import type { GovernanceDeps } from './pipeline';
@@ -15,6 +23,34 @@ import {
 /** Told of every judged message whose verdicts matter (a deny, a redaction, a dry-run finding). */
 export type VerdictListener = (message: GovernedMessage, outcome: GovernanceOutcome, notable: Verdict[]) => void;
 
+/** How a message that needs an approval waits for it. */
+export interface ApprovalContext {
+  /** The task the message belongs to. */
+  taskId: string;
+  /** When the caller stops waiting (epoch ms). */
+  deadline: number;
+  /** `wait`: a sync call waits here until the deadline; `park`: an async task is parked ({@link AwaitingApproval}). */
+  mode: 'wait' | 'park';
+  /** An approval given for this message before: used (once) instead of asking again. */
+  approvalId?: string;
+  /** The replica of a waiting call, which a decision elsewhere wakes. */
+  origin?: string;
+  /** Told when a call starts waiting for an approval. */
+  onPending?: (approval: Approval) => void;
+}
+
+/**
+ * Thrown for a message of an async task that waits for an approval: the task parks in
+ * `input-required` until the approval is decided or expires. Seen as `POLICY_DENIED` by anyone else.
+ */
+export class AwaitingApproval extends GatewayError {
+  constructor(readonly approval: Approval) {
+    super('POLICY_DENIED', `waiting for approval '${approval.approvalId}'`, {
+      details: { approvalId: approval.approvalId, validator: approval.validator, direction: approval.direction },
+    });
+  }
+}
+
 /**
  * Where routed messages meet the governance pipeline of the policy in force: `check` lets a message
  * through (masked where a validator redacted) or refuses it with `POLICY_DENIED` naming the validator.
@@ -23,6 +59,7 @@ export class GovernanceGate {
   private built: { source: GovernancePolicy | undefined; pipeline: GovernancePipeline } | undefined;
   private deps: GovernanceDeps | undefined;
   private custom: Validator[] = [];
+  private approvals: Approvals | undefined;
 
   constructor(
     /** The `governance` section of the policy in force (a new object when the policy changes). */
@@ -40,6 +77,11 @@ export class GovernanceGate {
   useDeps(deps: GovernanceDeps): void {
     this.deps = deps;
     this.built = undefined;
+  }
+
+  /** Parks messages that need an approval (without, `require-approval` refuses them). */
+  useApprovals(approvals: Approvals): void {
+    this.approvals = approvals;
   }
 
   /** The pipeline of the policy in force, built once per policy. */
@@ -62,10 +104,13 @@ export class GovernanceGate {
   }
 
   /**
-   * Judges a message. @returns the data that may go on.
-   * @throws {GatewayError} `POLICY_DENIED` (details: validator, tier, reason, direction).
+   * Judges a message. A message that needs an approval (given `approval`) waits for it, or parks.
+   * @returns the data that may go on.
+   * @throws {GatewayError} `POLICY_DENIED` (details: validator, tier, reason, direction; approvalId
+   * when an approval refused it), `TIMEOUT` (the deadline came while the approval was pending),
+   * {@link AwaitingApproval} (mode `park`).
    */
-  async check(message: GovernedMessage): Promise<unknown> {
+  async check(message: GovernedMessage, approval?: ApprovalContext): Promise<unknown> {
     const pipeline = this.pipeline();
     if (pipeline.empty) return message.data;
     const outcome = await pipeline.run(message);
@@ -73,14 +118,108 @@ export class GovernanceGate {
     if (notable.length > 0) this.listener(message, outcome, notable);
     if (outcome.decision === 'allow') return outcome.data;
     const decisive = outcome.decisive!;
-    const reason =
-      outcome.decision === 'require-approval'
-        ? `${decisive.reason ?? 'approval required'}: approvals are not available in this version, so it is refused`
-        : (decisive.reason ?? 'denied');
-    throw new GatewayError('POLICY_DENIED', `${decisive.validator} refused the ${message.direction}: ${reason}`, {
-      details: { validator: decisive.validator, tier: decisive.tier, reason, direction: message.direction },
-    });
+    if (outcome.decision === 'require-approval') {
+      if (this.approvals && approval) return this.approve(message, outcome.data, decisive, approval);
+      throw refusal(message, decisive, `${decisive.reason ?? 'approval required'}: no approval can be asked for here`);
+    }
+    throw refusal(message, decisive, decisive.reason ?? 'denied');
   }
+
+  /** What an approval asked for by this verdict needs: the verdict's own settings over the policy's defaults. */
+  requirement(verdict: Verdict): ApprovalRequirement {
+    const out: ApprovalRequirement = { ...DEFAULT_APPROVAL };
+    for (const settings of [this.policy()?.approvals, verdict.approval]) {
+      for (const [name, value] of Object.entries(settings ?? {})) {
+        if (value !== undefined) (out as unknown as Record<string, unknown>)[name] = value;
+      }
+    }
+    return out;
+  }
+
+  private async approve(
+    message: GovernedMessage,
+    data: unknown,
+    decisive: Verdict,
+    context: ApprovalContext,
+  ): Promise<unknown> {
+    const approvals = this.approvals!;
+    const hash = approvalHash({ ...message, data });
+    const ownTask = context.mode === 'park' ? context.taskId : undefined;
+    let approval: Approval | undefined;
+    if (context.approvalId !== undefined) {
+      const used = await approvals.consume(message.tenant, context.approvalId, hash, message.principal, ownTask);
+      if (used.result === 'ok' || used.result === 'again') return data;
+      if (used.result !== 'pending') throw refusedUse(message, decisive, context.approvalId, used);
+      approval = used.approval;
+    }
+    approval ??= await approvals.request({
+      tenant: message.tenant,
+      direction: message.direction,
+      agent: message.agent,
+      task: message.task,
+      requestedBy: message.principal,
+      validator: decisive.validator,
+      reason: decisive.reason,
+      requirement: this.requirement(decisive),
+      hash,
+      data,
+      taskId: context.taskId,
+      mode: context.mode === 'park' ? 'async' : 'sync',
+      origin: context.origin,
+    });
+    if (context.mode === 'park') throw new AwaitingApproval(approval);
+    context.onPending?.(approval);
+    const id = approval.approvalId;
+    const decided = await approvals.wait(message.tenant, id, context.deadline);
+    if (decided?.status === 'approved') {
+      const used = await approvals.consume(message.tenant, id, hash, message.principal);
+      if (used.result === 'ok') return data;
+      throw refusedUse(message, decisive, id, used);
+    }
+    if (decided?.status === 'pending') {
+      throw new GatewayError(
+        'TIMEOUT',
+        `the call's deadline passed while approval '${id}' was pending; it stays open until ${new Date(decided.expiresAt).toISOString()}, and once approved the same call with approvalId '${id}' goes through`,
+        { details: { approvalId: id, expiresAt: decided.expiresAt } },
+      );
+    }
+    throw refusedUse(message, decisive, id, {
+      result: decided?.status ?? 'missing',
+      approval: decided,
+    } as ConsumeResult);
+  }
+}
+
+function refusal(
+  message: GovernedMessage,
+  decisive: Verdict,
+  reason: string,
+  extra?: Record<string, unknown>,
+): GatewayError {
+  return new GatewayError('POLICY_DENIED', `${decisive.validator} refused the ${message.direction}: ${reason}`, {
+    details: { validator: decisive.validator, tier: decisive.tier, reason, direction: message.direction, ...extra },
+  });
+}
+
+/** The refusal of a message whose approval does not let it through. */
+function refusedUse(
+  message: GovernedMessage,
+  decisive: Verdict,
+  approvalId: string,
+  used: ConsumeResult,
+): GatewayError {
+  const rejection = used.approval?.decisions.find((d) => d.decision === 'reject');
+  const reason =
+    used.result === 'rejected'
+      ? `approval '${approvalId}' was rejected by ${rejection?.principal ?? 'an approver'}${rejection?.reason ? `: ${rejection.reason}` : ''}`
+      : used.result === 'expired'
+        ? `approval '${approvalId}' expired before it was decided`
+        : used.result === 'consumed'
+          ? `approval '${approvalId}' has already been used`
+          : used.result === 'mismatch'
+            ? `the message is not the one approval '${approvalId}' was given for`
+            : `no approval '${approvalId}'`;
+  return refusal(message, decisive, reason, { approvalId, approval: used.result });
 }
 
 /**

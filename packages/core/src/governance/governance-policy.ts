@@ -54,6 +54,24 @@ const ValidatorSettingsSchema = {
   failMode: z.enum(['open', 'closed']).optional(),
 };
 
+/** What a `require-approval` verdict asks for (any field left out takes the section's `approvals` default). */
+const ApprovalSettingsSchema = z.strictObject({
+  /** How many different principals must approve (N of the M who may). Default 1. */
+  approvers: z.number().int().min(1).max(10).optional(),
+  /** The role each approver must hold, directly or through a role that inherits it. */
+  role: z.string().min(1).max(128).optional(),
+  /** Only these principals may decide. */
+  principals: z.array(z.string().min(1).max(256)).min(1).max(100).optional(),
+  /** How long the approval waits before it expires (and the message is refused). Default 15 minutes. */
+  expiresMs: z
+    .number()
+    .int()
+    .min(1000)
+    .max(30 * 86_400_000)
+    .optional(),
+});
+export type ApprovalSettings = z.infer<typeof ApprovalSettingsSchema>;
+
 /** A rule of tier 1. Rules are read in order; the first that matches decides (so an `allow` rule before a `deny` rule makes an exception). */
 const RuleSchema = z
   .strictObject({
@@ -63,13 +81,26 @@ const RuleSchema = z
     reason: z.string().max(512).optional(),
     /** With `redact`: the fields to mask (dotted paths). */
     redact: z.array(z.string().min(1)).min(1).optional(),
+    /** With `require-approval`: who must approve, how many, and how long it may wait. */
+    approval: ApprovalSettingsSchema.optional(),
     /** Record what the rule would decide, and go on to the next rule. */
     dryRun: z.boolean().optional(),
   })
   .refine((r) => r.verdict !== 'redact' || r.redact !== undefined, {
     message: 'a redact rule needs the fields to mask in redact',
     path: ['redact'],
-  });
+  })
+  .refine((r) => r.approval === undefined || r.verdict === 'require-approval', {
+    message: 'approval settings belong to a require-approval rule',
+    path: ['approval'],
+  })
+  .refine(
+    (r) =>
+      r.approval?.principals === undefined ||
+      r.approval.approvers === undefined ||
+      r.approval.approvers <= r.approval.principals.length,
+    { message: 'more approvers are required than principals may approve', path: ['approval', 'approvers'] },
+  );
 export type Rule = z.infer<typeof RuleSchema>;
 
 /** A scanner of tier 2 (secrets, PII): what to do with what it finds, and where to look. */
@@ -170,5 +201,7 @@ export const GovernancePolicySchema = z.strictObject({
   budgets: z.array(BudgetSchema).max(100).optional(),
   /** Tier 3: validators that ask a model. */
   models: z.array(ModelValidatorSchema).max(16).optional(),
+  /** What any `require-approval` verdict asks for, unless its rule says otherwise. */
+  approvals: ApprovalSettingsSchema.optional(),
 });
 export type GovernancePolicy = z.infer<typeof GovernancePolicySchema>;

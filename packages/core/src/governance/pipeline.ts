@@ -1,5 +1,5 @@
 import { type BudgetStore, budgetValidators } from './budgets';
-import type { FieldCondition, GovernancePolicy, Rule } from './governance-policy';
+import type { ApprovalSettings, FieldCondition, GovernancePolicy, Rule } from './governance-policy';
 import { inputSchemaValidator, type SchemaStore } from './input-schemas';
 import { type ModelDeps, modelValidator } from './model-validators';
 
@@ -44,6 +44,8 @@ export interface Verdict {
   failed?: 'timeout' | 'error';
   /** It answered, but after its budget (a synchronous validator, or a pause of the process). */
   overBudget?: boolean;
+  /** With `require-approval`: what the approval needs, beyond the policy's defaults. */
+  approval?: ApprovalSettings;
 }
 
 /** What the pipeline decided, and the message as it may go on (masked where a validator redacted). */
@@ -64,6 +66,8 @@ export interface ValidatorAnswer {
   by?: string;
   /** What dry-run parts of the validator would have decided (recorded, not enforced). */
   shadow?: { by: string; decision: Decision; reason?: string }[];
+  /** With `require-approval`: what the approval needs, beyond the policy's defaults. */
+  approval?: ApprovalSettings;
 }
 
 /** One validator of the pipeline. */
@@ -199,6 +203,7 @@ export class GovernancePipeline {
         }
       : { validator: answer!.by ?? validator.name, tier: validator.tier, decision: answer!.decision, ms };
     if (!failed && answer?.reason !== undefined) verdict.reason = answer.reason;
+    if (!failed && answer?.decision === 'require-approval' && answer.approval) verdict.approval = answer.approval;
     if (validator.dryRun) verdict.dryRun = true;
     if (!failed && ms > validator.timeoutMs) verdict.overBudget = true;
     this.record(verdict);
@@ -367,6 +372,9 @@ function rulesValidator(rules: readonly Rule[], settings: Omit<Validator, 'name'
         if (rule.verdict === 'redact') {
           const paths = rule.redact ?? [];
           return { decision: 'redact', reason, by, shadow, mask: (data) => maskPaths(data, paths) };
+        }
+        if (rule.verdict === 'require-approval' && rule.approval) {
+          return { decision: rule.verdict, reason, by, shadow, approval: rule.approval };
         }
         return { decision: rule.verdict, reason, by, shadow };
       }

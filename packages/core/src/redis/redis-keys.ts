@@ -188,6 +188,21 @@ export class RedisKeys {
     return `${this.prefix}:{budget:${budget}:${subject}}:${window}`;
   }
 
+  /** Hash: one approval (all of a tenant's approvals share a slot, so a decision updates its indexes atomically). */
+  approval(tenant: string, approvalId: string): string {
+    return `${this.prefix}:{approvals:${tenant}}:${approvalId}`;
+  }
+
+  /** Sorted set: a tenant's pending approvals, scored by when they expire. */
+  approvalsPending(tenant: string): string {
+    return `${this.prefix}:{approvals:${tenant}}:pending`;
+  }
+
+  /** Sorted set: a tenant's approvals, scored by when they were asked for. */
+  approvalsIndex(tenant: string): string {
+    return `${this.prefix}:{approvals:${tenant}}:index`;
+  }
+
   /** Pub/sub channel: a replica's own inbox. Only that replica subscribes to it. */
   inbox(replicaId: string): string {
     const parts = this.inboxParts();

@@ -361,6 +361,13 @@ export class AsyncTasks {
     if (task.status !== 'input-required') {
       throw new GatewayError('CONFLICT', `task '${taskId}' is not waiting for input (${task.status})`);
     }
+    if (task.approvalId !== undefined) {
+      throw new GatewayError(
+        'CONFLICT',
+        `task '${taskId}' waits for approval '${task.approvalId}': decide it with approval.decide (openclaw approvals approve|reject)`,
+        { details: { approvalId: task.approvalId } },
+      );
+    }
     // A workflow that waits because one of its steps does: the answer is for that step.
     const waitingStep = (task.question as { taskIds?: string[] } | undefined)?.taskIds?.[0];
     if (task.kind === 'workflow' && waitingStep !== undefined) {
@@ -402,6 +409,8 @@ export class AsyncTasks {
       response: undefined,
       question: undefined,
       escalateUntil: undefined,
+      // A retry is a new run: its message needs a new approval if the policy asks for one.
+      approvalId: undefined,
       worker: undefined,
       retriedBy: viewer.principal,
     };

@@ -4,7 +4,8 @@ import { GatewayError } from '@openclaw/protocol';
 import type { TaskCancelRequestMessage, TaskReplyMessage } from '../bus/bus-message';
 import type { ClusterBus } from '../bus/cluster-bus';
 import { fromWireError } from '../errors/gateway-error';
-import type { GovernanceGate } from '../governance/governance-gate';
+import type { Approval } from '../governance/approvals';
+import type { ApprovalContext, GovernanceGate } from '../governance/governance-gate';
 import type { GovernedMessage } from '../governance/pipeline';
 import { type AgentRegistry, type CallLimits, qualifiedAgent } from '../registry/agent-registry';
 import type { Logger } from '../telemetry/logger';
@@ -52,10 +53,24 @@ export interface DispatchRequest {
   /** A governance validator's own call (to a validator agent): not judged again. */
   skipGovernance?: boolean;
   /**
+   * How a message that needs an approval waits: `wait` (a sync call, until its deadline) or `park`
+   * (an async attempt: it throws `AwaitingApproval`). Without it, such a message is refused.
+   */
+  approval?: DispatchApproval;
+  /**
    * Whether to keep the sync task record in Redis (default true). Async tasks have their own
    * ledger, written by the worker.
    */
   record?: boolean;
+}
+
+/** How a dispatched message that needs an approval waits for it. */
+export interface DispatchApproval {
+  mode: 'wait' | 'park';
+  /** An approval given before for this very message, used instead of asking again. */
+  approvalId?: string;
+  /** Told when the call starts waiting for an approval. */
+  onPending?: (approval: Approval) => void;
 }
 
 /** A completed call found by its idempotency key, returned instead of running it again. */
@@ -84,8 +99,10 @@ interface Pending {
   /** Aborts an HTTP agent call. */
   abort?: AbortController;
   timer: NodeJS.Timeout;
+  deadline: number;
   /** Not judged on its way back (a validator agent's answer). */
   skipGovernance?: boolean;
+  approval?: DispatchApproval;
   onProgress?: (progress: unknown) => void;
   resolve: (output: unknown) => void;
   reject: (error: GatewayError) => void;
@@ -153,19 +170,26 @@ export class TaskDispatcher {
       // A reply could not reach us: refuse now rather than time out later.
       throw new GatewayError('UNAVAILABLE', 'this replica is not connected to the cluster bus; retry shortly');
     }
-    if (this.governance && !request.skipGovernance) {
-      // Refused (POLICY_DENIED) before anything is written or routed; masked where a validator redacted.
-      const message = governed(request.caller, request.agent, request.task, 'request', request.data ?? null);
-      if (!this.governance.passes(message)) request = { ...request, data: await this.governance.check(message) };
-    }
     const taskId = request.taskId ?? randomUUID();
+    const deadline = Date.now() + request.timeoutMs;
+    if (this.governance && !request.skipGovernance) {
+      // Refused (POLICY_DENIED) before anything is written or routed; masked where a validator
+      // redacted; held here (within the deadline) while it waits for an approval.
+      const message = governed(request.caller, request.agent, request.task, 'request', request.data ?? null);
+      if (!this.governance.passes(message)) {
+        const data = await this.governance.check(message, this.approvalContext(request.approval, taskId, deadline));
+        request = { ...request, data };
+        if (Date.now() >= deadline) {
+          throw new GatewayError('TIMEOUT', `the deadline of task '${request.task}' passed while it was judged`);
+        }
+      }
+    }
     if (request.record === false) this.unrecorded.add(taskId);
     if (request.idempotencyKey !== undefined) {
       const replay = await this.claimIdempotencyKey(request, taskId);
       if (replay) return { taskId: replay.taskId, replayed: true, output: Promise.resolve(replay.output) };
     }
     const createdAt = Date.now();
-    const deadline = createdAt + request.timeoutMs;
     const record: Omit<StoredTask, 'updatedAt'> = {
       taskId,
       agent: request.agent,
@@ -206,7 +230,7 @@ export class TaskDispatcher {
         agent,
         request.task,
         taskId,
-        request.timeoutMs + 1000,
+        deadline - createdAt + 1000,
         dispatch,
         request.caller.limits,
       );
@@ -368,7 +392,7 @@ export class TaskDispatcher {
           return;
         }
         // The agent's output is judged too before the caller gets it (the deadline still runs).
-        this.governance.check(message).then(
+        this.governance.check(message, this.approvalContext(p.approval, p.taskId, p.deadline)).then(
           (output) => this.settle(p.taskId, { output }),
           (error: unknown) => this.settle(p.taskId, { error: asGatewayError(error) }),
         );
@@ -447,6 +471,15 @@ export class TaskDispatcher {
     }
   }
 
+  private approvalContext(
+    approval: DispatchApproval | undefined,
+    taskId: string,
+    deadline: number,
+  ): ApprovalContext | undefined {
+    if (!approval) return undefined;
+    return { ...approval, taskId, deadline, origin: this.replicaId };
+  }
+
   /** Stops the watch timer. Pending tasks still end at their deadlines. */
   close(): void {
     clearInterval(this.watchTimer);
@@ -468,7 +501,9 @@ export class TaskDispatcher {
         task: request.task,
         caller: request.caller,
         timer,
+        deadline,
         skipGovernance: request.skipGovernance,
+        approval: request.approval,
         onProgress: request.onProgress,
         resolve,
         reject,

@@ -58,6 +58,8 @@ export interface LedgerTask {
   cancelRequested: boolean;
   /** Why a human is needed (in `input-required`). */
   question?: unknown;
+  /** The approval the task's message needs (it waits in `input-required` until it is decided). */
+  approvalId?: string;
   response?: TaskResponse;
   /** How long to wait for a human before giving up. */
   escalationTimeoutMs: number;
@@ -462,6 +464,7 @@ function decode(h: Record<string, string>): LedgerTask | undefined {
     parentId: h.parentId,
     stepId: h.stepId,
     question: json(h.question),
+    approvalId: h.approvalId || undefined,
     response: json<TaskResponse>(h.response),
     escalateUntil: num(h.escalateUntil),
     lastError: json<WireError>(h.lastError),
@@ -510,6 +513,7 @@ export function publicLedgerRecord(task: LedgerTask): TaskRecord {
     stepId: task.stepId,
     question: task.status === 'input-required' ? task.question : undefined,
     escalateUntil: task.status === 'input-required' ? task.escalateUntil : undefined,
+    approvalId: task.status === 'input-required' ? task.approvalId : undefined,
     response: task.response,
     startedAt: task.startedAt,
     endedAt: task.endedAt,

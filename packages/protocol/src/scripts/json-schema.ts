@@ -3,6 +3,8 @@ import { ACTION_PARAMS } from '../actions';
 import { EventSchema, RequestEnvelopeSchema, ResponseSchema } from '../frames';
 import {
   AgentsListResultSchema,
+  ApprovalListResultSchema,
+  ApprovalRecordSchema,
   CoordinatorResultSchema,
   DelegateResultSchema,
   HelloResultSchema,
@@ -35,5 +37,8 @@ export function renderJsonSchemas(): Map<string, string> {
   put('results/agents.list', AgentsListResultSchema);
   put('results/ping', PingResultSchema);
   put('results/delegate', DelegateResultSchema);
+  put('results/approval.list', ApprovalListResultSchema);
+  put('results/approval.get', ApprovalRecordSchema);
+  put('results/approval.decide', ApprovalRecordSchema);
   return files;
 }
