@@ -335,11 +335,14 @@ export class Gateway {
   metricsSnapshot(): MetricsSnapshot & {
     audit: { failures: number; healthy: boolean };
     governance: Record<string, unknown>;
+    approvals: { waiting: number };
   } {
     return {
       ...this.metrics.snapshot(this.config.replicaId, this.dispatcher.inFlight),
       audit: { failures: this.audit.failures, healthy: this.audit.healthy() },
       governance: this.governance.stats(),
+      // Sync calls on this replica waiting for an approval.
+      approvals: { waiting: this.approvals.waiting },
     };
   }
 

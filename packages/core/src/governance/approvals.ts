@@ -350,7 +350,7 @@ export class Approvals {
 
   /** An approval of a tenant, or undefined. */
   async get(tenant: string, approvalId: string): Promise<Approval | undefined> {
-    const h = await this.redis.hgetall(this.keys.approval(tenant, approvalId));
+    const h = await this.redis.hgetall(this.keys.approval(tenant, approvalId)).catch(unavailable);
     return decode(h);
   }
 
@@ -361,7 +361,7 @@ export class Approvals {
   async list(tenant: string, status: ApprovalStatus | 'all' = 'pending', limit = 100): Promise<Approval[]> {
     const now = Date.now();
     if (status === 'pending') {
-      const ids = await this.redis.zrange(this.keys.approvalsPending(tenant), 0, limit - 1);
+      const ids = await this.redis.zrange(this.keys.approvalsPending(tenant), 0, limit - 1).catch(unavailable);
       const found = await this.many(tenant, ids);
       // Past their time: expired now, by whoever looks first.
       for (const a of found) if (a.status === 'pending' && a.expiresAt <= now) await this.expire(tenant, a.approvalId);
@@ -369,7 +369,7 @@ export class Approvals {
     }
     const out: Approval[] = [];
     for (let start = 0; out.length < limit && start < 10_000; start += 200) {
-      const ids = await this.redis.zrevrange(this.keys.approvalsIndex(tenant), start, start + 199);
+      const ids = await this.redis.zrevrange(this.keys.approvalsIndex(tenant), start, start + 199).catch(unavailable);
       if (ids.length === 0) break;
       for (const a of await this.many(tenant, ids)) {
         const shown = a.status === 'pending' && a.expiresAt <= now ? { ...a, status: 'expired' as const } : a;
@@ -406,15 +406,17 @@ export class Approvals {
     }
     const now = Date.now();
     const key = this.keys.approval(decider.tenant, approvalId);
-    const [result, status, decisions] = await this.redis.ocApprovalDecide(
-      key,
-      this.keys.approvalsPending(decider.tenant),
-      approvalId,
-      decider.principal,
-      decision,
-      reason ?? '',
-      now,
-    );
+    const [result, status, decisions] = await this.redis
+      .ocApprovalDecide(
+        key,
+        this.keys.approvalsPending(decider.tenant),
+        approvalId,
+        decider.principal,
+        decision,
+        reason ?? '',
+        now,
+      )
+      .catch(unavailable);
     switch (result) {
       case 'missing':
         throw new GatewayError('NOT_FOUND', `no approval '${approvalId}'`);
@@ -455,14 +457,16 @@ export class Approvals {
    */
   async consume(tenant: string, approvalId: string, hash: string, by: string, taskId?: string): Promise<ConsumeResult> {
     const now = Date.now();
-    const result = (await this.redis.ocApprovalConsume(
-      this.keys.approval(tenant, approvalId),
-      this.keys.approvalsPending(tenant),
-      approvalId,
-      hash,
-      now,
-      taskId ?? '',
-    )) as ConsumeResult['result'];
+    const result = (await this.redis
+      .ocApprovalConsume(
+        this.keys.approval(tenant, approvalId),
+        this.keys.approvalsPending(tenant),
+        approvalId,
+        hash,
+        now,
+        taskId ?? '',
+      )
+      .catch(unavailable)) as ConsumeResult['result'];
     const approval = await this.get(tenant, approvalId);
     if (!approval) return { result: 'missing' };
     switch (result) {
@@ -487,12 +491,14 @@ export class Approvals {
 
   /** Ends a pending approval past its time. @returns the approval as it now is. */
   async expire(tenant: string, approvalId: string): Promise<Approval | undefined> {
-    const done = await this.redis.ocApprovalExpire(
-      this.keys.approval(tenant, approvalId),
-      this.keys.approvalsPending(tenant),
-      approvalId,
-      Date.now(),
-    );
+    const done = await this.redis
+      .ocApprovalExpire(
+        this.keys.approval(tenant, approvalId),
+        this.keys.approvalsPending(tenant),
+        approvalId,
+        Date.now(),
+      )
+      .catch(unavailable);
     const approval = await this.get(tenant, approvalId);
     if (done === 1 && approval) this.expired(approval);
     return approval;
@@ -500,12 +506,16 @@ export class Approvals {
 
   /**
    * Waits for an approval to be decided, until `until` (or its expiry, which it then records).
+   * `known`: the approval as last seen, what the wait goes on while Redis cannot be read.
    * Woken at once by {@link notify}; looks in Redis every `pollMs` besides (a notice may be lost).
    * @returns the approval as it stands at the end (still `pending` when `until` came first).
    */
-  async wait(tenant: string, approvalId: string, until: number): Promise<Approval | undefined> {
+  async wait(tenant: string, approvalId: string, until: number, known?: Approval): Promise<Approval | undefined> {
+    let last = known;
     for (;;) {
-      let approval = await this.get(tenant, approvalId).catch(() => undefined);
+      // Redis out of reach: keep waiting on what was last seen (until the deadline at most).
+      let approval = await this.get(tenant, approvalId).catch(() => last);
+      last = approval;
       const now = Date.now();
       if (approval && approval.status === 'pending' && now >= approval.expiresAt) {
         approval = await this.expire(tenant, approvalId).catch(() => approval);
@@ -608,6 +618,17 @@ export class Approvals {
       // A hook's failure must not undo a recorded change.
     }
   }
+}
+
+/** Redis could not be reached: a retryable error, never a refusal. */
+function unavailable(error: unknown): never {
+  throw new GatewayError(
+    'UNAVAILABLE',
+    'approvals cannot be read or changed now (Redis is unavailable); retry shortly',
+    {
+      cause: error,
+    },
+  );
 }
 
 /** An approval as clients see it (everything but the tenant-internal fields). */

@@ -170,7 +170,7 @@ export class GovernanceGate {
     if (context.mode === 'park') throw new AwaitingApproval(approval);
     context.onPending?.(approval);
     const id = approval.approvalId;
-    const decided = await approvals.wait(message.tenant, id, context.deadline);
+    const decided = await approvals.wait(message.tenant, id, context.deadline, approval);
     if (decided?.status === 'approved') {
       const used = await approvals.consume(message.tenant, id, hash, message.principal);
       if (used.result === 'ok') return data;
