@@ -3,7 +3,7 @@ import { GatewayProcess, type GatewayProcessOptions, type LogRecord } from './ga
 /**
  * A real worker process: `node packages/cli/dist/bin.js worker start --redis <url> --worker-id <id>`.
  * Same lifecycle as {@link GatewayProcess} (start waits for `"worker ready"`; stop, kill, logs);
- * it listens on no port.
+ * its port serves `/metrics`, `/healthz` and `/readyz`.
  */
 export class WorkerProcess extends GatewayProcess {
   static override async start(options: GatewayProcessOptions): Promise<WorkerProcess> {
@@ -16,10 +16,11 @@ export class WorkerProcess extends GatewayProcess {
   }
 
   protected override commandArgs(): string[] {
-    return ['worker', 'start', '--redis', this.options.redisUrl, '--worker-id', this.replicaId];
+    // Port 0: many workers on one machine; the ready line says which port each got.
+    return ['worker', 'start', '--redis', this.options.redisUrl, '--worker-id', this.replicaId, '--port', '0'];
   }
 
   protected override readyPortOf(record: LogRecord): number | undefined {
-    return record.msg === 'worker ready' ? 0 : undefined;
+    return record.msg === 'worker ready' ? (record.port as number) : undefined;
   }
 }

@@ -403,15 +403,18 @@ governance:
     const other = await open(0, keys.operator);
     const foreign = await other.request({ action: 'approval.get', id: 5, approvalId });
     expect(foreign.ok).toBe(true);
-    await waitFor(async () => {
-      const audit = await auditTail(cluster.gateways[0]!.httpUrl, ADMIN, 'default');
-      return audit.some(
-        (e) =>
-          e.type === 'approval.use-refused' &&
-          (e.details as { approvalId: string }).approvalId === approvalId &&
-          e.outcome === 'mismatch',
-      );
-    }, 10_000);
+    await waitFor(
+      async () => {
+        const audit = await auditTail(cluster.gateways[0]!.httpUrl, ADMIN, 'default');
+        return audit.some(
+          (e) =>
+            e.type === 'approval.use-refused' &&
+            (e.details as { approvalId: string }).approvalId === approvalId &&
+            e.outcome === 'mismatch',
+        );
+      },
+      { what: 'the refused use in the audit trail', timeoutMs: 10_000 },
+    );
     await Promise.all([caller.close(), other.close(), agent.close()]);
   });
 

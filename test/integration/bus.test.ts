@@ -69,7 +69,7 @@ describe('RedisClusterBus', () => {
     await raw.publish(keys.inbox('valid'), 'not json');
     await raw.publish(keys.inbox('valid'), JSON.stringify({ type: 'task.dispatch', taskId: 1 }));
     await raw.publish(keys.inbox('valid'), JSON.stringify({ type: 'nonsense' }));
-    await waitFor(() => a.droppedMessages === 3, { what: 'three dropped messages' });
+    await waitFor(() => a.stats.dropped === 3, { what: 'three dropped messages' });
     await a.send('valid', { type: 'task.cancel-request', taskId: 'ok' });
     await waitFor(() => got.length === 1, { what: 'the valid message' });
     await a.close();

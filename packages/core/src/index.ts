@@ -53,7 +53,7 @@ export {
   type TaskReplyMessage,
   TaskReplyMessageSchema,
 } from './bus/bus-message';
-export type { BusHandler, ClusterBus } from './bus/cluster-bus';
+export { type BusHandler, BusStats, type ClusterBus } from './bus/cluster-bus';
 export { RedisClusterBus, type RedisClusterBusOptions } from './bus/redis-cluster-bus';
 export {
   ConfigError,
@@ -154,6 +154,7 @@ export { HttpAgentClient, type HttpAgentClientOptions, type HttpAgentRequest } f
 export {
   type DispatchHandle,
   type DispatchRequest,
+  type RouteKind,
   type TaskCaller,
   TaskDispatcher,
   type TaskDispatcherOptions,
@@ -188,4 +189,5 @@ export {
   TaskStore,
 } from './tasks/task-store';
 export { createLogger, type Logger, type LoggerOptions, silentLogger } from './telemetry/logger';
+export { LATENCY_BUCKETS, type MetricSources, ProcessMetrics, serveMetrics } from './telemetry/metrics';
 export { childTraceparent, isTraceparent } from './telemetry/trace-context';

@@ -25,7 +25,7 @@ export const LATENCY_WINDOW = 10_000;
 
 /**
  * In-process counters of one replica. Cheap on the hot path: a map increment and a ring-buffer write.
- * Prometheus export arrives with the observability work; this is the replica's own view.
+ * `GET /v1/metrics` shows them as JSON; `/metrics` exports them to Prometheus (gateway-prometheus.ts).
  */
 export class GatewayMetrics {
   readonly startedAt = Date.now();
@@ -47,10 +47,24 @@ export class GatewayMetrics {
     byOutcome.set(outcome, (byOutcome.get(outcome) ?? 0) + 1);
   }
 
+  /** Told of each `coordinator` call's latency too (the Prometheus histogram). */
+  onCall: ((ms: number) => void) | undefined;
+
   /** Records the latency of one `coordinator` call. */
   observeCoordinator(ms: number): void {
+    this.onCall?.(ms);
     this.latencies[this.latencyCount % LATENCY_WINDOW] = ms;
     this.latencyCount += 1;
+  }
+
+  /** Requests answered so far, by action and outcome. */
+  requestCounts(): ReadonlyMap<string, ReadonlyMap<string, number>> {
+    return this.requests;
+  }
+
+  /** Sockets the gateway closed so far, by close code. */
+  closeCounts(): ReadonlyMap<string, number> {
+    return this.closes;
   }
 
   /** Counts a socket closed by the gateway, by close code. */

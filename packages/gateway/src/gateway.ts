@@ -46,6 +46,7 @@ import type { HandlerContext } from './action-handlers';
 import { AgentHost } from './agent-host';
 import { handleFrame } from './frame-handler';
 import { GatewayMetrics, type MetricsSnapshot } from './gateway-metrics';
+import { GatewayPrometheus } from './gateway-prometheus';
 import { HttpApi, statusOf } from './http-api';
 import { isOriginAllowed } from './origin';
 import { Session } from './session';
@@ -137,6 +138,8 @@ export class Gateway {
   readonly governance: GovernanceGate;
   /** Messages parked for a human's approval, cluster-wide. */
   readonly approvals: Approvals;
+  /** This replica's metrics in the Prometheus format (`GET /metrics`). */
+  readonly prometheus: GatewayPrometheus;
   private readonly sessions = new Set<Session>();
   private readonly server: Server;
   private readonly wss: WebSocketServer;
@@ -199,6 +202,7 @@ export class Gateway {
       http: this.httpAgents,
       logger,
       governance: this.governance,
+      onRouted: (route, seconds) => this.prometheus.observeRouted(route, seconds),
     });
     this.governance.useDeps({
       ...validatorAgents(this.dispatcher),
@@ -239,6 +243,23 @@ export class Gateway {
       },
     });
     this.governance.useApprovals(this.approvals);
+    const sessions = this.sessions;
+    this.prometheus = new GatewayPrometheus({
+      redis: { command: this.redis, subscriber: this.subscriber, queue: this.queueConnection },
+      bus: this.bus,
+      audit: this.audit,
+      governance: this.governance,
+      approvals: this.approvals,
+      queue: this.asyncTasks.queue,
+      counters: this.metrics,
+      connectionsByRole: () => {
+        let agent = 0;
+        for (const session of sessions) if (session.instances.size > 0) agent += 1;
+        return { agent, client: sessions.size - agent };
+      },
+      inFlight: () => this.dispatcher.inFlight,
+    });
+    this.metrics.onCall = (ms) => this.prometheus.observeCall(ms / 1000);
     this.apiKeys = config.apiKeySecret === '' ? undefined : new ApiKeyStore(this.redis, keys, config.apiKeySecret);
     this.connections = new ConnectionLimiter(this.redis, keys);
     this.lockout = new AuthLockout(this.redis, keys, {

@@ -7,6 +7,7 @@ import {
   type Principal,
   publicLedgerRecord,
   qualifiedAgent,
+  serveMetrics,
   summarizeAudit,
   toWireError,
 } from '@openclaw/core';
@@ -67,6 +68,9 @@ export class HttpApi {
     const path = new URL(req.url ?? '/', 'http://gateway.invalid').pathname;
     const method = req.method ?? 'GET';
     if (path === '/healthz') return send(res, 200, { status: 'ok' });
+    if (path === '/metrics' && method === 'GET') {
+      return serveMetrics(req, res, this.gateway.prometheus, this.gateway.config.metricsToken);
+    }
     if (path === '/readyz') {
       const readiness = this.gateway.readiness();
       return send(res, readiness.ready ? 200 : 503, readiness);

@@ -1,3 +1,4 @@
+import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import {
   AgentRegistry,
@@ -27,9 +28,10 @@ import {
   validatorAgents,
   type WorkerConfig,
 } from '@openclaw/core';
-import { type Job, Worker } from 'bullmq';
+import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import type Redis from 'ioredis';
 import { type RunnerContext, TaskRunner } from './task-runner';
+import { startWorkerHttp, WorkerMetrics } from './worker-metrics';
 import { WorkflowRunner } from './workflow-runner';
 
 /** Options of {@link TaskWorker.start}. */
@@ -46,6 +48,8 @@ export interface WorkerStatus {
   concurrency: number;
   active: number;
   draining: boolean;
+  /** Port of its HTTP endpoints (`/metrics`, `/healthz`, `/readyz`). */
+  port?: number;
 }
 
 const HEARTBEAT_MS = 2000;
@@ -80,6 +84,8 @@ export class TaskWorker {
   private readonly governance: GovernanceGate;
   private readonly approvals: Approvals;
   private readonly audit: AuditLog;
+  private readonly metrics: WorkerMetrics;
+  private http: { server: Server; port: number } | undefined;
   private readonly startedAt = Date.now();
   private worker: Worker<TaskJobData> | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -152,6 +158,20 @@ export class TaskWorker {
     // An attempt that needs an approval parks its task in input-required (see TaskRunner).
     this.approvals = new Approvals({ redis: this.redis, keys: this.keys, audit: this.audit });
     governance.useApprovals(this.approvals);
+    this.metrics = new WorkerMetrics({
+      redis: {
+        command: this.redis,
+        subscriber: this.subscriber,
+        queue: this.queueConnection,
+        worker: this.workerConnection,
+      },
+      bus: this.bus,
+      audit: this.audit,
+      governance,
+      approvals: this.approvals,
+      queue: this.queue,
+      activeJobs: () => this.dispatcher.inFlight,
+    });
     // A worker submits nothing itself: the steps it creates take their defaults from their workflow's
     // record (fixed by the gateway at start). These only serve a workflow record written without them.
     this.tasks = new AsyncTasks({
@@ -182,6 +202,13 @@ export class TaskWorker {
     return this.config.workerId;
   }
 
+  /** Ready to take jobs: Redis and its bus inbox work, and it is not draining. */
+  readiness(): { ready: boolean; redis: boolean; bus: boolean; draining: boolean } {
+    const redis = this.redis.status === 'ready' && this.workerConnection.status === 'ready';
+    const bus = this.bus.healthy();
+    return { ready: redis && bus && !this.draining, redis, bus, draining: this.draining };
+  }
+
   status(): WorkerStatus {
     return {
       workerId: this.id,
@@ -191,6 +218,7 @@ export class TaskWorker {
       concurrency: this.config.concurrency,
       active: this.dispatcher.inFlight,
       draining: this.draining,
+      port: this.http?.port,
     };
   }
 
@@ -242,7 +270,20 @@ export class TaskWorker {
     const workflowRunner = new WorkflowRunner(context);
     this.worker = new Worker<TaskJobData>(
       TASK_QUEUE_NAME,
-      (job, token) => (job.name === 'workflow' ? workflowRunner.run(job, token) : taskRunner.run(job, token)),
+      async (job, token) => {
+        const kind = job.name === 'workflow' ? 'workflow' : 'task';
+        const started = performance.now();
+        let outcome = 'error';
+        try {
+          outcome = await (kind === 'workflow' ? workflowRunner.run(job, token) : taskRunner.run(job, token));
+          return outcome;
+        } catch (error) {
+          outcome = error instanceof DelayedError ? 'parked' : error instanceof UnrecoverableError ? 'failed' : 'retry';
+          throw error;
+        } finally {
+          this.metrics.observeJob(kind, outcome, (performance.now() - started) / 1000);
+        }
+      },
       {
         connection: this.workerConnection,
         prefix: this.keys.queuePrefix(),
@@ -260,7 +301,14 @@ export class TaskWorker {
     await this.heartbeat();
     this.heartbeatTimer = setInterval(() => void this.heartbeat().catch(() => undefined), HEARTBEAT_MS);
     this.heartbeatTimer.unref();
-    this.logger.info({ concurrency: this.config.concurrency }, 'worker ready');
+    this.http = await startWorkerHttp({
+      host: this.config.workerHost,
+      port: this.config.workerPort,
+      metrics: this.metrics,
+      metricsToken: this.config.metricsToken,
+      readiness: () => this.readiness(),
+    });
+    this.logger.info({ concurrency: this.config.concurrency, port: this.http.port }, 'worker ready');
   }
 
   /**
@@ -332,6 +380,14 @@ export class TaskWorker {
       .catch(() => undefined);
     this.dispatcher.close();
     this.authorizer.close();
+    if (this.http) {
+      const server = this.http.server;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Scrapers keep connections open: end them, or close would wait for them.
+        server.closeAllConnections();
+      });
+    }
     await this.audit.drain().catch(() => undefined);
     await this.bus.close();
     await this.queue.close().catch(() => undefined);

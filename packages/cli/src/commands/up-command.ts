@@ -58,7 +58,8 @@ async function up(options: { port?: string; dataDir: string }): Promise<void> {
   try {
     const workerConfig = loadWorkerConfig({
       env: process.env,
-      flags: { redis: redisUrl },
+      // With the gateway on any free port, the worker's metrics port is any free one too.
+      flags: { redis: redisUrl, port: options.port === '0' ? '0' : undefined },
     });
     worker = await TaskWorker.start(
       { ...workerConfig, workerHttpAgentsAllowPrivate: config.httpAgentsAllowPrivateResolved },
@@ -70,7 +71,7 @@ async function up(options: { port?: string; dataDir: string }): Promise<void> {
     throw new Error(`the worker did not start: ${(error as Error).message}`);
   }
   log(
-    `stack is up: gateway ws://${config.host}:${gateway.port} (HTTP http://${config.host}:${gateway.port}/status), worker ${worker.id}. Ctrl-C stops it.`,
+    `stack is up: gateway ws://${config.host}:${gateway.port} (HTTP http://${config.host}:${gateway.port}/status, metrics /metrics), worker ${worker.id} (metrics http://127.0.0.1:${worker.status().port}/metrics). Ctrl-C stops it.`,
   );
   await new Promise<void>((done) => {
     let stopping = false;

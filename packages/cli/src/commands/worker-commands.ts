@@ -4,7 +4,7 @@ import { fetchJson, type RemoteDefaults, type RemoteOptions, withRemoteOptions }
 import { formatDuration, renderTable } from '../table';
 
 /** Flags of `worker start`, mapped to setting flags of the worker's config table. */
-const START_FLAGS = ['redis', 'worker-id', 'concurrency'] as const;
+const START_FLAGS = ['redis', 'worker-id', 'concurrency', 'port'] as const;
 
 /** `openclaw worker start | list`. */
 export function addWorkerCommands(program: Command, defaults: RemoteDefaults): void {
@@ -16,6 +16,7 @@ export function addWorkerCommands(program: Command, defaults: RemoteDefaults): v
     .option('--redis <url>', 'Redis URL [REDIS_URL, default redis://127.0.0.1:6379]')
     .option('--worker-id <id>', 'worker id [OPENCLAW_WORKER_ID, default random]')
     .option('--concurrency <n>', 'jobs run at once [OPENCLAW_WORKER_CONCURRENCY, default 32]')
+    .option('--port <n>', 'port of /metrics, /healthz, /readyz [OPENCLAW_WORKER_PORT, default 18790; 0: any free port]')
     .action(async (options: Record<string, string | undefined>) => {
       const flags: Record<string, string | undefined> = {};
       for (const flag of START_FLAGS) flags[flag] = options[flag.replace(/-(\w)/g, (_, c: string) => c.toUpperCase())];

@@ -1,5 +1,25 @@
 import type { BusMessage, OutgoingBusMessage } from './bus-message';
 
+/** What a bus has carried since the process started (for metrics). */
+export class BusStats {
+  /** Messages published, by type (including those published by the registry's pick script). */
+  readonly sent = new Map<string, number>();
+  /** Valid messages received, by type. */
+  readonly received = new Map<string, number>();
+  /** Publishes that failed (Redis unreachable). */
+  publishErrors = 0;
+  /** Inbound messages that were not valid bus messages. */
+  dropped = 0;
+
+  countSent(type: string): void {
+    this.sent.set(type, (this.sent.get(type) ?? 0) + 1);
+  }
+
+  countReceived(type: string): void {
+    this.received.set(type, (this.received.get(type) ?? 0) + 1);
+  }
+}
+
 /** Receives every valid message addressed to this replica. */
 export type BusHandler = (message: BusMessage) => void;
 
@@ -32,5 +52,8 @@ export interface ClusterBus {
   onSubscriptionLost(handler: () => void): void;
   /** Whether publishing and receiving both work now. */
   healthy(): boolean;
+  /** Milliseconds since this replica last received its own canary (how long it may have been deaf). */
+  canaryAgeMs(): number;
+  readonly stats: BusStats;
   close(): Promise<void>;
 }

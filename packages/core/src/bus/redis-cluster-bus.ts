@@ -5,7 +5,7 @@ import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { childTraceparent } from '../telemetry/trace-context';
 import { type BusMessage, BusMessageSchema, type OutgoingBusMessage } from './bus-message';
-import type { BusHandler, ClusterBus } from './cluster-bus';
+import { type BusHandler, BusStats, type ClusterBus } from './cluster-bus';
 
 /** Options of {@link RedisClusterBus}. */
 export interface RedisClusterBusOptions {
@@ -43,8 +43,7 @@ export class RedisClusterBus implements ClusterBus {
   private subscribed = false;
   private lostSubscription = false;
   private closing: Promise<void> | undefined;
-  /** Inbound messages that failed validation: a peer bug, not something to crash on. */
-  droppedMessages = 0;
+  readonly stats = new BusStats();
 
   private readonly onRawMessage = (channel: string, raw: string): void => {
     if (channel !== this.channel) return;
@@ -60,6 +59,7 @@ export class RedisClusterBus implements ClusterBus {
       this.drop(parsed.error.issues[0]?.message ?? 'invalid');
       return;
     }
+    this.stats.countReceived(parsed.data.type);
     if (parsed.data.type === 'canary') {
       this.lastCanaryAt = Date.now();
       return;
@@ -139,8 +139,11 @@ export class RedisClusterBus implements ClusterBus {
       return 1;
     }
     try {
-      return await this.publisher.publish(this.keys.inbox(to), JSON.stringify(envelope));
+      const receivers = await this.publisher.publish(this.keys.inbox(to), JSON.stringify(envelope));
+      this.stats.countSent(envelope.type);
+      return receivers;
     } catch (error) {
+      this.stats.publishErrors += 1;
       throw new GatewayError('UNAVAILABLE', 'the cluster bus could not publish', { cause: error });
     }
   }
@@ -150,6 +153,10 @@ export class RedisClusterBus implements ClusterBus {
     const now = Date.now();
     // A canary is sent every interval; three missed in a row means the subscriber stopped receiving.
     return now - this.startedAt < 3 * this.canaryIntervalMs || now - this.lastCanaryAt < 3 * this.canaryIntervalMs;
+  }
+
+  canaryAgeMs(): number {
+    return Date.now() - this.lastCanaryAt;
   }
 
   close(): Promise<void> {
@@ -184,7 +191,7 @@ export class RedisClusterBus implements ClusterBus {
   }
 
   private drop(reason: string): void {
-    this.droppedMessages += 1;
+    this.stats.dropped += 1;
     this.logger.warn({ reason }, 'dropped an invalid bus message');
   }
 }

@@ -166,6 +166,12 @@ export const GATEWAY_SETTINGS = {
     default: '',
     doc: 'Key of the audit chain (HMAC-SHA256), the same on every replica. Empty: plain SHA-256, which shows edits but not a full rewrite by someone with Redis access. Never logged.',
   }),
+  metricsToken: setting({
+    env: 'OPENCLAW_METRICS_TOKEN',
+    schema: z.string().refine((v) => v === '' || v.length >= 16, 'expected at least 16 characters'),
+    default: '',
+    doc: 'When set, `GET /metrics` needs `Authorization: Bearer <this token>` (Prometheus `authorization` / `bearer_token`). Empty: `/metrics` is open, like `/healthz`; keep the port off the public network. Never logged.',
+  }),
   auditRetentionDays: setting({
     env: 'OPENCLAW_AUDIT_RETENTION_DAYS',
     schema: intText(0, 36_500),
@@ -432,6 +438,20 @@ export const WORKER_SETTINGS = {
   /** The worker writes governance verdicts of the attempts it runs to the audit trail. */
   auditSecret: GATEWAY_SETTINGS.auditSecret,
   validators: GATEWAY_SETTINGS.validators,
+  metricsToken: GATEWAY_SETTINGS.metricsToken,
+  workerPort: setting({
+    env: 'OPENCLAW_WORKER_PORT',
+    flag: 'port',
+    schema: intText(0, 65535),
+    default: '18790',
+    doc: "Port of the worker's HTTP endpoints: `/metrics` (Prometheus), `/healthz`, `/readyz`. 0 picks a free port (logged when ready).",
+  }),
+  workerHost: setting({
+    env: 'OPENCLAW_WORKER_HOST',
+    schema: z.string().min(1),
+    default: '127.0.0.1',
+    doc: "Address the worker's HTTP endpoints listen on. In a container, `0.0.0.0` so Prometheus and probes can reach it.",
+  }),
   workerId: setting({
     env: 'OPENCLAW_WORKER_ID',
     flag: 'worker-id',

@@ -337,6 +337,7 @@ export class Approvals {
           },
         );
       });
+    void this.redis.sadd(this.keys.approvalTenants(), input.tenant).catch(() => undefined);
     this.record(approval, 'approval.requested', approval.requestedBy, 'pending', {
       validator: approval.validator,
       reason: approval.reason ?? null,
@@ -539,6 +540,17 @@ export class Approvals {
         waiters.add(done);
       });
     }
+  }
+
+  /** Pending approvals (not yet expired) of every tenant that has had approvals. */
+  async pendingCounts(): Promise<Record<string, number>> {
+    const tenants = await this.redis.smembers(this.keys.approvalTenants());
+    if (tenants.length === 0) return {};
+    const now = Date.now();
+    const pipeline = this.redis.pipeline();
+    for (const tenant of tenants) pipeline.zcount(this.keys.approvalsPending(tenant), `(${now}`, '+inf');
+    const results = (await pipeline.exec()) ?? [];
+    return Object.fromEntries(tenants.map((tenant, i) => [tenant, Number(results[i]?.[1] ?? 0)]));
   }
 
   /** Wakes the calls on this process waiting for an approval (a decision was made, maybe elsewhere). */

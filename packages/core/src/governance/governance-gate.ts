@@ -60,6 +60,7 @@ export class GovernanceGate {
   private deps: GovernanceDeps | undefined;
   private custom: Validator[] = [];
   private approvals: Approvals | undefined;
+  private observer: ((verdict: Verdict) => void) | undefined;
 
   constructor(
     /** The `governance` section of the policy in force (a new object when the policy changes). */
@@ -79,6 +80,12 @@ export class GovernanceGate {
     this.built = undefined;
   }
 
+  /** Tells `observer` of every verdict of every pipeline (metrics). */
+  onVerdict(observer: (verdict: Verdict) => void): void {
+    this.observer = observer;
+    this.built = undefined;
+  }
+
   /** Parks messages that need an approval (without, `require-approval` refuses them). */
   useApprovals(approvals: Approvals): void {
     this.approvals = approvals;
@@ -88,7 +95,11 @@ export class GovernanceGate {
   pipeline(): GovernancePipeline {
     const source = this.policy();
     if (!this.built || this.built.source !== source) {
-      this.built = { source, pipeline: new GovernancePipeline([...validatorsOf(source, this.deps), ...this.custom]) };
+      const observer = this.observer;
+      this.built = {
+        source,
+        pipeline: new GovernancePipeline([...validatorsOf(source, this.deps), ...this.custom], observer),
+      };
     }
     return this.built.pipeline;
   }

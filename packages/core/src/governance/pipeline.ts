@@ -114,7 +114,11 @@ export class GovernancePipeline {
   readonly stats = new Map<string, ValidatorStats>();
   private readonly byDirection: Record<Direction, readonly Validator[]>;
 
-  constructor(private readonly validators: readonly Validator[]) {
+  constructor(
+    private readonly validators: readonly Validator[],
+    /** Told of every verdict as it is recorded (metrics). */
+    private readonly observe?: (verdict: Verdict) => void,
+  ) {
     const of = (d: Direction) => validators.filter((v) => !v.directions || v.directions.includes(d));
     this.byDirection = { request: of('request'), response: of('response') };
   }
@@ -211,6 +215,7 @@ export class GovernancePipeline {
   }
 
   private record(verdict: Verdict): void {
+    this.observe?.(verdict);
     let s = this.stats.get(verdict.validator);
     if (!s) {
       s = {

@@ -198,6 +198,11 @@ export class RedisKeys {
     return `${this.prefix}:{approvals:${tenant}}:pending`;
   }
 
+  /** Set of the tenants that have had approvals (for metrics). */
+  approvalTenants(): string {
+    return `${this.prefix}:approval-tenants`;
+  }
+
   /** Sorted set: a tenant's approvals, scored by when they were asked for. */
   approvalsIndex(tenant: string): string {
     return `${this.prefix}:{approvals:${tenant}}:index`;

@@ -1,5 +1,5 @@
 import type { BusMessage, OutgoingBusMessage } from '../bus/bus-message';
-import type { ClusterBus } from '../bus/cluster-bus';
+import { BusStats, type ClusterBus } from '../bus/cluster-bus';
 import type { AgentRegistry, PickResult } from '../registry/agent-registry';
 import { silentLogger } from '../telemetry/logger';
 import type { HttpAgentClient } from './http-agent-client';
@@ -36,6 +36,8 @@ function setup() {
     onResubscribed: () => undefined,
     onSubscriptionLost: () => undefined,
     healthy: () => true,
+    canaryAgeMs: () => 0,
+    stats: new BusStats(),
     close: async () => undefined,
   };
   const dispatcher = new TaskDispatcher({

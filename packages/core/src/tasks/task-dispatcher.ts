@@ -100,6 +100,8 @@ interface Pending {
   abort?: AbortController;
   timer: NodeJS.Timeout;
   deadline: number;
+  /** When it was dispatched (performance.now()), for the routing time. */
+  startedAt: number;
   /** Not judged on its way back (a validator agent's answer). */
   skipGovernance?: boolean;
   approval?: DispatchApproval;
@@ -120,7 +122,15 @@ export interface TaskDispatcherOptions {
   watchIntervalMs?: number;
   /** Judges each request before it is routed, and each agent output before it is delivered. */
   governance?: GovernanceGate;
+  /**
+   * Told of every routed task as it ends: where its agent was (`local`: on this replica; `remote`:
+   * on another; `http`: an HTTP agent), how long it took from dispatch, and whether it completed.
+   */
+  onRouted?: (route: RouteKind, seconds: number, completed: boolean) => void;
 }
+
+/** Where a routed task's agent was. */
+export type RouteKind = 'local' | 'remote' | 'http';
 
 /**
  * The origin side of sync tasks: picks an instance, sends the task to the replica holding it (one
@@ -136,6 +146,7 @@ export class TaskDispatcher {
   private readonly http: HttpAgentClient;
   private readonly logger: Logger;
   private readonly governance: GovernanceGate | undefined;
+  private readonly onRouted: TaskDispatcherOptions['onRouted'];
   private readonly pending = new Map<string, Pending>();
   /**
    * Tasks that ended while their pick was in flight, with the abort the agent needs ('deadline' or
@@ -155,6 +166,7 @@ export class TaskDispatcher {
     this.http = options.http;
     this.logger = options.logger;
     this.governance = options.governance;
+    this.onRouted = options.onRouted;
     this.watchTimer = setInterval(() => void this.watchHolders(), options.watchIntervalMs ?? 1000);
     this.watchTimer.unref();
   }
@@ -319,6 +331,7 @@ export class TaskDispatcher {
           });
         if (pick.receivers !== undefined) {
           // The pick script published the dispatch to the holder's inbox.
+          this.bus.stats.countSent('task.dispatch');
           if (pick.receivers === 0) gone();
           return { taskId, output };
         }
@@ -502,6 +515,7 @@ export class TaskDispatcher {
         caller: request.caller,
         timer,
         deadline,
+        startedAt: performance.now(),
         skipGovernance: request.skipGovernance,
         approval: request.approval,
         onProgress: request.onProgress,
@@ -560,6 +574,10 @@ export class TaskDispatcher {
     clearTimeout(p.timer);
     if (p.instanceId) void this.registry.release(p.instanceId, taskId);
     else if (p.abort === undefined) this.endedWhileDispatching.set(taskId, abortReason(result));
+    if (this.onRouted && (p.holder !== undefined || p.abort !== undefined)) {
+      const route: RouteKind = p.abort !== undefined ? 'http' : p.holder === this.replicaId ? 'local' : 'remote';
+      this.onRouted(route, (performance.now() - p.startedAt) / 1000, 'output' in result);
+    }
     if ('output' in result) {
       p.resolve(result.output);
       this.recordEnd(taskId, 'completed', { output: result.output });
