@@ -75,7 +75,7 @@ describe('RedisClusterBus', () => {
     await a.close();
   });
 
-  it('turns unhealthy when its subscriber silently stops receiving (the canary stops arriving)', async () => {
+  it('turns unhealthy when its subscriber silently stops receiving (the canary stops arriving), then subscribes again by itself', async () => {
     const subscriber = await client();
     const b = new RedisClusterBus({
       replicaId: 'quiet',
@@ -91,6 +91,7 @@ describe('RedisClusterBus', () => {
     await subscriber.unsubscribe(keys.inbox('quiet'));
     expect(subscriber.status).toBe('ready');
     await waitFor(() => !b.healthy(), { what: 'the canary to notice', timeoutMs: 5000 });
+    await waitFor(() => b.healthy(), { what: 'the bus to subscribe again by itself', timeoutMs: 5000 });
     await b.close();
   });
 });

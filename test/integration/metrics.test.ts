@@ -214,4 +214,43 @@ describe('prometheus metrics', () => {
       admin.disconnect();
     }
   });
+
+  it('notices a subscriber that is connected but deaf, and subscribes again by itself', async () => {
+    const [a, b] = cluster.gateways;
+    const admin = new Redis(cluster.redis.url);
+    const ready = async (url: string) => (await fetch(`${url}/readyz`)).status === 200;
+    try {
+      // Channel rights taken away: Redis drops every subscriber, ioredis reconnects, and its
+      // re-subscribe is refused. The connections are up; nothing arrives.
+      await admin.call('ACL', 'SETUSER', 'default', 'resetchannels');
+      // Connected again, yet deaf: the canary's silence is what fails it.
+      await waitFor(
+        async () => {
+          const now = parse((await scrape(b!.httpUrl)).text);
+          return (
+            value(now, 'openclaw_redis_connection_up', { connection: 'subscriber' }) === 1 &&
+            value(now, 'openclaw_bus_delivery_healthy') === 0 &&
+            !(await ready(b!.httpUrl))
+          );
+        },
+        { what: 'a connected but deaf replica to be unready', timeoutMs: 15_000 },
+      );
+      // Rights back: ioredis does not subscribe again by itself; the replicas must.
+      await admin.call('ACL', 'SETUSER', 'default', 'allchannels');
+      await waitFor(async () => (await ready(a!.httpUrl)) && (await ready(b!.httpUrl)), {
+        what: 'both replicas to hear their inboxes again',
+        timeoutMs: 20_000,
+      });
+      const headers = { 'x-api-key': ADMIN };
+      const agent = await startAgent(b!.url, { name: 'after-deafness', headers });
+      const caller = await TestSocket.open(a!.url, { headers });
+      const reply = await caller.request({ action: 'coordinator', id: 1, agent: 'after-deafness', task: 't' });
+      expect(reply.ok).toBe(true);
+      expect(b!.logs()).toContain('subscribed again');
+      await Promise.all([caller.close(), agent.close()]);
+    } finally {
+      await admin.call('ACL', 'SETUSER', 'default', 'allchannels').catch(() => undefined);
+      admin.disconnect();
+    }
+  });
 });

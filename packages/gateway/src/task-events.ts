@@ -198,6 +198,10 @@ export class TaskEventRouter {
    * delivery, so every watch is replayed from its cursor.
    */
   async resync(sessions: Iterable<Session>): Promise<void> {
+    // The subscription may have been lost without ioredis knowing to restore it: subscribe again
+    // (a no-op for channels that are still subscribed).
+    const channels = [...this.principals.keys(), ...this.taskWatchers.keys(), ...this.operators.keys()];
+    if (channels.length > 0) await this.subscriber.subscribe(...channels).catch(() => undefined);
     for (const session of sessions) {
       for (const [taskId, watch] of this.watches.get(session) ?? []) {
         if (watch.cursor === undefined) continue;

@@ -39,6 +39,9 @@ export class RedisClusterBus implements ClusterBus {
   private subscriptionLostHandler: () => void = () => {};
   private canaryTimer: NodeJS.Timeout | undefined;
   private lastCanaryAt = 0;
+  /** When the bus last subscribed again by itself because its canary stopped coming back. */
+  private lastHealAt = 0;
+  private healing = false;
   private startedAt = 0;
   private subscribed = false;
   private lostSubscription = false;
@@ -186,8 +189,41 @@ export class RedisClusterBus implements ClusterBus {
   }
 
   private sendCanary(): void {
+    this.healIfDeaf();
     if (this.publisher.status !== 'ready') return;
     this.send(this.replicaId, { type: 'canary' }).catch(() => undefined);
+  }
+
+  /**
+   * Both connections are up, yet the canary has not come back for four intervals (one after
+   * `healthy()` turned false): the subscription itself is gone (a re-subscribe that Redis refused
+   * after a reconnect, say), and ioredis will not try again. Subscribe again, at most once per three
+   * intervals, and let the owners resync what they may have missed (and subscribe their own channels
+   * again).
+   */
+  private healIfDeaf(): void {
+    const now = Date.now();
+    const silence = 4 * this.canaryIntervalMs;
+    if (this.healing || !this.subscribed || this.closing) return;
+    if (this.subscriber.status !== 'ready' || this.publisher.status !== 'ready') return;
+    if (now - this.lastCanaryAt < silence || now - this.startedAt < silence) return;
+    if (now - this.lastHealAt < 3 * this.canaryIntervalMs) return;
+    this.healing = true;
+    this.lastHealAt = now;
+    this.subscriber.subscribe(this.channel).then(
+      () => {
+        this.healing = false;
+        this.logger.warn(
+          { silentMs: now - this.lastCanaryAt },
+          'bus inbox was silent while connected; subscribed again',
+        );
+        this.resubscribedHandler();
+      },
+      (error: unknown) => {
+        this.healing = false;
+        this.logger.warn({ err: (error as Error).message }, 'bus inbox is silent and subscribing again failed');
+      },
+    );
   }
 
   private drop(reason: string): void {
