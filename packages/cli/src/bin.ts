@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: tracing must start before the modules it instruments are loaded.
+import './tracing-preload';
 import { main } from './main';
 
 main(process.argv).catch((error: unknown) => {

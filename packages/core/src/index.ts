@@ -191,3 +191,13 @@ export {
 export { createLogger, type Logger, type LoggerOptions, silentLogger } from './telemetry/logger';
 export { LATENCY_BUCKETS, type MetricSources, ProcessMetrics, serveMetrics } from './telemetry/metrics';
 export { childTraceparent, isTraceparent } from './telemetry/trace-context';
+export {
+  contextOf,
+  inSpan,
+  type SpanOptions,
+  startTracing,
+  stopTracing,
+  traceparentOf,
+  tracer,
+  tracingRequested,
+} from './telemetry/tracing';

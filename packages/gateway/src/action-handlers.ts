@@ -18,6 +18,7 @@ import {
   type TaskDispatcher,
   type TaskStore,
   type TaskViewer,
+  traceparentOf,
 } from '@openclaw/core';
 import {
   type ActionName,
@@ -208,6 +209,7 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
           idempotencyKey: params.idempotencyKey,
           retry: params.retry,
           escalation: params.escalation,
+          traceparent: traceparentOf(),
         },
       );
       ctx.audit.record(session.principal.tenant, {
@@ -249,6 +251,8 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
           delegationDepth: delegated?.depth,
         },
         idempotencyKey: params.idempotencyKey,
+        // The call's trace (this action's span) goes with the task to the agent.
+        traceparent: traceparentOf(),
         onProgress: (progress) => session.send({ event: 'task.progress', id, taskId: handle.taskId, progress }),
         approval: {
           mode: 'wait',
@@ -394,7 +398,7 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
       },
       params.workflow,
       params.input ?? null,
-      { idempotencyKey: params.idempotencyKey },
+      { idempotencyKey: params.idempotencyKey, traceparent: traceparentOf() },
     );
     ctx.audit.record(session.principal.tenant, {
       type: 'workflow.started',

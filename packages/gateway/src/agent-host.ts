@@ -3,13 +3,16 @@ import {
   type AgentRegistry,
   type ClusterBus,
   GatewayError,
+  inSpan,
   type Logger,
   qualifiedAgent,
   type TaskAbortMessage,
   type TaskDispatchMessage,
   type TaskReplyMessage,
+  traceparentOf,
 } from '@openclaw/core';
 import type { ActionParams } from '@openclaw/protocol';
+import { SpanKind } from '@opentelemetry/api';
 import type { Session } from './session';
 
 interface LocalInstance {
@@ -120,13 +123,16 @@ export class AgentHost {
       });
       return;
     }
+    // In the dispatch's trace (the bus consumer span): the agent may continue it with its own spans.
+    const traceparent = traceparentOf() ?? message.traceparent;
     instance.openTasks.set(message.taskId, {
       origin: message.sender,
-      traceparent: message.traceparent,
+      traceparent,
       agents: message.from.agents ?? [],
     });
     instance.session.send({
       event: 'task',
+      traceparent,
       taskId: message.taskId,
       task: message.task,
       data: message.data,
@@ -173,7 +179,11 @@ export class AgentHost {
           ? { kind: 'result', output: (params as ActionParams<'task.result'>).output ?? null }
           : { kind: 'agent-error', error: (params as ActionParams<'task.error'>).error };
     }
-    this.reply(origin, params.taskId, instance.instanceId, traceparent, outcome);
+    inSpan(
+      `agent ${action}`,
+      { kind: SpanKind.SERVER, parent: traceparent, attributes: { 'openclaw.agent': instance.agent } },
+      () => this.reply(origin, params.taskId, instance.instanceId, traceparentOf() ?? traceparent, outcome),
+    );
     return { taskId: params.taskId };
   }
 

@@ -1,4 +1,4 @@
-import { GatewayError, toWireError } from '@openclaw/core';
+import { contextOf, GatewayError, inSpan, toWireError } from '@openclaw/core';
 import {
   ACTION_PARAMS,
   type ActionName,
@@ -9,6 +9,7 @@ import {
   RequestIdSchema,
   type WireError,
 } from '@openclaw/protocol';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { ACTION_HANDLERS, type HandlerContext } from './action-handlers';
 import type { Session } from './session';
 
@@ -47,7 +48,7 @@ export function handleFrame(ctx: HandlerContext, session: Session, data: Buffer,
     });
     return;
   }
-  const { action, id: rawId, ...params } = frame as Record<string, unknown>;
+  const { action, id: rawId, traceparent, ...params } = frame as Record<string, unknown>;
   const idParse = rawId === undefined ? undefined : RequestIdSchema.safeParse(rawId);
   const id: RequestId | null = idParse?.success ? idParse.data : null;
   if (idParse && !idParse.success) {
@@ -112,7 +113,27 @@ export function handleFrame(ctx: HandlerContext, session: Session, data: Buffer,
     }
     return;
   }
-  run(ctx, session, action, id, parsed.data, answer);
+  // A span per action, in the client's trace when it sent a `traceparent`. Agent replies without one
+  // get theirs from the agent host, in the trace of the task they answer.
+  const parent = typeof traceparent === 'string' ? traceparent : undefined;
+  if (isReply && parent === undefined) {
+    run(ctx, session, action, id, parsed.data, answer);
+    return;
+  }
+  inSpan(
+    `openclaw ${action}`,
+    {
+      kind: SpanKind.SERVER,
+      parent: contextOf(parent),
+      attributes: {
+        'openclaw.action': action,
+        'openclaw.replica': ctx.replicaId,
+        'openclaw.tenant': session.principal.tenant,
+        'openclaw.session': session.id,
+      },
+    },
+    () => run(ctx, session, action, id, parsed.data, answer),
+  );
 }
 
 function run(
@@ -122,7 +143,7 @@ function run(
   id: RequestId | null,
   params: unknown,
   answer: boolean,
-): void {
+): Promise<void> | undefined {
   const handler = ACTION_HANDLERS[action] as (
     c: HandlerContext,
     s: { session: Session; id: RequestId | null },
@@ -133,20 +154,33 @@ function run(
     result = handler(ctx, { session, id }, params);
   } catch (error) {
     logInternal(ctx, error);
+    markSpan(error);
     if (answer) respondError(ctx, session, id, action, toWireError(error));
-    return;
+    return undefined;
   }
   if (result instanceof Promise) {
-    result.then(
-      (value) => answer && respondOk(ctx, session, id, action, value),
+    // Returned, so the action's span ends when the action does.
+    return result.then(
+      (value) => {
+        if (answer) respondOk(ctx, session, id, action, value);
+      },
       (error: unknown) => {
         logInternal(ctx, error);
+        markSpan(error);
         if (answer) respondError(ctx, session, id, action, toWireError(error));
       },
     );
-  } else if (answer) {
-    respondOk(ctx, session, id, action, result);
   }
+  if (answer) respondOk(ctx, session, id, action, result);
+  return undefined;
+}
+
+/** Marks the action's span as failed, with the error's code (never its details). */
+function markSpan(error: unknown): void {
+  const code = error instanceof GatewayError ? error.code : 'INTERNAL';
+  const span = trace.getActiveSpan();
+  span?.setStatus({ code: SpanStatusCode.ERROR, message: code });
+  span?.setAttribute('openclaw.error.code', code);
 }
 
 function respondOk(ctx: HandlerContext, session: Session, id: RequestId | null, action: string, result: unknown): void {

@@ -51,6 +51,8 @@ export const TaskEventSchema = z.object({
   from: TaskOriginSchema,
   deadline: z.number().int(),
   attempt: z.number().int().positive(),
+  /** W3C trace context of the dispatch: an agent's own spans for the task can continue this trace. */
+  traceparent: z.string().optional(),
 });
 export type TaskEvent = z.infer<typeof TaskEventSchema>;
 

@@ -37,6 +37,11 @@ export interface TaskContext {
   /** 1 for the first delivery; higher when the gateway dispatches an async task again. */
   readonly attempt: number;
   /**
+   * W3C trace context of the dispatch, when the gateway traces: start the handler's own spans from it
+   * (and pass it as `traceparent` on calls the handler makes), so they join the caller's trace.
+   */
+  readonly traceparent?: string;
+  /**
    * Aborted when the caller cancels the task (reason: `GatewayError` `CANCELED`), when the deadline passes
    * (`TIMEOUT`), or when the connection to the gateway is lost (`UNAVAILABLE`). Pass it to `fetch` and the like.
    */
@@ -203,6 +208,7 @@ export class AgentHandle {
       from: event.from,
       deadline: event.deadline,
       attempt: event.attempt,
+      traceparent: event.traceparent,
       signal: controller.signal,
       progress: (value) => {
         if (entry.orphaned || this.running.get(event.taskId) !== entry) return;

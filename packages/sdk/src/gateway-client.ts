@@ -85,6 +85,8 @@ export interface CallOptions {
    * waiting for it (`TIMEOUT` with `details.approvalId`): the call goes through once.
    */
   approvalId?: string;
+  /** W3C trace context to continue (e.g. `ctx.traceparent` inside an agent's handler): the call joins that trace. */
+  traceparent?: string;
 }
 
 /** Options of {@link GatewayClient.delegate}. */
@@ -271,6 +273,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
     if (options.delegation !== undefined) params.delegation = options.delegation;
     if (options.parentTaskId !== undefined) params.parentTaskId = options.parentTaskId;
     if (options.approvalId !== undefined) params.approvalId = options.approvalId;
+    if (options.traceparent !== undefined) params.traceparent = options.traceparent;
     const result = parseResult(
       CoordinatorResultSchema,
       await this.send('coordinator', params, {

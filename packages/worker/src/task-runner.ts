@@ -12,6 +12,7 @@ import {
   type TaskDispatcher,
   type TaskJobData,
   type TaskLedger,
+  traceparentOf,
 } from '@openclaw/core';
 import type { WireError } from '@openclaw/protocol';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
@@ -95,7 +96,7 @@ export class TaskRunner {
           roles: task.roles,
           delegationDepth: task.delegationDepth,
         },
-        traceparent: task.traceparent,
+        traceparent: traceparentOf() ?? task.traceparent,
         // A message that needs an approval parks the task (AwaitingApproval); once approved, the
         // attempt that follows uses the approval, bound to this very message.
         approval: { mode: 'park', approvalId: task.approvalId },

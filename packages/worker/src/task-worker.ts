@@ -14,6 +14,7 @@ import {
   GatewayError,
   GovernanceGate,
   HttpAgentClient,
+  inSpan,
   isTerminal,
   type Logger,
   loadCustomValidators,
@@ -28,6 +29,7 @@ import {
   validatorAgents,
   type WorkerConfig,
 } from '@openclaw/core';
+import { SpanKind } from '@opentelemetry/api';
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import type Redis from 'ioredis';
 import { type RunnerContext, TaskRunner } from './task-runner';
@@ -275,7 +277,21 @@ export class TaskWorker {
         const started = performance.now();
         let outcome = 'error';
         try {
-          outcome = await (kind === 'workflow' ? workflowRunner.run(job, token) : taskRunner.run(job, token));
+          // One span per run of a job, in the trace of the call that submitted it.
+          outcome = await inSpan(
+            `job ${kind}`,
+            {
+              kind: SpanKind.CONSUMER,
+              parent: job.data.traceparent,
+              attributes: {
+                'messaging.system': 'bullmq',
+                'openclaw.task_id': job.data.taskId,
+                'openclaw.worker': this.id,
+                'openclaw.job.attempts_made': job.attemptsMade,
+              },
+            },
+            () => (kind === 'workflow' ? workflowRunner.run(job, token) : taskRunner.run(job, token)),
+          );
           return outcome;
         } catch (error) {
           outcome = error instanceof DelayedError ? 'parked' : error instanceof UnrecoverableError ? 'failed' : 'retry';

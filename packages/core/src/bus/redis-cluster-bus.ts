@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { GatewayError } from '@openclaw/protocol';
+import { type Context, context, type Span, SpanKind, trace } from '@opentelemetry/api';
 import type Redis from 'ioredis';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { childTraceparent } from '../telemetry/trace-context';
+import { contextOf, inSpan, traceparentOf, tracer } from '../telemetry/tracing';
 import { type BusMessage, BusMessageSchema, type OutgoingBusMessage } from './bus-message';
 import { type BusHandler, BusStats, type ClusterBus } from './cluster-bus';
 
@@ -67,7 +69,23 @@ export class RedisClusterBus implements ClusterBus {
       this.lastCanaryAt = Date.now();
       return;
     }
-    this.deliver(parsed.data);
+    // The consumer side of the hop, in the sender's trace; the handler runs inside it.
+    const message = parsed.data;
+    inSpan(
+      `bus receive ${message.type}`,
+      {
+        kind: SpanKind.CONSUMER,
+        parent: message.traceparent,
+        attributes: {
+          'messaging.system': 'redis',
+          'messaging.operation.type': 'receive',
+          'messaging.destination.name': 'inbox',
+          'openclaw.replica': this.replicaId,
+          'openclaw.sender': message.sender,
+        },
+      },
+      () => this.deliver(message),
+    );
   };
 
   private deliver(message: BusMessage): void {
@@ -178,13 +196,35 @@ export class RedisClusterBus implements ClusterBus {
     this.subscribed = false;
   }
 
+  /**
+   * Stamps a message. Its trace context is a producer span's, child of the message's own
+   * `traceparent` or else of the active context (canaries start none: they would flood the traces).
+   */
   private stamp(message: OutgoingBusMessage): BusMessage {
+    let traceparent: string | undefined;
+    if (message.type !== 'canary') {
+      const parent = message.traceparent === undefined ? undefined : contextOf(message.traceparent);
+      const span = tracer.startSpan(
+        `bus publish ${message.type}`,
+        {
+          kind: SpanKind.PRODUCER,
+          attributes: {
+            'messaging.system': 'redis',
+            'messaging.operation.type': 'send',
+            'openclaw.replica': this.replicaId,
+          },
+        },
+        parent,
+      );
+      traceparent = traceparentOf(contextOfSpan(span, parent));
+      span.end();
+    }
     return {
       id: randomUUID(),
       sender: this.replicaId,
       ts: Date.now(),
       ...message,
-      traceparent: childTraceparent(message.traceparent),
+      traceparent: traceparent ?? childTraceparent(message.traceparent),
     } as BusMessage;
   }
 
@@ -230,4 +270,8 @@ export class RedisClusterBus implements ClusterBus {
     this.stats.dropped += 1;
     this.logger.warn({ reason }, 'dropped an invalid bus message');
   }
+}
+
+function contextOfSpan(span: Span, parent: Context | undefined): Context {
+  return trace.setSpan(parent ?? context.active(), span);
 }

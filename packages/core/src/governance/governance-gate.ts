@@ -1,5 +1,6 @@
 import { GatewayError } from '@openclaw/protocol';
 import type { AuditLog } from '../audit/audit-log';
+import { inSpan } from '../telemetry/tracing';
 import {
   type Approval,
   type ApprovalRequirement,
@@ -124,7 +125,16 @@ export class GovernanceGate {
   async check(message: GovernedMessage, approval?: ApprovalContext): Promise<unknown> {
     const pipeline = this.pipeline();
     if (pipeline.empty) return message.data;
-    const outcome = await pipeline.run(message);
+    const outcome = await inSpan(
+      `governance ${message.direction}`,
+      { attributes: { 'openclaw.agent': message.agent, 'openclaw.task': message.task } },
+      async (span) => {
+        const judged = await pipeline.run(message);
+        span.setAttribute('openclaw.governance.decision', judged.decision);
+        if (judged.decisive) span.setAttribute('openclaw.governance.validator', judged.decisive.validator);
+        return judged;
+      },
+    );
     const notable = outcome.verdicts.filter((v) => v.decision !== 'allow' || v.failed !== undefined);
     if (notable.length > 0) this.listener(message, outcome, notable);
     if (outcome.decision === 'allow') return outcome.data;
@@ -181,7 +191,16 @@ export class GovernanceGate {
     if (context.mode === 'park') throw new AwaitingApproval(approval);
     context.onPending?.(approval);
     const id = approval.approvalId;
-    const decided = await approvals.wait(message.tenant, id, context.deadline, approval);
+    const waiting = approval;
+    const decided = await inSpan(
+      'approval wait',
+      { attributes: { 'openclaw.approval_id': id, 'openclaw.governance.validator': decisive.validator } },
+      async (span) => {
+        const settled = await approvals.wait(message.tenant, id, context.deadline, waiting);
+        span.setAttribute('openclaw.approval.status', settled?.status ?? 'missing');
+        return settled;
+      },
+    );
     if (decided?.status === 'approved') {
       const used = await approvals.consume(message.tenant, id, hash, message.principal);
       if (used.result === 'ok') return data;

@@ -6,6 +6,8 @@ import { type ModelDeps, modelValidator } from './model-validators';
 /** What validators need from their process: validator agents (model tier) and Redis (budgets). */
 export type GovernanceDeps = ModelDeps & { budgets?: BudgetStore; schemas?: SchemaStore };
 
+import { context, SpanStatusCode, trace } from '@opentelemetry/api';
+import { tracer } from '../telemetry/tracing';
 import { PII_DETECTORS, SECRET_DETECTORS, scan } from './scanners';
 
 /** Which way a message goes: the request to the agent, or the agent's output back to the caller. */
@@ -193,6 +195,7 @@ export class GovernancePipeline {
       clearTimeout(timer);
     }
     const ms = performance.now() - started;
+    recordValidatorSpan(validator, started, failed, answer);
     const verdict: Verdict = failed
       ? {
           validator: validator.name,
@@ -481,4 +484,32 @@ function cachedRegExp(key: string, source: () => string): RegExp {
     regExps.set(key, re);
   }
   return re;
+}
+
+/**
+ * A span for one validator's verdict, under the governance span, when that span is recorded (traces
+ * on): its tier, decision, and why it failed. Made after the fact, so an untraced run pays nothing.
+ */
+function recordValidatorSpan(
+  validator: Validator,
+  startedAt: number,
+  failed: Verdict['failed'],
+  answer: ValidatorAnswer | undefined,
+): void {
+  if (!trace.getActiveSpan()?.isRecording()) return;
+  const startTime = performance.timeOrigin + startedAt;
+  const span = tracer.startSpan(
+    `validator ${validator.name}`,
+    {
+      startTime,
+      attributes: {
+        'openclaw.governance.tier': validator.tier,
+        'openclaw.governance.decision': failed ? `failed-${validator.failMode}` : (answer?.decision ?? 'allow'),
+        'openclaw.governance.dry_run': validator.dryRun,
+      },
+    },
+    context.active(),
+  );
+  if (failed) span.setStatus({ code: SpanStatusCode.ERROR, message: failed });
+  span.end();
 }

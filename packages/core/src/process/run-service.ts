@@ -1,5 +1,6 @@
 import { ConfigError } from '../config/gateway-config';
 import type { Logger } from '../telemetry/logger';
+import { stopTracing } from '../telemetry/tracing';
 
 /** A long-running part of the cluster (a gateway replica, a worker) as the main thing of a process. */
 export interface ServiceSpec<C, S extends { close(): Promise<void> }> {
@@ -70,4 +71,6 @@ export async function runService<C, S extends { close(): Promise<void> }>(spec: 
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+  // Spans still buffered are sent before the process ends.
+  await stopTracing();
 }

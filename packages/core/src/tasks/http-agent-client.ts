@@ -3,6 +3,8 @@ import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
 import { GatewayError } from '@openclaw/protocol';
+import { SpanKind } from '@opentelemetry/api';
+import { inSpan, traceparentOf } from '../telemetry/tracing';
 import { checkAgentUrl, isPrivateAddress } from './agent-url';
 
 /** The JSON body POSTed to an HTTP agent. Documented in docs/http-agents.md. */
@@ -66,7 +68,15 @@ export class HttpAgentClient {
    * Runs a task on an HTTP agent.
    * @param signal aborts the call (the caller canceled); the deadline aborts it too.
    */
-  async invoke(url: string, request: HttpAgentRequest, signal?: AbortSignal): Promise<unknown> {
+  invoke(url: string, request: HttpAgentRequest, signal?: AbortSignal): Promise<unknown> {
+    return inSpan(
+      'http agent call',
+      { kind: SpanKind.CLIENT, attributes: { 'http.request.method': 'POST', 'openclaw.task': request.task } },
+      () => this.call(url, request, signal),
+    );
+  }
+
+  private async call(url: string, request: HttpAgentRequest, signal?: AbortSignal): Promise<unknown> {
     let target: URL;
     try {
       target = await checkAgentUrl(url, { allowPrivate: this.options.allowPrivate, resolve: false });
@@ -125,6 +135,7 @@ export class HttpAgentClient {
   ): Promise<{ status: number; text: string }> {
     const limit = this.options.maxResponseBytes;
     const secure = target.protocol === 'https:';
+    const traceparent = traceparentOf();
     return new Promise((resolve, reject) => {
       const req = (secure ? https : http).request(
         target,
@@ -138,6 +149,8 @@ export class HttpAgentClient {
             accept: 'application/json',
             'content-length': Buffer.byteLength(body),
             'x-openclaw-task-id': taskId,
+            // The call's trace continues in the agent, if it reads W3C trace context.
+            ...(traceparent === undefined ? {} : { traceparent }),
           },
         },
         (res: IncomingMessage) => {

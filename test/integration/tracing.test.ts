@@ -1,0 +1,199 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
+import { taskEnd } from '../helpers/tasks';
+import { waitFor } from '../helpers/wait';
+import { TestSocket } from '../helpers/ws-client';
+
+/** One span as an OTLP/HTTP JSON export carries it, with its process's service name. */
+interface ReceivedSpan {
+  service: string;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  attributes: Record<string, unknown>;
+}
+
+/** A real OTLP/HTTP receiver (JSON encoding): keeps every span the processes export. */
+class OtlpReceiver {
+  readonly spans: ReceivedSpan[] = [];
+  private server: Server | undefined;
+
+  async start(): Promise<string> {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        if (req.url === '/v1/traces') this.take(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`;
+  }
+
+  stop(): Promise<void> {
+    return new Promise((resolve) => this.server?.close(() => resolve()) ?? resolve());
+  }
+
+  inTrace(traceId: string): ReceivedSpan[] {
+    return this.spans.filter((s) => s.traceId === traceId);
+  }
+
+  private take(body: {
+    resourceSpans?: {
+      resource?: { attributes?: { key: string; value: Record<string, unknown> }[] };
+      scopeSpans?: { spans?: Record<string, unknown>[] }[];
+    }[];
+  }): void {
+    for (const rs of body.resourceSpans ?? []) {
+      const service = String(
+        Object.values(rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value ?? {})[0] ?? '',
+      );
+      for (const ss of rs.scopeSpans ?? []) {
+        for (const span of ss.spans ?? []) {
+          const attributes: Record<string, unknown> = {};
+          for (const a of (span.attributes as { key: string; value: Record<string, unknown> }[]) ?? []) {
+            attributes[a.key] = Object.values(a.value)[0];
+          }
+          this.spans.push({
+            service,
+            traceId: String(span.traceId),
+            spanId: String(span.spanId),
+            parentSpanId: String(span.parentSpanId ?? ''),
+            name: String(span.name),
+            attributes,
+          });
+        }
+      }
+    }
+  }
+}
+
+/** One trace per request across the cluster, exported over OTLP to a receiver the test runs. */
+describe('tracing', () => {
+  let cluster: Cluster;
+  const receiver = new OtlpReceiver();
+
+  beforeAll(async () => {
+    const endpoint = await receiver.start();
+    const otel = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+    };
+    cluster = await startCluster({ replicas: 2, workers: 1, env: otel, workerEnv: otel });
+  });
+  afterAll(async () => {
+    await cluster.stop();
+    await receiver.stop();
+  });
+
+  it('makes one trace of a sync call across two replicas, continuing the caller’s traceparent into the agent', async () => {
+    const [a, b] = cluster.gateways;
+    const agent = await startAgent(b!.url, { name: 'traced' });
+    const caller = await TestSocket.open(a!.url);
+    const traceId = randomBytes(16).toString('hex');
+    const callerSpan = randomBytes(8).toString('hex');
+    const reply = await caller.request({
+      action: 'coordinator',
+      id: 1,
+      agent: 'traced',
+      task: 'work',
+      data: { secret: 'payload-never-in-spans' },
+      traceparent: `00-${traceId}-${callerSpan}-01`,
+    });
+    expect(reply.ok).toBe(true);
+    // The agent got the trace context with its task.
+    expect(String(agent.received[0]!.traceparent)).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+
+    const want = [
+      'openclaw coordinator',
+      'bus publish task.dispatch',
+      'bus receive task.dispatch',
+      'agent task.result',
+      'bus publish task.reply',
+      'bus receive task.reply',
+    ];
+    await waitFor(() => want.every((name) => receiver.inTrace(traceId).some((s) => s.name === name)), {
+      what: `the spans of trace ${traceId}`,
+      timeoutMs: 15_000,
+    });
+    const spans = receiver.inTrace(traceId);
+    const byName = (name: string) => spans.find((s) => s.name === name)!;
+    // The call's span continues the caller's; the hops chain across both replicas.
+    expect(byName('openclaw coordinator')).toMatchObject({
+      parentSpanId: callerSpan,
+      attributes: { 'openclaw.replica': a!.replicaId },
+    });
+    expect(byName('bus receive task.dispatch').attributes['openclaw.replica']).toBe(b!.replicaId);
+    expect(byName('bus receive task.dispatch').parentSpanId).toBe(byName('bus publish task.dispatch').spanId);
+    expect(byName('bus receive task.reply').attributes['openclaw.replica']).toBe(a!.replicaId);
+    expect(new Set(spans.map((s) => s.attributes['openclaw.replica']).filter(Boolean))).toEqual(
+      new Set([a!.replicaId, b!.replicaId]),
+    );
+    // Every span has a parent in the trace, except the one continuing the caller's.
+    const ids = new Set(spans.map((s) => s.spanId));
+    for (const span of spans) {
+      if (span.name !== 'openclaw coordinator') expect(ids.has(span.parentSpanId)).toBe(true);
+    }
+    // Payloads never go into spans.
+    expect(JSON.stringify(receiver.spans)).not.toContain('payload-never-in-spans');
+    // Redis command spans exist only under a parent (background polling makes none).
+    const redisSpans = receiver.spans.filter(
+      (s) => s.attributes['db.system'] === 'redis' || s.attributes['db.system.name'] === 'redis',
+    );
+    expect(redisSpans.length).toBeGreaterThan(0);
+    for (const span of redisSpans) expect(span.parentSpanId).not.toBe('');
+    await Promise.all([caller.close(), agent.close()]);
+  });
+
+  it('makes one trace of an async workflow across replicas and a worker', async () => {
+    const [a, b] = cluster.gateways;
+    const fetcher = await startAgent(a!.url, { name: 'fetcher' });
+    const cleaner = await startAgent(b!.url, { name: 'cleaner' });
+    const caller = await TestSocket.open(b!.url);
+    const traceId = randomBytes(16).toString('hex');
+    const started = await caller.request({
+      action: 'workflow.start',
+      id: 1,
+      workflow: {
+        name: 'pipeline',
+        steps: [
+          { id: 'fetch', agent: 'fetcher', task: 'fetch' },
+          { id: 'clean', agent: 'cleaner', task: 'clean' },
+        ],
+      },
+      input: { url: 'https://example.com' },
+      traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01`,
+    });
+    expect(started.ok).toBe(true);
+    const taskId = (started.result as { taskId: string }).taskId;
+    expect(await taskEnd(caller, taskId, 30_000)).toMatchObject({ status: 'completed' });
+    for (const received of [...fetcher.received, ...cleaner.received]) {
+      expect(String(received.traceparent)).toContain(traceId);
+    }
+    await waitFor(
+      () => {
+        const spans = receiver.inTrace(traceId);
+        return (
+          spans.some((s) => s.name === 'openclaw workflow.start') &&
+          spans.filter((s) => s.name === 'job task').length >= 2 &&
+          spans.some((s) => s.name === 'job workflow') &&
+          spans.filter((s) => s.name === 'agent task.result').length >= 2
+        );
+      },
+      { what: `the workflow's spans in trace ${traceId}`, timeoutMs: 20_000 },
+    );
+    const spans = receiver.inTrace(traceId);
+    expect(new Set(spans.map((s) => s.service))).toEqual(new Set(['openclaw-gateway', 'openclaw-worker']));
+    const receivers = new Set(
+      spans.filter((s) => s.name === 'bus receive task.dispatch').map((s) => s.attributes['openclaw.replica']),
+    );
+    expect(receivers).toEqual(new Set([a!.replicaId, b!.replicaId]));
+    await Promise.all([caller.close(), fetcher.close(), cleaner.close()]);
+  });
+});
