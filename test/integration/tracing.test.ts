@@ -85,7 +85,12 @@ describe('tracing', () => {
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
       OTEL_BSP_SCHEDULE_DELAY: '100',
     };
-    cluster = await startCluster({ replicas: 2, workers: 1, env: otel, workerEnv: otel });
+    cluster = await startCluster({
+      replicas: 2,
+      workers: 1,
+      env: { ...otel, OPENCLAW_LOG_LEVEL: 'debug' },
+      workerEnv: otel,
+    });
   });
   afterAll(async () => {
     await cluster.stop();
@@ -140,6 +145,11 @@ describe('tracing', () => {
     for (const span of spans) {
       if (span.name !== 'openclaw coordinator') expect(ids.has(span.parentSpanId)).toBe(true);
     }
+    // Its log line names the trace and the span.
+    const logged = a!
+      .logRecords()
+      .find((r) => r.msg === 'request' && r.action === 'coordinator' && r.trace_id === traceId);
+    expect(logged).toMatchObject({ span_id: byName('openclaw coordinator').spanId, outcome: 'ok' });
     // Payloads never go into spans.
     expect(JSON.stringify(receiver.spans)).not.toContain('payload-never-in-spans');
     // Redis command spans exist only under a parent (background polling makes none).

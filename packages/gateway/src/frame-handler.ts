@@ -185,6 +185,8 @@ function markSpan(error: unknown): void {
 
 function respondOk(ctx: HandlerContext, session: Session, id: RequestId | null, action: string, result: unknown): void {
   ctx.metrics.countRequest(action, 'ok');
+  // One line per answered request at debug level (with the trace and span ids when traced).
+  if (ctx.logger.isLevelEnabled('debug')) ctx.logger.debug({ action, outcome: 'ok', session: session.id }, 'request');
   session.send({ id, ok: true, result });
 }
 
@@ -204,6 +206,9 @@ function respondError(
     });
   }
   ctx.metrics.countRequest(action, error.code);
+  if (ctx.logger.isLevelEnabled('debug')) {
+    ctx.logger.debug({ action, outcome: error.code, session: session.id }, 'request');
+  }
   session.send({ id, ok: false, error });
 }
 
