@@ -274,6 +274,10 @@ governance:
     - name: deletes
       when: { agent: records, task: delete }
       verdict: require-approval
+    - name: purges
+      when: { agent: records, task: purge }
+      verdict: require-approval
+      approval: { expiresMs: 600000 }
 `);
     const agent = await startAgent(cluster.gateways[1]!.url, { name: 'records', headers: { 'x-api-key': keys.agent } });
     const caller = await open(0, keys.caller);
@@ -306,7 +310,8 @@ governance:
     expect(statuses.map((s) => s.status).slice(-2)).toEqual(['input-required', 'rejected']);
     expect(statuses.at(-1)).toMatchObject({ error: { code: 'POLICY_DENIED', details: { approval: 'expired' } } });
     // Rejected: the caller hears who rejected it, and why.
-    caller.send({ action: 'coordinator', id: 3, agent: 'records', task: 'delete', data: { id: 3 }, timeoutMs: 30_000 });
+    // (A rule of its own with a long expiry: the rejection must not race the 1.5 s one.)
+    caller.send({ action: 'coordinator', id: 3, agent: 'records', task: 'purge', data: { id: 3 }, timeoutMs: 30_000 });
     const third = await caller.nextEvent('approval.required', 10_000);
     const rejected = await approvals(1, keys.approver2, [
       'reject',

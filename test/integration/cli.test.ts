@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
-import { withTimeout } from '../helpers/wait';
+import { waitFor, withTimeout } from '../helpers/wait';
 import { TestSocket } from '../helpers/ws-client';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -12,47 +12,88 @@ const REPO = path.resolve(__dirname, '..', '..');
 describe('openclaw gateway status and metrics', () => {
   let cluster: Cluster;
   beforeAll(async () => {
-    cluster = await startCluster({ replicas: 1 });
+    cluster = await startCluster({ replicas: 2, workers: 1 });
   });
   afterAll(async () => {
     await cluster.stop();
   });
 
-  it('shows a running replica as a table and as JSON', async () => {
-    const gw = cluster.gateways[0]!;
-    const agent = await startAgent(gw.url, { name: 'shown' });
-    const json = await runCli(['gateway', 'status', '--url', gw.httpUrl, '--json']);
-    expect(json.code).toBe(0);
-    expect(JSON.parse(json.stdout)).toMatchObject({
-      replicaId: 'A',
-      version: '0.1.0',
-      ready: true,
-      connections: 1,
-      agents: [{ name: 'shown', instances: 1, openTasks: 0 }],
-      readiness: { ready: true, redis: true, bus: true, draining: false },
+  it('shows the whole cluster from any one replica, as a table and as JSON', async () => {
+    const [a, b] = cluster.gateways;
+    const agent = await startAgent(b!.url, { name: 'shown' });
+    // Replicas report every 2 s: wait for B's report to count its agent.
+    const status = await waitFor(
+      async () => {
+        const json = await runCli(['gateway', 'status', '--url', a!.httpUrl, '--json']);
+        expect(json.code).toBe(0);
+        const parsed = JSON.parse(json.stdout) as { replicas: { replicaId: string; connections: { agent: number } }[] };
+        return parsed.replicas.find((r) => r.replicaId === 'B')?.connections.agent === 1 ? parsed : undefined;
+      },
+      { what: "replica B's report with its agent", timeoutMs: 10_000 },
+    );
+    expect(status).toMatchObject({
+      replicas: [
+        { replicaId: 'A', version: '0.1.0', ready: true, draining: false, connections: { agent: 0 } },
+        { replicaId: 'B', version: '0.1.0', ready: true, connections: { agent: 1, client: 0 } },
+      ],
+      workers: [{ workerId: cluster.workers[0]!.replicaId }],
+      agents: [{ name: 'shown', kind: 'ws', instances: 1 }],
+      queue: { waiting: 0, failed: 0 },
+      redis: { reachable: true, version: expect.stringMatching(/^\d+\./), aofEnabled: false },
     });
-    const table = await runCli(['gateway', 'status', '--url', gw.httpUrl]);
+    const table = await runCli(['gateway', 'status', '--url', a!.httpUrl]);
     expect(table.code).toBe(0);
-    expect(table.stdout).toMatch(/^replica\s+version\s+ready\s+uptime\s+connections\s+in flight\nA\s+0\.1\.0\s+yes\s+/);
-    expect(table.stdout).toMatch(/agent\s+instances\s+open tasks\nshown\s+1\s+0/);
+    expect(table.stdout).toMatch(/^cluster: 2 replica\(s\), 2 ready; 1 worker\(s\); redis \d+\.\d+/);
+    expect(table.stdout).toMatch(
+      /replica\s+version\s+ready\s+age\s+agents\s+clients\s+in flight\s+host\nA\s+0\.1\.0\s+yes\s+/,
+    );
+    expect(table.stdout).toMatch(/\nB\s+0\.1\.0\s+yes\s+\S+\s+1\s+0\s+0\s+/);
+    expect(table.stdout).toMatch(/agent\s+kind\s+instances\s+tasks\nshown\s+ws\s+1\s+\*/);
+    expect(table.stdout).toMatch(/queue: waiting 0, active 0, delayed 0, failed 0/);
     await agent.close();
   });
 
-  it('shows counters by outcome and latency percentiles', async () => {
-    const gw = cluster.gateways[0]!;
-    const agent = await startAgent(gw.url, { name: 'counted' });
-    const caller = await TestSocket.open(gw.url);
-    for (let i = 0; i < 5; i++) await caller.request({ action: 'coordinator', id: i, agent: 'counted', task: 't' });
-    await caller.request({ action: 'coordinator', id: 'x', agent: 'missing', task: 't' });
-    const json = await runCli(['gateway', 'metrics', '--url', gw.httpUrl, '--json']);
-    const metrics = JSON.parse(json.stdout);
-    expect(metrics.requests.coordinator).toEqual({ ok: 5, AGENT_NOT_FOUND: 1 });
-    expect(metrics.coordinatorLatencyMs).toMatchObject({ count: 6, p50: expect.any(Number), p99: expect.any(Number) });
-    expect(metrics.connections.current).toBe(2);
-    const text = await runCli(['gateway', 'metrics', '--url', gw.httpUrl]);
-    expect(text.stdout).toMatch(/coordinator\s+AGENT_NOT_FOUND\s+1\ncoordinator\s+ok\s+5/);
-    expect(text.stdout).toMatch(/coordinator latency \(last 6 calls\): p50 [\d.]+ ms, p90 [\d.]+ ms, p99 [\d.]+ ms/);
-    await Promise.all([caller.close(), agent.close()]);
+  it('summarises rates, latency and errors across replicas', async () => {
+    const [a, b] = cluster.gateways;
+    const agent = await startAgent(b!.url, { name: 'counted' });
+    const callers = [await TestSocket.open(a!.url), await TestSocket.open(b!.url)];
+    for (const caller of callers) {
+      for (let i = 0; i < 5; i++) await caller.request({ action: 'coordinator', id: i, agent: 'counted', task: 't' });
+    }
+    await callers[0]!.request({ action: 'coordinator', id: 'x', agent: 'missing', task: 't' });
+    // Once both reports include the calls, the cumulative counts add up across replicas.
+    const summary = await waitFor(
+      async () => {
+        const json = await runCli(['gateway', 'metrics', '--url', a!.httpUrl, '--json', '--interval', '0.5']);
+        expect(json.code).toBe(0);
+        const parsed = JSON.parse(json.stdout);
+        return parsed.total.requests.coordinator?.ok === 10 ? parsed : undefined;
+      },
+      { what: 'both replicas to report the calls', timeoutMs: 15_000 },
+    );
+    expect(summary.total.requests.coordinator).toEqual({ ok: 10, AGENT_NOT_FOUND: 1 });
+    expect(summary.replicas.map((r: { replicaId: string }) => r.replicaId)).toEqual(['A', 'B']);
+    expect(summary.replicas[0].coordinatorLatencyMs).toMatchObject({
+      count: 6,
+      p50: expect.any(Number),
+      p99: expect.any(Number),
+    });
+    expect(summary.total).toMatchObject({
+      coordinatorCalls: 11,
+      connections: 3,
+      requestsPerSecond: expect.any(Number),
+    });
+    expect(summary.queue).toMatchObject({ waiting: 0 });
+    const text = await runCli(['gateway', 'metrics', '--url', b!.httpUrl, '--interval', '0.5']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^cluster over [\d.]+ s: [\d.]+ req\/s, [\d.]+ errors\/s; queue: waiting 0/);
+    expect(text.stdout).toMatch(/replica\s+req\/s\s+errors\/s\s+p50 ms\s+p99 ms\s+calls\s+in flight\s+connections/);
+    expect(text.stdout).toMatch(/\ntotal\s+/);
+    expect(text.stdout).toMatch(/coordinator\s+AGENT_NOT_FOUND\s+1/);
+    const bad = await runCli(['gateway', 'metrics', '--url', b!.httpUrl, '--interval', 'soon']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--interval: expected a number of seconds/);
+    await Promise.all([...callers.map((c) => c.close()), agent.close()]);
   });
 
   it('says clearly when no gateway is there', async () => {

@@ -44,6 +44,7 @@ import type Redis from 'ioredis';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { HandlerContext } from './action-handlers';
 import { AgentHost } from './agent-host';
+import { ClusterView } from './cluster-view';
 import { handleFrame } from './frame-handler';
 import { GatewayMetrics, type MetricsSnapshot } from './gateway-metrics';
 import { GatewayPrometheus } from './gateway-prometheus';
@@ -140,6 +141,8 @@ export class Gateway {
   readonly approvals: Approvals;
   /** This replica's metrics in the Prometheus format (`GET /metrics`). */
   readonly prometheus: GatewayPrometheus;
+  /** Every replica's report, for the cluster-wide views. */
+  readonly clusterView: ClusterView;
   private readonly sessions = new Set<Session>();
   private readonly server: Server;
   private readonly wss: WebSocketServer;
@@ -260,6 +263,23 @@ export class Gateway {
       inFlight: () => this.dispatcher.inFlight,
     });
     this.metrics.onCall = (ms) => this.prometheus.observeCall(ms / 1000);
+    this.clusterView = new ClusterView(this.redis, keys, () => {
+      const snapshot = this.metrics.snapshot(config.replicaId, this.dispatcher.inFlight);
+      let agent = 0;
+      for (const session of sessions) if (session.instances.size > 0) agent += 1;
+      return {
+        replicaId: config.replicaId,
+        version: GATEWAY_VERSION,
+        port: this.port,
+        startedAt: this.metrics.startedAt,
+        ready: this.readiness().ready,
+        draining: this.draining,
+        connections: { agent, client: sessions.size - agent },
+        inFlight: this.dispatcher.inFlight,
+        requests: snapshot.requests,
+        coordinatorLatencyMs: snapshot.coordinatorLatencyMs,
+      };
+    });
     this.apiKeys = config.apiKeySecret === '' ? undefined : new ApiKeyStore(this.redis, keys, config.apiKeySecret);
     this.connections = new ConnectionLimiter(this.redis, keys);
     this.lockout = new AuthLockout(this.redis, keys, {
@@ -430,6 +450,7 @@ export class Gateway {
     });
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
     this.heartbeatTimer.unref();
+    this.clusterView.start();
     this.credentialTimer = setInterval(() => void this.checkCredentials(), CREDENTIAL_CHECK_MS);
     this.credentialTimer.unref();
     this.connectionTimer = setInterval(
@@ -668,6 +689,7 @@ export class Gateway {
 
   private async shutdown(): Promise<void> {
     this.draining = true;
+    await this.clusterView.stop(this.config.replicaId);
     clearInterval(this.heartbeatTimer);
     clearInterval(this.credentialTimer);
     clearInterval(this.connectionTimer);

@@ -5,6 +5,7 @@
  * import { runGateway } from '@openclaw/gateway';
  * await runGateway({ flags: { port: '18789' } });
  */
+export { ClusterView, REPORT_INTERVAL_MS, type RedisHealth, type ReplicaReport } from './cluster-view';
 export { Gateway, type GatewayOptions, type GatewayStatus, type Readiness, redactUrl } from './gateway';
 export { GatewayMetrics, LATENCY_WINDOW, type LatencySummary, type MetricsSnapshot } from './gateway-metrics';
 export { HttpAgentBodySchema } from './http-api';

@@ -19,6 +19,7 @@ export const BUILT_IN_ROLES: Readonly<Record<string, readonly string[]>> = Objec
     'approval:read',
     'approval:decide',
     'agent:list',
+    'cluster:read',
   ],
   /** Sees and decides the tenant's approvals. */
   approver: ['approval:read', 'approval:decide', 'agent:list'],

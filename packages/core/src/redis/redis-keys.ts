@@ -163,6 +163,16 @@ export class RedisKeys {
     return `${this.prefix}:{tev:ops:${tenant}}`;
   }
 
+  /** Sorted set: replicas that report to the cluster view, scored by when their report expires. */
+  replicaReports(): string {
+    return `${this.prefix}:replica-reports`;
+  }
+
+  /** String (JSON, with a TTL): what a replica last reported about itself (`openclaw gateway status`). */
+  replicaReport(replicaId: string): string {
+    return `${this.prefix}:replica-report:${replicaId}`;
+  }
+
   /** Sorted set: live worker processes, scored by when their heartbeat expires. */
   workers(): string {
     return `${this.prefix}:workers`;

@@ -1,0 +1,133 @@
+import { hostname } from 'node:os';
+import type { RedisKeys } from '@openclaw/core';
+import type Redis from 'ioredis';
+import type { LatencySummary } from './gateway-metrics';
+
+/** How often each replica writes its report, and how long a report lives without a refresh. */
+export const REPORT_INTERVAL_MS = 2000;
+const REPORT_TTL_MS = 3 * REPORT_INTERVAL_MS;
+
+/** What a replica reports about itself to the cluster (for `openclaw gateway status` and `metrics`). */
+export interface ReplicaReport {
+  replicaId: string;
+  version: string;
+  host: string;
+  pid: number;
+  port: number;
+  startedAt: number;
+  ready: boolean;
+  draining: boolean;
+  connections: { agent: number; client: number };
+  inFlight: number;
+  /** Requests answered since start, by action and outcome. */
+  requests: Record<string, Record<string, number>>;
+  coordinatorLatencyMs: LatencySummary;
+  /** When the report was written. */
+  at: number;
+}
+
+/** Redis state as `gateway status` shows it. */
+export interface RedisHealth {
+  reachable: boolean;
+  version?: string;
+  role?: string;
+  uptimeSeconds?: number;
+  usedMemoryBytes?: number;
+  maxmemoryPolicy?: string;
+  aofEnabled?: boolean;
+  connectedClients?: number;
+}
+
+/**
+ * The cluster's view of itself: every replica writes a short report to Redis every 2 s (kept 6 s),
+ * so any replica can answer for all of them without calling the others.
+ */
+export class ClusterView {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly report: () => Omit<ReplicaReport, 'host' | 'pid' | 'at'>,
+  ) {}
+
+  start(): void {
+    void this.publish();
+    this.timer = setInterval(() => void this.publish(), REPORT_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  /** Stops reporting and withdraws this replica's report. */
+  async stop(replicaId: string): Promise<void> {
+    clearInterval(this.timer);
+    await this.redis
+      .multi()
+      .zrem(this.reportsKey(), replicaId)
+      .del(this.reportKey(replicaId))
+      .exec()
+      .catch(() => undefined);
+  }
+
+  /** The live replicas' reports, by replica id. */
+  async replicas(): Promise<ReplicaReport[]> {
+    const now = Date.now();
+    const ids = await this.redis.zrangebyscore(this.reportsKey(), now, '+inf');
+    if (ids.length === 0) return [];
+    const texts = await this.redis.mget(ids.map((id) => this.reportKey(id)));
+    const out: ReplicaReport[] = [];
+    for (const text of texts) {
+      if (!text) continue;
+      try {
+        out.push(JSON.parse(text) as ReplicaReport);
+      } catch {
+        // A report from another version: skipped.
+      }
+    }
+    return out.sort((a, b) => (a.replicaId < b.replicaId ? -1 : 1));
+  }
+
+  /** What Redis says about itself (INFO). */
+  async redisHealth(): Promise<RedisHealth> {
+    let text: string;
+    try {
+      text = await this.redis.info();
+    } catch {
+      return { reachable: false };
+    }
+    const field = (name: string): string | undefined => new RegExp(`^${name}:(.*)$`, 'm').exec(text)?.[1]?.trim();
+    const num = (name: string): number | undefined => {
+      const v = field(name);
+      return v === undefined ? undefined : Number(v);
+    };
+    return {
+      reachable: true,
+      version: field('redis_version'),
+      role: field('role'),
+      uptimeSeconds: num('uptime_in_seconds'),
+      usedMemoryBytes: num('used_memory'),
+      maxmemoryPolicy: field('maxmemory_policy'),
+      aofEnabled: field('aof_enabled') === '1',
+      connectedClients: num('connected_clients'),
+    };
+  }
+
+  private async publish(): Promise<void> {
+    if (this.redis.status !== 'ready') return;
+    const report: ReplicaReport = { ...this.report(), host: hostname(), pid: process.pid, at: Date.now() };
+    await this.redis
+      .multi()
+      .set(this.reportKey(report.replicaId), JSON.stringify(report), 'PX', REPORT_TTL_MS)
+      .zadd(this.reportsKey(), report.at + REPORT_TTL_MS, report.replicaId)
+      .zremrangebyscore(this.reportsKey(), '-inf', report.at)
+      .exec()
+      .catch(() => undefined);
+  }
+
+  private reportsKey(): string {
+    return this.keys.replicaReports();
+  }
+
+  private reportKey(replicaId: string): string {
+    return this.keys.replicaReport(replicaId);
+  }
+}
