@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
 import { taskEnd } from '../helpers/tasks';
 import { waitFor } from '../helpers/wait';
@@ -77,10 +78,11 @@ class OtlpReceiver {
 describe('tracing', () => {
   let cluster: Cluster;
   const receiver = new OtlpReceiver();
+  let otel: Record<string, string>;
 
   beforeAll(async () => {
     const endpoint = await receiver.start();
-    const otel = {
+    otel = {
       OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
       OTEL_BSP_SCHEDULE_DELAY: '100',
@@ -161,6 +163,20 @@ describe('tracing', () => {
     await Promise.all([caller.close(), agent.close()]);
   });
 
+  it('traces the CLI’s requests into the replica that answers them', async () => {
+    const result = await runCli(['gateway', 'status', '--url', cluster.gateways[0]!.httpUrl, '--json'], otel);
+    expect(result.code).toBe(0);
+    const client = await waitFor(
+      () => receiver.spans.find((s) => s.service === 'openclaw-cli' && s.name === 'openclaw-cli GET /v1/cluster'),
+      { what: "the CLI's span", timeoutMs: 10_000 },
+    );
+    const server = await waitFor(
+      () => receiver.spans.find((s) => s.name === 'openclaw GET /v1/cluster' && s.traceId === client.traceId),
+      { what: "the replica's span in the CLI's trace", timeoutMs: 10_000 },
+    );
+    expect(server).toMatchObject({ service: 'openclaw-gateway', parentSpanId: client.spanId });
+  });
+
   it('makes one trace of an async workflow across replicas and a worker', async () => {
     const [a, b] = cluster.gateways;
     const fetcher = await startAgent(a!.url, { name: 'fetcher' });
@@ -193,6 +209,7 @@ describe('tracing', () => {
           spans.some((s) => s.name === 'openclaw workflow.start') &&
           spans.filter((s) => s.name === 'job task').length >= 2 &&
           spans.some((s) => s.name === 'job workflow') &&
+          spans.some((s) => s.name === 'queue add workflow') &&
           spans.filter((s) => s.name === 'agent task.result').length >= 2
         );
       },

@@ -1,3 +1,5 @@
+import { inSpan, traceparentOf } from '@openclaw/core/dist/telemetry/tracing';
+import { SpanKind } from '@opentelemetry/api';
 /** Options every command that talks to a running gateway takes. */
 export interface RemoteOptions {
   url: string;
@@ -24,6 +26,21 @@ export async function fetchJson(
 ): Promise<unknown> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (remote.apiKey) headers['x-api-key'] = remote.apiKey;
+  const method = init.method ?? 'GET';
+  // When the CLI traces (OTEL_* set), each request is a client span whose context the replica continues.
+  return inSpan(`openclaw-cli ${method} ${path.split('?')[0]}`, { kind: SpanKind.CLIENT }, () => {
+    const traceparent = traceparentOf();
+    if (traceparent !== undefined) headers.traceparent = traceparent;
+    return send(remote, path, init, headers);
+  });
+}
+
+async function send(
+  remote: RemoteOptions,
+  path: string,
+  init: { method?: string; body?: unknown },
+  headers: Record<string, string>,
+): Promise<unknown> {
   if (init.body !== undefined) headers['content-type'] = 'application/json';
   const url = new URL(path, remote.url.replace(/^ws/, 'http'));
   let response: Response;

@@ -2,7 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   type AuditLog,
   checkAgentUrl,
+  contextOf,
   GatewayError,
+  inSpan,
   PolicyError,
   type Principal,
   publicLedgerRecord,
@@ -24,6 +26,7 @@ import {
   TaskRespondParamsSchema,
   WorkflowStartParamsSchema,
 } from '@openclaw/protocol';
+import { SpanKind } from '@opentelemetry/api';
 import { z } from 'zod';
 import { taskView } from './action-handlers';
 import { decideApproval, getApproval, listApprovals } from './approval-access';
@@ -53,7 +56,26 @@ export class HttpApi {
   constructor(private readonly gateway: Gateway) {}
 
   handle(req: IncomingMessage, res: ServerResponse): void {
-    this.route(req, res).catch((error: unknown) => {
+    const header = req.headers.traceparent;
+    // Probes and scrapes make no traces; every other request is a server span, continuing the
+    // caller's `traceparent` header (the CLI sends one when it traces).
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const quiet = path === '/healthz' || path === '/readyz' || path === '/metrics';
+    const routed = quiet
+      ? this.route(req, res)
+      : inSpan(
+          `openclaw ${req.method ?? 'GET'} ${routeName(path)}`,
+          {
+            kind: SpanKind.SERVER,
+            parent: contextOf(typeof header === 'string' ? header : undefined),
+            attributes: {
+              'http.request.method': req.method ?? 'GET',
+              'openclaw.replica': this.gateway.config.replicaId,
+            },
+          },
+          () => this.route(req, res),
+        );
+    routed.catch((error: unknown) => {
       const wire = toWireError(error);
       // The path only: a query string may carry an API key.
       const path = (req.url ?? '/').split('?')[0];
@@ -658,4 +680,18 @@ export function send(res: ServerResponse, status: number, body: unknown): void {
     'cache-control': 'no-store',
   });
   res.end(text);
+}
+
+/** A path as a span name: ids replaced, so names stay few (`/v1/tasks/:id/cancel`). */
+function routeName(path: string): string {
+  return path
+    .split('/')
+    .map((part, i) =>
+      i >= 3 &&
+      part.length > 0 &&
+      !/^(cancel|retry|respond|events|approve|reject|metrics|explain|verify|report)$/.test(part)
+        ? ':id'
+        : part,
+    )
+    .join('/');
 }

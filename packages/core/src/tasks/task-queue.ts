@@ -1,8 +1,10 @@
 import { GatewayError } from '@openclaw/protocol';
+import { SpanKind } from '@opentelemetry/api';
 import { type Job, type JobsOptions, Queue } from 'bullmq';
 import type Redis from 'ioredis';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
+import { inSpan, traceparentOf } from '../telemetry/tracing';
 import type { TaskKind } from './task-ledger';
 
 /** The BullMQ queue every async task and workflow goes through. */
@@ -67,12 +69,26 @@ export class TaskQueue {
     };
     if (options.delayMs !== undefined && options.delayMs > 0) jobOptions.delay = options.delayMs;
     const data: TaskJobData = { taskId };
-    if (options.traceparent !== undefined) data.traceparent = options.traceparent;
-    try {
-      await this.queue.add(options.kind, data, jobOptions);
-    } catch (error) {
-      throw new GatewayError('UNAVAILABLE', 'the task queue (Redis) is unavailable; retry shortly', { cause: error });
-    }
+    // The enqueue is a producer span; the job carries its context, so the worker's run is its child.
+    await inSpan(
+      `queue add ${options.kind}`,
+      {
+        kind: SpanKind.PRODUCER,
+        parent: options.traceparent,
+        attributes: { 'messaging.system': 'bullmq', 'openclaw.task_id': taskId },
+      },
+      async () => {
+        const traceparent = traceparentOf() ?? options.traceparent;
+        if (traceparent !== undefined) data.traceparent = traceparent;
+        try {
+          await this.queue.add(options.kind, data, jobOptions);
+        } catch (error) {
+          throw new GatewayError('UNAVAILABLE', 'the task queue (Redis) is unavailable; retry shortly', {
+            cause: error,
+          });
+        }
+      },
+    );
   }
 
   /** The job of a task, if BullMQ still has it. */
