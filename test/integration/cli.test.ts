@@ -53,6 +53,46 @@ describe('openclaw gateway status and metrics', () => {
     await agent.close();
   });
 
+  it('streams cluster snapshots to a connection that watches: an agent appears, then vanishes', async () => {
+    const [a, b] = cluster.gateways;
+    const watcher = await TestSocket.open(a!.url);
+    const bad = await watcher.request({ action: 'cluster.watch', id: 0, intervalMs: 10 });
+    expect(bad).toMatchObject({
+      ok: false,
+      error: { code: 'BAD_REQUEST', details: [expect.objectContaining({ field: 'intervalMs' })] },
+    });
+    const watching = await watcher.request({ action: 'cluster.watch', id: 1, intervalMs: 1000 });
+    expect(watching).toMatchObject({ ok: true, result: { watching: true, intervalMs: 1000 } });
+    const first = await watcher.nextEvent('cluster.snapshot', 5000);
+    expect(first).toMatchObject({
+      replicas: expect.arrayContaining([
+        expect.objectContaining({ replicaId: 'A' }),
+        expect.objectContaining({ replicaId: 'B' }),
+      ]),
+      queue: expect.objectContaining({ waiting: 0 }),
+      approvalsPending: 0,
+      redis: { reachable: true },
+    });
+    const agentNames = (f: Record<string, unknown>) => (f.agents as { name: string }[]).map((x) => x.name);
+    const agent = await startAgent(b!.url, { name: 'watched' });
+    await watcher.nextFrame(
+      (f) => f.event === 'cluster.snapshot' && agentNames(f).includes('watched'),
+      10_000,
+      'a snapshot with the agent',
+    );
+    await agent.close();
+    await watcher.nextFrame(
+      (f) => f.event === 'cluster.snapshot' && !agentNames(f).includes('watched'),
+      10_000,
+      'a snapshot without it',
+    );
+    expect(await watcher.request({ action: 'cluster.unwatch', id: 2 })).toMatchObject({
+      ok: true,
+      result: { watching: false },
+    });
+    await watcher.close();
+  });
+
   it('summarises rates, latency and errors across replicas', async () => {
     const [a, b] = cluster.gateways;
     const agent = await startAgent(b!.url, { name: 'counted' });

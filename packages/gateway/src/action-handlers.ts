@@ -29,6 +29,7 @@ import {
 } from '@openclaw/protocol';
 import type { AgentHost } from './agent-host';
 import { decideApproval, getApproval, listApprovals } from './approval-access';
+import type { ClusterWatch } from './cluster-watch';
 import type { GatewayMetrics } from './gateway-metrics';
 import type { Session } from './session';
 import type { TaskEventRouter } from './task-events';
@@ -43,6 +44,8 @@ export interface HandlerContext {
   asyncTasks: AsyncTasks;
   /** Messages waiting for approval. */
   approvals: Approvals;
+  /** Connections watching the cluster (`cluster.watch`). */
+  clusterWatch: ClusterWatch;
   /** Agents' declared input schemas. */
   schemaStore: SchemaStore;
   taskEvents: TaskEventRouter;
@@ -423,6 +426,18 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
 
   'approval.decide'(ctx, { session }, params) {
     return decideApproval(ctx, session.principal, params.approvalId, params.decision, params.reason);
+  },
+
+  'cluster.watch'(ctx, { session }, params) {
+    requirePermission(ctx, session, 'cluster:read');
+    const intervalMs = params.intervalMs ?? 2000;
+    ctx.clusterWatch.watch(session, intervalMs);
+    return { watching: true, intervalMs };
+  },
+
+  'cluster.unwatch'(ctx, { session }) {
+    ctx.clusterWatch.unwatch(session);
+    return { watching: false };
   },
 
   async 'agents.list'(ctx, { session }) {

@@ -44,7 +44,8 @@ import type Redis from 'ioredis';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { HandlerContext } from './action-handlers';
 import { AgentHost } from './agent-host';
-import { ClusterView } from './cluster-view';
+import { ClusterView, type RedisHealth, type ReplicaReport } from './cluster-view';
+import { ClusterWatch } from './cluster-watch';
 import { handleFrame } from './frame-handler';
 import { GatewayMetrics, type MetricsSnapshot } from './gateway-metrics';
 import { GatewayPrometheus } from './gateway-prometheus';
@@ -69,6 +70,20 @@ export interface Readiness {
 }
 
 /** What `GET /status` reports. */
+/** The cluster at a glance, as `GET /v1/cluster` and `cluster.snapshot` events carry it. */
+export interface ClusterStatus {
+  at: number;
+  replicas: Omit<ReplicaReport, 'requests' | 'coordinatorLatencyMs'>[];
+  /** Each replica's request counters since it started, and its latency window. */
+  requests: Pick<ReplicaReport, 'replicaId' | 'requests' | 'coordinatorLatencyMs'>[];
+  workers: Record<string, string>[];
+  agents: unknown[];
+  queue: Record<string, number> | null;
+  /** The tenant's approvals waiting for a decision. */
+  approvalsPending: number;
+  redis: RedisHealth;
+}
+
 export interface GatewayStatus {
   replicaId: string;
   version: string;
@@ -143,6 +158,8 @@ export class Gateway {
   readonly prometheus: GatewayPrometheus;
   /** Every replica's report, for the cluster-wide views. */
   readonly clusterView: ClusterView;
+  /** Connections watching the cluster. */
+  readonly clusterWatch: ClusterWatch;
   private readonly sessions = new Set<Session>();
   private readonly server: Server;
   private readonly wss: WebSocketServer;
@@ -263,6 +280,7 @@ export class Gateway {
       inFlight: () => this.dispatcher.inFlight,
     });
     this.metrics.onCall = (ms) => this.prometheus.observeCall(ms / 1000);
+    this.clusterWatch = new ClusterWatch((tenant) => this.clusterStatus(tenant));
     this.clusterView = new ClusterView(this.redis, keys, () => {
       const snapshot = this.metrics.snapshot(config.replicaId, this.dispatcher.inFlight);
       let agent = 0;
@@ -296,6 +314,7 @@ export class Gateway {
       store,
       asyncTasks: this.asyncTasks,
       approvals: this.approvals,
+      clusterWatch: this.clusterWatch,
       schemaStore: { redis: this.redis, key: (tenant, agent) => keys.agentSchemas(tenant, agent) },
       taskEvents: this.taskEvents,
       agents: this.agents,
@@ -359,6 +378,36 @@ export class Gateway {
       connections: this.sessions.size,
       inFlight: this.dispatcher.inFlight,
       agents: this.agents.localAgents(),
+    };
+  }
+
+  /**
+   * The whole cluster at a glance (`openclaw gateway status`, `cluster.watch`): every live replica's
+   * report, the workers, a tenant's agents, the queue and Redis.
+   */
+  async clusterStatus(tenant: string): Promise<ClusterStatus> {
+    const view = this.clusterView;
+    const [replicas, workers, agents, queue, redis, pending] = await Promise.all([
+      view.replicas(),
+      this.workers().catch(() => []),
+      this.registry.list(tenant).catch(() => []),
+      this.asyncTasks.queue.counts().catch(() => undefined),
+      view.redisHealth(),
+      this.approvals.pendingCounts().catch(() => ({}) as Record<string, number>),
+    ]);
+    return {
+      at: Date.now(),
+      replicas: replicas.map(({ requests: _requests, coordinatorLatencyMs: _latency, ...rest }) => rest),
+      requests: replicas.map((r) => ({
+        replicaId: r.replicaId,
+        requests: r.requests,
+        coordinatorLatencyMs: r.coordinatorLatencyMs,
+      })),
+      workers,
+      agents,
+      queue: queue ?? null,
+      approvalsPending: pending[tenant] ?? 0,
+      redis,
     };
   }
 
@@ -579,6 +628,7 @@ export class Gateway {
       });
       this.sessions.delete(session);
       this.taskEvents.detach(session);
+      this.clusterWatch.unwatch(session);
       this.connections.release(principal.id, session.id);
       this.metrics.connectionsCurrent -= 1;
       void this.agents.detach(session);
@@ -689,6 +739,7 @@ export class Gateway {
 
   private async shutdown(): Promise<void> {
     this.draining = true;
+    this.clusterWatch.close();
     await this.clusterView.stop(this.config.replicaId);
     clearInterval(this.heartbeatTimer);
     clearInterval(this.credentialTimer);

@@ -118,7 +118,7 @@ export class HttpApi {
     if (path === '/v1/workers' && method === 'GET') return send(res, 200, await this.gateway.workers());
     if (path === '/v1/cluster' && method === 'GET') {
       need(this.gateway, principal, 'cluster:read', this.gateway.audit);
-      return send(res, 200, await this.cluster(principal));
+      return send(res, 200, await this.gateway.clusterStatus(principal.tenant));
     }
     if (path === '/v1/cluster/metrics' && method === 'GET') {
       need(this.gateway, principal, 'cluster:read', this.gateway.audit);
@@ -460,29 +460,6 @@ export class HttpApi {
     await tasks.respond(taskId, body.output, viewer);
     audit('task.responded', taskId);
     return send(res, 200, { taskId, status: 'working' });
-  }
-
-  /**
-   * The whole cluster at a glance (`openclaw gateway status`): every live replica's report, the
-   * workers, the caller's tenant's agents, the queue and Redis.
-   */
-  private async cluster(principal: Principal): Promise<Record<string, unknown>> {
-    const view = this.gateway.clusterView;
-    const [replicas, workers, agents, queue, redis] = await Promise.all([
-      view.replicas(),
-      this.gateway.workers(),
-      this.gateway.registry.list(principal.tenant),
-      this.gateway.asyncTasks.queue.counts().catch(() => undefined),
-      view.redisHealth(),
-    ]);
-    return {
-      at: Date.now(),
-      replicas: replicas.map(({ requests: _requests, coordinatorLatencyMs: _latency, ...rest }) => rest),
-      workers,
-      agents,
-      queue: queue ?? null,
-      redis,
-    };
   }
 
   /**

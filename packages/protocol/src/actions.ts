@@ -128,6 +128,12 @@ export const ApprovalDecideParamsSchema = z.object({
   reason: z.string().max(1024).optional(),
 });
 
+/** `cluster.watch`: a `cluster.snapshot` event every `intervalMs` (default 2000) until `cluster.unwatch` or the connection closes. */
+export const ClusterWatchParamsSchema = z.object({ intervalMs: z.number().int().min(1000).max(60_000).optional() });
+
+/** `cluster.unwatch`: no parameters. */
+export const ClusterUnwatchParamsSchema = z.object({});
+
 /** `agents.list`: no parameters. */
 export const AgentsListParamsSchema = z.object({});
 
@@ -167,6 +173,8 @@ export const ACTION_PARAMS = {
   'approval.list': ApprovalListParamsSchema,
   'approval.get': ApprovalGetParamsSchema,
   'approval.decide': ApprovalDecideParamsSchema,
+  'cluster.watch': ClusterWatchParamsSchema,
+  'cluster.unwatch': ClusterUnwatchParamsSchema,
   'agents.list': AgentsListParamsSchema,
   ping: PingParamsSchema,
   'task.result': TaskResultParamsSchema,

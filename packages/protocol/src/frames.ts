@@ -110,6 +110,17 @@ export const ApprovalRequiredEventSchema = z.object({
 export const ApprovalRequestedEventSchema = ApprovalRecordSchema.extend({ event: z.literal('approval.requested') });
 export const ApprovalUpdatedEventSchema = ApprovalRecordSchema.extend({ event: z.literal('approval.updated') });
 
+/**
+ * `cluster.snapshot`: the cluster at a glance, every interval, to a connection that sent
+ * `cluster.watch`: replicas (age, readiness, connections), request counters per replica, workers,
+ * the tenant's agents, queue depths, pending approvals and Redis health.
+ */
+export const ClusterSnapshotEventSchema = z.looseObject({
+  event: z.literal('cluster.snapshot'),
+  at: z.number().int(),
+  replicas: z.array(z.unknown()),
+});
+
 /** Every event the gateway sends. */
 export const EventSchema = z.discriminatedUnion('event', [
   TaskEventSchema,
@@ -119,6 +130,7 @@ export const EventSchema = z.discriminatedUnion('event', [
   ApprovalRequiredEventSchema,
   ApprovalRequestedEventSchema,
   ApprovalUpdatedEventSchema,
+  ClusterSnapshotEventSchema,
 ]);
 export type Event = z.infer<typeof EventSchema>;
 

@@ -18,6 +18,8 @@ export {
   ApprovalGetParamsSchema,
   ApprovalListParamsSchema,
   ApprovalStatusSchema,
+  ClusterUnwatchParamsSchema,
+  ClusterWatchParamsSchema,
   CoordinatorParamsSchema,
   DelegateParamsSchema,
   HelloParamsSchema,
