@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 const CLI = path.resolve(__dirname, '..', '..', 'packages', 'cli', 'dist', 'bin.js');
@@ -91,4 +93,17 @@ export async function auditTail(gatewayHttpUrl: string, adminKey: string, tenant
   ]);
   if (result.code !== 0) throw new Error(`openclaw audit tail failed (${result.code}): ${result.stderr}`);
   return JSON.parse(result.stdout) as AuditRecord[];
+}
+
+/**
+ * Applies a policy (YAML text) with `openclaw policy apply`, then waits until every replica and
+ * worker uses it (each polls the policy version every second).
+ */
+export async function applyPolicy(gatewayHttpUrl: string, adminKey: string, yaml: string): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'openclaw-policy-'));
+  const file = path.join(dir, 'policy.yaml');
+  writeFileSync(file, yaml);
+  const result = await runCli(['policy', 'apply', file, '--url', gatewayHttpUrl, '--api-key', adminKey]);
+  if (result.code !== 0) throw new Error(`policy apply failed: ${result.stderr}`);
+  await new Promise((r) => setTimeout(r, 1500));
 }

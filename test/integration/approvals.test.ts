@@ -1,7 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { auditTail, createApiKey, runCli } from '../helpers/cli';
+import { applyPolicy, auditTail, createApiKey, runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
 import { taskEnd, taskStatuses } from '../helpers/tasks';
 import { waitFor } from '../helpers/wait';
@@ -18,16 +15,8 @@ const SECRET = 'a'.repeat(40);
 describe('approvals', () => {
   let cluster: Cluster;
   let keys: { caller: string; agent: string; approver1: string; approver2: string; operator: string };
-  const dir = mkdtempSync(path.join(tmpdir(), 'openclaw-approvals-'));
 
-  async function apply(yaml: string): Promise<void> {
-    const file = path.join(dir, `policy-${Date.now()}.yaml`);
-    writeFileSync(file, yaml);
-    const result = await runCli(['policy', 'apply', file, '--url', cluster.gateways[0]!.httpUrl, '--api-key', ADMIN]);
-    if (result.code !== 0) throw new Error(`policy apply failed: ${result.stderr}`);
-    // Every replica (and the worker) polls the policy version each second.
-    await new Promise((r) => setTimeout(r, 1500));
-  }
+  const apply = (yaml: string) => applyPolicy(cluster.gateways[0]!.httpUrl, ADMIN, yaml);
 
   /** `openclaw approvals ...` against a replica, as a principal; the parsed `--json` output. */
   async function approvals(

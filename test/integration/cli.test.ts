@@ -93,6 +93,14 @@ describe('openclaw gateway status and metrics', () => {
     await watcher.close();
   });
 
+  it('refuses to start a worker on a port another worker holds, naming the setting', async () => {
+    const taken = new URL(cluster.workers[0]!.httpUrl).port;
+    const second = await runCli(['worker', 'start', '--redis', cluster.redis.url, '--port', taken], {}, 30_000);
+    expect(second.code).toBe(1);
+    expect(second.stdout).toMatch(/worker failed to start/);
+    expect(second.stdout).toMatch(/is in use: give each worker on this host its own OPENCLAW_WORKER_PORT/);
+  });
+
   it('summarises rates, latency and errors across replicas', async () => {
     const [a, b] = cluster.gateways;
     const agent = await startAgent(b!.url, { name: 'counted' });

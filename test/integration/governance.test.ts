@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect, type GatewayClient } from '@openclaw/sdk';
-import { auditTail, runCli } from '../helpers/cli';
+import { applyPolicy, auditTail, runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
 import { submitAsync, taskEnd } from '../helpers/tasks';
 import { waitFor } from '../helpers/wait';
@@ -19,14 +19,7 @@ describe('governance', () => {
   const clients: GatewayClient[] = [];
 
   /** Applies a policy with `openclaw policy apply` and waits until both replicas use it. */
-  async function apply(yaml: string): Promise<void> {
-    const file = path.join(dir, `policy-${Date.now()}.yaml`);
-    writeFileSync(file, yaml);
-    const result = await runCli(['policy', 'apply', file, '--url', cluster.gateways[0]!.httpUrl, '--api-key', ADMIN]);
-    if (result.code !== 0) throw new Error(`policy apply failed: ${result.stderr}`);
-    // Every replica polls the policy version each second.
-    await new Promise((r) => setTimeout(r, 1500));
-  }
+  const apply = (yaml: string) => applyPolicy(cluster.gateways[0]!.httpUrl, ADMIN, yaml);
 
   beforeAll(async () => {
     cluster = await startCluster({ replicas: 2, workers: 1, auth: 'apikey', apiKeys: [ADMIN] });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import Redis from 'ioredis';
-import { runCli } from '../helpers/cli';
+import { applyPolicy } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
 import { submitAsync, taskEnd } from '../helpers/tasks';
 import { waitFor } from '../helpers/wait';
@@ -109,23 +109,11 @@ describe('prometheus metrics', () => {
   });
 
   it('moves the counters as known traffic goes through', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'openclaw-metrics-policy-'));
-    const policy = path.join(dir, 'policy.yaml');
-    writeFileSync(
-      policy,
+    await applyPolicy(
+      cluster.gateways[0]!.httpUrl,
+      ADMIN,
       'governance:\n  rules:\n    - name: no-deletes\n      when: { task: delete }\n      verdict: deny\n',
     );
-    const applied = await runCli([
-      'policy',
-      'apply',
-      policy,
-      '--url',
-      cluster.gateways[0]!.httpUrl,
-      '--api-key',
-      ADMIN,
-    ]);
-    expect(applied.code).toBe(0);
-    await new Promise((r) => setTimeout(r, 1500));
     const [a, b] = cluster.gateways;
     const headers = { 'x-api-key': ADMIN };
     const before = parse((await scrape(a!.httpUrl)).text);

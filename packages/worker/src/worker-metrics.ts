@@ -70,9 +70,18 @@ export async function startWorkerHttp(options: {
     json(404, { error: { code: 'NOT_FOUND', message: `no endpoint GET ${path}` } });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (error: NodeJS.ErrnoException): void => {
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new Error(
+              `port ${options.port} on ${options.host} is in use: give each worker on this host its own OPENCLAW_WORKER_PORT (or --port 0 for any free one)`,
+            )
+          : error,
+      );
+    };
+    server.once('error', failed);
     server.listen(options.port, options.host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });
