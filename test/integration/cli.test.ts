@@ -244,6 +244,10 @@ describe('openclaw up', () => {
       expect(stderr).toMatch(/started redis-server on 127\.0\.0\.1:\d+, data in /);
       const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
       expect(ready.status).toBe(200);
+      // Mission Control is served, and, authentication being off on this local stack, lets the page in.
+      expect(stderr).toContain(`Mission Control http://127.0.0.1:${port}/dashboard/`);
+      expect((await fetch(`http://127.0.0.1:${port}/dashboard/`)).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${port}/v1/cluster`)).status).toBe(200);
       const agent = await startAgent(`ws://127.0.0.1:${port}`, { name: 'local' });
       const caller = await TestSocket.open(`ws://127.0.0.1:${port}`);
       expect(await caller.request({ action: 'coordinator', id: 1, agent: 'local', task: 't' })).toMatchObject({

@@ -440,6 +440,17 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
     return { watching: false };
   },
 
+  async 'tasks.watch'(ctx, { session }) {
+    requirePermission(ctx, session, 'task:read:any');
+    await ctx.taskEvents.watchAll(session);
+    return { watching: true };
+  },
+
+  'tasks.unwatch'(ctx, { session }) {
+    ctx.taskEvents.unwatchAll(session);
+    return { watching: false };
+  },
+
   async 'agents.list'(ctx, { session }) {
     requirePermission(ctx, session, 'agent:list');
     return ctx.registry.list(session.principal.tenant);

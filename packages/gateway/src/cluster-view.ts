@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { RedisKeys } from '@openclaw/core';
+import type { RedisKeys, ValidatorStats } from '@openclaw/core';
 import type Redis from 'ioredis';
 import type { LatencySummary } from './gateway-metrics';
 
@@ -22,6 +22,8 @@ export interface ReplicaReport {
   /** Requests answered since start, by action and outcome. */
   requests: Record<string, Record<string, number>>;
   coordinatorLatencyMs: LatencySummary;
+  /** Governance verdicts since start (or since the policy last changed), by validator. */
+  validators?: Record<string, ValidatorStats>;
   /** When the report was written. */
   at: number;
 }
@@ -130,4 +132,66 @@ export class ClusterView {
   private reportKey(replicaId: string): string {
     return this.keys.replicaReport(replicaId);
   }
+}
+
+/** One validator's verdicts summed over the live replicas. */
+export interface ValidatorSummary {
+  validator: string;
+  checks: number;
+  allows: number;
+  denies: number;
+  redactions: number;
+  approvals: number;
+  wouldDeny: number;
+  failures: number;
+  overBudget: number;
+  meanMs: number;
+  maxMs: number;
+}
+
+/** Sums the validator counters of replicas (sync calls) and workers (async attempts), by validator name. */
+export function summarizeValidators(
+  reports: readonly { validators?: Record<string, ValidatorStats> | undefined }[],
+): ValidatorSummary[] {
+  const sums = new Map<string, ValidatorSummary & { totalMs: number }>();
+  for (const report of reports) {
+    for (const [validator, s] of Object.entries(report.validators ?? {})) {
+      let sum = sums.get(validator);
+      if (!sum) {
+        sum = {
+          validator,
+          checks: 0,
+          allows: 0,
+          denies: 0,
+          redactions: 0,
+          approvals: 0,
+          wouldDeny: 0,
+          failures: 0,
+          overBudget: 0,
+          meanMs: 0,
+          maxMs: 0,
+          totalMs: 0,
+        };
+        sums.set(validator, sum);
+      }
+      sum.checks += s.checks;
+      sum.denies += s.denies;
+      sum.redactions += s.redactions;
+      sum.approvals += s.approvals;
+      sum.wouldDeny += s.wouldDeny;
+      sum.failures += s.failures;
+      sum.overBudget += s.overBudget;
+      sum.totalMs += s.totalMs;
+      sum.maxMs = Math.max(sum.maxMs, s.maxMs);
+    }
+  }
+  return [...sums.values()]
+    .sort((a, b) => (a.validator < b.validator ? -1 : 1))
+    .map(({ totalMs, ...sum }) => ({
+      ...sum,
+      // A failure counts as the verdict its fail mode gave; a dry run's would-be deny decided nothing.
+      allows: Math.max(0, sum.checks - sum.denies - sum.redactions - sum.approvals - sum.wouldDeny),
+      meanMs: sum.checks === 0 ? 0 : Math.round((totalMs / sum.checks) * 100) / 100,
+      maxMs: Math.round(sum.maxMs * 100) / 100,
+    }));
 }

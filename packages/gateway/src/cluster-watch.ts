@@ -14,7 +14,12 @@ export class ClusterWatch {
   private readonly timers = new Map<Session, NodeJS.Timeout>();
   private readonly recent = new Map<string, { at: number; status: Promise<ClusterStatus> }>();
 
-  constructor(private readonly status: (tenant: string) => Promise<ClusterStatus>) {}
+  constructor(
+    /** The tenant's snapshot, audit tail included. */
+    private readonly status: (tenant: string) => Promise<ClusterStatus>,
+    /** Whether a connection may see the audit tail. */
+    private readonly mayReadAudit: (session: Session) => boolean,
+  ) {}
 
   /** Starts (or restarts, with a new interval) a connection's watch; the first snapshot follows at once. */
   watch(session: Session, intervalMs: number): void {
@@ -22,8 +27,10 @@ export class ClusterWatch {
     const tick = (): void => {
       this.snapshot(session.principal.tenant).then(
         (status) => {
-          if (this.timers.has(session))
-            session.send({ event: 'cluster.snapshot', ...status } as unknown as ServerFrame);
+          if (!this.timers.has(session)) return;
+          const { audit, ...rest } = status;
+          const visible = audit !== undefined && this.mayReadAudit(session) ? { ...rest, audit } : rest;
+          session.send({ event: 'cluster.snapshot', ...visible } as unknown as ServerFrame);
         },
         () => undefined,
       );

@@ -8,6 +8,7 @@ import {
   ApiKeyStore,
   Approvals,
   AsyncTasks,
+  type AuditEntry,
   AuditLog,
   type Authenticator,
   AuthLockout,
@@ -37,6 +38,7 @@ import {
   TaskLedger,
   TaskQueue,
   TaskStore,
+  type ValidatorStats,
   validatorAgents,
 } from '@openclaw/core';
 import { CloseCode } from '@openclaw/protocol';
@@ -44,7 +46,13 @@ import type Redis from 'ioredis';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { HandlerContext } from './action-handlers';
 import { AgentHost } from './agent-host';
-import { ClusterView, type RedisHealth, type ReplicaReport } from './cluster-view';
+import {
+  ClusterView,
+  type RedisHealth,
+  type ReplicaReport,
+  summarizeValidators,
+  type ValidatorSummary,
+} from './cluster-view';
 import { ClusterWatch } from './cluster-watch';
 import { handleFrame } from './frame-handler';
 import { GatewayMetrics, type MetricsSnapshot } from './gateway-metrics';
@@ -69,7 +77,9 @@ export interface Readiness {
   draining: boolean;
 }
 
-/** What `GET /status` reports. */
+/** How many of the newest audit entries a cluster snapshot carries. */
+const AUDIT_TAIL = 25;
+
 /** The cluster at a glance, as `GET /v1/cluster` and `cluster.snapshot` events carry it. */
 export interface ClusterStatus {
   at: number;
@@ -82,6 +92,10 @@ export interface ClusterStatus {
   /** The tenant's approvals waiting for a decision. */
   approvalsPending: number;
   redis: RedisHealth;
+  /** Governance verdicts and timings by validator, summed over the live replicas and workers. */
+  validators: ValidatorSummary[];
+  /** The tenant's newest audit entries, oldest first: only for principals with `audit:read`. */
+  audit?: AuditEntry[];
 }
 
 export interface GatewayStatus {
@@ -280,7 +294,10 @@ export class Gateway {
       inFlight: () => this.dispatcher.inFlight,
     });
     this.metrics.onCall = (ms) => this.prometheus.observeCall(ms / 1000);
-    this.clusterWatch = new ClusterWatch((tenant) => this.clusterStatus(tenant));
+    this.clusterWatch = new ClusterWatch(
+      (tenant) => this.clusterStatus(tenant, { audit: true }),
+      (session) => this.authorizer.can(session.principal, 'audit:read'),
+    );
     this.clusterView = new ClusterView(this.redis, keys, () => {
       const snapshot = this.metrics.snapshot(config.replicaId, this.dispatcher.inFlight);
       let agent = 0;
@@ -296,6 +313,7 @@ export class Gateway {
         inFlight: this.dispatcher.inFlight,
         requests: snapshot.requests,
         coordinatorLatencyMs: snapshot.coordinatorLatencyMs,
+        validators: this.governance.stats(),
       };
     });
     this.apiKeys = config.apiKeySecret === '' ? undefined : new ApiKeyStore(this.redis, keys, config.apiKeySecret);
@@ -385,39 +403,58 @@ export class Gateway {
    * The whole cluster at a glance (`openclaw gateway status`, `cluster.watch`): every live replica's
    * report, the workers, a tenant's agents, the queue and Redis.
    */
-  async clusterStatus(tenant: string): Promise<ClusterStatus> {
+  async clusterStatus(tenant: string, options: { audit?: boolean } = {}): Promise<ClusterStatus> {
     const view = this.clusterView;
-    const [replicas, workers, agents, queue, redis, pending] = await Promise.all([
+    const [replicas, workers, agents, queue, redis, pending, audit] = await Promise.all([
       view.replicas(),
-      this.workers().catch(() => []),
+      this.workerReports().catch(() => []),
       this.registry.list(tenant).catch(() => []),
       this.asyncTasks.queue.counts().catch(() => undefined),
       view.redisHealth(),
       this.approvals.pendingCounts().catch(() => ({}) as Record<string, number>),
+      options.audit ? this.audit.tail(tenant, AUDIT_TAIL).catch(() => undefined) : undefined,
     ]);
     return {
       at: Date.now(),
-      replicas: replicas.map(({ requests: _requests, coordinatorLatencyMs: _latency, ...rest }) => rest),
+      replicas: replicas.map(
+        ({ requests: _requests, coordinatorLatencyMs: _latency, validators: _validators, ...rest }) => rest,
+      ),
       requests: replicas.map((r) => ({
         replicaId: r.replicaId,
         requests: r.requests,
         coordinatorLatencyMs: r.coordinatorLatencyMs,
       })),
-      workers,
+      workers: workers.map((w) => w.info),
       agents,
       queue: queue ?? null,
       approvalsPending: pending[tenant] ?? 0,
       redis,
+      validators: summarizeValidators([...replicas, ...workers]),
+      ...(audit === undefined ? {} : { audit }),
     };
   }
 
   /** The live worker processes, from their heartbeats. */
   async workers(): Promise<Record<string, string>[]> {
+    return (await this.workerReports()).map((w) => w.info);
+  }
+
+  /** The live workers' heartbeats, and the governance counters each reports apart. */
+  private async workerReports(): Promise<
+    { info: Record<string, string>; validators: Record<string, ValidatorStats> | undefined }[]
+  > {
     const ids = await this.redis.zrangebyscore(this.keys.workers(), Date.now(), '+inf');
-    const out: Record<string, string>[] = [];
+    const out: { info: Record<string, string>; validators: Record<string, ValidatorStats> | undefined }[] = [];
     for (const id of ids) {
-      const info = await this.redis.hgetall(this.keys.worker(id));
-      if (info.workerId) out.push(info);
+      const { validators, ...info } = await this.redis.hgetall(this.keys.worker(id));
+      if (!info.workerId) continue;
+      let parsed: Record<string, ValidatorStats> | undefined;
+      try {
+        parsed = validators === undefined ? undefined : (JSON.parse(validators) as Record<string, ValidatorStats>);
+      } catch {
+        parsed = undefined;
+      }
+      out.push({ info, validators: parsed });
     }
     return out;
   }
@@ -548,7 +585,7 @@ export class Gateway {
     if (this.config.auditRequired && !this.audit.healthy()) {
       return new GatewayError('UNAVAILABLE', 'the audit trail cannot be written now; refusing to serve unaudited');
     }
-    if (!isOriginAllowed(req.headers.origin, this.config)) {
+    if (!isOriginAllowed(req.headers.origin, this.config, req.headers.host)) {
       return new GatewayError('FORBIDDEN', 'this Origin is not allowed to connect');
     }
     let principal: Principal;

@@ -30,8 +30,10 @@ import { SpanKind } from '@opentelemetry/api';
 import { z } from 'zod';
 import { taskView } from './action-handlers';
 import { decideApproval, getApproval, listApprovals } from './approval-access';
+import { DashboardAssets } from './dashboard-assets';
 import { type Gateway, UNAUTHENTICATED_TENANT } from './gateway';
 import { isOriginAllowed } from './origin';
+import { GATEWAY_VERSION } from './version';
 
 /** Body of `POST /v1/agents`: register an HTTP agent. */
 export const HttpAgentBodySchema = z.object({
@@ -53,14 +55,19 @@ const MAX_BODY_BYTES = 64 * 1024;
  * the same credentials as a WebSocket when authentication is on.
  */
 export class HttpApi {
-  constructor(private readonly gateway: Gateway) {}
+  private readonly dashboard: DashboardAssets;
+
+  constructor(private readonly gateway: Gateway) {
+    this.dashboard = new DashboardAssets({ jaegerUrl: gateway.config.jaegerUrl, version: GATEWAY_VERSION });
+    if (this.dashboard.missing) gateway.logger.warn(this.dashboard.missing);
+  }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     const header = req.headers.traceparent;
     // Probes and scrapes make no traces; every other request is a server span, continuing the
     // caller's `traceparent` header (the CLI sends one when it traces).
     const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const quiet = path === '/healthz' || path === '/readyz' || path === '/metrics';
+    const quiet = path === '/healthz' || path === '/readyz' || path === '/metrics' || path.startsWith('/dashboard');
     const routed = quiet
       ? this.route(req, res)
       : inSpan(
@@ -97,8 +104,9 @@ export class HttpApi {
       const readiness = this.gateway.readiness();
       return send(res, readiness.ready ? 200 : 503, readiness);
     }
+    if (this.dashboard.serve(req, res, path)) return;
     // Browsers may reach a replica on localhost: a page from another origin must not drive its API.
-    if (!isOriginAllowed(req.headers.origin, this.gateway.config)) {
+    if (!isOriginAllowed(req.headers.origin, this.gateway.config, req.headers.host)) {
       throw new GatewayError('FORBIDDEN', 'this Origin is not allowed to use the API');
     }
     const principal = await this.gateway.authenticateRequest(req);
@@ -118,7 +126,8 @@ export class HttpApi {
     if (path === '/v1/workers' && method === 'GET') return send(res, 200, await this.gateway.workers());
     if (path === '/v1/cluster' && method === 'GET') {
       need(this.gateway, principal, 'cluster:read', this.gateway.audit);
-      return send(res, 200, await this.gateway.clusterStatus(principal.tenant));
+      const audit = this.gateway.authorizer.can(principal, 'audit:read');
+      return send(res, 200, await this.gateway.clusterStatus(principal.tenant, { audit }));
     }
     if (path === '/v1/cluster/metrics' && method === 'GET') {
       need(this.gateway, principal, 'cluster:read', this.gateway.audit);

@@ -1,5 +1,6 @@
 import {
   type Authorizer,
+  GatewayError,
   isTerminal,
   type LedgerTask,
   type Logger,
@@ -35,7 +36,9 @@ interface PrincipalChannel {
  *   attached (so a submitter that reconnected to another replica still gets its events);
  * - every connection that watches the task with `task.subscribe` (replayed after a cursor first);
  * - connections of operators (`task:respond`) of the tenant, for tasks waiting for a human;
- * - connections of principals with `approval:read`, for approvals asked for and changed.
+ * - connections of principals with `approval:read`, for approvals asked for and changed;
+ * - connections that sent `tasks.watch` (dashboards), for every status change of the tenant's tasks,
+ *   without outputs, and then not again through the other routes.
  * Pub/sub is at most once: events missed during a disconnection are replayed from the task's stream
  * by `task.subscribe` with `after` (the SDK does this by itself after reconnecting).
  */
@@ -43,9 +46,17 @@ export class TaskEventRouter {
   private readonly principals = new Map<string, PrincipalChannel>();
   private readonly taskWatchers = new Map<string, Set<Session>>();
   private readonly operators = new Map<string, Set<Session>>();
+  /** `tasks.watch` connections by their tenant's activity channel. */
+  private readonly activity = new Map<string, Set<Session>>();
+  private readonly watchingAll = new WeakSet<Session>();
   private readonly watches = new WeakMap<Session, Map<string, Watch>>();
 
   private readonly onMessage = (channel: string, raw: string): void => {
+    const everyTask = this.activity.get(channel);
+    if (everyTask) {
+      this.deliverActivity(everyTask, raw);
+      return;
+    }
     const principal = this.principals.get(channel);
     const watchers = principal ? undefined : this.taskWatchers.get(channel);
     const operators = principal || watchers ? undefined : this.operators.get(channel);
@@ -70,7 +81,7 @@ export class TaskEventRouter {
       for (const session of principal.sessions) {
         const watch = this.watches.get(session)?.get(taskId);
         if (watch) this.deliverWatched(session, taskId, watch, frame);
-        else if (session.instances.size === 0) session.send(frame as ServerFrame);
+        else if (session.instances.size === 0 && !this.seesAll(session, frame)) session.send(frame as ServerFrame);
       }
     } else if (watchers) {
       for (const session of watchers) {
@@ -81,7 +92,8 @@ export class TaskEventRouter {
       for (const session of operators) {
         // The submitter's own connections have it from their channel already.
         if (session.principal.id === frame.submittedBy) continue;
-        if (session.instances.size > 0 || this.watches.get(session)?.has(taskId)) continue;
+        if (session.instances.size > 0 || this.watches.get(session)?.has(taskId) || this.seesAll(session, frame))
+          continue;
         if (this.authorizer.can(session.principal, 'task:respond')) session.send(frame as ServerFrame);
       }
     }
@@ -139,6 +151,41 @@ export class TaskEventRouter {
     }
     for (const taskId of this.watches.get(session)?.keys() ?? []) this.unwatch(session, taskId);
     this.watches.delete(session);
+    this.unwatchAll(session);
+  }
+
+  /**
+   * `tasks.watch`: from now on the connection gets every status change of its tenant's async tasks
+   * (workflow steps included), without outputs. Resolves once the subscription is in place.
+   */
+  async watchAll(session: Session): Promise<void> {
+    if (this.watchingAll.has(session)) return;
+    this.watchingAll.add(session);
+    const channel = this.keys.taskActivity(session.principal.tenant);
+    let sessions = this.activity.get(channel);
+    if (!sessions) {
+      sessions = new Set();
+      this.activity.set(channel, sessions);
+      sessions.add(session);
+      try {
+        await this.subscriber.subscribe(channel);
+      } catch {
+        this.unwatchAll(session);
+        throw new GatewayError('UNAVAILABLE', 'could not subscribe to task activity: Redis is unreachable');
+      }
+    } else sessions.add(session);
+  }
+
+  /** @returns whether the connection was watching every task. */
+  unwatchAll(session: Session): boolean {
+    if (!this.watchingAll.delete(session)) return false;
+    const channel = this.keys.taskActivity(session.principal.tenant);
+    const sessions = this.activity.get(channel);
+    if (sessions?.delete(session) && sessions.size === 0) {
+      this.activity.delete(channel);
+      this.unsubscribe(channel);
+    }
+    return true;
   }
 
   /** How many watches a connection holds. */
@@ -200,7 +247,12 @@ export class TaskEventRouter {
   async resync(sessions: Iterable<Session>): Promise<void> {
     // The subscription may have been lost without ioredis knowing to restore it: subscribe again
     // (a no-op for channels that are still subscribed).
-    const channels = [...this.principals.keys(), ...this.taskWatchers.keys(), ...this.operators.keys()];
+    const channels = [
+      ...this.principals.keys(),
+      ...this.taskWatchers.keys(),
+      ...this.operators.keys(),
+      ...this.activity.keys(),
+    ];
     if (channels.length > 0) await this.subscriber.subscribe(...channels).catch(() => undefined);
     for (const session of sessions) {
       for (const [taskId, watch] of this.watches.get(session) ?? []) {
@@ -209,6 +261,29 @@ export class TaskEventRouter {
         for (const event of events) this.deliverWatched(session, taskId, watch, event.frame);
       }
     }
+  }
+
+  /** A status change from a tenant's activity channel, to its `tasks.watch` connections. */
+  private deliverActivity(sessions: Set<Session>, raw: string): void {
+    let frame: Record<string, unknown>;
+    try {
+      frame = JSON.parse(raw) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    if (typeof frame.taskId !== 'string' || frame.event !== 'task.status') return;
+    // Outputs can be large and a dashboard shows them on demand (`task.get`).
+    delete frame.output;
+    for (const session of sessions) {
+      // A `task.subscribe` watch of the same task delivers it, in order with the replay.
+      if (this.watches.get(session)?.has(frame.taskId)) continue;
+      session.send(frame as ServerFrame);
+    }
+  }
+
+  /** Whether the connection gets this frame from its tenant's activity channel already. */
+  private seesAll(session: Session, frame: Record<string, unknown>): boolean {
+    return frame.event === 'task.status' && this.watchingAll.has(session);
   }
 
   private deliverWatched(session: Session, taskId: string, watch: Watch, frame: Record<string, unknown>): void {

@@ -134,6 +134,12 @@ export const ClusterWatchParamsSchema = z.object({ intervalMs: z.number().int().
 /** `cluster.unwatch`: no parameters. */
 export const ClusterUnwatchParamsSchema = z.object({});
 
+/** `tasks.watch`: a `task.status` event for every status change of the tenant's async tasks, until `tasks.unwatch`. */
+export const TasksWatchParamsSchema = z.object({});
+
+/** `tasks.unwatch`: no parameters. */
+export const TasksUnwatchParamsSchema = z.object({});
+
 /** `agents.list`: no parameters. */
 export const AgentsListParamsSchema = z.object({});
 
@@ -175,6 +181,8 @@ export const ACTION_PARAMS = {
   'approval.decide': ApprovalDecideParamsSchema,
   'cluster.watch': ClusterWatchParamsSchema,
   'cluster.unwatch': ClusterUnwatchParamsSchema,
+  'tasks.watch': TasksWatchParamsSchema,
+  'tasks.unwatch': TasksUnwatchParamsSchema,
   'agents.list': AgentsListParamsSchema,
   ping: PingParamsSchema,
   'task.result': TaskResultParamsSchema,

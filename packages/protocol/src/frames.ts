@@ -74,6 +74,11 @@ export const TaskStatusEventSchema = z.object({
   parentId: TaskIdSchema.optional(),
   /** In `input-required`: what the human is asked. */
   question: z.unknown().optional(),
+  /** The first event of an async task (`submitted`) names it: its agent, task name, kind and submitter. */
+  agent: z.string().optional(),
+  task: z.string().optional(),
+  kind: z.enum(['task', 'workflow']).optional(),
+  submittedBy: z.string().optional(),
 });
 
 /** `task.progress`: progress an agent reported, forwarded to the caller. */

@@ -60,6 +60,8 @@ export const TaskRecordSchema = z.object({
   /** The human's answer, once given. */
   response: z.object({ output: z.unknown(), by: z.string(), at: z.number().int() }).optional(),
   startedAt: z.number().int().optional(),
+  /** The trace the task belongs to (W3C trace id), when it was traced or the submitter sent a `traceparent`. */
+  traceId: z.string().optional(),
   endedAt: z.number().int().optional(),
   /** A workflow's absolute deadline. */
   deadline: z.number().int().optional(),

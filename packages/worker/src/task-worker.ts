@@ -366,6 +366,8 @@ export class TaskWorker {
         concurrency: String(status.concurrency),
         active: String(status.active),
         draining: String(status.draining),
+        // Async attempts pass governance here: the cluster view sums these with the replicas'.
+        validators: JSON.stringify(this.governance.stats()),
       })
       .pexpire(this.keys.worker(this.id), ttl)
       .exec();

@@ -71,7 +71,7 @@ async function up(options: { port?: string; dataDir: string }): Promise<void> {
     throw new Error(`the worker did not start: ${(error as Error).message}`);
   }
   log(
-    `stack is up: gateway ws://${config.host}:${gateway.port} (HTTP http://${config.host}:${gateway.port}/status, metrics /metrics), worker ${worker.id} (metrics http://127.0.0.1:${worker.status().port}/metrics). Ctrl-C stops it.`,
+    `stack is up: gateway ws://${config.host}:${gateway.port} (HTTP http://${config.host}:${gateway.port}/status, metrics /metrics, Mission Control http://${config.host}:${gateway.port}/dashboard/), worker ${worker.id} (metrics http://127.0.0.1:${worker.status().port}/metrics). Ctrl-C stops it.`,
   );
   await new Promise<void>((done) => {
     let stopping = false;

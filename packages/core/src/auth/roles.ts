@@ -9,7 +9,10 @@ export const BUILT_IN_ROLES: Readonly<Record<string, readonly string[]>> = Objec
   agent: ['agent:register:*', 'task:read', 'agent:list'],
   /** Calls any agent; reads and cancels its own tasks; lists agents. */
   caller: ['agent:invoke:*', 'task:read', 'task:cancel', 'agent:list'],
-  /** Watches and acts on every async task of the tenant: answers escalations, retries dead letters, decides approvals. */
+  /**
+   * Watches and acts on every async task of the tenant: answers escalations, retries dead letters,
+   * decides approvals; watches the cluster and the tenant's audit tail (Mission Control).
+   */
   operator: [
     'task:read',
     'task:read:any',
@@ -20,6 +23,7 @@ export const BUILT_IN_ROLES: Readonly<Record<string, readonly string[]>> = Objec
     'approval:decide',
     'agent:list',
     'cluster:read',
+    'audit:read',
   ],
   /** Sees and decides the tenant's approvals. */
   approver: ['approval:read', 'approval:decide', 'agent:list'],

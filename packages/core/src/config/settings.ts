@@ -172,6 +172,15 @@ export const GATEWAY_SETTINGS = {
     default: '',
     doc: 'When set, `GET /metrics` needs `Authorization: Bearer <this token>` (Prometheus `authorization` / `bearer_token`). Empty: `/metrics` is open, like `/healthz`; keep the port off the public network. Never logged.',
   }),
+  jaegerUrl: setting({
+    env: 'OPENCLAW_JAEGER_URL',
+    schema: z
+      .string()
+      .refine((v) => v === '' || /^https?:\/\/[^\s]+$/.test(v), 'expected an http:// or https:// URL')
+      .transform((v) => v.replace(/\/+$/, '')),
+    default: '',
+    doc: "Base URL of the Jaeger UI as operators' browsers reach it (e.g. `http://localhost:16686`). Mission Control then links each task's trace id to `<url>/trace/<id>`. Empty: trace ids are shown without links.",
+  }),
   auditRetentionDays: setting({
     env: 'OPENCLAW_AUDIT_RETENTION_DAYS',
     schema: intText(0, 36_500),

@@ -11,7 +11,7 @@ import {
 } from './approvals';
 import type { GovernancePolicy } from './governance-policy';
 import type { ModelDeps } from './model-validators';
-import type { GovernanceDeps } from './pipeline';
+import type { GovernanceDeps, ValidatorStats } from './pipeline';
 import {
   type GovernanceOutcome,
   GovernancePipeline,
@@ -106,7 +106,7 @@ export class GovernanceGate {
   }
 
   /** The per-validator counts and times of the pipeline in force. */
-  stats(): Record<string, unknown> {
+  stats(): Record<string, ValidatorStats> {
     return Object.fromEntries(this.pipeline().stats);
   }
 

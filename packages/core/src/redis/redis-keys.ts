@@ -163,6 +163,11 @@ export class RedisKeys {
     return `${this.prefix}:{tev:ops:${tenant}}`;
   }
 
+  /** Pub/sub channel: every status change of a tenant's async tasks (for `tasks.watch`: dashboards). */
+  taskActivity(tenant: string): string {
+    return `${this.prefix}:{tev:all:${tenant}}`;
+  }
+
   /** Sorted set: replicas that report to the cluster view, scored by when their report expires. */
   replicaReports(): string {
     return `${this.prefix}:replica-reports`;

@@ -189,7 +189,14 @@ export class TaskLedger {
     const announced = this.transition(task, {
       status: task.status,
       from: [task.status],
-      event: task.parentId === undefined ? {} : { parentId: task.parentId },
+      // The first event names the task, so a watcher that sees it first needs no lookup.
+      event: {
+        agent: task.agent,
+        task: task.task,
+        kind: task.kind,
+        submittedBy: task.principal,
+        ...(task.parentId === undefined ? {} : { parentId: task.parentId }),
+      },
     });
     await Promise.all([written, announced]);
     void this.index(task.tenant, task.taskId, undefined, task.status, Date.now(), task.retentionMs).catch(
@@ -217,6 +224,10 @@ export class TaskLedger {
       this.keys.taskChannel(task.taskId),
     ];
     if (change.notifyOperators) channels.push(this.keys.operatorEvents(task.tenant));
+    // Status changes (not progress) also go to the tenant's activity channel, which only replicas
+    // with a `tasks.watch` connection subscribe to: a publish nobody listens to costs Redis little.
+    if (change.status !== undefined && frame.event === 'task.status')
+      channels.push(this.keys.taskActivity(task.tenant));
     const args: (string | number)[] = [
       this.keys.task(task.taskId),
       this.keys.taskEvents(task.taskId),
@@ -518,9 +529,17 @@ export function publicLedgerRecord(task: LedgerTask): TaskRecord {
     startedAt: task.startedAt,
     endedAt: task.endedAt,
     deadline: task.deadline,
+    traceId: traceIdOf(task.traceparent),
   };
   for (const [name, value] of Object.entries(optional)) {
     if (value !== undefined) (record as Record<string, unknown>)[name] = value;
   }
   return record;
+}
+
+/** The trace id of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`), if it is one. */
+export function traceIdOf(traceparent: string | undefined): string | undefined {
+  const match =
+    traceparent === undefined ? null : /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(traceparent);
+  return match?.[1] === undefined || /^0+$/.test(match[1]) ? undefined : match[1];
 }

@@ -1,0 +1,193 @@
+import type { RatePoint, ReplicaRequests } from './rates.js';
+
+export interface Replica {
+  replicaId: string;
+  version: string;
+  host: string;
+  pid: number;
+  port: number;
+  startedAt: number;
+  ready: boolean;
+  draining: boolean;
+  connections: { agent: number; client: number };
+  inFlight: number;
+  at: number;
+}
+
+export interface AgentView {
+  name: string;
+  kind: 'ws' | 'http';
+  instances: number;
+  tasks: string[];
+  capacity?: number;
+  inFlight?: number;
+  url?: string;
+}
+
+export interface ValidatorView {
+  validator: string;
+  checks: number;
+  allows: number;
+  denies: number;
+  redactions: number;
+  approvals: number;
+  wouldDeny: number;
+  failures: number;
+  overBudget: number;
+  meanMs: number;
+  maxMs: number;
+}
+
+export interface AuditView {
+  id: string;
+  ts: number;
+  type: string;
+  principal?: string;
+  outcome: string;
+  replica?: string;
+  details?: Record<string, unknown>;
+}
+
+export interface Snapshot {
+  at: number;
+  replicas: Replica[];
+  requests: ReplicaRequests[];
+  workers: Record<string, string | number | boolean>[];
+  agents: AgentView[];
+  queue: Record<string, number> | null;
+  approvalsPending: number;
+  redis: {
+    reachable: boolean;
+    version?: string;
+    role?: string;
+    uptimeSeconds?: number;
+    usedMemoryBytes?: number;
+    maxmemoryPolicy?: string;
+    aofEnabled?: boolean;
+    connectedClients?: number;
+  };
+  validators?: ValidatorView[];
+  audit?: AuditView[];
+}
+
+export type TaskState = 'submitted' | 'working' | 'input-required' | 'completed' | 'failed' | 'canceled' | 'rejected';
+
+export const TASK_STATES: readonly TaskState[] = [
+  'submitted',
+  'working',
+  'input-required',
+  'completed',
+  'failed',
+  'canceled',
+  'rejected',
+];
+
+export interface WireErrorView {
+  code: string;
+  message: string;
+}
+
+export interface TaskView {
+  taskId: string;
+  status: TaskState;
+  agent?: string;
+  task?: string;
+  kind?: 'task' | 'workflow';
+  submittedBy?: string;
+  createdAt?: number;
+  updatedAt: number;
+  attempts?: number;
+  maxAttempts?: number;
+  parentId?: string;
+  stepId?: string;
+  error?: WireErrorView;
+  lastError?: WireErrorView;
+  approvalId?: string;
+  traceId?: string;
+  output?: unknown;
+  question?: unknown;
+  steps?: unknown;
+}
+
+export interface TaskEventView {
+  cursor: string;
+  event: string;
+  status?: TaskState;
+  attempt?: number;
+  error?: WireErrorView;
+  lastError?: WireErrorView;
+  progress?: unknown;
+  question?: unknown;
+}
+
+export interface ApprovalView {
+  approvalId: string;
+  status: 'pending' | 'approved' | 'rejected' | 'expired' | 'consumed';
+  agent: string;
+  task: string;
+  direction: 'request' | 'response';
+  requestedBy: string;
+  validator: string;
+  reason?: string;
+  required: { approvers: number; role?: string; principals?: string[] };
+  approvals: number;
+  decisions: { principal: string; decision: 'approve' | 'reject'; reason?: string; at: number }[];
+  createdAt: number;
+  updatedAt: number;
+  expiresAt: number;
+  taskId: string;
+  mode: 'sync' | 'async';
+  data?: unknown;
+}
+
+export type View = 'overview' | 'agents' | 'tasks' | 'approvals' | 'audit';
+export const VIEWS: readonly View[] = ['overview', 'agents', 'tasks', 'approvals', 'audit'];
+
+/** Everything the page shows, fed by the WebSocket. */
+export interface State {
+  view: View;
+  principal: { id: string; tenant: string; roles: string[] } | undefined;
+  replicaId: string | undefined;
+  jaegerUrl: string | null;
+  snapshot: Snapshot | undefined;
+  /** The charts: one point per snapshot, the last ten minutes at most. */
+  history: RatePoint[];
+  tasks: Map<string, TaskView>;
+  /** Whether this principal may see every task of the tenant (`tasks.watch` accepted). */
+  tasksVisible: boolean | undefined;
+  filters: { status: TaskState | ''; agent: string; text: string; steps: boolean };
+  selected: string | undefined;
+  selectedEvents: TaskEventView[] | undefined;
+  selectedError: string | undefined;
+  approvals: Map<string, ApprovalView>;
+  approvalsVisible: boolean | undefined;
+  /** Reasons typed in the approvals inbox, kept across live updates. */
+  reasons: Map<string, string>;
+  /** What the last decision on an approval said (an error, or what happened). */
+  approvalNotes: Map<string, { text: string; bad: boolean }>;
+  busy: Set<string>;
+  audit: Map<string, AuditView>;
+}
+
+export function initialState(): State {
+  return {
+    view: 'overview',
+    principal: undefined,
+    replicaId: undefined,
+    jaegerUrl: null,
+    snapshot: undefined,
+    history: [],
+    tasks: new Map(),
+    tasksVisible: undefined,
+    filters: { status: '', agent: '', text: '', steps: true },
+    selected: undefined,
+    selectedEvents: undefined,
+    selectedError: undefined,
+    approvals: new Map(),
+    approvalsVisible: undefined,
+    reasons: new Map(),
+    approvalNotes: new Map(),
+    busy: new Set(),
+    audit: new Map(),
+  };
+}
