@@ -115,6 +115,15 @@ describe('Mission Control dashboard', () => {
     expect(await page.locator('table:has(caption:text("Replicas")) tbody tr').count()).toBe(2);
     await page.getByRole('heading', { name: 'Validator verdicts (replicas and workers)' }).waitFor();
     await screenshot('overview');
+    // The views are a tab list: arrow keys move between them, and focus follows.
+    await page.getByRole('tab', { name: 'Overview' }).focus();
+    await page.keyboard.press('ArrowRight');
+    expect(await page.getByRole('tab', { name: 'Agents' }).getAttribute('aria-selected')).toBe('true');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('tab-agents');
+    await page.keyboard.press('End');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('tab-audit');
+    expect(await page.getByRole('tabpanel').getAttribute('id')).toBe('panel-audit');
+    await page.keyboard.press('Home');
   });
 
   it('shows an agent when it connects (to the other replica) and drops it when it leaves', async () => {
