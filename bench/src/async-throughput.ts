@@ -64,10 +64,14 @@ async function startOpenClaw(): Promise<{ async: System; sync: System }> {
     { name: 'async-openclaw-gateway', env: OPENCLAW_ENV },
   );
   const workers = Array.from({ length: WORKERS }, (_, i) =>
-    launch(process.execPath, [CLI, 'worker', 'start', '--redis', redis.url, '--worker-id', `bench-w${i + 1}`], {
-      name: `async-openclaw-worker-${i + 1}`,
-      env: { OPENCLAW_LOG_LEVEL: 'warn', OPENCLAW_WORKER_CONCURRENCY: String(WORKER_CONCURRENCY) },
-    }),
+    launch(
+      process.execPath,
+      [CLI, 'worker', 'start', '--redis', redis.url, '--worker-id', `bench-w${i + 1}`, '--port', '0'],
+      {
+        name: `async-openclaw-worker-${i + 1}`,
+        env: { OPENCLAW_LOG_LEVEL: 'warn', OPENCLAW_WORKER_CONCURRENCY: String(WORKER_CONCURRENCY) },
+      },
+    ),
   );
   await waitForHttp(`http://127.0.0.1:${port}/readyz`);
   const agent = await openWs(`ws://127.0.0.1:${port}`);
