@@ -95,6 +95,42 @@ describe('tracing', () => {
     await Promise.all([caller.close(), agent.close()]);
   });
 
+  it('makes a span of each connection’s upgrade, continuing a traceparent header, refused ones too', async () => {
+    const [a] = cluster.gateways;
+    const traceId = randomBytes(16).toString('hex');
+    const parent = randomBytes(8).toString('hex');
+    const socket = await TestSocket.open(a!.url, { headers: { traceparent: `00-${traceId}-${parent}-01` } });
+    const hello = await socket.request({ action: 'hello', id: 1 });
+    const refusedTrace = randomBytes(16).toString('hex');
+    await expect(
+      TestSocket.open(`${a!.url}/elsewhere`, {
+        headers: { traceparent: `00-${refusedTrace}-${randomBytes(8).toString('hex')}-01` },
+      }),
+    ).rejects.toThrow(/404/);
+    const connects = (trace: string) => receiver.inTrace(trace).filter((s) => s.name === 'openclaw connect');
+    await waitFor(() => connects(traceId).length > 0 && connects(refusedTrace).length > 0, {
+      what: 'the connect spans',
+    });
+    // One span per upgrade (its Redis commands, for the connection slot, are its children).
+    expect(connects(traceId)).toEqual([
+      expect.objectContaining({
+        name: 'openclaw connect',
+        parentSpanId: parent,
+        attributes: expect.objectContaining({
+          'openclaw.outcome': 'accepted',
+          'openclaw.session': (hello.result as { sessionId: string }).sessionId,
+        }),
+      }),
+    ]);
+    expect(connects(refusedTrace)).toEqual([
+      expect.objectContaining({
+        name: 'openclaw connect',
+        attributes: expect.objectContaining({ 'openclaw.outcome': 'NOT_FOUND' }),
+      }),
+    ]);
+    await socket.close();
+  });
+
   it('traces the CLI’s requests into the replica that answers them', async () => {
     const result = await runCli(['gateway', 'status', '--url', cluster.gateways[0]!.httpUrl, '--json'], otel);
     expect(result.code).toBe(0);

@@ -20,6 +20,7 @@ import {
   ConnectionLimiter,
   clientAddress,
   connectRedis,
+  contextOf,
   createLogger,
   createRedisConnection,
   DelegationIssuer,
@@ -27,6 +28,7 @@ import {
   GatewayError,
   GovernanceGate,
   HttpAgentClient,
+  inSpan,
   JwtAuthenticator,
   type Logger,
   loadCustomValidators,
@@ -42,6 +44,7 @@ import {
   validatorAgents,
 } from '@openclaw/core';
 import { CloseCode } from '@openclaw/protocol';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type Redis from 'ioredis';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { HandlerContext } from './action-handlers';
@@ -552,7 +555,29 @@ export class Gateway {
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
-    void this.checkUpgrade(req).then((admitted) => {
+    const header = req.headers.traceparent;
+    // The connection's span: the upgrade's checks (origin, credentials, connection slot), continuing
+    // a `traceparent` header. Requests on the connection make traces of their own.
+    const checked = inSpan(
+      'openclaw connect',
+      {
+        kind: SpanKind.SERVER,
+        parent: contextOf(typeof header === 'string' ? header : undefined),
+        attributes: { 'openclaw.replica': this.config.replicaId },
+      },
+      async (span) => {
+        const admitted = await this.checkUpgrade(req);
+        if (admitted instanceof GatewayError) {
+          span.setAttribute('openclaw.outcome', admitted.code);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: admitted.code });
+        } else {
+          span.setAttribute('openclaw.outcome', 'accepted');
+          span.setAttribute('openclaw.session', admitted.sessionId);
+        }
+        return admitted;
+      },
+    );
+    void checked.then((admitted) => {
       if (admitted instanceof GatewayError) {
         if (!socket.destroyed) this.refuse(socket, admitted);
         return;
