@@ -1,0 +1,110 @@
+import { createApiKey } from '../helpers/cli';
+import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
+import { NginxProcess } from '../helpers/nginx';
+import { waitFor } from '../helpers/wait';
+import { TestSocket } from '../helpers/ws-client';
+
+const ADMIN = 'admin-key-for-load-balancer-tests-01';
+
+/**
+ * Three real replicas behind a real nginx running deploy/nginx/nginx.conf, the file docker-compose
+ * uses: WebSockets and HTTP go through it, spread over the replicas, and a replica that drains or
+ * dies costs new connections nothing.
+ */
+describe('behind nginx (deploy/nginx/nginx.conf)', () => {
+  let cluster: Cluster;
+  let nginx: NginxProcess;
+  let operatorKey: string;
+
+  const open = (headers: Record<string, string> = {}) =>
+    TestSocket.open(nginx.url, { headers: { 'x-api-key': ADMIN, ...headers } });
+  const replicaOf = async (socket: TestSocket) =>
+    ((await socket.request({ action: 'hello', id: 'h' })).result as { replica: string }).replica;
+
+  beforeAll(async () => {
+    cluster = await startCluster({
+      replicas: 3,
+      auth: 'apikey',
+      apiKeys: [ADMIN],
+      env: {
+        OPENCLAW_API_KEY_SECRET: 'l'.repeat(40),
+        OPENCLAW_DRAIN_MS: '4000',
+        OPENCLAW_TRUSTED_PROXIES: '127.0.0.1',
+      },
+    });
+    nginx = await NginxProcess.start(cluster.gateways.map((g) => g.port));
+    operatorKey = await createApiKey(nginx.httpUrl, ADMIN, { name: 'console', role: 'operator' });
+  });
+  afterAll(async () => {
+    await nginx?.stop();
+    await cluster?.stop();
+  });
+
+  it('spreads WebSockets over the replicas, and calls cross them', async () => {
+    const agents = await Promise.all(
+      ['a1', 'a2', 'a3'].map((name) => startAgent(nginx.url, { name, headers: { 'x-api-key': ADMIN } })),
+    );
+    // least_conn: three long-lived connections, three replicas.
+    const replicas = await Promise.all(agents.map((a) => replicaOf(a.socket)));
+    expect(new Set(replicas).size).toBe(3);
+    const caller = await open();
+    for (const name of ['a1', 'a2', 'a3']) {
+      const reply = await caller.request({ action: 'coordinator', id: name, agent: name, task: 't', data: { n: 1 } });
+      expect(reply).toMatchObject({ ok: true, result: { output: { echo: { n: 1 }, by: name } } });
+    }
+    await Promise.all([caller.close(), ...agents.map((a) => a.close())]);
+  });
+
+  it('lets Mission Control in through the proxy: same origin, with the port, and the key in the query', async () => {
+    const page = await fetch(`${nginx.httpUrl}/dashboard/`);
+    expect(page.status).toBe(200);
+    const origin = nginx.httpUrl;
+    const socket = await TestSocket.open(`${nginx.url}/ws?access_token=${operatorKey}`, { origin });
+    expect(await socket.request({ action: 'cluster.watch', id: 1 })).toMatchObject({ ok: true });
+    const snapshot = await socket.nextEvent('cluster.snapshot', 10_000);
+    expect((snapshot.replicas as unknown[]).length).toBe(3);
+    await socket.close();
+    // Another site's page is still refused.
+    await expect(
+      TestSocket.open(`${nginx.url}/ws?access_token=${operatorKey}`, { origin: 'http://evil.example' }),
+    ).rejects.toThrow(/403/);
+    // The query string (the key) is not in nginx's access log.
+    expect(nginx.logs()).toContain('GET /ws HTTP/1.1');
+    expect(nginx.logs()).not.toContain(operatorKey);
+  });
+
+  it('sends new connections elsewhere while a replica drains, and when one is killed', async () => {
+    const [draining, killed] = [cluster.gateways[0]!, cluster.gateways[1]!];
+    // A call in flight on the replica that will drain keeps it draining (up to OPENCLAW_DRAIN_MS).
+    const agent = await startAgent(draining.url, { name: 'slow', answer: 'manual', headers: { 'x-api-key': ADMIN } });
+    const caller = await TestSocket.open(draining.url, { headers: { 'x-api-key': ADMIN } });
+    caller.send({ action: 'coordinator', id: 'held', agent: 'slow', task: 't', timeoutMs: 20_000 });
+    const task = await agent.socket.nextEvent('task', 5_000);
+    const stopped = draining.stop('SIGTERM', 20_000);
+    await waitFor(async () => (await fetch(`${draining.httpUrl}/readyz`)).status === 503, { what: 'the drain' });
+    // Meanwhile it refuses upgrades with 503, and nginx tries the next replica.
+    const during: string[] = [];
+    for (let i = 0; i < 9; i++) {
+      const s = await open();
+      during.push(await replicaOf(s));
+      await s.close();
+    }
+    expect(during).not.toContain(draining.replicaId);
+    expect(draining.isRunning).toBe(true);
+    // The call in flight finishes; then the replica closes its sockets with 1001 and exits.
+    agent.socket.send({ action: 'task.result', taskId: task.taskId, output: 'done' });
+    expect(await caller.nextResponse((f) => f.id === 'held', 5_000)).toMatchObject({ ok: true, result: { output: 'done' } });
+    expect((await caller.closed).code).toBe(1001);
+    expect(await stopped).toMatchObject({ code: 0 });
+
+    // A replica killed outright: its port refuses connections, and nginx moves on.
+    await killed.kill();
+    const after: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const s = await open();
+      after.push(await replicaOf(s));
+      await s.close();
+    }
+    expect(new Set(after)).toEqual(new Set([cluster.gateways[2]!.replicaId]));
+  });
+});
