@@ -93,7 +93,10 @@ describe('behind nginx (deploy/nginx/nginx.conf)', () => {
     expect(draining.isRunning).toBe(true);
     // The call in flight finishes; then the replica closes its sockets with 1001 and exits.
     agent.socket.send({ action: 'task.result', taskId: task.taskId, output: 'done' });
-    expect(await caller.nextResponse((f) => f.id === 'held', 5_000)).toMatchObject({ ok: true, result: { output: 'done' } });
+    expect(await caller.nextResponse((f) => f.id === 'held', 5_000)).toMatchObject({
+      ok: true,
+      result: { output: 'done' },
+    });
     expect((await caller.closed).code).toBe(1001);
     expect(await stopped).toMatchObject({ code: 0 });
 
