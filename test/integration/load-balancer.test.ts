@@ -1,3 +1,4 @@
+import { connect, type GatewayClient } from '@openclaw/sdk';
 import { createApiKey } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
 import { NginxProcess } from '../helpers/nginx';
@@ -23,12 +24,14 @@ describe('behind nginx (deploy/nginx/nginx.conf)', () => {
 
   beforeAll(async () => {
     cluster = await startCluster({
-      replicas: 3,
+      replicas: 4,
       auth: 'apikey',
       apiKeys: [ADMIN],
       env: {
         OPENCLAW_API_KEY_SECRET: 'l'.repeat(40),
         OPENCLAW_DRAIN_MS: '4000',
+        // Slow enough to see the batches with a few dozen connections.
+        OPENCLAW_DRAIN_CLOSE_RATE: '20',
         OPENCLAW_TRUSTED_PROXIES: '127.0.0.1',
       },
     });
@@ -62,7 +65,7 @@ describe('behind nginx (deploy/nginx/nginx.conf)', () => {
     const socket = await TestSocket.open(`${nginx.url}/ws?access_token=${operatorKey}`, { origin });
     expect(await socket.request({ action: 'cluster.watch', id: 1 })).toMatchObject({ ok: true });
     const snapshot = await socket.nextEvent('cluster.snapshot', 10_000);
-    expect((snapshot.replicas as unknown[]).length).toBe(3);
+    expect((snapshot.replicas as unknown[]).length).toBe(4);
     await socket.close();
     // Another site's page is still refused.
     await expect(
@@ -71,6 +74,55 @@ describe('behind nginx (deploy/nginx/nginx.conf)', () => {
     // The query string (the key) is not in nginx's access log.
     expect(nginx.logs()).toContain('GET /ws HTTP/1.1');
     expect(nginx.logs()).not.toContain(operatorKey);
+  });
+
+  it('drains in batches: idle connections leave over time, SDK agents come back through nginx elsewhere', async () => {
+    const leaving = cluster.gateways[3]!;
+    // SDK agents through nginx: least_conn puts two on every replica.
+    const clients: GatewayClient[] = [];
+    for (let i = 0; i < 8; i++) {
+      const client = await connect({
+        url: nginx.url,
+        apiKey: ADMIN,
+        reconnect: { initialDelayMs: 100, maxDelayMs: 1000 },
+      });
+      const agent = client.agent(`worker-${i}`);
+      agent.handle('work', async () => ({ by: i }));
+      await agent.register();
+      clients.push(client);
+    }
+    const moved = clients
+      .map((c, i) => ({ i, replica: c.session!.replica }))
+      .filter((c) => c.replica === leaving.replicaId)
+      .map((c) => c.i);
+    expect(moved.length).toBeGreaterThan(0);
+    // And thirty idle connections straight to the replica, to watch the batches.
+    const idle = await Promise.all(
+      Array.from({ length: 30 }, () => TestSocket.open(leaving.url, { headers: { 'x-api-key': ADMIN } })),
+    );
+    const closedAt: number[] = [];
+    for (const s of idle) void s.closed.then((c) => closedAt.push(c.code === 1001 ? Date.now() : Number.NaN));
+    expect(await leaving.stop('SIGTERM', 20_000)).toMatchObject({ code: 0 });
+    expect(closedAt).toHaveLength(30);
+    expect(closedAt.every((t) => !Number.isNaN(t))).toBe(true);
+    // Not all at once: at 20 per second (the rate asked for), over thirty connections take more than a
+    // second and a half, however slow this machine is (the allowance grows with the clock).
+    const spread = Math.max(...closedAt) - Math.min(...closedAt);
+    expect(spread).toBeGreaterThan(800);
+    // The agents that were there reconnected through nginx, to other replicas, and registered again.
+    const caller = await open();
+    for (const i of moved) {
+      await waitFor(
+        async () => clients[i]!.session?.replica !== leaving.replicaId && clients[i]!.state === 'connected',
+        {
+          what: `agent worker-${i} to reconnect`,
+        },
+      );
+      const reply = await caller.request({ action: 'coordinator', id: `m${i}`, agent: `worker-${i}`, task: 'work' });
+      expect(reply).toMatchObject({ ok: true, result: { output: { by: i } } });
+    }
+    await caller.close();
+    await Promise.all(clients.map((c) => c.close()));
   });
 
   it('sends new connections elsewhere while a replica drains, and when one is killed', async () => {

@@ -61,6 +61,13 @@ export class AgentHost {
     await Promise.allSettled([...this.instances.keys()].map((id) => this.registry.unregisterInstance(id)));
   }
 
+  /** Tasks held by the agent instances of one connection. */
+  openTasksOf(session: Session): number {
+    let n = 0;
+    for (const instance of this.instances.values()) if (instance.session === session) n += instance.openTasks.size;
+    return n;
+  }
+
   /** Local agents and how many instances each has here. */
   localAgents(): { name: string; instances: number; openTasks: number }[] {
     const byName = new Map<string, { name: string; instances: number; openTasks: number }>();

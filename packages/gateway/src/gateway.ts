@@ -81,6 +81,9 @@ export interface Readiness {
 }
 
 /** How many of the newest audit entries a cluster snapshot carries. */
+/** How often the drain closes its next batch of connections. */
+const DRAIN_TICK_MS = 50;
+
 const AUDIT_TAIL = 25;
 
 /** The cluster at a glance, as `GET /v1/cluster` and `cluster.snapshot` events carry it. */
@@ -799,6 +802,41 @@ export class Gateway {
     }
   }
 
+  /**
+   * The drain's closing of connections: idle ones (no call in flight, no task held by their agents)
+   * are closed with 1001 a batch at a time, at `OPENCLAW_DRAIN_CLOSE_RATE` per second or faster if
+   * needed to finish within half the drain window, agents first (callers reconnecting elsewhere then
+   * find them registered there); busy ones as soon as their work is done. Returns when every
+   * connection is closed or at the deadline.
+   */
+  private async closeInBatches(deadline: number): Promise<void> {
+    const start = Date.now();
+    const spreadUntil = start + (deadline - start) / 2;
+    const idle = [...this.sessions].filter((s) => s.inFlight === 0 && this.agents.openTasksOf(s) === 0).length;
+    const perSecond = Math.max(this.config.drainCloseRate, idle / Math.max((spreadUntil - start) / 1000, 0.001));
+    const closed = new Set<Session>();
+    let allowance = 0;
+    let last = start;
+    const open = () => [...this.sessions].filter((s) => !closed.has(s));
+    while (open().length > 0 && Date.now() < deadline) {
+      const now = Date.now();
+      allowance += ((now - last) / 1000) * perSecond;
+      last = now;
+      const ready = open()
+        .filter((s) => s.inFlight === 0 && this.agents.openTasksOf(s) === 0)
+        .sort((a, b) => b.instances.size - a.instances.size);
+      // At least one per tick, all of them once the spreading time is over.
+      const count = now >= spreadUntil ? ready.length : Math.max(1, Math.floor(allowance));
+      for (const session of ready.slice(0, count)) {
+        session.close(CloseCode.GOING_AWAY, 'replica draining: reconnect to another');
+        closed.add(session);
+        allowance -= 1;
+      }
+      allowance = Math.max(0, allowance);
+      if (open().length > 0) await new Promise((resolve) => setTimeout(resolve, DRAIN_TICK_MS));
+    }
+  }
+
   private async shutdown(): Promise<void> {
     this.draining = true;
     this.clusterWatch.close();
@@ -811,9 +849,7 @@ export class Gateway {
     const deadline = Date.now() + this.config.drainMs;
     // New tasks go to other replicas' instances; ours finish what they hold.
     await this.agents.withdraw();
-    while ((this.dispatcher.inFlight > 0 || this.agents.openTasks > 0) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await this.closeInBatches(deadline);
     for (const session of this.sessions) session.close(CloseCode.GOING_AWAY, 'replica draining: reconnect to another');
     this.dispatcher.failAll('this replica is shutting down');
     this.dispatcher.close();

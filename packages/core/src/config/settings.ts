@@ -386,6 +386,12 @@ export const GATEWAY_SETTINGS = {
     default: '10000',
     doc: "On SIGTERM, how long to wait for in-flight calls and this replica's agents' tasks before closing sockets with 1001.",
   }),
+  drainCloseRate: setting({
+    env: 'OPENCLAW_DRAIN_CLOSE_RATE',
+    schema: intText(1, 1_000_000),
+    default: '500',
+    doc: 'On SIGTERM, the most idle connections closed (1001) per second, so clients do not all reconnect at once; faster when needed to close them all within half of `OPENCLAW_DRAIN_MS`.',
+  }),
   validators: setting({
     env: 'OPENCLAW_VALIDATORS',
     schema: listText,
