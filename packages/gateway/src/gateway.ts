@@ -186,6 +186,8 @@ export class Gateway {
   private readonly context: HandlerContext;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private draining = false;
+  /** Upgrades past the connection cap check and not yet sessions (they count against the cap). */
+  private admitting = 0;
   private closing: Promise<void> | undefined;
 
   private constructor(config: GatewayConfig, logger: Logger) {
@@ -580,12 +582,23 @@ export class Gateway {
         return admitted;
       },
     );
+    // From its cap check (already made) until its session exists or it fails, this upgrade holds a
+    // place under OPENCLAW_MAX_CONNECTIONS, so concurrent upgrades cannot overshoot the cap.
+    this.admitting += 1;
+    let holding = true;
+    const release = (): void => {
+      if (holding) this.admitting -= 1;
+      holding = false;
+    };
+    socket.once('close', release);
     void checked.then((admitted) => {
       if (admitted instanceof GatewayError) {
+        release();
         if (!socket.destroyed) this.refuse(socket, admitted);
         return;
       }
       if (socket.destroyed) {
+        release();
         this.connections.release(admitted.principal.id, admitted.sessionId);
         return;
       }
@@ -594,9 +607,10 @@ export class Gateway {
         req.headers['x-forwarded-for'],
         this.config.trustedProxies,
       );
-      this.wss.handleUpgrade(req, socket, head, (ws) =>
-        this.accept(ws, admitted.principal, address, admitted.sessionId),
-      );
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        release();
+        this.accept(ws, admitted.principal, address, admitted.sessionId);
+      });
     });
   }
 
@@ -609,6 +623,18 @@ export class Gateway {
   ): Promise<{ principal: Principal; sessionId: string } | GatewayError> {
     const path = new URL(req.url ?? '/', 'http://gateway.invalid').pathname;
     if (this.draining) return new GatewayError('UNAVAILABLE', 'this replica is draining; connect to another');
+    const cap = this.config.maxConnections;
+    if (this.sessions.size + this.admitting >= cap) {
+      return new GatewayError(
+        'UNAVAILABLE',
+        `this replica holds its maximum of ${cap} connections; connect to another`,
+        {
+          // Spread: clients told the same moment should not all come back the same moment.
+          retryAfterMs: 1000 + Math.floor(Math.random() * 2000),
+          details: { scope: 'replica', limit: cap },
+        },
+      );
+    }
     if (!WS_PATHS.has(path)) return new GatewayError('NOT_FOUND', 'WebSocket endpoints are / and /ws');
     if (this.config.auditRequired && !this.audit.healthy()) {
       return new GatewayError('UNAVAILABLE', 'the audit trail cannot be written now; refusing to serve unaudited');

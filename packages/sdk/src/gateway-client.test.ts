@@ -463,6 +463,41 @@ describe('reconnection', () => {
     expect((await connected).reconnected).toBe(true);
   });
 
+  it('backs off harder after 1013: it starts three steps up, at no less than half that step', async () => {
+    const client = await open({ reconnect: { initialDelayMs: 10, maxDelayMs: 1000 } });
+    const reconnecting = nextEvent(client, 'reconnecting');
+    const connected = nextEvent(client, 'connected');
+    (await gateway.connection(0)).close(1013, 'try again later');
+    // Step 3 of 10 ms doubling: a cap of 80 ms, so 40 to 80 ms (a plain close would be 0 to 10 ms).
+    const { delayMs } = await reconnecting;
+    expect(delayMs).toBeGreaterThanOrEqual(40);
+    expect(delayMs).toBeLessThanOrEqual(80);
+    expect((await connected).reconnected).toBe(true);
+  });
+
+  it('waits the retryAfterMs of a refused upgrade (a replica at its connection cap) before trying again', async () => {
+    const client = await open({ reconnect: { initialDelayMs: 10, maxDelayMs: 40 } });
+    gateway.refusals.push({
+      status: 503,
+      error: {
+        code: 'UNAVAILABLE',
+        message: 'this replica is at its connection cap',
+        retryable: true,
+        retryAfterMs: 300,
+      },
+    });
+    const delays: number[] = [];
+    client.on('reconnecting', ({ delayMs }) => delays.push(delayMs));
+    const connected = nextEvent(client, 'connected');
+    (await gateway.connection(0)).close(1012);
+    expect((await connected).reconnected).toBe(true);
+    expect(delays).toHaveLength(2);
+    expect(delays[0]).toBeLessThanOrEqual(10);
+    // The second attempt waits what the refusal asked, plus jitter within the backoff's cap.
+    expect(delays[1]).toBeGreaterThanOrEqual(300);
+    expect(delays[1]).toBeLessThanOrEqual(300 + 20);
+  });
+
   it('reconnects after the connection is lost without a close frame (1006)', async () => {
     const client = await open();
     const disconnected = nextEvent(client, 'disconnected');

@@ -34,7 +34,7 @@ import {
 } from '@openclaw/protocol';
 import WebSocket from 'ws';
 import { AgentHandle, type AgentOptions, type AgentTransport } from './agent-handle';
-import { backoffDelay } from './backoff';
+import { backoffCap, backoffDelay } from './backoff';
 import type {
   ApprovalEvent,
   ClientState,
@@ -161,7 +161,9 @@ const MAX_REFUSAL_BODY = 16 * 1024;
  *
  * Reconnection: after an unexpected close (any code but 1008 from the gateway, or a lost connection) the
  * client reconnects with exponential backoff and full jitter, sends `hello` again and registers again
- * every agent that had registered. It never reconnects after 1008 (credentials revoked), after the
+ * every agent that had registered. It backs off harder when the gateway is overloaded: after 1013 it
+ * starts three steps up, and after a refused upgrade with `retryAfterMs` (a replica at its connection
+ * cap) it waits that long first. It never reconnects after 1008 (credentials revoked), after the
  * gateway refuses its credentials, or after `close()`.
  *
  * @example
@@ -908,7 +910,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
     const willReconnect = !byClient && this.options.reconnect !== false && shouldReconnect(code);
     this.safeEmit('disconnected', { code, reason, willReconnect });
     if (willReconnect) {
-      this.reconnect().catch((error: unknown) => this.reportError(error));
+      this.reconnect(code).catch((error: unknown) => this.reportError(error));
     } else if (!byClient) {
       this.finish(
         this.options.reconnect === false
@@ -918,13 +920,27 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
     }
   }
 
-  private async reconnect(): Promise<void> {
+  /**
+   * Reconnects with exponential backoff and full jitter. It backs off harder when the gateway says it
+   * is overloaded: after 1013 (too slow, or too many connections) it starts three steps up the backoff
+   * with at least half the step's cap; after a refused upgrade that names a `retryAfterMs` (503 at a
+   * replica's connection cap, 429 during a lockout) it waits that long, plus the usual jitter.
+   */
+  private async reconnect(closeCode?: number): Promise<void> {
     const policy = this.options.reconnect;
     if (policy === false) return;
     this.currentState = 'reconnecting';
     let lastError: unknown;
+    const start = closeCode === CloseCode.TRY_AGAIN_LATER ? OVERLOAD_BACKOFF_STEPS : 0;
     for (let attempt = 0; attempt < policy.maxAttempts; attempt++) {
-      const delayMs = backoffDelay(attempt, policy);
+      const step = attempt + start;
+      const retryAfterMs = lastError instanceof GatewayError ? lastError.retryAfterMs : undefined;
+      const delayMs =
+        retryAfterMs !== undefined
+          ? retryAfterMs + backoffDelay(step, policy)
+          : start > 0
+            ? Math.floor(backoffCap(step, policy) / 2) + Math.floor(backoffDelay(step, policy) / 2)
+            : backoffDelay(step, policy);
       this.safeEmit('reconnecting', { attempt: attempt + 1, delayMs, lastError });
       await this.sleep(delayMs);
       if (this.closing) return;
@@ -1109,6 +1125,9 @@ function shouldReconnect(code: number): boolean {
   // no longer good, and reconnecting with them would be refused again.
   return code !== CloseCode.POLICY;
 }
+
+/** After 1013 (overloaded), reconnection starts this many steps up the backoff. */
+const OVERLOAD_BACKOFF_STEPS = 3;
 
 /** The gateway refused the upgrade: its JSON error if it sent one, else an error for the HTTP status. */
 async function readRefusal(response: IncomingMessage): Promise<GatewayError> {

@@ -386,6 +386,12 @@ export const GATEWAY_SETTINGS = {
     default: '10000',
     doc: "On SIGTERM, how long to wait for in-flight calls and this replica's agents' tasks before closing sockets with 1001.",
   }),
+  maxConnections: setting({
+    env: 'OPENCLAW_MAX_CONNECTIONS',
+    schema: intText(1, 10_000_000),
+    default: '10000',
+    doc: "Most WebSocket connections this replica holds. Beyond it, upgrades get 503 `UNAVAILABLE` with `Retry-After` (1 to 3 s), which a load balancer such as the nginx of `deploy/` passes to another replica. Size it to the pod's memory.",
+  }),
   drainCloseRate: setting({
     env: 'OPENCLAW_DRAIN_CLOSE_RATE',
     schema: intText(1, 1_000_000),

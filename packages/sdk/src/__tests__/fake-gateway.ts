@@ -92,6 +92,8 @@ export class FakeGateway {
   private closing: Promise<void> | undefined;
   /** The only credential accepted, if set; tests may change it to revoke a client's key. */
   apiKey: string | undefined;
+  /** Upgrades to refuse, in order, with this HTTP status and wire error (a replica at its cap, a lockout). */
+  readonly refusals: { status: number; error: Record<string, unknown> }[] = [];
 
   private constructor(
     private readonly server: Server,
@@ -120,6 +122,14 @@ export class FakeGateway {
     const wss = new WebSocketServer({ noServer: true });
     const gateway = new FakeGateway(server, wss, options);
     server.on('upgrade', (request, socket, head) => {
+      const refusal = gateway.refusals.shift();
+      if (refusal) {
+        const body = JSON.stringify({ error: refusal.error });
+        socket.end(
+          `HTTP/1.1 ${refusal.status} Refused\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        );
+        return;
+      }
       if (gateway.apiKey !== undefined && credentialOf(request) !== gateway.apiKey) {
         const body = JSON.stringify({
           error: { code: 'UNAUTHENTICATED', message: 'missing or invalid credentials', retryable: false },
