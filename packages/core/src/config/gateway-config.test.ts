@@ -32,7 +32,7 @@ describe('loadGatewayConfig', () => {
       /OPENCLAW_PORT: expected an integer from 0 to 65535 \(got "abc"\)/,
     );
     expect(() => loadGatewayConfig({ flags: { auth: 'magic' } })).toThrow(/--auth: expected "none", "apikey" or "jwt"/);
-    expect(() => loadGatewayConfig({ env: { REDIS_URL: 'http://x' } })).toThrow(/REDIS_URL: expected a redis:\/\//);
+    expect(() => loadGatewayConfig({ env: { REDIS_URL: 'http://x' } })).toThrow(/REDIS_URL: expected redis:\/\//);
   });
 
   it('refuses auth none off loopback unless told to', () => {

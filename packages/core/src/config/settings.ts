@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { redisTarget } from '../redis/redis-connection';
 
 /** Reads a boolean the way operators write it. */
 const booleanText = z
@@ -66,12 +67,15 @@ export const GATEWAY_SETTINGS = {
   redisUrl: setting({
     env: 'REDIS_URL',
     flag: 'redis',
-    schema: z
-      .string()
-      .regex(/^rediss?:\/\/.+/, 'expected a redis:// or rediss:// URL')
-      .refine((v) => URL.canParse(v), 'expected a redis:// or rediss:// URL'),
+    schema: z.string().superRefine((v, ctx) => {
+      try {
+        redisTarget(v);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    }),
     default: 'redis://127.0.0.1:6379',
-    doc: 'Redis shared by every replica of the cluster.',
+    doc: 'Redis shared by every replica of the cluster: `redis://[[user]:password@]host:port[/db]`, `rediss://...` for TLS (a private CA: `NODE_EXTRA_CA_CERTS`), or a Sentinel-managed Redis, `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/<master name>` (`rediss+sentinel://` for TLS), which follows the master through failovers.',
   }),
   replicaId: setting({
     env: 'OPENCLAW_REPLICA_ID',

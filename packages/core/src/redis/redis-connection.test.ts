@@ -1,0 +1,54 @@
+import { redactRedisUrl, redisTarget } from './redis-connection';
+
+describe('redisTarget', () => {
+  it('leaves redis:// and rediss:// URLs to ioredis', () => {
+    expect(redisTarget('redis://127.0.0.1:6379')).toEqual({ kind: 'url' });
+    expect(redisTarget('rediss://user:secret@redis.example.com:6380/2')).toEqual({ kind: 'url' });
+  });
+
+  it('reads a Sentinel set: hosts with default ports, the master name, credentials, db and TLS', () => {
+    expect(redisTarget('redis+sentinel://s1,s2:26380,[::1]:26381/mymaster')).toEqual({
+      kind: 'sentinel',
+      options: {
+        sentinels: [
+          { host: 's1', port: 26379 },
+          { host: 's2', port: 26380 },
+          { host: '::1', port: 26381 },
+        ],
+        name: 'mymaster',
+        failoverDetector: true,
+      },
+    });
+    const tls = redisTarget(
+      'rediss+sentinel://app:p%40ss@s1:26379/cache/3?sentinelUsername=watch&sentinelPassword=s%26cret',
+    );
+    expect(tls).toEqual({
+      kind: 'sentinel',
+      options: {
+        sentinels: [{ host: 's1', port: 26379 }],
+        name: 'cache',
+        username: 'app',
+        password: 'p@ss',
+        sentinelUsername: 'watch',
+        sentinelPassword: 's&cret',
+        db: 3,
+        tls: {},
+        sentinelTLS: {},
+        enableTLSForSentinelMode: true,
+        failoverDetector: true,
+      },
+    });
+  });
+
+  it('says what is wrong with a URL it cannot use', () => {
+    expect(() => redisTarget('http://redis:6379')).toThrow(/expected redis:\/\/, rediss:\/\/, or redis\+sentinel/);
+    expect(() => redisTarget('redis+sentinel://s1:26379')).toThrow(/master name/);
+    expect(() => redisTarget('redis+sentinel://s1:99999/m')).toThrow(/'s1:99999' is not a sentinel host\[:port\]/);
+    expect(() => redisTarget('redis+sentinel://s1/m?password=x')).toThrow(/unknown parameter 'password'/);
+    expect(() => redisTarget('redis://')).toThrow(/valid redis/);
+  });
+
+  it('keeps credentials out of what it logs', () => {
+    expect(redactRedisUrl('redis+sentinel://app:secret@s1,s2/m')).toBe('redis+sentinel://<credentials>@s1,s2/m');
+  });
+});
