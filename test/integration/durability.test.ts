@@ -34,6 +34,50 @@ describe('durability of async tasks', () => {
     await Promise.all([caller.close(), agent.close()]);
   });
 
+  it('completes a workflow whose worker is killed (kill -9) in the middle of a step', async () => {
+    cluster = await startCluster({
+      replicas: 2,
+      workers: 1,
+      appendOnly: true,
+      workerEnv: { OPENCLAW_WORKER_LOCK_MS: '2000' },
+    });
+    const [a, b] = cluster.gateways;
+    const fetcher = await startAgent(a!.url, { name: 'fetcher' });
+    const cleaner = await startAgent(b!.url, { name: 'cleaner', answer: 'manual' });
+    const reporter = await startAgent(a!.url, { name: 'reporter' });
+    const caller = await TestSocket.open(b!.url);
+    const started = await caller.request({
+      action: 'workflow.start',
+      id: 'wf',
+      workflow: {
+        name: 'pipeline',
+        steps: [
+          { id: 'fetch', agent: 'fetcher', task: 'fetch' },
+          { id: 'clean', agent: 'cleaner', task: 'clean' },
+          { id: 'report', agent: 'reporter', task: 'report' },
+        ],
+      },
+      input: { rows: 3 },
+    });
+    const workflowId = (started.result as { taskId: string }).taskId;
+    // The second step is running on the only worker: it dies without a word.
+    const first = await cleaner.socket.nextEvent('task', 20_000);
+    expect(first).toMatchObject({ attempt: 1 });
+    await cluster.workers[0]!.kill();
+    await cluster.addWorker('W2');
+    // The new worker takes the step back (its lock expired) and the workflow goes on from there.
+    const again = await cleaner.socket.nextEvent('task', 20_000);
+    expect(again).toMatchObject({ taskId: first.taskId, attempt: 2, data: first.data });
+    cleaner.socket.send({ action: 'task.result', taskId: again.taskId, output: { cleaned: true } });
+    const end = await taskEnd(caller, workflowId, 30_000);
+    expect(end).toMatchObject({ status: 'completed' });
+    // The first step ran once; the last one got the second step's output.
+    expect(fetcher.received).toHaveLength(1);
+    expect(reporter.received).toHaveLength(1);
+    expect(reporter.received[0]!.data).toEqual({ cleaned: true });
+    await Promise.all([caller.close(), fetcher.close(), cleaner.close(), reporter.close()]);
+  });
+
   it('delivers the result to a submitter whose replica was killed, after it reconnects to another', async () => {
     cluster = await startCluster({ replicas: 2, workers: 1, workerEnv: { OPENCLAW_WORKER_LOCK_MS: '2000' } });
     const [a, b] = cluster.gateways;
