@@ -8,6 +8,8 @@ export interface GatewayMetricSources extends MetricSources {
   /** Live connections: how many are agents (registered at least one instance) and how many are not. */
   connectionsByRole(): { agent: number; client: number };
   inFlight(): number;
+  /** Bytes queued for clients that have not read them yet: in all, and for the worst connection. */
+  outboundBuffered(): { bytes: number; largest: number };
 }
 
 /**
@@ -32,6 +34,22 @@ export class GatewayPrometheus extends ProcessMetrics {
         const byRole = sources.connectionsByRole();
         this.set({ role: 'agent' }, byRole.agent);
         this.set({ role: 'client' }, byRole.client);
+      },
+    });
+    new Gauge({
+      name: 'openclaw_outbound_buffered_bytes',
+      help: 'Bytes queued for WebSocket clients that have not read them yet, over all connections (each is closed with 1013 past OPENCLAW_MAX_BUFFERED_BYTES).',
+      registers: [registry],
+      collect() {
+        this.set(sources.outboundBuffered().bytes);
+      },
+    });
+    new Gauge({
+      name: 'openclaw_outbound_buffered_bytes_max',
+      help: 'Bytes queued for the connection with the most unread frames.',
+      registers: [registry],
+      collect() {
+        this.set(sources.outboundBuffered().largest);
       },
     });
     new Counter({

@@ -300,6 +300,16 @@ export class Gateway {
         return { agent, client: sessions.size - agent };
       },
       inFlight: () => this.dispatcher.inFlight,
+      outboundBuffered: () => {
+        let bytes = 0;
+        let largest = 0;
+        for (const session of sessions) {
+          const queued = session.socket.bufferedAmount;
+          bytes += queued;
+          largest = Math.max(largest, queued);
+        }
+        return { bytes, largest };
+      },
     });
     this.metrics.onCall = (ms) => this.prometheus.observeCall(ms / 1000);
     this.clusterWatch = new ClusterWatch(
