@@ -194,6 +194,34 @@ describe('Mission Control dashboard', () => {
     await agent.close();
   });
 
+  it('cancels a running task from its details, then runs it again with Retry', async () => {
+    const agent = await startAgent(cluster.gateways[0]!.url, {
+      name: 'archiver',
+      answer: 'manual',
+      headers: { 'x-api-key': keys.agent },
+    });
+    const caller = await TestSocket.open(cluster.gateways[1]!.url, { headers: { 'x-api-key': keys.caller } });
+    await page.getByRole('tab', { name: 'Tasks' }).click();
+    await page.getByLabel('Status', { exact: true }).selectOption('');
+    await page.getByLabel('Agent', { exact: true }).selectOption('');
+    const taskId = await submitAsync(caller, { agent: 'archiver', task: 'archive', data: { year: 2025 } });
+    await agent.socket.nextEvent('task', 20_000);
+    const row = page.locator(`tr[data-task="${taskId}"]`);
+    await row.locator('.badge', { hasText: 'working' }).waitFor({ timeout: 10_000 });
+    await row.getByRole('button', { name: /^Details of task archive/ }).click();
+    await page.getByRole('button', { name: 'Cancel task' }).click();
+    await row.locator('.badge', { hasText: 'canceled' }).waitFor({ timeout: 10_000 });
+    // The agent was told; the operator's cancel is the task's end for its submitter too.
+    expect(await agent.socket.nextEvent('task.cancel', 10_000)).toMatchObject({ taskId });
+    await page.getByRole('button', { name: 'Retry task' }).click();
+    const again = await agent.socket.nextEvent('task', 20_000);
+    expect(again).toMatchObject({ taskId, attempt: 1, data: { year: 2025 } });
+    agent.socket.send({ action: 'task.result', taskId, output: { archived: true } });
+    await row.locator('.badge', { hasText: 'completed' }).waitFor({ timeout: 10_000 });
+    await screenshot('task-retried');
+    await Promise.all([caller.close(), agent.close()]);
+  });
+
   it('lists a parked task in the approvals inbox; approving it there lets the task run', async () => {
     await applyPolicy(
       http(),

@@ -1,4 +1,7 @@
+import type { ApprovalRecord, TaskState, ValidatorSummary } from '@openclaw/protocol';
 import type { RatePoint, ReplicaRequests } from './rates.js';
+
+export type { TaskState };
 
 export interface Replica {
   replicaId: string;
@@ -24,19 +27,7 @@ export interface AgentView {
   url?: string;
 }
 
-export interface ValidatorView {
-  validator: string;
-  checks: number;
-  allows: number;
-  denies: number;
-  redactions: number;
-  approvals: number;
-  wouldDeny: number;
-  failures: number;
-  overBudget: number;
-  meanMs: number;
-  maxMs: number;
-}
+export type ValidatorView = ValidatorSummary;
 
 export interface AuditView {
   id: string;
@@ -70,17 +61,17 @@ export interface Snapshot {
   audit?: AuditView[];
 }
 
-export type TaskState = 'submitted' | 'working' | 'input-required' | 'completed' | 'failed' | 'canceled' | 'rejected';
-
-export const TASK_STATES: readonly TaskState[] = [
-  'submitted',
-  'working',
-  'input-required',
-  'completed',
-  'failed',
-  'canceled',
-  'rejected',
-];
+/** Every task state, once: a state added to the protocol and not here fails to compile. */
+const STATES: Record<TaskState, true> = {
+  submitted: true,
+  working: true,
+  'input-required': true,
+  completed: true,
+  failed: true,
+  canceled: true,
+  rejected: true,
+};
+export const TASK_STATES = Object.keys(STATES) as TaskState[];
 
 export interface WireErrorView {
   code: string;
@@ -120,25 +111,7 @@ export interface TaskEventView {
   question?: unknown;
 }
 
-export interface ApprovalView {
-  approvalId: string;
-  status: 'pending' | 'approved' | 'rejected' | 'expired' | 'consumed';
-  agent: string;
-  task: string;
-  direction: 'request' | 'response';
-  requestedBy: string;
-  validator: string;
-  reason?: string;
-  required: { approvers: number; role?: string; principals?: string[] };
-  approvals: number;
-  decisions: { principal: string; decision: 'approve' | 'reject'; reason?: string; at: number }[];
-  createdAt: number;
-  updatedAt: number;
-  expiresAt: number;
-  taskId: string;
-  mode: 'sync' | 'async';
-  data?: unknown;
-}
+export type ApprovalView = ApprovalRecord;
 
 export type View = 'overview' | 'agents' | 'tasks' | 'approvals' | 'audit';
 export const VIEWS: readonly View[] = ['overview', 'agents', 'tasks', 'approvals', 'audit'];

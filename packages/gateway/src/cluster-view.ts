@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { RedisKeys, ValidatorStats } from '@openclaw/core';
+import type { ValidatorSummary } from '@openclaw/protocol';
 import type Redis from 'ioredis';
 import type { LatencySummary } from './gateway-metrics';
 
@@ -132,21 +133,6 @@ export class ClusterView {
   private reportKey(replicaId: string): string {
     return this.keys.replicaReport(replicaId);
   }
-}
-
-/** One validator's verdicts summed over the live replicas. */
-export interface ValidatorSummary {
-  validator: string;
-  checks: number;
-  allows: number;
-  denies: number;
-  redactions: number;
-  approvals: number;
-  wouldDeny: number;
-  failures: number;
-  overBudget: number;
-  meanMs: number;
-  maxMs: number;
 }
 
 /** Sums the validator counters of replicas (sync calls) and workers (async attempts), by validator name. */

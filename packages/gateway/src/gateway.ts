@@ -43,19 +43,13 @@ import {
   type ValidatorStats,
   validatorAgents,
 } from '@openclaw/core';
-import { CloseCode } from '@openclaw/protocol';
+import { CloseCode, type ValidatorSummary } from '@openclaw/protocol';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type Redis from 'ioredis';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { HandlerContext } from './action-handlers';
 import { AgentHost } from './agent-host';
-import {
-  ClusterView,
-  type RedisHealth,
-  type ReplicaReport,
-  summarizeValidators,
-  type ValidatorSummary,
-} from './cluster-view';
+import { ClusterView, type RedisHealth, type ReplicaReport, summarizeValidators } from './cluster-view';
 import { ClusterWatch } from './cluster-watch';
 import { handleFrame } from './frame-handler';
 import { GatewayMetrics, type MetricsSnapshot } from './gateway-metrics';
@@ -946,16 +940,5 @@ async function quit(client: Redis): Promise<void> {
     await client.quit().catch(() => client.disconnect());
   } else {
     client.disconnect();
-  }
-}
-
-/** A Redis URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<invalid url>';
   }
 }

@@ -6,7 +6,7 @@
  * await runGateway({ flags: { port: '18789' } });
  */
 export { ClusterView, REPORT_INTERVAL_MS, type RedisHealth, type ReplicaReport } from './cluster-view';
-export { Gateway, type GatewayOptions, type GatewayStatus, type Readiness, redactUrl } from './gateway';
+export { Gateway, type GatewayOptions, type GatewayStatus, type Readiness } from './gateway';
 export { GatewayMetrics, LATENCY_WINDOW, type LatencySummary, type MetricsSnapshot } from './gateway-metrics';
 export { HttpAgentBodySchema } from './http-api';
 export { isOriginAllowed } from './origin';

@@ -1,5 +1,5 @@
-import { createLogger, loadGatewayConfig, runService } from '@openclaw/core';
-import { Gateway, redactUrl } from './gateway';
+import { createLogger, loadGatewayConfig, redactRedisUrl, runService } from '@openclaw/core';
+import { Gateway } from './gateway';
 import { GATEWAY_VERSION } from './version';
 
 /** Options of {@link runGateway}. */
@@ -28,7 +28,7 @@ export function runGateway(options: RunGatewayOptions = {}): Promise<void> {
           host: config.host,
           version: GATEWAY_VERSION,
           auth: config.auth,
-          redis: redactUrl(config.redisUrl),
+          redis: redactRedisUrl(config.redisUrl),
         },
         'gateway ready',
       ),

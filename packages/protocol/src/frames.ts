@@ -126,6 +126,21 @@ export const ClusterSnapshotEventSchema = z.looseObject({
   replicas: z.array(z.unknown()),
 });
 
+/** One validator's verdicts in a `cluster.snapshot`, summed over the live replicas and workers. */
+export interface ValidatorSummary {
+  validator: string;
+  checks: number;
+  allows: number;
+  denies: number;
+  redactions: number;
+  approvals: number;
+  wouldDeny: number;
+  failures: number;
+  overBudget: number;
+  meanMs: number;
+  maxMs: number;
+}
+
 /** Every event the gateway sends. */
 export const EventSchema = z.discriminatedUnion('event', [
   TaskEventSchema,

@@ -67,6 +67,7 @@ export {
   TaskOriginSchema,
   TaskProgressEventSchema,
   TaskStatusEventSchema,
+  type ValidatorSummary,
 } from './frames';
 export { GatewayError, type GatewayErrorOptions } from './gateway-error';
 export {

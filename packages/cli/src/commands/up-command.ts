@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { resolve } from 'node:path';
-import { ConfigError, createLogger, loadGatewayConfig, loadWorkerConfig } from '@openclaw/core';
+import { ConfigError, createLogger, loadGatewayConfig, loadWorkerConfig, redactRedisUrl } from '@openclaw/core';
 import { Gateway } from '@openclaw/gateway';
 import { TaskWorker } from '@openclaw/worker';
 import type { Command } from 'commander';
@@ -26,7 +26,7 @@ async function up(options: { port?: string; dataDir: string }): Promise<void> {
   let redis: ChildProcess | undefined;
   let redisUrl = process.env.REDIS_URL;
   if (redisUrl) {
-    log(`using Redis at ${redisUrl.replace(/\/\/[^@]*@/, '//***@')} (REDIS_URL)`);
+    log(`using Redis at ${redactRedisUrl(redisUrl)} (REDIS_URL)`);
   } else {
     const dir = resolve(options.dataDir, 'redis');
     mkdirSync(dir, { recursive: true });

@@ -48,7 +48,10 @@ describe('redisTarget', () => {
     expect(() => redisTarget('redis://')).toThrow(/valid redis/);
   });
 
-  it('keeps credentials out of what it logs', () => {
-    expect(redactRedisUrl('redis+sentinel://app:secret@s1,s2/m')).toBe('redis+sentinel://<credentials>@s1,s2/m');
+  it('keeps passwords out of what it logs, for every kind of URL', () => {
+    expect(redactRedisUrl('redis+sentinel://app:secret@s1,s2/m')).toBe('redis+sentinel://app:***@s1,s2/m');
+    expect(redactRedisUrl('rediss://:secret@redis.example.com:6380/0')).toBe('rediss://:***@redis.example.com:6380/0');
+    expect(redactRedisUrl('redis://secret@redis:6379')).toBe('redis://***@redis:6379');
+    expect(redactRedisUrl('redis://127.0.0.1:6379')).toBe('redis://127.0.0.1:6379');
   });
 });

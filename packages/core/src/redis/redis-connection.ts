@@ -87,9 +87,15 @@ export async function connectRedis(client: Redis, url: string, timeoutMs: number
   }
 }
 
-/** A Redis URL without its credentials, for logs and errors. */
+/**
+ * A Redis URL (any scheme this file reads, Sentinel sets included) with its password masked, for
+ * logs and errors: `redis://app:***@host:6379`.
+ */
 export function redactRedisUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//<credentials>@');
+  return url.replace(/\/\/([^@/]*)@/, (_, credentials: string) => {
+    const colon = credentials.indexOf(':');
+    return colon === -1 ? '//***@' : `//${credentials.slice(0, colon)}:***@`;
+  });
 }
 
 /** Where the connections go: a `redis://` / `rediss://` URL as ioredis reads it, or a Sentinel set. */
