@@ -30,6 +30,15 @@ export interface Cluster {
   addWorker(id: string, env?: Readonly<Record<string, string | undefined>>): Promise<WorkerProcess>;
   /** Starts one more replica in this cluster. */
   addReplica(id: string, env?: Readonly<Record<string, string | undefined>>): Promise<GatewayProcess>;
+  /**
+   * A rolling update of one replica: stops `replica` with SIGTERM (it drains), waits for it to exit,
+   * and starts `newId` on the same port (so a load balancer in front finds it), in its place in
+   * `gateways`. Resolves with the new replica and how the old one exited.
+   */
+  replaceReplica(
+    replica: GatewayProcess,
+    newId: string,
+  ): Promise<{ replica: GatewayProcess; exit: Awaited<ReturnType<GatewayProcess['stop']>> }>;
   /** Stops every replica and worker still running, then Redis. */
   stop(): Promise<void>;
 }
@@ -41,20 +50,33 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   );
   const keyPrefix = `t${randomBytes(4).toString('hex')}`;
   const gateways: GatewayProcess[] = [];
-  const addReplica = async (
-    id: string,
-    env?: Readonly<Record<string, string | undefined>>,
-  ): Promise<GatewayProcess> => {
-    const gateway = await GatewayProcess.start({
+  const launch = (id: string, env?: Readonly<Record<string, string | undefined>>, port?: number) =>
+    GatewayProcess.start({
       redisUrl: redis.url,
       replicaId: id,
       keyPrefix,
+      port,
       auth: options.auth,
       apiKeys: options.apiKeys,
       env: { OPENCLAW_LOG_LEVEL: 'info', ...options.env, ...env },
     });
+  const addReplica = async (
+    id: string,
+    env?: Readonly<Record<string, string | undefined>>,
+  ): Promise<GatewayProcess> => {
+    const gateway = await launch(id, env);
     gateways.push(gateway);
     return gateway;
+  };
+  const replaceReplica: Cluster['replaceReplica'] = async (replica, newId) => {
+    const index = gateways.indexOf(replica);
+    if (index < 0) throw new Error(`replica ${replica.replicaId} is not in this cluster`);
+    const port = replica.port;
+    // The drain window plus a margin: a replica that overstays it is killed, which the caller sees.
+    const exit = await replica.stop('SIGTERM', 30_000);
+    const fresh = await launch(newId, undefined, port);
+    gateways[index] = fresh;
+    return { replica: fresh, exit };
   };
   const workers: WorkerProcess[] = [];
   const addWorker = async (id: string, env?: Readonly<Record<string, string | undefined>>): Promise<WorkerProcess> => {
@@ -83,6 +105,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     workers,
     keyPrefix,
     addReplica,
+    replaceReplica,
     addWorker,
     async stop() {
       await Promise.allSettled([...gateways, ...workers].filter((g) => g.isRunning).map((g) => g.stop()));

@@ -29,6 +29,8 @@ export interface GatewayProcessOptions {
   apiKeys?: readonly string[];
   /** `OPENCLAW_KEY_PREFIX`: give each test its own, so tests sharing a Redis cannot see each other. */
   keyPrefix?: string;
+  /** Port to listen on (`--port`). Default 0: any free port. A fixed one lets a restart keep its place behind nginx. */
+  port?: number;
   /** Extra command-line arguments, after the harness's own. */
   args?: readonly string[];
   /**
@@ -221,7 +223,7 @@ export class GatewayProcess {
       'gateway',
       'start',
       '--port',
-      '0',
+      String(this.options.port ?? 0),
       '--host',
       '127.0.0.1',
       '--redis',

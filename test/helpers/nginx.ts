@@ -33,7 +33,8 @@ export class NginxProcess {
       [
         'upstream openclaw_gateways {',
         '  least_conn;',
-        ...upstreamPorts.map((p) => `  server 127.0.0.1:${p} max_fails=2 fail_timeout=5s;`),
+        // As in deploy/nginx/compose/openclaw-upstream.conf (which says why max_fails=0).
+        ...upstreamPorts.map((p) => `  server 127.0.0.1:${p} max_fails=0;`),
         '  keepalive 32;',
         '}',
         '',

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as tls from 'node:tls';
 import { type ExitStatus, exitOf, isRunning, releasePath, trackChild, trackPath } from './child-reaper';
 import { OutputLog } from './output-log';
 import { freePort } from './ports';
@@ -12,6 +13,16 @@ export type { ExitStatus } from './child-reaper';
 
 /** The port of the shared Redis on this machine, which tests must never touch. */
 const SHARED_REDIS_PORT = 6379;
+
+/** The PEM files of a server that speaks only TLS (see {@link RedisServerOptions.tls}). */
+export interface RedisTlsFiles {
+  /** The server's certificate (`--tls-cert-file`); it must name 127.0.0.1, which clients connect to. */
+  certFile: string;
+  /** The certificate's private key (`--tls-key-file`). */
+  keyFile: string;
+  /** The CA that signed the certificate (`--tls-ca-cert-file`); the readiness probe trusts only it. */
+  caFile: string;
+}
 
 /** Options for {@link RedisServerProcess.start}. */
 export interface RedisServerOptions {
@@ -26,6 +37,11 @@ export interface RedisServerOptions {
   args?: readonly string[];
   /** How long `start()` and `restart()` may take, in milliseconds. Default 10 000. */
   startTimeoutMs?: number;
+  /**
+   * Serve TLS only: `port` is the TLS port, the plaintext listener is off (`--port 0`), clients need
+   * no certificate of their own, and `url` is `rediss://`. Default: plaintext only.
+   */
+  tls?: RedisTlsFiles;
 }
 
 interface Running {
@@ -38,6 +54,8 @@ type LaunchOutcome = 'ready' | 'port-busy';
 /**
  * A real `redis-server` child process on a free port of 127.0.0.1, with no persistence, that a test
  * can stop, kill and restart on the same port.
+ *
+ * With `tls`, it speaks only TLS on that port; its clients must trust the CA that signed its certificate.
  *
  * Every server has its own data directory, kept across `kill()` and `restart()` (so a test that
  * enables AOF through `args` sees what survives a crash) and removed by `stop()`. A server a test
@@ -58,13 +76,18 @@ export class RedisServerProcess {
   private readonly binary: string;
   private readonly extraArgs: readonly string[];
   private readonly startTimeoutMs: number;
+  private readonly tls: RedisTlsFiles | undefined;
+  /** The CA the readiness probe trusts, read once by `start()`; undefined for a plaintext server. */
+  private readonly ca: Buffer | undefined;
   private readonly output = new OutputLog(2_000);
   private dir: string | undefined;
   private running: Running | undefined;
   private lastExit: ExitStatus | undefined;
 
-  private constructor(port: number, options: RedisServerOptions) {
+  private constructor(port: number, options: RedisServerOptions, ca: Buffer | undefined) {
     this.port = port;
+    this.tls = options.tls;
+    this.ca = ca;
     this.binary = options.binary ?? 'redis-server';
     this.extraArgs = options.args ?? [];
     this.startTimeoutMs = options.startTimeoutMs ?? 10_000;
@@ -76,12 +99,13 @@ export class RedisServerProcess {
    */
   static async start(options: RedisServerOptions = {}): Promise<RedisServerProcess> {
     const deadline = Date.now() + (options.startTimeoutMs ?? 10_000);
+    const ca = options.tls && (await fs.promises.readFile(options.tls.caFile));
     for (let attempt = 1; ; attempt++) {
       const port = options.port ?? (await freePort());
       if (port === SHARED_REDIS_PORT) {
         throw new Error(`refusing to start redis-server on port ${SHARED_REDIS_PORT}: it belongs to the shared Redis`);
       }
-      const server = new RedisServerProcess(port, options);
+      const server = new RedisServerProcess(port, options, ca);
       let outcome: LaunchOutcome;
       try {
         outcome = await server.launch(deadline);
@@ -97,9 +121,9 @@ export class RedisServerProcess {
     }
   }
 
-  /** `redis://127.0.0.1:<port>`. */
+  /** `redis://127.0.0.1:<port>`, or `rediss://127.0.0.1:<port>` for a TLS server. */
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'rediss' : 'redis'}://127.0.0.1:${this.port}`;
   }
 
   /** Process id of the running server, or `undefined` while it is down. */
@@ -169,9 +193,24 @@ export class RedisServerProcess {
       this.dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'openclaw-redis-'));
       trackPath(this.dir);
     }
+    const listen = this.tls
+      ? [
+          '--port',
+          '0',
+          '--tls-port',
+          String(this.port),
+          '--tls-cert-file',
+          this.tls.certFile,
+          '--tls-key-file',
+          this.tls.keyFile,
+          '--tls-ca-cert-file',
+          this.tls.caFile,
+          '--tls-auth-clients',
+          'no',
+        ]
+      : ['--port', String(this.port)];
     const args = [
-      '--port',
-      String(this.port),
+      ...listen,
       '--bind',
       '127.0.0.1',
       '--save',
@@ -201,6 +240,8 @@ export class RedisServerProcess {
     });
     this.running = running;
 
+    // A TLS server that never answers usually has a certificate problem: the probe's error says which.
+    let probeError: string | undefined;
     for (;;) {
       if (spawnError) {
         await running.exited;
@@ -214,11 +255,14 @@ export class RedisServerProcess {
         );
       }
       // Check the pid, not just PONG: if another process took the port, its answer must not count.
-      if (child.pid !== undefined && (await redisPid(this.port)) === child.pid) return 'ready';
+      const probe = await probeRedis(this.port, this.ca);
+      if (child.pid !== undefined && probe.pid === child.pid) return 'ready';
+      probeError = probe.error ?? probeError;
       if (Date.now() >= deadline) {
         child.kill('SIGKILL');
         await running.exited;
-        throw new Error(`redis-server on port ${this.port} did not answer in time:\n${this.output.tail()}`);
+        const lastProbe = probeError === undefined ? '' : ` (last probe: ${probeError})`;
+        throw new Error(`redis-server on port ${this.port} did not answer in time${lastProbe}:\n${this.output.tail()}`);
       }
       await delay(25);
     }
@@ -232,29 +276,40 @@ export class RedisServerProcess {
   }
 }
 
+/** What {@link probeRedis} found: the server's pid once it answers, else why not (if it knows). */
+interface ProbeResult {
+  pid?: number;
+  /** The socket's error, e.g. a TLS handshake failure; absent for a refused connection or a timeout. */
+  error?: string;
+}
+
 /**
- * Asks whatever listens on 127.0.0.1:`port` for `INFO server` over a raw socket and returns the
- * `process_id` it reports, or `undefined` if nothing answers like a ready Redis within `timeoutMs`.
+ * Asks whatever listens on 127.0.0.1:`port` for `INFO server` and returns the `process_id` it reports;
+ * no pid if nothing answers like a ready Redis within `timeoutMs`. Speaks TLS, trusting only `ca`,
+ * when `ca` is given, and plaintext over a raw socket otherwise.
  */
-function redisPid(port: number, timeoutMs = 500): Promise<number | undefined> {
+function probeRedis(port: number, ca: Buffer | undefined, timeoutMs = 500): Promise<ProbeResult> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
+    const socket = ca ? tls.connect({ host: '127.0.0.1', port, ca }) : net.connect({ host: '127.0.0.1', port });
     let received = '';
-    const finish = (pid: number | undefined): void => {
+    const finish = (result: ProbeResult): void => {
       socket.destroy();
-      resolve(pid);
+      resolve(result);
     };
-    socket.setTimeout(timeoutMs, () => finish(undefined));
-    socket.once('error', () => finish(undefined));
-    socket.once('close', () => finish(undefined));
-    socket.once('connect', () => socket.write('*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n'));
+    socket.setTimeout(timeoutMs, () => finish({}));
+    // A server still starting refuses connections; only other errors say something about the server.
+    socket.once('error', (error: NodeJS.ErrnoException) =>
+      finish(error.code === 'ECONNREFUSED' ? {} : { error: error.message }),
+    );
+    socket.once('close', () => finish({}));
+    socket.once(ca ? 'secureConnect' : 'connect', () => socket.write('*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n'));
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
       received += chunk;
       // An error reply (e.g. -LOADING) means not ready yet.
-      if (received.startsWith('-')) return finish(undefined);
+      if (received.startsWith('-')) return finish({});
       const match = /\r\nprocess_id:(\d+)\r\n/.exec(received);
-      if (match?.[1] !== undefined) finish(Number(match[1]));
+      if (match?.[1] !== undefined) finish({ pid: Number(match[1]) });
     });
   });
 }

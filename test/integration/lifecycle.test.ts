@@ -81,9 +81,10 @@ describe('drain of a replica holding agents', () => {
     await waitFor(() => agent.received.length === 1, { what: 'the held task to reach the agent' });
     const task = agent.received[0]!;
     const stopped = b.stop('SIGTERM');
-    // Withdrawn from routing while its replica drains: a new call is not sent to it.
-    let code = '';
-    for (let i = 0; i < 50 && code !== 'AGENT_NOT_FOUND'; i++) {
+    // Withdrawn from routing while its replica drains: a new call is not sent to it, and is told the
+    // agent is moving (retryable, never dispatched), not that it does not exist.
+    let error: Record<string, unknown> | undefined;
+    for (let i = 0; i < 50 && error?.code !== 'AGENT_UNAVAILABLE'; i++) {
       const r = await caller.request({
         action: 'coordinator',
         id: `new-${i}`,
@@ -91,10 +92,15 @@ describe('drain of a replica holding agents', () => {
         task: 't',
         timeoutMs: 30_000,
       });
-      code = String((r.error as { code?: string } | undefined)?.code);
-      if (code !== 'AGENT_NOT_FOUND') await new Promise((resolve) => setTimeout(resolve, 20));
+      error = r.error as Record<string, unknown> | undefined;
+      if (error?.code !== 'AGENT_UNAVAILABLE') await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    expect(code).toBe('AGENT_NOT_FOUND');
+    expect(error).toMatchObject({
+      code: 'AGENT_UNAVAILABLE',
+      retryable: true,
+      dispatched: false,
+      message: "agent 'worker' is moving to another replica (its replica is draining); retry shortly",
+    });
     agent.socket.send({ action: 'task.result', taskId: task.taskId, output: 'done while draining' });
     expect(await caller.nextResponse((r) => r.id === 'held')).toMatchObject({
       ok: true,

@@ -100,8 +100,10 @@ describe('AgentRegistry', () => {
     // Simulate a crash: the heartbeat key vanishes and nothing cleans up.
     await client.del(keys.replicaAlive('dead'));
     expect(await live.list()).toEqual([]);
-    expect(await live.pick('haunt', 't', 'x', 1000)).toEqual({ kind: 'none' });
+    // Not routed to; reported as registered but unreachable until swept, then unknown.
+    expect(await live.pick('haunt', 't', 'x', 1000)).toEqual({ kind: 'unreachable', instances: 1 });
     expect(await live.sweep()).toBe(1);
+    expect(await live.pick('haunt', 't', 'x', 1000)).toEqual({ kind: 'none' });
     expect(await client.exists(keys.instance('ghost'), keys.agentInstances('haunt'))).toBe(0);
     expect(await client.sismember(keys.agents(), 'haunt')).toBe(0);
     await Promise.all([live.close(), dead.close()]);

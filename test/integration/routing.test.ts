@@ -83,7 +83,11 @@ describe('routing across replicas', () => {
     const second = await onB.socket.nextEvent('task');
     // Both instances are at their limit of 1: a third call is refused, not queued on either.
     const third = await caller.request({ action: 'coordinator', id: 3, agent: 'pool', task: 't' });
-    expect(third).toMatchObject({ ok: false, error: { code: 'AGENT_UNAVAILABLE', retryable: true } });
+    // Refused before any agent got it: marked so a client may send it again without running it twice.
+    expect(third).toMatchObject({
+      ok: false,
+      error: { code: 'AGENT_UNAVAILABLE', retryable: true, dispatched: false },
+    });
     expect(onA.socket.pending().filter((f) => f.event === 'task')).toHaveLength(0);
     expect(onB.socket.pending().filter((f) => f.event === 'task')).toHaveLength(0);
     // A frees up: the next call goes to A, the only instance with room. (Which of calls 1 and 2 went
@@ -105,7 +109,7 @@ describe('routing across replicas', () => {
     const caller = await TestSocket.open(a);
     expect(await caller.request({ action: 'coordinator', id: 1, agent: 'nobody-home', task: 't' })).toMatchObject({
       ok: false,
-      error: { code: 'AGENT_NOT_FOUND', retryable: false },
+      error: { code: 'AGENT_NOT_FOUND', retryable: false, dispatched: false },
     });
     expect(await caller.request({ action: 'coordinator', id: 2, agent: 'picky', task: 'other' })).toMatchObject({
       ok: false,
@@ -143,6 +147,8 @@ describe('routing across replicas', () => {
     // With a 30 s deadline, only the disconnect can explain an answer within the wait below.
     const response = await caller.nextResponse((r) => r.id === 1, 10_000);
     expect(response).toMatchObject({ ok: false, error: { code: 'AGENT_UNAVAILABLE', retryable: true } });
+    // The agent had the task: nothing tells a client it may send the call again.
+    expect(response.error).not.toHaveProperty('dispatched');
     await caller.close();
   });
 

@@ -227,9 +227,7 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
       throw new GatewayError(
         'RATE_LIMITED',
         `at most ${ctx.limits.maxInFlightPerConnection} coordinator calls may be in flight per connection`,
-        {
-          retryAfterMs: 100,
-        },
+        { retryAfterMs: 100, dispatched: false },
       );
     }
     const started = performance.now();

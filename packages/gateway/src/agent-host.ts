@@ -55,9 +55,12 @@ export class AgentHost {
 
   /**
    * Takes every local instance out of the registry (drain): no new task is routed here, while the
-   * agents stay connected to answer the tasks they hold.
+   * agents stay connected to answer the tasks they hold. Their agents are marked as moving for
+   * `movingMs`, the time they have to register again on another replica.
    */
-  async withdraw(): Promise<void> {
+  async withdraw(movingMs: number): Promise<void> {
+    // Callers meanwhile hear that the agents are moving, not that they do not exist.
+    await this.registry.markMoving(movingMs).catch(() => undefined);
     await Promise.allSettled([...this.instances.keys()].map((id) => this.registry.unregisterInstance(id)));
   }
 
@@ -123,10 +126,9 @@ export class AgentHost {
     if (!instance?.session.open) {
       this.reply(message.sender, message.taskId, message.instanceId, message.traceparent, {
         kind: 'failure',
-        error: new GatewayError(
-          'AGENT_UNAVAILABLE',
-          'the agent instance disconnected before the task reached it',
-        ).toWire(),
+        error: new GatewayError('AGENT_UNAVAILABLE', 'the agent instance disconnected before the task reached it', {
+          dispatched: false,
+        }).toWire(),
       });
       return;
     }

@@ -78,7 +78,21 @@ export function handleFrame(ctx: HandlerContext, session: Session, data: Buffer,
     return;
   }
   const isReply = AGENT_REPLY_ACTIONS.has(action);
+  // A request that arrives after the gateway began closing the connection is not handled: its answer
+  // could not be sent, and the client may then safely send it again elsewhere (a 1001 promises that).
+  // Agent replies still are: a caller elsewhere waits for them.
+  if (session.closing && !isReply) return;
   const answer = !isReply || rawId !== undefined;
+  if (session.leaving && !isReply) {
+    // The replica drains: this connection closes once its calls in flight are answered.
+    respondError(ctx, session, id, action, {
+      code: 'UNAVAILABLE',
+      message: 'this replica is draining: reconnect to another (the connection closes when its calls are answered)',
+      retryable: true,
+      ...notHandled(action),
+    });
+    return;
+  }
   // Agent replies are not rate limited: dropping an agent's result would fail a caller elsewhere.
   if (!isReply) {
     const waitMs = session.takeToken();
@@ -88,6 +102,7 @@ export function handleFrame(ctx: HandlerContext, session: Session, data: Buffer,
         message: 'too many requests on this connection',
         retryable: true,
         retryAfterMs: waitMs,
+        ...notHandled(action),
       });
       return;
     }
@@ -97,6 +112,7 @@ export function handleFrame(ctx: HandlerContext, session: Session, data: Buffer,
       code: 'UNAVAILABLE',
       message: 'the audit trail cannot be written now; refusing to serve unaudited',
       retryable: true,
+      ...notHandled(action),
     });
     return;
   }
@@ -159,12 +175,16 @@ function run(
     return undefined;
   }
   if (result instanceof Promise) {
+    // Counted until answered: a draining replica closes a connection only when nothing is being handled.
+    session.handling += 1;
     // Returned, so the action's span ends when the action does.
     return result.then(
       (value) => {
+        session.handling -= 1;
         if (answer) respondOk(ctx, session, id, action, value);
       },
       (error: unknown) => {
+        session.handling -= 1;
         logInternal(ctx, error);
         markSpan(error);
         if (answer) respondError(ctx, session, id, action, toWireError(error));
@@ -210,6 +230,11 @@ function respondError(
     ctx.logger.debug({ action, outcome: error.code, session: session.id }, 'request');
   }
   session.send({ id, ok: false, error });
+}
+
+/** For a `coordinator` refused before it was handled: no agent got the task (`dispatched: false`). */
+function notHandled(action: ActionName): { dispatched?: false } {
+  return action === 'coordinator' ? { dispatched: false } : {};
 }
 
 function logInternal(ctx: HandlerContext, error: unknown): void {

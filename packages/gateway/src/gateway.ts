@@ -77,6 +77,12 @@ export interface Readiness {
 /** How many of the newest audit entries a cluster snapshot carries. */
 /** How often the drain closes its next batch of connections. */
 const DRAIN_TICK_MS = 50;
+/**
+ * Beyond the drain window, how long a draining replica's agents are reported as moving (calls get
+ * `AGENT_UNAVAILABLE`, retryable) while they reconnect elsewhere, before an agent that did not come
+ * back is unknown again (`AGENT_NOT_FOUND`). Covers the SDK's reconnection backoff with margin.
+ */
+const AGENT_MOVE_GRACE_MS = 5_000;
 
 const AUDIT_TAIL = 25;
 
@@ -833,18 +839,26 @@ export class Gateway {
   }
 
   /**
-   * The drain's closing of connections: idle ones (no call in flight, no task held by their agents)
-   * are closed with 1001 a batch at a time, at `OPENCLAW_DRAIN_CLOSE_RATE` per second or faster if
-   * needed to finish within half the drain window, agents first (callers reconnecting elsewhere then
-   * find them registered there); busy ones as soon as their work is done. Returns when every
-   * connection is closed or at the deadline.
+   * The drain's closing of connections, a batch at a time, at `OPENCLAW_DRAIN_CLOSE_RATE` per second
+   * or faster if needed to be done within half the drain window; agents first (callers reconnecting
+   * elsewhere then find them registered there). An idle connection (nothing being handled, no task
+   * held by its agents) is closed with 1001 at its turn. A busy one is told to leave: it is refused new
+   * requests (`UNAVAILABLE`, retryable, `dispatched: false`), and closed with 1001 as soon as its work
+   * is done. Returns when every connection is closed or at the deadline.
    */
   private async closeInBatches(deadline: number): Promise<void> {
     const start = Date.now();
     const spreadUntil = start + (deadline - start) / 2;
-    const idle = [...this.sessions].filter((s) => s.inFlight === 0 && this.agents.openTasksOf(s) === 0).length;
-    const perSecond = Math.max(this.config.drainCloseRate, idle / Math.max((spreadUntil - start) / 1000, 0.001));
+    const isIdle = (s: Session) => s.handling === 0 && s.inFlight === 0 && this.agents.openTasksOf(s) === 0;
+    const perSecond = Math.max(
+      this.config.drainCloseRate,
+      this.sessions.size / Math.max((spreadUntil - start) / 1000, 0.001),
+    );
     const closed = new Set<Session>();
+    const close = (session: Session) => {
+      session.close(CloseCode.GOING_AWAY, 'replica draining: reconnect to another');
+      closed.add(session);
+    };
     let allowance = 0;
     let last = start;
     const open = () => [...this.sessions].filter((s) => !closed.has(s));
@@ -852,14 +866,15 @@ export class Gateway {
       const now = Date.now();
       allowance += ((now - last) / 1000) * perSecond;
       last = now;
-      const ready = open()
-        .filter((s) => s.inFlight === 0 && this.agents.openTasksOf(s) === 0)
-        .sort((a, b) => b.instances.size - a.instances.size);
+      for (const session of open()) if (session.leaving && isIdle(session)) close(session);
+      const turn = open()
+        .filter((s) => !s.leaving)
+        .sort((a, b) => b.instances.size - a.instances.size || Number(isIdle(b)) - Number(isIdle(a)));
       // At least one per tick, all of them once the spreading time is over.
-      const count = now >= spreadUntil ? ready.length : Math.max(1, Math.floor(allowance));
-      for (const session of ready.slice(0, count)) {
-        session.close(CloseCode.GOING_AWAY, 'replica draining: reconnect to another');
-        closed.add(session);
+      const count = now >= spreadUntil ? turn.length : Math.max(1, Math.floor(allowance));
+      for (const session of turn.slice(0, count)) {
+        if (isIdle(session)) close(session);
+        else session.leaving = true;
         allowance -= 1;
       }
       allowance = Math.max(0, allowance);
@@ -878,11 +893,14 @@ export class Gateway {
     clearInterval(this.retentionTimer);
     const deadline = Date.now() + this.config.drainMs;
     // New tasks go to other replicas' instances; ours finish what they hold.
-    await this.agents.withdraw();
+    await this.agents.withdraw(this.config.drainMs + AGENT_MOVE_GRACE_MS);
     await this.closeInBatches(deadline);
-    for (const session of this.sessions) session.close(CloseCode.GOING_AWAY, 'replica draining: reconnect to another');
-    this.dispatcher.failAll('this replica is shutting down');
+    // The window is over. Dispatch nothing more, and answer the calls still waiting (their agents have
+    // the tasks) before the close frames: a call left unanswered by a 1001 was then never dispatched.
     this.dispatcher.close();
+    this.dispatcher.failAll('this replica is shutting down');
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const session of this.sessions) session.close(CloseCode.GOING_AWAY, 'replica draining: reconnect to another');
     await Promise.allSettled([...this.sessions].map((s) => this.agents.detach(s)));
     await Promise.allSettled([this.registry.close(), this.bus.close(), this.audit.drain()]);
     await Promise.allSettled([

@@ -29,6 +29,13 @@ export class Session {
   readonly instances = new Map<string, string>();
   /** `coordinator` calls from this connection not answered yet. */
   inFlight = 0;
+  /** Requests of any action being handled (started, not answered yet). */
+  handling = 0;
+  /**
+   * Told to leave by a draining replica: new requests are refused, and the connection is closed (1001)
+   * once what it has in hand is done.
+   */
+  leaving = false;
   /** Task ids of this connection's in-flight `coordinator` calls, by request id (for cancel by `requestId`). */
   readonly callsByRequestId = new Map<string | number, string>();
   /** Pings sent without a pong since. */
@@ -51,6 +58,11 @@ export class Session {
     this.maxBufferedBytes = options.maxBufferedBytes;
     this.bucket = new TokenBucket(options.rateLimitPerSecond, options.rateLimitBurst);
     this.onClose = options.onClose;
+  }
+
+  /** Whether the gateway has begun closing this connection (requests arriving now are not handled). */
+  get closing(): boolean {
+    return this.closed;
   }
 
   /** Whether frames can still be sent. */

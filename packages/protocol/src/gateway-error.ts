@@ -9,6 +9,11 @@ export interface GatewayErrorOptions {
   retryAfterMs?: number;
   /** Machine-readable details, e.g. the failing fields of a `BAD_REQUEST`. */
   details?: unknown;
+  /**
+   * `false` when the request is known not to have reached any agent (a `coordinator` call refused
+   * before dispatch): sending it again cannot run the task twice. Undefined when unknown.
+   */
+  dispatched?: false;
   /** The underlying error, for logs. Never sent on the wire. */
   cause?: unknown;
 }
@@ -39,6 +44,8 @@ export class GatewayError extends Error {
   readonly retryAfterMs: number | undefined;
   /** Machine-readable details. */
   readonly details: unknown;
+  /** `false` when no agent received the task, so sending the call again cannot run it twice. */
+  readonly dispatched: false | undefined;
 
   constructor(code: ErrorCode, message: string, options: GatewayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -46,6 +53,19 @@ export class GatewayError extends Error {
     this.retryable = options.retryable ?? RETRYABLE_BY_DEFAULT[code] ?? false;
     this.retryAfterMs = options.retryAfterMs;
     this.details = options.details;
+    this.dispatched = options.dispatched;
+  }
+
+  /** This error, marked as raised before any agent received the task (see {@link GatewayError.dispatched}). */
+  undispatched(): this {
+    if (this.dispatched === false) return this;
+    // A copy of the same class (a subclass keeps its type and fields), with the same message and stack.
+    const copy = Object.assign(Object.create(Object.getPrototypeOf(this)) as this, this, { dispatched: false });
+    for (const key of ['message', 'stack', 'cause'] as const) {
+      const own = Object.getOwnPropertyDescriptor(this, key);
+      if (own) Object.defineProperty(copy, key, own);
+    }
+    return copy;
   }
 
   /** A {@link GatewayError} built from the `error` object of an error response. */
@@ -54,6 +74,7 @@ export class GatewayError extends Error {
       retryable: wire.retryable,
       retryAfterMs: wire.retryAfterMs,
       details: wire.details,
+      dispatched: wire.dispatched === false ? false : undefined,
     });
   }
 
@@ -62,6 +83,7 @@ export class GatewayError extends Error {
     const wire: WireError = { code: this.code, message: this.message, retryable: this.retryable };
     if (this.retryAfterMs !== undefined) wire.retryAfterMs = this.retryAfterMs;
     if (this.details !== undefined) wire.details = this.details;
+    if (this.dispatched === false) wire.dispatched = false;
     return wire;
   }
 }

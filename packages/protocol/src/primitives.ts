@@ -46,5 +46,7 @@ export const WireErrorSchema = z.object({
   retryable: z.boolean(),
   retryAfterMs: z.number().int().nonnegative().optional(),
   details: z.unknown().optional(),
+  /** `false`: no agent received the task, so the call may be sent again without running twice. */
+  dispatched: z.boolean().optional(),
 });
 export type WireError = z.infer<typeof WireErrorSchema>;

@@ -1,4 +1,4 @@
-import type { HelloResult, RequestId, TaskState, WireError } from '@openclaw/protocol';
+import type { GatewayError, HelloResult, RequestId, TaskState, WireError } from '@openclaw/protocol';
 
 /** Where a {@link GatewayClient} is in its life. */
 export type ClientState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
@@ -35,6 +35,17 @@ export interface ClosedInfo {
   code: number | undefined;
   /** Why the client stopped: `client.close()`, a close code it must not reconnect after, or exhausted attempts. */
   reason: string;
+}
+
+/** Payload of `'call.retry'`: a sync call that no agent received is sent again after `delayMs`. */
+export interface CallRetryInfo {
+  agent: string;
+  task: string;
+  /** The attempt about to be made (2 for the first retry). */
+  attempt: number;
+  delayMs: number;
+  /** Why the previous attempt failed (retryable, with `dispatched: false`). */
+  error: GatewayError;
 }
 
 /** A `task.progress` event: progress an agent reported for a task this client submitted or is waiting on. */
@@ -76,6 +87,8 @@ export type GatewayClientEvents = {
   reconnecting: [info: ReconnectingInfo];
   closed: [info: ClosedInfo];
   error: [error: Error];
+  /** A sync call is sent again (see `CallOptions.transparentRetry`). */
+  'call.retry': [info: CallRetryInfo];
   'task.progress': [event: TaskProgressEvent];
   'task.status': [event: TaskStatusEvent];
   /** This client's sync call waits for an approval (`id` is the call's request id). */

@@ -328,6 +328,126 @@ describe('call', () => {
   });
 });
 
+describe('call: transparent retries', () => {
+  const busy = { code: 'AGENT_UNAVAILABLE', message: 'all instances busy', retryable: true, dispatched: false };
+
+  it('sends a call again when no agent received it, with what is left of the deadline', async () => {
+    const client = await open();
+    const connection = await gateway.connection(0);
+    const retries: unknown[] = [];
+    client.on('call.retry', (info) => retries.push(info));
+    const output = client.call('summarizer', 'summarize', { text: 'hi' }, { timeoutMs: 5_000 });
+    const first = await connection.next('coordinator');
+    connection.fail(first, { ...busy, retryAfterMs: 30 });
+    const second = await connection.next('coordinator');
+    expect(second).toMatchObject({ agent: 'summarizer', task: 'summarize', data: { text: 'hi' }, mode: 'sync' });
+    expect(second.id).not.toBe(first.id);
+    expect(second.timeoutMs).toBeLessThanOrEqual(5_000 - 30);
+    connection.ok(second, { taskId: 't-2', status: 'completed', output: 'done' });
+    expect(await output).toBe('done');
+    expect(retries).toEqual([
+      {
+        agent: 'summarizer',
+        task: 'summarize',
+        attempt: 2,
+        delayMs: expect.any(Number),
+        error: expect.objectContaining({ code: 'AGENT_UNAVAILABLE', dispatched: false }),
+      },
+    ]);
+    expect((retries[0] as { delayMs: number }).delayMs).toBeGreaterThanOrEqual(30);
+  });
+
+  it('never sends again a call an agent may have received (no dispatched: false)', async () => {
+    const client = await open();
+    const connection = await gateway.connection(0);
+    const output = client.call('summarizer', 'summarize', {}, { timeoutMs: 5_000 });
+    connection.fail(await connection.next('coordinator'), {
+      code: 'AGENT_UNAVAILABLE',
+      message: 'the replica holding it went away',
+      retryable: true,
+    });
+    const error = await failure(output);
+    expect(error).toMatchObject({ code: 'AGENT_UNAVAILABLE', retryable: true, dispatched: undefined });
+    await client.ping();
+    expect(connection.all('coordinator')).toHaveLength(1);
+  });
+
+  it('does not retry errors that are not retryable, nor when transparentRetry is false', async () => {
+    const client = await open();
+    const connection = await gateway.connection(0);
+    const notFound = client.call('ghost', 'haunt');
+    connection.fail(await connection.next('coordinator'), {
+      code: 'AGENT_NOT_FOUND',
+      message: 'no agent',
+      retryable: false,
+      dispatched: false,
+    });
+    expect((await failure(notFound)).code).toBe('AGENT_NOT_FOUND');
+    const optedOut = client.call('summarizer', 'summarize', {}, { transparentRetry: false });
+    connection.fail(await connection.next('coordinator'), busy);
+    expect(await failure(optedOut)).toMatchObject({ code: 'AGENT_UNAVAILABLE', dispatched: false });
+    await client.ping();
+    expect(connection.all('coordinator')).toHaveLength(2);
+  });
+
+  it('gives up with the last error when the deadline leaves no room', async () => {
+    const client = await open();
+    gateway.script('coordinator', (frame, c) => c.fail(frame, { ...busy, retryAfterMs: 100 }));
+    const error = await failure(client.call('summarizer', 'summarize', {}, { timeoutMs: 350 }));
+    expect(error).toMatchObject({ code: 'AGENT_UNAVAILABLE', dispatched: false });
+    // 100 ms apart within 350 ms: at most four attempts, and at least two.
+    const attempts = (await gateway.connection(0)).all('coordinator').length;
+    expect(attempts).toBeGreaterThanOrEqual(2);
+    expect(attempts).toBeLessThanOrEqual(4);
+  });
+
+  it('after a 1001 close with the call unanswered, sends it again on the next connection', async () => {
+    const client = await open();
+    const first = await gateway.connection(0);
+    const output = client.call('summarizer', 'summarize', { n: 1 }, { timeoutMs: 5_000 });
+    await first.next('coordinator');
+    first.close(1001, 'replica draining: reconnect to another');
+    const second = await gateway.connection(1);
+    const frame = await second.next('coordinator');
+    expect(frame.data).toEqual({ n: 1 });
+    second.ok(frame, { taskId: 't-1', status: 'completed', output: 'moved' });
+    expect(await output).toBe('moved');
+  });
+
+  it('after a close without 1001 (the replica died), rejects: the agent may have the task', async () => {
+    const client = await open();
+    const first = await gateway.connection(0);
+    const output = client.call('summarizer', 'summarize', {}, { timeoutMs: 5_000 });
+    await first.next('coordinator');
+    first.socket.terminate();
+    const error = await failure(output);
+    expect(error).toMatchObject({ code: 'UNAVAILABLE', retryable: true, dispatched: undefined });
+    expect((error.details as { closeCode: number }).closeCode).toBe(1006);
+  });
+
+  it('waits for the reconnection instead of failing while the client reconnects', async () => {
+    const client = await open({ reconnect: { initialDelayMs: 150, maxDelayMs: 150 } });
+    const first = await gateway.connection(0);
+    first.socket.terminate();
+    await nextEvent(client, 'disconnected');
+    const output = client.call('summarizer', 'summarize', {}, { timeoutMs: 5_000 });
+    const frame = await (await gateway.connection(1)).next('coordinator');
+    (await gateway.connection(1)).ok(frame, { taskId: 't-1', status: 'completed', output: 'later' });
+    expect(await output).toBe('later');
+  });
+
+  it('stops waiting to retry when aborted', async () => {
+    const client = await open();
+    const connection = await gateway.connection(0);
+    const controller = new AbortController();
+    const output = client.call('summarizer', 'summarize', {}, { timeoutMs: 5_000, signal: controller.signal });
+    connection.fail(await connection.next('coordinator'), { ...busy, retryAfterMs: 2_000 });
+    await nextEvent(client, 'call.retry');
+    controller.abort();
+    expect((await failure(output)).code).toBe('CANCELED');
+  });
+});
+
 describe('frames from the gateway', () => {
   it('reports a frame that is not JSON on error, and keeps the connection', async () => {
     const client = await open();

@@ -87,6 +87,14 @@ export interface CallOptions {
   approvalId?: string;
   /** W3C trace context to continue (e.g. `ctx.traceparent` inside an agent's handler): the call joins that trace. */
   traceparent?: string;
+  /**
+   * Send the call again, within its deadline, when it is known that no agent received it: a retryable
+   * error marked `dispatched: false` (the agent's instances all busy or reconnecting, a rate limit, a
+   * replica without Redis), the client not connected, or a replica draining (1001) before the answer.
+   * Never after an agent may have started it, so the call still runs at most once. Each retry is
+   * reported as a `'call.retry'` event. Default true; `false` rejects with the first error.
+   */
+  transparentRetry?: boolean;
 }
 
 /** Options of {@link GatewayClient.delegate}. */
@@ -268,7 +276,57 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
     data?: unknown,
     options: CallOptions = {},
   ): Promise<TOutput> {
-    const timeoutMs = options.timeoutMs ?? DEFAULT_LIMITS.coordinatorTimeoutMs;
+    const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_LIMITS.coordinatorTimeoutMs);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        // Each attempt gets what is left of the call's deadline.
+        return await this.callOnce<TOutput>(agent, task, data, options, Math.max(1, deadline - Date.now()));
+      } catch (error) {
+        const delayMs = options.transparentRetry === false ? undefined : retryDelay(error, attempt, deadline);
+        if (delayMs === undefined) throw error;
+        this.safeEmit('call.retry', { agent, task, attempt: attempt + 1, delayMs, error: error as GatewayError });
+        await this.untilRetry(delayMs, deadline, options.signal);
+      }
+    }
+  }
+
+  /**
+   * Waits `delayMs`, then, if the client is reconnecting, until it is connected again (at most until
+   * `deadline`). Rejects with `CANCELED` when `signal` aborts.
+   */
+  private untilRetry(delayMs: number, deadline: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (error?: GatewayError): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.off('connected', onConnected);
+        this.off('closed', onConnected);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onAbort = (): void =>
+        done(new GatewayError('CANCELED', "'coordinator' was aborted", { retryable: false, cause: signal?.reason }));
+      const onConnected = (): void => done();
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      timer = setTimeout(() => {
+        if (this.currentState !== 'connecting' && this.currentState !== 'reconnecting') return done();
+        this.once('connected', onConnected);
+        this.once('closed', onConnected);
+        timer = setTimeout(() => done(), clampTimer(Math.max(0, deadline - Date.now())));
+      }, clampTimer(delayMs));
+    });
+  }
+
+  /** One `coordinator` attempt of {@link GatewayClient.call}. */
+  private async callOnce<TOutput>(
+    agent: string,
+    task: string,
+    data: unknown,
+    options: CallOptions,
+    timeoutMs: number,
+  ): Promise<TOutput> {
     const params: Record<string, unknown> = { agent, task, timeoutMs, mode: 'sync' };
     if (data !== undefined) params.data = data;
     if (options.idempotencyKey !== undefined) params.idempotencyKey = options.idempotencyKey;
@@ -287,6 +345,11 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
           const target = taskId !== undefined ? { taskId } : { requestId };
           this.send('task.cancel', target, {}).catch(() => undefined);
         },
+      }).catch((error: unknown) => {
+        // A draining replica closes (1001) only connections with nothing in hand, and handles nothing
+        // that arrives after: a call it left unanswered never reached an agent.
+        if (error instanceof GatewayError && closeCodeOf(error) === CloseCode.GOING_AWAY) throw error.undispatched();
+        throw error;
       }),
       'coordinator',
     );
@@ -605,6 +668,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
     }
     return new GatewayError('UNAVAILABLE', `cannot send '${action}': not connected to the gateway`, {
       retryable: true,
+      dispatched: false,
     });
   }
 
@@ -1124,6 +1188,33 @@ function shouldReconnect(code: number): boolean {
   // after an oversized frame) is also cured by a fresh connection. Only 1008 means the credentials are
   // no longer good, and reconnecting with them would be refused again.
   return code !== CloseCode.POLICY;
+}
+
+/** Backoff of transparent call retries: the cap doubles from 50 ms to 1 s, with full jitter. */
+const CALL_RETRY_BACKOFF = { initialDelayMs: 50, maxDelayMs: 1_000 };
+/** A retry is not worth making with less than this left of the call's deadline. */
+const CALL_RETRY_MIN_LEFT_MS = 20;
+
+/**
+ * How long to wait before sending a call again after `error` (attempt `attempt`, 1-based, failed), or
+ * undefined when it must not be sent again: only a retryable error known not to have reached an agent
+ * (`dispatched: false`) is retried, and only while the deadline leaves room.
+ */
+export function retryDelay(
+  error: unknown,
+  attempt: number,
+  deadline: number,
+  random: () => number = Math.random,
+): number | undefined {
+  if (!(error instanceof GatewayError) || !error.retryable || error.dispatched !== false) return undefined;
+  const delayMs = Math.max(error.retryAfterMs ?? 0, backoffDelay(attempt - 1, CALL_RETRY_BACKOFF, random));
+  return Date.now() + delayMs + CALL_RETRY_MIN_LEFT_MS < deadline ? delayMs : undefined;
+}
+
+/** The close code an `UNAVAILABLE` raised for a request the closing connection left unanswered carries. */
+function closeCodeOf(error: GatewayError): number | undefined {
+  const details = error.details as { closeCode?: unknown } | undefined;
+  return typeof details?.closeCode === 'number' ? details.closeCode : undefined;
 }
 
 /** After 1013 (overloaded), reconnection starts this many steps up the backoff. */

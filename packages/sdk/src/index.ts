@@ -29,6 +29,7 @@ export {
 export { type BackoffOptions, backoffCap, backoffDelay } from './backoff';
 export type {
   ApprovalEvent,
+  CallRetryInfo,
   ClientState,
   ClosedInfo,
   ConnectedInfo,

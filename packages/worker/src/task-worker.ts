@@ -36,6 +36,9 @@ import { type RunnerContext, TaskRunner } from './task-runner';
 import { startWorkerHttp, WorkerMetrics } from './worker-metrics';
 import { WorkflowRunner } from './workflow-runner';
 
+/** The longest interval between two checks for stalled jobs (those of a worker that died). */
+const STALLED_CHECK_MAX_MS = 5_000;
+
 /** Options of {@link TaskWorker.start}. */
 export interface TaskWorkerOptions {
   logger?: Logger;
@@ -306,7 +309,9 @@ export class TaskWorker {
         name: this.id,
         concurrency: this.config.concurrency,
         lockDuration: this.config.lockMs,
-        stalledInterval: this.config.lockMs,
+        // Checked more often than the lock lasts: a dead worker's job is taken over at most 5 s after
+        // its lock expires (a live worker renews its locks every lockMs / 2, so it is never taken).
+        stalledInterval: Math.min(this.config.lockMs, STALLED_CHECK_MAX_MS),
         maxStalledCount: this.config.maxStalls,
         removeOnComplete: { count: 0 },
       },

@@ -495,7 +495,7 @@ export const WORKER_SETTINGS = {
     env: 'OPENCLAW_WORKER_LOCK_MS',
     schema: intText(1000, 600_000),
     default: '30000',
-    doc: "How long a worker's hold on a job lasts unless renewed. A worker that dies loses its jobs to another worker after about this long (the stalled check runs as often).",
+    doc: "How long a worker's hold on a job lasts unless renewed. A worker that dies loses its jobs to another worker after this long plus at most 5 s (the stalled check runs every 5 s, or as often as this if shorter).",
   }),
   maxStalls: setting({
     env: 'OPENCLAW_WORKER_MAX_STALLS',

@@ -48,6 +48,14 @@ export class RedisKeys {
     return `${this.registry}agent:${agent}:instances`;
   }
 
+  /**
+   * Marker that an agent's instances are moving: their replica drains, and they will register again
+   * on another. Expires by itself.
+   */
+  agentMoving(agent: string): string {
+    return `${this.registry}agent:${agent}:moving`;
+  }
+
   /** Hash describing one agent instance: agent, replica, concurrency, tasks, meta, registeredAt. */
   instance(instanceId: string): string {
     return `${this.registry}instance:${instanceId}`;

@@ -71,6 +71,9 @@ export type PickResult =
   | { kind: 'http'; url: string; timeoutMs: number | undefined }
   | { kind: 'busy'; instances: number }
   | { kind: 'no-task'; instances: number }
+  | { kind: 'moving' }
+  /** Instances are registered, but none of their replicas reports in (restarting, or dead and not swept yet). */
+  | { kind: 'unreachable'; instances: number }
   | { kind: 'none' };
 
 /** Options of {@link AgentRegistry}. */
@@ -98,6 +101,8 @@ export class AgentRegistry {
   private readonly local = new Map<string, InstanceRegistration>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** No sweep before this time (ms): set when the Redis connection comes back. */
+  private sweepAfter = 0;
   private heartbeatRunning = false;
   private closing: Promise<void> | undefined;
 
@@ -105,7 +110,7 @@ export class AgentRegistry {
     this.redis = options.redis as ScriptedRedis;
     // EVALSHA with a fallback to EVAL (after a Redis restart empties the script cache).
     if (typeof this.redis.ocPickInstance !== 'function') {
-      this.redis.defineCommand('ocPickInstance', { numberOfKeys: 4, lua: PICK_INSTANCE });
+      this.redis.defineCommand('ocPickInstance', { numberOfKeys: 5, lua: PICK_INSTANCE });
       this.redis.defineCommand('ocUnregisterInstance', { numberOfKeys: 5, lua: UNREGISTER_INSTANCE });
       this.redis.defineCommand('ocSweepReplica', { numberOfKeys: 2, lua: SWEEP_REPLICA });
       this.redis.defineCommand('ocListAgents', { numberOfKeys: 2, lua: LIST_AGENTS });
@@ -118,6 +123,11 @@ export class AgentRegistry {
 
   /** Announces this replica and starts the heartbeat and the sweep of dead replicas. */
   async start(): Promise<void> {
+    // After Redis comes back, every replica's heartbeat may have expired meanwhile: give them one
+    // presence TTL to write it again before taking any for dead.
+    this.redis.on('ready', () => {
+      this.sweepAfter = Date.now() + this.presenceTtlMs;
+    });
     await this.heartbeat();
     const every = Math.max(200, Math.floor(this.presenceTtlMs / 5));
     this.heartbeatTimer = setInterval(() => void this.heartbeat().catch(() => undefined), every);
@@ -133,6 +143,19 @@ export class AgentRegistry {
   }
 
   /** Removes an instance of this replica (its socket closed). */
+  /**
+   * Marks the agents of this replica's instances as moving for `ttlMs` (the replica drains): until
+   * they register again elsewhere, a call finds them moving (`AGENT_UNAVAILABLE`, retryable) rather
+   * than unknown (`AGENT_NOT_FOUND`).
+   */
+  async markMoving(ttlMs: number): Promise<void> {
+    const agents = new Set([...this.local.values()].map((r) => r.agent));
+    if (agents.size === 0) return;
+    const batch = this.redis.multi();
+    for (const agent of agents) batch.set(this.keys.agentMoving(agent), this.replicaId, 'PX', ttlMs);
+    await this.guard(() => batch.exec());
+  }
+
   async unregisterInstance(instanceId: string): Promise<void> {
     const registration = this.local.get(instanceId);
     if (!registration) return;
@@ -163,6 +186,12 @@ export class AgentRegistry {
     dispatch?: PickDispatch,
     limits?: CallLimits,
   ): Promise<PickResult> {
+    if (this.redis.status !== 'ready') {
+      // Nothing was sent, so nothing was dispatched: the caller may send the call again.
+      throw new GatewayError('UNAVAILABLE', 'the cluster registry (Redis) is unavailable; retry shortly', {
+        dispatched: false,
+      });
+    }
     const inbox = this.keys.inboxParts();
     const reply = (await this.guard(() =>
       this.redis.ocPickInstance(
@@ -170,6 +199,7 @@ export class AgentRegistry {
         this.keys.httpAgent(agent),
         this.keys.rateBucket('principal', limits?.principal.id ?? '-'),
         this.keys.rateBucket('tenant', limits?.tenant.id ?? '-'),
+        this.keys.agentMoving(agent),
         this.keys.registry,
         task,
         taskId,
@@ -205,6 +235,10 @@ export class AgentRegistry {
         };
       case 'no-task':
         return { kind: 'no-task', instances: Number(reply[1]) };
+      case 'moving':
+        return { kind: 'moving' };
+      case 'unreachable':
+        return { kind: 'unreachable', instances: Number(reply[1]) };
       default:
         return { kind: 'none' };
     }
@@ -280,7 +314,7 @@ export class AgentRegistry {
 
   /** Removes the instances of every replica whose heartbeat expired. @returns how many were removed. */
   async sweep(): Promise<number> {
-    if (this.redis.status !== 'ready') return 0;
+    if (this.redis.status !== 'ready' || Date.now() < this.sweepAfter) return 0;
     const replicas = await this.redis.smembers(this.keys.replicas());
     let removed = 0;
     for (const replica of replicas) {

@@ -45,15 +45,19 @@ end
  * Picks the live instance of an agent with the least in-flight work below its concurrency, and
  * reserves a slot on it until the reservation expires (the task's deadline plus a margin), so a
  * reservation whose release was lost frees itself. Ties are broken by a random starting point.
- * KEYS: agent instances set, HTTP agent hash, the caller's principal and tenant rate buckets.
+ * KEYS: agent instances set, HTTP agent hash, the caller's principal and tenant rate buckets, the
+ * agent's moving marker.
  * ARGV: prefix, task, taskId, reservationMs, random, and, to dispatch in the same round trip: own
  * replica id, inbox channel head and tail, and the dispatch message as head and tail around the
  * instance id. The message is published to the chosen instance's replica (one PUBLISH to one inbox)
  * unless that replica is the caller's own. Then ARGV 11 to 14: principal rate and burst, tenant rate
  * and burst (rate 0: no limit). A call that either bucket refuses takes no token from the other,
  * reserves nothing and is answered {'rate-limited', retryAfterMs, scope}.
- * Returns {'instance', id, replica} | {'busy', n} | {'no-task', n} | {'http', url, timeoutMs} | {'none'}.
- * An HTTP agent of the same name is used only when the agent has no live WebSocket instance.
+ * Returns {'instance', id, replica} | {'busy', n} | {'no-task', n} | {'http', url, timeoutMs} |
+ * {'moving'} | {'unreachable', n} | {'none'}. {'unreachable'}: instances are registered but none of
+ * their replicas reports in (they may be restarting, or dead and not swept yet). An HTTP agent of the same name is used only when the agent has no live
+ * WebSocket instance. {'moving'} instead of {'no-task'} or {'none'}: the agent's instances are moving
+ * from a draining replica to another (its marker is set), so it is expected back.
  */
 export const PICK_INSTANCE = `
 local prefix = ARGV[1]
@@ -98,7 +102,11 @@ if bestId then
   return {'instance', bestId, bestReplica, tostring(receivers)}
 end
 if handles > 0 then return {'busy', tostring(handles)} end
-if live > 0 then return {'no-task', tostring(live)} end
+local moving = redis.call('EXISTS', KEYS[5]) == 1
+if live > 0 then
+  if moving then return {'moving'} end
+  return {'no-task', tostring(live)}
+end
 local http = redis.call('HMGET', KEYS[2], 'url', 'tasks', 'timeoutMs')
 if http[1] then
   local tasks = http[2] or ''
@@ -107,6 +115,8 @@ if http[1] then
   end
   return {'no-task', '0'}
 end
+if moving then return {'moving'} end
+if n > 0 then return {'unreachable', tostring(n)} end
 return {'none'}
 `;
 

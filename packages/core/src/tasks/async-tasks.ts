@@ -480,16 +480,33 @@ export class AsyncTasks {
     try {
       await this.queue.add(task.taskId, enqueueOptions(task));
     } catch (error) {
-      await this.ledger
-        .transition(task, {
-          status: 'failed',
-          fields: { error: JSON.stringify({ code: 'UNAVAILABLE', message: 'could not be queued', retryable: true }) },
-        })
-        .catch(() => undefined);
+      await this.abandon(task, idempotencyKey);
       throw error;
     }
     this.logger.debug({ taskId: task.taskId, kind: task.kind }, 'async task submitted');
     return { taskId: task.taskId, status: 'submitted' };
+  }
+
+  /**
+   * Ends a new task that could not be queued. Its submitter is told `UNAVAILABLE` (retryable) and
+   * sends it again, with the same idempotency key if it gave one: that repeat must make a task that
+   * runs, not answer with this one, failed. So the key is released first, and the record is ended
+   * only once it is. When Redis cannot even do that, the record stays `submitted` with no job, and
+   * the repeat queues it (the idempotency branch of `enqueueNew`).
+   */
+  private async abandon(task: LedgerTask, idempotencyKey: string | undefined): Promise<void> {
+    if (idempotencyKey !== undefined) {
+      const released = await this.ledger
+        .releaseIdempotencyKey(task.tenant, idempotencyKey, task.taskId)
+        .catch(() => false);
+      if (!released) return;
+    }
+    await this.ledger
+      .transition(task, {
+        status: 'failed',
+        fields: { error: JSON.stringify({ code: 'UNAVAILABLE', message: 'could not be queued', retryable: true }) },
+      })
+      .catch(() => undefined);
   }
 
   private cancelChildren(parent: LedgerTask): Promise<void> {

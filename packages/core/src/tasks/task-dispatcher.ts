@@ -157,6 +157,7 @@ export class TaskDispatcher {
   private readonly unrecorded = new Set<string>();
   private readonly watchTimer: NodeJS.Timeout;
   private watching = false;
+  private closed = false;
 
   constructor(options: TaskDispatcherOptions) {
     this.replicaId = options.replicaId;
@@ -176,14 +177,37 @@ export class TaskDispatcher {
     return this.pending.size;
   }
 
-  /** Routes a sync task. Throws at once (never silently) when it cannot be routed. */
+  /**
+   * Routes a sync task. Throws at once (never silently) when it cannot be routed; an error raised
+   * before any agent received the task is marked `dispatched: false` (the call may be sent again).
+   */
   async dispatch(request: DispatchRequest): Promise<DispatchHandle> {
+    const taskId = request.taskId ?? randomUUID();
+    const deadline = Date.now() + request.timeoutMs;
+    let replay: ReplayedCall | undefined;
+    try {
+      ({ request, replay } = await this.admit(request, taskId, deadline));
+    } catch (error) {
+      throw asGatewayError(error).undispatched();
+    }
+    if (replay) return { taskId: replay.taskId, replayed: true, output: Promise.resolve(replay.output) };
+    return this.route(request, taskId, deadline);
+  }
+
+  /**
+   * What comes before routing: the bus check, governance (and a wait for an approval), the
+   * idempotency key. @returns the request as judged, or the earlier call's result to replay.
+   */
+  private async admit(
+    request: DispatchRequest,
+    taskId: string,
+    deadline: number,
+  ): Promise<{ request: DispatchRequest; replay?: ReplayedCall }> {
+    if (this.closed) throw new GatewayError('UNAVAILABLE', 'this replica is shutting down; retry on another');
     if (!this.bus.healthy()) {
       // A reply could not reach us: refuse now rather than time out later.
       throw new GatewayError('UNAVAILABLE', 'this replica is not connected to the cluster bus; retry shortly');
     }
-    const taskId = request.taskId ?? randomUUID();
-    const deadline = Date.now() + request.timeoutMs;
     if (this.governance && !request.skipGovernance) {
       // Refused (POLICY_DENIED) before anything is written or routed; masked where a validator
       // redacted; held here (within the deadline) while it waits for an approval.
@@ -196,11 +220,18 @@ export class TaskDispatcher {
         }
       }
     }
-    if (request.record === false) this.unrecorded.add(taskId);
     if (request.idempotencyKey !== undefined) {
       const replay = await this.claimIdempotencyKey(request, taskId);
-      if (replay) return { taskId: replay.taskId, replayed: true, output: Promise.resolve(replay.output) };
+      if (replay) return { request, replay };
     }
+    // Checked again after the waits above: a replica that began shutting down dispatches nothing more.
+    if (this.closed) throw new GatewayError('UNAVAILABLE', 'this replica is shutting down; retry on another');
+    return { request };
+  }
+
+  /** Picks an instance (or HTTP agent) for an admitted task and sends it there. */
+  private async route(request: DispatchRequest, taskId: string, deadline: number): Promise<DispatchHandle> {
+    if (request.record === false) this.unrecorded.add(taskId);
     const createdAt = Date.now();
     const record: Omit<StoredTask, 'updatedAt'> = {
       taskId,
@@ -253,7 +284,7 @@ export class TaskDispatcher {
       case 'none':
         throw this.refuse(
           taskId,
-          new GatewayError('AGENT_NOT_FOUND', `no agent named '${request.agent}' is registered`),
+          new GatewayError('AGENT_NOT_FOUND', `no agent named '${request.agent}' is registered`, NOT_DISPATCHED),
         );
       case 'no-task':
         throw this.refuse(
@@ -261,15 +292,35 @@ export class TaskDispatcher {
           new GatewayError(
             'AGENT_NOT_FOUND',
             `agent '${request.agent}' has no instance that handles task '${request.task}'`,
+            NOT_DISPATCHED,
           ),
         );
       case 'rate-limited':
         throw this.refuse(
           taskId,
           new GatewayError('RATE_LIMITED', `too many calls for this ${pick.scope} across the cluster`, {
+            ...NOT_DISPATCHED,
             retryAfterMs: pick.retryAfterMs,
             details: { scope: pick.scope },
           }),
+        );
+      case 'moving':
+        throw this.refuse(
+          taskId,
+          new GatewayError(
+            'AGENT_UNAVAILABLE',
+            `agent '${request.agent}' is moving to another replica (its replica is draining); retry shortly`,
+            { ...NOT_DISPATCHED, retryAfterMs: 200 },
+          ),
+        );
+      case 'unreachable':
+        throw this.refuse(
+          taskId,
+          new GatewayError(
+            'AGENT_UNAVAILABLE',
+            `the replicas holding agent '${request.agent}' are not reporting in (restarting, or gone); retry shortly`,
+            { ...NOT_DISPATCHED, retryAfterMs: 500 },
+          ),
         );
       case 'busy':
         throw this.refuse(
@@ -277,7 +328,7 @@ export class TaskDispatcher {
           new GatewayError(
             'AGENT_UNAVAILABLE',
             `all ${pick.instances} instance(s) of agent '${request.agent}' are at their concurrency limit`,
-            { retryAfterMs: 100 },
+            { ...NOT_DISPATCHED, retryAfterMs: 100 },
           ),
         );
       case 'http': {
@@ -325,9 +376,14 @@ export class TaskDispatcher {
         pending.holder = pick.replicaId;
         pending.instanceId = pick.instanceId;
         if (!this.unrecorded.has(taskId)) void this.store.setHolder(taskId, pick.replicaId, pick.instanceId);
+        // The dispatch reached no replica (its holder is gone), so no agent got it.
         const gone = (): void =>
           this.settle(taskId, {
-            error: new GatewayError('AGENT_UNAVAILABLE', `the replica holding agent '${request.agent}' is gone`),
+            error: new GatewayError(
+              'AGENT_UNAVAILABLE',
+              `the replica holding agent '${request.agent}' is gone`,
+              NOT_DISPATCHED,
+            ),
           });
         if (pick.receivers !== undefined) {
           // The pick script published the dispatch to the holder's inbox.
@@ -493,8 +549,9 @@ export class TaskDispatcher {
     return { ...approval, taskId, deadline, origin: this.replicaId };
   }
 
-  /** Stops the watch timer. Pending tasks still end at their deadlines. */
+  /** Stops the watch timer and dispatching: pending tasks still end at their deadlines. */
   close(): void {
+    this.closed = true;
     clearInterval(this.watchTimer);
   }
 
@@ -677,6 +734,9 @@ function fromOf(caller: TaskCaller): TaskOrigin {
   if (caller.agents !== undefined && caller.agents.length > 0) from.agents = caller.agents;
   return from;
 }
+
+/** Options of an error raised before any agent received the task. */
+const NOT_DISPATCHED = { dispatched: false } as const;
 
 function asGatewayError(error: unknown): GatewayError {
   return error instanceof GatewayError ? error : new GatewayError('INTERNAL', 'internal error', { cause: error });

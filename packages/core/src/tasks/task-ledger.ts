@@ -147,8 +147,15 @@ for i = 1, n do redis.call('PUBLISH', ARGV[6 + i], msg) end
 return {1, cur, id}
 `;
 
+/** KEYS: idempotency key. ARGV: task id. Deletes the key only if it still stands for that task. */
+const RELEASE_KEY = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
 interface LedgerRedis extends Redis {
   ocTaskTransition(...args: (string | number)[]): Promise<[number, string, string?]>;
+  ocReleaseIdempotencyKey(key: string, taskId: string): Promise<number>;
 }
 
 /** The digest naming a principal's event channel. */
@@ -174,6 +181,9 @@ export class TaskLedger {
     this.redis = redis as LedgerRedis;
     if (typeof this.redis.ocTaskTransition !== 'function') {
       this.redis.defineCommand('ocTaskTransition', { numberOfKeys: 2, lua: TRANSITION });
+    }
+    if (typeof this.redis.ocReleaseIdempotencyKey !== 'function') {
+      this.redis.defineCommand('ocReleaseIdempotencyKey', { numberOfKeys: 1, lua: RELEASE_KEY });
     }
   }
 
@@ -340,8 +350,7 @@ export class TaskLedger {
     taskId: string,
     windowMs: number,
   ): Promise<string | undefined> {
-    const digest = createHash('sha256').update(`${tenant}\n${key}`).digest('hex').slice(0, 32);
-    const redisKey = this.keys.asyncIdempotency(digest);
+    const redisKey = this.idempotencyKey(tenant, key);
     for (let i = 0; i < 3; i++) {
       const claimed = await this.guard(() => this.redis.set(redisKey, taskId, 'PX', windowMs, 'NX'));
       if (claimed === 'OK') return undefined;
@@ -356,6 +365,22 @@ export class TaskLedger {
       retryable: true,
       retryAfterMs: 100,
     });
+  }
+
+  /**
+   * Frees a tenant's idempotency key if it still stands for `taskId` (a task that was never queued),
+   * so that the key can be claimed again.
+   * @returns whether the key was released.
+   * @throws {GatewayError} `UNAVAILABLE` when Redis cannot be reached.
+   */
+  async releaseIdempotencyKey(tenant: string, key: string, taskId: string): Promise<boolean> {
+    const redisKey = this.idempotencyKey(tenant, key);
+    return (await this.guard(() => this.redis.ocReleaseIdempotencyKey(redisKey, taskId))) === 1;
+  }
+
+  private idempotencyKey(tenant: string, key: string): string {
+    const digest = createHash('sha256').update(`${tenant}\n${key}`).digest('hex').slice(0, 32);
+    return this.keys.asyncIdempotency(digest);
   }
 
   private async index(
