@@ -3,7 +3,7 @@ import { type Cluster, type ClusterOptions, startCluster } from './cluster';
 import { NginxProcess } from './nginx';
 
 /** Reconnection of the load tests' SDK clients: quick, so a test sees a few steps of it. */
-const RECONNECT = { initialDelayMs: 200, maxDelayMs: 1000 };
+export const RECONNECT = { initialDelayMs: 200, maxDelayMs: 1000 };
 
 /** SDK clients of one gateway URL (nginx in front of replicas), closed together at the end. */
 export class SdkClients {
