@@ -3,7 +3,7 @@ import { createApiKey } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
 import { NginxProcess } from '../helpers/nginx';
 import { waitFor } from '../helpers/wait';
-import { TestSocket } from '../helpers/ws-client';
+import { type Frame, TestSocket } from '../helpers/ws-client';
 
 const ADMIN = 'admin-key-for-load-balancer-tests-01';
 
@@ -143,6 +143,24 @@ describe('behind nginx (deploy/nginx/nginx.conf)', () => {
     }
     expect(during).not.toContain(draining.replicaId);
     expect(draining.isRunning).toBe(true);
+    // The caller's connection, busy with its call, is told to leave: a new call is refused as never
+    // dispatched (a client may send it elsewhere), while cancels are still handled.
+    let n = 0;
+    let refusal: Frame | undefined;
+    await waitFor(
+      async () => {
+        const r = await caller.request({ action: 'coordinator', id: `new-${n++}`, agent: 'slow', task: 't' });
+        if (r.ok) throw new Error('a leaving connection must not start a new call');
+        refusal = r;
+        return (r.error as { code?: string }).code === 'UNAVAILABLE';
+      },
+      { what: 'the busy connection to be told to leave', intervalMs: 20 },
+    );
+    expect(refusal?.error).toMatchObject({ code: 'UNAVAILABLE', retryable: true, dispatched: false });
+    expect(await caller.request({ action: 'task.cancel', id: 'c', taskId: 'no-such-task' })).toMatchObject({
+      ok: false,
+      error: { code: 'NOT_FOUND' },
+    });
     // The call in flight finishes; then the replica closes its sockets with 1001 and exits.
     agent.socket.send({ action: 'task.result', taskId: task.taskId, output: 'done' });
     expect(await caller.nextResponse((f) => f.id === 'held', 5_000)).toMatchObject({

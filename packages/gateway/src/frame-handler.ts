@@ -83,8 +83,9 @@ export function handleFrame(ctx: HandlerContext, session: Session, data: Buffer,
   // Agent replies still are: a caller elsewhere waits for them.
   if (session.closing && !isReply) return;
   const answer = !isReply || rawId !== undefined;
-  if (session.leaving && !isReply) {
-    // The replica drains: this connection closes once its calls in flight are answered.
+  if (session.leaving && !isReply && action !== 'task.cancel') {
+    // The replica drains: this connection closes once its calls in flight are answered (which it may
+    // still cancel).
     respondError(ctx, session, id, action, {
       code: 'UNAVAILABLE',
       message: 'this replica is draining: reconnect to another (the connection closes when its calls are answered)',
