@@ -28,6 +28,11 @@ async function open(options: Partial<GatewayClientOptions> = {}): Promise<Gatewa
   return client;
 }
 
+/** Resolves once `condition` holds, checking every 5 ms. */
+async function waitUntil(condition: () => boolean): Promise<void> {
+  while (!condition()) await delay(5);
+}
+
 /** A rejection, for assertions on its fields. */
 async function failure(promise: Promise<unknown>): Promise<GatewayError> {
   try {
@@ -436,6 +441,23 @@ describe('call: transparent retries', () => {
     expect(await output).toBe('later');
   });
 
+  it('many calls waiting for the reconnection add no listener each, and all go out once it is back', async () => {
+    const client = await open({ reconnect: { initialDelayMs: 200, maxDelayMs: 200 } });
+    (await gateway.connection(0)).socket.terminate();
+    await nextEvent(client, 'disconnected');
+    const outputs = Array.from({ length: 40 }, (_, n) =>
+      client.call('summarizer', 'summarize', { n }, { timeoutMs: 5_000 }),
+    );
+    await delay(50);
+    expect(client.state).toBe('reconnecting');
+    expect(client.listenerCount('connected') + client.listenerCount('closed')).toBe(0);
+    const second = await gateway.connection(1);
+    await waitUntil(() => second.all('coordinator').length === 40);
+    for (const frame of second.all('coordinator'))
+      second.ok(frame, { taskId: 't', status: 'completed', output: frame.data });
+    expect(await Promise.all(outputs)).toEqual(Array.from({ length: 40 }, (_, n) => ({ n })));
+  });
+
   it('stops waiting to retry when aborted', async () => {
     const client = await open();
     const connection = await gateway.connection(0);
@@ -520,6 +542,49 @@ describe('frames from the gateway', () => {
       [{ taskId: 't-2', status: 'failed', error: { code: 'AGENT_ERROR', message: 'boom', retryable: false } }],
     ]);
     expect(errors).not.toHaveBeenCalled();
+  });
+
+  it('waitForTask on many tasks adds no listener per wait, resolves each with its own end, and resubscribes each after a reconnection', async () => {
+    const client = await open();
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => {
+      warnings.push(warning);
+    };
+    process.on('warning', onWarning);
+    try {
+      const first = await gateway.connection(0);
+      gateway.script('task.subscribe', (frame, connection) =>
+        connection.ok(frame, { taskId: frame.taskId, status: 'working' }),
+      );
+      const ids = Array.from({ length: 50 }, (_, n) => `t-${n}`);
+      const outcomes = ids.map((taskId) => client.waitForTask(taskId));
+      await waitUntil(() => first.all('task.subscribe').length === 50);
+      expect(client.listenerCount('task.status') + client.listenerCount('task.progress')).toBe(0);
+      expect(client.listenerCount('connected')).toBe(0);
+      // Half end on this connection, the rest after a reconnection, each from after its last event.
+      for (const [n, taskId] of ids.entries()) {
+        first.send({ event: 'task.status', taskId, status: 'working', cursor: `1-${n}` });
+      }
+      for (const taskId of ids.slice(0, 25))
+        first.send({ event: 'task.status', taskId, status: 'completed', output: taskId, cursor: '2-0' });
+      await client.ping();
+      first.close(1012, 'restart');
+      const second = await gateway.connection(1);
+      await waitUntil(() => second.all('task.subscribe').length === 25);
+      expect(second.all('task.subscribe').map((f) => [f.taskId, f.after])).toEqual(
+        ids.slice(25).map((taskId, n) => [taskId, `1-${n + 25}`]),
+      );
+      for (const taskId of ids.slice(25))
+        second.send({ event: 'task.status', taskId, status: 'failed', cursor: '2-0' });
+      expect(await Promise.all(outcomes)).toEqual(
+        ids.map((taskId, n) =>
+          n < 25 ? { taskId, status: 'completed', output: taskId } : { taskId, status: 'failed' },
+        ),
+      );
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 
   it('reports a listener that throws on error, and keeps going', async () => {

@@ -46,6 +46,7 @@ import { type GatewayClientOptions, type ResolvedClientOptions, resolveClientOpt
 import { GatewayError, UnexpectedFrameError } from './errors';
 import { PendingRequests, type ProgressListener } from './pending-requests';
 import { parseResult } from './result-parsing';
+import { TaskWaits } from './task-waits';
 import { clampTimer } from './timer';
 import { SDK_VERSION } from './version';
 
@@ -198,6 +199,10 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
   private starting: Promise<this> | undefined;
   private closing: Promise<void> | undefined;
   private finished = false;
+  /** {@link GatewayClient.waitForTask}s in progress, by task id. */
+  private readonly taskWaits = new TaskWaits();
+  /** Calls waiting to be sent again once the client is connected (or closed for good). */
+  private readonly reconnectWaits = new Set<() => void>();
 
   constructor(options: GatewayClientOptions) {
     super();
@@ -300,8 +305,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
       const done = (error?: GatewayError): void => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        this.off('connected', onConnected);
-        this.off('closed', onConnected);
+        this.reconnectWaits.delete(onConnected);
         if (error) reject(error);
         else resolve();
       };
@@ -312,8 +316,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
       signal?.addEventListener('abort', onAbort, { once: true });
       timer = setTimeout(() => {
         if (this.currentState !== 'connecting' && this.currentState !== 'reconnecting') return done();
-        this.once('connected', onConnected);
-        this.once('closed', onConnected);
+        this.reconnectWaits.add(onConnected);
         timer = setTimeout(() => done(), clampTimer(Math.max(0, deadline - Date.now())));
       }, clampTimer(delayMs));
     });
@@ -426,7 +429,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
         return false;
       };
       const onStatus = (event: TaskStatusEvent): void => {
-        if (event.taskId !== taskId || seen(event.cursor)) return;
+        if (seen(event.cursor)) return;
         options.onStatus?.(event);
         if (!TERMINAL_STATES.has(event.status)) return;
         const outcome: TaskOutcome = { taskId, status: event.status as TaskOutcome['status'] };
@@ -436,7 +439,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
         resolve(outcome);
       };
       const onProgress = (event: TaskProgressEvent): void => {
-        if (event.taskId !== taskId || event.id !== undefined || seen(event.cursor)) return;
+        if (event.id !== undefined || seen(event.cursor)) return;
         options.onProgress?.(event.progress);
       };
       const subscribe = (): void => {
@@ -452,17 +455,14 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
         done();
         reject(new GatewayError('CANCELED', 'stopped waiting for the task', { retryable: false }));
       };
+      let remove = (): void => undefined;
       const done = (): void => {
-        this.off('task.status', onStatus);
-        this.off('task.progress', onProgress);
-        this.off('connected', subscribe);
+        remove();
         options.signal?.removeEventListener('abort', onAbort);
       };
       if (options.signal?.aborted) return onAbort();
       options.signal?.addEventListener('abort', onAbort, { once: true });
-      this.on('task.status', onStatus);
-      this.on('task.progress', onProgress);
-      this.on('connected', subscribe);
+      remove = this.taskWaits.add(taskId, { onStatus, onProgress, onConnected: subscribe });
       subscribe();
     });
   }
@@ -770,6 +770,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
           const listener = this.pending.progressListener(frame.id, event.taskId);
           if (listener) this.guard(() => listener(event.progress, { taskId: event.taskId }));
         }
+        for (const wait of this.taskWaits.of(event.taskId)) this.guard(() => wait.onProgress(event));
         this.safeEmit('task.progress', event);
         return;
       }
@@ -787,6 +788,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
         if (attempt !== undefined) event.attempt = attempt;
         if (question !== undefined) event.question = question;
         if (parentId !== undefined) event.parentId = parentId;
+        for (const wait of this.taskWaits.of(taskId)) this.guard(() => wait.onStatus(event));
         this.safeEmit('task.status', event);
         return;
       }
@@ -875,6 +877,8 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
       this.established = true;
       this.currentState = 'connected';
       this.armLiveness();
+      this.releaseReconnectWaits();
+      for (const wait of this.taskWaits.all()) this.guard(() => wait.onConnected());
       this.safeEmit('connected', { session, reconnected: reconnecting });
     } catch (error) {
       socket.terminate();
@@ -1116,7 +1120,15 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
     this.currentState = 'closed';
     if (this.finished) return;
     this.finished = true;
+    this.releaseReconnectWaits();
     this.safeEmit('closed', { code: this.lastClose?.code, reason });
+  }
+
+  /** Lets the calls waiting for a connection go on: it is back, or will never be. */
+  private releaseReconnectWaits(): void {
+    const waits = [...this.reconnectWaits];
+    this.reconnectWaits.clear();
+    for (const release of waits) this.guard(release);
   }
 
   private clientClosedError(): GatewayError {
