@@ -163,6 +163,9 @@ describe('openclaw worker start', () => {
     const unreachable = await runCli(['worker', 'start', '--redis', 'redis://127.0.0.1:1'], {}, 30_000);
     expect(unreachable.code).toBe(1);
     expect(unreachable.stdout).toMatch(/worker failed to start/);
+    expect(unreachable.stdout).toMatch(
+      /cannot reach Redis at redis:\/\/127\.0\.0\.1:1 within 10 s \(last error: connect ECONNREFUSED 127\.0\.0\.1:1\)/,
+    );
   });
 });
 

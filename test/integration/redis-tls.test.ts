@@ -125,13 +125,16 @@ describe('Redis over TLS (rediss://) with a private CA', () => {
       failedReplica(redis.url.replace(/^rediss:/, 'redis:'), { NODE_EXTRA_CA_CERTS: certs.caFile }),
     ]);
 
-    // Without the CA: exit 1 after the start-up deadline. The fatal line names only the deadline;
-    // the warnings before it name the certificate problem, once per connection.
+    // Without the CA: exit 1 after the start-up deadline. The fatal line names the certificate
+    // problem, and so do the warnings before it, once per connection.
     expect(await untrusting.exited).toEqual({ code: 1, signal: null });
     const records = untrusting.logRecords();
     expect(byMsg(records, 'gateway ready')).toEqual([]);
     expect(byMsg(records, 'gateway failed to start')).toMatchObject([
-      { level: 60, err: `cannot reach Redis at ${redis.url} within 10 s` },
+      {
+        level: 60,
+        err: `cannot reach Redis at ${redis.url} within 10 s (last error: self-signed certificate in certificate chain)`,
+      },
     ]);
     const id = untrusting.replicaId;
     expect(
@@ -145,7 +148,14 @@ describe('Redis over TLS (rediss://) with a private CA', () => {
     // Plaintext against the TLS port: Redis drops the connection, and the replica never gets ready.
     expect(await plaintext.exited).toEqual({ code: 1, signal: null });
     expect(byMsg(plaintext.logRecords(), 'gateway failed to start')).toMatchObject([
-      { level: 60, err: `cannot reach Redis at ${redis.url.replace(/^rediss:/, 'redis:')} within 10 s` },
+      {
+        level: 60,
+        err: expect.stringMatching(
+          new RegExp(
+            `^cannot reach Redis at ${redis.url.replace(/^rediss:/, 'redis:')} within 10 s \\(last error: .+\\)$`,
+          ),
+        ),
+      },
     ]);
   });
 });

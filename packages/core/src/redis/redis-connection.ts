@@ -68,12 +68,19 @@ export function isRedisReady(client: Redis): boolean {
  * ready. @throws {Error} naming the URL (without credentials) if it is not ready within `timeoutMs`.
  */
 export async function connectRedis(client: Redis, url: string, timeoutMs: number): Promise<void> {
+  // The last connection error, so that the start-up failure says why (a refused connection, a
+  // certificate the process does not trust, a wrong password) and not only that time ran out.
+  let lastError: string | undefined;
+  const onError = (error: Error): void => {
+    lastError = error.message;
+  };
+  client.on('error', onError);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`cannot reach Redis at ${redactRedisUrl(url)} within ${timeoutMs / 1000} s`)),
-      timeoutMs,
-    );
+    timer = setTimeout(() => {
+      const cause = lastError === undefined ? '' : ` (last error: ${lastError})`;
+      reject(new Error(`cannot reach Redis at ${redactRedisUrl(url)} within ${timeoutMs / 1000} s${cause}`));
+    }, timeoutMs);
   });
   const ready = new Promise<void>((resolve) => {
     if (client.status === 'ready') return resolve();
@@ -84,6 +91,7 @@ export async function connectRedis(client: Redis, url: string, timeoutMs: number
     await Promise.race([ready, timeout]);
   } finally {
     clearTimeout(timer);
+    client.off('error', onError);
   }
 }
 
