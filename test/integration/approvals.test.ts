@@ -1,5 +1,7 @@
+import { connect, type GatewayError } from '@openclaw/sdk';
 import { applyPolicy, auditTail, createApiKey, runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
+import { NginxProcess } from '../helpers/nginx';
 import { taskEnd, taskStatuses } from '../helpers/tasks';
 import { waitFor } from '../helpers/wait';
 import { TestSocket } from '../helpers/ws-client';
@@ -442,5 +444,113 @@ governance:
     expect(list.code).not.toBe(0);
     expect(list.stderr).toMatch(/status/);
     await approver.close();
+  });
+});
+
+/**
+ * A replica stopped (SIGTERM) while a sync call on it waits for an approval: at the end of its drain
+ * window it refuses the call (UNAVAILABLE, not dispatched, naming the approval) before it closes the
+ * connection, and exits without waiting for the call's deadline. The SDK sends the call again through
+ * the load balancer with that approvalId, so it waits on the other replica for the same approval, and
+ * runs once when an approver decides.
+ */
+describe('a call waiting for an approval on a replica that drains', () => {
+  let cluster: Cluster;
+  let nginx: NginxProcess;
+  let keys: { caller: string; agent: string; approver: string };
+
+  beforeAll(async () => {
+    cluster = await startCluster({
+      replicas: 2,
+      auth: 'apikey',
+      apiKeys: [ADMIN],
+      env: { OPENCLAW_API_KEY_SECRET: SECRET, OPENCLAW_DRAIN_MS: '1500' },
+    });
+    nginx = await NginxProcess.start(cluster.gateways.map((g) => g.port));
+    const http = cluster.gateways[0]!.httpUrl;
+    keys = {
+      caller: await createApiKey(http, ADMIN, { name: 'shop', role: 'caller' }),
+      agent: await createApiKey(http, ADMIN, { name: 'bank', role: 'agent' }),
+      approver: await createApiKey(http, ADMIN, { name: 'alice', role: 'approver' }),
+    };
+    await applyPolicy(
+      http,
+      ADMIN,
+      `
+governance:
+  rules:
+    - name: large-transfers
+      when: { agent: payments, task: transfer, data: { amount: { gt: 1000 } } }
+      verdict: require-approval
+      reason: transfers over 1000 need a second pair of eyes
+`,
+    );
+  });
+  afterAll(async () => {
+    await nginx?.stop();
+    await cluster?.stop();
+  });
+
+  it('is refused before the close, sent again elsewhere with its approvalId, and runs once when approved', async () => {
+    const client = await connect({
+      url: nginx.url,
+      apiKey: keys.caller,
+      reconnect: { initialDelayMs: 100, maxDelayMs: 500 },
+    });
+    try {
+      const draining = cluster.gateways.find((g) => g.replicaId === client.session?.replica)!;
+      const staying = cluster.gateways.find((g) => g !== draining)!;
+      const agent = await startAgent(staying.url, { name: 'payments', headers: { 'x-api-key': keys.agent } });
+      const retries: GatewayError[] = [];
+      client.on('call.retry', ({ error }) => retries.push(error));
+      const data = { amount: 5000 };
+      const output = client.call('payments', 'transfer', data, { timeoutMs: 60_000 });
+
+      const pending = async () => {
+        const listed = await fetch(`${staying.httpUrl}/v1/approvals?status=pending`, {
+          headers: { 'x-api-key': keys.approver },
+        });
+        return (await listed.json()) as { approvalId: string }[];
+      };
+      await waitFor(async () => (await pending()).length === 1, { what: 'the approval request' });
+      const [{ approvalId }] = await pending();
+
+      const stoppedAt = Date.now();
+      const exit = await draining.stop('SIGTERM', 15_000);
+      // It did not wait for the call's deadline (60 s).
+      expect(exit).toEqual({ code: 0, signal: null });
+      expect(Date.now() - stoppedAt).toBeLessThan(15_000);
+      await waitFor(() => retries.length >= 1, { what: 'the call to be sent again' });
+      expect(retries[0]).toMatchObject({
+        code: 'UNAVAILABLE',
+        retryable: true,
+        dispatched: false,
+        details: { approvalId },
+      });
+      // Sent again before the 1001 came, it was refused by the leaving connection: not dispatched either.
+      expect(retries.filter((e) => !(e.code === 'UNAVAILABLE' && e.dispatched === false))).toEqual([]);
+      // Sent again on the other replica, it waits for the same approval: no second request.
+      await waitFor(() => client.session?.replica === staying.replicaId, { what: 'the reconnection' });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect((await pending()).map((a) => a.approvalId)).toEqual([approvalId]);
+      expect(agent.received).toEqual([]);
+
+      const decided = await runCli([
+        'approvals',
+        'approve',
+        approvalId,
+        '--json',
+        '--url',
+        staying.httpUrl,
+        '--api-key',
+        keys.approver,
+      ]);
+      expect(decided.code).toBe(0);
+      expect(await output).toEqual({ echo: data, by: 'payments' });
+      expect(agent.received).toHaveLength(1);
+      await agent.close();
+    } finally {
+      await client.close();
+    }
   });
 });

@@ -43,7 +43,7 @@ import {
   type ValidatorStats,
   validatorAgents,
 } from '@openclaw/core';
-import { CloseCode, type ValidatorSummary } from '@openclaw/protocol';
+import { CloseCode, DRAIN_CLOSE_REASON, type ValidatorSummary } from '@openclaw/protocol';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type Redis from 'ioredis';
 import { type WebSocket, WebSocketServer } from 'ws';
@@ -74,9 +74,15 @@ export interface Readiness {
   draining: boolean;
 }
 
-/** How many of the newest audit entries a cluster snapshot carries. */
 /** How often the drain closes its next batch of connections. */
 const DRAIN_TICK_MS = 50;
+/**
+ * After the drain window, how long requests still being handled get to be answered before their
+ * connections close (with 1012 rather than 1001 if they are not). A Redis round trip or two.
+ */
+const FINAL_ANSWERS_GRACE_MS = 1_000;
+/** Then how long clients get to answer the close frames before their connections are cut. */
+const CLOSE_HANDSHAKE_GRACE_MS = 1_000;
 /**
  * Beyond the drain window, how long a draining replica's agents are reported as moving (calls get
  * `AGENT_UNAVAILABLE`, retryable) while they reconnect elsewhere, before an agent that did not come
@@ -84,6 +90,7 @@ const DRAIN_TICK_MS = 50;
  */
 const AGENT_MOVE_GRACE_MS = 5_000;
 
+/** How many of the newest audit entries a cluster snapshot carries. */
 const AUDIT_TAIL = 25;
 
 /** The cluster at a glance, as `GET /v1/cluster` and `cluster.snapshot` events carry it. */
@@ -856,7 +863,7 @@ export class Gateway {
     );
     const closed = new Set<Session>();
     const close = (session: Session) => {
-      session.close(CloseCode.GOING_AWAY, 'replica draining: reconnect to another');
+      session.close(CloseCode.GOING_AWAY, DRAIN_CLOSE_REASON);
       closed.add(session);
     };
     let allowance = 0;
@@ -896,11 +903,26 @@ export class Gateway {
     await this.agents.withdraw(this.config.drainMs + AGENT_MOVE_GRACE_MS);
     await this.closeInBatches(deadline);
     // The window is over. Dispatch nothing more, and answer the calls still waiting (their agents have
-    // the tasks) before the close frames: a call left unanswered by a 1001 was then never dispatched.
+    // the tasks) before the close frames: a 1001 promises that what it leaves unanswered was never
+    // dispatched. A request still being handled (in the middle of its pick, whose script may already
+    // have sent the task to an agent) is answered first too; one not answered within a grace closes
+    // its connection with 1012, which promises nothing.
     this.dispatcher.close();
     this.dispatcher.failAll('this replica is shutting down');
-    await new Promise((resolve) => setImmediate(resolve));
-    for (const session of this.sessions) session.close(CloseCode.GOING_AWAY, 'replica draining: reconnect to another');
+    const answeredBy = Date.now() + FINAL_ANSWERS_GRACE_MS;
+    while ([...this.sessions].some((s) => s.handling > 0) && Date.now() < answeredBy) {
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_TICK_MS));
+    }
+    for (const session of this.sessions) {
+      if (session.handling > 0) session.close(CloseCode.SERVICE_RESTART, 'replica stopped before answering');
+      else session.close(CloseCode.GOING_AWAY, DRAIN_CLOSE_REASON);
+    }
+    // The closing handshakes complete (each closed connection is audited), or are cut short.
+    const closedBy = Date.now() + CLOSE_HANDSHAKE_GRACE_MS;
+    while (this.sessions.size > 0 && Date.now() < closedBy) {
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_TICK_MS));
+    }
+    for (const session of this.sessions) session.terminate();
     await Promise.allSettled([...this.sessions].map((s) => this.agents.detach(s)));
     await Promise.allSettled([this.registry.close(), this.bus.close(), this.audit.drain()]);
     await Promise.allSettled([

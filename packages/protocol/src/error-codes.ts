@@ -62,5 +62,12 @@ export const CloseCode = Object.freeze({
   TRY_AGAIN_LATER: 1013,
 });
 
+/**
+ * The reason of the gateway's 1001 close frames. A 1001 with this reason promises that the requests
+ * the connection left unanswered were never handled (no agent received them); a 1001 from anything
+ * else on the path (a proxy) promises nothing.
+ */
+export const DRAIN_CLOSE_REASON = 'replica draining: reconnect to another';
+
 /** Close codes after which a client should reconnect (with backoff). */
 export const RECONNECTABLE_CLOSE_CODES: ReadonlySet<number> = new Set([1001, 1006, 1011, 1012, 1013]);

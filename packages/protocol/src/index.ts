@@ -40,6 +40,7 @@ export {
 } from './actions';
 export {
   CloseCode,
+  DRAIN_CLOSE_REASON,
   ERROR_CODES,
   type ErrorCode,
   RECONNECTABLE_CLOSE_CODES,

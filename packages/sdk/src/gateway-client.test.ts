@@ -4,7 +4,7 @@ import { delay, FakeGateway, nextEvent } from './__tests__/fake-gateway';
 import type { ConnectedInfo, DisconnectedInfo, ReconnectingInfo } from './client-events';
 import type { GatewayClientOptions } from './client-options';
 import { GatewayError, UnexpectedFrameError } from './errors';
-import { connect, type GatewayClient } from './gateway-client';
+import { connect, GatewayClient } from './gateway-client';
 import { SDK_VERSION } from './version';
 
 /** Small delays keep every reconnection test well under a second. */
@@ -97,6 +97,16 @@ describe('connect', () => {
     expect(error.retryable).toBe(true);
     expect(error.message).toContain(`ws://127.0.0.1:${port}/`);
     expect(error.message).not.toContain('secret');
+  });
+
+  it('a client never started refuses requests at once, not retryable, and call() does not wait to retry', async () => {
+    const client = new GatewayClient({ url: gateway.url });
+    const started = Date.now();
+    const error = await failure(client.call('summarizer', 'summarize', {}, { timeoutMs: 5_000 }));
+    expect(error).toMatchObject({ code: 'UNAVAILABLE', retryable: false });
+    expect(error.message).toBe("cannot send 'coordinator': the client was not started (call start())");
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(gateway.connections).toEqual([]);
   });
 
   it('refuses a URL that is not ws:// or wss://', () => {
@@ -419,6 +429,41 @@ describe('call: transparent retries', () => {
     expect(await output).toBe('moved');
   });
 
+  it('after a 1001 that is not a replica draining (a proxy going away), rejects: the agent may have the task', async () => {
+    const client = await open();
+    const first = await gateway.connection(0);
+    const output = client.call('summarizer', 'summarize', {}, { timeoutMs: 5_000 });
+    await first.next('coordinator');
+    first.close(1001, 'proxy reloading');
+    const error = await failure(output);
+    expect(error).toMatchObject({ code: 'UNAVAILABLE', retryable: true, dispatched: undefined });
+    expect(error.details).toEqual({ closeCode: 1001, reason: 'proxy reloading' });
+    await waitUntil(() => client.state === 'connected');
+    await client.ping();
+    expect((await gateway.connection(1)).all('coordinator')).toEqual([]);
+  });
+
+  it('while still reconnecting at its deadline, ends with the error that stopped it, and sends nothing late', async () => {
+    const client = await open();
+    const first = await gateway.connection(0);
+    const started = Date.now();
+    const output = client.call('summarizer', 'summarize', {}, { timeoutMs: 300 });
+    await first.next('coordinator');
+    // The next upgrade is refused (a replica at its cap): the client waits a second before it tries again.
+    gateway.refusals.push({
+      status: 503,
+      error: { code: 'UNAVAILABLE', message: 'at its cap', retryable: true, retryAfterMs: 1_000 },
+    });
+    first.close(1001, 'replica draining: reconnect to another');
+    const error = await failure(output);
+    expect(error).toMatchObject({ code: 'UNAVAILABLE', dispatched: false, details: { closeCode: 1001 } });
+    expect(Date.now() - started).toBeLessThan(550);
+    const second = await gateway.connection(1);
+    await waitUntil(() => client.state === 'connected');
+    await client.ping();
+    expect(second.all('coordinator')).toEqual([]);
+  });
+
   it('after a close without 1001 (the replica died), rejects: the agent may have the task', async () => {
     const client = await open();
     const first = await gateway.connection(0);
@@ -442,7 +487,12 @@ describe('call: transparent retries', () => {
   });
 
   it('many calls waiting for the reconnection add no listener each, and all go out once it is back', async () => {
-    const client = await open({ reconnect: { initialDelayMs: 200, maxDelayMs: 200 } });
+    const client = await open();
+    // The first upgrade after the drop is refused: the client waits at least 300 ms before the next.
+    gateway.refusals.push({
+      status: 503,
+      error: { code: 'UNAVAILABLE', message: 'at its cap', retryable: true, retryAfterMs: 300 },
+    });
     (await gateway.connection(0)).socket.terminate();
     await nextEvent(client, 'disconnected');
     const outputs = Array.from({ length: 40 }, (_, n) =>

@@ -13,6 +13,7 @@ import {
   DEFAULT_LIMITS,
   type DelegateResult,
   DelegateResultSchema,
+  DRAIN_CLOSE_REASON,
   type ErrorCode,
   type HelloResult,
   HelloResultSchema,
@@ -291,6 +292,13 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
         if (delayMs === undefined) throw error;
         this.safeEmit('call.retry', { agent, task, attempt: attempt + 1, delayMs, error: error as GatewayError });
         await this.untilRetry(delayMs, deadline, options.signal);
+        // Still reconnecting at the deadline, or back too late to be worth it: the call ends with
+        // what stopped it, never with a last attempt an agent could start and not finish in time.
+        if (deadline - Date.now() < CALL_RETRY_MIN_LEFT_MS) throw error;
+        // A call refused while it waited for an approval (its replica shut down) waits for that same
+        // approval where it goes next, rather than asking the approvers again.
+        const approvalId = ((error as GatewayError).details as { approvalId?: unknown } | undefined)?.approvalId;
+        if (typeof approvalId === 'string') options = { ...options, approvalId };
       }
     }
   }
@@ -349,9 +357,10 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
           this.send('task.cancel', target, {}).catch(() => undefined);
         },
       }).catch((error: unknown) => {
-        // A draining replica closes (1001) only connections with nothing in hand, and handles nothing
-        // that arrives after: a call it left unanswered never reached an agent.
-        if (error instanceof GatewayError && closeCodeOf(error) === CloseCode.GOING_AWAY) throw error.undispatched();
+        // A draining replica closes (1001, with its own reason) only connections with nothing in hand,
+        // and handles nothing that arrives after: a call it left unanswered never reached an agent. A
+        // 1001 from anything else on the way (a proxy) says nothing of the sort.
+        if (error instanceof GatewayError && isDrainClose(error)) throw error.undispatched();
         throw error;
       }),
       'coordinator',
@@ -665,6 +674,11 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
   private notConnectedError(action: string): GatewayError {
     if (this.currentState === 'closed') {
       return new GatewayError('UNAVAILABLE', `cannot send '${action}': the client is closed`, { retryable: false });
+    }
+    if (this.currentState === 'idle') {
+      return new GatewayError('UNAVAILABLE', `cannot send '${action}': the client was not started (call start())`, {
+        retryable: false,
+      });
     }
     return new GatewayError('UNAVAILABLE', `cannot send '${action}': not connected to the gateway`, {
       retryable: true,
@@ -1223,10 +1237,13 @@ export function retryDelay(
   return Date.now() + delayMs + CALL_RETRY_MIN_LEFT_MS < deadline ? delayMs : undefined;
 }
 
-/** The close code an `UNAVAILABLE` raised for a request the closing connection left unanswered carries. */
-function closeCodeOf(error: GatewayError): number | undefined {
-  const details = error.details as { closeCode?: unknown } | undefined;
-  return typeof details?.closeCode === 'number' ? details.closeCode : undefined;
+/**
+ * Whether an `UNAVAILABLE` raised for a request its closing connection left unanswered came from a
+ * gateway replica's drain: close code 1001 with the gateway's drain reason.
+ */
+function isDrainClose(error: GatewayError): boolean {
+  const details = error.details as { closeCode?: unknown; reason?: unknown } | undefined;
+  return details?.closeCode === CloseCode.GOING_AWAY && details.reason === DRAIN_CLOSE_REASON;
 }
 
 /** After 1013 (overloaded), reconnection starts this many steps up the backoff. */

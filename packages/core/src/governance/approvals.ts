@@ -509,11 +509,19 @@ export class Approvals {
    * Waits for an approval to be decided, until `until` (or its expiry, which it then records).
    * `known`: the approval as last seen, what the wait goes on while Redis cannot be read.
    * Woken at once by {@link notify}; looks in Redis every `pollMs` besides (a notice may be lost).
-   * @returns the approval as it stands at the end (still `pending` when `until` came first).
+   * `signal` ends the wait early (the process is shutting down).
+   * @returns the approval as it stands at the end (still `pending` when `until` or the signal came first).
    */
-  async wait(tenant: string, approvalId: string, until: number, known?: Approval): Promise<Approval | undefined> {
+  async wait(
+    tenant: string,
+    approvalId: string,
+    until: number,
+    known?: Approval,
+    signal?: AbortSignal,
+  ): Promise<Approval | undefined> {
     let last = known;
     for (;;) {
+      if (signal?.aborted) return last;
       // Redis out of reach: keep waiting on what was last seen (until the deadline at most).
       let approval = await this.get(tenant, approvalId).catch(() => last);
       last = approval;
@@ -532,12 +540,14 @@ export class Approvals {
         const waiters = set;
         const done = (): void => {
           clearTimeout(timer);
+          signal?.removeEventListener('abort', done);
           waiters.delete(done);
           if (waiters.size === 0) this.waiters.delete(approvalId);
           resolve();
         };
         const timer = setTimeout(done, Math.max(0, wakeAt - now));
         waiters.add(done);
+        signal?.addEventListener('abort', done, { once: true });
       });
     }
   }

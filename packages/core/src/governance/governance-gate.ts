@@ -38,6 +38,8 @@ export interface ApprovalContext {
   origin?: string;
   /** Told when a call starts waiting for an approval. */
   onPending?: (approval: Approval) => void;
+  /** Ends a wait early: the replica is shutting down (the call is refused `UNAVAILABLE`, naming the approval). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -196,11 +198,19 @@ export class GovernanceGate {
       'approval wait',
       { attributes: { 'openclaw.approval_id': id, 'openclaw.governance.validator': decisive.validator } },
       async (span) => {
-        const settled = await approvals.wait(message.tenant, id, context.deadline, waiting);
+        const settled = await approvals.wait(message.tenant, id, context.deadline, waiting, context.signal);
         span.setAttribute('openclaw.approval.status', settled?.status ?? 'missing');
         return settled;
       },
     );
+    if (decided?.status === 'pending' && context.signal?.aborted) {
+      // The approval stays open: the same call sent elsewhere with this approvalId waits for it there.
+      const again =
+        message.direction === 'request' ? `; send the call again (to another replica) with approvalId '${id}'` : '';
+      throw new GatewayError('UNAVAILABLE', `this replica shut down while waiting for approval '${id}'${again}`, {
+        details: { approvalId: id, expiresAt: decided.expiresAt },
+      });
+    }
     if (decided?.status === 'approved') {
       const used = await approvals.consume(message.tenant, id, hash, message.principal);
       if (used.result === 'ok') return data;

@@ -3,8 +3,10 @@ import type { Logger } from '../telemetry/logger';
 
 /**
  * What a connection is for. It decides how commands behave while Redis is away:
- * - `command`: request path. No offline queue and one retry, so calls fail fast with UNAVAILABLE
- *   instead of piling up while Redis is down.
+ * - `command`: request path. No offline queue, so calls fail fast with UNAVAILABLE instead of
+ *   piling up while Redis is down; and no retry: a command whose connection dropped before its reply
+ *   fails rather than being sent again, since Redis may have run it (the registry's pick script hands
+ *   a task to an agent in the same round trip, and a sync call runs at most once).
  * - `subscriber`: the one subscribe-mode connection of a process. Keeps its offline queue so
  *   (re)subscriptions issued during an outage go out as soon as it reconnects.
  */
@@ -36,7 +38,7 @@ export function createRedisConnection(options: RedisConnectionOptions): Redis {
   const roleOptions: RedisOptions =
     options.role === 'command'
       ? // Auto-pipelining: commands issued in the same tick go out in one write (many calls in flight).
-        { enableOfflineQueue: false, maxRetriesPerRequest: 1, autoResubscribe: false, enableAutoPipelining: true }
+        { enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResubscribe: false, enableAutoPipelining: true }
       : { enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: true };
   const target = redisTarget(options.url);
   const client =

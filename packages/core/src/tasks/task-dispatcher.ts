@@ -158,6 +158,8 @@ export class TaskDispatcher {
   private readonly watchTimer: NodeJS.Timeout;
   private watching = false;
   private closed = false;
+  /** Aborted by {@link close}: ends the approval waits of calls still in admission. */
+  private readonly closing = new AbortController();
 
   constructor(options: TaskDispatcherOptions) {
     this.replicaId = options.replicaId;
@@ -546,13 +548,17 @@ export class TaskDispatcher {
     deadline: number,
   ): ApprovalContext | undefined {
     if (!approval) return undefined;
-    return { ...approval, taskId, deadline, origin: this.replicaId };
+    return { ...approval, taskId, deadline, origin: this.replicaId, signal: this.closing.signal };
   }
 
-  /** Stops the watch timer and dispatching: pending tasks still end at their deadlines. */
+  /**
+   * Stops the watch timer and dispatching: calls waiting for an approval are refused at once
+   * (`UNAVAILABLE`, not dispatched); pending tasks still end at their deadlines.
+   */
   close(): void {
     this.closed = true;
     clearInterval(this.watchTimer);
+    this.closing.abort();
   }
 
   private track(record: Omit<StoredTask, 'updatedAt'>, request: DispatchRequest, deadline: number): Promise<unknown> {
