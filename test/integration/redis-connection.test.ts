@@ -82,7 +82,12 @@ describe('a request-path Redis connection that loses a reply', () => {
   });
 
   it('fails the command in flight (the script ran once) and serves the next once it reconnects', async () => {
-    const command = createRedisConnection({ url: proxy.url, role: 'command', name: 'blip:cmd', logger: silentLogger() });
+    const command = createRedisConnection({
+      url: proxy.url,
+      role: 'command',
+      name: 'blip:cmd',
+      logger: silentLogger(),
+    });
     try {
       await connectRedis(command, proxy.url, 5_000);
       const script = "redis.call('INCR', KEYS[1]); redis.call('PUBLISH', 'inbox', 'task'); return 'dispatched-once'";
