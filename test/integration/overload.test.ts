@@ -1,3 +1,4 @@
+import * as net from 'node:net';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
 import type { GatewayProcess } from '../helpers/gateway-process';
 import { NginxProcess } from '../helpers/nginx';
@@ -169,4 +170,132 @@ function rawUpgrade(port: number): Promise<{ status: number; headers: Record<str
 function gauge(text: string, name: string): number {
   const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
   return m ? Number(m[1]) : 0;
+}
+
+/**
+ * Upgrades that go wrong hold nothing: a request URL Node cannot parse is answered 400 (it held a place
+ * under the replica's cap forever, unanswered), a handshake ws refuses gives back the principal's
+ * connection slot (it was held for a minute), and a refused client that never closes its side is cut.
+ */
+describe('upgrades that go wrong', () => {
+  let cluster: Cluster;
+  let gateway: GatewayProcess;
+
+  beforeAll(async () => {
+    cluster = await startCluster({
+      replicas: 1,
+      env: { OPENCLAW_MAX_CONNECTIONS: '2', OPENCLAW_PRINCIPAL_MAX_CONNECTIONS: '2' },
+    });
+    gateway = cluster.gateways[0]!;
+  });
+  afterAll(async () => {
+    await cluster.stop();
+  });
+
+  /** Opens a connection, retrying briefly while a just-closed connection's slot is given back. */
+  async function openSoon(): Promise<TestSocket> {
+    let lastError: unknown;
+    for (let i = 0; i < 50; i++) {
+      try {
+        return await TestSocket.open(gateway.url);
+      } catch (error) {
+        lastError = error;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+    throw lastError;
+  }
+
+  it('answers an unparseable request URL with 400 and keeps no place for it', async () => {
+    const held = await Promise.all([0, 1].map(() => rawExchange(gateway.port, 'GET http://[ HTTP/1.1')));
+    for (const reply of held) {
+      expect(reply.head).toMatch(/^HTTP\/1\.1 400 /);
+      expect(JSON.parse(reply.body)).toMatchObject({
+        error: { code: 'BAD_REQUEST', message: 'the request URL is not valid' },
+      });
+    }
+    const sockets = [await openSoon(), await openSoon()];
+    await Promise.all(sockets.map((s) => s.close()));
+  });
+
+  it('gives the principal its slot back when ws refuses the handshake', async () => {
+    for (let i = 0; i < 2; i++) {
+      const reply = await rawExchange(gateway.port, 'GET / HTTP/1.1', { 'Sec-WebSocket-Key': 'not-a-key' });
+      expect(reply.head).toMatch(/^HTTP\/1\.1 400 /);
+    }
+    // Two slots for the principal: both free again.
+    const sockets = [await openSoon(), await openSoon()];
+    await Promise.all(sockets.map((s) => s.close()));
+  });
+
+  it('cuts a refused client that keeps its side open', async () => {
+    const sockets = [await openSoon(), await openSoon()];
+    try {
+      const socket = net.connect({ port: gateway.port, host: '127.0.0.1', allowHalfOpen: true });
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.on('error', () => undefined);
+      let text = '';
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString();
+      });
+      const ended = new Promise<void>((resolve) => socket.once('end', () => resolve()));
+      socket.write(upgradeRequest('GET / HTTP/1.1'));
+      await ended;
+      expect(text).toMatch(/^HTTP\/1\.1 503 /);
+      // The client keeps its side open; what it sends after a few seconds finds the socket gone.
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      // The first write draws a reset from a closed socket; the next one then fails.
+      await waitFor(
+        () => {
+          if (!socket.destroyed) socket.write('still here\r\n');
+          return socket.destroyed;
+        },
+        { what: 'the refused socket to be gone', timeoutMs: 5_000, intervalMs: 200 },
+      );
+      await closed;
+    } finally {
+      await Promise.all(sockets.map((s) => s.close()));
+    }
+  });
+});
+
+/** A WebSocket upgrade request by hand, with a given request line and extra headers. */
+function upgradeRequest(requestLine: string, headers: Record<string, string> = {}): string {
+  const all: Record<string, string> = {
+    Host: '127.0.0.1',
+    Connection: 'Upgrade',
+    Upgrade: 'websocket',
+    'Sec-WebSocket-Version': '13',
+    'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+    ...headers,
+  };
+  return `${requestLine}\r\n${Object.entries(all)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join('\r\n')}\r\n\r\n`;
+}
+
+/** Sends an upgrade request over a raw socket; resolves with what came back once the server ends it. */
+function rawExchange(
+  port: number,
+  requestLine: string,
+  headers: Record<string, string> = {},
+): Promise<{ head: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    let text = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer to '${requestLine}' within 5 s (got ${JSON.stringify(text)})`));
+    }, 5_000);
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      const at = text.indexOf('\r\n\r\n');
+      resolve({ head: at < 0 ? text : text.slice(0, at), body: at < 0 ? '' : text.slice(at + 4) });
+    });
+    socket.write(upgradeRequest(requestLine, headers));
+  });
 }

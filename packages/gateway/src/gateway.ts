@@ -74,6 +74,8 @@ export interface Readiness {
   draining: boolean;
 }
 
+/** How long a refused upgrade's socket may stay half-open after the refusal was sent. */
+const REFUSED_SOCKET_LINGER_MS = 2_000;
 /** How often the drain closes its next batch of connections. */
 const DRAIN_TICK_MS = 50;
 /**
@@ -565,7 +567,8 @@ export class Gateway {
     this.credentialTimer = setInterval(() => void this.checkCredentials(), CREDENTIAL_CHECK_MS);
     this.credentialTimer.unref();
     this.connectionTimer = setInterval(
-      () => this.connections.refresh([...this.sessions].map((s) => ({ principal: s.principal.id, sessionId: s.id }))),
+      () =>
+        void this.connections.refresh([...this.sessions].map((s) => ({ principal: s.principal.id, sessionId: s.id }))),
       CONNECTION_ENTRY_TTL_MS / 3,
     );
     this.connectionTimer.unref();
@@ -608,15 +611,20 @@ export class Gateway {
       holding = false;
     };
     socket.once('close', release);
-    void checked.then((admitted) => {
+    const settled = checked.catch((error: unknown) => {
+      this.logger.error({ err: error }, 'unexpected error while checking an upgrade');
+      return new GatewayError('INTERNAL', 'internal error');
+    });
+    void settled.then((admitted) => {
       if (admitted instanceof GatewayError) {
         release();
         if (!socket.destroyed) this.refuse(socket, admitted);
         return;
       }
+      const slot = (): void => this.connections.release(admitted.principal.id, admitted.sessionId);
       if (socket.destroyed) {
         release();
-        this.connections.release(admitted.principal.id, admitted.sessionId);
+        slot();
         return;
       }
       const address = clientAddress(
@@ -624,7 +632,11 @@ export class Gateway {
         req.headers['x-forwarded-for'],
         this.config.trustedProxies,
       );
+      // ws refuses a bad handshake (400) by destroying the socket without calling back: the
+      // principal's connection slot is given back then.
+      socket.once('close', slot);
       this.wss.handleUpgrade(req, socket, head, (ws) => {
+        socket.off('close', slot);
         release();
         this.accept(ws, admitted.principal, address, admitted.sessionId);
       });
@@ -638,7 +650,12 @@ export class Gateway {
   private async checkUpgrade(
     req: IncomingMessage,
   ): Promise<{ principal: Principal; sessionId: string } | GatewayError> {
-    const path = new URL(req.url ?? '/', 'http://gateway.invalid').pathname;
+    let path: string;
+    try {
+      path = new URL(req.url ?? '/', 'http://gateway.invalid').pathname;
+    } catch {
+      return new GatewayError('BAD_REQUEST', 'the request URL is not valid');
+    }
     if (this.draining) return new GatewayError('UNAVAILABLE', 'this replica is draining; connect to another');
     const cap = this.config.maxConnections;
     if (this.sessions.size + this.admitting >= cap) {
@@ -694,6 +711,8 @@ export class Gateway {
       `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
         `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retryAfter}Connection: close\r\n\r\n${body}`,
     );
+    // A client that reads the refusal and never closes its side must not hold the socket open.
+    setTimeout(() => socket.destroy(), REFUSED_SOCKET_LINGER_MS).unref();
   }
 
   private accept(ws: WebSocket, principal: Principal, address: string, sessionId: string): void {

@@ -159,7 +159,7 @@ export class TaskEventRouter {
    * (workflow steps included), without outputs. Resolves once the subscription is in place.
    */
   async watchAll(session: Session): Promise<void> {
-    if (this.watchingAll.has(session)) return;
+    if (this.watchingAll.has(session) || !session.open) return;
     this.watchingAll.add(session);
     const channel = this.keys.taskActivity(session.principal.tenant);
     let sessions = this.activity.get(channel);
@@ -201,6 +201,9 @@ export class TaskEventRouter {
    * response to `task.subscribe`.
    */
   async watch(session: Session, task: LedgerTask, after: string | undefined): Promise<void> {
+    // A connection that closed while its request was handled was detached already: a watch added now
+    // would never be removed.
+    if (!session.open) return;
     let watches = this.watches.get(session);
     if (!watches) {
       watches = new Map();

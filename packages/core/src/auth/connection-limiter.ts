@@ -20,6 +20,20 @@ return 1
 `;
 
 /**
+ * Writes (or writes again) the entries of live sessions of one principal, expiring TTL ms from now
+ * by Redis' clock. KEYS: the principal's set. ARGV: TTL, then the session ids. Entries lost meanwhile
+ * (Redis restarted empty, an outage longer than the TTL, connections admitted while Redis was down)
+ * are counted again.
+ */
+const REFRESH = `
+local t = redis.call('TIME')
+local expires = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], expires, ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+return #ARGV - 1
+`;
+
+/**
  * Caps the live connections of a principal across the cluster: a sorted set per principal of its
  * sessions, scored by when each entry expires; replicas refresh their sessions' entries and remove
  * them on close, and a dead replica's entries expire.
@@ -48,14 +62,21 @@ export class ConnectionLimiter {
     void this.redis.zrem(this.keys.connections(principal), sessionId).catch(() => undefined);
   }
 
-  /** Pushes back the expiry of live sessions' entries. */
-  refresh(sessions: readonly { principal: string; sessionId: string }[]): void {
-    if (sessions.length === 0 || this.redis.status !== 'ready') return;
-    const until = Date.now() + CONNECTION_ENTRY_TTL_MS;
+  /**
+   * Pushes back the expiry of live sessions' entries, writing again those that were lost. A closed
+   * session is no longer in the list, and its release (on the same connection) comes after.
+   */
+  refresh(sessions: readonly { principal: string; sessionId: string }[]): Promise<void> {
+    if (sessions.length === 0 || this.redis.status !== 'ready') return Promise.resolve();
+    const byPrincipal = new Map<string, string[]>();
     for (const s of sessions) {
-      const key = this.keys.connections(s.principal);
-      void this.redis.zadd(key, 'XX', until, s.sessionId).catch(() => undefined);
-      void this.redis.pexpire(key, CONNECTION_ENTRY_TTL_MS).catch(() => undefined);
+      const ids = byPrincipal.get(s.principal);
+      if (ids) ids.push(s.sessionId);
+      else byPrincipal.set(s.principal, [s.sessionId]);
     }
+    const writes = [...byPrincipal].map(([principal, ids]) =>
+      this.redis.eval(REFRESH, 1, this.keys.connections(principal), CONNECTION_ENTRY_TTL_MS, ...ids),
+    );
+    return Promise.allSettled(writes).then(() => undefined);
   }
 }
