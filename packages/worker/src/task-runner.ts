@@ -33,6 +33,24 @@ export interface RunnerContext {
   handingBack(): boolean;
 }
 
+/** How soon a job whose ledger write failed (Redis trouble) runs again. */
+const LEDGER_RETRY_MS = 1_000;
+
+/**
+ * Runs `write` until it does not fail with `UNAVAILABLE` (Redis trouble), for up to `tries` times
+ * `LEDGER_RETRY_MS / 2` apart. @internal
+ */
+export async function whileUnavailable<T>(write: () => Promise<T>, tries = 10): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await write();
+    } catch (error) {
+      if (!(error instanceof GatewayError && error.code === 'UNAVAILABLE') || i >= tries) throw error;
+      await new Promise((resolve) => setTimeout(resolve, LEDGER_RETRY_MS / 2));
+    }
+  }
+}
+
 /** The end of one run of a job: it parks (delayed) and will run again. */
 export async function park(job: Job<TaskJobData>, token: string | undefined, until: number): Promise<never> {
   await job.moveToDelayed(Math.max(until, Date.now()), token);
@@ -49,6 +67,19 @@ export class TaskRunner {
   constructor(private readonly ctx: RunnerContext) {}
 
   async run(job: Job<TaskJobData>, token: string | undefined): Promise<string> {
+    try {
+      return await this.attempt(job, token);
+    } catch (error) {
+      if (error instanceof GatewayError && error.code === 'UNAVAILABLE') {
+        // The ledger could not be written (Redis trouble): run again shortly, without spending one
+        // of the task's attempts (a failed job would end the task as failed).
+        return park(job, token, Date.now() + LEDGER_RETRY_MS);
+      }
+      throw error;
+    }
+  }
+
+  private async attempt(job: Job<TaskJobData>, token: string | undefined): Promise<string> {
     const { ledger } = this.ctx;
     const task = await ledger.get(job.data.taskId);
     if (!task || isTerminal(task.status)) return 'gone';
@@ -102,7 +133,12 @@ export class TaskRunner {
         approval: { mode: 'park', approvalId: task.approvalId },
         onProgress: (progress) => {
           void ledger
-            .transition(task, { eventName: 'task.progress', from: ['working'], event: { progress } })
+            .transition(task, {
+              eventName: 'task.progress',
+              from: ['working'],
+              whileAttempt: attempt,
+              event: { progress },
+            })
             .catch(() => undefined);
         },
       });
@@ -122,7 +158,9 @@ export class TaskRunner {
         new GatewayError('PAYLOAD_TOO_LARGE', 'the agent returned more than 256 KiB, which a task record cannot keep'),
       );
     }
-    await this.finish(task, 'completed', { output }, attempt);
+    // The output is only here: keep trying to record it a while before giving up (the task would
+    // then run again, and its agent see it twice).
+    await whileUnavailable(() => this.finish(task, 'completed', { output }, attempt));
     return 'completed';
   }
 
@@ -145,7 +183,8 @@ export class TaskRunner {
     }
     if (attempt !== undefined) event.attempt = attempt;
     if (task.parentId !== undefined) event.parentId = task.parentId;
-    const done = await this.ctx.ledger.transition(task, { status, fields, event });
+    // The outcome of an attempt counts only while it is the task's latest attempt.
+    const done = await this.ctx.ledger.transition(task, { status, fields, event, whileAttempt: attempt });
     if (task.parentId !== undefined) await this.ctx.tasks.queue.wake(task.parentId);
     return done.applied;
   }
@@ -182,6 +221,7 @@ export class TaskRunner {
       await this.ctx.ledger.transition(task, {
         status: 'submitted',
         from: ['working'],
+        whileAttempt: attempt,
         fields: { lastError: JSON.stringify(error.toWire()), worker: undefined },
         event: { attempt, lastError: error.toWire() },
       });
@@ -234,6 +274,7 @@ export class TaskRunner {
     await this.ctx.ledger.transition(task, {
       status: 'input-required',
       from: ['working'],
+      whileAttempt: attempt,
       fields: {
         approvalId: approval.approvalId,
         question: JSON.stringify(question),
@@ -320,6 +361,7 @@ export class TaskRunner {
     await this.ctx.ledger.transition(task, {
       status: 'input-required',
       from: ['working'],
+      whileAttempt: attempt,
       fields: { question: JSON.stringify(question), escalateUntil: String(until), worker: undefined },
       event: {
         attempt,

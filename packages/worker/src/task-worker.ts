@@ -32,7 +32,7 @@ import {
 import { SpanKind } from '@opentelemetry/api';
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import type Redis from 'ioredis';
-import { type RunnerContext, TaskRunner } from './task-runner';
+import { type RunnerContext, TaskRunner, whileUnavailable } from './task-runner';
 import { startWorkerHttp, WorkerMetrics } from './worker-metrics';
 import { WorkflowRunner } from './workflow-runner';
 
@@ -340,18 +340,24 @@ export class TaskWorker {
     if (!job) return;
     // BullMQ reports every failed attempt; only a job that is now in the failed set is over.
     if ((await job.getState().catch(() => 'unknown')) !== 'failed') return;
-    const task = await this.tasks.ledger.get(job.data.taskId).catch(() => undefined);
+    // Redis may be coming back (its command connection reconnects apart from BullMQ's): keep trying.
+    const task = await whileUnavailable(() => this.tasks.ledger.get(job.data.taskId), 20).catch(() => undefined);
     if (!task || isTerminal(task.status)) return;
     const wire = new GatewayError('AGENT_UNAVAILABLE', `the task could not be run: ${error.message}`, {
       retryable: false,
     }).toWire();
-    await this.tasks.ledger
-      .transition(task, {
-        status: 'failed',
-        fields: { error: JSON.stringify(wire), endedAt: String(Date.now()) },
-        event: { error: wire },
-      })
-      .catch(() => undefined);
+    const recorded = await whileUnavailable(
+      () =>
+        this.tasks.ledger.transition(task, {
+          status: 'failed',
+          fields: { error: JSON.stringify(wire), endedAt: String(Date.now()) },
+          event: { error: wire },
+        }),
+      20,
+    ).catch((e: unknown) => e as Error);
+    if (recorded instanceof Error) {
+      this.logger.error({ err: recorded.message, taskId: task.taskId }, 'could not record a failed task');
+    }
     if (task.parentId !== undefined) await this.queue.wake(task.parentId);
   }
 
@@ -381,6 +387,8 @@ export class TaskWorker {
   private async shutdown(): Promise<void> {
     this.draining = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    // One more beat, so `worker list` and the cluster view show it draining.
+    await this.heartbeat().catch(() => undefined);
     if (this.worker) {
       const closed = this.worker.close();
       const finished = await Promise.race([
@@ -391,8 +399,13 @@ export class TaskWorker {
         this.handingBack = true;
         const running = this.dispatcher.inFlight;
         this.logger.info({ running }, 'drain deadline passed; handing running tasks back to the queue');
+        // Closed first: an attempt still in admission (a slow validator, an approval wait) is refused
+        // and handed back too, instead of reaching its agent after the hand-back.
+        this.dispatcher.close();
         this.dispatcher.failAllWith(new GatewayError('UNAVAILABLE', 'the worker is shutting down'));
-        await Promise.race([closed, delay(HANDBACK_MS)]);
+        const handedBack = await Promise.race([closed.then(() => true), delay(HANDBACK_MS).then(() => false)]);
+        // Whatever still runs is cut off: its lock lapses and another worker takes the job as stalled.
+        if (!handedBack) await this.worker.close(true).catch(() => undefined);
       }
     }
     await this.redis

@@ -233,6 +233,10 @@ export class TaskDispatcher {
 
   /** Picks an instance (or HTTP agent) for an admitted task and sends it there. */
   private async route(request: DispatchRequest, taskId: string, deadline: number): Promise<DispatchHandle> {
+    // Closed between the admission and here: nothing was sent (and nothing is tracked to be failed).
+    if (this.closed) {
+      throw new GatewayError('UNAVAILABLE', 'this replica is shutting down; retry on another', NOT_DISPATCHED);
+    }
     if (request.record === false) this.unrecorded.add(taskId);
     const createdAt = Date.now();
     const record: Omit<StoredTask, 'updatedAt'> = {
@@ -620,6 +624,9 @@ export class TaskDispatcher {
     this.settle(taskId, { error });
     if (holder && instanceId) {
       void this.bus.send(holder, { type: 'task.abort', taskId, instanceId, reason: 'canceled' }).catch(() => undefined);
+    } else if (this.endedWhileDispatching.has(taskId)) {
+      // Still being matched to an agent: the instance it lands on is told to stop once it is known.
+      this.endedWhileDispatching.set(taskId, 'canceled');
     }
     return true;
   }

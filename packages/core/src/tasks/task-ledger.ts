@@ -97,6 +97,12 @@ export interface Transition {
    * overrides a terminal status (an operator's retry of a failed task).
    */
   from?: readonly TaskState[] | 'any';
+  /**
+   * Applies the change only while the record's `attempts` is this attempt: a worker whose job lock
+   * expired (a long pause, an outage) and whose attempt another worker has since taken over cannot
+   * decide the task with its late result.
+   */
+  whileAttempt?: number;
   /** Fields to set; an `undefined` value deletes the field. */
   fields?: Record<string, string | undefined>;
   /** The event's fields beyond `event`, `taskId` and `status` (output, error, progress, attempt, ...). */
@@ -117,8 +123,9 @@ export interface TransitionResult {
 
 /**
  * KEYS: task hash, events stream. ARGV: new status ('' for none), now, frame JSON (without cursor),
- * ttl ms, allowed-from ('' = any non-terminal, '*' = any, else a comma list), channel count n, n
- * channels, then field/value pairs (an empty value deletes the field).
+ * ttl ms, allowed-from ('' = any non-terminal, '*' = any, else a comma list), the `attempts` the
+ * record must have ('' = any), channel count n, n channels, then field/value pairs (an empty value
+ * deletes the field).
  * Returns {applied (0/1), previous status, cursor}.
  */
 const TRANSITION = `
@@ -130,9 +137,10 @@ if allowed == '' then
 elseif allowed ~= '*' then
   if not string.find(',' .. allowed .. ',', ',' .. cur .. ',', 1, true) then return {0, cur} end
 end
-local n = tonumber(ARGV[6])
+if ARGV[6] ~= '' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[6] then return {0, cur} end
+local n = tonumber(ARGV[7])
 local set = {}
-for i = 7 + n, #ARGV, 2 do
+for i = 8 + n, #ARGV, 2 do
   if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
   else set[#set + 1] = ARGV[i]; set[#set + 1] = ARGV[i + 1] end
 end
@@ -143,7 +151,7 @@ local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', '${MAX_TASK_EVENTS}', '*',
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 local msg = '{"cursor":"' .. id .. '",' .. string.sub(ARGV[3], 2)
-for i = 1, n do redis.call('PUBLISH', ARGV[6 + i], msg) end
+for i = 1, n do redis.call('PUBLISH', ARGV[7 + i], msg) end
 return {1, cur, id}
 `;
 
@@ -246,6 +254,7 @@ export class TaskLedger {
       JSON.stringify(frame),
       task.retentionMs,
       change.from === 'any' ? '*' : (change.from ?? []).join(','),
+      change.whileAttempt === undefined ? '' : String(change.whileAttempt),
       channels.length,
       ...channels,
     ];
