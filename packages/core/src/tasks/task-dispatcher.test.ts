@@ -1,3 +1,4 @@
+import { GatewayError } from '@openclaw/protocol';
 import type { BusMessage, OutgoingBusMessage } from '../bus/bus-message';
 import { BusStats, type ClusterBus } from '../bus/cluster-bus';
 import type { AgentRegistry, PickResult } from '../registry/agent-registry';
@@ -93,6 +94,29 @@ describe('TaskDispatcher ordering', () => {
       { to: 'B', message: { type: 'task.abort', taskId: handle.taskId, instanceId: 'i1', reason: 'deadline' } },
     ]);
     dispatcher.close();
+  });
+
+  it('tells the agent to stop when the task was interrupted (a worker handing back) before the pick result was read', async () => {
+    const { dispatcher, sent, resolvePick } = setup();
+    const started = dispatcher.dispatch(request);
+    await Promise.resolve();
+    dispatcher.close();
+    dispatcher.failAllWith(new GatewayError('UNAVAILABLE', 'the worker is shutting down'));
+    resolvePick({ kind: 'instance', instanceId: 'i1', replicaId: 'B', receivers: 1 });
+    const handle = await started;
+    await expect(handle.output).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await new Promise((r) => setImmediate(r));
+    expect(sent).toEqual([
+      { to: 'B', message: { type: 'task.abort', taskId: handle.taskId, instanceId: 'i1', reason: 'canceled' } },
+    ]);
+  });
+
+  it('dispatches nothing once closed between the admission and the routing', async () => {
+    const { dispatcher, calls } = setup();
+    const started = dispatcher.dispatch(request);
+    dispatcher.close();
+    await expect(started).rejects.toMatchObject({ code: 'UNAVAILABLE', dispatched: false });
+    expect(calls).toEqual([]);
   });
 
   it('records where the task went when the pick result comes first', async () => {
