@@ -76,6 +76,8 @@ describe('worker shutdown', () => {
         return { decision: 'allow' };
       } };\n`,
     );
+    // No other worker may take the job: stop those the tests before started.
+    await Promise.all(cluster.workers.filter((w) => w.isRunning).map((w) => w.stop('SIGTERM', 30_000)));
     const worker = await cluster.addWorker('drain-judging', {
       OPENCLAW_WORKER_DRAIN_MS: '300',
       OPENCLAW_VALIDATORS: module,
@@ -93,8 +95,12 @@ describe('worker shutdown', () => {
       timeoutMs: 60_000,
     });
     const taskId = (reply.result as { taskId: string }).taskId;
-    await worker.waitForLog((r) => r.msg === 'worker ready', { what: 'the worker' });
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    // Attempt 1 has started (its validator now takes 3 s) when the worker is told to stop.
+    await caller.nextFrame(
+      (f) => f.event === 'task.status' && f.taskId === taskId && f.status === 'working',
+      15_000,
+      'attempt 1 to start',
+    );
     const stoppedAt = Date.now();
     // It exits once the judging is over (3 s), not at the task's deadline (60 s).
     expect(await worker.stop('SIGTERM', 30_000)).toEqual({ code: 0, signal: null });
