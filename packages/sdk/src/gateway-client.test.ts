@@ -4,7 +4,7 @@ import { delay, FakeGateway, nextEvent } from './__tests__/fake-gateway';
 import type { ConnectedInfo, DisconnectedInfo, ReconnectingInfo } from './client-events';
 import type { GatewayClientOptions } from './client-options';
 import { GatewayError, UnexpectedFrameError } from './errors';
-import { connect, GatewayClient } from './gateway-client';
+import { connect, GatewayClient, retryAfterHeaderMs } from './gateway-client';
 import { SDK_VERSION } from './version';
 
 /** Small delays keep every reconnection test well under a second. */
@@ -733,6 +733,39 @@ describe('reconnection', () => {
     expect(delays[1]).toBeLessThanOrEqual(300 + 20);
   });
 
+  it('waits the Retry-After header of a refusal that is not the gateway’s JSON (a proxy’s 503 page)', async () => {
+    const client = await open({ reconnect: { initialDelayMs: 10, maxDelayMs: 10 } });
+    gateway.refusals.push({
+      status: 503,
+      raw: { body: '<html>Service Unavailable</html>', headers: { 'Content-Type': 'text/html', 'Retry-After': '1' } },
+    });
+    const delays: number[] = [];
+    client.on('reconnecting', ({ delayMs }) => delays.push(delayMs));
+    (await gateway.connection(0)).socket.terminate();
+    await gateway.connection(1);
+    // The first try is refused; the next waits the second the proxy asked for.
+    expect(delays).toHaveLength(2);
+    expect(delays[1]).toBeGreaterThanOrEqual(1_000);
+  });
+
+  it('does not start the backoff over after connections that drop at once (a flapping gateway)', async () => {
+    jest.spyOn(Math, 'random').mockReturnValue(0.5);
+    try {
+      const client = await open({ reconnect: { initialDelayMs: 40, maxDelayMs: 10_000 } });
+      const delays: number[] = [];
+      client.on('reconnecting', ({ delayMs }) => delays.push(delayMs));
+      for (let i = 0; i < 4; i++) {
+        (await gateway.connection(i)).socket.terminate();
+        await gateway.connection(i + 1);
+        await waitUntil(() => client.state === 'connected');
+      }
+      // Half of each step's cap: 40, 80, 160, 320 ms.
+      expect(delays).toEqual([20, 40, 80, 160]);
+    } finally {
+      jest.restoreAllMocks();
+    }
+  });
+
   it('reconnects after the connection is lost without a close frame (1006)', async () => {
     const client = await open();
     const disconnected = nextEvent(client, 'disconnected');
@@ -811,5 +844,20 @@ describe('reconnection', () => {
     await delay(250);
     expect(gateway.connections).toHaveLength(1);
     expect(client.state).toBe('closed');
+  });
+});
+
+describe('retryAfterHeaderMs', () => {
+  it('reads delay-seconds and HTTP dates, and caps what it honours at five minutes', () => {
+    const now = Date.parse('2026-12-02T10:00:00Z');
+    expect(retryAfterHeaderMs('3', now)).toBe(3_000);
+    expect(retryAfterHeaderMs(' 0 ', now)).toBe(0);
+    expect(retryAfterHeaderMs('Wed, 02 Dec 2026 10:00:30 GMT', now)).toBe(30_000);
+    expect(retryAfterHeaderMs('Wed, 02 Dec 2026 09:00:00 GMT', now)).toBe(0);
+    expect(retryAfterHeaderMs('86400', now)).toBe(300_000);
+    expect(retryAfterHeaderMs(['2', '9'], now)).toBe(2_000);
+    expect(retryAfterHeaderMs('soon', now)).toBeUndefined();
+    expect(retryAfterHeaderMs('-5', now)).toBeUndefined();
+    expect(retryAfterHeaderMs(undefined, now)).toBeUndefined();
   });
 });

@@ -172,8 +172,9 @@ const MAX_REFUSAL_BODY = 16 * 1024;
  * Reconnection: after an unexpected close (any code but 1008 from the gateway, or a lost connection) the
  * client reconnects with exponential backoff and full jitter, sends `hello` again and registers again
  * every agent that had registered. It backs off harder when the gateway is overloaded: after 1013 it
- * starts three steps up, and after a refused upgrade with `retryAfterMs` (a replica at its connection
- * cap) it waits that long first. It never reconnects after 1008 (credentials revoked), after the
+ * starts three steps up, and after a refused upgrade with `retryAfterMs` or a `Retry-After` header (a
+ * replica at its connection cap, a proxy's 503) it waits that long first. A connection that drops
+ * within 10 s of being made does not start the backoff over. It never reconnects after 1008 (credentials revoked), after the
  * gateway refuses its credentials, or after `close()`.
  *
  * @example
@@ -204,6 +205,10 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
   private readonly taskWaits = new TaskWaits();
   /** Calls waiting to be sent again once the client is connected (or closed for good). */
   private readonly reconnectWaits = new Set<() => void>();
+  /** When the current connection was established (for telling a stable connection from a flapping one). */
+  private connectedAt = 0;
+  /** The backoff step at which the last reconnection succeeded. */
+  private lastReconnectStep = -1;
 
   constructor(options: GatewayClientOptions) {
     super();
@@ -890,6 +895,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
       }
       this.established = true;
       this.currentState = 'connected';
+      this.connectedAt = Date.now();
       this.armLiveness();
       this.releaseReconnectWaits();
       for (const wait of this.taskWaits.all()) this.guard(() => wait.onConnected());
@@ -1013,14 +1019,19 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
     if (policy === false) return;
     this.currentState = 'reconnecting';
     let lastError: unknown;
-    const start = closeCode === CloseCode.TRY_AGAIN_LATER ? OVERLOAD_BACKOFF_STEPS : 0;
+    // A connection that dropped soon after it was made (a gateway that accepts and then fails, a
+    // proxy cutting it) does not start the backoff over: the next wait is a step longer than the last.
+    const flapping = Date.now() - this.connectedAt < STABLE_CONNECTION_MS;
+    const carried = flapping ? this.lastReconnectStep + 1 : 0;
+    const overload = closeCode === CloseCode.TRY_AGAIN_LATER ? OVERLOAD_BACKOFF_STEPS : 0;
+    const start = Math.max(carried, overload);
     for (let attempt = 0; attempt < policy.maxAttempts; attempt++) {
       const step = attempt + start;
       const retryAfterMs = lastError instanceof GatewayError ? lastError.retryAfterMs : undefined;
       const delayMs =
         retryAfterMs !== undefined
           ? retryAfterMs + backoffDelay(step, policy)
-          : start > 0
+          : overload > 0
             ? Math.floor(backoffCap(step, policy) / 2) + Math.floor(backoffDelay(step, policy) / 2)
             : backoffDelay(step, policy);
       this.safeEmit('reconnecting', { attempt: attempt + 1, delayMs, lastError });
@@ -1028,6 +1039,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
       if (this.closing) return;
       try {
         await this.establish(true);
+        this.lastReconnectStep = step;
         return;
       } catch (error) {
         if (this.closing) return;
@@ -1246,12 +1258,16 @@ function isDrainClose(error: GatewayError): boolean {
   return details?.closeCode === CloseCode.GOING_AWAY && details.reason === DRAIN_CLOSE_REASON;
 }
 
+/** A connection that lasted less than this before it dropped was flapping: the backoff goes on from where it was. */
+const STABLE_CONNECTION_MS = 10_000;
+
 /** After 1013 (overloaded), reconnection starts this many steps up the backoff. */
 const OVERLOAD_BACKOFF_STEPS = 3;
 
 /** The gateway refused the upgrade: its JSON error if it sent one, else an error for the HTTP status. */
 async function readRefusal(response: IncomingMessage): Promise<GatewayError> {
   const status = response.statusCode ?? 0;
+  const retryAfter = retryAfterHeaderMs(response.headers['retry-after']);
   const body = await new Promise<string>((resolve) => {
     let text = '';
     response.setEncoding('utf8');
@@ -1271,19 +1287,36 @@ async function readRefusal(response: IncomingMessage): Promise<GatewayError> {
       const code = wire.data.code as ErrorCode;
       return new GatewayError(code, wire.data.message, {
         retryable: wire.data.retryable,
-        retryAfterMs: wire.data.retryAfterMs,
+        retryAfterMs: wire.data.retryAfterMs ?? retryAfter,
         details: wire.data.details ?? { httpStatus: status },
       });
     }
   } catch {
-    // Not JSON: fall back to the status.
+    // Not JSON (a proxy's error page): fall back to the status and the Retry-After header.
   }
   const code: ErrorCode =
     status === 401 ? 'UNAUTHENTICATED' : status === 403 ? 'FORBIDDEN' : status === 429 ? 'RATE_LIMITED' : 'UNAVAILABLE';
   return new GatewayError(code, `the gateway refused the connection (HTTP ${status})`, {
     retryable: code === 'UNAVAILABLE' || code === 'RATE_LIMITED',
+    retryAfterMs: retryAfter,
     details: { httpStatus: status },
   });
+}
+
+/** The longest `Retry-After` honoured, so a bad header cannot park a client for hours. */
+const MAX_RETRY_AFTER_MS = 5 * 60_000;
+
+/**
+ * A `Retry-After` header in milliseconds (delay-seconds or an HTTP date), at most five minutes;
+ * undefined when absent or unreadable.
+ */
+export function retryAfterHeaderMs(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const text = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (!text) return undefined;
+  if (/^[+-]?\d+$/.test(text) && !/^\d+$/.test(text)) return undefined;
+  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text) - now;
+  if (!Number.isFinite(ms)) return undefined;
+  return Math.min(Math.max(0, ms), MAX_RETRY_AFTER_MS);
 }
 
 /** The URL without its query, which may carry `api_key` / `access_token`, and without user info. */

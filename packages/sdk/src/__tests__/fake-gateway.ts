@@ -93,7 +93,12 @@ export class FakeGateway {
   /** The only credential accepted, if set; tests may change it to revoke a client's key. */
   apiKey: string | undefined;
   /** Upgrades to refuse, in order, with this HTTP status and wire error (a replica at its cap, a lockout). */
-  readonly refusals: { status: number; error: Record<string, unknown> }[] = [];
+  readonly refusals: {
+    status: number;
+    error?: Record<string, unknown>;
+    /** Instead of the JSON error: this body (a proxy's error page) and these headers. */
+    raw?: { body: string; headers?: Record<string, string> };
+  }[] = [];
 
   private constructor(
     private readonly server: Server,
@@ -124,9 +129,12 @@ export class FakeGateway {
     server.on('upgrade', (request, socket, head) => {
       const refusal = gateway.refusals.shift();
       if (refusal) {
-        const body = JSON.stringify({ error: refusal.error });
+        const body = refusal.raw?.body ?? JSON.stringify({ error: refusal.error });
+        const headers = Object.entries(refusal.raw?.headers ?? { 'Content-Type': 'application/json' })
+          .map(([name, value]) => `${name}: ${value}\r\n`)
+          .join('');
         socket.end(
-          `HTTP/1.1 ${refusal.status} Refused\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+          `HTTP/1.1 ${refusal.status} Refused\r\n${headers}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
         );
         return;
       }
