@@ -8,6 +8,15 @@ import { TestSocket } from '../helpers/ws-client';
 
 const ADMIN = 'admin-key-for-approval-tests-0001';
 const SECRET = 'a'.repeat(40);
+/** Transfers over 1000 wait for one approver. */
+const LARGE_TRANSFERS_NEED_APPROVAL = `
+governance:
+  rules:
+    - name: large-transfers
+      when: { agent: payments, task: transfer, data: { amount: { gt: 1000 } } }
+      verdict: require-approval
+      reason: transfers over 1000 need a second pair of eyes
+`;
 
 /**
  * Human approvals on real replicas, a worker and real API keys: a sync call held on one replica and
@@ -63,14 +72,7 @@ describe('approvals', () => {
   });
 
   it('holds a sync call on one replica until an approver on the other approves it; the agent gets it unchanged; every step is audited', async () => {
-    await apply(`
-governance:
-  rules:
-    - name: large-transfers
-      when: { agent: payments, task: transfer, data: { amount: { gt: 1000 } } }
-      verdict: require-approval
-      reason: transfers over 1000 need a second pair of eyes
-`);
+    await apply(LARGE_TRANSFERS_NEED_APPROVAL);
     const agent = await startAgent(cluster.gateways[1]!.url, {
       name: 'payments',
       headers: { 'x-api-key': keys.agent },
@@ -473,18 +475,7 @@ describe('a call waiting for an approval on a replica that drains', () => {
       agent: await createApiKey(http, ADMIN, { name: 'bank', role: 'agent' }),
       approver: await createApiKey(http, ADMIN, { name: 'alice', role: 'approver' }),
     };
-    await applyPolicy(
-      http,
-      ADMIN,
-      `
-governance:
-  rules:
-    - name: large-transfers
-      when: { agent: payments, task: transfer, data: { amount: { gt: 1000 } } }
-      verdict: require-approval
-      reason: transfers over 1000 need a second pair of eyes
-`,
-    );
+    await applyPolicy(http, ADMIN, LARGE_TRANSFERS_NEED_APPROVAL);
   });
   afterAll(async () => {
     await nginx?.stop();
