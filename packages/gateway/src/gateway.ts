@@ -712,7 +712,8 @@ export class Gateway {
         `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retryAfter}Connection: close\r\n\r\n${body}`,
     );
     // A client that reads the refusal and never closes its side must not hold the socket open.
-    setTimeout(() => socket.destroy(), REFUSED_SOCKET_LINGER_MS).unref();
+    const linger = setTimeout(() => socket.destroy(), REFUSED_SOCKET_LINGER_MS).unref();
+    socket.once('close', () => clearTimeout(linger));
   }
 
   private accept(ws: WebSocket, principal: Principal, address: string, sessionId: string): void {
