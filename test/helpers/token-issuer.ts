@@ -38,17 +38,20 @@ export class TokenIssuer {
     return new TokenIssuer(server, issuer, kid, privateKey, pem);
   }
 
-  /** An RS256 token from this issuer. `exp` defaults to an hour from now. */
+  /**
+   * An RS256 token from this issuer. `iat` defaults to now, `exp` to an hour from now; `exp: null`
+   * leaves it out.
+   */
   sign(
     claims: JWTPayload,
-    options: { kid?: string; iss?: string; aud?: string; exp?: number; nbf?: number } = {},
+    options: { kid?: string; iss?: string; aud?: string; iat?: number; exp?: number | null; nbf?: number } = {},
   ): Promise<string> {
     const jwt = new SignJWT(claims)
       .setProtectedHeader({ alg: 'RS256', kid: options.kid ?? this.kid })
       .setIssuer(options.iss ?? this.issuer)
       .setAudience(options.aud ?? 'openclaw')
-      .setIssuedAt()
-      .setExpirationTime(options.exp ?? Math.floor(Date.now() / 1000) + 3600);
+      .setIssuedAt(options.iat);
+    if (options.exp !== null) jwt.setExpirationTime(options.exp ?? Math.floor(Date.now() / 1000) + 3600);
     if (options.nbf !== undefined) jwt.setNotBefore(options.nbf);
     return jwt.sign(this.privateKey);
   }

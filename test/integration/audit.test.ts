@@ -118,7 +118,7 @@ describe('audit trail', () => {
   it('verifies a clean trail and detects a changed, removed or reordered entry', async () => {
     expect(await cli(['audit', 'verify', '--tenant', 'default'])).toMatchObject({
       code: 0,
-      stdout: expect.stringMatching(/^default: ok, \d+ entries\n$/),
+      stdout: expect.stringMatching(/^default: ok, (\d+) entries, sequence 1 to \1\n$/),
     });
 
     const original = await rewrite((rows) =>
@@ -183,10 +183,34 @@ describe('audit trail', () => {
     const all = await log.read('retention');
     expect(all).toHaveLength(10);
     expect(await log.trim('retention', Number(all[5]!.id.split('-')[0]))).toBe(5);
-    expect(await log.verify('retention')).toEqual({ tenant: 'retention', ok: true, entries: 5 });
+    expect(await log.verify('retention')).toEqual({
+      tenant: 'retention',
+      ok: true,
+      entries: 5,
+      firstSeq: 6,
+      lastSeq: 10,
+      keyed: true,
+    });
     // Removing the oldest remaining entry is still detected.
     await redis.xdel(`${cluster.keyPrefix}:{audit:retention}`, all[5]!.id);
     expect(await log.verify('retention')).toMatchObject({ ok: false, broken: { id: all[6]!.id } });
+  });
+
+  it('records the close code the gateway sent: 1009 for a frame over the limit', async () => {
+    const key = (await cli(['apikey', 'create', '--name', 'big', '--role', 'caller'])).stdout.trim();
+    const id = key.slice(4, 16);
+    const socket = await TestSocket.open(cluster.gateways[1]!.url, { headers: { 'x-api-key': key } });
+    socket.send({ action: 'ping', id: 1, padding: 'x'.repeat(1024 * 1024) });
+    expect((await socket.closed).code).toBe(1009);
+    let closed: Entry | undefined;
+    await waitFor(
+      async () => {
+        closed = (await tail()).find((e) => e.type === 'connection.closed' && e.principal === `apikey:${id}`);
+        return closed !== undefined;
+      },
+      { what: 'the connection.closed entry' },
+    );
+    expect(closed).toMatchObject({ outcome: 'ok', replica: 'B', details: { code: 1009, closedBy: 'gateway' } });
   });
 });
 

@@ -35,6 +35,7 @@ describe('delegation', () => {
     const billing = await startAgent(cluster.gateways[1]!.url, { name: 'billing-eu', headers: { 'x-api-key': ADMIN } });
     const hr = await startAgent(cluster.gateways[1]!.url, { name: 'hr', headers: { 'x-api-key': ADMIN } });
     const alice = await as(principalKey);
+    const orchestrator = await asAgent('orchestrator', 0);
     const minted = await alice.request({
       action: 'delegate',
       id: 1,
@@ -44,7 +45,6 @@ describe('delegation', () => {
     });
     expect(minted).toMatchObject({ ok: true, result: { depth: 1, maxDepth: 2, expiresAt: expect.any(Number) } });
     const token = (minted.result as { token: string }).token;
-    const orchestrator = await asAgent('orchestrator', 0);
 
     expect(
       await orchestrator.request({ action: 'coordinator', id: 2, agent: 'billing-eu', task: 't', delegation: token }),
@@ -106,6 +106,8 @@ describe('delegation', () => {
   it('passes narrower rights down a chain, and no deeper than allowed', async () => {
     const billing = await startAgent(cluster.gateways[0]!.url, { name: 'billing-eu', headers: { 'x-api-key': ADMIN } });
     const alice = await as(principalKey);
+    const orchestrator = await asAgent('orchestrator', 1);
+    const collector = await asAgent('collector', 0);
     const first = await alice.request({
       action: 'delegate',
       id: 1,
@@ -114,7 +116,6 @@ describe('delegation', () => {
       maxDepth: 2,
     });
     const t1 = (first.result as { token: string }).token;
-    const orchestrator = await asAgent('orchestrator', 1);
     // Narrower is fine; wider than the parent is not.
     expect(
       await orchestrator.request({
@@ -136,7 +137,6 @@ describe('delegation', () => {
     });
     expect(second).toMatchObject({ ok: true, result: { depth: 2, maxDepth: 2 } });
     const t2 = (second.result as { token: string }).token;
-    const collector = await asAgent('collector', 0);
     expect(
       await collector.request({ action: 'coordinator', id: 4, agent: 'billing-eu', task: 't', delegation: t2 }),
     ).toMatchObject({ ok: true });
@@ -175,5 +175,99 @@ describe('delegation', () => {
       error: { code: 'FORBIDDEN', message: 'the delegation token is not valid' },
     });
     await Promise.all([alice.close(), orchestrator.close(), collector.close(), billing.close()]);
+  });
+
+  it('binds a token to the principal it was issued to: another principal registered as the agent cannot replay it', async () => {
+    const billing = await startAgent(cluster.gateways[0]!.url, { name: 'billing-eu', headers: { 'x-api-key': ADMIN } });
+    const ownerKey = await createApiKey(cluster.gateways[0]!.httpUrl, ADMIN, {
+      name: 'orchestrator-owner',
+      role: 'admin',
+    });
+    const thiefKey = await createApiKey(cluster.gateways[0]!.httpUrl, ADMIN, { name: 'mallory', role: 'admin' });
+    const ownerId = `apikey:${ownerKey.slice(4, 16)}`;
+    const alice = await as(principalKey);
+    const orchestrator = await as(ownerKey, 1);
+    expect(await orchestrator.request({ action: 'register', id: 'r', name: 'orchestrator' })).toMatchObject({
+      ok: true,
+    });
+    const minted = await alice.request({
+      action: 'delegate',
+      id: 1,
+      agent: 'orchestrator',
+      permissions: ['agent:invoke:billing-eu'],
+    });
+    expect(minted).toMatchObject({ ok: true });
+    const token = (minted.result as { token: string }).token;
+    // Mallory, of the same tenant, registers the same agent name and replays the token.
+    const thief = await as(thiefKey, 0);
+    expect(await thief.request({ action: 'register', id: 'r', name: 'orchestrator' })).toMatchObject({ ok: true });
+    expect(
+      await thief.request({ action: 'coordinator', id: 2, agent: 'billing-eu', task: 't', delegation: token }),
+    ).toMatchObject({
+      error: {
+        code: 'FORBIDDEN',
+        message: `this delegation was issued to '${ownerId}', not to this connection's principal`,
+      },
+    });
+    expect(
+      await orchestrator.request({ action: 'coordinator', id: 3, agent: 'billing-eu', task: 't', delegation: token }),
+    ).toMatchObject({ ok: true });
+    expect(((billing.received.at(-1) as Frame).from as Record<string, unknown>).onBehalfOf).toBe(principalId);
+    // Naming the principal binds to it alone, even before the agent is registered.
+    const named = await alice.request({
+      action: 'delegate',
+      id: 4,
+      agent: 'not-yet-running',
+      permissions: ['agent:invoke:billing-eu'],
+      principal: ownerId,
+    });
+    expect(named).toMatchObject({ ok: true });
+    expect(
+      await alice.request({
+        action: 'delegate',
+        id: 5,
+        agent: 'not-yet-running',
+        permissions: ['agent:invoke:billing-eu'],
+      }),
+    ).toMatchObject({
+      error: { code: 'BAD_REQUEST', details: [{ field: 'principal' }] },
+    });
+    await Promise.all([alice.close(), orchestrator.close(), thief.close(), billing.close()]);
+  });
+
+  it("ends a minter's delegations when its API key is revoked", async () => {
+    const billing = await startAgent(cluster.gateways[1]!.url, { name: 'billing-eu', headers: { 'x-api-key': ADMIN } });
+    const bobKey = await createApiKey(cluster.gateways[0]!.httpUrl, ADMIN, { name: 'bob', role: 'caller' });
+    const bob = await as(bobKey, 0);
+    const orchestrator = await asAgent('orchestrator', 1);
+    const minted = await bob.request({
+      action: 'delegate',
+      id: 1,
+      agent: 'orchestrator',
+      permissions: ['agent:invoke:*'],
+    });
+    const token = (minted.result as { token: string }).token;
+    expect(
+      await orchestrator.request({ action: 'coordinator', id: 2, agent: 'billing-eu', task: 't', delegation: token }),
+    ).toMatchObject({ ok: true });
+    const revoked = await runCli([
+      'apikey',
+      'revoke',
+      bobKey.slice(4, 16),
+      '--url',
+      cluster.gateways[0]!.httpUrl,
+      '--api-key',
+      ADMIN,
+    ]);
+    expect(revoked.code).toBe(0);
+    expect(
+      await orchestrator.request({ action: 'coordinator', id: 3, agent: 'billing-eu', task: 't', delegation: token }),
+    ).toMatchObject({
+      error: {
+        code: 'FORBIDDEN',
+        message: `the delegation was minted by API key '${bobKey.slice(4, 16)}', which has been revoked since`,
+      },
+    });
+    await Promise.all([bob.close(), orchestrator.close(), billing.close()]);
   });
 });

@@ -75,6 +75,54 @@ describe('hostile input', () => {
     await s.close();
   });
 
+  it('refuses JSON nested deeper than the limit with BAD_REQUEST naming the field, and every call still ends', async () => {
+    const deep = (levels: number) => `${'['.repeat(levels)}1${']'.repeat(levels)}`;
+    const agent = await TestSocket.open(url);
+    expect(await agent.request({ action: 'register', id: 'r', name: 'deep-echo' })).toMatchObject({ ok: true });
+    const caller = await TestSocket.open(url);
+    caller.send(`{"action":"coordinator","id":"data","agent":"deep-echo","task":"t","data":${deep(20_000)}}`);
+    expect(await caller.nextResponse()).toMatchObject({
+      id: 'data',
+      ok: false,
+      error: {
+        code: 'BAD_REQUEST',
+        message: 'invalid coordinator: data is nested deeper than 64 levels',
+        details: [{ field: 'data', message: 'nested deeper than 64 levels' }],
+        dispatched: false,
+      },
+    });
+    // The agent answers with an output nested 20 000 levels deep: it hears that its answer was
+    // refused, and its caller is answered at once, not at the deadline.
+    const answered = caller.request({
+      action: 'coordinator',
+      id: 'out',
+      agent: 'deep-echo',
+      task: 't',
+      timeoutMs: 30_000,
+    });
+    const task = await agent.nextEvent('task');
+    agent.send(`{"action":"task.result","id":"res","taskId":"${String(task.taskId)}","output":${deep(20_000)}}`);
+    expect(await answered).toMatchObject({
+      ok: false,
+      error: { code: 'AGENT_ERROR', message: "the agent's answer: output is nested deeper than 64 levels" },
+    });
+    expect(await agent.nextResponse()).toMatchObject({ id: 'res', ok: false, error: { code: 'BAD_REQUEST' } });
+    caller.send(`{"action":"register","id":"meta","name":"deep-meta","meta":{"a":${deep(100)}}}`);
+    expect(await caller.nextResponse()).toMatchObject({
+      id: 'meta',
+      error: { code: 'BAD_REQUEST', details: [{ field: 'meta' }] },
+    });
+    const http = await fetch(`${cluster.gateways[0]!.httpUrl}/v1/tasks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: `{"agent":"deep-echo","task":"t","data":${deep(10_000)}}`,
+    });
+    expect(http.status).toBe(400);
+    expect(await http.json()).toMatchObject({ error: { code: 'BAD_REQUEST', details: [{ field: 'data' }] } });
+    expect(await caller.request({ action: 'ping', id: 'still' })).toMatchObject({ ok: true });
+    await Promise.all([agent.close(), caller.close()]);
+  });
+
   it('closes a socket that sends an oversize frame with 1009', async () => {
     const s = await TestSocket.open(url);
     s.send({ action: 'ping', id: 1, padding: 'x'.repeat(70 * 1024) });
@@ -207,5 +255,45 @@ describe('authentication at upgrade', () => {
     expect((await fetch(`${httpUrl}/status`)).status).toBe(401);
     const status = await fetch(`${httpUrl}/status`, { headers: { 'x-api-key': KEY } });
     expect(await status.json()).toMatchObject({ replicaId: 'A', ready: true, connections: expect.any(Number) });
+  });
+
+  it('sends X-Content-Type-Options: nosniff on API answers, errors, /metrics, dashboard files and refused upgrades', async () => {
+    const key = { 'x-api-key': KEY };
+    const seen: [string, number, string | null][] = [];
+    for (const [path, headers] of [
+      ['/status', key],
+      ['/v1/agents', key],
+      ['/status', {}],
+      ['/v1/no-such-endpoint', key],
+      ['/healthz', {}],
+      ['/metrics', {}],
+      ['/', {}],
+      ['/dashboard/', {}],
+      ['/dashboard/main.js', {}],
+      ['/dashboard/no-such-file.js', {}],
+    ] as const) {
+      const response = await fetch(`${httpUrl}${path}`, { headers, redirect: 'manual' });
+      await response.arrayBuffer();
+      seen.push([path, response.status, response.headers.get('x-content-type-options')]);
+    }
+    expect(seen).toEqual([
+      ['/status', 200, 'nosniff'],
+      ['/v1/agents', 200, 'nosniff'],
+      ['/status', 401, 'nosniff'],
+      ['/v1/no-such-endpoint', 404, 'nosniff'],
+      ['/healthz', 200, 'nosniff'],
+      ['/metrics', 200, 'nosniff'],
+      ['/', 302, 'nosniff'],
+      ['/dashboard/', 200, 'nosniff'],
+      ['/dashboard/main.js', 200, 'nosniff'],
+      ['/dashboard/no-such-file.js', 404, 'nosniff'],
+    ]);
+    await expect(TestSocket.open(url)).rejects.toMatchObject({
+      status: 401,
+      headers: { 'x-content-type-options': 'nosniff' },
+    });
+    await expect(
+      TestSocket.open(url, { origin: 'https://evil.example', headers: { 'x-api-key': KEY } }),
+    ).rejects.toMatchObject({ status: 403, headers: { 'x-content-type-options': 'nosniff' } });
   });
 });

@@ -247,4 +247,36 @@ describe('HTTP agents with authentication on', () => {
     expect(noKey.code).toBe(1);
     expect(noKey.stderr).toMatch(/credentials required/);
   });
+
+  it('refuses IPv6 spellings of private addresses: NAT64, 6to4, IPv4-compatible, IPv4-mapped, Teredo', async () => {
+    const gw = cluster.gateways[0]!.httpUrl;
+    for (const url of [
+      'http://[64:ff9b::7f00:1]/',
+      'http://[64:ff9b::a9fe:a9fe]/latest/meta-data',
+      'http://[2002:a00:1::1]/',
+      'http://[::127.0.0.1]/',
+      'http://[::ffff:7f00:1]/',
+      'http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/',
+    ]) {
+      const response = await fetch(`${gw}/v1/agents`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': KEY },
+        body: JSON.stringify({ name: 'ssrf6', url }),
+      });
+      expect({ url, status: response.status, body: await response.json() }).toEqual({
+        url,
+        status: 403,
+        body: {
+          error: expect.objectContaining({
+            code: 'FORBIDDEN',
+            message: 'url: HTTP agents may not target loopback, private or link-local addresses here',
+          }),
+        },
+      });
+    }
+    const list = (await (await fetch(`${gw}/v1/agents`, { headers: { 'x-api-key': KEY } })).json()) as {
+      name: string;
+    }[];
+    expect(list.map((a) => a.name)).not.toContain('ssrf6');
+  });
 });

@@ -96,6 +96,49 @@ describe('JWT authentication', () => {
     await refused(await issuer.sign({ sub: 'alice' }, { aud: 'someone-else' }), 'the token’s audience is not accepted');
   });
 
+  it('refuses a token without exp, and one that lives longer than 24 h (the defaults)', async () => {
+    const hs256 = (exp: number | undefined) => {
+      const jwt = new SignJWT({ sub: 'svc' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setIssuer(issuer.issuer)
+        .setAudience('openclaw');
+      if (exp !== undefined) jwt.setExpirationTime(exp);
+      return jwt.sign(new TextEncoder().encode(SECRET));
+    };
+    await refused(await issuer.sign({ sub: 'alice' }, { exp: null }), 'the token has no exp claim');
+    await refused(await hs256(undefined), 'the token has no exp claim');
+    const t = now();
+    const tooLong = 'the token lives longer than 86400 s, the longest accepted here';
+    // Issued 30 h ago for 48 h: refused, though only 18 h are left.
+    await refused(await issuer.sign({ sub: 'alice' }, { iat: t - 30 * 3600, exp: t + 18 * 3600 }), tooLong);
+    // No iat: counted from now.
+    await refused(await hs256(t + 365 * 86_400), tooLong);
+    // An iat in the future does not make a year-long token look short.
+    await refused(
+      await issuer.sign({ sub: 'alice' }, { iat: t + 365 * 86_400, exp: t + 365 * 86_400 + 3600 }),
+      tooLong,
+    );
+    // 24 h exactly: accepted.
+    const s = await open(await issuer.sign({ sub: 'alice' }, { iat: t, exp: t + 86_400 }));
+    expect(await s.request({ action: 'hello', id: 1 })).toMatchObject({ result: { principal: { id: 'jwt:alice' } } });
+    await s.close();
+  });
+
+  it('refuses a tenant claim that is not a tenant name, rather than putting it in the default tenant', async () => {
+    for (const tenant of ['Default', '', '../default', 'acme corp', 42, ['acme'], null]) {
+      await refused(
+        await issuer.sign({ sub: 'mallory', tenant, roles: ['admin'] }),
+        "the tenant claim 'tenant' is not a valid tenant name (^[a-z0-9][a-z0-9._-]{0,62}$)",
+      );
+    }
+    // No tenant claim at all: OPENCLAW_JWT_DEFAULT_TENANT, `default` unless set.
+    const s = await open(await issuer.sign({ sub: 'solo' }));
+    expect(await s.request({ action: 'hello', id: 1 })).toMatchObject({
+      result: { principal: { id: 'jwt:solo', tenant: 'default' } },
+    });
+    await s.close();
+  });
+
   it('accepts HS256 tokens with the shared secret, and closes a connection when its token expires', async () => {
     const token = await new SignJWT({ sub: 'svc', roles: ['agent'] })
       .setProtectedHeader({ alg: 'HS256' })
@@ -125,6 +168,9 @@ describe('JWT authentication', () => {
       'the token has expired',
       'the token is not valid yet',
       'the token’s audience is not accepted',
+      'the token has no exp claim',
+      'the token lives longer than 86400 s, the longest accepted here',
+      "the tenant claim 'tenant' is not a valid tenant name (^[a-z0-9][a-z0-9._-]{0,62}$)",
     ]) {
       expect(reasons).toContain(reason);
     }

@@ -66,6 +66,22 @@ describe('OAuth 2.0 access tokens', () => {
     await refused(token, 'the access token is not active (unknown, expired or revoked)');
   });
 
+  it('maps the tenant claim of an introspected token, and refuses one that is not a tenant name', async () => {
+    const s = await open(await as.token('urn:acme'));
+    expect(await s.request({ action: 'hello', id: 1 })).toMatchObject({
+      result: { principal: { id: 'oauth:svc', tenant: 'acme' } },
+    });
+    await s.close();
+    await refused(
+      await as.token('urn:bad-tenant'),
+      "the tenant claim 'tenant' is not a valid tenant name (^[a-z0-9][a-z0-9._-]{0,62}$)",
+    );
+  });
+
+  it('refuses a token that lives longer than 24 h (OPENCLAW_JWT_MAX_LIFETIME_S)', async () => {
+    await refused(await as.token('urn:long'), 'the token lives longer than 86400 s, the longest accepted here');
+  });
+
   it('refuses a token from another issuer', async () => {
     await refused(await foreign.token('urn:openclaw'), 'the access token is not active (unknown, expired or revoked)');
   });

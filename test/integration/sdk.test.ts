@@ -112,12 +112,13 @@ describe('SDK across replicas', () => {
     billing.handle('charge', async (_data, ctx) => ctx.from);
     await billing.register();
     const principal = await open(cluster.gateways[0]!.url);
-    const { token, depth } = await principal.delegate('orchestrator', ['agent:invoke:billing'], { maxDepth: 1 });
-    expect(depth).toBe(1);
     const orchestrator = await open(cluster.gateways[0]!.url);
     const self = orchestrator.agent('orchestrator');
     self.handle('noop', async () => null);
     await self.register();
+    // Bound to the principal the orchestrator's live instance connects as.
+    const { token, depth } = await principal.delegate('orchestrator', ['agent:invoke:billing'], { maxDepth: 1 });
+    expect(depth).toBe(1);
     expect(await orchestrator.call('billing', 'charge', null, { delegation: token })).toMatchObject({
       agent: 'orchestrator',
       onBehalfOf: 'anonymous',

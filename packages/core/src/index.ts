@@ -39,6 +39,7 @@ export {
   type RequestCredentials,
   StaticKeyAuthenticator,
 } from './auth/static-key-authenticator';
+export { CLUSTER_ADMIN, isOperator, OPERATORS_TENANT, outsideTenantReach } from './auth/tenancy';
 export {
   type BusMessage,
   BusMessageSchema,

@@ -3,18 +3,23 @@ import type { RatePoint, ReplicaRequests } from './rates.js';
 
 export type { TaskState };
 
-export interface Replica {
+/** A replica as every tenant sees it: whether it serves. */
+export interface ReplicaHealth {
   replicaId: string;
   version: string;
-  host: string;
-  pid: number;
-  port: number;
   startedAt: number;
   ready: boolean;
   draining: boolean;
+  at: number;
+}
+
+/** A replica as the operators' tenant sees it. */
+export interface Replica extends ReplicaHealth {
+  host: string;
+  pid: number;
+  port: number;
   connections: { agent: number; client: number };
   inFlight: number;
-  at: number;
 }
 
 export interface AgentView {
@@ -41,6 +46,11 @@ export interface AuditView {
 
 export interface Snapshot {
   at: number;
+  /**
+   * `tenant`: the view of a tenant other than the operators': replicas' health only, and none of the
+   * figures that span tenants (traffic, workers, queue, validators, Redis details).
+   */
+  scope?: 'cluster' | 'tenant';
   replicas: Replica[];
   requests: ReplicaRequests[];
   workers: Record<string, string | number | boolean>[];

@@ -45,8 +45,7 @@ const num = (text: string) => ({ text, num: true as const });
 export function overview(state: State): HTMLElement[] {
   const s = state.snapshot;
   if (!s) return [h('p', { class: 'empty' }, 'Waiting for the first snapshot of the cluster…')];
-  const ready = s.replicas.filter((r) => r.ready).length;
-  const instances = s.agents.reduce((sum, a) => sum + a.instances, 0);
+  if (s.scope === 'tenant') return tenantOverview(state);
   const queue = s.queue;
   const last = state.history[state.history.length - 1];
   return [
@@ -54,8 +53,7 @@ export function overview(state: State): HTMLElement[] {
     h(
       'ul',
       { class: 'cards', 'aria-label': 'Cluster at a glance' },
-      card('Replicas ready', `${ready} / ${s.replicas.length}`),
-      card('Agents', s.agents.length, `${instances} instances`),
+      ...replicaAndAgentCards(s),
       card('Workers', s.workers.length),
       card(
         'Requests/s',
@@ -102,25 +100,58 @@ export function overview(state: State): HTMLElement[] {
   ];
 }
 
+/** The overview of a tenant other than the operators': its agents and approvals, the replicas' health. */
+function tenantOverview(state: State): HTMLElement[] {
+  const s = state.snapshot!;
+  return [
+    h('h2', { class: 'visually-hidden' }, 'Overview'),
+    h(
+      'ul',
+      { class: 'cards', 'aria-label': 'Cluster at a glance' },
+      ...replicaAndAgentCards(s),
+      card('Approvals pending', s.approvalsPending),
+      card('Redis', s.redis.reachable ? 'up' : 'DOWN'),
+    ),
+    h(
+      'p',
+      { class: 'empty' },
+      "Traffic, workers, the queue and validator figures span every tenant: only the operators' tenant sees them.",
+    ),
+    h('div', { class: 'grid' }, h('div', { class: 'box wide' }, replicasTable(state))),
+  ];
+}
+
+/** The first two cards of either overview. */
+function replicaAndAgentCards(s: NonNullable<State['snapshot']>): HTMLElement[] {
+  const ready = s.replicas.filter((r) => r.ready).length;
+  const instances = s.agents.reduce((sum, a) => sum + a.instances, 0);
+  return [
+    card('Replicas ready', `${ready} / ${s.replicas.length}`),
+    card('Agents', s.agents.length, `${instances} instances`),
+  ];
+}
+
+/** The replicas; a tenant other than the operators' sees only whether each serves. */
 function replicasTable(state: State): HTMLElement {
   const s = state.snapshot!;
+  const full = s.scope !== 'tenant';
   const rows = s.replicas.map((r) =>
     h(
       'tr',
       {},
       h('th', { scope: 'row', class: 'mono' }, r.replicaId, r.replicaId === state.replicaId ? ' (this page)' : ''),
-      h('td', {}, `${r.host}:${r.port}`),
+      ...(full ? [h('td', {}, `${r.host}:${r.port}`)] : []),
       h('td', {}, duration(s.at - r.startedAt)),
       h('td', {}, r.draining ? h('span', { class: 'warn' }, 'draining') : yesNo(r.ready, 'ready', 'not ready')),
-      numCell(r.connections.agent),
-      numCell(r.connections.client),
-      numCell(r.inFlight),
+      ...(full ? [numCell(r.connections.agent), numCell(r.connections.client), numCell(r.inFlight)] : []),
       h('td', {}, r.version),
     ),
   );
   return table(
     'Replicas',
-    ['Replica', 'Address', 'Age', 'State', num('Agent conns'), num('Client conns'), num('In flight'), 'Version'],
+    full
+      ? ['Replica', 'Address', 'Age', 'State', num('Agent conns'), num('Client conns'), num('In flight'), 'Version']
+      : ['Replica', 'Age', 'State', 'Version'],
     rows,
     'No replica has reported in the last 6 s.',
   );

@@ -1,5 +1,6 @@
 import {
   type AgentRegistry,
+  type ApiKeyStore,
   type Approvals,
   type AsyncTasks,
   type AuditLog,
@@ -12,6 +13,7 @@ import {
   type Logger,
   publicLedgerRecord,
   publicTaskRecord,
+  qualifiedAgent,
   type SchemaStore,
   schemaProblem,
   storeSchemas,
@@ -55,12 +57,20 @@ export interface HandlerContext {
   authorizer: Authorizer;
   /** Mints and reads delegation tokens; absent when delegation is off. */
   delegations: DelegationIssuer | undefined;
+  /** Stored API keys (revoked minters end their delegations); absent without OPENCLAW_API_KEY_SECRET. */
+  apiKeys: ApiKeyStore | undefined;
   /** Refuse requests while the audit trail cannot be written (OPENCLAW_AUDIT_REQUIRED). */
   auditRequired: boolean;
   /** Record call data in audit entries (OPENCLAW_AUDIT_PAYLOADS). */
   auditPayloads: boolean;
   logger: Logger;
-  limits: { maxFrameBytes: number; heartbeatMs: number; defaultTimeoutMs: number; maxInFlightPerConnection: number };
+  limits: {
+    maxFrameBytes: number;
+    maxJsonDepth: number;
+    heartbeatMs: number;
+    defaultTimeoutMs: number;
+    maxInFlightPerConnection: number;
+  };
 }
 
 /** One request being handled: its session and its id (for events tied to it). */
@@ -106,7 +116,11 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
       sessionId: session.id,
       replica: ctx.replicaId,
       principal: { id: p.id, tenant: p.tenant, roles: [...p.roles] },
-      limits: { maxFrameBytes: ctx.limits.maxFrameBytes, heartbeatMs: ctx.limits.heartbeatMs },
+      limits: {
+        maxFrameBytes: ctx.limits.maxFrameBytes,
+        maxJsonDepth: ctx.limits.maxJsonDepth,
+        heartbeatMs: ctx.limits.heartbeatMs,
+      },
     };
   },
 
@@ -147,13 +161,28 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
     const parent = params.parent
       ? { delegation: await issuer.verify(params.parent), actingAgent: [...session.instances.values()] }
       : undefined;
+    if (parent) await requireLiveIssuers(ctx, parent.delegation);
+    // Bound to the principals the agent connects as, so that another principal registering the same
+    // agent name cannot replay the token.
+    const audience = async (): Promise<string[]> => {
+      if (params.principal !== undefined) return [params.principal];
+      const live = await ctx.registry.principalsOf(qualifiedAgent(session.principal.tenant, params.agent));
+      if (live.length > 0) return live;
+      throw new GatewayError(
+        'BAD_REQUEST',
+        `agent '${params.agent}' has no live instance to bind the delegation to: name the principal it connects as in 'principal', or mint it once the agent is registered`,
+        { details: [{ field: 'principal', message: 'required while the agent has no live instance' }] },
+      );
+    };
     const { token, delegation } = await issuer.mint({
       principal: session.principal.id,
       tenant: session.principal.tenant,
       holds: (permission) => ctx.authorizer.can(session.principal, permission),
       agent: params.agent,
+      audience,
       permissions: params.permissions,
       ttlSeconds: params.ttlSeconds,
+      issuerExpiresAt: session.principal.expiresAt,
       maxDepth: params.maxDepth,
       parent,
     });
@@ -167,6 +196,7 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
         onBehalfOf: delegation.onBehalfOf,
         chain: delegation.chain.join(' > '),
         depth: delegation.depth,
+        audience: delegation.audience.join(' '),
       },
     });
     return { token, expiresAt: delegation.expiresAt, depth: delegation.depth, maxDepth: delegation.maxDepth };
@@ -186,6 +216,13 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
       }
       if (delegated.tenant !== session.principal.tenant)
         throw new GatewayError('FORBIDDEN', 'this delegation is of another tenant');
+      if (!delegated.audience.includes(session.principal.id)) {
+        throw new GatewayError(
+          'FORBIDDEN',
+          `this delegation was issued to ${delegated.audience.map((p) => `'${p}'`).join(', ')}, not to this connection's principal`,
+        );
+      }
+      await requireLiveIssuers(ctx, delegated);
       if (!grantOf(delegated.permissions, `agent:invoke:${params.agent}`)) {
         throw new GatewayError('FORBIDDEN', `the delegation does not grant 'agent:invoke:${params.agent}'`);
       }
@@ -474,6 +511,22 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
     );
   },
 };
+
+/**
+ * Refuses a delegation one of whose issuers' API keys has been revoked since: revoking a key ends the
+ * delegations it minted, and those minted from them.
+ */
+async function requireLiveIssuers(ctx: HandlerContext, delegation: Delegation): Promise<void> {
+  if (!ctx.apiKeys) return;
+  const ids = delegation.chain.flatMap((p) => /^apikey:([0-9a-f]{12})$/.exec(p)?.[1] ?? []);
+  const revoked = await ctx.apiKeys.revokedAmong(ids);
+  if (revoked.size > 0) {
+    throw new GatewayError(
+      'FORBIDDEN',
+      `the delegation was minted by API key '${[...revoked][0]}', which has been revoked since`,
+    );
+  }
+}
 
 function requireDelegation(ctx: HandlerContext): DelegationIssuer {
   if (!ctx.delegations) {

@@ -15,6 +15,14 @@ import type { ActionParams } from '@openclaw/protocol';
 import { SpanKind } from '@opentelemetry/api';
 import type { Session } from './session';
 
+/** One agent's instances attached to this replica (`GET /status`). */
+export interface LocalAgentStatus {
+  name: string;
+  tenant: string;
+  instances: number;
+  openTasks: number;
+}
+
 interface LocalInstance {
   instanceId: string;
   agent: string;
@@ -71,16 +79,19 @@ export class AgentHost {
     return n;
   }
 
-  /** Local agents and how many instances each has here. */
-  localAgents(): { name: string; instances: number; openTasks: number }[] {
-    const byName = new Map<string, { name: string; instances: number; openTasks: number }>();
+  /** Local agents (every tenant's, or one tenant's) and how many instances each has here. */
+  localAgents(tenant?: string): LocalAgentStatus[] {
+    const byName = new Map<string, LocalAgentStatus>();
     for (const i of this.instances.values()) {
-      const entry = byName.get(i.agent) ?? { name: i.agent, instances: 0, openTasks: 0 };
+      const own = i.session.principal.tenant;
+      if (tenant !== undefined && own !== tenant) continue;
+      const key = qualifiedAgent(own, i.agent);
+      const entry = byName.get(key) ?? { name: i.agent, tenant: own, instances: 0, openTasks: 0 };
       entry.instances += 1;
       entry.openTasks += i.openTasks.size;
-      byName.set(i.agent, entry);
+      byName.set(key, entry);
     }
-    return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+    return [...byName.values()].sort((a, b) => a.tenant.localeCompare(b.tenant) || a.name.localeCompare(b.name));
   }
 
   /** Makes a session an instance of an agent. */
@@ -106,6 +117,7 @@ export class AgentHost {
         tasks: params.tasks ?? [],
         concurrency: params.concurrency ?? 1,
         meta: params.meta,
+        principal: session.principal.id,
       });
     } catch (error) {
       this.instances.delete(instanceId);

@@ -29,6 +29,9 @@ export interface ReplicaReport {
   at: number;
 }
 
+/** What every tenant may see of a replica: whether it serves. */
+export type ReplicaHealth = Pick<ReplicaReport, 'replicaId' | 'version' | 'startedAt' | 'ready' | 'draining' | 'at'>;
+
 /** Redis state as `gateway status` shows it. */
 export interface RedisHealth {
   reachable: boolean;

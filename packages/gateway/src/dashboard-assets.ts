@@ -63,7 +63,7 @@ export class DashboardAssets {
     const method = req.method ?? 'GET';
     if (method !== 'GET' && method !== 'HEAD') return false;
     if (path === '/' || path === '/dashboard') {
-      res.writeHead(302, { location: '/dashboard/', 'cache-control': 'no-store' }).end();
+      res.writeHead(302, { location: '/dashboard/', 'cache-control': 'no-store', ...SECURITY_HEADERS }).end();
       return true;
     }
     if (!path.startsWith('/dashboard/')) return false;

@@ -4,7 +4,9 @@ import {
   type ActionName,
   AGENT_REPLY_ACTIONS,
   describeIssues,
+  type FieldIssue,
   isActionName,
+  nestingProblem,
   type RequestId,
   RequestIdSchema,
   type WireError,
@@ -117,6 +119,11 @@ export function handleFrame(ctx: HandlerContext, session: Session, data: Buffer,
     });
     return;
   }
+  const tooDeep = nestingProblem(params, ctx.limits.maxJsonDepth);
+  if (tooDeep) {
+    refuseTooDeep(ctx, session, action, id, params, tooDeep, answer);
+    return;
+  }
   const parsed = ACTION_PARAMS[action].safeParse(params);
   if (!parsed.success) {
     const details = describeIssues(parsed.error);
@@ -196,6 +203,47 @@ function run(
   return undefined;
 }
 
+/**
+ * A frame nested deeper than OPENCLAW_MAX_JSON_DEPTH: `BAD_REQUEST` naming the field. An agent's
+ * too-deep result or error still ends its task, as an error, so the caller is answered at once.
+ */
+function refuseTooDeep(
+  ctx: HandlerContext,
+  session: Session,
+  action: ActionName,
+  id: RequestId | null,
+  params: Record<string, unknown>,
+  problem: FieldIssue,
+  answer: boolean,
+): void {
+  const message = `${problem.field || 'the frame'} is nested deeper than ${ctx.limits.maxJsonDepth} levels`;
+  if ((action === 'task.result' || action === 'task.error') && typeof params.taskId === 'string') {
+    const taskId = params.taskId;
+    try {
+      ctx.agents.handleAgentReply(
+        session,
+        'task.error',
+        { taskId, error: { code: 'BAD_REQUEST', message: `the agent's answer: ${message}`, retryable: false } },
+        (agent) => {
+          if (!ctx.authorizer.can(session.principal, `agent:register:${agent}`)) {
+            throw new GatewayError('FORBIDDEN', `missing permission 'agent:register:${agent}'`);
+          }
+        },
+      );
+    } catch {
+      // Not a task this connection holds (or may answer): only the agent hears of its frame.
+    }
+  }
+  if (!answer) return;
+  respondError(ctx, session, id, action, {
+    code: 'BAD_REQUEST',
+    message: `invalid ${action}: ${message}`,
+    retryable: false,
+    details: [problem],
+    ...notHandled(action),
+  });
+}
+
 /** Marks the action's span as failed, with the error's code (never its details). */
 function markSpan(error: unknown): void {
   const code = error instanceof GatewayError ? error.code : 'INTERNAL';
@@ -205,10 +253,17 @@ function markSpan(error: unknown): void {
 }
 
 function respondOk(ctx: HandlerContext, session: Session, id: RequestId | null, action: string, result: unknown): void {
+  try {
+    session.send({ id, ok: true, result });
+  } catch (error) {
+    // A result that cannot be sent (it cannot be serialised) still ends the request.
+    logInternal(ctx, error);
+    respondError(ctx, session, id, action, toWireError(error));
+    return;
+  }
   ctx.metrics.countRequest(action, 'ok');
   // One line per answered request at debug level (with the trace and span ids when traced).
   if (ctx.logger.isLevelEnabled('debug')) ctx.logger.debug({ action, outcome: 'ok', session: session.id }, 'request');
-  session.send({ id, ok: true, result });
 }
 
 function respondError(

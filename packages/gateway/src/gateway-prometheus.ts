@@ -72,7 +72,7 @@ export class GatewayPrometheus extends ProcessMetrics {
     });
     new Counter({
       name: 'openclaw_connections_closed_total',
-      help: 'Connections the gateway closed, by close code (1001 drain, 1008 credentials, 1009 frame size, 1013 slow consumer, 1006 missed pings).',
+      help: 'Connections the gateway closed, by close code (1001 drain, 1002 or 1007 malformed frames, 1006 missed pings, 1008 credentials, 1009 frame size, 1012 stopped before answering, 1013 slow consumer).',
       labelNames: ['code'],
       registers: [registry],
       collect() {

@@ -33,6 +33,7 @@ import {
   type Logger,
   loadCustomValidators,
   NoAuthenticator,
+  OPERATORS_TENANT,
   type Principal,
   RedisClusterBus,
   RedisKeys,
@@ -48,15 +49,21 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type Redis from 'ioredis';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { HandlerContext } from './action-handlers';
-import { AgentHost } from './agent-host';
-import { ClusterView, type RedisHealth, type ReplicaReport, summarizeValidators } from './cluster-view';
+import { AgentHost, type LocalAgentStatus } from './agent-host';
+import {
+  ClusterView,
+  type RedisHealth,
+  type ReplicaHealth,
+  type ReplicaReport,
+  summarizeValidators,
+} from './cluster-view';
 import { ClusterWatch } from './cluster-watch';
 import { handleFrame } from './frame-handler';
 import { GatewayMetrics, type MetricsSnapshot } from './gateway-metrics';
 import { GatewayPrometheus } from './gateway-prometheus';
 import { HttpApi, statusOf } from './http-api';
 import { isOriginAllowed } from './origin';
-import { Session } from './session';
+import { protocolCloseCode, Session } from './session';
 import { TaskEventRouter } from './task-events';
 import { GATEWAY_VERSION } from './version';
 
@@ -98,7 +105,12 @@ const AUDIT_TAIL = 25;
 /** The cluster at a glance, as `GET /v1/cluster` and `cluster.snapshot` events carry it. */
 export interface ClusterStatus {
   at: number;
-  replicas: Omit<ReplicaReport, 'requests' | 'coordinatorLatencyMs'>[];
+  /**
+   * `cluster` for the operators' tenant: every figure. `tenant` for any other tenant: the replicas'
+   * health only, and no figure that spans tenants (traffic, workers, queue, validators, Redis details).
+   */
+  scope: 'cluster' | 'tenant';
+  replicas: (ReplicaHealth & Partial<Omit<ReplicaReport, 'requests' | 'coordinatorLatencyMs'>>)[];
   /** Each replica's request counters since it started, and its latency window. */
   requests: Pick<ReplicaReport, 'replicaId' | 'requests' | 'coordinatorLatencyMs'>[];
   workers: Record<string, string>[];
@@ -122,7 +134,7 @@ export interface GatewayStatus {
   draining: boolean;
   connections: number;
   inFlight: number;
-  agents: { name: string; instances: number; openTasks: number }[];
+  agents: LocalAgentStatus[];
 }
 
 const WS_PATHS = new Set(['/', '/ws']);
@@ -234,6 +246,7 @@ export class Gateway {
     this.httpAgents = new HttpAgentClient({
       allowPrivate: config.httpAgentsAllowPrivateResolved,
       maxResponseBytes: config.maxFrameBytes,
+      maxJsonDepth: config.maxJsonDepth,
     });
     this.authorizer = new Authorizer(this.redis, keys, logger);
     this.audit = new AuditLog({
@@ -367,11 +380,13 @@ export class Gateway {
       audit: this.audit,
       authorizer: this.authorizer,
       delegations: config.delegationSecret === '' ? undefined : new DelegationIssuer(config.delegationSecret),
+      apiKeys: this.apiKeys,
       auditRequired: config.auditRequired,
       auditPayloads: config.auditPayloads,
       logger,
       limits: {
         maxFrameBytes: config.maxFrameBytes,
+        maxJsonDepth: config.maxJsonDepth,
         heartbeatMs: config.heartbeatMs,
         defaultTimeoutMs: config.defaultTimeoutMs,
         maxInFlightPerConnection: config.maxInFlightPerConnection,
@@ -412,7 +427,8 @@ export class Gateway {
     return { ready: redis && bus && !this.draining, redis, bus, draining: this.draining };
   }
 
-  status(): GatewayStatus {
+  /** This replica's status, with its agents of one tenant (or of every tenant, named `<tenant>/<agent>`). */
+  status(tenant?: string): GatewayStatus {
     return {
       replicaId: this.config.replicaId,
       version: GATEWAY_VERSION,
@@ -422,15 +438,18 @@ export class Gateway {
       draining: this.draining,
       connections: this.sessions.size,
       inFlight: this.dispatcher.inFlight,
-      agents: this.agents.localAgents(),
+      agents: this.agents.localAgents(tenant),
     };
   }
 
   /**
    * The whole cluster at a glance (`openclaw gateway status`, `cluster.watch`): every live replica's
-   * report, the workers, a tenant's agents, the queue and Redis.
+   * report, the workers, a tenant's agents, the queue and Redis. Only the operators' tenant gets the
+   * figures that span tenants; another tenant gets its own agents, approvals and audit, and the
+   * replicas' health.
    */
   async clusterStatus(tenant: string, options: { audit?: boolean } = {}): Promise<ClusterStatus> {
+    if (tenant !== OPERATORS_TENANT) return this.tenantStatus(tenant, options);
     const view = this.clusterView;
     const [replicas, workers, agents, queue, redis, pending, audit] = await Promise.all([
       view.replicas(),
@@ -443,6 +462,7 @@ export class Gateway {
     ]);
     return {
       at: Date.now(),
+      scope: 'cluster',
       replicas: replicas.map(
         ({ requests: _requests, coordinatorLatencyMs: _latency, validators: _validators, ...rest }) => rest,
       ),
@@ -454,9 +474,40 @@ export class Gateway {
       workers: workers.map((w) => w.info),
       agents,
       queue: queue ?? null,
-      approvalsPending: pending[tenant] ?? 0,
+      approvalsPending: Object.hasOwn(pending, tenant) ? (pending[tenant] ?? 0) : 0,
       redis,
       validators: summarizeValidators([...replicas, ...workers]),
+      ...(audit === undefined ? {} : { audit }),
+    };
+  }
+
+  /** {@link clusterStatus} for a tenant other than the operators'. */
+  private async tenantStatus(tenant: string, options: { audit?: boolean }): Promise<ClusterStatus> {
+    const [replicas, agents, reachable, pending, audit] = await Promise.all([
+      this.clusterView.replicas(),
+      this.registry.list(tenant).catch(() => []),
+      this.clusterView.redisHealth().then((r) => r.reachable),
+      this.approvals.pendingCounts().catch(() => ({}) as Record<string, number>),
+      options.audit ? this.audit.tail(tenant, AUDIT_TAIL).catch(() => undefined) : undefined,
+    ]);
+    return {
+      at: Date.now(),
+      scope: 'tenant',
+      replicas: replicas.map(({ replicaId, version, startedAt, ready, draining, at }) => ({
+        replicaId,
+        version,
+        startedAt,
+        ready,
+        draining,
+        at,
+      })),
+      requests: [],
+      workers: [],
+      agents,
+      queue: null,
+      approvalsPending: Object.hasOwn(pending, tenant) ? (pending[tenant] ?? 0) : 0,
+      redis: { reachable },
+      validators: [],
       ...(audit === undefined ? {} : { audit }),
     };
   }
@@ -576,6 +627,8 @@ export class Gateway {
       this.retentionTimer = setInterval(() => void this.trimAudit(), AUDIT_TRIM_INTERVAL_MS);
       this.retentionTimer.unref();
     }
+    // Trails a replica of an earlier version wrote last have no sealed head yet: seal them.
+    void this.audit.sealAll().catch(() => 0);
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -674,6 +727,7 @@ export class Gateway {
       return new GatewayError('UNAVAILABLE', 'the audit trail cannot be written now; refusing to serve unaudited');
     }
     if (!isOriginAllowed(req.headers.origin, this.config, req.headers.host)) {
+      this.auditOriginRefused(req, path);
       return new GatewayError('FORBIDDEN', 'this Origin is not allowed to connect');
     }
     let principal: Principal;
@@ -709,7 +763,7 @@ export class Gateway {
       error.retryAfterMs === undefined ? '' : `Retry-After: ${Math.ceil(error.retryAfterMs / 1000)}\r\n`;
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
-        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retryAfter}Connection: close\r\n\r\n${body}`,
+        `Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retryAfter}Connection: close\r\n\r\n${body}`,
     );
     // A client that reads the refusal and never closes its side must not hold the socket open.
     const linger = setTimeout(() => socket.destroy(), REFUSED_SOCKET_LINGER_MS).unref();
@@ -743,16 +797,19 @@ export class Gateway {
     });
     ws.on('error', (error) => {
       // ws closes the socket itself (1009 for an oversize frame); only record it.
-      if ((error as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
-        this.metrics.countClose(CloseCode.FRAME_TOO_LARGE);
+      const code = protocolCloseCode(error);
+      if (code !== undefined) session.closedByProtocol(code);
       this.logger.debug({ err: error.message, session: session.id }, 'websocket error');
     });
     ws.on('close', (code) => {
+      // The code the gateway sent if it closed first: ws reports 1006 when the peer's close frame
+      // never comes back (always, after ws closed for an oversize frame).
+      const sent = session.closeCode;
       this.audit.record(principal.tenant, {
         type: 'connection.closed',
         principal: principal.id,
         outcome: 'ok',
-        details: { session: session.id, code },
+        details: { session: session.id, code: sent ?? code, closedBy: sent === undefined ? 'peer' : 'gateway' },
       });
       this.sessions.delete(session);
       this.taskEvents.detach(session);
@@ -760,6 +817,19 @@ export class Gateway {
       this.connections.release(principal.id, session.id);
       this.metrics.connectionsCurrent -= 1;
       void this.agents.detach(session);
+    });
+  }
+
+  /** Records a request refused for its `Origin` (before any credential is read: no tenant yet). */
+  auditOriginRefused(req: IncomingMessage, path: string): void {
+    this.audit.record(UNAUTHENTICATED_TENANT, {
+      type: 'origin.refused',
+      outcome: 'FORBIDDEN',
+      details: {
+        address: clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], this.config.trustedProxies),
+        origin: String(req.headers.origin ?? '').slice(0, 256),
+        path,
+      },
     });
   }
 
@@ -803,6 +873,7 @@ export class Gateway {
   async trimAudit(): Promise<void> {
     const before = Date.now() - this.config.auditRetentionDays * 86_400_000;
     for (const tenant of await this.audit.tenants().catch(() => [])) {
+      await this.audit.seal(tenant).catch(() => false);
       const removed = await this.audit.trim(tenant, before).catch(() => 0);
       if (removed > 0) this.logger.info({ tenant, removed }, 'trimmed audit entries past retention');
     }
@@ -976,7 +1047,10 @@ function createAuthenticator(config: GatewayConfig, apiKeys: ApiKeyStore | undef
           audience: config.jwtAudience,
           algorithms: config.jwtAlgorithms,
           clockSkewSeconds: config.jwtClockSkewSeconds,
+          requireExp: config.jwtRequireExp,
+          maxLifetimeSeconds: config.jwtMaxLifetimeSeconds,
           tenantClaim: config.jwtTenantClaim,
+          defaultTenant: config.jwtDefaultTenant,
           rolesClaim: config.jwtRolesClaim,
           scopeClaim: config.jwtScopeClaim,
           groupsClaim: config.jwtGroupsClaim,

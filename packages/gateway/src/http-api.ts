@@ -1,10 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  type AuditLog,
+  CLUSTER_ADMIN,
   checkAgentUrl,
   contextOf,
   GatewayError,
   inSpan,
+  isOperator,
+  OPERATORS_TENANT,
   PolicyError,
   type Principal,
   publicLedgerRecord,
@@ -20,6 +22,7 @@ import {
   ApprovalListParamsSchema,
   CoordinatorParamsSchema,
   describeIssues,
+  nestingProblem,
   RetryPolicySchema,
   TASK_STATES,
   TaskNameSchema,
@@ -64,12 +67,14 @@ export class HttpApi {
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     const header = req.headers.traceparent;
+    // Who asked, once authenticated: every refusal is audited in that principal's tenant.
+    const asker: Asker = {};
     // Probes and scrapes make no traces; every other request is a server span, continuing the
     // caller's `traceparent` header (the CLI sends one when it traces).
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const quiet = path === '/healthz' || path === '/readyz' || path === '/metrics' || path.startsWith('/dashboard');
     const routed = quiet
-      ? this.route(req, res)
+      ? this.route(req, res, asker)
       : inSpan(
           `openclaw ${req.method ?? 'GET'} ${routeName(path)}`,
           {
@@ -80,7 +85,7 @@ export class HttpApi {
               'openclaw.replica': this.gateway.config.replicaId,
             },
           },
-          () => this.route(req, res),
+          () => this.route(req, res, asker),
         );
     routed.catch((error: unknown) => {
       const wire = toWireError(error);
@@ -88,12 +93,26 @@ export class HttpApi {
       const path = (req.url ?? '/').split('?')[0];
       if (wire.code === 'INTERNAL')
         this.gateway.logger.error({ err: error, method: req.method, path }, 'HTTP handler failed');
+      if (wire.code === 'FORBIDDEN' && asker.principal) {
+        this.gateway.audit.record(asker.principal.tenant, {
+          type: 'authz.denied',
+          principal: asker.principal.id,
+          outcome: 'FORBIDDEN',
+          details: {
+            via: 'http',
+            method: req.method ?? 'GET',
+            path: routeName(path ?? '/'),
+            ...permissionOf(wire),
+            reason: wire.message,
+          },
+        });
+      }
       if (wire.retryAfterMs !== undefined) res.setHeader('retry-after', String(Math.ceil(wire.retryAfterMs / 1000)));
       send(res, statusOf(wire.code), { error: wire });
     });
   }
 
-  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async route(req: IncomingMessage, res: ServerResponse, asker: Asker): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://gateway.invalid').pathname;
     const method = req.method ?? 'GET';
     if (path === '/healthz') return send(res, 200, { status: 'ok' });
@@ -107,9 +126,11 @@ export class HttpApi {
     if (this.dashboard.serve(req, res, path)) return;
     // Browsers may reach a replica on localhost: a page from another origin must not drive its API.
     if (!isOriginAllowed(req.headers.origin, this.gateway.config, req.headers.host)) {
+      this.gateway.auditOriginRefused(req, path);
       throw new GatewayError('FORBIDDEN', 'this Origin is not allowed to use the API');
     }
     const principal = await this.gateway.authenticateRequest(req);
+    asker.principal = principal;
     if (path === '/v1/apikeys' || path.startsWith('/v1/apikeys/'))
       return this.apiKeyEndpoints(req, res, principal, path, method);
     if (path === '/v1/policy' || path === '/v1/policy/explain')
@@ -123,31 +144,41 @@ export class HttpApi {
     if (path === '/v1/approvals' || path.startsWith('/v1/approvals/')) {
       return this.approvalEndpoints(req, res, principal, path, method);
     }
-    if (path === '/v1/workers' && method === 'GET') return send(res, 200, await this.gateway.workers());
+    if (path === '/v1/workers' && method === 'GET') {
+      this.needClusterWide(principal, 'the workers');
+      return send(res, 200, await this.gateway.workers());
+    }
     if (path === '/v1/cluster' && method === 'GET') {
-      need(this.gateway, principal, 'cluster:read', this.gateway.audit);
+      need(this.gateway, principal, 'cluster:read');
       const audit = this.gateway.authorizer.can(principal, 'audit:read');
       return send(res, 200, await this.gateway.clusterStatus(principal.tenant, { audit }));
     }
     if (path === '/v1/cluster/metrics' && method === 'GET') {
-      need(this.gateway, principal, 'cluster:read', this.gateway.audit);
+      this.needClusterWide(principal, "the cluster's metrics");
       const [replicas, queue] = await Promise.all([
         this.gateway.clusterView.replicas(),
         this.gateway.asyncTasks.queue.counts().catch(() => undefined),
       ]);
       return send(res, 200, { at: Date.now(), replicas, queue: queue ?? null });
     }
-    if (path === '/status' && method === 'GET') return send(res, 200, this.gateway.status());
-    if (path === '/v1/metrics' && method === 'GET') return send(res, 200, this.gateway.metricsSnapshot());
+    if (path === '/status' && method === 'GET') {
+      // Every tenant sees this replica's health and its own agents here; only operators see all of them.
+      const everyTenant = isOperator(principal) && this.gateway.authorizer.can(principal, 'cluster:read');
+      return send(res, 200, this.gateway.status(everyTenant ? undefined : principal.tenant));
+    }
+    if (path === '/v1/metrics' && method === 'GET') {
+      this.needClusterWide(principal, "this replica's metrics");
+      return send(res, 200, this.gateway.metricsSnapshot());
+    }
     if (path === '/v1/agents' && method === 'GET') {
-      need(this.gateway, principal, 'agent:list', this.gateway.audit);
+      need(this.gateway, principal, 'agent:list');
       return send(res, 200, await this.gateway.registry.list(principal.tenant));
     }
     if (path === '/v1/agents' && method === 'POST') return this.registerHttpAgent(req, res, principal);
     const match = /^\/v1\/agents\/([^/]+)$/.exec(path);
     if (match && method === 'DELETE') {
       const name = decodeURIComponent(match[1]!);
-      need(this.gateway, principal, `agent:register:${name}`, this.gateway.audit);
+      need(this.gateway, principal, `agent:register:${name}`);
       const existed = await this.gateway.registry.removeHttpAgent(qualifiedAgent(principal.tenant, name));
       if (!existed) throw new GatewayError('NOT_FOUND', `no HTTP agent named '${name}'`);
       this.gateway.audit.record(principal.tenant, {
@@ -163,7 +194,8 @@ export class HttpApi {
 
   /**
    * `POST /v1/apikeys` (create; the key is in the answer, once), `GET /v1/apikeys` (list),
-   * `DELETE /v1/apikeys/<id>` (revoke). Admin only.
+   * `DELETE /v1/apikeys/<id>` (revoke). A tenant's admins (`admin`) manage their own tenant's keys;
+   * other tenants' keys are cluster administration ({@link CLUSTER_ADMIN}).
    */
   private async apiKeyEndpoints(
     req: IncomingMessage,
@@ -172,17 +204,22 @@ export class HttpApi {
     path: string,
     method: string,
   ): Promise<void> {
-    need(this.gateway, principal, 'admin', this.gateway.audit);
+    need(this.gateway, principal, 'admin');
+    const everyTenant = this.gateway.authorizer.can(principal, CLUSTER_ADMIN);
     const store = this.gateway.apiKeys;
     if (!store) {
       throw new GatewayError('UNAVAILABLE', 'stored API keys need OPENCLAW_API_KEY_SECRET on the gateway', {
         retryable: false,
       });
     }
-    if (path === '/v1/apikeys' && method === 'GET') return send(res, 200, await store.list());
+    if (path === '/v1/apikeys' && method === 'GET') {
+      const asked = new URL(req.url ?? '/', 'http://gateway.invalid').searchParams.get('tenant');
+      if (asked !== null && asked !== principal.tenant) this.needClusterAdmin(principal, "another tenant's API keys");
+      return send(res, 200, await store.list(asked ?? (everyTenant ? undefined : principal.tenant)));
+    }
     if (path === '/v1/apikeys' && method === 'POST') {
       requireJson(req);
-      const parsed = NewApiKeyBodySchema.safeParse(await readJson(req));
+      const parsed = NewApiKeyBodySchema.safeParse(await readJson(req, this.gateway.config.maxJsonDepth));
       if (!parsed.success) {
         const details = describeIssues(parsed.error);
         throw new GatewayError(
@@ -191,10 +228,12 @@ export class HttpApi {
           { details },
         );
       }
+      const tenant = parsed.data.tenant ?? principal.tenant;
+      if (tenant !== principal.tenant) this.needClusterAdmin(principal, `a key for tenant '${tenant}'`);
       const { key, info } = await store.create({
         name: parsed.data.name,
         role: parsed.data.role,
-        tenant: parsed.data.tenant ?? principal.tenant,
+        tenant,
         createdBy: principal.id,
         expiresAt: parsed.data.expiresAt,
       });
@@ -218,7 +257,21 @@ export class HttpApi {
     }
     const match = /^\/v1\/apikeys\/([^/]+)$/.exec(path);
     if (match && method === 'DELETE') {
-      const info = await store.revoke(decodeURIComponent(match[1]!));
+      const id = decodeURIComponent(match[1]!);
+      // Another tenant's key is answered as if it did not exist (ids are not to be probed), and audited.
+      const existing = await store.get(id);
+      if (existing && existing.tenant !== principal.tenant && !everyTenant) {
+        this.gateway.audit.record(principal.tenant, {
+          type: 'authz.denied',
+          principal: principal.id,
+          outcome: 'FORBIDDEN',
+          details: { via: 'http', method, path: '/v1/apikeys/:id', reason: "another tenant's API key" },
+        });
+      }
+      if (!existing || (existing.tenant !== principal.tenant && !everyTenant)) {
+        throw new GatewayError('NOT_FOUND', `no API key with id '${id}'`);
+      }
+      const info = await store.revoke(id);
       this.gateway.logger.info({ apiKey: info.id, principal: principal.id }, 'revoked an API key');
       this.gateway.audit.record(principal.tenant, {
         type: 'apikey.revoked',
@@ -234,8 +287,9 @@ export class HttpApi {
 
   /**
    * `GET /v1/audit?tenant=&limit=` (the last entries), `GET /v1/audit?tenant=&since=&until=` (entries
-   * between two times, ISO or epoch ms), `GET /v1/audit/verify?tenant=` (the chain). Admins read their
-   * own tenant; admins of tenant `default` (operators) may name any tenant, and verify all of them.
+   * between two times, ISO or epoch ms), `GET /v1/audit/verify?tenant=` (the chain). A tenant's admins
+   * read their own tenant; cluster administrators ({@link CLUSTER_ADMIN}) may name any tenant, verify
+   * all of them, and see failed logins in reports.
    */
   private async auditEndpoints(
     req: IncomingMessage,
@@ -243,17 +297,15 @@ export class HttpApi {
     principal: Principal,
     path: string,
   ): Promise<void> {
-    need(this.gateway, principal, 'admin', this.gateway.audit);
+    need(this.gateway, principal, 'admin');
     const query = new URL(req.url ?? '/', 'http://gateway.invalid').searchParams;
     const asked = query.get('tenant');
-    if (asked !== null && asked !== principal.tenant && principal.tenant !== 'default') {
-      throw new GatewayError('FORBIDDEN', "only operators (tenant 'default') may read another tenant's audit trail");
-    }
+    if (asked !== null && asked !== principal.tenant) this.needClusterAdmin(principal, "another tenant's audit trail");
+    const everyTenant = this.gateway.authorizer.can(principal, CLUSTER_ADMIN);
     const audit = this.gateway.audit;
     await audit.drain();
     if (path === '/v1/audit/verify') {
-      const tenants =
-        asked !== null ? [asked] : principal.tenant === 'default' ? await audit.tenants() : [principal.tenant];
+      const tenants = asked !== null ? [asked] : everyTenant ? await audit.tenants() : [principal.tenant];
       const results = await Promise.all(tenants.map((t) => audit.verify(t)));
       return send(res, 200, { ok: results.every((r) => r.ok), tenants: results });
     }
@@ -265,11 +317,8 @@ export class HttpApi {
       const from = Number(streamTime(since, 'since'));
       const to = until === null ? Date.now() : Number(streamTime(until, 'until'));
       const entries = await audit.read(tenant, String(from), String(to), 1_000_000);
-      // Failed logins have no tenant: operators see them in their reports.
-      const failed =
-        principal.tenant === 'default'
-          ? await audit.read(UNAUTHENTICATED_TENANT, String(from), String(to), 1_000_000)
-          : [];
+      // Failed logins have no tenant: cluster administrators see them in their reports.
+      const failed = everyTenant ? await audit.read(UNAUTHENTICATED_TENANT, String(from), String(to), 1_000_000) : [];
       return send(res, 200, summarizeAudit(tenant, { since: from, until: to }, entries, failed));
     }
     if (since !== null || until !== null) {
@@ -287,7 +336,7 @@ export class HttpApi {
   /**
    * `PUT /v1/policy` (YAML body: check and apply for the whole cluster), `GET /v1/policy` (the policy
    * in force), `GET /v1/policy/explain?principal=&permission=` (which binding and role allow it).
-   * Admin only; the policy is cluster-wide, so only operators (tenant `default`) may change it.
+   * The policy is the whole cluster's (every tenant's bindings and rules): cluster administration.
    */
   private async policyEndpoints(
     req: IncomingMessage,
@@ -296,15 +345,13 @@ export class HttpApi {
     path: string,
     method: string,
   ): Promise<void> {
-    need(this.gateway, principal, 'admin', this.gateway.audit);
+    this.needClusterAdmin(principal, 'the policy');
     const authorizer = this.gateway.authorizer;
     if (path === '/v1/policy' && method === 'GET') {
       const stored = await authorizer.stored();
       return send(res, 200, stored ?? { text: '', version: 0 });
     }
     if (path === '/v1/policy' && method === 'PUT') {
-      if (principal.tenant !== 'default')
-        throw new GatewayError('FORBIDDEN', "only operators (tenant 'default') may change the policy");
       // A YAML type: a cross-site form or text/plain request (no CORS preflight) is refused.
       if (!/^(application|text)\/(x-)?yaml\b/i.test(req.headers['content-type'] ?? '')) {
         throw new GatewayError('BAD_REQUEST', 'content-type must be application/yaml');
@@ -346,7 +393,7 @@ export class HttpApi {
         if (key) roles = [key.role];
       }
       const explanation = authorizer.current.explain(
-        { id: subject, tenant: 'default', roles, permissions: new Set() },
+        { id: subject, tenant: OPERATORS_TENANT, roles, permissions: new Set() },
         permission,
       );
       return send(res, 200, {
@@ -385,7 +432,7 @@ export class HttpApi {
         details: { taskId },
       });
     if (path === '/v1/tasks' && method === 'GET') {
-      need(this.gateway, principal, 'task:read', this.gateway.audit);
+      need(this.gateway, principal, 'task:read');
       const query = new URL(req.url ?? '/', 'http://gateway.invalid').searchParams;
       const status = query.get('status') ?? 'failed';
       if (!(TASK_STATES as readonly string[]).includes(status)) {
@@ -405,8 +452,8 @@ export class HttpApi {
       );
     }
     if (path === '/v1/tasks' && method === 'POST') {
-      const body = parseBody(SubmitBodySchema, await readJsonBody(req), 'task');
-      need(this.gateway, principal, `agent:invoke:${body.agent}`, this.gateway.audit);
+      const body = parseBody(SubmitBodySchema, await readJsonBody(req, this.gateway.config.maxJsonDepth), 'task');
+      need(this.gateway, principal, `agent:invoke:${body.agent}`);
       const submitted = await tasks.submit(
         { principal: principal.id, tenant: principal.tenant },
         { ...body, data: body.data ?? null },
@@ -415,10 +462,14 @@ export class HttpApi {
       return send(res, 202, { taskId: submitted.taskId, status: submitted.status });
     }
     if (path === '/v1/workflows' && method === 'POST') {
-      const body = parseBody(WorkflowStartParamsSchema, await readJsonBody(req), 'workflow');
+      const body = parseBody(
+        WorkflowStartParamsSchema,
+        await readJsonBody(req, this.gateway.config.maxJsonDepth),
+        'workflow',
+      );
       for (const step of body.workflow.steps) {
         for (const call of 'parallel' in step ? step.parallel : [step]) {
-          need(this.gateway, principal, `agent:invoke:${call.agent}`, this.gateway.audit);
+          need(this.gateway, principal, `agent:invoke:${call.agent}`);
         }
       }
       const submitted = await tasks.startWorkflow(
@@ -435,11 +486,11 @@ export class HttpApi {
     const taskId = decodeURIComponent(match[1]!);
     const verb = match[2];
     if (verb === undefined && method === 'GET') {
-      need(this.gateway, principal, 'task:read', this.gateway.audit);
+      need(this.gateway, principal, 'task:read');
       return send(res, 200, await taskView({ asyncTasks: tasks }, await tasks.get(taskId, viewer)));
     }
     if (verb === 'events' && method === 'GET') {
-      need(this.gateway, principal, 'task:read', this.gateway.audit);
+      need(this.gateway, principal, 'task:read');
       await tasks.get(taskId, viewer);
       const after = new URL(req.url ?? '/', 'http://gateway.invalid').searchParams.get('after') ?? undefined;
       if (after !== undefined && !/^\d+-\d+$/.test(after)) {
@@ -453,19 +504,23 @@ export class HttpApi {
     }
     if (method !== 'POST' || verb === undefined) throw new GatewayError('NOT_FOUND', `no endpoint ${method} ${path}`);
     if (verb === 'cancel') {
-      need(this.gateway, principal, 'task:cancel', this.gateway.audit);
+      need(this.gateway, principal, 'task:cancel');
       const status = await tasks.cancel(taskId, viewer);
       audit('task.canceled', taskId);
       return send(res, 200, { taskId, status });
     }
     if (verb === 'retry') {
-      need(this.gateway, principal, 'task:retry', this.gateway.audit);
+      need(this.gateway, principal, 'task:retry');
       await tasks.retry(taskId, viewer);
       audit('task.retried', taskId);
       return send(res, 200, { taskId, status: 'submitted' });
     }
-    need(this.gateway, principal, 'task:respond', this.gateway.audit);
-    const body = parseBody(TaskRespondParamsSchema.omit({ taskId: true }), await readJsonBody(req), 'answer');
+    need(this.gateway, principal, 'task:respond');
+    const body = parseBody(
+      TaskRespondParamsSchema.omit({ taskId: true }),
+      await readJsonBody(req, this.gateway.config.maxJsonDepth),
+      'answer',
+    );
     await tasks.respond(taskId, body.output, viewer);
     audit('task.responded', taskId);
     return send(res, 200, { taskId, status: 'working' });
@@ -501,15 +556,42 @@ export class HttpApi {
       return send(res, 200, await getApproval(this.gateway, principal, approvalId));
     }
     if (rest.length === 0 && (verb === 'approve' || verb === 'reject') && method === 'POST') {
-      const body = parseBody(ApprovalDecideParamsSchema.pick({ reason: true }), await readJsonBody(req), 'decision');
+      const body = parseBody(
+        ApprovalDecideParamsSchema.pick({ reason: true }),
+        await readJsonBody(req, this.gateway.config.maxJsonDepth),
+        'decision',
+      );
       return send(res, 200, await decideApproval(this.gateway, principal, approvalId, verb, body.reason));
     }
     throw new GatewayError('NOT_FOUND', `no endpoint ${method} ${path}`);
   }
 
+  /**
+   * Refuses a principal that does not administer the whole cluster.
+   * @param what what is asked for, for the message.
+   */
+  private needClusterAdmin(principal: Principal, what: string): void {
+    if (this.gateway.authorizer.can(principal, CLUSTER_ADMIN)) return;
+    throw new GatewayError(
+      'FORBIDDEN',
+      `missing permission '${CLUSTER_ADMIN}': ${what} is cluster administration, held only by administrators of the operators' tenant '${OPERATORS_TENANT}'`,
+      { details: { permission: CLUSTER_ADMIN } },
+    );
+  }
+
+  /** Refuses a principal that may not see views spanning every tenant (`cluster:read` in the operators' tenant). */
+  private needClusterWide(principal: Principal, what: string): void {
+    need(this.gateway, principal, 'cluster:read');
+    if (isOperator(principal)) return;
+    throw new GatewayError(
+      'FORBIDDEN',
+      `${what} span every tenant: only principals of the operators' tenant '${OPERATORS_TENANT}' with 'cluster:read' see them`,
+    );
+  }
+
   private async registerHttpAgent(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void> {
     requireJson(req);
-    const body = await readJson(req);
+    const body = await readJson(req, this.gateway.config.maxJsonDepth);
     const parsed = HttpAgentBodySchema.safeParse(body);
     if (!parsed.success) {
       const details = describeIssues(parsed.error);
@@ -519,7 +601,7 @@ export class HttpApi {
         { details },
       );
     }
-    need(this.gateway, principal, `agent:register:${parsed.data.name}`, this.gateway.audit);
+    need(this.gateway, principal, `agent:register:${parsed.data.name}`);
     const url = await checkAgentUrl(parsed.data.url, {
       allowPrivate: this.gateway.config.httpAgentsAllowPrivateResolved,
     });
@@ -570,15 +652,21 @@ function requireJson(req: IncomingMessage): void {
   }
 }
 
-function need(gateway: Gateway, principal: Principal, permission: string, audit?: AuditLog): void {
+/** Who an HTTP request acts as, once authenticated. */
+interface Asker {
+  principal?: Principal;
+}
+
+/** Refuses a principal without a permission (the refusal is audited where the request ends). */
+function need(gateway: Gateway, principal: Principal, permission: string): void {
   if (gateway.authorizer.can(principal, permission)) return;
-  audit?.record(principal.tenant, {
-    type: 'authz.denied',
-    principal: principal.id,
-    outcome: 'FORBIDDEN',
-    details: { permission, via: 'http' },
-  });
-  throw new GatewayError('FORBIDDEN', `missing permission '${permission}'`);
+  throw new GatewayError('FORBIDDEN', `missing permission '${permission}'`, { details: { permission } });
+}
+
+/** The permission a refusal names, for its audit entry. */
+function permissionOf(wire: { details?: unknown }): { permission?: string } {
+  const permission = (wire.details as { permission?: unknown } | undefined)?.permission;
+  return typeof permission === 'string' ? { permission } : {};
 }
 
 async function readText(req: IncomingMessage): Promise<string> {
@@ -593,26 +681,29 @@ async function readText(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES)
-      throw new GatewayError('PAYLOAD_TOO_LARGE', `request body is larger than ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk as Buffer);
-  }
+async function readJson(req: IncomingMessage, maxDepth: number): Promise<unknown> {
+  const text = await readText(req);
+  let body: unknown;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    body = JSON.parse(text);
   } catch {
     throw new GatewayError('BAD_REQUEST', 'request body is not valid JSON');
   }
+  const tooDeep = nestingProblem(body, maxDepth);
+  if (tooDeep) {
+    throw new GatewayError(
+      'BAD_REQUEST',
+      `request body: ${tooDeep.field || 'the body'} is nested deeper than ${maxDepth} levels`,
+      { details: [tooDeep] },
+    );
+  }
+  return body;
 }
 
 /** Reads a JSON body (content-type checked). */
-async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+async function readJsonBody(req: IncomingMessage, maxDepth: number): Promise<unknown> {
   requireJson(req);
-  return readJson(req);
+  return readJson(req, maxDepth);
 }
 
 /** Validates a body, with `BAD_REQUEST` naming each failing field. */
@@ -657,13 +748,14 @@ export function statusOf(code: string): number {
   }
 }
 
-/** Writes a JSON response. */
+/** Writes a JSON response (never sniffed as something else: it may echo client-chosen text). */
 export function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
     'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
   });
   res.end(text);
 }

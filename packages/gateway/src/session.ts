@@ -46,6 +46,7 @@ export class Session {
   private readonly maxBufferedBytes: number;
   private readonly onClose: ((code: number) => void) | undefined;
   private closed = false;
+  private sentCode: number | undefined;
 
   /** Cluster-wide call limits of the principal, worked out once at connection. */
   readonly limits: CallLimits;
@@ -63,6 +64,15 @@ export class Session {
   /** Whether the gateway has begun closing this connection (requests arriving now are not handled). */
   get closing(): boolean {
     return this.closed;
+  }
+
+  /**
+   * The close code the gateway sent (or 1006 when it dropped the connection without a closing
+   * handshake); undefined while open, or when the peer closed first. ws reports the peer's code, or
+   * 1006 when the peer's close frame never arrives, which is not what the gateway decided.
+   */
+  get closeCode(): number | undefined {
+    return this.sentCode;
   }
 
   /** Whether frames can still be sent. */
@@ -89,6 +99,7 @@ export class Session {
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.sentCode = code;
     this.onClose?.(code);
     if (this.socket.readyState === this.socket.OPEN || this.socket.readyState === this.socket.CONNECTING) {
       this.socket.close(code, reason);
@@ -97,9 +108,35 @@ export class Session {
     }
   }
 
+  /**
+   * Records that ws closed the socket itself, with `code`, for a frame that broke the protocol or a
+   * limit (1009 for an oversize frame). Idempotent.
+   */
+  closedByProtocol(code: number): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.sentCode = code;
+    this.onClose?.(code);
+  }
+
   /** Drops the connection without a closing handshake (dead peer). */
   terminate(): void {
     this.closed = true;
+    this.sentCode ??= 1006;
     this.socket.terminate();
   }
+}
+
+/**
+ * The close code ws sent for one of its protocol errors (its `WS_ERR_*` codes), or undefined for an
+ * error that is not one.
+ */
+export function protocolCloseCode(error: Error): number | undefined {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('WS_ERR_')) return undefined;
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || code === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH')
+    return CloseCode.FRAME_TOO_LARGE;
+  if (code === 'WS_ERR_INVALID_UTF8') return 1007;
+  if (code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') return CloseCode.POLICY;
+  return 1002;
 }

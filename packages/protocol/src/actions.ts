@@ -70,6 +70,11 @@ export const DelegateParamsSchema = z.object({
   /** How many agents deep the chain may go from the original principal; default 1, at most 5. */
   maxDepth: z.number().int().min(1).max(5).optional(),
   parent: z.string().min(1).max(8192).optional(),
+  /**
+   * The principal the agent connects as: only a connection of that principal may use the token.
+   * Default: the principals of the agent's live instances when it is minted.
+   */
+  principal: z.string().min(1).max(256).optional(),
 });
 
 /** `task.get`: the record of a task. */

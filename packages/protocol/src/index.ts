@@ -71,6 +71,7 @@ export {
   type ValidatorSummary,
 } from './frames';
 export { GatewayError, type GatewayErrorOptions } from './gateway-error';
+export { type JsonDepth, nestingProblem } from './json-depth';
 export {
   AgentNameSchema,
   ApprovalIdSchema,

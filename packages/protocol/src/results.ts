@@ -15,7 +15,12 @@ export const HelloResultSchema = z.object({
   sessionId: z.string(),
   replica: z.string(),
   principal: PrincipalSchema,
-  limits: z.object({ maxFrameBytes: z.number().int(), heartbeatMs: z.number().int() }),
+  limits: z.object({
+    maxFrameBytes: z.number().int(),
+    /** Deepest nesting of a frame; absent from gateways older than this limit. */
+    maxJsonDepth: z.number().int().optional(),
+    heartbeatMs: z.number().int(),
+  }),
 });
 export type HelloResult = z.infer<typeof HelloResultSchema>;
 

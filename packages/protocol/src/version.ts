@@ -7,6 +7,8 @@ export const DEFAULT_LIMITS = {
   maxFrameBytes: 1024 * 1024,
   /** Interval between server pings; a peer that misses two is terminated. */
   heartbeatMs: 15_000,
+  /** Deepest nesting of a frame or HTTP body (objects and arrays); deeper ones are refused with `BAD_REQUEST`. */
+  maxJsonDepth: 64,
   /** Default deadline of a `coordinator` call. */
   coordinatorTimeoutMs: 30_000,
 } as const;

@@ -107,6 +107,11 @@ export interface DelegateOptions {
   maxDepth?: number;
   /** A token this connection's agent was given, to pass a narrower one on. */
   parent?: string;
+  /**
+   * The principal the agent connects as: only its connections may use the token. Default: the
+   * principals of the agent's live instances (the agent must then be registered).
+   */
+  principal?: string;
 }
 
 /** Options of {@link GatewayClient.submit}. */
@@ -563,6 +568,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
     if (options.ttlSeconds !== undefined) params.ttlSeconds = options.ttlSeconds;
     if (options.maxDepth !== undefined) params.maxDepth = options.maxDepth;
     if (options.parent !== undefined) params.parent = options.parent;
+    if (options.principal !== undefined) params.principal = options.principal;
     return parseResult(DelegateResultSchema, await this.send('delegate', params, {}), 'delegate');
   }
 

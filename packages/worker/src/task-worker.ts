@@ -150,7 +150,11 @@ export class TaskWorker {
       registry,
       bus: this.bus,
       store: new TaskStore(this.redis, this.keys),
-      http: new HttpAgentClient({ allowPrivate: config.workerHttpAgentsAllowPrivate, maxResponseBytes: 1 << 20 }),
+      http: new HttpAgentClient({
+        allowPrivate: config.workerHttpAgentsAllowPrivate,
+        maxResponseBytes: 1 << 20,
+        maxJsonDepth: config.maxJsonDepth,
+      }),
       logger,
       // Attempts are governed where they are dispatched, with the policy in force there and then.
       governance,

@@ -52,7 +52,7 @@ export async function startWorkerHttp(options: {
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://worker.invalid').pathname;
     const json = (status: number, body: unknown): void => {
-      res.writeHead(status, { 'content-type': 'application/json' });
+      res.writeHead(status, { 'content-type': 'application/json', 'x-content-type-options': 'nosniff' });
       res.end(JSON.stringify(body));
     };
     if (req.method !== 'GET') return json(405, { error: { code: 'BAD_REQUEST', message: 'only GET is served' } });

@@ -110,7 +110,8 @@ export class WorkflowRunner {
         await this.end(wf, 'completed', { output: run.input });
         return 'completed';
       }
-      let sr = run.steps[step.id];
+      // Step ids are the client's (`constructor`, `toString` are valid ones): own entries only.
+      let sr = Object.hasOwn(run.steps, step.id) ? run.steps[step.id] : undefined;
       if (!sr) {
         sr = await this.startStep(wf, run, step);
       }

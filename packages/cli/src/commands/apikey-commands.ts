@@ -18,13 +18,17 @@ export function parseExpires(text: string, now = Date.now()): number {
 
 /** `openclaw apikey create | list | revoke`. */
 export function addApiKeyCommands(program: Command, defaults: RemoteDefaults): void {
-  const apikey = program.command('apikey').description('manage stored API keys (needs an admin key)');
+  const apikey = program
+    .command('apikey')
+    .description(
+      "manage stored API keys: a tenant's admin manages its own tenant's keys; other tenants' keys need cluster:admin (admins of tenant 'default')",
+    );
 
   withRemoteOptions(apikey.command('create'), defaults)
     .description('create an API key; it is printed once and never shown again')
     .requiredOption('--name <name>', 'what the key is for, e.g. billing-agent')
     .requiredOption('--role <role>', 'admin, agent, caller or operator')
-    .option('--tenant <tenant>', "the key's tenant (default: your own)")
+    .option('--tenant <tenant>', "the key's tenant (default: your own; another needs cluster:admin)")
     .option('--expires <when>', 'a duration (90d, 12h) or an ISO date; default: never')
     .action(
       async (o: {
@@ -50,9 +54,11 @@ export function addApiKeyCommands(program: Command, defaults: RemoteDefaults): v
     );
 
   withRemoteOptions(apikey.command('list'), defaults)
-    .description('list API keys (never the keys themselves)')
-    .action(async (o: { url: string; apiKey?: string; json?: boolean }) => {
-      const keys = (await fetchJson(o, '/v1/apikeys')) as ApiKeyInfo[];
+    .description("list API keys (never the keys themselves): your tenant's, or every tenant's for cluster admins")
+    .option('--tenant <tenant>', "only this tenant's keys (another than your own needs cluster:admin)")
+    .action(async (o: { url: string; apiKey?: string; json?: boolean; tenant?: string }) => {
+      const query = o.tenant === undefined ? '' : `?tenant=${encodeURIComponent(o.tenant)}`;
+      const keys = (await fetchJson(o, `/v1/apikeys${query}`)) as ApiKeyInfo[];
       if (o.json) return void process.stdout.write(`${JSON.stringify(keys, null, 2)}\n`);
       if (keys.length === 0) return void process.stdout.write('no API keys\n');
       const when = (ms?: number) => (ms === undefined ? '-' : new Date(ms).toISOString());

@@ -5,11 +5,15 @@ import { fetchJson, type RemoteDefaults, withRemoteOptions } from '../http-clien
 
 /** `openclaw audit tail | export | verify`. */
 export function addAuditCommands(program: Command, defaults: RemoteDefaults): void {
-  const audit = program.command('audit').description('read and verify the tamper-evident audit trail (admin)');
+  const audit = program
+    .command('audit')
+    .description(
+      "read and verify the tamper-evident audit trail (a tenant's admin: its own; cluster:admin: every tenant)",
+    );
 
   withRemoteOptions(audit.command('tail'), defaults)
     .description('the latest audit entries of a tenant')
-    .option('--tenant <tenant>', 'tenant (default: your own)')
+    .option('--tenant <tenant>', 'tenant (default: your own; another needs cluster:admin)')
     .option('--limit <n>', 'how many entries', '50')
     .action(async (o: { tenant?: string; limit: string; url: string; apiKey?: string; json?: boolean }) => {
       const entries = (await fetchJson(o, `/v1/audit?${query({ tenant: o.tenant, limit: o.limit })}`)) as AuditEntry[];
@@ -28,7 +32,7 @@ export function addAuditCommands(program: Command, defaults: RemoteDefaults): vo
 
   withRemoteOptions(audit.command('export'), defaults, { json: false })
     .description('audit entries between two times, as JSON lines')
-    .option('--tenant <tenant>', 'tenant (default: your own)')
+    .option('--tenant <tenant>', 'tenant (default: your own; another needs cluster:admin)')
     .requiredOption('--since <time>', 'ISO time or epoch ms')
     .option('--until <time>', 'ISO time or epoch ms (default: now)')
     .action(async (o: { tenant?: string; since: string; until?: string; url: string; apiKey?: string }) => {
@@ -43,7 +47,7 @@ export function addAuditCommands(program: Command, defaults: RemoteDefaults): vo
 
   withRemoteOptions(audit.command('verify'), defaults)
     .description("check the hash chain of a tenant's trail (operators: of every tenant); exit 1 if broken")
-    .option('--tenant <tenant>', 'tenant (default: yours; operators: all)')
+    .option('--tenant <tenant>', 'tenant (default: yours; cluster admins: every tenant)')
     .action(async (o: { tenant?: string; url: string; apiKey?: string; json?: boolean }) => {
       const result = (await fetchJson(o, `/v1/audit/verify?${query({ tenant: o.tenant })}`)) as {
         ok: boolean;
@@ -54,7 +58,7 @@ export function addAuditCommands(program: Command, defaults: RemoteDefaults): vo
         for (const t of result.tenants) {
           process.stdout.write(
             t.ok
-              ? `${t.tenant}: ok, ${t.entries} entries\n`
+              ? `${t.tenant}: ok, ${t.entries} entries${describeVerified(t)}\n`
               : `${t.tenant}: BROKEN at entry ${t.broken?.id}: ${t.broken?.reason} (${t.entries} entries read)\n`,
           );
         }
@@ -63,11 +67,20 @@ export function addAuditCommands(program: Command, defaults: RemoteDefaults): vo
     });
 }
 
+/** What a sound trail's verification adds to `<tenant>: ok, <n> entries`. */
+function describeVerified(t: AuditVerification): string {
+  let text = t.lastSeq === undefined ? '' : `, sequence ${t.firstSeq} to ${t.lastSeq}`;
+  if (t.unsequenced) text += `, ${t.unsequenced} of them without sequence numbers (written by an earlier version)`;
+  // A gateway of an earlier version does not say; only an explicit `false` means unkeyed.
+  if (t.keyed === false) text += ' (no OPENCLAW_AUDIT_SECRET: this shows accidental damage only)';
+  return text;
+}
+
 /** `openclaw audit report`, added to the `audit` command. */
 export function addAuditReportCommand(audit: Command, defaults: RemoteDefaults): void {
   withRemoteOptions(audit.command('report'), defaults, { json: false })
     .description('a compliance summary of a span: who called what, denials, admin changes, failed logins')
-    .option('--tenant <tenant>', 'tenant (default: your own)')
+    .option('--tenant <tenant>', 'tenant (default: your own; another needs cluster:admin)')
     .requiredOption('--since <time>', 'ISO time or epoch ms')
     .option('--until <time>', 'ISO time or epoch ms (default: now)')
     .option('--format <format>', 'md or json', 'md')

@@ -32,6 +32,7 @@ export function addGatewayCommands(program: Command, defaults: RemoteDefaults): 
     .action(async (options: RemoteOptions & { json?: boolean }) => {
       const c = (await fetchJson(options, '/v1/cluster')) as ClusterStatus;
       if (options.json) return print(JSON.stringify(c, null, 2));
+      if (c.scope === 'tenant') return print(tenantStatusText(c));
       const ready = c.replicas.filter((r) => r.ready).length;
       const redis = c.redis.reachable
         ? `redis ${c.redis.version} up ${formatDuration((c.redis.uptimeSeconds ?? 0) * 1000)}, ${formatBytes(c.redis.usedMemoryBytes ?? 0)}, ${c.redis.connectedClients} clients, aof ${c.redis.aofEnabled ? 'on' : 'off'}, ${c.redis.maxmemoryPolicy}`
@@ -68,12 +69,7 @@ export function addGatewayCommands(program: Command, defaults: RemoteDefaults): 
               ]),
             ),
         '',
-        c.agents.length === 0
-          ? 'no agents'
-          : renderTable(
-              ['agent', 'kind', 'instances', 'tasks'],
-              c.agents.map((a) => [a.name, a.kind, a.instances, a.tasks.length === 0 ? '*' : a.tasks.join(' ')]),
-            ),
+        agentsText(c),
         '',
         c.queue ? `queue: ${queueText(c.queue)}` : 'queue: unknown (Redis unreachable)',
       ];
@@ -134,9 +130,47 @@ export function addGatewayCommands(program: Command, defaults: RemoteDefaults): 
     });
 }
 
+/**
+ * `gateway status` for a tenant other than the operators': its agents and the replicas' health; the
+ * figures that span tenants are the operators' alone.
+ */
+function tenantStatusText(c: ClusterStatus): string {
+  const ready = c.replicas.filter((r) => r.ready).length;
+  return [
+    `cluster: ${c.replicas.length} replica(s), ${ready} ready; redis ${c.redis.reachable ? 'up' : 'unreachable'}`,
+    "(workers, queue, traffic and Redis details span every tenant: only the operators' tenant sees them)",
+    '',
+    c.replicas.length === 0
+      ? 'no replica has reported in the last 6 s'
+      : renderTable(
+          ['replica', 'version', 'ready', 'age'],
+          c.replicas.map((r) => [
+            r.replicaId,
+            r.version,
+            r.draining ? 'draining' : r.ready ? 'yes' : 'no',
+            formatDuration(c.at - r.startedAt),
+          ]),
+        ),
+    '',
+    agentsText(c),
+  ].join('\n');
+}
+
+/** The tenant's agents, as both views of `gateway status` show them. */
+function agentsText(c: ClusterStatus): string {
+  return c.agents.length === 0
+    ? 'no agents'
+    : renderTable(
+        ['agent', 'kind', 'instances', 'tasks'],
+        c.agents.map((a) => [a.name, a.kind, a.instances, a.tasks.length === 0 ? '*' : a.tasks.join(' ')]),
+      );
+}
+
 /** `GET /v1/cluster`. */
 interface ClusterStatus {
   at: number;
+  /** `tenant`: the view of a tenant other than the operators' (replicas' health only). */
+  scope?: 'cluster' | 'tenant';
   replicas: Omit<ReplicaReport, 'requests' | 'coordinatorLatencyMs'>[];
   workers: Record<string, string>[];
   agents: AgentInfo[];

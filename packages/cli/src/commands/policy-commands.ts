@@ -14,7 +14,9 @@ interface Explanation {
 export function addPolicyCommands(program: Command, defaults: RemoteDefaults): void {
   const policy = program
     .command('policy')
-    .description('the policy of the cluster: RBAC roles and bindings, and governance validators (operators)');
+    .description(
+      "the policy of the cluster: RBAC roles and bindings, and governance validators (cluster:admin: admins of tenant 'default')",
+    );
 
   withRemoteOptions(policy.command('apply'), defaults, { json: false })
     .description('check a policy file and apply it to every replica (within a second, no restart)')

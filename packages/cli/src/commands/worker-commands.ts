@@ -24,7 +24,7 @@ export function addWorkerCommands(program: Command, defaults: RemoteDefaults): v
     });
 
   withRemoteOptions(worker.command('list'), defaults)
-    .description('list the live workers of the cluster')
+    .description("list the live workers of the cluster (cluster:read in tenant 'default')")
     .action(async (options: RemoteOptions & { json?: boolean }) => {
       const workers = (await fetchJson(options, '/v1/workers')) as Record<string, string>[];
       if (options.json) return void process.stdout.write(`${JSON.stringify(workers, null, 2)}\n`);

@@ -44,7 +44,8 @@ export function summarizeAudit(
     if (e.type === 'task.routed') {
       const agent = String(e.details?.agent ?? '-');
       const key = `${principal}\n${agent}`;
-      const row = calls.get(key) ?? { principal, agent, calls: 0, failures: {} };
+      // Outcomes include agents' own error codes: counted in an object without a prototype.
+      const row = calls.get(key) ?? { principal, agent, calls: 0, failures: Object.create(null) };
       row.calls += 1;
       if (e.outcome !== 'ok') row.failures[e.outcome] = (row.failures[e.outcome] ?? 0) + 1;
       calls.set(key, row);

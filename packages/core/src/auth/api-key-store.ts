@@ -102,14 +102,21 @@ export class ApiKeyStore {
     return info;
   }
 
-  /** Every key, newest first. */
-  async list(): Promise<ApiKeyInfo[]> {
+  /** Every key, or one tenant's, newest first. */
+  async list(tenant?: string): Promise<ApiKeyInfo[]> {
     const ids = await this.redis.smembers(this.keys.apiKeys());
     const records = await Promise.all(ids.map((id) => this.redis.hgetall(this.keys.apiKey(id))));
     return records
-      .filter((f) => f.id !== undefined)
+      .filter((f) => f.id !== undefined && (tenant === undefined || f.tenant === tenant))
       .map(toInfo)
       .sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  /** The record of a key id, if there is one. */
+  async get(id: string): Promise<ApiKeyInfo | undefined> {
+    if (!/^[0-9a-f]{12}$/.test(id)) return undefined;
+    const fields = await this.redis.hgetall(this.keys.apiKey(id));
+    return fields.id === undefined ? undefined : toInfo(fields);
   }
 
   /**

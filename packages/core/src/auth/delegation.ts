@@ -11,6 +11,8 @@ export interface Delegation {
   tenant: string;
   /** The agent that may use it. */
   agent: string;
+  /** The principals whose connections may use it (registered as `agent`); no other may. */
+  audience: string[];
   /** The most it grants: a subset of every issuer's rights along the chain. */
   permissions: string[];
   /** Principals that minted it, in order (the original principal first). */
@@ -27,8 +29,15 @@ export interface MintRequest {
   tenant: string;
   holds: (permission: string) => boolean;
   agent: string;
+  /**
+   * The principals the agent connects as (see {@link Delegation.audience}): asked for once the rights
+   * asked for have been checked; at least one.
+   */
+  audience: () => Promise<readonly string[]>;
   permissions: readonly string[];
   ttlSeconds?: number;
+  /** When the minting principal's own credential expires (epoch ms): the token never outlives it. */
+  issuerExpiresAt?: number;
   maxDepth?: number;
   /** A token the minting connection's agent was given, to pass a narrower one on. */
   parent?: { delegation: Delegation; actingAgent: readonly string[] };
@@ -61,6 +70,9 @@ export class DelegationIssuer {
     }
     if (parent && parent.tenant !== request.tenant)
       throw new GatewayError('FORBIDDEN', 'the parent delegation is of another tenant');
+    if (parent && !parent.audience.includes(request.principal)) {
+      throw new GatewayError('FORBIDDEN', 'the parent delegation was issued to another principal');
+    }
     for (const permission of request.permissions) {
       if (!request.holds(permission)) {
         throw new GatewayError('FORBIDDEN', `the delegation asks for more than its issuer has: '${permission}'`, {
@@ -85,12 +97,18 @@ export class DelegationIssuer {
       (request.ttlSeconds ?? 300) * 1000,
       3_600_000,
       parent ? parent.expiresAt - now : Number.POSITIVE_INFINITY,
+      request.issuerExpiresAt !== undefined ? request.issuerExpiresAt - now : Number.POSITIVE_INFINITY,
     );
     if (ttlMs <= 0) throw new GatewayError('FORBIDDEN', 'the parent delegation has expired');
+    const audience = await request.audience();
+    if (audience.length === 0) {
+      throw new GatewayError('BAD_REQUEST', 'a delegation must be bound to at least one principal');
+    }
     const delegation: Delegation = {
       onBehalfOf: parent ? parent.onBehalfOf : request.principal,
       tenant: request.tenant,
       agent: request.agent,
+      audience: [...audience],
       permissions: [...request.permissions],
       chain: parent ? [...parent.chain, request.principal] : [request.principal],
       depth,
@@ -108,6 +126,7 @@ export class DelegationIssuer {
       .setProtectedHeader({ alg: 'HS256', typ: 'openclaw-delegation+jwt' })
       .setIssuer(ISSUER)
       .setSubject(delegation.onBehalfOf)
+      .setAudience(delegation.audience)
       .setIssuedAt()
       .setExpirationTime(Math.floor(delegation.expiresAt / 1000))
       .sign(this.key);
@@ -122,7 +141,14 @@ export class DelegationIssuer {
     try {
       const { payload } = await jwtVerify(token, this.key, { issuer: ISSUER, algorithms: ['HS256'] });
       const list = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+      // Tokens bound to no principal (minted before delegations were bound) could be replayed by any
+      // connection registered under the agent's name: they are refused.
+      const audience = typeof payload.aud === 'string' ? [payload.aud] : list(payload.aud);
+      if (audience.length === 0) {
+        throw new GatewayError('FORBIDDEN', 'the delegation token is bound to no principal: mint it again');
+      }
       return {
+        audience,
         onBehalfOf: String(payload.sub),
         tenant: String(payload.tenant),
         agent: String(payload.agent),
@@ -133,6 +159,7 @@ export class DelegationIssuer {
         expiresAt: (payload.exp ?? 0) * 1000,
       };
     } catch (error) {
+      if (error instanceof GatewayError) throw error;
       const reason =
         error instanceof errors.JWTExpired ? 'the delegation has expired' : 'the delegation token is not valid';
       throw new GatewayError('FORBIDDEN', reason);

@@ -18,7 +18,13 @@ export interface JwtOptions {
   /** Allowed public-key algorithms (never `none`, never an HMAC one). */
   algorithms: readonly string[];
   clockSkewSeconds: number;
+  /** Refuse tokens without `exp` (they would be accepted forever). */
+  requireExp: boolean;
+  /** Longest lifetime accepted, `exp` - `iat` (or now), in seconds; 0: no limit. */
+  maxLifetimeSeconds: number;
   tenantClaim: string;
+  /** Tenant of tokens without the tenant claim; empty: they are refused. */
+  defaultTenant: string;
   rolesClaim: string;
   scopeClaim: string;
   groupsClaim: string;
@@ -39,8 +45,9 @@ const TENANT = /^[a-z0-9][a-z0-9._-]{0,62}$/;
  * against the shared secret and only with HS algorithms; all others only against the issuer's JWKS
  * and only with the allowed public-key algorithms, so an `alg: none` token, or an HMAC token signed
  * with a public key, cannot pass. `exp`, `nbf`, `iss` and `aud` are checked with the configured clock
- * skew. Keys come from one JWKS per issuer (so keys are effectively cached by issuer and kid), with a
- * refetch on an unknown kid at most every 30 s.
+ * skew; a token without `exp`, or living longer than allowed, is refused (unless configured
+ * otherwise), and so is one whose tenant claim is not a tenant name. Keys come from one JWKS per issuer
+ * (so keys are effectively cached by issuer and kid), with a refetch on an unknown kid at most every 30 s.
  */
 export class JwtAuthenticator implements Authenticator {
   private readonly secret: Uint8Array | undefined;
@@ -78,6 +85,8 @@ export class JwtAuthenticator implements Authenticator {
       return this.introspect(credential);
     }
     const payload = await this.verify(credential);
+    // After the signature: a forged token learns nothing from these answers.
+    this.checkLifetime(payload.exp, payload.iat);
     return this.principalOf(payload);
   }
 
@@ -178,6 +187,7 @@ export class JwtAuthenticator implements Authenticator {
     if (typeof answer.exp === 'number' && answer.exp * 1000 <= now - this.options.clockSkewSeconds * 1000) {
       throw unauth('the token has expired');
     }
+    this.checkLifetime(answer.exp, answer.iat);
     const subject = typeof answer.sub === 'string' && answer.sub !== '' ? answer.sub : answer.client_id;
     if (typeof subject !== 'string' || subject === '') throw unauth('the token has no subject or client');
     const principal = { ...this.principalOf({ ...answer, sub: subject }), id: `oauth:${subject}` };
@@ -191,12 +201,53 @@ export class JwtAuthenticator implements Authenticator {
     return principal;
   }
 
+  /**
+   * Refuses a token without `exp` (when required) or one that lives longer than allowed. The lifetime
+   * counts from `iat`, but never from later than now (plus the skew): a future `iat` cannot make a
+   * long-lived token look short.
+   */
+  private checkLifetime(exp: unknown, iat: unknown): void {
+    if (typeof exp !== 'number') {
+      if (this.options.requireExp) throw new GatewayError('UNAUTHENTICATED', 'the token has no exp claim');
+      return;
+    }
+    const max = this.options.maxLifetimeSeconds;
+    if (max === 0) return;
+    const now = Date.now() / 1000;
+    const issued = Math.min(typeof iat === 'number' ? iat : now, now + this.options.clockSkewSeconds);
+    if (exp - issued > max) {
+      throw new GatewayError('UNAUTHENTICATED', `the token lives longer than ${max} s, the longest accepted here`);
+    }
+  }
+
+  /**
+   * The principal's tenant: the tenant claim, or the configured default when the claim is absent. A
+   * claim that is present but not a tenant name is refused, never mapped to another tenant (the
+   * default one is the operators').
+   */
+  private tenantOf(payload: JWTPayload): string {
+    const name = this.options.tenantClaim;
+    const claim = payload[name];
+    if (claim === undefined) {
+      if (this.options.defaultTenant === '') {
+        throw new GatewayError('UNAUTHENTICATED', `the token has no tenant claim '${name}'`);
+      }
+      return this.options.defaultTenant;
+    }
+    if (typeof claim !== 'string' || !TENANT.test(claim)) {
+      throw new GatewayError(
+        'UNAUTHENTICATED',
+        `the tenant claim '${name}' is not a valid tenant name (^[a-z0-9][a-z0-9._-]{0,62}$)`,
+      );
+    }
+    return claim;
+  }
+
   private principalOf(payload: JWTPayload): Principal {
     if (typeof payload.sub !== 'string' || payload.sub === '') {
       throw new GatewayError('UNAUTHENTICATED', 'the token has no subject (sub)');
     }
-    const tenantClaim = payload[this.options.tenantClaim];
-    const tenant = typeof tenantClaim === 'string' && TENANT.test(tenantClaim) ? tenantClaim : 'default';
+    const tenant = this.tenantOf(payload);
     const roles = listClaim(payload[this.options.rolesClaim]);
     // OAuth scopes that name permissions (`agent:invoke:billing`) grant them directly; roles are
     // resolved at each check, through the policy.

@@ -117,3 +117,32 @@ describe('Policy decisions', () => {
     expect(policy.explain(principal({}), 'task:read')).toEqual({ allowed: false, grants: [], roles: [] });
   });
 });
+
+describe('cluster administration', () => {
+  const policy = Policy.parse(
+    [
+      'roles:',
+      '  root:',
+      "    permissions: ['cluster:admin']",
+      'bindings:',
+      '  - role: root',
+      "    principals: ['apikey:aaaaaaaaaaaa']",
+    ].join('\n'),
+  );
+
+  it("counts only for principals of the operators' tenant, however it is granted", () => {
+    for (const granted of [{ roles: ['admin'] }, { roles: ['root'] }, { permissions: new Set(['*']) }]) {
+      expect(policy.can(principal({ tenant: 'acme', ...granted }), 'cluster:admin')).toBe(false);
+      expect(policy.can(principal({ tenant: 'default', ...granted }), 'cluster:admin')).toBe(true);
+    }
+    // By the binding alone.
+    expect(policy.can(principal({ tenant: 'acme' }), 'cluster:admin')).toBe(false);
+    expect(policy.can(principal({ tenant: 'default' }), 'cluster:admin')).toBe(true);
+    expect(policy.explain(principal({ tenant: 'acme', roles: ['admin'] }), 'cluster:admin').allowed).toBe(false);
+  });
+
+  it('leaves a tenant admin every permission within its tenant', () => {
+    expect(policy.can(principal({ tenant: 'acme', roles: ['admin'] }), 'admin')).toBe(true);
+    expect(policy.can(principal({ tenant: 'acme', roles: ['admin'] }), 'cluster:read')).toBe(true);
+  });
+});

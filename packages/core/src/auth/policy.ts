@@ -4,6 +4,7 @@ import { GovernancePolicySchema } from '../governance/governance-policy';
 import { glob } from '../governance/pipeline';
 import type { Principal } from './principal';
 import { BUILT_IN_ROLES } from './roles';
+import { outsideTenantReach } from './tenancy';
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const RoleNameSchema = z.string().regex(NAME, 'role names match ^[a-z0-9][a-z0-9._-]{0,62}$');
@@ -167,7 +168,10 @@ export class Policy {
       const byPrincipal = b.principals?.includes(principal.id);
       const byGroup = b.groups?.some((g) => principal.groups?.includes(g));
       const byClaims =
-        b.claims !== undefined && Object.entries(b.claims).every(([k, v]) => principal.claims?.[k] === v);
+        b.claims !== undefined &&
+        Object.entries(b.claims).every(
+          ([k, v]) => Object.hasOwn(principal.claims ?? {}, k) && principal.claims?.[k] === v,
+        );
       if (byPrincipal || byGroup || byClaims) {
         const how = byPrincipal ? 'principal' : byGroup ? 'group' : 'claims';
         out.push({ role: b.role, via: `binding ${i + 1} (${how})` });
@@ -184,7 +188,7 @@ export class Policy {
     const visit = (name: string, chain: string[], seen: Set<string>): void => {
       if (seen.has(name)) return;
       seen.add(name);
-      const defined = this.document.roles?.[name];
+      const defined = this.definedRole(name);
       const own = defined ? (defined.permissions ?? []) : (BUILT_IN_ROLES[name] ?? []);
       for (const p of own) if (!out.has(p)) out.set(p, [...chain, name]);
       for (const parent of defined?.inherits ?? []) visit(parent, [...chain, name], seen);
@@ -205,14 +209,21 @@ export class Policy {
     const visit = (name: string): void => {
       if (out.has(name)) return;
       out.add(name);
-      for (const parent of this.document.roles?.[name]?.inherits ?? []) visit(parent);
+      for (const parent of this.definedRole(name)?.inherits ?? []) visit(parent);
     };
     visit(role);
     return out;
   }
 
+  /** The policy file's definition of a role; names come from credentials, so only its own entries count. */
+  private definedRole(name: string): NonNullable<PolicyDocument['roles']>[string] | undefined {
+    const roles = this.document.roles;
+    return roles !== undefined && Object.hasOwn(roles, name) ? roles[name] : undefined;
+  }
+
   /** Whether a principal holds a permission: granted directly by its credential, or by one of its roles. */
   can(principal: Principal, permission: string): boolean {
+    if (outsideTenantReach(principal, permission)) return false;
     if (grantOf(principal.permissions, permission)) return true;
     for (const { role } of this.rolesOf(principal)) {
       if (grantOf(this.grantsOf(role).keys(), permission)) return true;
@@ -223,6 +234,7 @@ export class Policy {
   /** Why a principal holds a permission, or not. */
   explain(principal: Principal, permission: string): Explanation {
     const roles = this.rolesOf(principal);
+    if (outsideTenantReach(principal, permission)) return { allowed: false, grants: [], roles };
     const grants: Explanation['grants'] = [];
     const direct = grantOf(principal.permissions, permission);
     if (direct) grants.push({ via: 'credential', roles: [], permission: direct });

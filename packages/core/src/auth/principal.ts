@@ -1,3 +1,5 @@
+import { outsideTenantReach } from './tenancy';
+
 /** Who a session or HTTP request acts as. Every session has one from the moment it is accepted. */
 export interface Principal {
   /** Stable id, e.g. `anonymous` or `apikey:3f2a9c1d0b7e`. Never a secret. */
@@ -32,6 +34,7 @@ export const ANONYMOUS: Principal = Object.freeze({
  * `agent:invoke:*`, `agent:*` and `*`.
  */
 export function hasPermission(principal: Principal, permission: string): boolean {
+  if (outsideTenantReach(principal, permission)) return false;
   if (principal.permissions.has('*') || principal.permissions.has(permission)) return true;
   const parts = permission.split(':');
   for (let i = parts.length - 1; i > 0; i--) {

@@ -1,33 +1,36 @@
 /**
  * Built-in roles and their permissions. They serve stored API keys until the RBAC policy file
- * (roles, inheritance, bindings) replaces this table.
+ * (roles, inheritance, bindings) replaces this table. Role names come from credentials, so the table
+ * has no prototype: `constructor` or `__proto__` is an unknown role, not a member of Object.
  */
-export const BUILT_IN_ROLES: Readonly<Record<string, readonly string[]>> = Object.freeze({
-  /** Everything, including managing API keys. */
-  admin: ['*'],
-  /** Registers as any agent and answers tasks; reads its tasks; lists agents. */
-  agent: ['agent:register:*', 'task:read', 'agent:list'],
-  /** Calls any agent; reads and cancels its own tasks; lists agents. */
-  caller: ['agent:invoke:*', 'task:read', 'task:cancel', 'agent:list'],
-  /**
-   * Watches and acts on every async task of the tenant: answers escalations, retries dead letters,
-   * decides approvals; watches the cluster and the tenant's audit tail (Mission Control).
-   */
-  operator: [
-    'task:read',
-    'task:read:any',
-    'task:cancel',
-    'task:retry',
-    'task:respond',
-    'approval:read',
-    'approval:decide',
-    'agent:list',
-    'cluster:read',
-    'audit:read',
-  ],
-  /** Sees and decides the tenant's approvals. */
-  approver: ['approval:read', 'approval:decide', 'agent:list'],
-});
+export const BUILT_IN_ROLES: Readonly<Record<string, readonly string[]>> = Object.freeze(
+  Object.assign(Object.create(null) as Record<string, readonly string[]>, {
+    /** Everything, including managing API keys. */
+    admin: ['*'],
+    /** Registers as any agent and answers tasks; reads its tasks; lists agents. */
+    agent: ['agent:register:*', 'task:read', 'agent:list'],
+    /** Calls any agent; reads and cancels its own tasks; lists agents. */
+    caller: ['agent:invoke:*', 'task:read', 'task:cancel', 'agent:list'],
+    /**
+     * Watches and acts on every async task of the tenant: answers escalations, retries dead letters,
+     * decides approvals; watches the cluster and the tenant's audit tail (Mission Control).
+     */
+    operator: [
+      'task:read',
+      'task:read:any',
+      'task:cancel',
+      'task:retry',
+      'task:respond',
+      'approval:read',
+      'approval:decide',
+      'agent:list',
+      'cluster:read',
+      'audit:read',
+    ],
+    /** Sees and decides the tenant's approvals. */
+    approver: ['approval:read', 'approval:decide', 'agent:list'],
+  }),
+);
 
 /** Names of the built-in roles. */
 export const ROLE_NAMES: readonly string[] = Object.freeze(Object.keys(BUILT_IN_ROLES));

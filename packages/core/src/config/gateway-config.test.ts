@@ -69,4 +69,10 @@ describe('loadGatewayConfig', () => {
     const keyed = { auth: 'apikey', 'api-keys': 'k'.repeat(20) };
     expect(loadGatewayConfig({ flags: keyed }).httpAgentsAllowPrivateResolved).toBe(false);
   });
+
+  it('gives per-role limits only to the roles it names, not to roles named like Object members', () => {
+    const c = loadGatewayConfig({ flags: { auth: 'none' }, env: { OPENCLAW_ROLE_RATES: 'caller=100/200/5' } });
+    expect(c.roleRates.caller).toEqual({ rate: 100, burst: 200, connections: 5 });
+    for (const role of ['constructor', '__proto__', 'toString']) expect(c.roleRates[role]).toBeUndefined();
+  });
 });

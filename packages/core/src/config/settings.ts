@@ -146,11 +146,31 @@ export const GATEWAY_SETTINGS = {
     default: '30',
     doc: 'Clock skew tolerated when checking exp and nbf, in seconds.',
   }),
+  jwtRequireExp: setting({
+    env: 'OPENCLAW_JWT_REQUIRE_EXP',
+    schema: booleanText,
+    default: 'true',
+    doc: 'Refuse tokens (JWTs, and introspected access tokens) that have no exp claim, which would otherwise be accepted forever.',
+  }),
+  jwtMaxLifetimeSeconds: setting({
+    env: 'OPENCLAW_JWT_MAX_LIFETIME_S',
+    schema: intText(0, 31_622_400),
+    default: '86400',
+    doc: 'Longest token lifetime accepted, in seconds: exp minus iat (minus now when iat is absent or later). Default 24 h; 0: no limit.',
+  }),
   jwtTenantClaim: setting({
     env: 'OPENCLAW_JWT_TENANT_CLAIM',
     schema: z.string().min(1),
     default: 'tenant',
-    doc: "Claim that names the principal's tenant (default tenant if absent).",
+    doc: "Claim that names the principal's tenant. A token whose claim is not a valid tenant name is refused; one without it gets OPENCLAW_JWT_DEFAULT_TENANT.",
+  }),
+  jwtDefaultTenant: setting({
+    env: 'OPENCLAW_JWT_DEFAULT_TENANT',
+    schema: z
+      .string()
+      .regex(/^$|^[a-z0-9][a-z0-9._-]{0,62}$/, 'expected a tenant name (^[a-z0-9][a-z0-9._-]{0,62}$) or empty'),
+    default: 'default',
+    doc: "Tenant of tokens without the tenant claim; empty: such tokens are refused. The default, `default`, is the operators' tenant: a multi-tenant issuer should always set the claim, and the gateway this empty.",
   }),
   jwtRolesClaim: setting({
     env: 'OPENCLAW_JWT_ROLES_CLAIM',
@@ -168,7 +188,7 @@ export const GATEWAY_SETTINGS = {
     env: 'OPENCLAW_AUDIT_SECRET',
     schema: z.string().refine((v) => v === '' || v.length >= 32, 'expected at least 32 characters'),
     default: '',
-    doc: 'Key of the audit chain (HMAC-SHA256), the same on every replica. Empty: plain SHA-256, which shows edits but not a full rewrite by someone with Redis access. Never logged.',
+    doc: 'Key of the audit chain and of its sealed head and anchor (HMAC-SHA256), the same on every replica and worker. Empty: plain SHA-256, which shows accidental damage only: someone with write access to Redis can then change, remove or cut entries off either end and recompute everything. Never logged.',
   }),
   metricsToken: setting({
     env: 'OPENCLAW_METRICS_TOKEN',
@@ -189,7 +209,7 @@ export const GATEWAY_SETTINGS = {
     env: 'OPENCLAW_AUDIT_RETENTION_DAYS',
     schema: intText(0, 36_500),
     default: '365',
-    doc: 'Days audit entries are kept; older ones are trimmed (the rest stays verifiable). 0: forever.',
+    doc: 'Days audit entries are kept; older ones are trimmed hourly, and the rest stays verifiable (the first kept entry becomes the sealed anchor). A trail that does not verify up to the cut is not trimmed. 0: forever.',
   }),
   auditPayloads: setting({
     env: 'OPENCLAW_AUDIT_PAYLOADS',
@@ -256,6 +276,12 @@ export const GATEWAY_SETTINGS = {
     schema: intText(1024, 64 * 1024 * 1024),
     default: String(1024 * 1024),
     doc: 'Largest inbound frame; a larger one closes the socket with 1009.',
+  }),
+  maxJsonDepth: setting({
+    env: 'OPENCLAW_MAX_JSON_DEPTH',
+    schema: intText(4, 1000),
+    default: '64',
+    doc: "Deepest nesting of objects and arrays in a frame, an HTTP API body or an HTTP agent's answer; deeper is refused with `BAD_REQUEST` naming the field (an agent's too-deep answer fails its call at once).",
   }),
   heartbeatMs: setting({
     env: 'OPENCLAW_HEARTBEAT_MS',
@@ -324,13 +350,17 @@ export const GATEWAY_SETTINGS = {
             ),
         ),
       )
+      // Looked up by the roles of credentials: no prototype, so a role `constructor` has no limits.
       .transform((items) =>
-        Object.fromEntries(
-          items.map((item) => {
-            const [role, limits] = item.split('=') as [string, string];
-            const [rate, burst, connections] = limits.split('/').map(Number) as [number, number, number | undefined];
-            return [role, { rate, burst, connections }];
-          }),
+        Object.assign(
+          Object.create(null) as Record<string, { rate: number; burst: number; connections: number | undefined }>,
+          Object.fromEntries(
+            items.map((item) => {
+              const [role, limits] = item.split('=') as [string, string];
+              const [rate, burst, connections] = limits.split('/').map(Number) as [number, number, number | undefined];
+              return [role, { rate, burst, connections }];
+            }),
+          ),
         ),
       ),
     default: '',
@@ -464,6 +494,8 @@ export const WORKER_SETTINGS = {
   auditSecret: GATEWAY_SETTINGS.auditSecret,
   validators: GATEWAY_SETTINGS.validators,
   metricsToken: GATEWAY_SETTINGS.metricsToken,
+  /** HTTP agents' answers are checked by the worker too. */
+  maxJsonDepth: GATEWAY_SETTINGS.maxJsonDepth,
   workerPort: setting({
     env: 'OPENCLAW_WORKER_PORT',
     flag: 'port',

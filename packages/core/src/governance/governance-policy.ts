@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { patternProblem } from './linear-regexp';
 
 /** A condition on one field of the payload (dotted path, e.g. `order.amount`). */
 const FieldConditionSchema = z
@@ -9,16 +10,13 @@ const FieldConditionSchema = z
     gte: z.number().optional(),
     lt: z.number().optional(),
     lte: z.number().optional(),
+    /** A regular expression (ECMAScript syntax) run on a linear-time engine: no backreferences or lookaround. */
     matches: z
       .string()
-      .refine((pattern) => {
-        try {
-          new RegExp(pattern);
-          return true;
-        } catch {
-          return false;
-        }
-      }, 'not a valid regular expression')
+      .superRefine((pattern, ctx) => {
+        const problem = patternProblem(pattern);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
       .optional(),
     exists: z.boolean().optional(),
   })

@@ -1,5 +1,6 @@
 import Ajv, { type ValidateFunction } from 'ajv';
 import type Redis from 'ioredis';
+import { linearRegExpEngine, MATCH_BUDGET, MatchBudgetError, PatternError, withinMatchBudget } from './linear-regexp';
 import type { Validator, ValidatorAnswer } from './pipeline';
 
 /** Where agents' input schemas are kept: one hash per agent (task name → JSON Schema text). */
@@ -12,11 +13,21 @@ export interface SchemaStore {
 const CACHE_MS = 2000;
 const MAX_CACHED = 10_000;
 
-const ajv = new Ajv({ allErrors: false, strict: false });
+// Agents' `pattern` and `patternProperties` run on the linear-time engine, never on V8's backtracking
+// one; a pattern it cannot run is refused when the agent registers. `allowMatchingProperties` keeps
+// Ajv from testing a schema's own property names against its patterns with `new RegExp` at compile.
+const ajv = new Ajv({
+  allErrors: false,
+  strict: false,
+  allowMatchingProperties: true,
+  code: { regExp: linearRegExpEngine },
+});
 const compiled = new Map<string, ValidateFunction>();
 
 /**
- * Checks that a value is a usable JSON Schema. @returns the compile error's message, or undefined.
+ * Checks that a value is a usable JSON Schema, its patterns included (each must run on the linear-time
+ * engine: no backreferences or lookaround, at most 1000 characters; see `linear-regexp.ts`).
+ * @returns the compile error's message, or undefined.
  */
 export function schemaProblem(schema: unknown): string | undefined {
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return 'a JSON Schema is an object';
@@ -56,15 +67,17 @@ export async function storeSchemas(
  */
 export function inputSchemaValidator(store: SchemaStore, settings: Omit<Validator, 'name' | 'check'>): Validator {
   // Stale-while-revalidate: after the first read of an agent's schemas, checks never wait for Redis;
-  // a stale entry is used as it is while a refresh runs in the background.
-  const cache = new Map<string, { schemas: Record<string, string>; until: number }>();
-  const loading = new Map<string, Promise<Record<string, string>>>();
-  const load = (key: string): Promise<Record<string, string>> => {
+  // a stale entry is used as it is while a refresh runs in the background. Task names are the
+  // client's: a Map, so `constructor` or `__proto__` is a task like any other, not a member of Object.
+  const cache = new Map<string, { schemas: Map<string, string>; until: number }>();
+  const loading = new Map<string, Promise<Map<string, string>>>();
+  const load = (key: string): Promise<Map<string, string>> => {
     let pending = loading.get(key);
     if (!pending) {
       pending = store.redis
         .hgetall(key)
-        .then((schemas) => {
+        .then((fields) => {
+          const schemas = new Map(Object.entries(fields));
           if (cache.size >= MAX_CACHED) cache.clear();
           cache.set(key, { schemas, until: Date.now() + CACHE_MS });
           return schemas;
@@ -83,15 +96,28 @@ export function inputSchemaValidator(store: SchemaStore, settings: Omit<Validato
       const hit = cache.get(store.key(message.tenant, message.agent));
       if (!hit) return false;
       if (hit.until <= Date.now()) load(store.key(message.tenant, message.agent)).catch(() => undefined);
-      return hit.schemas[message.task] === undefined;
+      return !hit.schemas.has(message.task);
     },
     check(message) {
       if (message.direction !== 'request') return { decision: 'allow' };
-      const judge = (schemas: Record<string, string>): ValidatorAnswer => {
-        const text = schemas[message.task];
+      const judge = (schemas: Map<string, string>): ValidatorAnswer => {
+        const text = schemas.get(message.task);
         if (text === undefined) return { decision: 'allow' };
-        const validate = compile(text);
-        if (validate(message.data)) return { decision: 'allow' };
+        let validate: ValidateFunction;
+        let valid: boolean;
+        try {
+          validate = compile(text);
+          valid = withinMatchBudget(MATCH_BUDGET, () => validate(message.data) as boolean);
+        } catch (error) {
+          // A schema stored before its patterns were refused at registration, or strings too long for
+          // its patterns: the input cannot be checked, so it does not pass.
+          if (!(error instanceof MatchBudgetError || error instanceof PatternError)) throw error;
+          return {
+            decision: 'deny',
+            reason: `the input cannot be checked against the schema agent '${message.agent}' declared for task '${message.task}': ${error.message}`,
+          };
+        }
+        if (valid) return { decision: 'allow' };
         const first = validate.errors?.[0];
         const where = first?.instancePath ? `data${first.instancePath.replace(/\//g, '.')}` : 'data';
         return {

@@ -1,6 +1,7 @@
 import { type BudgetStore, budgetValidators } from './budgets';
 import type { ApprovalSettings, FieldCondition, GovernancePolicy, Rule } from './governance-policy';
 import { inputSchemaValidator, type SchemaStore } from './input-schemas';
+import { compilePattern, MATCH_BUDGET, withinMatchBudget } from './linear-regexp';
 import { type ModelDeps, modelValidator } from './model-validators';
 
 /** What validators need from their process: validator agents (model tier) and Redis (budgets). */
@@ -368,27 +369,34 @@ function rulesValidator(rules: readonly Rule[], settings: Omit<Validator, 'name'
     ...settings,
     directions: [...directions],
     check(message) {
-      const shadow: NonNullable<ValidatorAnswer['shadow']> = [];
-      for (const rule of rules) {
-        if (!ruleMatches(rule, message)) continue;
-        const by = `rule:${rule.name}`;
-        const reason = rule.reason ?? `rule '${rule.name}'`;
-        if (rule.dryRun) {
-          shadow.push({ by, decision: rule.verdict, reason });
-          continue;
-        }
-        if (rule.verdict === 'redact') {
-          const paths = rule.redact ?? [];
-          return { decision: 'redact', reason, by, shadow, mask: (data) => maskPaths(data, paths) };
-        }
-        if (rule.verdict === 'require-approval' && rule.approval) {
-          return { decision: rule.verdict, reason, by, shadow, approval: rule.approval };
-        }
-        return { decision: rule.verdict, reason, by, shadow };
-      }
-      return { decision: 'allow', shadow };
+      // The rules' `matches` patterns share one matching budget: a payload too long for them makes
+      // the validator fail (its fail mode decides) rather than hold the event loop.
+      return withinMatchBudget(MATCH_BUDGET, () => firstRule(rules, message));
     },
   };
+}
+
+/** The answer of the first rule that matches (dry-run rules recorded on the way), or allow. */
+function firstRule(rules: readonly Rule[], message: GovernedMessage): ValidatorAnswer {
+  const shadow: NonNullable<ValidatorAnswer['shadow']> = [];
+  for (const rule of rules) {
+    if (!ruleMatches(rule, message)) continue;
+    const by = `rule:${rule.name}`;
+    const reason = rule.reason ?? `rule '${rule.name}'`;
+    if (rule.dryRun) {
+      shadow.push({ by, decision: rule.verdict, reason });
+      continue;
+    }
+    if (rule.verdict === 'redact') {
+      const paths = rule.redact ?? [];
+      return { decision: 'redact', reason, by, shadow, mask: (data) => maskPaths(data, paths) };
+    }
+    if (rule.verdict === 'require-approval' && rule.approval) {
+      return { decision: rule.verdict, reason, by, shadow, approval: rule.approval };
+    }
+    return { decision: rule.verdict, reason, by, shadow };
+  }
+  return { decision: 'allow', shadow };
 }
 
 /** Whether a rule applies to a message. */
@@ -419,12 +427,8 @@ function conditionHolds(c: FieldCondition, value: { found: boolean; value: unkno
   if (c.gte !== undefined && !(typeof v === 'number' && v >= c.gte)) return false;
   if (c.lt !== undefined && !(typeof v === 'number' && v < c.lt)) return false;
   if (c.lte !== undefined && !(typeof v === 'number' && v <= c.lte)) return false;
-  if (
-    c.matches !== undefined &&
-    !(typeof v === 'string' && cachedRegExp(`re:${c.matches}`, () => c.matches!).test(v))
-  ) {
-    return false;
-  }
+  // On the linear-time engine, charged to the check's budget (the value is the sender's).
+  if (c.matches !== undefined && !(typeof v === 'string' && compilePattern(c.matches).test(v))) return false;
   return true;
 }
 
@@ -446,9 +450,9 @@ export function maskPaths(data: unknown, paths: readonly string[]): unknown {
   for (const path of paths) {
     const parts = path.split('.');
     let current: unknown = copy;
+    // Own fields only: `constructor.name` must not walk into Object.
     for (let i = 0; i < parts.length - 1; i++) {
-      if (current === null || typeof current !== 'object') break;
-      current = (current as Record<string, unknown>)[parts[i]!];
+      current = valueAt(current, parts[i]!).value;
     }
     const last = parts.at(-1)!;
     if (current !== null && typeof current === 'object' && Object.hasOwn(current, last)) {
@@ -458,32 +462,39 @@ export function maskPaths(data: unknown, paths: readonly string[]): unknown {
   return copy;
 }
 
-/** Whether a name matches a glob with `*`. */
+/**
+ * Whether a name matches a glob: `*` stands for any run of characters (none included); every other
+ * character stands for itself. No regular expression: a greedy scan that, on a mismatch, moves the
+ * last `*` one character on, so a match costs at most the product of the two lengths whatever the
+ * pattern (`a*a*a*a*b` included).
+ *
+ * @example
+ * glob('agent:invoke:billing-*', 'agent:invoke:billing-eu'); // true
+ */
 export function glob(pattern: string, value: string): boolean {
   if (pattern === '*' || pattern === value) return true;
   if (!pattern.includes('*')) return false;
-  const re = cachedRegExp(
-    `glob:${pattern}`,
-    () =>
-      `^${pattern
-        .split('*')
-        .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-        .join('.*')}$`,
-  );
-  return re.test(value);
-}
-
-const regExps = new Map<string, RegExp>();
-
-/** A compiled regular expression, kept (the same patterns are matched on every message). */
-function cachedRegExp(key: string, source: () => string): RegExp {
-  let re = regExps.get(key);
-  if (!re) {
-    re = new RegExp(source());
-    if (regExps.size >= 10_000) regExps.clear();
-    regExps.set(key, re);
+  let p = 0;
+  let v = 0;
+  // Where the last `*` seen is in the pattern, and where in the value the text it takes ends.
+  let star = -1;
+  let resume = 0;
+  while (v < value.length) {
+    if (p < pattern.length && pattern[p] === '*') {
+      star = p++;
+      resume = v;
+    } else if (p < pattern.length && pattern[p] === value[v]) {
+      p++;
+      v++;
+    } else if (star >= 0) {
+      p = star + 1;
+      v = ++resume;
+    } else {
+      return false;
+    }
   }
-  return re;
+  while (p < pattern.length && pattern[p] === '*') p++;
+  return p === pattern.length;
 }
 
 /**

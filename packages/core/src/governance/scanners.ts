@@ -6,11 +6,15 @@ export interface Detector {
   valid?: (match: string) => boolean;
 }
 
-/** Secrets: API keys, private keys, bearer tokens, cloud credentials. */
+/**
+ * Secrets: API keys, private keys, bearer tokens, cloud credentials. Every pattern runs on senders'
+ * text of up to the frame limit, so each is linear in it: a key's body stops at the next BEGIN (else
+ * each BEGIN without an END would scan to the end of the text).
+ */
 export const SECRET_DETECTORS: readonly Detector[] = [
   {
     kind: 'private-key',
-    pattern: /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z]+ )?PRIVATE KEY-----/g,
+    pattern: /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----(?:(?!-----BEGIN )[\s\S])*?-----END (?:[A-Z]+ )?PRIVATE KEY-----/g,
   },
   { kind: 'aws-access-key', pattern: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/g },
   { kind: 'aws-secret-key', pattern: /\baws_secret_access_key\s*[=:]\s*[A-Za-z0-9/+=]{40}\b/gi },
@@ -23,9 +27,13 @@ export const SECRET_DETECTORS: readonly Detector[] = [
   { kind: 'bearer-token', pattern: /\bBearer\s+[A-Za-z0-9._~+/-]{20,}=*/g },
 ];
 
-/** Personal data: emails, card numbers (Luhn), phone numbers, IBANs (mod 97). */
+/**
+ * Personal data: emails, card numbers (Luhn), phone numbers, IBANs (mod 97). An email starts where a
+ * run of local-part characters starts, so each run is scanned once (from every word boundary in it,
+ * `a.a.a.a…` without an `@` took time quadratic in its length).
+ */
 export const PII_DETECTORS: readonly Detector[] = [
-  { kind: 'email', pattern: /\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b/g },
+  { kind: 'email', pattern: /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b/g },
   { kind: 'card', pattern: /\b(?:\d[ -]?){12,18}\d\b/g, valid: (m) => luhn(m.replace(/\D/g, '')) },
   { kind: 'iban', pattern: /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b/g, valid: (m) => ibanValid(m.replace(/ /g, '')) },
   { kind: 'phone', pattern: /(?<![\w+])\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){1,3}\b/g },
@@ -56,9 +64,8 @@ export function scan(value: unknown, detectors: readonly Detector[]): ScanResult
     if (typeof v === 'string') return maskText(v);
     if (Array.isArray(v)) return v.map((item) => walk(item, depth + 1));
     if (v !== null && typeof v === 'object') {
-      const out: Record<string, unknown> = {};
-      for (const [k, item] of Object.entries(v)) out[k] = walk(item, depth + 1);
-      return out;
+      // Defined, not assigned: a sender's key `__proto__` stays a key of the copy.
+      return Object.fromEntries(Object.entries(v).map(([k, item]) => [k, walk(item, depth + 1)]));
     }
     return v;
   };

@@ -131,6 +131,22 @@ export class RedisKeys {
     return `${this.prefix}:{audit:${tenant}}:anchor`;
   }
 
+  /**
+   * String: the sealed head of a tenant's audit trail, `{seq, hash, mac}`: the sequence number and
+   * hash of the last sequenced entry, with a MAC under the audit secret (same slot as the stream).
+   */
+  auditSealedHead(tenant: string): string {
+    return `${this.prefix}:{audit:${tenant}}:sealed-head`;
+  }
+
+  /**
+   * String: the sealed anchor of a tenant's audit trail after retention trimmed it, `{seq, prev, mac}`:
+   * the sequence number of the first retained entry and the hash it follows, with a MAC.
+   */
+  auditSealedAnchor(tenant: string): string {
+    return `${this.prefix}:{audit:${tenant}}:sealed-anchor`;
+  }
+
   /** Set of tenants that have an audit trail. */
   auditTenants(): string {
     return `${this.prefix}:audit-tenants`;

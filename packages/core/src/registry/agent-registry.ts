@@ -30,6 +30,8 @@ export interface InstanceRegistration {
   tasks: readonly string[];
   concurrency: number;
   meta?: Record<string, unknown>;
+  /** The principal of the connection it is attached to (delegations are bound to it). */
+  principal?: string;
 }
 
 /** An agent reachable over HTTP, registered by URL. */
@@ -267,6 +269,18 @@ export class AgentRegistry {
       .sort((a, b) => a.name.localeCompare(b.name) || a.kind.localeCompare(b.kind));
   }
 
+  /** The principals the live instances of an agent (qualified name) are attached as, each once. */
+  async principalsOf(agent: string): Promise<string[]> {
+    return this.guard(async () => {
+      const ids = await this.redis.smembers(this.keys.agentInstances(agent));
+      if (ids.length === 0) return [];
+      const pipeline = this.redis.pipeline();
+      for (const id of ids) pipeline.hget(this.keys.instance(id), 'principal');
+      const found = ((await pipeline.exec()) ?? []).map(([, value]) => value);
+      return [...new Set(found.filter((p): p is string => typeof p === 'string' && p !== ''))].sort();
+    });
+  }
+
   /** Whether a replica's heartbeat is current. */
   async isReplicaAlive(replicaId: string): Promise<boolean> {
     return (await this.guard(() => this.redis.exists(this.keys.replicaAlive(replicaId)))) === 1;
@@ -385,6 +399,7 @@ export class AgentRegistry {
         concurrency: String(r.concurrency),
         tasks: encodeTasks(r.tasks),
         meta: JSON.stringify(r.meta ?? {}),
+        principal: r.principal ?? '',
         registeredAt: String(Date.now()),
       })
       .sadd(this.keys.agentInstances(r.agent), r.instanceId)

@@ -2,7 +2,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
-import { GatewayError } from '@openclaw/protocol';
+import { DEFAULT_LIMITS, GatewayError, nestingProblem } from '@openclaw/protocol';
 import { SpanKind } from '@opentelemetry/api';
 import { inSpan, traceparentOf } from '../telemetry/tracing';
 import { checkAgentUrl, isPrivateAddress } from './agent-url';
@@ -24,6 +24,8 @@ export interface HttpAgentClientOptions {
   allowPrivate: boolean;
   /** Largest response body read, in bytes. */
   maxResponseBytes: number;
+  /** Deepest nesting of an answer (OPENCLAW_MAX_JSON_DEPTH); a deeper one fails the call. Default 64. */
+  maxJsonDepth?: number;
 }
 
 /** Set on the error of a connection refused because its host resolved to a private address. */
@@ -112,13 +114,21 @@ export class HttpAgentClient {
         details: { status: response.status, body: response.text.slice(0, 512) },
       });
     }
+    let output: unknown;
     try {
-      return response.text.length === 0 ? null : JSON.parse(response.text);
+      output = response.text.length === 0 ? null : JSON.parse(response.text);
     } catch {
       throw new GatewayError('AGENT_ERROR', 'HTTP agent answered with a body that is not JSON', {
         details: { status: response.status, body: response.text.slice(0, 512) },
       });
     }
+    const maxDepth = this.options.maxJsonDepth ?? DEFAULT_LIMITS.maxJsonDepth;
+    if (nestingProblem(output, maxDepth)) {
+      throw new GatewayError('AGENT_ERROR', `HTTP agent answered with JSON nested deeper than ${maxDepth} levels`, {
+        details: { status: response.status },
+      });
+    }
+    return output;
   }
 
   /** Closes kept-alive connections. */

@@ -247,7 +247,11 @@ export async function serveMetrics(
     const given = Buffer.from(/^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '');
     const wanted = Buffer.from(token);
     if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) {
-      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' });
+      res.writeHead(401, {
+        'content-type': 'application/json',
+        'www-authenticate': 'Bearer',
+        'x-content-type-options': 'nosniff',
+      });
       res.end(
         JSON.stringify({
           error: { code: 'UNAUTHENTICATED', message: '/metrics needs the metrics token', retryable: false },
@@ -257,6 +261,10 @@ export async function serveMetrics(
     }
   }
   const text = await metrics.render();
-  res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' });
+  res.writeHead(200, {
+    'content-type': metrics.contentType,
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+  });
   res.end(text);
 }
