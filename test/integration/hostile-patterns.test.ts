@@ -161,6 +161,14 @@ describe('hostile patterns and names', () => {
         inputSchemas: { toString: { type: 'object', required: ['x'] } },
       }),
     ).toMatchObject({ ok: true });
+    // A schema for `__proto__` cannot be held (a record key of that name is dropped): refused, not ignored.
+    declaring.send(
+      '{"action":"register","id":"proto","name":"typed-proto","inputSchemas":{"__proto__":{"type":"object","required":["x"]}}}',
+    );
+    expect(await declaring.nextResponse((r) => r.id === 'proto')).toMatchObject({
+      ok: false,
+      error: { code: 'BAD_REQUEST', details: [{ field: 'inputSchemas.__proto__' }] },
+    });
     await declaring.close();
     const caller = await open('member-caller', 'acme', ['caller']);
     for (const name of ['members', 'typed']) {

@@ -12,6 +12,7 @@ import {
   type WireError,
 } from '@openclaw/protocol';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { z } from 'zod';
 import { ACTION_HANDLERS, type HandlerContext } from './action-handlers';
 import type { Session } from './session';
 
@@ -124,7 +125,12 @@ export function handleFrame(ctx: HandlerContext, session: Session, data: Buffer,
     refuseTooDeep(ctx, session, action, id, params, tooDeep, answer);
     return;
   }
-  const parsed = ACTION_PARAMS[action].safeParse(params);
+  // zod drops a record key named `__proto__`: a schema declared for that task would silently not apply.
+  const schemas = action === 'register' ? params.inputSchemas : undefined;
+  const parsed =
+    typeof schemas === 'object' && schemas !== null && Object.hasOwn(schemas, '__proto__')
+      ? PROTO_SCHEMA_ISSUE
+      : ACTION_PARAMS[action].safeParse(params);
   if (!parsed.success) {
     const details = describeIssues(parsed.error);
     if (answer) {
@@ -202,6 +208,19 @@ function run(
   if (answer) respondOk(ctx, session, id, action, result);
   return undefined;
 }
+
+/** `register` with a schema for the task `__proto__`, which the gateway cannot hold. */
+const PROTO_SCHEMA_ISSUE = {
+  success: false as const,
+  error: new z.ZodError([
+    {
+      code: 'custom',
+      path: ['inputSchemas', '__proto__'],
+      message: "no input schema can be declared for a task named '__proto__'",
+      input: undefined,
+    },
+  ]),
+};
 
 /**
  * A frame nested deeper than OPENCLAW_MAX_JSON_DEPTH: `BAD_REQUEST` naming the field. An agent's
