@@ -23,6 +23,8 @@ module.exports = {
       displayName: 'integration',
       rootDir: __dirname,
       testMatch: ['<rootDir>/test/**/*.test.ts'],
+      // Stops at once, naming what to install, when redis-server, nginx, promtool or Chromium is missing.
+      globalSetup: '<rootDir>/test/helpers/required-tools.ts',
       testEnvironment: 'node',
       transform,
       moduleNameMapper,

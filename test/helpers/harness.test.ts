@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { WebSocketServer } from 'ws';
 import { freePort } from './ports';
 import { RedisServerProcess } from './redis-server';
+import requiredTools from './required-tools';
 import { waitFor } from './wait';
 import { TestSocket, UpgradeRejectedError } from './ws-client';
 
@@ -210,5 +211,23 @@ describe('waitFor', () => {
         { what: 'the impossible', timeoutMs: 100, intervalMs: 10 },
       ),
     ).rejects.toThrow(/^timed out after 100 ms waiting for the impossible \(\d+ attempts; last error: not yet\)$/);
+  });
+});
+
+describe('required tools', () => {
+  const saved = process.env.OPENCLAW_TEST_CHROMIUM;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.OPENCLAW_TEST_CHROMIUM;
+    else process.env.OPENCLAW_TEST_CHROMIUM = saved;
+  });
+
+  it('passes when every tool is there, and otherwise stops the run with one message naming what to install', () => {
+    expect(() => requiredTools()).not.toThrow();
+    process.env.OPENCLAW_TEST_CHROMIUM = '/nonexistent/chromium';
+    expect(() => requiredTools()).toThrow(
+      'The integration tests need chromium (/nonexistent/chromium), which is not installed.\n' +
+        'Install with: sudo apt-get install chromium\n' +
+        'or run `bash .ci/run`, which installs what is missing and then runs the tests.',
+    );
   });
 });

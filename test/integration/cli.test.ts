@@ -183,6 +183,12 @@ describe('openclaw gateway start', () => {
     const bare = await runCli(['gateway', 'start', '--port', '0']);
     expect(bare.code).toBe(2);
     expect(bare.stderr).toMatch(/OPENCLAW_AUTH=apikey needs OPENCLAW_API_KEY_SECRET/);
+    // It names every way out.
+    for (const way of ['`openclaw up`', '`--auth none`', '--api-keys', '`openclaw apikey create`']) {
+      expect(bare.stderr).toContain(way);
+    }
+    const help = await runCli(['gateway', 'start', '--help']);
+    expect(help.stdout).toContain('[OPENCLAW_AUTH, default apikey]');
   });
 
   it('stops cleanly on SIGTERM, leaving the registry', async () => {

@@ -1,31 +1,25 @@
+import { GATEWAY_SETTINGS } from '@openclaw/core';
 import type { RedisHealth, ReplicaReport } from '@openclaw/gateway';
 import { runGateway } from '@openclaw/gateway';
 import type { AgentInfo } from '@openclaw/protocol';
 import type { Command } from 'commander';
 import { fetchJson, type RemoteDefaults, type RemoteOptions, withRemoteOptions } from '../http-client';
+import { addSettingOptions } from '../setting-options';
 import { formatDuration, renderTable } from '../table';
-
-/** Flags of `gateway start`, mapped to setting flags of the config table. */
-const START_FLAGS = ['port', 'host', 'redis', 'replica-id', 'auth', 'api-keys'] as const;
 
 /** `openclaw gateway start | status | metrics`. */
 export function addGatewayCommands(program: Command, defaults: RemoteDefaults): void {
   const gateway = program.command('gateway').description('run and inspect gateway replicas');
 
-  gateway
+  const start = gateway
     .command('start')
-    .description('run a gateway replica in the foreground (stops cleanly on Ctrl-C / SIGTERM)')
-    .option('--port <port>', 'port for HTTP and WebSocket [OPENCLAW_PORT, default 18789]')
-    .option('--host <host>', 'address to listen on [OPENCLAW_HOST, default 127.0.0.1]')
-    .option('--redis <url>', 'Redis URL [REDIS_URL, default redis://127.0.0.1:6379]')
-    .option('--replica-id <id>', 'replica id [OPENCLAW_REPLICA_ID, default random]')
-    .option('--auth <mode>', 'none | apikey [OPENCLAW_AUTH, default none]')
-    .option('--api-keys <keys>', 'comma-separated static API keys [OPENCLAW_API_KEYS]')
-    .action(async (options: Record<string, string | undefined>) => {
-      const flags: Record<string, string | undefined> = {};
-      for (const flag of START_FLAGS) flags[flag] = options[camel(flag)];
-      await runGateway({ flags, env: process.env });
-    });
+    .description(
+      'run a gateway replica in the foreground (stops cleanly on Ctrl-C / SIGTERM); every setting is also an environment variable (docs/configuration.md)',
+    );
+  const flagsOf = addSettingOptions(start, GATEWAY_SETTINGS);
+  start.action(async (options: Record<string, unknown>) => {
+    await runGateway({ flags: flagsOf(options), env: process.env });
+  });
 
   withRemoteOptions(gateway.command('status'), defaults)
     .description('show the whole cluster: replicas, workers, agents, queue and Redis (asks any one replica)')
@@ -242,10 +236,6 @@ function queueText(q: Record<string, number>): string {
 function formatBytes(n: number): string {
   if (n < 1024 * 1024) return `${Math.round(n / 1024)} KiB`;
   return `${Math.round((n / 1024 / 1024) * 10) / 10} MiB`;
-}
-
-function camel(flag: string): string {
-  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
 function print(text: string): void {

@@ -40,7 +40,10 @@ export function loadGatewayConfig(sources: ConfigSources = {}): GatewayConfig {
   if (problems.length === 0) {
     if (out.auth === 'apikey' && (out.apiKeys as string[]).length === 0 && out.apiKeySecret === '') {
       problems.push(
-        'OPENCLAW_AUTH=apikey needs OPENCLAW_API_KEY_SECRET (for keys made with `openclaw apikey create`) or static keys in OPENCLAW_API_KEYS / --api-keys',
+        'OPENCLAW_AUTH=apikey needs OPENCLAW_API_KEY_SECRET (for keys made with `openclaw apikey create`) or static keys in OPENCLAW_API_KEYS / --api-keys. ' +
+          'Ways out: `openclaw up` runs a whole local stack; `--auth none` runs without authentication (loopback only); ' +
+          '`--api-keys <a key of 16 or more characters>` for development; in production, set OPENCLAW_API_KEY_SECRET ' +
+          '(the same on every replica, e.g. `openssl rand -hex 32`), start with a static bootstrap key in --api-keys, and make stored keys with `openclaw apikey create`',
       );
     }
     if (out.auth === 'jwt' && out.jwtSecret === '' && out.jwtIssuer === '' && out.jwtJwksUrl === '') {
