@@ -167,6 +167,81 @@ describe('audit trail', () => {
     expect(md.stdout).toContain('## Who called what');
   });
 
+  it('takes durations, ISO times and epoch ms for a span, reports the last 24 hours by default, and names a bad time', async () => {
+    const http = async (path: string) => {
+      const response = await fetch(`${cluster.gateways[1]!.httpUrl}${path}`, { headers: { 'x-api-key': ADMIN } });
+      return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+    };
+    interface Report {
+      since: string;
+      until: string;
+      calls: { agent: string; calls: number }[];
+    }
+    const HOUR = 3_600_000;
+
+    let before = Date.now();
+    const lastHour = await cli(['audit', 'report', '--since', '1h', '--format', 'json']);
+    let after = Date.now();
+    expect(lastHour.code).toBe(0);
+    const cliReport = JSON.parse(lastHour.stdout) as Report;
+    expect(Date.parse(cliReport.since)).toBeGreaterThanOrEqual(before - HOUR);
+    expect(Date.parse(cliReport.since)).toBeLessThanOrEqual(after - HOUR);
+    expect(Date.parse(cliReport.until)).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(cliReport.until)).toBeLessThanOrEqual(after);
+    expect(cliReport.calls).toContainEqual(expect.objectContaining({ agent: 'ledger', calls: 1 }));
+
+    before = Date.now();
+    const byDefault = await http('/v1/audit/report');
+    after = Date.now();
+    expect(byDefault.status).toBe(200);
+    const report = byDefault.json as unknown as Report;
+    expect(Date.parse(report.until) - Date.parse(report.since)).toBe(24 * HOUR);
+    expect(Date.parse(report.until)).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(report.until)).toBeLessThanOrEqual(after);
+    expect(report.calls).toContainEqual(expect.objectContaining({ agent: 'ledger', calls: 1 }));
+    // Without --since the CLI asks for the same default span.
+    const cliDefault = JSON.parse((await cli(['audit', 'report', '--format', 'json'])).stdout) as Report;
+    expect(Date.parse(cliDefault.until) - Date.parse(cliDefault.since)).toBe(24 * HOUR);
+    // `until` alone: the 24 hours before it.
+    const until = Date.parse('2026-01-02T00:00:00.000Z');
+    expect((await http(`/v1/audit/report?until=${until}`)).json).toMatchObject({
+      since: '2026-01-01T00:00:00.000Z',
+      until: '2026-01-02T00:00:00.000Z',
+    });
+
+    const sinceHour = await http('/v1/audit/report?since=1h&until=2099-01-01T00:00:00Z');
+    expect(sinceHour.status).toBe(200);
+    expect(sinceHour.json.until).toBe('2099-01-01T00:00:00.000Z');
+    expect(sinceHour.json.calls).toContainEqual(expect.objectContaining({ agent: 'ledger', calls: 1 }));
+    const exported = await cli(['audit', 'export', '--since', '15m', '--until', '0s']);
+    expect(exported.code).toBe(0);
+    expect(exported.stdout).toContain('"type":"apikey.created"');
+
+    const accepted = 'expected a duration such as 15m, 1h or 7d, an ISO time, or epoch milliseconds';
+    for (const [path, field, value] of [
+      ['/v1/audit/report?since=yesterday', 'since', 'yesterday'],
+      ['/v1/audit/report?since=1h&until=1%20h', 'until', '1 h'],
+      ['/v1/audit?since=1y', 'since', '1y'],
+    ] as const) {
+      expect([path, await http(path)]).toEqual([
+        path,
+        {
+          status: 400,
+          json: {
+            error: expect.objectContaining({ code: 'BAD_REQUEST', message: `${field}: ${accepted}; got "${value}"` }),
+          },
+        },
+      ]);
+    }
+    const bad = await cli(['audit', 'report', '--since', 'yesterday']);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr).toBe(`openclaw: --since: ${accepted}; got "yesterday"\n`);
+    const badExport = await cli(['audit', 'export', '--since', '1h', '--until', 'later']);
+    expect(badExport.code).toBe(1);
+    expect(badExport.stderr).toBe(`openclaw: --until: ${accepted}; got "later"\n`);
+  });
+
   it('trims entries past retention and keeps the rest verifiable', async () => {
     const log = new AuditLog({
       redis,

@@ -80,6 +80,23 @@ governance:
     expect(audit.filter((e) => e.type === 'governance.denied').map((e) => e.details)).toContainEqual(
       expect.objectContaining({ validator: 'rule:big-exports', tier: 1, agent: 'vault', task: 'export' }),
     );
+    // The compliance report of the last hour lists the rule's denial in its own section.
+    const report = await runCli([
+      'audit',
+      'report',
+      '--since',
+      '1h',
+      '--format',
+      'json',
+      '--url',
+      a!.httpUrl,
+      '--api-key',
+      ADMIN,
+    ]);
+    expect(report.code).toBe(0);
+    expect((JSON.parse(report.stdout) as { governanceDenials: unknown[] }).governanceDenials).toContainEqual(
+      expect.objectContaining({ validator: 'rule:big-exports', agent: 'vault', task: 'export' }),
+    );
     await Promise.all([caller.close(), agent.close()]);
   });
 

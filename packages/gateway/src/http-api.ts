@@ -23,6 +23,7 @@ import {
   CoordinatorParamsSchema,
   describeIssues,
   nestingProblem,
+  parseTimeSpec,
   RetryPolicySchema,
   TASK_STATES,
   TaskNameSchema,
@@ -52,6 +53,8 @@ export const HttpAgentBodySchema = z.object({
 const SubmitBodySchema = CoordinatorParamsSchema.omit({ mode: true, delegation: true });
 
 const MAX_BODY_BYTES = 64 * 1024;
+/** The span of `GET /v1/audit/report` without `since`: the 24 hours before `until` (default: now). */
+const DEFAULT_REPORT_SPAN_MS = 24 * 3_600_000;
 
 /**
  * The replica's HTTP endpoints. `/healthz` and `/readyz` are open (probes); everything else needs
@@ -287,9 +290,11 @@ export class HttpApi {
 
   /**
    * `GET /v1/audit?tenant=&limit=` (the last entries), `GET /v1/audit?tenant=&since=&until=` (entries
-   * between two times, ISO or epoch ms), `GET /v1/audit/verify?tenant=` (the chain). A tenant's admins
-   * read their own tenant; cluster administrators ({@link CLUSTER_ADMIN}) may name any tenant, verify
-   * all of them, and see failed logins in reports.
+   * between two times: durations ago such as `1h`, ISO times or epoch ms; see {@link parseTimeSpec}),
+   * `GET /v1/audit/report?tenant=&since=&until=` (a summary of the span; without `since`, the 24
+   * hours before `until`), `GET /v1/audit/verify?tenant=` (the chain). A tenant's admins read their
+   * own tenant; cluster administrators ({@link CLUSTER_ADMIN}) may name any tenant, verify all of
+   * them, and see failed logins in reports.
    */
   private async auditEndpoints(
     req: IncomingMessage,
@@ -312,18 +317,19 @@ export class HttpApi {
     const tenant = asked ?? principal.tenant;
     const since = query.get('since');
     const until = query.get('until');
+    // One clock for both ends: `since=1h` and `until=5m` count back from the same moment.
+    const now = Date.now();
     if (path === '/v1/audit/report') {
-      if (since === null) throw new GatewayError('BAD_REQUEST', 'since: required (ISO time or epoch ms)');
-      const from = Number(streamTime(since, 'since'));
-      const to = until === null ? Date.now() : Number(streamTime(until, 'until'));
+      const to = until === null ? now : epochTime(until, 'until', now);
+      const from = since === null ? Math.max(0, to - DEFAULT_REPORT_SPAN_MS) : epochTime(since, 'since', now);
       const entries = await audit.read(tenant, String(from), String(to), 1_000_000);
       // Failed logins have no tenant: cluster administrators see them in their reports.
       const failed = everyTenant ? await audit.read(UNAUTHENTICATED_TENANT, String(from), String(to), 1_000_000) : [];
       return send(res, 200, summarizeAudit(tenant, { since: from, until: to }, entries, failed));
     }
     if (since !== null || until !== null) {
-      const from = since === null ? '-' : streamTime(since, 'since');
-      const to = until === null ? '+' : streamTime(until, 'until');
+      const from = since === null ? '-' : String(epochTime(since, 'since', now));
+      const to = until === null ? '+' : String(epochTime(until, 'until', now));
       return send(res, 200, await audit.read(tenant, from, to));
     }
     const limit = Number(query.get('limit') ?? '50');
@@ -629,11 +635,9 @@ export class HttpApi {
   }
 }
 
-/** A stream id bound from a time given as ISO text or epoch ms. */
-function streamTime(text: string, field: string): string {
-  const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-  if (Number.isNaN(ms)) throw new GatewayError('BAD_REQUEST', `${field}: expected an ISO time or epoch milliseconds`);
-  return String(ms);
+/** A query's time (see {@link parseTimeSpec}) as epoch ms; before 1970 is 0, the first stream id. */
+function epochTime(text: string, field: string, now: number): number {
+  return Math.max(0, parseTimeSpec(text, field, { now }));
 }
 
 /** Body of `POST /v1/apikeys`. */

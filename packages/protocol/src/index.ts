@@ -108,6 +108,7 @@ export {
   type TaskRecord,
   TaskRecordSchema,
 } from './results';
+export { parseTimeSpec, type TimeSpecOptions } from './time-spec';
 export { describeIssues, type FieldIssue } from './validation';
 export { AGENT_NAME_PATTERN, DEFAULT_LIMITS, PROTOCOL_VERSION } from './version';
 export {

@@ -1,17 +1,15 @@
 import type { ApiKeyInfo } from '@openclaw/core';
+import { parseTimeSpec } from '@openclaw/protocol';
 import type { Command } from 'commander';
 import { fetchJson, type RemoteDefaults, withRemoteOptions } from '../http-client';
 import { renderTable } from '../table';
 
-const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** `--expires`: a duration (`90d`, `12h`, `30m`, `45s`) or an ISO date. @returns epoch ms. */
+/**
+ * `--expires`: a duration ahead (`90d`, `12h`, `30m`, `45s`), an ISO time or epoch ms, read by the
+ * shared {@link parseTimeSpec}. @returns epoch ms.
+ */
 export function parseExpires(text: string, now = Date.now()): number {
-  const duration = /^(\d+)([smhd])$/.exec(text);
-  if (duration) return now + Number(duration[1]) * UNITS[duration[2]!]!;
-  const at = Date.parse(text);
-  if (Number.isNaN(at))
-    throw new Error(`--expires: expected a duration like 90d, 12h, 30m, or an ISO date; got ${JSON.stringify(text)}`);
+  const at = parseTimeSpec(text, '--expires', { now, direction: 'future' });
   if (at <= now) throw new Error(`--expires: ${text} is in the past`);
   return at;
 }
@@ -29,7 +27,7 @@ export function addApiKeyCommands(program: Command, defaults: RemoteDefaults): v
     .requiredOption('--name <name>', 'what the key is for, e.g. billing-agent')
     .requiredOption('--role <role>', 'admin, agent, caller or operator')
     .option('--tenant <tenant>', "the key's tenant (default: your own; another needs cluster:admin)")
-    .option('--expires <when>', 'a duration (90d, 12h) or an ISO date; default: never')
+    .option('--expires <when>', 'a duration ahead (90d, 12h), an ISO time or epoch ms; default: never')
     .action(
       async (o: {
         name: string;

@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { type AuditEntry, type AuditReport, type AuditVerification, renderAuditReport } from '@openclaw/core';
 import type { Command } from 'commander';
 import { fetchJson, type RemoteDefaults, withRemoteOptions } from '../http-client';
+import { TIME_FORMS, timeSpan } from '../time-options';
 
 /** `openclaw audit tail | export | verify`. */
 export function addAuditCommands(program: Command, defaults: RemoteDefaults): void {
@@ -33,12 +34,13 @@ export function addAuditCommands(program: Command, defaults: RemoteDefaults): vo
   withRemoteOptions(audit.command('export'), defaults, { json: false })
     .description('audit entries between two times, as JSON lines')
     .option('--tenant <tenant>', 'tenant (default: your own; another needs cluster:admin)')
-    .requiredOption('--since <time>', 'ISO time or epoch ms')
-    .option('--until <time>', 'ISO time or epoch ms (default: now)')
+    .requiredOption('--since <time>', `from: ${TIME_FORMS}`)
+    .option('--until <time>', `to: ${TIME_FORMS} (default: now)`)
     .action(async (o: { tenant?: string; since: string; until?: string; url: string; apiKey?: string }) => {
+      const span = timeSpan(o);
       const entries = (await fetchJson(
         o,
-        `/v1/audit?${query({ tenant: o.tenant, since: o.since, until: o.until ?? String(Date.now()) })}`,
+        `/v1/audit?${query({ tenant: o.tenant, since: span.since, until: span.until ?? String(Date.now()) })}`,
       )) as AuditEntry[];
       for (const e of entries) process.stdout.write(`${JSON.stringify(e)}\n`);
     });
@@ -79,16 +81,18 @@ function describeVerified(t: AuditVerification): string {
 /** `openclaw audit report`, added to the `audit` command. */
 export function addAuditReportCommand(audit: Command, defaults: RemoteDefaults): void {
   withRemoteOptions(audit.command('report'), defaults, { json: false })
-    .description('a compliance summary of a span: who called what, denials, admin changes, failed logins')
+    .description(
+      'a compliance summary of a span: who called what, RBAC and governance denials, redactions, approvals, rate-limit refusals, admin changes, failed logins',
+    )
     .option('--tenant <tenant>', 'tenant (default: your own; another needs cluster:admin)')
-    .requiredOption('--since <time>', 'ISO time or epoch ms')
-    .option('--until <time>', 'ISO time or epoch ms (default: now)')
+    .option('--since <time>', `from: ${TIME_FORMS} (default: 24 hours before --until)`)
+    .option('--until <time>', `to: ${TIME_FORMS} (default: now)`)
     .option('--format <format>', 'md or json', 'md')
     .option('--output <file>', 'write to this file instead of standard output')
     .action(
       async (o: {
         tenant?: string;
-        since: string;
+        since?: string;
         until?: string;
         format: string;
         output?: string;
@@ -97,9 +101,10 @@ export function addAuditReportCommand(audit: Command, defaults: RemoteDefaults):
       }) => {
         if (o.format !== 'md' && o.format !== 'json')
           throw new Error(`--format: expected md or json, got ${JSON.stringify(o.format)}`);
+        // Without --since the gateway reports the 24 hours before --until.
         const report = (await fetchJson(
           o,
-          `/v1/audit/report?${query({ tenant: o.tenant, since: o.since, until: o.until })}`,
+          `/v1/audit/report?${query({ tenant: o.tenant, ...timeSpan(o) })}`,
         )) as AuditReport;
         const text = o.format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : renderAuditReport(report);
         if (o.output) {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { fetchJson, type RemoteDefaults, type RemoteOptions, withRemoteOptions } from '../http-client';
 import { renderTable } from '../table';
+import { TIME_FORMS, timeSpan } from '../time-options';
 
 interface AuditEntry {
   type: string;
@@ -29,14 +30,13 @@ export function addGovernanceCommands(program: Command, defaults: RemoteDefaults
     .description(
       'verdicts per validator over a window (denied, redacted, would have denied, failed), from the audit trail',
     )
-    .option('--since <time>', 'ISO time or epoch ms; default one hour ago')
-    .option('--until <time>', 'ISO time or epoch ms; default now')
+    .option('--since <time>', `from: ${TIME_FORMS} (default: 1h)`)
+    .option('--until <time>', `to: ${TIME_FORMS} (default: now)`)
     .option('--tenant <tenant>', 'the tenant (default: your own)')
     .action(async (o: RemoteOptions & { since?: string; until?: string; tenant?: string; json?: boolean }) => {
-      const query = new URLSearchParams({
-        since: o.since ?? String(Date.now() - 3_600_000),
-        until: o.until ?? String(Date.now()),
-      });
+      const now = Date.now();
+      const span = timeSpan({ since: o.since ?? '1h', until: o.until }, now);
+      const query = new URLSearchParams({ since: span.since!, until: span.until ?? String(now) });
       if (o.tenant) query.set('tenant', o.tenant);
       const entries = (await fetchJson(o, `/v1/audit?${query}`)) as AuditEntry[];
       const rows = new Map<string, Row>();

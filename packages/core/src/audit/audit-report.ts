@@ -8,12 +8,31 @@ export interface AuditReport {
   entries: number;
   /** Who called what: principal, agent, calls, and outcomes other than ok. */
   calls: { principal: string; agent: string; calls: number; failures: Record<string, number> }[];
+  /** Permissions refused (RBAC): the action or permission, and why. */
   denials: { at: string; principal: string; what: string; reason: string }[];
+  /** Calls a governance validator refused (`governance.denied`). */
+  governanceDenials: GovernanceEvent[];
+  /** Calls or outputs a governance validator masked (`governance.redacted`). */
+  redactions: GovernanceEvent[];
+  /** Approvals by what happened to them. */
+  approvals: { requested: number; approved: number; rejected: number; expired: number };
+  /** Calls refused by a cluster-wide rate limit, by principal. */
+  rateLimited: { principal: string; count: number }[];
   /** Key, agent and policy changes, in order. */
   adminChanges: { at: string; principal: string; type: string; subject: string }[];
   /** Failed authentications by address (from the `_unauthenticated` trail, when included). */
   failedAuthentications: { address: string; count: number }[];
   connections: { principal: string; opened: number }[];
+}
+
+/** One governance verdict of the report. */
+export interface GovernanceEvent {
+  at: string;
+  principal: string;
+  validator: string;
+  agent: string;
+  task: string;
+  reason: string;
 }
 
 const ADMIN_TYPES = new Set([
@@ -38,10 +57,31 @@ export function summarizeAudit(
   const connections = new Map<string, number>();
   const denials: AuditReport['denials'] = [];
   const adminChanges: AuditReport['adminChanges'] = [];
+  const governanceDenials: GovernanceEvent[] = [];
+  const redactions: GovernanceEvent[] = [];
+  const approvals: AuditReport['approvals'] = { requested: 0, approved: 0, rejected: 0, expired: 0 };
+  const rateLimited = new Map<string, number>();
   const at = (e: AuditEntry) => new Date(e.ts).toISOString();
+  const verdict = (e: AuditEntry): GovernanceEvent => ({
+    at: at(e),
+    principal: e.principal ?? '-',
+    validator: String(e.details?.validator ?? '-'),
+    agent: String(e.details?.agent ?? '-'),
+    task: String(e.details?.task ?? '-'),
+    reason: String(e.details?.reason ?? '-'),
+  });
   for (const e of entries) {
     const principal = e.principal ?? '-';
-    if (e.type === 'task.routed') {
+    if ((e.type === 'task.routed' || e.type === 'task.submitted') && e.outcome === 'RATE_LIMITED') {
+      rateLimited.set(principal, (rateLimited.get(principal) ?? 0) + 1);
+    }
+    if (e.type === 'governance.denied') governanceDenials.push(verdict(e));
+    else if (e.type === 'governance.redacted') redactions.push(verdict(e));
+    else if (e.type === 'approval.requested') approvals.requested += 1;
+    else if (e.type === 'approval.approved') approvals.approved += 1;
+    else if (e.type === 'approval.rejected') approvals.rejected += 1;
+    else if (e.type === 'approval.expired') approvals.expired += 1;
+    else if (e.type === 'task.routed') {
       const agent = String(e.details?.agent ?? '-');
       const key = `${principal}\n${agent}`;
       // Outcomes include agents' own error codes: counted in an object without a prototype.
@@ -72,6 +112,12 @@ export function summarizeAudit(
     entries: entries.length,
     calls: [...calls.values()].sort((a, b) => b.calls - a.calls || a.principal.localeCompare(b.principal)),
     denials,
+    governanceDenials,
+    redactions,
+    approvals,
+    rateLimited: [...rateLimited]
+      .map(([principal, count]) => ({ principal, count }))
+      .sort((a, b) => b.count - a.count || a.principal.localeCompare(b.principal)),
     adminChanges,
     failedAuthentications: [...failed]
       .map(([address, count]) => ({ address, count }))
@@ -82,12 +128,22 @@ export function summarizeAudit(
   };
 }
 
+/** A Markdown table, or `_none_`. */
+function table(header: string[], rows: (string | number)[][]): string {
+  return rows.length === 0
+    ? '_none_\n'
+    : `| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|\n${rows.map((row) => `| ${row.map((c) => String(c).replaceAll('|', '\\|')).join(' | ')} |`).join('\n')}\n`;
+}
+
+function governanceTable(events: readonly GovernanceEvent[]): string {
+  return table(
+    ['when', 'principal', 'validator', 'agent', 'task', 'reason'],
+    events.map((g) => [g.at, g.principal, g.validator, g.agent, g.task, g.reason]),
+  );
+}
+
 /** The report as Markdown. */
 export function renderAuditReport(r: AuditReport): string {
-  const table = (header: string[], rows: (string | number)[][]) =>
-    rows.length === 0
-      ? '_none_\n'
-      : `| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|\n${rows.map((row) => `| ${row.map((c) => String(c).replaceAll('|', '\\|')).join(' | ')} |`).join('\n')}\n`;
   return [
     `# Audit report: tenant ${r.tenant}`,
     '',
@@ -106,11 +162,29 @@ export function renderAuditReport(r: AuditReport): string {
           .join(', ') || '0',
       ]),
     ),
-    '## Denials',
+    '## Permission denials (RBAC)',
     '',
     table(
       ['when', 'principal', 'what', 'reason'],
       r.denials.map((d) => [d.at, d.principal, d.what, d.reason]),
+    ),
+    '## Governance denials',
+    '',
+    governanceTable(r.governanceDenials),
+    '## Redactions',
+    '',
+    governanceTable(r.redactions),
+    '## Approvals',
+    '',
+    table(
+      ['requested', 'approved', 'rejected', 'expired'],
+      [[r.approvals.requested, r.approvals.approved, r.approvals.rejected, r.approvals.expired]],
+    ),
+    '## Rate-limit refusals',
+    '',
+    table(
+      ['principal', 'calls refused'],
+      r.rateLimited.map((x) => [x.principal, x.count]),
     ),
     '## Administrative changes',
     '',
