@@ -191,6 +191,7 @@ export {
 } from './tasks/task-store';
 export { createLogger, type Logger, type LoggerOptions, silentLogger } from './telemetry/logger';
 export { LATENCY_BUCKETS, type MetricSources, ProcessMetrics, serveMetrics } from './telemetry/metrics';
+export { formatLogLine, type LineSink, type LogFormat, resolveLogFormat } from './telemetry/pretty-log';
 export { childTraceparent, isTraceparent } from './telemetry/trace-context';
 export {
   contextOf,

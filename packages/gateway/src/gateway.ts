@@ -405,7 +405,9 @@ export class Gateway {
 
   /** Connects to Redis, joins the cluster and listens. Rejects if Redis cannot be reached in 10 s. */
   static async start(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
-    const logger = options.logger ?? createLogger({ level: config.logLevel, base: { replicaId: config.replicaId } });
+    const logger =
+      options.logger ??
+      createLogger({ level: config.logLevel, format: config.logFormat, base: { replicaId: config.replicaId } });
     const gateway = new Gateway(config, logger);
     try {
       await gateway.open();

@@ -19,7 +19,8 @@ export function runGateway(options: RunGatewayOptions = {}): Promise<void> {
   return runService({
     name: 'gateway',
     load: () => loadGatewayConfig({ env: options.env ?? process.env, flags: options.flags ?? {} }),
-    logger: (config) => createLogger({ level: config.logLevel, base: { replicaId: config.replicaId } }),
+    logger: (config) =>
+      createLogger({ level: config.logLevel, format: config.logFormat, base: { replicaId: config.replicaId } }),
     start: (config, logger) => Gateway.start(config, { logger }),
     ready: (gateway, config, logger) =>
       logger.info(

@@ -18,7 +18,8 @@ export function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   return runService({
     name: 'worker',
     load: () => loadWorkerConfig({ env: options.env ?? process.env, flags: options.flags ?? {} }),
-    logger: (config) => createLogger({ level: config.logLevel, base: { workerId: config.workerId } }),
+    logger: (config) =>
+      createLogger({ level: config.logLevel, format: config.logFormat, base: { workerId: config.workerId } }),
     start: (config, logger) => TaskWorker.start(config, { logger }),
     stopping: (config) => ({ message: 'stopping: draining running tasks', fields: { drainMs: config.workerDrainMs } }),
   });

@@ -196,7 +196,9 @@ export class TaskWorker {
 
   /** Connects to Redis, joins the bus and starts taking jobs. Rejects if Redis cannot be reached in 10 s. */
   static async start(config: WorkerConfig, options: TaskWorkerOptions = {}): Promise<TaskWorker> {
-    const logger = options.logger ?? createLogger({ level: config.logLevel, base: { workerId: config.workerId } });
+    const logger =
+      options.logger ??
+      createLogger({ level: config.logLevel, format: config.logFormat, base: { workerId: config.workerId } });
     const worker = new TaskWorker(config, logger);
     try {
       await worker.open();

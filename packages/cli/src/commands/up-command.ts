@@ -2,7 +2,14 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { resolve } from 'node:path';
-import { ConfigError, createLogger, loadGatewayConfig, loadWorkerConfig, redactRedisUrl } from '@openclaw/core';
+import {
+  ConfigError,
+  createLogger,
+  GATEWAY_SETTINGS,
+  loadGatewayConfig,
+  loadWorkerConfig,
+  redactRedisUrl,
+} from '@openclaw/core';
 import { Gateway } from '@openclaw/gateway';
 import { TaskWorker } from '@openclaw/worker';
 import type { Command } from 'commander';
@@ -16,12 +23,23 @@ export function addUpCommand(program: Command): void {
     )
     .option('--port <port>', 'gateway port [OPENCLAW_PORT, default 18789]')
     .option('--data-dir <dir>', 'where a started redis-server keeps its data', '.openclaw')
-    .action(async (options: { port?: string; dataDir: string }) => {
+    .option(
+      '--log-format <format>',
+      `${GATEWAY_SETTINGS.logFormat.doc} [OPENCLAW_LOG_FORMAT, default ${GATEWAY_SETTINGS.logFormat.default}]`,
+    )
+    .action(async (options: UpOptions) => {
       await up(options);
     });
 }
 
-async function up(options: { port?: string; dataDir: string }): Promise<void> {
+/** Options of `openclaw up`, as commander gives them. */
+interface UpOptions {
+  port?: string;
+  dataDir: string;
+  logFormat?: string;
+}
+
+async function up(options: UpOptions): Promise<void> {
   const log = (line: string): void => void process.stderr.write(`openclaw up: ${line}\n`);
   let redis: ChildProcess | undefined;
   let redisUrl = process.env.REDIS_URL;
@@ -39,13 +57,21 @@ async function up(options: { port?: string; dataDir: string }): Promise<void> {
   try {
     // A local development stack: authentication off (loopback only) unless OPENCLAW_AUTH says otherwise.
     const auth = process.env.OPENCLAW_AUTH ? undefined : 'none';
-    config = loadGatewayConfig({ env: process.env, flags: { port: options.port, redis: redisUrl, auth } });
+    config = loadGatewayConfig({
+      env: process.env,
+      flags: { port: options.port, redis: redisUrl, auth, 'log-format': options.logFormat },
+    });
   } catch (error) {
     await stopChild(redis);
     if (error instanceof ConfigError) throw new Error(error.message);
     throw error;
   }
-  const logger = createLogger({ level: config.logLevel, base: { replicaId: config.replicaId } });
+  // The gateway and worker run in this process, so their lines are readable whenever its stdout is a terminal.
+  const logger = createLogger({
+    level: config.logLevel,
+    format: config.logFormat,
+    base: { replicaId: config.replicaId },
+  });
   let gateway: Gateway;
   try {
     gateway = await Gateway.start(config, { logger });
@@ -59,11 +85,17 @@ async function up(options: { port?: string; dataDir: string }): Promise<void> {
     const workerConfig = loadWorkerConfig({
       env: process.env,
       // With the gateway on any free port, the worker's metrics port is any free one too.
-      flags: { redis: redisUrl, port: options.port === '0' ? '0' : undefined },
+      flags: { redis: redisUrl, port: options.port === '0' ? '0' : undefined, 'log-format': options.logFormat },
     });
     worker = await TaskWorker.start(
       { ...workerConfig, workerHttpAgentsAllowPrivate: config.httpAgentsAllowPrivateResolved },
-      { logger: createLogger({ level: workerConfig.logLevel, base: { workerId: workerConfig.workerId } }) },
+      {
+        logger: createLogger({
+          level: workerConfig.logLevel,
+          format: workerConfig.logFormat,
+          base: { workerId: workerConfig.workerId },
+        }),
+      },
     );
   } catch (error) {
     await gateway.close();

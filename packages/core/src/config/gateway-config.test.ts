@@ -1,4 +1,4 @@
-import { ConfigError, loadGatewayConfig } from './gateway-config';
+import { ConfigError, loadGatewayConfig, loadWorkerConfig } from './gateway-config';
 
 describe('loadGatewayConfig', () => {
   it('has authentication on by default, and refuses to start without keys', () => {
@@ -74,5 +74,22 @@ describe('loadGatewayConfig', () => {
     const c = loadGatewayConfig({ flags: { auth: 'none' }, env: { OPENCLAW_ROLE_RATES: 'caller=100/200/5' } });
     expect(c.roleRates.caller).toEqual({ rate: 100, burst: 200, connections: 5 });
     for (const role of ['constructor', '__proto__', 'toString']) expect(c.roleRates[role]).toBeUndefined();
+  });
+
+  it('reads the log format: auto by default, the flag over OPENCLAW_LOG_FORMAT, for gateway and worker alike', () => {
+    expect(loadGatewayConfig({ flags: { auth: 'none' } }).logFormat).toBe('auto');
+    expect(loadGatewayConfig({ flags: { auth: 'none' }, env: { OPENCLAW_LOG_FORMAT: 'json' } }).logFormat).toBe('json');
+    expect(
+      loadGatewayConfig({ flags: { auth: 'none', 'log-format': 'pretty' }, env: { OPENCLAW_LOG_FORMAT: 'json' } })
+        .logFormat,
+    ).toBe('pretty');
+    expect(loadWorkerConfig({ env: { OPENCLAW_LOG_FORMAT: 'pretty' } }).logFormat).toBe('pretty');
+    expect(loadWorkerConfig({ flags: { 'log-format': 'json' } }).logFormat).toBe('json');
+    expect(() => loadGatewayConfig({ flags: { auth: 'none', 'log-format': 'text' } })).toThrow(
+      /--log-format: expected "auto", "pretty" or "json" \(got "text"\)/,
+    );
+    expect(() => loadWorkerConfig({ env: { OPENCLAW_LOG_FORMAT: 'color' } })).toThrow(
+      /OPENCLAW_LOG_FORMAT: expected "auto", "pretty" or "json" \(got "color"\)/,
+    );
   });
 });

@@ -478,18 +478,26 @@ export const GATEWAY_SETTINGS = {
     env: 'OPENCLAW_LOG_LEVEL',
     schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     default: 'info',
-    doc: 'Log level of the JSON logs on stdout.',
+    doc: 'Log level of the logs on stdout.',
+  }),
+  logFormat: setting({
+    env: 'OPENCLAW_LOG_FORMAT',
+    flag: 'log-format',
+    schema: z.enum(['auto', 'pretty', 'json'], { message: 'expected "auto", "pretty" or "json"' }),
+    default: 'auto',
+    doc: 'Format of the logs on stdout: "auto" (the default: readable lines when stdout is a terminal, JSON lines otherwise), "pretty" or "json".',
   }),
 } as const;
 
 /**
- * Settings of `openclaw worker start`. Redis, key prefix and log level are read as the gateway reads
- * them (same variables); these are the worker's own.
+ * Settings of `openclaw worker start`. Redis, key prefix, log level and log format are read as the
+ * gateway reads them (same variables); these are the worker's own.
  */
 export const WORKER_SETTINGS = {
   redisUrl: GATEWAY_SETTINGS.redisUrl,
   keyPrefix: GATEWAY_SETTINGS.keyPrefix,
   logLevel: GATEWAY_SETTINGS.logLevel,
+  logFormat: GATEWAY_SETTINGS.logFormat,
   /** The worker writes governance verdicts of the attempts it runs to the audit trail. */
   auditSecret: GATEWAY_SETTINGS.auditSecret,
   validators: GATEWAY_SETTINGS.validators,
