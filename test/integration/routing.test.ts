@@ -26,6 +26,8 @@ describe('routing across replicas', () => {
     caller.send({ action: 'coordinator', id: 'c1', agent: 'echo-ab', task: 'process-data', data: { n: 1 } });
     const task = await agent.socket.nextEvent('task');
     expect(task).toMatchObject({ task: 'process-data', data: { n: 1 }, from: { principal: 'anonymous' }, attempt: 1 });
+    // This cluster does not trace: agents get no trace context that names no trace.
+    expect(task).not.toHaveProperty('traceparent');
     agent.socket.send({ action: 'task.progress', taskId: task.taskId, progress: { pct: 50 } });
     const progress = await caller.nextEvent('task.progress');
     expect(progress).toEqual({ event: 'task.progress', id: 'c1', taskId: task.taskId, progress: { pct: 50 } });

@@ -229,6 +229,102 @@ describe('workflows', () => {
     await Promise.all([operator.close(), customer.close()]);
   });
 
+  it('shows which step waits for a human, for whom and since when, and no attempts once it is done', async () => {
+    const [a, b] = cluster.gateways;
+    agents.push(
+      await startAgent(a!.url, {
+        name: 'triage-bot',
+        answer: (t) => ({
+          action: 'task.error',
+          taskId: t.taskId,
+          error: { code: 'INPUT_REQUIRED', message: 'is this a refund?' },
+        }),
+      }),
+      await startAgent(b!.url, { name: 'closer' }),
+    );
+    const caller = await TestSocket.open(a!.url);
+    const taskId = await start(caller, {
+      name: 'triage-flow',
+      steps: [
+        { id: 'triage', agent: 'triage-bot', task: 'triage', escalation: { timeoutMs: 600_000 } },
+        { id: 'close', agent: 'closer', task: 'close' },
+      ],
+    });
+    type View = {
+      status: string;
+      waiting?: Record<string, unknown>[];
+      steps: { id: string; status: string; tasks: { taskId: string; status: string }[] }[];
+    };
+    const view = await waitFor(
+      async () => {
+        const record = (await caller.request({ action: 'task.get', id: 'g', taskId })).result as View;
+        return record.status === 'input-required' && record.waiting ? record : undefined;
+      },
+      { what: 'the workflow waiting for a human, with what it waits for' },
+    );
+    const childId = view.steps[0]!.tasks[0]!.taskId;
+    const child = (await caller.request({ action: 'task.get', id: 'c', taskId: childId })).result as {
+      status: string;
+      updatedAt: number;
+      escalateUntil: number;
+    };
+    expect(child.status).toBe('input-required');
+    expect(view.steps.map((s) => [s.id, s.status, s.tasks[0]!.status])).toEqual([
+      ['triage', 'input-required', 'input-required'],
+    ]);
+    const waiting = [
+      {
+        step: 'triage',
+        taskId: childId,
+        agent: 'triage-bot',
+        needs: 'answer',
+        permission: 'task:respond',
+        message: 'is this a refund?',
+        since: child.updatedAt,
+        until: child.escalateUntil,
+      },
+    ];
+    expect(view.waiting).toEqual(waiting);
+    const http = (await (await fetch(`${b!.httpUrl}/v1/tasks/${taskId}`)).json()) as View;
+    expect(http.waiting).toEqual(waiting);
+    expect(http.steps[0]).toMatchObject({ id: 'triage', status: 'input-required' });
+
+    const since = new Date(child.updatedAt).toISOString();
+    const show = await runCli(['task', 'show', taskId, '--url', b!.httpUrl]);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toContain(
+      `waiting   step triage needs an answer (task:respond: openclaw task respond) since ${since}, task ${childId} (triage-bot), until ${new Date(child.escalateUntil).toISOString()}, "is this a refund?"`,
+    );
+    expect(show.stdout).toContain('step triage: input-required\n');
+    expect(show.stdout).toContain(`  ${childId} triage-bot input-required\n`);
+    const list = await runCli(['task', 'list', '--status', 'input-required', '--url', b!.httpUrl]);
+    expect(list.code).toBe(0);
+    const row = list.stdout.split('\n').find((line) => line.startsWith(taskId));
+    // Cells: task, kind, agent, task name, attempts (none of a workflow's own), updated, detail.
+    expect(row?.split(/ {2,}/)).toEqual([
+      taskId,
+      'workflow',
+      '-',
+      'triage-flow',
+      '-',
+      expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      `step triage needs an answer (task:respond: openclaw task respond) since ${since}`,
+    ]);
+
+    // The answer, given to the workflow, goes to its waiting step.
+    const respond = await runCli(['task', 'respond', taskId, '--text', 'yes, a refund', '--url', b!.httpUrl]);
+    expect(respond.code).toBe(0);
+    const end = await taskEnd(caller, taskId);
+    expect(end).toMatchObject({ status: 'completed', output: { echo: 'yes, a refund' } });
+    const done = await runCli(['task', 'show', taskId, '--url', b!.httpUrl]);
+    expect(done.code).toBe(0);
+    expect(done.stdout).toContain('status    completed\n');
+    expect(done.stdout).not.toContain('attempts');
+    expect(done.stdout).not.toContain('waiting');
+    expect(done.stdout).toContain(`step triage: completed\n  ${childId} triage-bot completed\nstep close: completed\n`);
+    await caller.close();
+  });
+
   it('goes on past a step whose human never answered when its escalation says continue', async () => {
     const [a] = cluster.gateways;
     agents.push(

@@ -201,5 +201,6 @@ export {
   stopTracing,
   traceparentOf,
   tracer,
+  tracingActive,
   tracingRequested,
 } from './telemetry/tracing';

@@ -557,7 +557,10 @@ async function findAsync(ctx: HandlerContext, session: Session, taskId: string):
   return task;
 }
 
-/** An async task as `task.get` shows it; a workflow with its steps. */
+/**
+ * An async task as `task.get` (and `GET /v1/tasks/<id>`) shows it; a workflow with its steps, a
+ * step whose task waits for a human shown `input-required`.
+ */
 export async function taskView(ctx: { asyncTasks: AsyncTasks }, task: LedgerTask): Promise<unknown> {
   const record = publicLedgerRecord(task);
   if (task.kind !== 'workflow') return record;
@@ -572,9 +575,11 @@ export async function taskView(ctx: { asyncTasks: AsyncTasks }, task: LedgerTask
   const steps = [];
   for (const [id, step] of Object.entries(run?.steps ?? {})) {
     const children = await ctx.asyncTasks.ledger.getMany(step.taskIds);
+    // A running step whose task waits for a human waits too (the run state only says it runs).
+    const waits = step.status === 'working' && children.some((c) => c.status === 'input-required');
     steps.push({
       id,
-      status: step.status,
+      status: waits ? 'input-required' : step.status,
       ...(step.output === undefined ? {} : { output: step.output }),
       ...(step.error === undefined ? {} : { error: step.error }),
       tasks: children.map((c) => ({

@@ -10,6 +10,7 @@ import {
   type TaskDispatchMessage,
   type TaskReplyMessage,
   traceparentOf,
+  tracingActive,
 } from '@openclaw/core';
 import type { ActionParams } from '@openclaw/protocol';
 import { SpanKind } from '@opentelemetry/api';
@@ -153,7 +154,8 @@ export class AgentHost {
     });
     instance.session.send({
       event: 'task',
-      traceparent,
+      // Only when the cluster traces (docs/protocol.md): otherwise the id names no trace anyone can see.
+      ...(tracingActive() ? { traceparent } : {}),
       taskId: message.taskId,
       task: message.task,
       data: message.data,

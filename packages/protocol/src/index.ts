@@ -107,6 +107,8 @@ export {
   TaskCancelResultSchema,
   type TaskRecord,
   TaskRecordSchema,
+  type TaskWait,
+  TaskWaitSchema,
 } from './results';
 export { parseTimeSpec, type TimeSpecOptions } from './time-spec';
 export { describeIssues, type FieldIssue } from './validation';

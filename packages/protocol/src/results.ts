@@ -33,6 +33,38 @@ export const CoordinatorResultSchema = z.union([
 ]);
 export type CoordinatorResult = z.infer<typeof CoordinatorResultSchema>;
 
+/**
+ * What a task in `input-required` waits for: one entry per task a human must act on. For a workflow,
+ * each is a waiting step's child task (or the workflow itself, when a failed step escalated by its
+ * `onFailure: escalate` policy).
+ */
+export const TaskWaitSchema = z.object({
+  /** The workflow step that waits (workflows only). */
+  step: z.string().optional(),
+  /** The task a human acts on, and for a parallel step its branch. */
+  taskId: TaskIdSchema,
+  branch: z.string().optional(),
+  agent: z.string().optional(),
+  /**
+   * `answer`: someone with `task:respond` answers the task (`task.respond`; the workflow's id works
+   * too); `approval`: the approval is decided with `approval.decide` by whom `required` names.
+   */
+  needs: z.enum(['answer', 'approval']),
+  /** The permission that acts on it: `task:respond` or `approval:decide`. */
+  permission: z.string(),
+  /** What the human is told. */
+  message: z.string().optional(),
+  approvalId: ApprovalIdSchema.optional(),
+  /** Who may decide the approval: how many approvers, with what role, or which principals. */
+  required: z
+    .object({ approvers: z.number().int(), role: z.string().optional(), principals: z.array(z.string()).optional() })
+    .optional(),
+  /** Since when it waits, and until when a human may act (then the escalation times out). */
+  since: z.number().int(),
+  until: z.number().int().optional(),
+});
+export type TaskWait = z.infer<typeof TaskWaitSchema>;
+
 /** The record of a task, as `task.get` returns it. Times are epoch milliseconds. */
 export const TaskRecordSchema = z.object({
   taskId: TaskIdSchema,
@@ -62,6 +94,8 @@ export const TaskRecordSchema = z.object({
   /** In `input-required` for an approval: the approval it waits for (decide it with `approval.decide`). */
   approvalId: ApprovalIdSchema.optional(),
   escalateUntil: z.number().int().optional(),
+  /** A workflow in `input-required`: which steps wait, for whom, since when. */
+  waiting: z.array(TaskWaitSchema).optional(),
   /** The human's answer, once given. */
   response: z.object({ output: z.unknown(), by: z.string(), at: z.number().int() }).optional(),
   startedAt: z.number().int().optional(),

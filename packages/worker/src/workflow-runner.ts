@@ -3,6 +3,7 @@ import { GatewayError, isTerminal, type LedgerTask, type TaskJobData } from '@op
 import {
   joinCount,
   type ParallelStep,
+  type TaskWait,
   type WireError,
   type WorkflowDefinition,
   WorkflowDefinitionSchema,
@@ -40,7 +41,7 @@ export interface WorkflowRun {
 }
 
 type Outcome =
-  | { kind: 'pending'; waitingForHuman: string[] }
+  | { kind: 'pending'; waitingForHuman: LedgerTask[] }
   | { kind: 'ok'; output: unknown }
   | { kind: 'failed'; error: WireError; skip?: boolean };
 
@@ -170,10 +171,26 @@ export class WorkflowRunner {
           message: `step '${step.id}' failed: ${outcome.error.message}`,
           error: outcome.error,
         };
+        // The answer is the workflow's own: it stands in for the failed step's output.
+        const waiting: TaskWait[] = [
+          {
+            step: step.id,
+            taskId: wf.taskId,
+            needs: 'answer',
+            permission: 'task:respond',
+            message: question.message,
+            since: Date.now(),
+            until,
+          },
+        ];
         await this.save(wf, run);
         await ledger.transition(wf, {
           status: 'input-required',
-          fields: { question: JSON.stringify(question), escalateUntil: String(until) },
+          fields: {
+            question: JSON.stringify(question),
+            escalateUntil: String(until),
+            waiting: JSON.stringify(waiting),
+          },
           event: { question, submittedBy: wf.principal },
           notifyOperators: true,
         });
@@ -223,7 +240,7 @@ export class WorkflowRunner {
     const byId = new Map(children.map((c) => [c.taskId, c]));
     const ok: { branch: string; output: unknown; endedAt: number }[] = [];
     const failed: { branch: string; error: WireError; skip: boolean }[] = [];
-    const waitingForHuman: string[] = [];
+    const waitingForHuman: LedgerTask[] = [];
     let pending = 0;
     for (let i = 0; i < sr.taskIds.length; i++) {
       const taskId = sr.taskIds[i]!;
@@ -245,7 +262,7 @@ export class WorkflowRunner {
         pending += 1;
       } else {
         pending += 1;
-        if (child.status === 'input-required') waitingForHuman.push(taskId);
+        if (child.status === 'input-required') waitingForHuman.push(child);
       }
     }
     if (!('parallel' in step)) {
@@ -284,13 +301,33 @@ export class WorkflowRunner {
     return { kind: 'failed', error, skip: step.escalation?.onTimeout === 'continue' };
   }
 
-  /** While a step's task waits for a human, so does the workflow (and back). */
-  private async mirrorHumanWait(wf: LedgerTask, step: WorkflowStep, sr: StepRun, waiting: string[]): Promise<void> {
-    if (waiting.length > 0 && wf.status !== 'input-required') {
-      const question = { step: step.id, taskIds: waiting };
-      await this.ctx.ledger.transition(wf, { status: 'input-required', from: ['working'], event: { question } });
-    } else if (waiting.length === 0 && wf.status === 'input-required' && sr.status === 'working') {
-      await this.ctx.ledger.transition(wf, { status: 'working', from: ['input-required'] });
+  /**
+   * While a step's task waits for a human, so does the workflow (and back). Its record says what it
+   * waits for (kept up to date as branches start or stop waiting), so a listing needs no other read,
+   * and its `question` names the waiting tasks, so `task.respond` on the workflow answers the step.
+   */
+  private async mirrorHumanWait(
+    wf: LedgerTask,
+    step: WorkflowStep,
+    sr: StepRun,
+    children: readonly LedgerTask[],
+  ): Promise<void> {
+    if (children.length > 0) {
+      const waiting = children.map((child) => humanWaitOf(step.id, child));
+      const question = { step: step.id, taskIds: waiting.map((w) => w.taskId) };
+      const fields = { question: JSON.stringify(question), waiting: JSON.stringify(waiting) };
+      if (wf.status !== 'input-required') {
+        await this.ctx.ledger.transition(wf, {
+          status: 'input-required',
+          from: ['working'],
+          fields,
+          event: { question },
+        });
+      } else if (JSON.stringify(wf.waiting) !== fields.waiting) {
+        await this.ctx.ledger.setFields(wf.taskId, fields);
+      }
+    } else if (wf.status === 'input-required' && sr.status === 'working') {
+      await this.ctx.ledger.transition(wf, { status: 'working', from: ['input-required'], fields: clearHumanFields() });
     }
   }
 
@@ -350,7 +387,46 @@ export class WorkflowRunner {
 }
 
 function clearHumanFields(): Record<string, undefined> {
-  return { question: undefined, escalateUntil: undefined };
+  return { question: undefined, escalateUntil: undefined, waiting: undefined };
+}
+
+/**
+ * What a step's child task in `input-required` waits for: an operator's answer, or the decision of
+ * the approval its message needs (and who may give it).
+ * @internal
+ */
+export function humanWaitOf(stepId: string, child: LedgerTask): TaskWait {
+  const question = child.question as
+    | { message?: unknown; approval?: { reason?: unknown; required?: TaskWait['required'] } }
+    | undefined;
+  const wait = {
+    step: stepId,
+    taskId: child.taskId,
+    // A parallel step's children are its branches; a sequential step's child has the step's id.
+    ...(child.stepId !== undefined && child.stepId !== stepId ? { branch: child.stepId } : {}),
+    agent: child.agent,
+    since: child.updatedAt,
+    ...(child.escalateUntil === undefined ? {} : { until: child.escalateUntil }),
+  };
+  if (child.approvalId !== undefined) {
+    const reason = question?.approval?.reason;
+    const required = question?.approval?.required;
+    return {
+      ...wait,
+      needs: 'approval',
+      permission: 'approval:decide',
+      approvalId: child.approvalId,
+      ...(required === undefined ? {} : { required }),
+      ...(typeof reason === 'string' ? { message: reason } : {}),
+    };
+  }
+  const message = question?.message;
+  return {
+    ...wait,
+    needs: 'answer',
+    permission: 'task:respond',
+    ...(typeof message === 'string' ? { message } : {}),
+  };
 }
 
 function runningTaskIds(run: WorkflowRun): string[] {

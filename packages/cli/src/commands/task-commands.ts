@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { TaskRecord } from '@openclaw/protocol';
+import type { TaskRecord, TaskWait } from '@openclaw/protocol';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { fetchJson, type RemoteDefaults, type RemoteOptions, withRemoteOptions } from '../http-client';
@@ -28,7 +28,8 @@ export function addTaskCommands(program: Command, defaults: RemoteDefaults): voi
             t.kind ?? 'task',
             t.agent || '-',
             t.task,
-            `${t.attempts ?? 0}/${t.maxAttempts ?? 1}`,
+            // A workflow makes no attempts of its own: its steps do.
+            t.kind === 'workflow' ? '-' : `${t.attempts ?? 0}/${t.maxAttempts ?? 1}`,
             new Date(t.updatedAt).toISOString(),
             detail(t),
           ]),
@@ -52,13 +53,15 @@ export function addTaskCommands(program: Command, defaults: RemoteDefaults): voi
         `task      ${record.taskId} (${record.kind ?? 'task'})`,
         `status    ${record.status}`,
         record.agent ? `agent     ${record.agent} / ${record.task}` : `workflow  ${record.task}`,
-        `attempts  ${record.attempts ?? 0} of ${record.maxAttempts ?? 1}`,
+        // A workflow makes no attempts of its own (its steps do): a count there would only mislead.
+        ...(record.kind === 'workflow' ? [] : [`attempts  ${record.attempts ?? 0} of ${record.maxAttempts ?? 1}`]),
         `submitter ${record.submittedBy ?? '-'}`,
         `created   ${new Date(record.createdAt).toISOString()}`,
         `updated   ${new Date(record.updatedAt).toISOString()}`,
       ];
       if (record.parentId) lines.push(`workflow  ${record.parentId} (step ${record.stepId})`);
-      if (record.question !== undefined) lines.push(`question  ${JSON.stringify(record.question)}`);
+      if (record.waiting) for (const w of record.waiting) lines.push(`waiting   ${describeWait(w, true)}`);
+      else if (record.question !== undefined) lines.push(`question  ${JSON.stringify(record.question)}`);
       if (record.output !== undefined) lines.push(`output    ${JSON.stringify(record.output)}`);
       if (record.error) lines.push(`error     ${record.error.code}: ${record.error.message}`);
       if (record.lastError) lines.push(`last error ${record.lastError.code}: ${record.lastError.message}`);
@@ -164,7 +167,35 @@ function describeEvent(event: Record<string, unknown>): string {
   return parts.join('  ');
 }
 
+/**
+ * What a workflow waits for, in a line: the step, who may act (the permission, or the approval's
+ * approvers) and since when; `full` adds the task to act on, the message and the time limit.
+ */
+function describeWait(w: TaskWait, full: boolean): string {
+  const where = `step ${w.step ?? '-'}${w.branch ? `/${w.branch}` : ''}`;
+  const what =
+    w.needs === 'approval'
+      ? `needs approval ${w.approvalId ?? '?'} from ${approvers(w.required)}`
+      : `needs an answer (${w.permission}: openclaw task respond)`;
+  const parts = [`${where} ${what} since ${new Date(w.since).toISOString()}`];
+  if (full) {
+    parts.push(`task ${w.taskId}${w.agent ? ` (${w.agent})` : ''}`);
+    if (w.until !== undefined) parts.push(`until ${new Date(w.until).toISOString()}`);
+    if (w.message !== undefined) parts.push(JSON.stringify(w.message));
+  }
+  return parts.join(', ');
+}
+
+function approvers(required: TaskWait['required']): string {
+  if (!required) return 'an approver (approval:decide)';
+  const who = required.principals?.length ? ` among ${required.principals.join(', ')}` : '';
+  const role = required.role ? ` with role ${required.role}` : '';
+  return `${required.approvers} approver${required.approvers === 1 ? '' : 's'}${role}${who}`;
+}
+
 function detail(t: TaskRecord): string {
+  if (t.status === 'input-required' && t.waiting?.length)
+    return t.waiting.map((w) => describeWait(w, false)).join('; ');
   if (t.status === 'input-required') return truncate(JSON.stringify(t.question ?? null));
   if (t.error) return truncate(`${t.error.code}: ${t.error.message}`);
   if (t.lastError) return truncate(`last: ${t.lastError.code}: ${t.lastError.message}`);

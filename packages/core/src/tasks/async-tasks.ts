@@ -409,6 +409,7 @@ export class AsyncTasks {
       response: undefined,
       question: undefined,
       escalateUntil: undefined,
+      waiting: undefined,
       // A retry is a new run: its message needs a new approval if the policy asks for one.
       approvalId: undefined,
       worker: undefined,

@@ -4,6 +4,7 @@ import {
   type TaskOrigin,
   type TaskRecord,
   type TaskState,
+  type TaskWait,
   TERMINAL_TASK_STATES,
   type WireError,
 } from '@openclaw/protocol';
@@ -60,6 +61,8 @@ export interface LedgerTask {
   question?: unknown;
   /** The approval the task's message needs (it waits in `input-required` until it is decided). */
   approvalId?: string;
+  /** A workflow in `input-required`: what it waits for (its waiting steps' tasks, or itself). */
+  waiting?: TaskWait[];
   response?: TaskResponse;
   /** How long to wait for a human before giving up. */
   escalationTimeoutMs: number;
@@ -510,6 +513,7 @@ function decode(h: Record<string, string>): LedgerTask | undefined {
     stepId: h.stepId,
     question: json(h.question),
     approvalId: h.approvalId || undefined,
+    waiting: json<TaskWait[]>(h.waiting),
     response: json<TaskResponse>(h.response),
     escalateUntil: num(h.escalateUntil),
     lastError: json<WireError>(h.lastError),
@@ -559,6 +563,7 @@ export function publicLedgerRecord(task: LedgerTask): TaskRecord {
     question: task.status === 'input-required' ? task.question : undefined,
     escalateUntil: task.status === 'input-required' ? task.escalateUntil : undefined,
     approvalId: task.status === 'input-required' ? task.approvalId : undefined,
+    waiting: task.status === 'input-required' ? task.waiting : undefined,
     response: task.response,
     startedAt: task.startedAt,
     endedAt: task.endedAt,

@@ -66,6 +66,14 @@ export function startTracing(serviceName: string): boolean {
   return true;
 }
 
+/**
+ * Whether this process traces (its SDK started). Without it, bus envelopes still carry trace ids of
+ * their own (replica to replica), but nothing is sent to agents as if a trace existed.
+ */
+export function tracingActive(): boolean {
+  return sdk !== undefined;
+}
+
 /** Flushes and stops the SDK (on exit: spans still buffered are sent). */
 export async function stopTracing(): Promise<void> {
   const current = sdk;
