@@ -8,11 +8,12 @@ const REPO = path.resolve(__dirname, '..', '..');
 function run(
   script: string,
   url: string,
+  env: Record<string, string> = {},
 ): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   let output = '';
   const child = spawn(process.execPath, [path.join(REPO, 'examples', script)], {
     cwd: REPO,
-    env: { ...process.env, OPENCLAW_URL: url },
+    env: { ...process.env, OPENCLAW_URL: url, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.on('data', (d: Buffer) => {
@@ -29,7 +30,7 @@ function run(
 describe('examples', () => {
   let cluster: Cluster;
   beforeAll(async () => {
-    cluster = await startCluster({ replicas: 2 });
+    cluster = await startCluster({ replicas: 2, workers: 1 });
   });
   afterAll(async () => {
     await cluster.stop();
@@ -45,6 +46,81 @@ describe('examples', () => {
       const caller = run('caller.mjs', cluster.gateways[0]!.url);
       expect(await withTimeout(caller.exited, 15_000, 'the example caller to finish')).toBe(0);
       expect(caller.output()).toBe("progress { stage: 'counting' }\noutput { words: 4 }\n");
+    } finally {
+      agent.child.kill('SIGTERM');
+      await agent.exited;
+    }
+  });
+
+  it('runs the customer-service workflow: answered, resolved by support, escalated by a condition, handed off by default', async () => {
+    const example = run('customer-service.mjs', cluster.gateways[0]!.url);
+    expect(await withTimeout(example.exited, 30_000, 'the customer-service example to finish')).toBe(0);
+    expect(example.output()).toBe(
+      [
+        '"What are your opening hours?": completed, answered by query-agent: We are open 9 to 17.',
+        '  steps: query > route=answered > reply',
+        '"The app shows error 42": completed, answered by tech-support: Error 42: update the app to 2.1.',
+        '  steps: query > route=technical > support > (escalate skipped) > reply',
+        '"The app crashes at start": completed, answered by a person: Reinstall the app; we will call you.',
+        '  steps: query > route=technical > support > escalate > reply',
+        '"My bill is wrong": completed, answered by a person: Reinstall the app; we will call you.',
+        '  steps: query > route=default > handoff > reply',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('runs the browser-style sample: a bare WebSocket, onopen, a coordinator frame', async () => {
+    const agent = run('agent.mjs', cluster.gateways[1]!.url);
+    try {
+      await waitFor(() => agent.output().includes('my-agent is ready'), {
+        what: 'the example agent to register',
+        timeoutMs: 15_000,
+      });
+      const caller = run('browser-style.mjs', cluster.gateways[0]!.url);
+      const code = await withTimeout(caller.exited, 15_000, 'the browser-style caller to finish');
+      expect(caller.output()).toBe("progress { stage: 'counting' }\noutput { words: 5 }\n");
+      expect(code).toBe(0);
+    } finally {
+      agent.child.kill('SIGTERM');
+      await agent.exited;
+    }
+  });
+
+  it('runs the planned pipeline: the planner returns the steps, the workflow runs them', async () => {
+    const example = run('planned-pipeline.mjs', cluster.gateways[1]!.url);
+    expect(await withTimeout(example.exited, 30_000, 'the planned-pipeline example to finish')).toBe(0);
+    expect(example.output()).toBe(
+      "planned: fetch, clean, report\ncompleted: { report: '3 regions: north, south, east' }\n",
+    );
+  });
+});
+
+/** The same examples with authentication on: the SDK sends the key as a header, a bare WebSocket in the URL. */
+describe('examples with API keys', () => {
+  const KEY = 'example-admin-key-0123456789';
+  let cluster: Cluster;
+  beforeAll(async () => {
+    cluster = await startCluster({ replicas: 1, auth: 'apikey', apiKeys: [KEY] });
+  });
+  afterAll(async () => {
+    await cluster.stop();
+  });
+
+  it('runs the agent with OPENCLAW_API_KEY, and the browser-style caller with ?api_key=', async () => {
+    const url = cluster.gateways[0]!.url;
+    const agent = run('agent.mjs', url, { OPENCLAW_API_KEY: KEY });
+    try {
+      await waitFor(() => agent.output().includes('my-agent is ready'), {
+        what: 'the example agent to register',
+        timeoutMs: 15_000,
+      });
+      const caller = run('browser-style.mjs', url, { OPENCLAW_API_KEY: KEY });
+      expect(await withTimeout(caller.exited, 15_000, 'the browser-style caller to finish')).toBe(0);
+      expect(caller.output()).toBe("progress { stage: 'counting' }\noutput { words: 5 }\n");
+      const refused = run('browser-style.mjs', url, { OPENCLAW_API_KEY: 'not-a-key' });
+      expect(await withTimeout(refused.exited, 15_000, 'the refused caller to finish')).toBe(1);
+      expect(refused.output()).toContain('could not connect');
     } finally {
       agent.child.kill('SIGTERM');
       await agent.exited;

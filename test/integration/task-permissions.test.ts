@@ -1,5 +1,6 @@
-import { createApiKey, runCli } from '../helpers/cli';
+import { applyPolicy, createApiKey, runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
+import { taskEnd } from '../helpers/tasks';
 import { TestSocket } from '../helpers/ws-client';
 
 const ADMIN = 'admin-key-for-task-permission-tests';
@@ -129,5 +130,84 @@ describe('async task permissions', () => {
       error: { code: 'FORBIDDEN', message: "missing permission 'agent:invoke:billing'" },
     });
     await agentSocket.close();
+  });
+
+  it("authorizes every case of a switch at start, and a plan's steps as the workflow's starter, over WebSocket and HTTP", async () => {
+    const [a, b] = cluster.gateways;
+    const planner = await createApiKey(a!.httpUrl, ADMIN, { name: 'planner-user', role: 'agent' });
+    await applyPolicy(
+      a!.httpUrl,
+      ADMIN,
+      [
+        'roles:',
+        '  planning:',
+        '    permissions: ["agent:invoke:planner", "agent:invoke:upper"]',
+        'bindings:',
+        '  - role: planning',
+        `    principals: [apikey:${planner.slice(4, 16)}]`,
+      ].join('\n'),
+    );
+    let plan: unknown;
+    const admin = { headers: { 'x-api-key': ADMIN } };
+    const agents = [
+      await startAgent(a!.url, {
+        name: 'planner',
+        ...admin,
+        answer: (t) => ({ action: 'task.result', taskId: t.taskId, output: plan }),
+      }),
+      await startAgent(b!.url, { name: 'upper', ...admin }),
+      await startAgent(b!.url, { name: 'vault', ...admin }),
+    ];
+    const socket = await TestSocket.open(b!.url, { headers: { 'x-api-key': planner } });
+    const routed = await socket.request({
+      action: 'workflow.start',
+      id: 1,
+      workflow: {
+        steps: [
+          {
+            id: 'route',
+            switch: 'input.kind',
+            cases: { a: [{ id: 'up', agent: 'upper', task: 't' }], b: [{ id: 'open', agent: 'vault', task: 't' }] },
+          },
+        ],
+      },
+    });
+    expect(routed).toMatchObject({
+      ok: false,
+      error: { code: 'FORBIDDEN', message: "missing permission 'agent:invoke:vault'" },
+    });
+
+    const workflow = { steps: [{ id: 'plan', plan: { agent: 'planner', task: 'plan' } }] };
+    plan = { steps: [{ id: 'open', agent: 'vault', task: 'open' }] };
+    const started = await socket.request({ action: 'workflow.start', id: 2, workflow });
+    const denied = await taskEnd(socket, (started.result as { taskId: string }).taskId);
+    expect(denied).toMatchObject({
+      status: 'failed',
+      error: { details: { step: 'plan', error: { code: 'BAD_REQUEST' } } },
+    });
+    expect((denied.error as { message: string }).message).toContain(
+      "the workflow's starter may not call agent 'vault' (missing permission 'agent:invoke:vault')",
+    );
+    expect(agents[2]!.received).toHaveLength(0);
+
+    // The same over HTTP: the plan is checked against the same principal.
+    const http = await fetch(`${a!.httpUrl}/v1/workflows`, {
+      method: 'POST',
+      headers: { 'x-api-key': planner, 'content-type': 'application/json' },
+      body: JSON.stringify({ workflow, input: 'x' }),
+    });
+    expect(http.status).toBe(202);
+    const { taskId } = (await http.json()) as { taskId: string };
+    await socket.request({ action: 'task.subscribe', id: 3, taskId });
+    expect(await taskEnd(socket, taskId)).toMatchObject({ status: 'failed' });
+    expect(agents[2]!.received).toHaveLength(0);
+
+    plan = { steps: [{ id: 'up', agent: 'upper', task: 'shout' }] };
+    const allowed = await socket.request({ action: 'workflow.start', id: 4, workflow, input: 'hi' });
+    expect(await taskEnd(socket, (allowed.result as { taskId: string }).taskId)).toMatchObject({
+      status: 'completed',
+      output: { echo: 'hi', by: 'upper' },
+    });
+    await Promise.all([socket.close(), ...agents.map((x) => x.close())]);
   });
 });

@@ -442,4 +442,159 @@ describe('workflows', () => {
     expect(JSON.stringify(reply.error)).toContain("step id 'x' is used twice");
     await caller.close();
   });
+
+  it('routes by a switch on an earlier output and skips a step whose condition does not hold', async () => {
+    const [a, b] = cluster.gateways;
+    agents.push(
+      await startAgent(a!.url, {
+        name: 'classifier',
+        answer: (t) => ({
+          action: 'task.result',
+          taskId: t.taskId,
+          output: { route: (t.data as { kind: string }).kind, score: 3 },
+        }),
+      }),
+      await startAgent(b!.url, { name: 'billing' }),
+      await startAgent(b!.url, { name: 'fallback' }),
+      await startAgent(a!.url, { name: 'auditor' }),
+    );
+    const caller = await TestSocket.open(a!.url);
+    const workflow = {
+      steps: [
+        { id: 'classify', agent: 'classifier', task: 'classify' },
+        {
+          id: 'route',
+          switch: 'steps.classify.output.route',
+          cases: { billing: [{ id: 'bill', agent: 'billing', task: 'handle' }], ignore: [] },
+          default: [{ id: 'other', agent: 'fallback', task: 'handle' }],
+        },
+        {
+          id: 'audit',
+          agent: 'auditor',
+          task: 'check',
+          when: {
+            any: [
+              { path: 'input.audit', eq: true },
+              { path: 'steps.classify.output.score', gt: 5 },
+            ],
+          },
+        },
+      ],
+    };
+    const run = async (input: object) => {
+      const taskId = await start(caller, workflow, input);
+      const end = await taskEnd(caller, taskId);
+      const record = (await caller.request({ action: 'task.get', id: `g-${taskId}`, taskId })).result as {
+        steps: { id: string; status: string; case?: string; reason?: string; tasks: { agent: string }[] }[];
+      };
+      return { end, steps: record.steps.map((s) => [s.id, s.status, s.case ?? s.reason ?? '', s.tasks.length]) };
+    };
+
+    const billing = await run({ kind: 'billing', audit: true });
+    expect(billing.end).toMatchObject({
+      status: 'completed',
+      output: { echo: { echo: { route: 'billing', score: 3 }, by: 'billing' }, by: 'auditor' },
+    });
+    expect(billing.steps).toEqual([
+      ['classify', 'completed', '', 1],
+      ['route', 'completed', 'billing', 0],
+      ['bill', 'completed', '', 1],
+      ['audit', 'completed', '', 1],
+    ]);
+
+    const other = await run({ kind: 'shipping' });
+    expect(other.end).toMatchObject({ status: 'completed', output: { by: 'fallback' } });
+    expect(other.steps).toEqual([
+      ['classify', 'completed', '', 1],
+      ['route', 'completed', 'default', 0],
+      ['other', 'completed', '', 1],
+      ['audit', 'skipped', 'condition', 0],
+    ]);
+
+    // An empty case: nothing more runs for the switch; the classifier's output is the result.
+    const ignored = await run({ kind: 'ignore' });
+    expect(ignored.end).toMatchObject({ status: 'completed', output: { route: 'ignore', score: 3 } });
+    expect(agents[1]!.received).toHaveLength(1);
+    expect(agents[2]!.received).toHaveLength(1);
+    expect(agents[3]!.received).toHaveLength(1);
+    await caller.close();
+  });
+
+  it('runs the steps a planner agent returns, and refuses a plan that is not a valid one', async () => {
+    const [a, b] = cluster.gateways;
+    let plan: unknown;
+    agents.push(
+      await startAgent(a!.url, {
+        name: 'planner',
+        answer: (t) => ({
+          action: 'task.result',
+          taskId: t.taskId,
+          output: typeof plan === 'function' ? (plan as () => unknown)() : plan,
+        }),
+      }),
+      await startAgent(b!.url, {
+        name: 'upper',
+        answer: (t) => ({ action: 'task.result', taskId: t.taskId, output: String(t.data).toUpperCase() }),
+      }),
+      await startAgent(a!.url, {
+        name: 'exclaim',
+        answer: (t) => ({ action: 'task.result', taskId: t.taskId, output: `${String(t.data)}!` }),
+      }),
+    );
+    const caller = await TestSocket.open(b!.url);
+    const workflow = {
+      steps: [
+        { id: 'plan', plan: { agent: 'planner', task: 'plan' }, maxSteps: 3 },
+        { id: 'finish', agent: 'exclaim', task: 'finish' },
+      ],
+    };
+    plan = {
+      input: 'hello',
+      steps: [
+        { id: 'up', agent: 'upper', task: 'upper' },
+        { id: 'twice', agent: 'exclaim', task: 'e', when: { path: 'steps.plan.output.input', eq: 'hello' } },
+      ],
+    };
+    const good = await start(caller, workflow, { goal: 'shout' });
+    expect(await taskEnd(caller, good)).toMatchObject({ status: 'completed', output: 'HELLO!!' });
+    expect(agents[0]!.received[0]!.data).toEqual({ goal: 'shout' });
+    const record = (await caller.request({ action: 'task.get', id: 1, taskId: good })).result as {
+      steps: { id: string; status: string; planned?: string[] }[];
+    };
+    expect(record.steps.map((s) => [s.id, s.status, s.planned])).toEqual([
+      ['plan', 'completed', ['up', 'twice']],
+      ['up', 'completed', undefined],
+      ['twice', 'completed', undefined],
+      ['finish', 'completed', undefined],
+    ]);
+
+    const refused = async (bad: unknown, message: string, step = 'plan') => {
+      plan = bad;
+      const taskId = await start(caller, workflow, null);
+      const end = await taskEnd(caller, taskId);
+      expect(end).toMatchObject({
+        status: 'failed',
+        error: { code: 'AGENT_ERROR', details: { step, error: { code: 'BAD_REQUEST' } } },
+      });
+      expect((end.error as { message: string }).message).toContain(message);
+    };
+    await refused({ steps: [{ id: 'x', agent: 'Not A Name', task: 't' }] }, 'steps.0.agent');
+    await refused({ steps: [{ id: 'finish', agent: 'upper', task: 't' }] }, "step id 'finish' is used twice");
+    await refused({ steps: [{ id: 'plan', agent: 'upper', task: 't' }] }, "step id 'plan' is used twice");
+    await refused(
+      { steps: Array.from({ length: 4 }, (_, i) => ({ id: `s${i}`, agent: 'upper', task: 't' })) },
+      'it has 4 steps (branches and nested steps count); at most 3',
+    );
+    // A planner that always plans another planning step: the third level may not plan again.
+    let level = 0;
+    await refused(
+      () => ({ steps: [{ id: `p${++level}`, plan: { agent: 'planner', task: 'plan' } }] }),
+      'plans nest at most 3 deep',
+      'p2',
+    );
+    await refused('just text', 'output: ');
+    // Nothing of a refused plan ran.
+    expect(agents[1]!.received).toHaveLength(1);
+    await caller.close();
+  });
 });

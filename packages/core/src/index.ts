@@ -30,7 +30,14 @@ export {
   type PolicyProblem,
   PolicySchema,
 } from './auth/policy';
-export { ANONYMOUS, hasPermission, type Principal } from './auth/principal';
+export {
+  ANONYMOUS,
+  grantsOf,
+  hasPermission,
+  type Principal,
+  type PrincipalGrants,
+  principalOf,
+} from './auth/principal';
 export { BUILT_IN_ROLES, permissionsOf, ROLE_NAMES } from './auth/roles';
 export {
   type Authenticator,

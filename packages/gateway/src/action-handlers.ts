@@ -9,6 +9,7 @@ import {
   type DelegationIssuer,
   GatewayError,
   grantOf,
+  grantsOf,
   type LedgerTask,
   type Logger,
   publicLedgerRecord,
@@ -28,6 +29,7 @@ import {
   PROTOCOL_VERSION,
   type ServerFrame,
   TERMINAL_TASK_STATES,
+  workflowCalls,
 } from '@openclaw/protocol';
 import type { AgentHost } from './agent-host';
 import { decideApproval, getApproval, listApprovals } from './approval-access';
@@ -420,11 +422,10 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
   },
 
   async 'workflow.start'(ctx, { session }, params) {
-    // Starting a workflow calls each of its agents: the principal must be allowed to call every one.
-    for (const step of params.workflow.steps) {
-      for (const call of 'parallel' in step ? step.parallel : [step]) {
-        requirePermission(ctx, session, `agent:invoke:${call.agent}`);
-      }
+    // Starting a workflow calls each of its agents (every case of every switch, every planner):
+    // the principal must be allowed to call every one. Planned steps are checked when planned.
+    for (const call of workflowCalls(params.workflow.steps)) {
+      requirePermission(ctx, session, `agent:invoke:${call.agent}`);
     }
     const submitted = await ctx.asyncTasks.startWorkflow(
       {
@@ -433,6 +434,7 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
         agent: firstAgent(session),
         agents: ctx.agents.chainFor(session),
         roles: [...session.principal.roles],
+        grants: grantsOf(session.principal),
       },
       params.workflow,
       params.input ?? null,
@@ -568,7 +570,16 @@ export async function taskView(ctx: { asyncTasks: AsyncTasks }, task: LedgerTask
     | {
         steps?: Record<
           string,
-          { status: string; taskIds: string[]; branches: string[]; output?: unknown; error?: unknown }
+          {
+            status: string;
+            taskIds: string[];
+            branches: string[];
+            output?: unknown;
+            error?: unknown;
+            reason?: string;
+            case?: string;
+            planned?: string[];
+          }
         >;
       }
     | undefined;
@@ -582,6 +593,9 @@ export async function taskView(ctx: { asyncTasks: AsyncTasks }, task: LedgerTask
       status: waits ? 'input-required' : step.status,
       ...(step.output === undefined ? {} : { output: step.output }),
       ...(step.error === undefined ? {} : { error: step.error }),
+      ...(step.reason === undefined ? {} : { reason: step.reason }),
+      ...(step.case === undefined ? {} : { case: step.case }),
+      ...(step.planned === undefined ? {} : { planned: step.planned }),
       tasks: children.map((c) => ({
         taskId: c.taskId,
         stepId: c.stepId,

@@ -157,6 +157,8 @@ export class AgentHost {
       // Only when the cluster traces (docs/protocol.md): otherwise the id names no trace anyone can see.
       ...(tracingActive() ? { traceparent } : {}),
       taskId: message.taskId,
+      // Which of the connection's agents is asked (one connection may serve several).
+      agent: instance.agent,
       task: message.task,
       data: message.data,
       from: message.from,

@@ -4,6 +4,7 @@ import {
   checkAgentUrl,
   contextOf,
   GatewayError,
+  grantsOf,
   inSpan,
   isOperator,
   OPERATORS_TENANT,
@@ -29,6 +30,7 @@ import {
   TaskNameSchema,
   TaskRespondParamsSchema,
   WorkflowStartParamsSchema,
+  workflowCalls,
 } from '@openclaw/protocol';
 import { SpanKind } from '@opentelemetry/api';
 import { z } from 'zod';
@@ -461,7 +463,7 @@ export class HttpApi {
       const body = parseBody(SubmitBodySchema, await readJsonBody(req, this.gateway.config.maxJsonDepth), 'task');
       need(this.gateway, principal, `agent:invoke:${body.agent}`);
       const submitted = await tasks.submit(
-        { principal: principal.id, tenant: principal.tenant },
+        { principal: principal.id, tenant: principal.tenant, roles: [...principal.roles] },
         { ...body, data: body.data ?? null },
       );
       audit('task.submitted', submitted.taskId);
@@ -473,13 +475,11 @@ export class HttpApi {
         await readJsonBody(req, this.gateway.config.maxJsonDepth),
         'workflow',
       );
-      for (const step of body.workflow.steps) {
-        for (const call of 'parallel' in step ? step.parallel : [step]) {
-          need(this.gateway, principal, `agent:invoke:${call.agent}`);
-        }
+      for (const call of workflowCalls(body.workflow.steps)) {
+        need(this.gateway, principal, `agent:invoke:${call.agent}`);
       }
       const submitted = await tasks.startWorkflow(
-        { principal: principal.id, tenant: principal.tenant },
+        { principal: principal.id, tenant: principal.tenant, roles: [...principal.roles], grants: grantsOf(principal) },
         body.workflow,
         body.input ?? null,
         { idempotencyKey: body.idempotencyKey },

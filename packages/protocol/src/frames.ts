@@ -46,6 +46,8 @@ export type TaskOrigin = z.infer<typeof TaskOriginSchema>;
 export const TaskEventSchema = z.object({
   event: z.literal('task'),
   taskId: TaskIdSchema,
+  /** The agent asked: which one, when the connection serves several (a 1.0 gateway leaves it out). */
+  agent: z.string().optional(),
   task: z.string(),
   data: z.unknown(),
   from: TaskOriginSchema,

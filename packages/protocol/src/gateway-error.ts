@@ -63,7 +63,8 @@ export class GatewayError extends Error {
     const copy = Object.assign(Object.create(Object.getPrototypeOf(this)) as this, this, { dispatched: false });
     for (const key of ['message', 'stack', 'cause'] as const) {
       const own = Object.getOwnPropertyDescriptor(this, key);
-      if (own) Object.defineProperty(copy, key, own);
+      // Newer V8 keeps `stack` behind an accessor bound to the original error: copy its value.
+      if (own) Object.defineProperty(copy, key, { value: this[key], writable: true, configurable: true });
     }
     return copy;
   }

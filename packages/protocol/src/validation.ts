@@ -37,6 +37,11 @@ function flatten(issues: readonly Issue[], prefix: PropertyKey[]): Issue[] {
         continue;
       }
     }
+    if (issue.code === 'invalid_key' && issue.issues.length > 0) {
+      // A record's key was refused: say why (its pattern), not only that it was.
+      out.push({ ...issue, path, message: `invalid key: ${issue.issues[0]!.message}` } as Issue);
+      continue;
+    }
     out.push({ ...issue, path } as Issue);
   }
   return out;

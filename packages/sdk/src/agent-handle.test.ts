@@ -217,6 +217,23 @@ describe('task dispatch', () => {
     });
   });
 
+  it('gives a task to the agent the gateway names, when several on one connection handle the same task', async () => {
+    await client
+      .agent('query-agent')
+      .handle('answer', () => 'query')
+      .register();
+    await client
+      .agent('tech-support')
+      .handle('answer', () => 'support')
+      .register();
+    connection.send({ ...task('t-1', 'answer'), agent: 'tech-support' });
+    expect((await connection.next('task.result')).output).toBe('support');
+    connection.send({ ...task('t-2', 'answer'), agent: 'query-agent' });
+    expect((await connection.next('task.result')).output).toBe('query');
+    connection.send({ ...task('t-3', 'erase'), agent: 'tech-support' });
+    expect((await connection.next('task.error')).error).toMatchObject({ code: 'NOT_FOUND' });
+  });
+
   it('sends progress as task.progress without an id, before the result', async () => {
     await client
       .agent('summarizer')

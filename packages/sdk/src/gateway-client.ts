@@ -830,7 +830,10 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
   private dispatchTask(event: TaskEvent): void {
     // Every agent is a candidate, registered or not yet: ws emits the frames of one TCP read back to back,
     // so a task can arrive before the continuation of register() has marked the agent registered.
-    const candidates = [...this.agents.values()];
+    const all = [...this.agents.values()];
+    // The gateway names the agent asked; one connection may serve several with the same task names.
+    const named = event.agent === undefined ? [] : all.filter((handle) => handle.name === event.agent);
+    const candidates = named.length > 0 ? named : all;
     let best: AgentHandle | undefined;
     let bestScore = 0;
     for (const handle of candidates) {
@@ -846,7 +849,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
       best.run(event);
       return;
     }
-    const names = candidates.map((handle) => handle.name).join(', ');
+    const names = all.map((handle) => handle.name).join(', ');
     this.trySendReply({
       action: 'task.error',
       taskId: event.taskId,

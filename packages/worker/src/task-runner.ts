@@ -8,6 +8,7 @@ import {
   isTerminal,
   type LedgerTask,
   type Logger,
+  type Principal,
   storableJson,
   type TaskDispatcher,
   type TaskJobData,
@@ -31,6 +32,8 @@ export interface RunnerContext {
   logger: Logger;
   /** True once the worker is handing its running jobs back to the queue (shutdown). */
   handingBack(): boolean;
+  /** Whether a principal holds a permission under the cluster's policy now (planned steps' calls). */
+  can(principal: Principal, permission: string): boolean;
 }
 
 /** How soon a job whose ledger write failed (Redis trouble) runs again. */

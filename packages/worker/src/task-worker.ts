@@ -276,6 +276,7 @@ export class TaskWorker {
       approvals: this.approvals,
       logger: this.logger,
       handingBack: () => this.handingBack,
+      can: (principal, permission) => this.authorizer.can(principal, permission),
     };
     const taskRunner = new TaskRunner(context);
     const workflowRunner = new WorkflowRunner(context);

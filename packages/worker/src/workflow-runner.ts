@@ -1,13 +1,26 @@
 import { randomUUID } from 'node:crypto';
-import { GatewayError, isTerminal, type LedgerTask, type TaskJobData } from '@openclaw/core';
+import { GatewayError, isTerminal, type LedgerTask, principalOf, type TaskJobData } from '@openclaw/core';
 import {
+  type AgentStep,
+  type ConditionScope,
+  checkSteps,
+  DEFAULT_PLAN_STEPS,
+  describeIssues,
+  evaluateCondition,
   joinCount,
+  MAX_WORKFLOW_STEPS,
   type ParallelStep,
+  PlanSchema,
+  type PlanStep,
+  type SwitchStep,
+  switchBranches,
   type TaskWait,
+  valueAt,
   type WireError,
   type WorkflowDefinition,
   WorkflowDefinitionSchema,
   type WorkflowStep,
+  workflowCalls,
 } from '@openclaw/protocol';
 import { DelayedError, type Job } from 'bullmq';
 import { canceledError, park, type RunnerContext } from './task-runner';
@@ -29,16 +42,37 @@ export interface StepRun {
   endedAt?: number;
   output?: unknown;
   error?: WireError;
+  /** Skipped because its `when` condition did not hold. */
+  reason?: 'condition';
+  /** A switch step: the case it chose (`default`, or none when nothing matched and there is no default). */
+  case?: string;
+  /** A plan step: the ids of the steps its plan added. */
+  planned?: string[];
+}
+
+/** A step still to run, and how deep in plans it was made (0: the definition's own). */
+export interface QueuedStep {
+  step: WorkflowStep;
+  planDepth: number;
 }
 
 /** A workflow's run state. */
 export interface WorkflowRun {
-  /** Index of the step running now. */
+  /** How many steps have ended (completed, failed over, skipped or routed). */
   stage: number;
   /** The input of the step running now: the previous step's output. */
   input: unknown;
   steps: Record<string, StepRun>;
+  /**
+   * The steps still to run, the first one running now: the definition's, with the chosen case of
+   * each switch and each plan's steps put in front as they come. Absent in a run saved before it
+   * existed: then the definition's steps from `stage` on.
+   */
+  queue?: QueuedStep[];
 }
+
+/** A step that runs agent calls (child tasks). */
+type CallingStep = AgentStep | ParallelStep | PlanStep;
 
 type Outcome =
   | { kind: 'pending'; waitingForHuman: LedgerTask[] }
@@ -81,6 +115,8 @@ export class WorkflowRunner {
     }
     const definition = parsed.data;
     const run: WorkflowRun = (wf.state as WorkflowRun | undefined) ?? { stage: 0, input: wf.data, steps: {} };
+    run.queue ??= definition.steps.slice(run.stage).map((step) => ({ step, planDepth: 0 }));
+    const queue = run.queue;
     if (wf.cancelRequested) {
       await this.ctx.tasks.cancelSteps(runningTaskIds(run));
       await this.end(wf, 'canceled', { error: canceledError() });
@@ -88,7 +124,7 @@ export class WorkflowRunner {
     }
     if (wf.deadline !== undefined && Date.now() >= wf.deadline) {
       await this.ctx.tasks.cancelSteps(runningTaskIds(run));
-      const step = definition.steps[run.stage];
+      const step = queue[0]?.step;
       await this.end(wf, 'failed', {
         error: new GatewayError('TIMEOUT', `the workflow's deadline passed${step ? ` during step '${step.id}'` : ''}`, {
           retryable: false,
@@ -106,22 +142,53 @@ export class WorkflowRunner {
       wf = { ...wf, status: 'working' };
     }
     for (;;) {
-      const step = definition.steps[run.stage];
-      if (!step) {
+      const next = queue[0];
+      if (!next) {
         await this.end(wf, 'completed', { output: run.input });
         return 'completed';
       }
+      const step = next.step;
       // Step ids are the client's (`constructor`, `toString` are valid ones): own entries only.
       let sr = Object.hasOwn(run.steps, step.id) ? run.steps[step.id] : undefined;
       if (!sr) {
+        if (step.when !== undefined && !evaluateCondition(step.when, scopeOf(wf, run))) {
+          run.steps[step.id] = {
+            status: 'skipped',
+            reason: 'condition',
+            taskIds: [],
+            branches: [],
+            startedAt: Date.now(),
+            endedAt: Date.now(),
+          };
+          queue.shift();
+          run.stage += 1;
+          await this.save(wf, run, { stepSkipped: step.id, reason: 'condition' });
+          continue;
+        }
+        if ('switch' in step) {
+          const chosen = chooseCase(step, scopeOf(wf, run));
+          run.steps[step.id] = {
+            status: 'completed',
+            taskIds: [],
+            branches: [],
+            startedAt: Date.now(),
+            endedAt: Date.now(),
+            ...(chosen ? { case: chosen.name } : {}),
+          };
+          queue.splice(0, 1, ...(chosen?.steps ?? []).map((s) => ({ step: s, planDepth: next.planDepth })));
+          run.stage += 1;
+          await this.save(wf, run, { stepRouted: step.id, case: chosen?.name ?? null });
+          continue;
+        }
         sr = await this.startStep(wf, run, step);
       }
+      const calling = step as CallingStep;
       // What the step's tasks and the workflow's own flags look like before this look at them: if it
       // differs once the workflow has parked, something ended meanwhile and it wakes itself.
       const seen = await this.fingerprint(wf.taskId, sr.taskIds);
       let outcome: Outcome;
       if (sr.status === 'input-required') {
-        outcome = await this.humanOutcome(wf, step);
+        outcome = await this.humanOutcome(wf, calling);
         if (outcome.kind === 'pending')
           return this.wait(
             job,
@@ -132,20 +199,40 @@ export class WorkflowRunner {
             sr.taskIds,
           );
       } else {
-        outcome = await this.stepOutcome(wf, run, step, sr);
+        outcome = await this.stepOutcome(wf, run, calling, sr);
       }
       if (outcome.kind === 'pending') {
-        await this.mirrorHumanWait(wf, step, sr, outcome.waitingForHuman);
+        await this.mirrorHumanWait(wf, calling, sr, outcome.waitingForHuman);
         wf = { ...wf, status: outcome.waitingForHuman.length > 0 ? 'input-required' : 'working' };
         return this.wait(job, token, wf, Date.now() + WORKFLOW_GUARD_MS, seen, sr.taskIds);
       }
       // The step is done: stop the branches a join no longer needs.
       await this.ctx.tasks.cancelSteps(sr.taskIds);
       sr.endedAt = Date.now();
+      if (outcome.kind === 'ok' && 'plan' in calling) {
+        const accepted = this.acceptPlan(wf, run, calling, next.planDepth, outcome.output);
+        if ('error' in accepted) {
+          outcome = { kind: 'failed', error: accepted.error };
+        } else {
+          sr.status = 'completed';
+          sr.output = outcome.output;
+          sr.planned = accepted.steps.map((s) => s.id);
+          if (accepted.input !== undefined) run.input = accepted.input;
+          queue.splice(0, 1, ...accepted.steps.map((s) => ({ step: s, planDepth: next.planDepth + 1 })));
+          run.stage += 1;
+          await this.save(wf, run, { stepCompleted: step.id, planned: sr.planned });
+          if (wf.status === 'input-required') {
+            await ledger.transition(wf, { status: 'working', from: ['input-required'], fields: clearHumanFields() });
+            wf = { ...wf, status: 'working' };
+          }
+          continue;
+        }
+      }
       if (outcome.kind === 'ok') {
         sr.status = 'completed';
         sr.output = outcome.output;
         run.input = outcome.output;
+        queue.shift();
         run.stage += 1;
         await this.save(wf, run, { stepCompleted: step.id });
         if (wf.status === 'input-required') {
@@ -155,17 +242,18 @@ export class WorkflowRunner {
         continue;
       }
       sr.error = outcome.error;
-      const policy = outcome.skip ? 'continue' : (step.onFailure ?? 'fail');
+      const policy = outcome.skip ? 'continue' : (calling.onFailure ?? 'fail');
       if (policy === 'continue') {
         // The step is skipped: the next one gets the same input this one got.
         sr.status = 'skipped';
+        queue.shift();
         run.stage += 1;
         await this.save(wf, run, { stepSkipped: step.id, error: outcome.error });
         continue;
       }
       if (policy === 'escalate' && wf.status !== 'input-required') {
         sr.status = 'input-required';
-        const until = Date.now() + (step.escalation?.timeoutMs ?? wf.escalationTimeoutMs);
+        const until = Date.now() + (calling.escalation?.timeoutMs ?? wf.escalationTimeoutMs);
         const question = {
           step: step.id,
           message: `step '${step.id}' failed: ${outcome.error.message}`,
@@ -215,9 +303,66 @@ export class WorkflowRunner {
     }
   }
 
+  /**
+   * A plan step's output, checked before any of it runs: it must be a plan (`{steps, input?}`)
+   * whose steps are valid workflow steps, with ids new in the workflow, conditions that read only
+   * earlier steps, within the step's `maxSteps`, the plan depth and the workflow's size, and whose
+   * every agent the workflow's starter may call. Governance then checks each planned call when it
+   * is dispatched, as for every step.
+   */
+  private acceptPlan(
+    wf: LedgerTask,
+    run: WorkflowRun,
+    step: PlanStep,
+    planDepth: number,
+    output: unknown,
+  ): { steps: WorkflowStep[]; input?: unknown } | { error: WireError } {
+    const refuse = (message: string, details?: unknown): { error: WireError } => ({
+      error: new GatewayError('BAD_REQUEST', `the plan of step '${step.id}' was refused: ${message}`, {
+        retryable: false,
+        ...(details === undefined ? {} : { details }),
+      }).toWire(),
+    });
+    const parsed = PlanSchema.safeParse(output);
+    if (!parsed.success) {
+      const issues = describeIssues(parsed.error);
+      return refuse(issues.map((i) => `${i.field || 'output'}: ${i.message}`).join('; '), issues);
+    }
+    const plan = parsed.data;
+    const queued = (run.queue ?? []).slice(1).flatMap((q) => idsOf([q.step]));
+    const { issues, count } = checkSteps(
+      plan.steps,
+      { earlier: new Set(Object.keys(run.steps)), reserved: new Set(queued), planDepth: planDepth + 1 },
+      ['steps'],
+    );
+    if (issues.length > 0) {
+      return refuse(
+        issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+        issues.map((i) => ({ field: i.path.join('.'), message: i.message })),
+      );
+    }
+    const allowed = step.maxSteps ?? DEFAULT_PLAN_STEPS;
+    if (count > allowed) return refuse(`it has ${count} steps (branches and nested steps count); at most ${allowed}`);
+    const total = Object.keys(run.steps).length + queued.length + count;
+    if (total > MAX_WORKFLOW_STEPS) {
+      return refuse(`the workflow would have ${total} steps; a workflow has at most ${MAX_WORKFLOW_STEPS}`);
+    }
+    if (wf.grants !== undefined) {
+      const starter = principalOf(wf.principal, wf.tenant, wf.roles, wf.grants);
+      for (const call of workflowCalls(plan.steps)) {
+        if (!this.ctx.can(starter, `agent:invoke:${call.agent}`)) {
+          return refuse(
+            `the workflow's starter may not call agent '${call.agent}' (missing permission 'agent:invoke:${call.agent}')`,
+          );
+        }
+      }
+    }
+    return { steps: plan.steps, ...(plan.input === undefined ? {} : { input: plan.input }) };
+  }
+
   /** Plans a step's children in the run state (saved first), then creates and enqueues them. */
-  private async startStep(wf: LedgerTask, run: WorkflowRun, step: WorkflowStep): Promise<StepRun> {
-    const calls = 'parallel' in step ? step.parallel : [step];
+  private async startStep(wf: LedgerTask, run: WorkflowRun, step: CallingStep): Promise<StepRun> {
+    const calls = 'parallel' in step ? step.parallel : [{ id: step.id }];
     const sr: StepRun = {
       status: 'working',
       taskIds: calls.map(() => randomUUID()),
@@ -235,7 +380,7 @@ export class WorkflowRunner {
    * planning the step and creating it) is created now, and one whose job is gone is queued again:
    * neither can leave the workflow waiting.
    */
-  private async stepOutcome(wf: LedgerTask, run: WorkflowRun, step: WorkflowStep, sr: StepRun): Promise<Outcome> {
+  private async stepOutcome(wf: LedgerTask, run: WorkflowRun, step: CallingStep, sr: StepRun): Promise<Outcome> {
     const children = await this.ctx.ledger.getMany(sr.taskIds);
     const byId = new Map(children.map((c) => [c.taskId, c]));
     const ok: { branch: string; output: unknown; endedAt: number }[] = [];
@@ -291,7 +436,7 @@ export class WorkflowRunner {
   }
 
   /** A step escalated by its failure policy: a human's answer is its output. */
-  private async humanOutcome(wf: LedgerTask, step: WorkflowStep): Promise<Outcome> {
+  private async humanOutcome(wf: LedgerTask, step: CallingStep): Promise<Outcome> {
     if (wf.response !== undefined) return { kind: 'ok', output: wf.response.output };
     if (Date.now() < (wf.escalateUntil ?? 0)) return { kind: 'pending', waitingForHuman: [] };
     const error = new GatewayError('TIMEOUT', `no operator answered for step '${step.id}' in time`, {
@@ -308,7 +453,7 @@ export class WorkflowRunner {
    */
   private async mirrorHumanWait(
     wf: LedgerTask,
-    step: WorkflowStep,
+    step: CallingStep,
     sr: StepRun,
     children: readonly LedgerTask[],
   ): Promise<void> {
@@ -436,8 +581,8 @@ function runningTaskIds(run: WorkflowRun): string[] {
 }
 
 /** What creates the `i`-th child task of a step (the same each time: creating it is idempotent). */
-function childOf(step: WorkflowStep, sr: StepRun, i: number, input: unknown) {
-  const call = 'parallel' in step ? step.parallel[i]! : step;
+function childOf(step: CallingStep, sr: StepRun, i: number, input: unknown) {
+  const call = 'parallel' in step ? step.parallel[i]! : 'plan' in step ? { id: step.id, ...step.plan } : step;
   return {
     taskId: sr.taskIds[i]!,
     stepId: call.id,
@@ -448,6 +593,45 @@ function childOf(step: WorkflowStep, sr: StepRun, i: number, input: unknown) {
     retry: call.retry,
     escalation: step.escalation,
   };
+}
+
+/** What a step's condition or switch reads: the workflow's input, the running input, earlier steps. */
+function scopeOf(wf: LedgerTask, run: WorkflowRun): ConditionScope {
+  const steps: ConditionScope['steps'] = {};
+  for (const [id, sr] of Object.entries(run.steps)) {
+    Object.defineProperty(steps, id, {
+      enumerable: true,
+      value: {
+        status: sr.status,
+        ...(sr.output === undefined ? {} : { output: sr.output }),
+        ...(sr.error === undefined ? {} : { error: sr.error }),
+        ...(sr.case === undefined ? {} : { case: sr.case }),
+      },
+    });
+  }
+  return { input: wf.data, previous: run.input, steps };
+}
+
+/**
+ * The case a switch takes: the one named as its value (a string, number or boolean, compared as
+ * text), else `default`, else none (nothing more runs for it).
+ */
+function chooseCase(step: SwitchStep, scope: ConditionScope): { name: string; steps: WorkflowStep[] } | undefined {
+  const value = valueAt(step.switch, scope);
+  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+    const name = String(value);
+    if (Object.hasOwn(step.cases, name)) return { name, steps: step.cases[name]! };
+  }
+  return step.default ? { name: 'default', steps: step.default } : undefined;
+}
+
+/** Every step and branch id in a list of steps, switch cases included. */
+function idsOf(steps: readonly WorkflowStep[]): string[] {
+  return steps.flatMap((step) => [
+    step.id,
+    ...('parallel' in step ? step.parallel.map((b) => b.id) : []),
+    ...('switch' in step ? switchBranches(step).flatMap(([, b]) => idsOf(b)) : []),
+  ]);
 }
 
 function lost(message: string): WireError {

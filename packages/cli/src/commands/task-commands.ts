@@ -43,7 +43,14 @@ export function addTaskCommands(program: Command, defaults: RemoteDefaults): voi
     .option('--events', 'also show its history: every status change and progress report, with times')
     .action(async (taskId: string, o: Remote & { events?: boolean }) => {
       const record = (await fetchJson(o, `/v1/tasks/${encodeURIComponent(taskId)}`)) as TaskRecord & {
-        steps?: { id: string; status: string; tasks: { taskId: string; agent: string; status: string }[] }[];
+        steps?: {
+          id: string;
+          status: string;
+          reason?: string;
+          case?: string;
+          planned?: string[];
+          tasks: { taskId: string; agent: string; status: string }[];
+        }[];
       };
       const events = o.events
         ? ((await fetchJson(o, `/v1/tasks/${encodeURIComponent(taskId)}/events`)) as Record<string, unknown>[])
@@ -66,7 +73,15 @@ export function addTaskCommands(program: Command, defaults: RemoteDefaults): voi
       if (record.error) lines.push(`error     ${record.error.code}: ${record.error.message}`);
       if (record.lastError) lines.push(`last error ${record.lastError.code}: ${record.lastError.message}`);
       for (const step of record.steps ?? []) {
-        lines.push(`step ${step.id}: ${step.status}`);
+        const why =
+          step.reason === 'condition'
+            ? ' (its condition did not hold)'
+            : step.case !== undefined
+              ? ` (case ${step.case})`
+              : step.planned !== undefined
+                ? ` (planned: ${step.planned.join(', ') || 'nothing'})`
+                : '';
+        lines.push(`step ${step.id}: ${step.status}${why}`);
         for (const t of step.tasks) lines.push(`  ${t.taskId} ${t.agent} ${t.status}`);
       }
       for (const event of events ?? []) lines.push(describeEvent(event));

@@ -21,6 +21,36 @@ export interface Principal {
   readonly expiresAt?: number;
 }
 
+/**
+ * What a principal's credential grants, beyond its roles: kept with a workflow that has plan steps,
+ * whose planned steps are authorized later, by a worker, as the principal that started it.
+ */
+export interface PrincipalGrants {
+  permissions: string[];
+  groups?: string[];
+  claims?: Record<string, string>;
+}
+
+export function grantsOf(principal: Principal): PrincipalGrants {
+  return {
+    permissions: [...principal.permissions],
+    ...(principal.groups ? { groups: [...principal.groups] } : {}),
+    ...(principal.claims ? { claims: { ...principal.claims } } : {}),
+  };
+}
+
+/** The principal a workflow was started by, rebuilt from its record (for the policy's checks). */
+export function principalOf(id: string, tenant: string, roles: readonly string[], grants: PrincipalGrants): Principal {
+  return {
+    id,
+    tenant,
+    roles,
+    permissions: new Set(grants.permissions),
+    ...(grants.groups ? { groups: grants.groups } : {}),
+    ...(grants.claims ? { claims: grants.claims } : {}),
+  };
+}
+
 /** The principal of every connection when authentication is off (loopback development). */
 export const ANONYMOUS: Principal = Object.freeze({
   id: 'anonymous',

@@ -37,22 +37,35 @@ export async function runService<C, S extends { close(): Promise<void> }>(spec: 
   }
   const logger = spec.logger(config);
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection'));
+  // The signal handlers come first: a service may log that it is ready before `start` returns, and
+  // a SIGTERM sent on that line must stop it cleanly, not kill it.
+  let signaled: NodeJS.Signals | undefined;
+  let onSignal: (signal: NodeJS.Signals) => void = (signal) => {
+    signaled = signal;
+  };
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    onSignal(signal);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
   let service: S;
   try {
     service = await spec.start(config, logger);
   } catch (error) {
     logger.fatal({ err: (error as Error).message }, `${spec.name} failed to start`);
     process.exitCode = 1;
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
     return;
   }
   spec.ready?.(service, config, logger);
   await new Promise<void>((resolve) => {
-    let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {
-      if (stopping) {
-        logger.warn({ signal }, 'second signal: exiting now');
-        process.exit(1);
-      }
       stopping = true;
       const line = spec.stopping(config);
       logger.info({ signal, ...line.fields }, line.message);
@@ -68,9 +81,11 @@ export async function runService<C, S extends { close(): Promise<void> }>(spec: 
         },
       );
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    onSignal = stop;
+    if (signaled !== undefined) stop(signaled);
   });
+  process.off('SIGINT', handler);
+  process.off('SIGTERM', handler);
   // Spans still buffered are sent before the process ends.
   await stopTracing();
 }

@@ -4,11 +4,14 @@ import {
   GatewayError,
   type RetryPolicy,
   RetryPolicySchema,
+  switchBranches,
   type TaskOrigin,
   type TaskState,
   type WorkflowDefinition,
+  type WorkflowStep,
 } from '@openclaw/protocol';
 import type Redis from 'ioredis';
+import type { PrincipalGrants } from '../auth/principal';
 import type { ClusterBus } from '../bus/cluster-bus';
 import { GATEWAY_SETTINGS } from '../config/settings';
 import type { RedisKeys } from '../redis/redis-keys';
@@ -73,7 +76,13 @@ export function asyncTaskDefaults(settings?: AsyncTaskSettings): AsyncTaskDefaul
 }
 
 /** Who submits: the origin the agent is told, the tenant, and what governance judges by. */
-export type Submitter = TaskOrigin & { tenant: string; roles?: string[]; delegationDepth?: number };
+export type Submitter = TaskOrigin & {
+  tenant: string;
+  roles?: string[];
+  delegationDepth?: number;
+  /** The submitter's own grants: kept with a workflow that plans, to authorize its planned steps. */
+  grants?: PrincipalGrants;
+};
 
 /** Who asks: the principal, its tenant, and whether it may see every task of the tenant. */
 export interface TaskViewer {
@@ -208,6 +217,7 @@ export class AsyncTasks {
       retentionMs: this.defaults.retentionMs,
       definition: workflow,
       deadline: now + deadlineMs,
+      ...(from.grants !== undefined && plans(workflow.steps) ? { grants: from.grants } : {}),
       stepDefaults: {
         attempts: this.defaults.attempts,
         backoffMs: this.defaults.backoffMs,
@@ -534,6 +544,11 @@ export function enqueueOptions(task: LedgerTask) {
     retentionMs: task.retentionMs,
     traceparent: task.traceparent,
   };
+}
+
+/** Whether any step (in any switch case) is a plan step. */
+function plans(steps: readonly WorkflowStep[]): boolean {
+  return steps.some((step) => 'plan' in step || ('switch' in step && switchBranches(step).some(([, b]) => plans(b))));
 }
 
 /** The ids of a workflow's child tasks, from its run state. */

@@ -567,14 +567,17 @@ export class TaskDispatcher {
 
   private track(record: Omit<StoredTask, 'updatedAt'>, request: DispatchRequest, deadline: number): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.settle(record.taskId, {
-          error: new GatewayError(
-            'TIMEOUT',
-            `agent '${request.agent}' did not answer task '${request.task}' within ${request.timeoutMs} ms`,
-          ),
-        });
-      }, deadline - Date.now());
+      const timer = setTimeout(
+        () => {
+          this.settle(record.taskId, {
+            error: new GatewayError(
+              'TIMEOUT',
+              `agent '${request.agent}' did not answer task '${request.task}' within ${request.timeoutMs} ms`,
+            ),
+          });
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       this.pending.set(record.taskId, {
         taskId: record.taskId,
         agent: request.agent,

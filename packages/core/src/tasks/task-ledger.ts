@@ -9,6 +9,7 @@ import {
   type WireError,
 } from '@openclaw/protocol';
 import type Redis from 'ioredis';
+import type { PrincipalGrants } from '../auth/principal';
 import type { RedisKeys } from '../redis/redis-keys';
 import { MAX_STORED_OUTPUT_BYTES } from './task-store';
 
@@ -79,6 +80,8 @@ export interface LedgerTask {
   definition?: unknown;
   state?: unknown;
   deadline?: number;
+  /** Workflows with plan steps: the starter's own grants, to authorize planned steps as the starter. */
+  grants?: PrincipalGrants;
   /** Workflows: the cluster's defaults for steps that give no timeout or retries, fixed at start. */
   stepDefaults?: { attempts: number; backoffMs: number; timeoutMs: number };
   retentionMs: number;
@@ -464,6 +467,7 @@ function encode(task: LedgerTask): Record<string, string> {
   if (task.state !== undefined) out.state = JSON.stringify(task.state);
   if (task.deadline !== undefined) out.deadline = String(task.deadline);
   if (task.stepDefaults !== undefined) out.stepDefaults = JSON.stringify(task.stepDefaults);
+  if (task.grants !== undefined) out.grants = JSON.stringify(task.grants);
   if (task.traceparent !== undefined) out.traceparent = task.traceparent;
   return out;
 }
@@ -525,6 +529,7 @@ function decode(h: Record<string, string>): LedgerTask | undefined {
     state: json(h.state),
     deadline: num(h.deadline),
     stepDefaults: json(h.stepDefaults),
+    grants: json<PrincipalGrants>(h.grants),
     delegationDepth: num(h.delegationDepth),
     traceparent: h.traceparent,
   };
