@@ -6,7 +6,10 @@ const transform = {
   ],
 };
 // Unit tests import sibling packages from source, so they run without a build.
-const moduleNameMapper = { '^@openclaw/(protocol|core|gateway|sdk|cli)$': '<rootDir>/packages/$1/src/index.ts' };
+const moduleNameMapper = {
+  '^@openclaw/(protocol|core|gateway|sdk|cli)$': '<rootDir>/packages/$1/src/index.ts',
+  '^@openclaw/core/tracing$': '<rootDir>/packages/core/src/telemetry/tracing.ts',
+};
 
 /** @type {import('jest').Config} */
 module.exports = {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // First: tracing must start before the modules it instruments are loaded.
 import './tracing-preload';
-import { stopTracing } from '@openclaw/core/dist/telemetry/tracing';
+import { stopTracing } from '@openclaw/core/tracing';
 import { main } from './main';
 
 main(process.argv)

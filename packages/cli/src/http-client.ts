@@ -1,4 +1,4 @@
-import { inSpan, traceparentOf } from '@openclaw/core/dist/telemetry/tracing';
+import { inSpan, traceparentOf } from '@openclaw/core/tracing';
 import { SpanKind } from '@opentelemetry/api';
 /** Options every command that talks to a running gateway takes. */
 export interface RemoteOptions {

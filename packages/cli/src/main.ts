@@ -10,6 +10,9 @@ import { addTaskCommands } from './commands/task-commands';
 import { addUpCommand } from './commands/up-command';
 import { addWorkerCommands } from './commands/worker-commands';
 
+/** This package's version, as installed. */
+const CLI_VERSION = (require('../package.json') as { version: string }).version;
+
 /**
  * Runs the `openclaw` command line.
  * @example
@@ -19,6 +22,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   const defaults = { url: process.env.OPENCLAW_URL ?? 'http://127.0.0.1:18789', apiKey: process.env.OPENCLAW_API_KEY };
   const program = new Command('openclaw')
     .description('OpenClaw Gateway: a gateway-first coordination layer for multi-agent systems')
+    .version(CLI_VERSION, '-V, --version', 'print the version of the openclaw command')
     .showHelpAfterError()
     .exitOverride((error) => {
       // Help and version exit 0; usage errors exit 2 (commander printed the message already).

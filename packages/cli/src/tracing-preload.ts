@@ -3,7 +3,7 @@
  * the modules loaded after it, ioredis among them, are instrumented. Imported first by `bin.ts`; it
  * reaches into core's tracing module directly, because core's index would load ioredis first.
  */
-import { startTracing } from '@openclaw/core/dist/telemetry/tracing';
+import { startTracing } from '@openclaw/core/tracing';
 
 const [, , command, sub] = process.argv;
 const service =
