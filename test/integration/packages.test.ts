@@ -12,11 +12,24 @@ const REPO = path.resolve(__dirname, '..', '..');
 const PACKAGES = ['protocol', 'sdk', 'core', 'gateway', 'worker', 'dashboard', 'cli'];
 const exec = promisify(execFile);
 
-/** Runs a command in a folder; its output, or a failure with everything it printed. */
-async function sh(cwd: string, file: string, args: string[]): Promise<string> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('npm_')));
-  const { stdout } = await exec(file, args, { cwd, env: clean, maxBuffer: 16 * 1024 * 1024 });
-  return stdout;
+/** Runs a command in a folder; its output, or a failure naming it with everything it printed. */
+async function sh(cwd: string, file: string, args: string[], timeoutMs = 60_000): Promise<string> {
+  // The test runs under `npm test`: the child npm must not think it runs a script of this checkout.
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) => !/^npm_(package_|lifecycle_|config_local_prefix|command|execpath|node_execpath)/.test(k),
+    ),
+  );
+  const started = Date.now();
+  try {
+    const { stdout } = await exec(file, args, { cwd, env: clean, maxBuffer: 16 * 1024 * 1024, timeout: timeoutMs });
+    return stdout;
+  } catch (error) {
+    const { stdout, stderr, signal } = error as { stdout?: string; stderr?: string; signal?: string };
+    throw new Error(
+      `${path.basename(file)} ${args.join(' ')} failed after ${Date.now() - started} ms${signal ? ` (${signal})` : ''}:\n${stdout ?? ''}${stderr ?? ''}`,
+    );
+  }
 }
 
 function start(cwd: string, file: string, args: string[], env: Record<string, string> = {}) {
@@ -72,14 +85,19 @@ describe('the packages outside the repository', () => {
     const tarballs = readdirSync(packs).filter((f) => f.endsWith('.tgz'));
     expect(tarballs.sort()).toEqual(PACKAGES.map((p) => `openclaw-${p}-0.1.0.tgz`).sort());
     writeFileSync(path.join(project, 'package.json'), '{"name":"outside","private":true,"type":"module"}\n');
-    await sh(project, 'npm', [
-      'install',
-      '--prefer-offline',
-      '--no-audit',
-      '--no-fund',
-      '--loglevel=error',
-      ...tarballs.map((t) => path.join(packs, t)),
-    ]);
+    await sh(
+      project,
+      'npm',
+      [
+        'install',
+        '--prefer-offline',
+        '--no-audit',
+        '--no-fund',
+        '--loglevel=error',
+        ...tarballs.map((t) => path.join(packs, t)),
+      ],
+      150_000,
+    );
     const bin = path.join(project, 'node_modules', '.bin', 'openclaw');
     expect((await sh(project, bin, ['--version'])).trim()).toBe('0.1.0');
 
@@ -137,9 +155,12 @@ describe('the packages outside the repository', () => {
       const status = await sh(project, bin, ['gateway', 'status', '--url', `http://127.0.0.1:${port}`]);
       expect(status).toContain('my-agent');
     } finally {
-      agent?.child.kill('SIGTERM');
-      gateway.child.kill('SIGTERM');
+      for (const child of [agent?.child, gateway.child]) child?.kill('SIGTERM');
+      const killer = setTimeout(() => {
+        for (const child of [agent?.child, gateway.child]) child?.kill('SIGKILL');
+      }, 10_000);
       await Promise.all([agent?.exited, gateway.exited]);
+      clearTimeout(killer);
     }
-  }, 180_000);
+  }, 300_000);
 });
