@@ -100,6 +100,55 @@ governance:
     await Promise.all([caller.close(), agent.close()]);
   });
 
+  it('gives a rule that matches on role the same verdict over WebSocket and over HTTP, for tasks and workflows', async () => {
+    await apply(`
+governance:
+  rules:
+    - name: no-admin-purges
+      when: { role: admin, agent: archive, task: purge }
+      verdict: deny
+      reason: admins do not purge the archive
+`);
+    const [a, b] = cluster.gateways;
+    const agent = await startAgent(b!.url, { name: 'archive', headers });
+    const caller = await TestSocket.open(a!.url, { headers });
+    const http = async (path: string, body: unknown): Promise<string> => {
+      const res = await fetch(`${a!.httpUrl}${path}`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      expect(res.status).toBe(202);
+      const { taskId } = (await res.json()) as { taskId: string };
+      await caller.request({ action: 'task.subscribe', id: `sub-${taskId}`, taskId });
+      return taskId;
+    };
+    const workflow = { steps: [{ id: 'purge', agent: 'archive', task: 'purge' }] };
+    const ended = {
+      wsTask: await taskEnd(caller, await submitAsync(caller, { agent: 'archive', task: 'purge', data: {} })),
+      httpTask: await taskEnd(caller, await http('/v1/tasks', { agent: 'archive', task: 'purge', data: {} })),
+      wsWorkflow: await taskEnd(
+        caller,
+        ((await caller.request({ action: 'workflow.start', id: 'wf', workflow })).result as { taskId: string }).taskId,
+      ),
+      httpWorkflow: await taskEnd(caller, await http('/v1/workflows', { workflow })),
+    };
+    for (const task of [ended.wsTask, ended.httpTask]) {
+      expect(task).toMatchObject({ status: 'rejected', error: { code: 'POLICY_DENIED' } });
+    }
+    for (const wf of [ended.wsWorkflow, ended.httpWorkflow]) {
+      expect(wf).toMatchObject({
+        status: 'failed',
+        error: { details: { step: 'purge', error: { code: 'POLICY_DENIED' } } },
+      });
+    }
+    // A task the rule does not match passes over both.
+    const other = await http('/v1/tasks', { agent: 'archive', task: 'list', data: {} });
+    expect(await taskEnd(caller, other)).toMatchObject({ status: 'completed' });
+    expect(agent.received.map((t) => t.task)).toEqual(['list']);
+    await Promise.all([caller.close(), agent.close()]);
+  });
+
   it('masks what a redact rule names and the PII it finds before the agent sees the request', async () => {
     await apply(`
 governance:

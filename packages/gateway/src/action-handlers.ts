@@ -9,18 +9,13 @@ import {
   type DelegationIssuer,
   GatewayError,
   grantOf,
-  grantsOf,
-  type LedgerTask,
   type Logger,
-  publicLedgerRecord,
-  publicTaskRecord,
   qualifiedAgent,
   type SchemaStore,
   schemaProblem,
   storeSchemas,
   type TaskDispatcher,
   type TaskStore,
-  type TaskViewer,
   traceparentOf,
 } from '@openclaw/core';
 import {
@@ -29,7 +24,6 @@ import {
   PROTOCOL_VERSION,
   type ServerFrame,
   TERMINAL_TASK_STATES,
-  workflowCalls,
 } from '@openclaw/protocol';
 import type { AgentHost } from './agent-host';
 import { decideApproval, getApproval, listApprovals } from './approval-access';
@@ -37,6 +31,7 @@ import type { ClusterWatch } from './cluster-watch';
 import type { GatewayMetrics } from './gateway-metrics';
 import type { Session } from './session';
 import type { TaskEventRouter } from './task-events';
+import type { TaskCaller, TaskOperations } from './task-operations';
 
 /** What the handlers need from the replica. */
 export interface HandlerContext {
@@ -46,6 +41,8 @@ export interface HandlerContext {
   store: TaskStore;
   /** Async tasks and workflows (the durable task queue). */
   asyncTasks: AsyncTasks;
+  /** The task operations both transports share. */
+  tasks: TaskOperations;
   /** Messages waiting for approval. */
   approvals: Approvals;
   /** Connections watching the cluster (`cluster.watch`). */
@@ -232,16 +229,19 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
     requirePermission(ctx, session, `agent:invoke:${params.agent}`);
     const agents = ctx.agents.chainFor(session, params.parentTaskId);
     if (params.mode === 'async') {
-      const submitted = await ctx.asyncTasks.submit(
+      const submitted = await ctx.tasks.submit(
         {
-          principal: session.principal.id,
-          tenant: session.principal.tenant,
-          agent: firstAgent(session),
-          onBehalfOf: delegated?.onBehalfOf,
-          chain: delegated ? [...delegated.chain, session.principal.id] : undefined,
+          ...callerOf(session),
           agents,
-          roles: [...session.principal.roles],
-          delegationDepth: delegated?.depth,
+          ...(delegated
+            ? {
+                delegation: {
+                  onBehalfOf: delegated.onBehalfOf,
+                  chain: [...delegated.chain, session.principal.id],
+                  depth: delegated.depth,
+                },
+              }
+            : {}),
         },
         {
           agent: params.agent,
@@ -251,15 +251,8 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
           idempotencyKey: params.idempotencyKey,
           retry: params.retry,
           escalation: params.escalation,
-          traceparent: traceparentOf(),
         },
       );
-      ctx.audit.record(session.principal.tenant, {
-        type: 'task.submitted',
-        principal: session.principal.id,
-        outcome: submitted.duplicate ? 'duplicate' : 'ok',
-        details: { agent: params.agent, task: params.task, taskId: submitted.taskId },
-      });
       return { taskId: submitted.taskId, status: submitted.status };
     }
     if (session.inFlight >= ctx.limits.maxInFlightPerConnection) {
@@ -343,14 +336,8 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
     }
   },
 
-  async 'task.get'(ctx, { session }, params) {
-    requirePermission(ctx, session, 'task:read');
-    const task = await findAsync(ctx, session, params.taskId);
-    if (task) return taskView(ctx, task);
-    const record = await ctx.store.get(params.taskId);
-    if (!record || record.principal !== session.principal.id)
-      throw new GatewayError('NOT_FOUND', `no task '${params.taskId}'`);
-    return publicTaskRecord(record);
+  'task.get'(ctx, { session }, params) {
+    return ctx.tasks.get(callerOf(session), params.taskId);
   },
 
   async 'task.cancel'(ctx, { session }, params) {
@@ -362,19 +349,15 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
         `this connection has no coordinator call in flight with id ${JSON.stringify(params.requestId)}`,
       );
     }
-    const task = params.taskId === undefined ? undefined : await findAsync(ctx, session, taskId);
-    if (task) {
-      await ctx.asyncTasks.cancel(taskId, viewerOf(ctx, session));
-      audit(ctx, session, 'task.canceled', { taskId });
-      return { taskId, status: 'canceled' };
-    }
+    const task = params.taskId === undefined ? undefined : await ctx.tasks.findAsync(session.principal, taskId);
+    if (task) return ctx.tasks.cancel(callerOf(session), taskId);
     await ctx.dispatcher.cancel(taskId, session.principal.id);
     return { taskId, status: 'canceled' };
   },
 
   async 'task.subscribe'(ctx, { session }, params) {
     requirePermission(ctx, session, 'task:read');
-    const task = await findAsync(ctx, session, params.taskId);
+    const task = await ctx.tasks.findAsync(session.principal, params.taskId);
     if (task) {
       if (session.subscriptions >= MAX_SUBSCRIPTIONS_PER_SESSION) {
         throw new GatewayError(
@@ -401,55 +384,25 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
     return { taskId: record.taskId, status: record.status };
   },
 
-  async 'task.respond'(ctx, { session }, params) {
-    requirePermission(ctx, session, 'task:respond');
-    await ctx.asyncTasks.respond(params.taskId, params.output, viewerOf(ctx, session));
-    audit(ctx, session, 'task.responded', { taskId: params.taskId });
-    return { taskId: params.taskId, status: 'working' };
+  'task.respond'(ctx, { session }, params) {
+    return ctx.tasks.respond(callerOf(session), params.taskId, params.output);
   },
 
-  async 'task.retry'(ctx, { session }, params) {
-    requirePermission(ctx, session, 'task:retry');
-    await ctx.asyncTasks.retry(params.taskId, viewerOf(ctx, session));
-    audit(ctx, session, 'task.retried', { taskId: params.taskId });
-    return { taskId: params.taskId, status: 'submitted' };
+  'task.retry'(ctx, { session }, params) {
+    return ctx.tasks.retry(callerOf(session), params.taskId);
   },
 
-  async 'task.list'(ctx, { session }, params) {
-    requirePermission(ctx, session, 'task:read');
-    const tasks = await ctx.asyncTasks.list(viewerOf(ctx, session), params.status ?? 'failed', params.limit ?? 100);
-    return tasks.map((t) => publicLedgerRecord(t));
+  'task.list'(ctx, { session }, params) {
+    return ctx.tasks.list(callerOf(session), params.status ?? 'failed', params.limit ?? 100);
   },
 
   async 'workflow.start'(ctx, { session }, params) {
-    // Starting a workflow calls each of its agents (every case of every switch, every planner):
-    // the principal must be allowed to call every one. Planned steps are checked when planned.
-    for (const call of workflowCalls(params.workflow.steps)) {
-      requirePermission(ctx, session, `agent:invoke:${call.agent}`);
-    }
-    const submitted = await ctx.asyncTasks.startWorkflow(
-      {
-        principal: session.principal.id,
-        tenant: session.principal.tenant,
-        agent: firstAgent(session),
-        agents: ctx.agents.chainFor(session),
-        roles: [...session.principal.roles],
-        grants: grantsOf(session.principal),
-      },
+    const submitted = await ctx.tasks.startWorkflow(
+      { ...callerOf(session), agents: ctx.agents.chainFor(session) },
       params.workflow,
       params.input ?? null,
-      { idempotencyKey: params.idempotencyKey, traceparent: traceparentOf() },
+      params.idempotencyKey,
     );
-    ctx.audit.record(session.principal.tenant, {
-      type: 'workflow.started',
-      principal: session.principal.id,
-      outcome: submitted.duplicate ? 'duplicate' : 'ok',
-      details: {
-        workflow: params.workflow.name ?? 'workflow',
-        taskId: submitted.taskId,
-        steps: params.workflow.steps.length,
-      },
-    });
     return { taskId: submitted.taskId, status: submitted.status };
   },
 
@@ -539,77 +492,15 @@ function requireDelegation(ctx: HandlerContext): DelegationIssuer {
   return ctx.delegations;
 }
 
-/** Who is asking about tasks: operators (`task:read:any`) see every task of their tenant. */
-function viewerOf(ctx: HandlerContext, session: Session): TaskViewer {
+/** The caller of a task operation on this connection, in the trace of the request. */
+function callerOf(session: Session): TaskCaller {
+  const agent = firstAgent(session);
+  const traceparent = traceparentOf();
   return {
-    principal: session.principal.id,
-    tenant: session.principal.tenant,
-    any: ctx.authorizer.can(session.principal, 'task:read:any'),
+    principal: session.principal,
+    ...(agent === undefined ? {} : { agent }),
+    ...(traceparent === undefined ? {} : { traceparent }),
   };
-}
-
-/** The async task of that id if this session may see it (undefined for a sync task or none). */
-async function findAsync(ctx: HandlerContext, session: Session, taskId: string): Promise<LedgerTask | undefined> {
-  const task = await ctx.asyncTasks.ledger.get(taskId);
-  if (!task) return undefined;
-  const viewer = viewerOf(ctx, session);
-  if (task.tenant !== viewer.tenant || (!viewer.any && task.principal !== viewer.principal)) {
-    throw new GatewayError('NOT_FOUND', `no task '${taskId}'`);
-  }
-  return task;
-}
-
-/**
- * An async task as `task.get` (and `GET /v1/tasks/<id>`) shows it; a workflow with its steps, a
- * step whose task waits for a human shown `input-required`.
- */
-export async function taskView(ctx: { asyncTasks: AsyncTasks }, task: LedgerTask): Promise<unknown> {
-  const record = publicLedgerRecord(task);
-  if (task.kind !== 'workflow') return record;
-  const run = task.state as
-    | {
-        steps?: Record<
-          string,
-          {
-            status: string;
-            taskIds: string[];
-            branches: string[];
-            output?: unknown;
-            error?: unknown;
-            reason?: string;
-            case?: string;
-            planned?: string[];
-          }
-        >;
-      }
-    | undefined;
-  const steps = [];
-  for (const [id, step] of Object.entries(run?.steps ?? {})) {
-    const children = await ctx.asyncTasks.ledger.getMany(step.taskIds);
-    // A running step whose task waits for a human waits too (the run state only says it runs).
-    const waits = step.status === 'working' && children.some((c) => c.status === 'input-required');
-    steps.push({
-      id,
-      status: waits ? 'input-required' : step.status,
-      ...(step.output === undefined ? {} : { output: step.output }),
-      ...(step.error === undefined ? {} : { error: step.error }),
-      ...(step.reason === undefined ? {} : { reason: step.reason }),
-      ...(step.case === undefined ? {} : { case: step.case }),
-      ...(step.planned === undefined ? {} : { planned: step.planned }),
-      tasks: children.map((c) => ({
-        taskId: c.taskId,
-        stepId: c.stepId,
-        agent: c.agent,
-        status: c.status,
-        attempts: c.attempts,
-      })),
-    });
-  }
-  return { ...record, steps };
-}
-
-function audit(ctx: HandlerContext, session: Session, type: string, details: Record<string, string>): void {
-  ctx.audit.record(session.principal.tenant, { type, principal: session.principal.id, outcome: 'ok', details });
 }
 
 function firstAgent(session: Session): string | undefined {

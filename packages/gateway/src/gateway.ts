@@ -44,7 +44,7 @@ import {
   type ValidatorStats,
   validatorAgents,
 } from '@openclaw/core';
-import { CloseCode, DRAIN_CLOSE_REASON, type ValidatorSummary } from '@openclaw/protocol';
+import { CloseCode, DRAIN_CLOSE_REASON, httpStatusOf, type ValidatorSummary } from '@openclaw/protocol';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type Redis from 'ioredis';
 import { type WebSocket, WebSocketServer } from 'ws';
@@ -61,10 +61,11 @@ import { ClusterWatch } from './cluster-watch';
 import { handleFrame } from './frame-handler';
 import { GatewayMetrics, type MetricsSnapshot } from './gateway-metrics';
 import { GatewayPrometheus } from './gateway-prometheus';
-import { HttpApi, statusOf } from './http-api';
+import { HttpApi } from './http-api';
 import { isOriginAllowed } from './origin';
 import { protocolCloseCode, Session } from './session';
 import { TaskEventRouter } from './task-events';
+import { TaskOperations } from './task-operations';
 import { GATEWAY_VERSION } from './version';
 
 /** Options of {@link Gateway.start}. */
@@ -175,6 +176,8 @@ export class Gateway {
   private readonly bus: RedisClusterBus;
   /** Async tasks and workflows. */
   readonly asyncTasks: AsyncTasks;
+  /** The task operations of both transports. */
+  readonly tasks: TaskOperations;
   private readonly taskEvents: TaskEventRouter;
   private readonly dispatcher: TaskDispatcher;
   private readonly agents: AgentHost;
@@ -365,7 +368,14 @@ export class Gateway {
     });
     this.authenticator = createAuthenticator(config, this.apiKeys);
     this.taskEvents = new TaskEventRouter(this.subscriber, keys, ledger, this.authorizer, logger);
+    this.tasks = new TaskOperations({
+      asyncTasks: this.asyncTasks,
+      store,
+      authorizer: this.authorizer,
+      audit: this.audit,
+    });
     this.context = {
+      tasks: this.tasks,
       replicaId: config.replicaId,
       registry: this.registry,
       dispatcher: this.dispatcher,
@@ -759,7 +769,7 @@ export class Gateway {
 
   private refuse(socket: Duplex, error: GatewayError): void {
     this.metrics.connectionsRejected += 1;
-    const status = statusOf(error.code);
+    const status = httpStatusOf(error.code);
     const body = JSON.stringify({ error: error.toWire() });
     const retryAfter =
       error.retryAfterMs === undefined ? '' : `Retry-After: ${Math.ceil(error.retryAfterMs / 1000)}\r\n`;

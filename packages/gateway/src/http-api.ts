@@ -4,17 +4,16 @@ import {
   checkAgentUrl,
   contextOf,
   GatewayError,
-  grantsOf,
   inSpan,
   isOperator,
   OPERATORS_TENANT,
   PolicyError,
   type Principal,
-  publicLedgerRecord,
   qualifiedAgent,
   serveMetrics,
   summarizeAudit,
   toWireError,
+  traceparentOf,
 } from '@openclaw/core';
 import {
   AgentNameSchema,
@@ -23,6 +22,7 @@ import {
   ApprovalListParamsSchema,
   CoordinatorParamsSchema,
   describeIssues,
+  httpStatusOf,
   nestingProblem,
   parseTimeSpec,
   RetryPolicySchema,
@@ -30,15 +30,14 @@ import {
   TaskNameSchema,
   TaskRespondParamsSchema,
   WorkflowStartParamsSchema,
-  workflowCalls,
 } from '@openclaw/protocol';
 import { SpanKind } from '@opentelemetry/api';
 import { z } from 'zod';
-import { taskView } from './action-handlers';
 import { decideApproval, getApproval, listApprovals } from './approval-access';
 import { DashboardAssets } from './dashboard-assets';
 import { type Gateway, UNAUTHENTICATED_TENANT } from './gateway';
 import { isOriginAllowed } from './origin';
+import type { TaskCaller } from './task-operations';
 import { GATEWAY_VERSION } from './version';
 
 /** Body of `POST /v1/agents`: register an HTTP agent. */
@@ -113,7 +112,7 @@ export class HttpApi {
         });
       }
       if (wire.retryAfterMs !== undefined) res.setHeader('retry-after', String(Math.ceil(wire.retryAfterMs / 1000)));
-      send(res, statusOf(wire.code), { error: wire });
+      send(res, httpStatusOf(wire.code), { error: wire });
     });
   }
 
@@ -426,47 +425,31 @@ export class HttpApi {
     path: string,
     method: string,
   ): Promise<void> {
-    const tasks = this.gateway.asyncTasks;
-    const viewer = {
-      principal: principal.id,
-      tenant: principal.tenant,
-      any: this.gateway.authorizer.can(principal, 'task:read:any'),
-    };
-    const audit = (type: string, taskId: string): void =>
-      this.gateway.audit.record(principal.tenant, {
-        type,
-        principal: principal.id,
-        outcome: 'ok',
-        details: { taskId },
-      });
+    const tasks = this.gateway.tasks;
+    const caller: TaskCaller = { principal };
+    const traceparent = traceparentOf();
+    if (traceparent !== undefined) caller.traceparent = traceparent;
     if (path === '/v1/tasks' && method === 'GET') {
-      need(this.gateway, principal, 'task:read');
       const query = new URL(req.url ?? '/', 'http://gateway.invalid').searchParams;
       const status = query.get('status') ?? 'failed';
       if (!(TASK_STATES as readonly string[]).includes(status)) {
+        tasks.require(principal, 'task:read');
         throw new GatewayError('BAD_REQUEST', `status must be one of ${TASK_STATES.join(', ')}`, {
           details: [{ field: 'status', message: `got ${JSON.stringify(status)}` }],
         });
       }
       const limit = Number(query.get('limit') ?? '100');
       if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-        throw new GatewayError('BAD_REQUEST', 'limit must be an integer from 1 to 1000');
+        tasks.require(principal, 'task:read');
+        throw new GatewayError('BAD_REQUEST', 'limit must be an integer from 1 to 1000', {
+          details: [{ field: 'limit', message: `got ${JSON.stringify(query.get('limit'))}` }],
+        });
       }
-      const list = await tasks.list(viewer, status as (typeof TASK_STATES)[number], limit);
-      return send(
-        res,
-        200,
-        list.map((t) => publicLedgerRecord(t)),
-      );
+      return send(res, 200, await tasks.list(caller, status as (typeof TASK_STATES)[number], limit));
     }
     if (path === '/v1/tasks' && method === 'POST') {
       const body = parseBody(SubmitBodySchema, await readJsonBody(req, this.gateway.config.maxJsonDepth), 'task');
-      need(this.gateway, principal, `agent:invoke:${body.agent}`);
-      const submitted = await tasks.submit(
-        { principal: principal.id, tenant: principal.tenant, roles: [...principal.roles] },
-        { ...body, data: body.data ?? null },
-      );
-      audit('task.submitted', submitted.taskId);
+      const submitted = await tasks.submit(caller, { ...body, data: body.data ?? null });
       return send(res, 202, { taskId: submitted.taskId, status: submitted.status });
     }
     if (path === '/v1/workflows' && method === 'POST') {
@@ -475,61 +458,28 @@ export class HttpApi {
         await readJsonBody(req, this.gateway.config.maxJsonDepth),
         'workflow',
       );
-      for (const call of workflowCalls(body.workflow.steps)) {
-        need(this.gateway, principal, `agent:invoke:${call.agent}`);
-      }
-      const submitted = await tasks.startWorkflow(
-        { principal: principal.id, tenant: principal.tenant, roles: [...principal.roles], grants: grantsOf(principal) },
-        body.workflow,
-        body.input ?? null,
-        { idempotencyKey: body.idempotencyKey },
-      );
-      audit('workflow.started', submitted.taskId);
+      const submitted = await tasks.startWorkflow(caller, body.workflow, body.input ?? null, body.idempotencyKey);
       return send(res, 202, { taskId: submitted.taskId, status: submitted.status });
     }
     const match = /^\/v1\/tasks\/([^/]+)(?:\/(cancel|retry|respond|events))?$/.exec(path);
     if (!match) throw new GatewayError('NOT_FOUND', `no endpoint ${method} ${path}`);
     const taskId = decodeURIComponent(match[1]!);
     const verb = match[2];
-    if (verb === undefined && method === 'GET') {
-      need(this.gateway, principal, 'task:read');
-      return send(res, 200, await taskView({ asyncTasks: tasks }, await tasks.get(taskId, viewer)));
-    }
+    if (verb === undefined && method === 'GET') return send(res, 200, await tasks.get(caller, taskId));
     if (verb === 'events' && method === 'GET') {
-      need(this.gateway, principal, 'task:read');
-      await tasks.get(taskId, viewer);
       const after = new URL(req.url ?? '/', 'http://gateway.invalid').searchParams.get('after') ?? undefined;
-      if (after !== undefined && !/^\d+-\d+$/.test(after)) {
-        throw new GatewayError('BAD_REQUEST', 'after must be an event cursor such as 1795546421946-0');
-      }
-      return send(
-        res,
-        200,
-        (await tasks.ledger.events(taskId, after)).map((e) => e.frame),
-      );
+      return send(res, 200, await tasks.events(caller, taskId, after));
     }
     if (method !== 'POST' || verb === undefined) throw new GatewayError('NOT_FOUND', `no endpoint ${method} ${path}`);
-    if (verb === 'cancel') {
-      need(this.gateway, principal, 'task:cancel');
-      const status = await tasks.cancel(taskId, viewer);
-      audit('task.canceled', taskId);
-      return send(res, 200, { taskId, status });
-    }
-    if (verb === 'retry') {
-      need(this.gateway, principal, 'task:retry');
-      await tasks.retry(taskId, viewer);
-      audit('task.retried', taskId);
-      return send(res, 200, { taskId, status: 'submitted' });
-    }
-    need(this.gateway, principal, 'task:respond');
+    if (verb === 'cancel') return send(res, 200, await tasks.cancel(caller, taskId));
+    if (verb === 'retry') return send(res, 200, await tasks.retry(caller, taskId));
+    tasks.require(principal, 'task:respond');
     const body = parseBody(
       TaskRespondParamsSchema.omit({ taskId: true }),
       await readJsonBody(req, this.gateway.config.maxJsonDepth),
       'answer',
     );
-    await tasks.respond(taskId, body.output, viewer);
-    audit('task.responded', taskId);
-    return send(res, 200, { taskId, status: 'working' });
+    return send(res, 200, await tasks.respond(caller, taskId, body.output));
   }
 
   /**
@@ -722,34 +672,6 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
       details,
     },
   );
-}
-
-/** HTTP status of an error code. */
-export function statusOf(code: string): number {
-  switch (code) {
-    case 'BAD_REQUEST':
-      return 400;
-    case 'UNAUTHENTICATED':
-      return 401;
-    case 'FORBIDDEN':
-      return 403;
-    case 'NOT_FOUND':
-    case 'AGENT_NOT_FOUND':
-      return 404;
-    case 'CONFLICT':
-      return 409;
-    case 'PAYLOAD_TOO_LARGE':
-      return 413;
-    case 'RATE_LIMITED':
-      return 429;
-    case 'UNAVAILABLE':
-    case 'AGENT_UNAVAILABLE':
-      return 503;
-    case 'TIMEOUT':
-      return 504;
-    default:
-      return 500;
-  }
 }
 
 /** Writes a JSON response (never sniffed as something else: it may echo client-chosen text). */

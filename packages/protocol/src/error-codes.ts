@@ -44,6 +44,34 @@ export const RETRYABLE_BY_DEFAULT: Readonly<Record<ErrorCode, boolean>> = Object
   INTERNAL: false,
 });
 
+/**
+ * The HTTP status that carries each error code on the HTTP API (the body is `{"error": {code, ...}}`
+ * as on the WebSocket).
+ */
+export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
+  BAD_REQUEST: 400,
+  UNKNOWN_ACTION: 404,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  AGENT_NOT_FOUND: 404,
+  AGENT_UNAVAILABLE: 503,
+  AGENT_ERROR: 502,
+  TIMEOUT: 504,
+  CANCELED: 409,
+  RATE_LIMITED: 429,
+  POLICY_DENIED: 403,
+  CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+});
+
+/** The HTTP status of an error code; 500 for a code this version does not know. */
+export function httpStatusOf(code: string): number {
+  return Object.hasOwn(HTTP_STATUS, code) ? HTTP_STATUS[code as ErrorCode] : 500;
+}
+
 /** WebSocket close codes the gateway uses, and their meaning for reconnecting clients. */
 export const CloseCode = Object.freeze({
   /** Normal closure. */

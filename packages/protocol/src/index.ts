@@ -43,6 +43,8 @@ export {
   DRAIN_CLOSE_REASON,
   ERROR_CODES,
   type ErrorCode,
+  HTTP_STATUS,
+  httpStatusOf,
   RECONNECTABLE_CLOSE_CODES,
   RETRYABLE_BY_DEFAULT,
 } from './error-codes';
