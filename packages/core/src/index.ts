@@ -95,6 +95,7 @@ export {
   AwaitingApproval,
   auditVerdicts,
   GovernanceGate,
+  type GovernanceGateOptions,
   type VerdictListener,
   validatorAgents,
 } from './governance/governance-gate';
@@ -126,6 +127,7 @@ export {
   valueAt,
 } from './governance/pipeline';
 export { ibanValid, luhn, PII_DETECTORS, SECRET_DETECTORS, scan } from './governance/scanners';
+export { ClusterNode, type ClusterNodeOptions, STARTUP_REDIS_TIMEOUT_MS } from './node/cluster-node';
 export { runService, type ServiceSpec } from './process/run-service';
 export {
   connectRedis,

@@ -3,31 +3,29 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
-  AgentRegistry,
+  type AgentRegistry,
   ApiKeyAuthenticator,
   ApiKeyStore,
-  Approvals,
-  AsyncTasks,
+  type Approvals,
+  type AsyncTasks,
   type AuditEntry,
-  AuditLog,
+  type AuditLog,
   type Authenticator,
   AuthLockout,
-  Authorizer,
+  type Authorizer,
   asyncTaskDefaults,
-  auditVerdicts,
   type CallLimits,
+  ClusterNode,
   CONNECTION_ENTRY_TTL_MS,
   ConnectionLimiter,
   clientAddress,
-  connectRedis,
   contextOf,
   createLogger,
-  createRedisConnection,
   DelegationIssuer,
   type GatewayConfig,
   GatewayError,
-  GovernanceGate,
-  HttpAgentClient,
+  type GovernanceGate,
+  type HttpAgentClient,
   inSpan,
   JwtAuthenticator,
   type Logger,
@@ -35,14 +33,11 @@ import {
   NoAuthenticator,
   OPERATORS_TENANT,
   type Principal,
-  RedisClusterBus,
-  RedisKeys,
-  TaskDispatcher,
-  TaskLedger,
-  TaskQueue,
-  TaskStore,
+  type RedisClusterBus,
+  type RedisKeys,
+  type TaskDispatcher,
+  type Validator,
   type ValidatorStats,
-  validatorAgents,
 } from '@openclaw/core';
 import { CloseCode, DRAIN_CLOSE_REASON, httpStatusOf, type ValidatorSummary } from '@openclaw/protocol';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
@@ -148,7 +143,6 @@ const STATUS_TEXT: Record<number, string> = {
   429: 'Too Many Requests',
   503: 'Service Unavailable',
 };
-const STARTUP_REDIS_TIMEOUT_MS = 10_000;
 /** How often audit trails are trimmed to their retention period. */
 const AUDIT_TRIM_INTERVAL_MS = 3_600_000;
 /** How often live connections are checked against revoked and expired credentials. */
@@ -168,6 +162,8 @@ export class Gateway {
   readonly logger: Logger;
   readonly registry: AgentRegistry;
   readonly metrics = new GatewayMetrics();
+  /** What this replica shares with every member of the cluster: Redis, bus, registry, tasks, policy, governance. */
+  private readonly node: ClusterNode;
   private readonly redis: Redis;
   private readonly keys: RedisKeys;
   private readonly subscriber: Redis;
@@ -214,102 +210,43 @@ export class Gateway {
   private admitting = 0;
   private closing: Promise<void> | undefined;
 
-  private constructor(config: GatewayConfig, logger: Logger) {
+  private constructor(config: GatewayConfig, logger: Logger, validators: Validator[]) {
     this.config = config;
     this.logger = logger;
-    const keys = new RedisKeys(config.keyPrefix);
-    this.keys = keys;
-    this.redis = createRedisConnection({
-      url: config.redisUrl,
-      role: 'command',
-      name: `${config.replicaId}:cmd`,
+    const node = new ClusterNode({
+      id: config.replicaId,
+      redisUrl: config.redisUrl,
+      keyPrefix: config.keyPrefix,
+      auditSecret: config.auditSecret,
       logger,
-    });
-    this.subscriber = createRedisConnection({
-      url: config.redisUrl,
-      role: 'subscriber',
-      name: `${config.replicaId}:sub`,
-      logger,
-    });
-    this.bus = new RedisClusterBus({
-      replicaId: config.replicaId,
-      keys,
-      publisher: this.redis,
-      subscriber: this.subscriber,
-      logger,
-    });
-    this.registry = new AgentRegistry({
-      redis: this.redis,
-      keys,
-      replicaId: config.replicaId,
       presenceTtlMs: config.presenceTtlMs,
-      logger,
-    });
-    const store = new TaskStore(this.redis, keys);
-    this.httpAgents = new HttpAgentClient({
-      allowPrivate: config.httpAgentsAllowPrivateResolved,
-      maxResponseBytes: config.maxFrameBytes,
-      maxJsonDepth: config.maxJsonDepth,
-    });
-    this.authorizer = new Authorizer(this.redis, keys, logger);
-    this.audit = new AuditLog({
-      redis: this.redis,
-      keys,
-      replicaId: config.replicaId,
-      secret: config.auditSecret,
-      logger,
-    });
-    const authorizer = this.authorizer;
-    this.governance = new GovernanceGate(() => authorizer.current.document.governance, auditVerdicts(this.audit));
-    this.dispatcher = new TaskDispatcher({
-      replicaId: config.replicaId,
-      registry: this.registry,
-      bus: this.bus,
-      store,
-      http: this.httpAgents,
-      logger,
-      governance: this.governance,
+      httpAgents: {
+        allowPrivate: config.httpAgentsAllowPrivateResolved,
+        maxResponseBytes: config.maxFrameBytes,
+        maxJsonDepth: config.maxJsonDepth,
+      },
+      taskDefaults: asyncTaskDefaults(config),
+      validators,
       onRouted: (route, seconds) => this.prometheus.observeRouted(route, seconds),
     });
-    this.governance.useDeps({
-      ...validatorAgents(this.dispatcher),
-      budgets: { redis: this.redis, key: (b, subject, w) => keys.budget(b, subject, w) },
-      schemas: { redis: this.redis, key: (tenant, agent) => keys.agentSchemas(tenant, agent) },
-    });
+    this.node = node;
+    const keys = node.keys;
+    this.keys = keys;
+    this.redis = node.redis;
+    this.subscriber = node.subscriber;
+    this.queueConnection = node.queueConnection;
+    this.bus = node.bus;
+    this.registry = node.registry;
+    const store = node.store;
+    this.httpAgents = node.httpAgents;
+    this.authorizer = node.authorizer;
+    this.audit = node.audit;
+    this.governance = node.governance;
+    this.dispatcher = node.dispatcher;
     this.agents = new AgentHost(this.bus, this.registry, logger);
-    this.queueConnection = createRedisConnection({
-      url: config.redisUrl,
-      role: 'command',
-      name: `${config.replicaId}:queue`,
-      logger,
-    });
-    const ledger = new TaskLedger(this.redis, keys);
-    this.asyncTasks = new AsyncTasks({
-      redis: this.redis,
-      keys,
-      ledger,
-      queue: new TaskQueue(this.queueConnection, keys, logger),
-      bus: this.bus,
-      logger,
-      defaults: asyncTaskDefaults(config),
-    });
-    const asyncTasks = this.asyncTasks;
-    const bus = this.bus;
-    this.approvals = new Approvals({
-      redis: this.redis,
-      keys,
-      audit: this.audit,
-      onChange: (approval, change) => {
-        if (change !== 'decision' && change !== 'expired') return;
-        if (approval.status === 'pending') return;
-        // Wake what waits for it: the parked task, or the call on the replica that holds it.
-        if (approval.mode === 'async') void asyncTasks.queue.wake(approval.taskId).catch(() => undefined);
-        else if (approval.origin && approval.origin !== config.replicaId) {
-          void bus.send(approval.origin, { type: 'approval.changed', approvalId: approval.approvalId }).catch(() => 0);
-        }
-      },
-    });
-    this.governance.useApprovals(this.approvals);
+    const ledger = node.ledger;
+    this.asyncTasks = node.asyncTasks;
+    this.approvals = node.approvals;
     const sessions = this.sessions;
     this.prometheus = new GatewayPrometheus({
       redis: { command: this.redis, subscriber: this.subscriber, queue: this.queueConnection },
@@ -418,7 +355,7 @@ export class Gateway {
     const logger =
       options.logger ??
       createLogger({ level: config.logLevel, format: config.logFormat, base: { replicaId: config.replicaId } });
-    const gateway = new Gateway(config, logger);
+    const gateway = new Gateway(config, logger, await loadCustomValidators(config.validators));
     try {
       await gateway.open();
     } catch (error) {
@@ -605,16 +542,8 @@ export class Gateway {
       if (wasReady) void this.registry.resync().catch(() => undefined);
       wasReady = true;
     });
-    await Promise.all([
-      connect(this.redis, this.config.redisUrl),
-      connect(this.subscriber, this.config.redisUrl),
-      connect(this.queueConnection, this.config.redisUrl),
-    ]);
-    await this.bus.start();
+    await this.node.open();
     this.taskEvents.start();
-    await this.registry.start();
-    await this.authorizer.start();
-    this.governance.useCustom(await loadCustomValidators(this.config.validators));
     this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
     this.server.on('clientError', (_error, socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
@@ -999,7 +928,6 @@ export class Gateway {
     clearInterval(this.heartbeatTimer);
     clearInterval(this.credentialTimer);
     clearInterval(this.connectionTimer);
-    this.authorizer.close();
     clearInterval(this.retentionTimer);
     const deadline = Date.now() + this.config.drainMs;
     // New tasks go to other replicas' instances; ours finish what they hold.
@@ -1027,7 +955,6 @@ export class Gateway {
     }
     for (const session of this.sessions) session.terminate();
     await Promise.allSettled([...this.sessions].map((s) => this.agents.detach(s)));
-    await Promise.allSettled([this.registry.close(), this.bus.close(), this.audit.drain()]);
     await Promise.allSettled([
       new Promise<void>((resolve) => {
         this.server.close(() => resolve());
@@ -1035,10 +962,8 @@ export class Gateway {
       }),
       new Promise<void>((resolve) => this.wss.close(() => resolve())),
     ]);
-    this.httpAgents.close();
     this.taskEvents.stop();
-    await this.asyncTasks.queue.close().catch(() => undefined);
-    await Promise.allSettled([quit(this.redis), quit(this.subscriber), quit(this.queueConnection)]);
+    await this.node.close();
   }
 }
 
@@ -1074,17 +999,5 @@ function createAuthenticator(config: GatewayConfig, apiKeys: ApiKeyStore | undef
         },
         keys,
       );
-  }
-}
-
-function connect(client: Redis, url: string): Promise<void> {
-  return connectRedis(client, url, STARTUP_REDIS_TIMEOUT_MS);
-}
-
-async function quit(client: Redis): Promise<void> {
-  if (client.status === 'ready') {
-    await client.quit().catch(() => client.disconnect());
-  } else {
-    client.disconnect();
   }
 }

@@ -1,32 +1,27 @@
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import {
-  AgentRegistry,
-  Approvals,
-  AsyncTasks,
-  AuditLog,
-  Authorizer,
+  type Approvals,
+  type AsyncTasks,
+  type AuditLog,
+  type Authorizer,
   asyncTaskDefaults,
-  auditVerdicts,
-  connectRedis,
+  ClusterNode,
   createLogger,
   createRedisConnection,
   GatewayError,
-  GovernanceGate,
-  HttpAgentClient,
+  type GovernanceGate,
   inSpan,
   isTerminal,
   type Logger,
   loadCustomValidators,
-  RedisClusterBus,
-  RedisKeys,
+  type RedisClusterBus,
+  type RedisKeys,
   TASK_QUEUE_NAME,
-  TaskDispatcher,
+  type TaskDispatcher,
   type TaskJobData,
-  TaskLedger,
-  TaskQueue,
-  TaskStore,
-  validatorAgents,
+  type TaskQueue,
+  type Validator,
   type WorkerConfig,
 } from '@openclaw/core';
 import { SpanKind } from '@opentelemetry/api';
@@ -58,7 +53,6 @@ export interface WorkerStatus {
 }
 
 const HEARTBEAT_MS = 2000;
-const STARTUP_REDIS_TIMEOUT_MS = 10_000;
 /** After the drain deadline, how long handed-back jobs get to reach the queue. */
 const HANDBACK_MS = 5000;
 
@@ -77,9 +71,9 @@ export class TaskWorker {
   readonly config: WorkerConfig;
   readonly logger: Logger;
   private readonly keys: RedisKeys;
+  /** What this worker shares with every member of the cluster: Redis, bus, registry, tasks, policy, governance. */
+  private readonly node: ClusterNode;
   private readonly redis: Redis;
-  private readonly subscriber: Redis;
-  private readonly queueConnection: Redis;
   private readonly workerConnection: Redis;
   private readonly bus: RedisClusterBus;
   private readonly dispatcher: TaskDispatcher;
@@ -98,19 +92,31 @@ export class TaskWorker {
   private draining = false;
   private closing: Promise<void> | undefined;
 
-  private constructor(config: WorkerConfig, logger: Logger) {
+  private constructor(config: WorkerConfig, logger: Logger, validators: Validator[]) {
     this.config = config;
     this.logger = logger;
-    this.keys = new RedisKeys(config.keyPrefix);
     const id = config.workerId;
-    this.redis = createRedisConnection({ url: config.redisUrl, role: 'command', name: `${id}:cmd`, logger });
-    this.subscriber = createRedisConnection({ url: config.redisUrl, role: 'subscriber', name: `${id}:sub`, logger });
-    this.queueConnection = createRedisConnection({
-      url: config.redisUrl,
-      role: 'command',
-      name: `${id}:queue`,
+    const node = new ClusterNode({
+      id,
+      redisUrl: config.redisUrl,
+      keyPrefix: config.keyPrefix,
+      auditSecret: config.auditSecret,
       logger,
+      // Attempts are governed where they are dispatched, with the policy in force there and then; an
+      // HTTP agent's answer is held to the frame limit, as on the gateway.
+      httpAgents: {
+        allowPrivate: config.workerHttpAgentsAllowPrivate,
+        maxResponseBytes: config.maxFrameBytes,
+        maxJsonDepth: config.maxJsonDepth,
+      },
+      // A worker submits nothing itself: the steps it creates take their defaults from their
+      // workflow's record (fixed by the gateway at start). These only serve a record written without them.
+      taskDefaults: asyncTaskDefaults(),
+      validators,
     });
+    this.node = node;
+    this.keys = node.keys;
+    this.redis = node.redis;
     // BullMQ's worker blocks on Redis and must keep retrying through an outage.
     this.workerConnection = createRedisConnection({
       url: config.redisUrl,
@@ -118,79 +124,27 @@ export class TaskWorker {
       name: `${id}:bull`,
       logger,
     });
-    this.bus = new RedisClusterBus({
-      replicaId: id,
-      keys: this.keys,
-      publisher: this.redis,
-      subscriber: this.subscriber,
-      logger,
-    });
-    const registry = new AgentRegistry({
-      redis: this.redis,
-      keys: this.keys,
-      replicaId: id,
-      presenceTtlMs: 5000,
-      logger,
-    });
-    const ledger = new TaskLedger(this.redis, this.keys);
-    this.queue = new TaskQueue(this.queueConnection, this.keys, logger);
-    this.authorizer = new Authorizer(this.redis, this.keys, logger);
-    this.audit = new AuditLog({
-      redis: this.redis,
-      keys: this.keys,
-      replicaId: id,
-      secret: config.auditSecret,
-      logger,
-    });
-    const authorizer = this.authorizer;
-    const governance = new GovernanceGate(() => authorizer.current.document.governance, auditVerdicts(this.audit));
-    this.governance = governance;
-    this.dispatcher = new TaskDispatcher({
-      replicaId: id,
-      registry,
-      bus: this.bus,
-      store: new TaskStore(this.redis, this.keys),
-      http: new HttpAgentClient({
-        allowPrivate: config.workerHttpAgentsAllowPrivate,
-        maxResponseBytes: 1 << 20,
-        maxJsonDepth: config.maxJsonDepth,
-      }),
-      logger,
-      // Attempts are governed where they are dispatched, with the policy in force there and then.
-      governance,
-    });
-    governance.useDeps({
-      ...validatorAgents(this.dispatcher),
-      budgets: { redis: this.redis, key: (b, subject, w) => this.keys.budget(b, subject, w) },
-      schemas: { redis: this.redis, key: (tenant, agent) => this.keys.agentSchemas(tenant, agent) },
-    });
-    // An attempt that needs an approval parks its task in input-required (see TaskRunner).
-    this.approvals = new Approvals({ redis: this.redis, keys: this.keys, audit: this.audit });
-    governance.useApprovals(this.approvals);
+    this.bus = node.bus;
+    this.dispatcher = node.dispatcher;
+    this.queue = node.asyncTasks.queue;
+    this.tasks = node.asyncTasks;
+    this.authorizer = node.authorizer;
+    this.governance = node.governance;
+    this.approvals = node.approvals;
+    this.audit = node.audit;
     this.metrics = new WorkerMetrics({
       redis: {
-        command: this.redis,
-        subscriber: this.subscriber,
-        queue: this.queueConnection,
+        command: node.redis,
+        subscriber: node.subscriber,
+        queue: node.queueConnection,
         worker: this.workerConnection,
       },
       bus: this.bus,
       audit: this.audit,
-      governance,
+      governance: this.governance,
       approvals: this.approvals,
       queue: this.queue,
       activeJobs: () => this.dispatcher.inFlight,
-    });
-    // A worker submits nothing itself: the steps it creates take their defaults from their workflow's
-    // record (fixed by the gateway at start). These only serve a workflow record written without them.
-    this.tasks = new AsyncTasks({
-      redis: this.redis,
-      keys: this.keys,
-      ledger,
-      queue: this.queue,
-      bus: this.bus,
-      logger,
-      defaults: asyncTaskDefaults(),
     });
   }
 
@@ -199,7 +153,7 @@ export class TaskWorker {
     const logger =
       options.logger ??
       createLogger({ level: config.logLevel, format: config.logFormat, base: { workerId: config.workerId } });
-    const worker = new TaskWorker(config, logger);
+    const worker = new TaskWorker(config, logger, await loadCustomValidators(config.validators));
     try {
       await worker.open();
     } catch (error) {
@@ -260,14 +214,7 @@ export class TaskWorker {
       );
       this.dispatcher.failRemote('lost the connection to the cluster bus; the reply cannot arrive');
     });
-    await Promise.all(
-      [this.redis, this.subscriber, this.queueConnection, this.workerConnection].map((c) =>
-        connectRedis(c, this.config.redisUrl, STARTUP_REDIS_TIMEOUT_MS),
-      ),
-    );
-    await this.bus.start();
-    await this.authorizer.start();
-    this.governance.useCustom(await loadCustomValidators(this.config.validators));
+    await this.node.open([this.workerConnection]);
     const context: RunnerContext = {
       workerId: this.id,
       ledger: this.tasks.ledger,
@@ -421,8 +368,6 @@ export class TaskWorker {
       .del(this.keys.worker(this.id))
       .exec()
       .catch(() => undefined);
-    this.dispatcher.close();
-    this.authorizer.close();
     if (this.http) {
       const server = this.http.server;
       await new Promise<void>((resolve) => {
@@ -431,12 +376,7 @@ export class TaskWorker {
         server.closeAllConnections();
       });
     }
-    await this.audit.drain().catch(() => undefined);
-    await this.bus.close();
-    await this.queue.close().catch(() => undefined);
-    for (const connection of [this.redis, this.subscriber, this.queueConnection, this.workerConnection]) {
-      connection.disconnect();
-    }
+    await this.node.close([this.workerConnection]);
     this.logger.info('worker stopped');
   }
 }

@@ -502,8 +502,9 @@ export const WORKER_SETTINGS = {
   auditSecret: GATEWAY_SETTINGS.auditSecret,
   validators: GATEWAY_SETTINGS.validators,
   metricsToken: GATEWAY_SETTINGS.metricsToken,
-  /** HTTP agents' answers are checked by the worker too. */
+  /** HTTP agents' answers are checked by the worker too, and held to the same size. */
   maxJsonDepth: GATEWAY_SETTINGS.maxJsonDepth,
+  maxFrameBytes: GATEWAY_SETTINGS.maxFrameBytes,
   workerPort: setting({
     env: 'OPENCLAW_WORKER_PORT',
     flag: 'port',

@@ -32,12 +32,12 @@ describe('approvals', () => {
         { name: 'b', when: { task: 'b' }, verdict: 'require-approval' },
       ],
     });
-    const gate = new GovernanceGate(() => policy);
+    const gate = new GovernanceGate({ policy: () => policy });
     const pipeline = new GovernancePipeline(validatorsOf(policy));
     const judged = async (task: string) => (await pipeline.run({ ...message, task, roles: [], agents: [] })).decisive!;
     expect(gate.requirement(await judged('a'))).toEqual({ approvers: 2, expiresMs: 60_000, role: 'finance' });
     expect(gate.requirement(await judged('b'))).toEqual({ approvers: 2, expiresMs: 60_000 });
-    expect(new GovernanceGate(() => undefined).requirement(await judged('b'))).toEqual({
+    expect(new GovernanceGate({ policy: () => undefined }).requirement(await judged('b'))).toEqual({
       approvers: 1,
       expiresMs: 900_000,
     });
@@ -58,7 +58,7 @@ describe('approvals', () => {
 
   it('refuses a message needing approval where none can be asked for (no approval store or no caller waiting)', async () => {
     const policy = GovernancePolicySchema.parse({ rules: [{ name: 'all', verdict: 'require-approval' }] });
-    const gate = new GovernanceGate(() => policy);
+    const gate = new GovernanceGate({ policy: () => policy });
     await expect(gate.check({ ...message, roles: [], agents: [] })).rejects.toMatchObject({
       code: 'POLICY_DENIED',
       details: { validator: 'rule:all' },

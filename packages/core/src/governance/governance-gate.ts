@@ -58,40 +58,41 @@ export class AwaitingApproval extends GatewayError {
  * Where routed messages meet the governance pipeline of the policy in force: `check` lets a message
  * through (masked where a validator redacted) or refuses it with `POLICY_DENIED` naming the validator.
  */
+/** What a {@link GovernanceGate} works with, all given when it is built. */
+export interface GovernanceGateOptions {
+  /** The `governance` section of the policy in force (a new object when the policy changes). */
+  policy: () => GovernancePolicy | undefined;
+  /** Told of every verdict worth recording (the audit trail). */
+  listener?: VerdictListener;
+  /** Lets model validators call validator agents, and budgets and schemas live in Redis. */
+  deps?: GovernanceDeps;
+  /** Parks messages that need an approval (without, `require-approval` refuses them). */
+  approvals?: Approvals;
+  /** The custom validators loaded from configuration (`OPENCLAW_VALIDATORS`); they always run. */
+  custom?: Validator[];
+}
+
 export class GovernanceGate {
   private built: { source: GovernancePolicy | undefined; pipeline: GovernancePipeline } | undefined;
-  private deps: GovernanceDeps | undefined;
-  private custom: Validator[] = [];
-  private approvals: Approvals | undefined;
+  private readonly policy: () => GovernancePolicy | undefined;
+  private readonly listener: VerdictListener;
+  private readonly deps: GovernanceDeps | undefined;
+  private readonly custom: Validator[];
+  private readonly approvals: Approvals | undefined;
   private observer: ((verdict: Verdict) => void) | undefined;
 
-  constructor(
-    /** The `governance` section of the policy in force (a new object when the policy changes). */
-    private readonly policy: () => GovernancePolicy | undefined,
-    private readonly listener: VerdictListener = () => undefined,
-  ) {}
-
-  /** Adds the custom validators loaded from configuration (`OPENCLAW_VALIDATORS`); they always run. */
-  useCustom(validators: Validator[]): void {
-    this.custom = validators;
-    this.built = undefined;
-  }
-
-  /** Lets model validators call validator agents, and budgets count in Redis (set once the dispatcher exists). */
-  useDeps(deps: GovernanceDeps): void {
-    this.deps = deps;
-    this.built = undefined;
+  constructor(options: GovernanceGateOptions) {
+    this.policy = options.policy;
+    this.listener = options.listener ?? (() => undefined);
+    this.deps = options.deps;
+    this.custom = options.custom ?? [];
+    this.approvals = options.approvals;
   }
 
   /** Tells `observer` of every verdict of every pipeline (metrics). */
   onVerdict(observer: (verdict: Verdict) => void): void {
     this.observer = observer;
     this.built = undefined;
-  }
-
-  /** Parks messages that need an approval (without, `require-approval` refuses them). */
-  useApprovals(approvals: Approvals): void {
-    this.approvals = approvals;
   }
 
   /** The pipeline of the policy in force, built once per policy. */

@@ -83,8 +83,11 @@ export interface AgentRegistryOptions {
   redis: Redis;
   keys: RedisKeys;
   replicaId: string;
-  /** TTL of this replica's heartbeat key; heartbeats go out every fifth of it. */
-  presenceTtlMs: number;
+  /**
+   * TTL of this replica's heartbeat key; heartbeats go out every fifth of it. Only a replica that
+   * hosts agents (and calls `start`) needs it: a worker only looks agents up.
+   */
+  presenceTtlMs?: number;
   logger: Logger;
 }
 
@@ -98,7 +101,7 @@ export class AgentRegistry {
   private readonly redis: ScriptedRedis;
   private readonly keys: RedisKeys;
   private readonly replicaId: string;
-  private readonly presenceTtlMs: number;
+  private readonly ttl: number | undefined;
   private readonly logger: Logger;
   private readonly local = new Map<string, InstanceRegistration>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -119,8 +122,14 @@ export class AgentRegistry {
     }
     this.keys = options.keys;
     this.replicaId = options.replicaId;
-    this.presenceTtlMs = options.presenceTtlMs;
+    this.ttl = options.presenceTtlMs;
     this.logger = options.logger;
+  }
+
+  /** The presence TTL of a registry that hosts agents. */
+  private get presenceTtlMs(): number {
+    if (this.ttl === undefined) throw new Error('this registry was made without a presence TTL: it hosts no agents');
+    return this.ttl;
   }
 
   /** Announces this replica and starts the heartbeat and the sweep of dead replicas. */

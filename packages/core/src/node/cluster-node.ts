@@ -1,0 +1,199 @@
+import type Redis from 'ioredis';
+import { AuditLog } from '../audit/audit-log';
+import { Authorizer } from '../auth/authorizer';
+import { RedisClusterBus } from '../bus/redis-cluster-bus';
+import { Approvals } from '../governance/approvals';
+import { auditVerdicts, GovernanceGate, validatorAgents } from '../governance/governance-gate';
+import type { Validator } from '../governance/pipeline';
+import { connectRedis, createRedisConnection } from '../redis/redis-connection';
+import { RedisKeys } from '../redis/redis-keys';
+import { AgentRegistry } from '../registry/agent-registry';
+import { type AsyncTaskDefaults, AsyncTasks } from '../tasks/async-tasks';
+import { HttpAgentClient } from '../tasks/http-agent-client';
+import { TaskDispatcher, type TaskDispatcherOptions } from '../tasks/task-dispatcher';
+import { TaskLedger } from '../tasks/task-ledger';
+import { TaskQueue } from '../tasks/task-queue';
+import { TaskStore } from '../tasks/task-store';
+import type { Logger } from '../telemetry/logger';
+
+/** How long a process waits for Redis when it starts before it gives up. */
+export const STARTUP_REDIS_TIMEOUT_MS = 10_000;
+
+/** What a cluster member is built from: its identity, its Redis, and the settings its parts take. */
+export interface ClusterNodeOptions {
+  /** The replica's or worker's id: its bus inbox, and the names of its Redis connections. */
+  id: string;
+  redisUrl: string;
+  keyPrefix: string;
+  /** Key of the audit trail's hash chain (`OPENCLAW_AUDIT_SECRET`). */
+  auditSecret: string;
+  logger: Logger;
+  /**
+   * How long an agent instance stays listed without a heartbeat. Given by a replica, which hosts
+   * agents: the node then announces itself and keeps its agents' presence. A worker hosts none.
+   */
+  presenceTtlMs?: number;
+  /** Calls to agents registered by URL: private addresses allowed, largest answer, deepest JSON. */
+  httpAgents: { allowPrivate: boolean; maxResponseBytes: number; maxJsonDepth: number };
+  /** Retries, timeouts and retention of the async tasks submitted here. */
+  taskDefaults: AsyncTaskDefaults;
+  /** Custom governance validators (`OPENCLAW_VALIDATORS`), loaded before the node is built. */
+  validators?: Validator[];
+  /** Each routed call's route and time, for metrics. */
+  onRouted?: TaskDispatcherOptions['onRouted'];
+}
+
+/**
+ * One member of the cluster, as a gateway replica and a worker both are: its Redis connections, the
+ * cluster bus, the agent registry, the task store, ledger and queue, the policy, the audit trail,
+ * governance with its approvals, and the dispatcher that routes calls to agents. Built once, here,
+ * with every part given what it needs when it is made; the process around it (a replica's sockets
+ * and HTTP API, a worker's BullMQ consumer) adds only its own parts.
+ */
+export class ClusterNode {
+  readonly id: string;
+  readonly keys: RedisKeys;
+  readonly logger: Logger;
+  /** Commands and publishing. */
+  readonly redis: Redis;
+  /** The bus inbox and task event channels (a connection in subscriber mode). */
+  readonly subscriber: Redis;
+  /** The task queue's producer side (BullMQ keeps its own scripts on it). */
+  readonly queueConnection: Redis;
+  readonly bus: RedisClusterBus;
+  readonly registry: AgentRegistry;
+  /** Records of sync calls. */
+  readonly store: TaskStore;
+  /** Records of async tasks and workflows. */
+  readonly ledger: TaskLedger;
+  readonly asyncTasks: AsyncTasks;
+  readonly httpAgents: HttpAgentClient;
+  /** Permissions, through the cluster's policy (followed as it changes). */
+  readonly authorizer: Authorizer;
+  readonly audit: AuditLog;
+  /** Messages parked for a human's approval, cluster-wide. */
+  readonly approvals: Approvals;
+  /** The governance pipeline of the policy in force, on every routed message. */
+  readonly governance: GovernanceGate;
+  readonly dispatcher: TaskDispatcher;
+  private readonly redisUrl: string;
+  private readonly hostsAgents: boolean;
+
+  constructor(options: ClusterNodeOptions) {
+    const { id, logger } = options;
+    this.id = id;
+    this.logger = logger;
+    this.redisUrl = options.redisUrl;
+    this.hostsAgents = options.presenceTtlMs !== undefined;
+    const keys = new RedisKeys(options.keyPrefix);
+    this.keys = keys;
+    const connection = (role: 'command' | 'subscriber', suffix: string): Redis =>
+      createRedisConnection({ url: options.redisUrl, role, name: `${id}:${suffix}`, logger });
+    const redis = connection('command', 'cmd');
+    this.redis = redis;
+    this.subscriber = connection('subscriber', 'sub');
+    this.queueConnection = connection('command', 'queue');
+    this.bus = new RedisClusterBus({ replicaId: id, keys, publisher: redis, subscriber: this.subscriber, logger });
+    this.registry = new AgentRegistry({
+      redis,
+      keys,
+      replicaId: id,
+      ...(options.presenceTtlMs === undefined ? {} : { presenceTtlMs: options.presenceTtlMs }),
+      logger,
+    });
+    this.store = new TaskStore(redis, keys);
+    this.ledger = new TaskLedger(redis, keys);
+    this.httpAgents = new HttpAgentClient(options.httpAgents);
+    this.authorizer = new Authorizer(redis, keys, logger);
+    this.audit = new AuditLog({ redis, keys, replicaId: id, secret: options.auditSecret, logger });
+    this.asyncTasks = new AsyncTasks({
+      redis,
+      keys,
+      ledger: this.ledger,
+      queue: new TaskQueue(this.queueConnection, keys, logger),
+      bus: this.bus,
+      logger,
+      defaults: options.taskDefaults,
+    });
+    const { asyncTasks, bus } = this;
+    this.approvals = new Approvals({
+      redis,
+      keys,
+      audit: this.audit,
+      onChange: (approval, change) => {
+        if (change !== 'decision' && change !== 'expired') return;
+        if (approval.status === 'pending') return;
+        // Wake what waits for it: the parked task, or the call on the replica that holds it.
+        if (approval.mode === 'async') void asyncTasks.queue.wake(approval.taskId).catch(() => undefined);
+        else if (approval.origin && approval.origin !== id) {
+          void bus.send(approval.origin, { type: 'approval.changed', approvalId: approval.approvalId }).catch(() => 0);
+        }
+      },
+    });
+    const authorizer = this.authorizer;
+    // Validator agents are called through the dispatcher, which governance itself guards: the
+    // dispatcher is made next, and is there by the time any message is judged.
+    this.governance = new GovernanceGate({
+      policy: () => authorizer.current.document.governance,
+      listener: auditVerdicts(this.audit),
+      deps: {
+        ...validatorAgents({ dispatch: (request) => this.dispatcher.dispatch(request) }),
+        budgets: { redis, key: (budget, subject, window) => keys.budget(budget, subject, window) },
+        schemas: { redis, key: (tenant, agent) => keys.agentSchemas(tenant, agent) },
+      },
+      approvals: this.approvals,
+      custom: options.validators ?? [],
+    });
+    this.dispatcher = new TaskDispatcher({
+      replicaId: id,
+      registry: this.registry,
+      bus: this.bus,
+      store: this.store,
+      http: this.httpAgents,
+      logger,
+      governance: this.governance,
+      ...(options.onRouted ? { onRouted: options.onRouted } : {}),
+    });
+  }
+
+  /**
+   * Connects its Redis connections (and `extra` ones of the process), joins the bus, announces the
+   * replica when it hosts agents, and loads the policy. Rejects if Redis cannot be reached in 10 s.
+   */
+  async open(extra: readonly Redis[] = []): Promise<void> {
+    await Promise.all(
+      [this.redis, this.subscriber, this.queueConnection, ...extra].map((client) =>
+        connectRedis(client, this.redisUrl, STARTUP_REDIS_TIMEOUT_MS),
+      ),
+    );
+    await this.bus.start();
+    if (this.hostsAgents) await this.registry.start();
+    await this.authorizer.start();
+  }
+
+  /**
+   * Leaves the cluster: stops following the policy, takes its agents out of the registry, flushes
+   * the audit trail, closes the bus, HTTP agent connections and the queue, then every Redis
+   * connection (and `extra` ones). Call it once the process has stopped using its parts.
+   */
+  async close(extra: readonly Redis[] = []): Promise<void> {
+    this.authorizer.close();
+    this.dispatcher.close();
+    await Promise.allSettled([
+      this.hostsAgents ? this.registry.close() : undefined,
+      this.bus.close(),
+      this.audit.drain(),
+    ]);
+    this.httpAgents.close();
+    await this.asyncTasks.queue.close().catch(() => undefined);
+    await Promise.allSettled([this.redis, this.subscriber, this.queueConnection, ...extra].map(quit));
+  }
+}
+
+async function quit(client: Redis): Promise<void> {
+  if (client.status === 'ready') {
+    await client.quit().catch(() => client.disconnect());
+  } else {
+    client.disconnect();
+  }
+}
