@@ -46,7 +46,13 @@ export {
   type RequestCredentials,
   StaticKeyAuthenticator,
 } from './auth/static-key-authenticator';
-export { CLUSTER_ADMIN, isOperator, OPERATORS_TENANT, outsideTenantReach } from './auth/tenancy';
+export {
+  CLUSTER_ADMIN,
+  isOperator,
+  OPERATORS_TENANT,
+  outsideTenantReach,
+  UNAUTHENTICATED_TENANT,
+} from './auth/tenancy';
 export {
   type BusMessage,
   BusMessageSchema,

@@ -1,5 +1,5 @@
 import type { ServerFrame } from '@openclaw/protocol';
-import type { ClusterStatus } from './gateway';
+import type { ClusterStatus } from './cluster-status';
 import type { Session } from './session';
 
 /** A tenant's snapshot is built at most this often, however many connections watch. */

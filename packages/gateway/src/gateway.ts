@@ -1,16 +1,12 @@
-import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   type AgentRegistry,
-  ApiKeyAuthenticator,
   ApiKeyStore,
   type Approvals,
   type AsyncTasks,
-  type AuditEntry,
   type AuditLog,
-  type Authenticator,
   AuthLockout,
   type Authorizer,
   asyncTaskDefaults,
@@ -27,37 +23,30 @@ import {
   type GovernanceGate,
   type HttpAgentClient,
   inSpan,
-  JwtAuthenticator,
   type Logger,
   loadCustomValidators,
-  NoAuthenticator,
-  OPERATORS_TENANT,
   type Principal,
   type RedisClusterBus,
   type RedisKeys,
   type TaskDispatcher,
   type Validator,
-  type ValidatorStats,
 } from '@openclaw/core';
-import { CloseCode, DRAIN_CLOSE_REASON, httpStatusOf, type ValidatorSummary } from '@openclaw/protocol';
+import { CloseCode } from '@openclaw/protocol';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type Redis from 'ioredis';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { HandlerContext } from './action-handlers';
-import { AgentHost, type LocalAgentStatus } from './agent-host';
-import {
-  ClusterView,
-  type RedisHealth,
-  type ReplicaHealth,
-  type ReplicaReport,
-  summarizeValidators,
-} from './cluster-view';
+import { ConnectionAdmission, createAuthenticator } from './admission';
+import { AgentHost } from './agent-host';
+import { type ClusterStatus, ClusterStatusReader } from './cluster-status';
+import { ClusterView } from './cluster-view';
 import { ClusterWatch } from './cluster-watch';
+import { drainConnections } from './drain';
 import { handleFrame } from './frame-handler';
 import { GatewayMetrics, type MetricsSnapshot } from './gateway-metrics';
 import { GatewayPrometheus } from './gateway-prometheus';
 import { HttpApi } from './http-api';
-import { isOriginAllowed } from './origin';
+import type { GatewayStatus, Readiness } from './replica-status';
 import { protocolCloseCode, Session } from './session';
 import { TaskEventRouter } from './task-events';
 import { TaskOperations } from './task-operations';
@@ -69,80 +58,6 @@ export interface GatewayOptions {
   logger?: Logger;
 }
 
-/** Readiness of a replica, as `GET /readyz` reports it. */
-export interface Readiness {
-  ready: boolean;
-  redis: boolean;
-  bus: boolean;
-  draining: boolean;
-}
-
-/** How long a refused upgrade's socket may stay half-open after the refusal was sent. */
-const REFUSED_SOCKET_LINGER_MS = 2_000;
-/** How often the drain closes its next batch of connections. */
-const DRAIN_TICK_MS = 50;
-/**
- * After the drain window, how long requests still being handled get to be answered before their
- * connections close (with 1012 rather than 1001 if they are not). A Redis round trip or two.
- */
-const FINAL_ANSWERS_GRACE_MS = 1_000;
-/** Then how long clients get to answer the close frames before their connections are cut. */
-const CLOSE_HANDSHAKE_GRACE_MS = 1_000;
-/**
- * Beyond the drain window, how long a draining replica's agents are reported as moving (calls get
- * `AGENT_UNAVAILABLE`, retryable) while they reconnect elsewhere, before an agent that did not come
- * back is unknown again (`AGENT_NOT_FOUND`). Covers the SDK's reconnection backoff with margin.
- */
-const AGENT_MOVE_GRACE_MS = 5_000;
-
-/** How many of the newest audit entries a cluster snapshot carries. */
-const AUDIT_TAIL = 25;
-
-/** The cluster at a glance, as `GET /v1/cluster` and `cluster.snapshot` events carry it. */
-export interface ClusterStatus {
-  at: number;
-  /**
-   * `cluster` for the operators' tenant: every figure. `tenant` for any other tenant: the replicas'
-   * health only, and no figure that spans tenants (traffic, workers, queue, validators, Redis details).
-   */
-  scope: 'cluster' | 'tenant';
-  replicas: (ReplicaHealth & Partial<Omit<ReplicaReport, 'requests' | 'coordinatorLatencyMs'>>)[];
-  /** Each replica's request counters since it started, and its latency window. */
-  requests: Pick<ReplicaReport, 'replicaId' | 'requests' | 'coordinatorLatencyMs'>[];
-  workers: Record<string, string>[];
-  agents: unknown[];
-  queue: Record<string, number> | null;
-  /** The tenant's approvals waiting for a decision. */
-  approvalsPending: number;
-  redis: RedisHealth;
-  /** Governance verdicts and timings by validator, summed over the live replicas and workers. */
-  validators: ValidatorSummary[];
-  /** The tenant's newest audit entries, oldest first: only for principals with `audit:read`. */
-  audit?: AuditEntry[];
-}
-
-export interface GatewayStatus {
-  replicaId: string;
-  version: string;
-  startedAt: string;
-  uptimeMs: number;
-  ready: boolean;
-  draining: boolean;
-  connections: number;
-  inFlight: number;
-  agents: LocalAgentStatus[];
-}
-
-const WS_PATHS = new Set(['/', '/ws']);
-/** Audit stream of events with no authenticated tenant (failed authentications). */
-export const UNAUTHENTICATED_TENANT = '_unauthenticated';
-const STATUS_TEXT: Record<number, string> = {
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  429: 'Too Many Requests',
-  503: 'Service Unavailable',
-};
 /** How often audit trails are trimmed to their retention period. */
 const AUDIT_TRIM_INTERVAL_MS = 3_600_000;
 /** How often live connections are checked against revoked and expired credentials. */
@@ -178,8 +93,8 @@ export class Gateway {
   private readonly dispatcher: TaskDispatcher;
   private readonly agents: AgentHost;
   private readonly httpAgents: HttpAgentClient;
-  private readonly authenticator: Authenticator;
-  private readonly lockout: AuthLockout;
+  /** Who may connect and call the HTTP API. */
+  readonly admission: ConnectionAdmission;
   /** The tamper-evident audit trail. */
   readonly audit: AuditLog;
   /** Stored API keys, when OPENCLAW_API_KEY_SECRET is set. */
@@ -200,6 +115,7 @@ export class Gateway {
   readonly clusterView: ClusterView;
   /** Connections watching the cluster. */
   readonly clusterWatch: ClusterWatch;
+  private readonly statusReader: ClusterStatusReader;
   private readonly sessions = new Set<Session>();
   private readonly server: Server;
   private readonly wss: WebSocketServer;
@@ -296,14 +212,31 @@ export class Gateway {
         validators: this.governance.stats(),
       };
     });
+    this.statusReader = new ClusterStatusReader({
+      redis: this.redis,
+      keys,
+      clusterView: this.clusterView,
+      registry: this.registry,
+      queue: this.asyncTasks.queue,
+      approvals: this.approvals,
+      audit: this.audit,
+    });
     this.apiKeys = config.apiKeySecret === '' ? undefined : new ApiKeyStore(this.redis, keys, config.apiKeySecret);
     this.connections = new ConnectionLimiter(this.redis, keys);
-    this.lockout = new AuthLockout(this.redis, keys, {
-      maxFailures: config.authMaxFailures,
-      windowMs: config.authFailureWindowMs,
-      lockoutMs: config.authLockoutMs,
+    this.admission = new ConnectionAdmission({
+      config,
+      audit: this.audit,
+      authenticator: createAuthenticator(config, this.apiKeys),
+      lockout: new AuthLockout(this.redis, keys, {
+        maxFailures: config.authMaxFailures,
+        windowMs: config.authFailureWindowMs,
+        lockoutMs: config.authLockoutMs,
+      }),
+      connections: this.connections,
+      metrics: this.metrics,
+      logger,
+      state: () => ({ draining: this.draining, connections: this.sessions.size + this.admitting }),
     });
-    this.authenticator = createAuthenticator(config, this.apiKeys);
     this.taskEvents = new TaskEventRouter(this.subscriber, keys, ledger, this.authorizer, logger);
     this.tasks = new TaskOperations({
       asyncTasks: this.asyncTasks,
@@ -391,99 +324,14 @@ export class Gateway {
     };
   }
 
-  /**
-   * The whole cluster at a glance (`openclaw gateway status`, `cluster.watch`): every live replica's
-   * report, the workers, a tenant's agents, the queue and Redis. Only the operators' tenant gets the
-   * figures that span tenants; another tenant gets its own agents, approvals and audit, and the
-   * replicas' health.
-   */
-  async clusterStatus(tenant: string, options: { audit?: boolean } = {}): Promise<ClusterStatus> {
-    if (tenant !== OPERATORS_TENANT) return this.tenantStatus(tenant, options);
-    const view = this.clusterView;
-    const [replicas, workers, agents, queue, redis, pending, audit] = await Promise.all([
-      view.replicas(),
-      this.workerReports().catch(() => []),
-      this.registry.list(tenant).catch(() => []),
-      this.asyncTasks.queue.counts().catch(() => undefined),
-      view.redisHealth(),
-      this.approvals.pendingCounts().catch(() => ({}) as Record<string, number>),
-      options.audit ? this.audit.tail(tenant, AUDIT_TAIL).catch(() => undefined) : undefined,
-    ]);
-    return {
-      at: Date.now(),
-      scope: 'cluster',
-      replicas: replicas.map(
-        ({ requests: _requests, coordinatorLatencyMs: _latency, validators: _validators, ...rest }) => rest,
-      ),
-      requests: replicas.map((r) => ({
-        replicaId: r.replicaId,
-        requests: r.requests,
-        coordinatorLatencyMs: r.coordinatorLatencyMs,
-      })),
-      workers: workers.map((w) => w.info),
-      agents,
-      queue: queue ?? null,
-      approvalsPending: Object.hasOwn(pending, tenant) ? (pending[tenant] ?? 0) : 0,
-      redis,
-      validators: summarizeValidators([...replicas, ...workers]),
-      ...(audit === undefined ? {} : { audit }),
-    };
-  }
-
-  /** {@link clusterStatus} for a tenant other than the operators'. */
-  private async tenantStatus(tenant: string, options: { audit?: boolean }): Promise<ClusterStatus> {
-    const [replicas, agents, reachable, pending, audit] = await Promise.all([
-      this.clusterView.replicas(),
-      this.registry.list(tenant).catch(() => []),
-      this.clusterView.redisHealth().then((r) => r.reachable),
-      this.approvals.pendingCounts().catch(() => ({}) as Record<string, number>),
-      options.audit ? this.audit.tail(tenant, AUDIT_TAIL).catch(() => undefined) : undefined,
-    ]);
-    return {
-      at: Date.now(),
-      scope: 'tenant',
-      replicas: replicas.map(({ replicaId, version, startedAt, ready, draining, at }) => ({
-        replicaId,
-        version,
-        startedAt,
-        ready,
-        draining,
-        at,
-      })),
-      requests: [],
-      workers: [],
-      agents,
-      queue: null,
-      approvalsPending: Object.hasOwn(pending, tenant) ? (pending[tenant] ?? 0) : 0,
-      redis: { reachable },
-      validators: [],
-      ...(audit === undefined ? {} : { audit }),
-    };
+  /** The whole cluster at a glance, as a tenant may see it (see {@link ClusterStatusReader}). */
+  clusterStatus(tenant: string, options: { audit?: boolean } = {}): Promise<ClusterStatus> {
+    return this.statusReader.clusterStatus(tenant, options);
   }
 
   /** The live worker processes, from their heartbeats. */
-  async workers(): Promise<Record<string, string>[]> {
-    return (await this.workerReports()).map((w) => w.info);
-  }
-
-  /** The live workers' heartbeats, and the governance counters each reports apart. */
-  private async workerReports(): Promise<
-    { info: Record<string, string>; validators: Record<string, ValidatorStats> | undefined }[]
-  > {
-    const ids = await this.redis.zrangebyscore(this.keys.workers(), Date.now(), '+inf');
-    const out: { info: Record<string, string>; validators: Record<string, ValidatorStats> | undefined }[] = [];
-    for (const id of ids) {
-      const { validators, ...info } = await this.redis.hgetall(this.keys.worker(id));
-      if (!info.workerId) continue;
-      let parsed: Record<string, ValidatorStats> | undefined;
-      try {
-        parsed = validators === undefined ? undefined : (JSON.parse(validators) as Record<string, ValidatorStats>);
-      } catch {
-        parsed = undefined;
-      }
-      out.push({ info, validators: parsed });
-    }
-    return out;
+  workers(): Promise<Record<string, string>[]> {
+    return this.statusReader.workers();
   }
 
   metricsSnapshot(): MetricsSnapshot & {
@@ -585,7 +433,7 @@ export class Gateway {
         attributes: { 'openclaw.replica': this.config.replicaId },
       },
       async (span) => {
-        const admitted = await this.checkUpgrade(req);
+        const admitted = await this.admission.check(req);
         if (admitted instanceof GatewayError) {
           span.setAttribute('openclaw.outcome', admitted.code);
           span.setStatus({ code: SpanStatusCode.ERROR, message: admitted.code });
@@ -612,7 +460,7 @@ export class Gateway {
     void settled.then((admitted) => {
       if (admitted instanceof GatewayError) {
         release();
-        if (!socket.destroyed) this.refuse(socket, admitted);
+        if (!socket.destroyed) this.admission.refuse(socket, admitted);
         return;
       }
       const slot = (): void => this.connections.release(admitted.principal.id, admitted.sessionId);
@@ -635,80 +483,6 @@ export class Gateway {
         this.accept(ws, admitted.principal, address, admitted.sessionId);
       });
     });
-  }
-
-  /**
-   * The principal of an upgrade request and the connection slot it took (see
-   * OPENCLAW_PRINCIPAL_MAX_CONNECTIONS), or why it is refused. Never rejects.
-   */
-  private async checkUpgrade(
-    req: IncomingMessage,
-  ): Promise<{ principal: Principal; sessionId: string } | GatewayError> {
-    let path: string;
-    try {
-      path = new URL(req.url ?? '/', 'http://gateway.invalid').pathname;
-    } catch {
-      return new GatewayError('BAD_REQUEST', 'the request URL is not valid');
-    }
-    if (this.draining) return new GatewayError('UNAVAILABLE', 'this replica is draining; connect to another');
-    const cap = this.config.maxConnections;
-    if (this.sessions.size + this.admitting >= cap) {
-      return new GatewayError(
-        'UNAVAILABLE',
-        `this replica holds its maximum of ${cap} connections; connect to another`,
-        {
-          // Spread: clients told the same moment should not all come back the same moment.
-          retryAfterMs: 1000 + Math.floor(Math.random() * 2000),
-          details: { scope: 'replica', limit: cap },
-        },
-      );
-    }
-    if (!WS_PATHS.has(path)) return new GatewayError('NOT_FOUND', 'WebSocket endpoints are / and /ws');
-    if (this.config.auditRequired && !this.audit.healthy()) {
-      return new GatewayError('UNAVAILABLE', 'the audit trail cannot be written now; refusing to serve unaudited');
-    }
-    if (!isOriginAllowed(req.headers.origin, this.config, req.headers.host)) {
-      this.auditOriginRefused(req, path);
-      return new GatewayError('FORBIDDEN', 'this Origin is not allowed to connect');
-    }
-    let principal: Principal;
-    try {
-      principal = await this.authenticateRequest(req);
-    } catch (error) {
-      return error instanceof GatewayError ? error : new GatewayError('UNAUTHENTICATED', 'authentication failed');
-    }
-    const sessionId = randomUUID();
-    const limit = this.maxConnections(principal);
-    if (!(await this.connections.acquire(principal.id, sessionId, limit))) {
-      return new GatewayError('RATE_LIMITED', `this principal already has its maximum of ${limit} connections`, {
-        retryAfterMs: 1000,
-        details: { scope: 'connections', limit },
-      });
-    }
-    return { principal, sessionId };
-  }
-
-  /** The most live connections a principal may hold: its roles' overrides, else the default. */
-  private maxConnections(principal: Principal): number {
-    const overrides = principal.roles
-      .map((role) => this.config.roleRates[role]?.connections)
-      .filter((n): n is number => n !== undefined);
-    return overrides.length > 0 ? Math.max(...overrides) : this.config.principalMaxConnections;
-  }
-
-  private refuse(socket: Duplex, error: GatewayError): void {
-    this.metrics.connectionsRejected += 1;
-    const status = httpStatusOf(error.code);
-    const body = JSON.stringify({ error: error.toWire() });
-    const retryAfter =
-      error.retryAfterMs === undefined ? '' : `Retry-After: ${Math.ceil(error.retryAfterMs / 1000)}\r\n`;
-    socket.end(
-      `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
-        `Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retryAfter}Connection: close\r\n\r\n${body}`,
-    );
-    // A client that reads the refusal and never closes its side must not hold the socket open.
-    const linger = setTimeout(() => socket.destroy(), REFUSED_SOCKET_LINGER_MS).unref();
-    socket.once('close', () => clearTimeout(linger));
   }
 
   private accept(ws: WebSocket, principal: Principal, address: string, sessionId: string): void {
@@ -759,55 +533,6 @@ export class Gateway {
       this.metrics.connectionsCurrent -= 1;
       void this.agents.detach(session);
     });
-  }
-
-  /** Records a request refused for its `Origin` (before any credential is read: no tenant yet). */
-  auditOriginRefused(req: IncomingMessage, path: string): void {
-    this.audit.record(UNAUTHENTICATED_TENANT, {
-      type: 'origin.refused',
-      outcome: 'FORBIDDEN',
-      details: {
-        address: clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], this.config.trustedProxies),
-        origin: String(req.headers.origin ?? '').slice(0, 256),
-        path,
-      },
-    });
-  }
-
-  /**
-   * Authenticates an upgrade or HTTP request, with lockout: an address with too many recent failures
-   * is refused (`RATE_LIMITED`, HTTP 429) whatever it sends, on every replica.
-   */
-  async authenticateRequest(req: IncomingMessage): Promise<Principal> {
-    if (this.config.auth === 'none')
-      return this.authenticator.authenticate({ headers: req.headers, url: req.url ?? '/' });
-    const address = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], this.config.trustedProxies);
-    const locked = await this.lockout.lockedFor(address);
-    if (locked > 0) {
-      this.audit.record(UNAUTHENTICATED_TENANT, {
-        type: 'auth.locked',
-        outcome: 'RATE_LIMITED',
-        details: { address, path: (req.url ?? '/').split('?')[0] ?? '/' },
-      });
-      throw new GatewayError('RATE_LIMITED', 'too many failed authentications from this address; try again later', {
-        retryAfterMs: locked,
-      });
-    }
-    try {
-      return await this.authenticator.authenticate({ headers: req.headers, url: req.url ?? '/' });
-    } catch (error) {
-      if (error instanceof GatewayError && error.code === 'UNAUTHENTICATED') {
-        this.audit.record(UNAUTHENTICATED_TENANT, {
-          type: 'auth.failed',
-          outcome: error.code,
-          details: { address, reason: error.message, path: (req.url ?? '/').split('?')[0] ?? '/' },
-        });
-        if (await this.lockout.recordFailure(address)) {
-          this.logger.warn({ address }, 'locked out an address after repeated failed authentications');
-        }
-      }
-      throw error;
-    }
   }
 
   /** Trims every tenant's audit trail to the retention period (idempotent: every replica may run it). */
@@ -877,50 +602,6 @@ export class Gateway {
     }
   }
 
-  /**
-   * The drain's closing of connections, a batch at a time, at `OPENCLAW_DRAIN_CLOSE_RATE` per second
-   * or faster if needed to be done within half the drain window; agents first (callers reconnecting
-   * elsewhere then find them registered there). An idle connection (nothing being handled, no task
-   * held by its agents) is closed with 1001 at its turn. A busy one is told to leave: it is refused new
-   * requests (`UNAVAILABLE`, retryable, `dispatched: false`), and closed with 1001 as soon as its work
-   * is done. Returns when every connection is closed or at the deadline.
-   */
-  private async closeInBatches(deadline: number): Promise<void> {
-    const start = Date.now();
-    const spreadUntil = start + (deadline - start) / 2;
-    const isIdle = (s: Session) => s.handling === 0 && s.inFlight === 0 && this.agents.openTasksOf(s) === 0;
-    const perSecond = Math.max(
-      this.config.drainCloseRate,
-      this.sessions.size / Math.max((spreadUntil - start) / 1000, 0.001),
-    );
-    const closed = new Set<Session>();
-    const close = (session: Session) => {
-      session.close(CloseCode.GOING_AWAY, DRAIN_CLOSE_REASON);
-      closed.add(session);
-    };
-    let allowance = 0;
-    let last = start;
-    const open = () => [...this.sessions].filter((s) => !closed.has(s));
-    while (open().length > 0 && Date.now() < deadline) {
-      const now = Date.now();
-      allowance += ((now - last) / 1000) * perSecond;
-      last = now;
-      for (const session of open()) if (session.leaving && isIdle(session)) close(session);
-      const turn = open()
-        .filter((s) => !s.leaving)
-        .sort((a, b) => b.instances.size - a.instances.size || Number(isIdle(b)) - Number(isIdle(a)));
-      // At least one per tick, all of them once the spreading time is over.
-      const count = now >= spreadUntil ? turn.length : Math.max(1, Math.floor(allowance));
-      for (const session of turn.slice(0, count)) {
-        if (isIdle(session)) close(session);
-        else session.leaving = true;
-        allowance -= 1;
-      }
-      allowance = Math.max(0, allowance);
-      if (open().length > 0) await new Promise((resolve) => setTimeout(resolve, DRAIN_TICK_MS));
-    }
-  }
-
   private async shutdown(): Promise<void> {
     this.draining = true;
     this.clusterWatch.close();
@@ -929,32 +610,13 @@ export class Gateway {
     clearInterval(this.credentialTimer);
     clearInterval(this.connectionTimer);
     clearInterval(this.retentionTimer);
-    const deadline = Date.now() + this.config.drainMs;
-    // New tasks go to other replicas' instances; ours finish what they hold.
-    await this.agents.withdraw(this.config.drainMs + AGENT_MOVE_GRACE_MS);
-    await this.closeInBatches(deadline);
-    // The window is over. Dispatch nothing more, and answer the calls still waiting (their agents have
-    // the tasks) before the close frames: a 1001 promises that what it leaves unanswered was never
-    // dispatched. A request still being handled (in the middle of its pick, whose script may already
-    // have sent the task to an agent) is answered first too; one not answered within a grace closes
-    // its connection with 1012, which promises nothing.
-    this.dispatcher.close();
-    this.dispatcher.failAll('this replica is shutting down');
-    const answeredBy = Date.now() + FINAL_ANSWERS_GRACE_MS;
-    while ([...this.sessions].some((s) => s.handling > 0) && Date.now() < answeredBy) {
-      await new Promise((resolve) => setTimeout(resolve, DRAIN_TICK_MS));
-    }
-    for (const session of this.sessions) {
-      if (session.handling > 0) session.close(CloseCode.SERVICE_RESTART, 'replica stopped before answering');
-      else session.close(CloseCode.GOING_AWAY, DRAIN_CLOSE_REASON);
-    }
-    // The closing handshakes complete (each closed connection is audited), or are cut short.
-    const closedBy = Date.now() + CLOSE_HANDSHAKE_GRACE_MS;
-    while (this.sessions.size > 0 && Date.now() < closedBy) {
-      await new Promise((resolve) => setTimeout(resolve, DRAIN_TICK_MS));
-    }
-    for (const session of this.sessions) session.terminate();
-    await Promise.allSettled([...this.sessions].map((s) => this.agents.detach(s)));
+    await drainConnections({
+      sessions: this.sessions,
+      agents: this.agents,
+      dispatcher: this.dispatcher,
+      drainMs: this.config.drainMs,
+      closeRate: this.config.drainCloseRate,
+    });
     await Promise.allSettled([
       new Promise<void>((resolve) => {
         this.server.close(() => resolve());
@@ -964,40 +626,5 @@ export class Gateway {
     ]);
     this.taskEvents.stop();
     await this.node.close();
-  }
-}
-
-/** The authenticator of an auth mode. In `jwt` mode, credentials that are not JWTs are API keys. */
-function createAuthenticator(config: GatewayConfig, apiKeys: ApiKeyStore | undefined): Authenticator {
-  const keys = config.apiKeys.length > 0 || apiKeys ? new ApiKeyAuthenticator(config.apiKeys, apiKeys) : undefined;
-  switch (config.auth) {
-    case 'none':
-      return new NoAuthenticator();
-    case 'apikey':
-      return keys ?? new ApiKeyAuthenticator([], undefined);
-    case 'jwt':
-      return new JwtAuthenticator(
-        {
-          secret: config.jwtSecret,
-          issuer: config.jwtIssuer,
-          jwksUrl: config.jwtJwksUrl,
-          audience: config.jwtAudience,
-          algorithms: config.jwtAlgorithms,
-          clockSkewSeconds: config.jwtClockSkewSeconds,
-          requireExp: config.jwtRequireExp,
-          maxLifetimeSeconds: config.jwtMaxLifetimeSeconds,
-          tenantClaim: config.jwtTenantClaim,
-          defaultTenant: config.jwtDefaultTenant,
-          rolesClaim: config.jwtRolesClaim,
-          scopeClaim: config.jwtScopeClaim,
-          groupsClaim: config.jwtGroupsClaim,
-          introspection: {
-            url: config.oauthIntrospectionUrl,
-            clientId: config.oauthClientId,
-            clientSecret: config.oauthClientSecret,
-          },
-        },
-        keys,
-      );
   }
 }

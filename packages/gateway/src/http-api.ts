@@ -1,11 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
+  type AgentRegistry,
+  type ApiKeyStore,
+  type Approvals,
+  type AsyncTasks,
+  type AuditLog,
+  type Authorizer,
   CLUSTER_ADMIN,
   checkAgentUrl,
   contextOf,
+  type GatewayConfig,
   GatewayError,
   inSpan,
   isOperator,
+  type Logger,
   OPERATORS_TENANT,
   PolicyError,
   type Principal,
@@ -14,6 +22,7 @@ import {
   summarizeAudit,
   toWireError,
   traceparentOf,
+  UNAUTHENTICATED_TENANT,
 } from '@openclaw/core';
 import {
   AgentNameSchema,
@@ -33,11 +42,15 @@ import {
 } from '@openclaw/protocol';
 import { SpanKind } from '@opentelemetry/api';
 import { z } from 'zod';
+import type { ConnectionAdmission } from './admission';
 import { decideApproval, getApproval, listApprovals } from './approval-access';
+import type { ClusterStatus } from './cluster-status';
+import type { ClusterView } from './cluster-view';
 import { DashboardAssets } from './dashboard-assets';
-import { type Gateway, UNAUTHENTICATED_TENANT } from './gateway';
+import type { GatewayPrometheus } from './gateway-prometheus';
 import { isOriginAllowed } from './origin';
-import type { TaskCaller } from './task-operations';
+import type { GatewayStatus, Readiness } from './replica-status';
+import type { TaskCaller, TaskOperations } from './task-operations';
 import { GATEWAY_VERSION } from './version';
 
 /** Body of `POST /v1/agents`: register an HTTP agent. */
@@ -61,10 +74,34 @@ const DEFAULT_REPORT_SPAN_MS = 24 * 3_600_000;
  * The replica's HTTP endpoints. `/healthz` and `/readyz` are open (probes); everything else needs
  * the same credentials as a WebSocket when authentication is on.
  */
+/** What the HTTP API needs of its replica: its parts and its status, nothing of its sockets. */
+export interface HttpApiReplica {
+  readonly config: GatewayConfig;
+  readonly logger: Logger;
+  readonly audit: AuditLog;
+  readonly authorizer: Authorizer;
+  readonly approvals: Approvals;
+  /** Stored API keys, when `OPENCLAW_API_KEY_SECRET` is set. */
+  readonly apiKeys: ApiKeyStore | undefined;
+  readonly registry: AgentRegistry;
+  readonly asyncTasks: AsyncTasks;
+  readonly tasks: TaskOperations;
+  readonly prometheus: GatewayPrometheus;
+  readonly clusterView: ClusterView;
+  readonly admission: ConnectionAdmission;
+  readiness(): Readiness;
+  status(tenant?: string): GatewayStatus;
+  metricsSnapshot(): unknown;
+  workers(): Promise<Record<string, string>[]>;
+  clusterStatus(tenant: string, options?: { audit?: boolean }): Promise<ClusterStatus>;
+  /** Closes the connections of revoked or expired credentials now (after a revocation). */
+  checkCredentials(): Promise<void>;
+}
+
 export class HttpApi {
   private readonly dashboard: DashboardAssets;
 
-  constructor(private readonly gateway: Gateway) {
+  constructor(private readonly gateway: HttpApiReplica) {
     this.dashboard = new DashboardAssets({ jaegerUrl: gateway.config.jaegerUrl, version: GATEWAY_VERSION });
     if (this.dashboard.missing) gateway.logger.warn(this.dashboard.missing);
   }
@@ -130,10 +167,10 @@ export class HttpApi {
     if (this.dashboard.serve(req, res, path)) return;
     // Browsers may reach a replica on localhost: a page from another origin must not drive its API.
     if (!isOriginAllowed(req.headers.origin, this.gateway.config, req.headers.host)) {
-      this.gateway.auditOriginRefused(req, path);
+      this.gateway.admission.auditOriginRefused(req, path);
       throw new GatewayError('FORBIDDEN', 'this Origin is not allowed to use the API');
     }
-    const principal = await this.gateway.authenticateRequest(req);
+    const principal = await this.gateway.admission.authenticate(req);
     asker.principal = principal;
     if (path === '/v1/apikeys' || path.startsWith('/v1/apikeys/'))
       return this.apiKeyEndpoints(req, res, principal, path, method);
@@ -612,7 +649,7 @@ interface Asker {
 }
 
 /** Refuses a principal without a permission (the refusal is audited where the request ends). */
-function need(gateway: Gateway, principal: Principal, permission: string): void {
+function need(gateway: HttpApiReplica, principal: Principal, permission: string): void {
   if (gateway.authorizer.can(principal, permission)) return;
   throw new GatewayError('FORBIDDEN', `missing permission '${permission}'`, { details: { permission } });
 }

@@ -6,9 +6,10 @@
  * await runGateway({ flags: { port: '18789' } });
  */
 export { ClusterView, REPORT_INTERVAL_MS, type RedisHealth, type ReplicaReport } from './cluster-view';
-export { Gateway, type GatewayOptions, type GatewayStatus, type Readiness } from './gateway';
+export { Gateway, type GatewayOptions } from './gateway';
 export { GatewayMetrics, LATENCY_WINDOW, type LatencySummary, type MetricsSnapshot } from './gateway-metrics';
 export { HttpAgentBodySchema } from './http-api';
 export { isOriginAllowed } from './origin';
+export type { GatewayStatus, Readiness } from './replica-status';
 export { type RunGatewayOptions, runGateway } from './run-gateway';
 export { GATEWAY_VERSION } from './version';

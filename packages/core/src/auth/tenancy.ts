@@ -6,6 +6,9 @@ import type { Principal } from './principal';
  */
 export const OPERATORS_TENANT = 'default';
 
+/** The audit stream of events that have no authenticated tenant (failed authentications, refused origins). */
+export const UNAUTHENTICATED_TENANT = '_unauthenticated';
+
 /**
  * Permission of cluster-wide administration: API keys of every tenant, the cluster's RBAC and
  * governance policy, every tenant's audit trail and failed logins. It counts only for principals of
