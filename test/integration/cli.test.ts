@@ -109,13 +109,15 @@ describe('openclaw gateway status and metrics', () => {
       for (let i = 0; i < 5; i++) await caller.request({ action: 'coordinator', id: i, agent: 'counted', task: 't' });
     }
     await callers[0]!.request({ action: 'coordinator', id: 'x', agent: 'missing', task: 't' });
-    // Once both reports include the calls, the cumulative counts add up across replicas.
+    // Once both reports include every call (A's report may predate its last one), the cumulative
+    // counts add up across replicas.
     const summary = await waitFor(
       async () => {
         const json = await runCli(['gateway', 'metrics', '--url', a!.httpUrl, '--json', '--interval', '0.5']);
         expect(json.code).toBe(0);
         const parsed = JSON.parse(json.stdout);
-        return parsed.total.requests.coordinator?.ok === 10 ? parsed : undefined;
+        const counts = parsed.total.requests.coordinator;
+        return counts?.ok === 10 && counts?.AGENT_NOT_FOUND === 1 ? parsed : undefined;
       },
       { what: 'both replicas to report the calls', timeoutMs: 15_000 },
     );
