@@ -29,8 +29,13 @@ async function open(options: Partial<GatewayClientOptions> = {}): Promise<Gatewa
 }
 
 /** Resolves once `condition` holds, checking every 5 ms. */
-async function waitUntil(condition: () => boolean): Promise<void> {
-  while (!condition()) await delay(5);
+/** Waits for a condition, failing with `what` after `timeoutMs` rather than hanging the test. */
+async function waitUntil(condition: () => boolean, what = 'the condition', timeoutMs = 5_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(5);
+  }
 }
 
 /** A rejection, for assertions on its fields. */
@@ -438,7 +443,7 @@ describe('call: transparent retries', () => {
     const error = await failure(output);
     expect(error).toMatchObject({ code: 'UNAVAILABLE', retryable: true, dispatched: undefined });
     expect(error.details).toEqual({ closeCode: 1001, reason: 'proxy reloading' });
-    await waitUntil(() => client.state === 'connected');
+    await waitUntil(() => client.state === 'connected', 'the client to reconnect');
     await client.ping();
     expect((await gateway.connection(1)).all('coordinator')).toEqual([]);
   });
@@ -459,7 +464,7 @@ describe('call: transparent retries', () => {
     expect(error).toMatchObject({ code: 'UNAVAILABLE', dispatched: false, details: { closeCode: 1001 } });
     expect(Date.now() - started).toBeLessThan(550);
     const second = await gateway.connection(1);
-    await waitUntil(() => client.state === 'connected');
+    await waitUntil(() => client.state === 'connected', 'the client to reconnect');
     await client.ping();
     expect(second.all('coordinator')).toEqual([]);
   });
@@ -502,7 +507,7 @@ describe('call: transparent retries', () => {
     expect(client.state).toBe('reconnecting');
     expect(client.listenerCount('connected') + client.listenerCount('closed')).toBe(0);
     const second = await gateway.connection(1);
-    await waitUntil(() => second.all('coordinator').length === 40);
+    await waitUntil(() => second.all('coordinator').length === 40, '40 calls sent again');
     for (const frame of second.all('coordinator'))
       second.ok(frame, { taskId: 't', status: 'completed', output: frame.data });
     expect(await Promise.all(outputs)).toEqual(Array.from({ length: 40 }, (_, n) => ({ n })));
@@ -608,7 +613,7 @@ describe('frames from the gateway', () => {
       );
       const ids = Array.from({ length: 50 }, (_, n) => `t-${n}`);
       const outcomes = ids.map((taskId) => client.waitForTask(taskId));
-      await waitUntil(() => first.all('task.subscribe').length === 50);
+      await waitUntil(() => first.all('task.subscribe').length === 50, '50 subscriptions');
       expect(client.listenerCount('task.status') + client.listenerCount('task.progress')).toBe(0);
       expect(client.listenerCount('connected')).toBe(0);
       // Half end on this connection, the rest after a reconnection, each from after its last event.
@@ -620,7 +625,7 @@ describe('frames from the gateway', () => {
       await client.ping();
       first.close(1012, 'restart');
       const second = await gateway.connection(1);
-      await waitUntil(() => second.all('task.subscribe').length === 25);
+      await waitUntil(() => second.all('task.subscribe').length === 25, '25 subscriptions again');
       expect(second.all('task.subscribe').map((f) => [f.taskId, f.after])).toEqual(
         ids.slice(25).map((taskId, n) => [taskId, `1-${n + 25}`]),
       );
@@ -757,7 +762,7 @@ describe('reconnection', () => {
       for (let i = 0; i < 4; i++) {
         (await gateway.connection(i)).socket.terminate();
         await gateway.connection(i + 1);
-        await waitUntil(() => client.state === 'connected');
+        await waitUntil(() => client.state === 'connected', 'the client to reconnect');
       }
       // Half of each step's cap: 40, 80, 160, 320 ms.
       expect(delays).toEqual([20, 40, 80, 160]);
