@@ -347,14 +347,14 @@ export class WorkflowRunner {
     if (total > MAX_WORKFLOW_STEPS) {
       return refuse(`the workflow would have ${total} steps; a workflow has at most ${MAX_WORKFLOW_STEPS}`);
     }
-    if (wf.grants !== undefined) {
-      const starter = principalOf(wf.principal, wf.tenant, wf.roles, wf.grants);
-      for (const call of workflowCalls(plan.steps)) {
-        if (!this.ctx.can(starter, `agent:invoke:${call.agent}`)) {
-          return refuse(
-            `the workflow's starter may not call agent '${call.agent}' (missing permission 'agent:invoke:${call.agent}')`,
-          );
-        }
+    // As the starter: its roles under the live policy, and its credential's own grants as kept at
+    // start (a record without them is judged by its roles alone: never more than the starter had).
+    const starter = principalOf(wf.principal, wf.tenant, wf.roles, wf.grants ?? { permissions: [] });
+    for (const call of workflowCalls(plan.steps)) {
+      if (!this.ctx.can(starter, `agent:invoke:${call.agent}`)) {
+        return refuse(
+          `the workflow's starter may not call agent '${call.agent}' (missing permission 'agent:invoke:${call.agent}')`,
+        );
       }
     }
     return { steps: plan.steps, ...(plan.input === undefined ? {} : { input: plan.input }) };
