@@ -268,6 +268,46 @@ describe('async tasks through the queue and workers', () => {
     await Promise.all([caller.close(), agent.close()]);
   });
 
+  it('runs a task retried the moment its cancel is confirmed (its worker may still hold the old job)', async () => {
+    const [a, b] = cluster.gateways;
+    const agent = await startAgent(a!.url, { name: 'quick-retry', answer: 'manual' });
+    const caller = await TestSocket.open(b!.url);
+    for (let round = 0; round < 8; round++) {
+      const submitted = await caller.request({
+        action: 'coordinator',
+        id: 1,
+        agent: 'quick-retry',
+        task: 't',
+        mode: 'async',
+      });
+      const taskId = (submitted.result as { taskId: string }).taskId;
+      await agent.socket.nextFrame((f) => f.event === 'task' && f.taskId === taskId, 10_000, `round ${round}: task`);
+      // Retry as soon as the ledger says canceled: the worker that ran the attempt may not have let go
+      // of its job yet.
+      const canceled = caller.request({ action: 'task.cancel', id: `c${round}`, taskId }, 10_000);
+      for (let i = 0; ; i++) {
+        const retried = await caller.request({ action: 'task.retry', id: `r${round}.${i}`, taskId }, 10_000);
+        if (retried.ok === true) break;
+        expect(retried).toMatchObject({ error: { code: 'CONFLICT' } });
+      }
+      const again = await agent.socket.nextFrame(
+        (f) => f.event === 'task' && f.taskId === taskId,
+        10_000,
+        `round ${round}: the retried task`,
+      );
+      expect(again).toMatchObject({ attempt: 1 });
+      expect(await canceled).toMatchObject({ ok: true });
+      agent.socket.send({ action: 'task.result', taskId, output: { round } });
+      const done = await caller.nextFrame(
+        (f) => f.event === 'task.status' && f.taskId === taskId && f.status === 'completed',
+        10_000,
+        `round ${round}: completed`,
+      );
+      expect(done).toMatchObject({ output: { round } });
+    }
+    await Promise.all([caller.close(), agent.close()]);
+  });
+
   it('runs async tasks on an HTTP agent from the worker, retrying a 503 and passing the attempt', async () => {
     const [a] = cluster.gateways;
     const seen: { attempt: number; taskId: string }[] = [];

@@ -17,7 +17,7 @@ import { GATEWAY_SETTINGS } from '../config/settings';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { isTerminal, type LedgerTask, type TaskLedger } from './task-ledger';
-import type { TaskQueue } from './task-queue';
+import { stillHeld, type TaskQueue } from './task-queue';
 
 /** Cluster defaults of async tasks (from the gateway's settings). */
 export interface AsyncTaskDefaults {
@@ -128,6 +128,8 @@ const RETRY_CACHE_MAX = 10_000;
 
 /** How long `cancel` waits for a running task's worker to confirm. */
 const CANCEL_CONFIRM_MS = 3000;
+/** How long `retry` waits for the worker that ended a task's last run to let go of its job. */
+const RETRY_RELEASE_WAIT_MS = 5000;
 
 /**
  * The gateway's side of durable coordination: submits async tasks and workflows (ledger record,
@@ -337,9 +339,11 @@ export class AsyncTasks {
     let told = false;
     for (;;) {
       const state = await this.queue.state(taskId);
-      // Not running: take it off the queue and end it here.
+      // Not running: take it off the queue and end it here (unless its worker ended it meanwhile
+      // and it was retried: the job removed was then the retry's, which runs again when its
+      // request is gone, as below).
       if (state !== 'active' && (state === 'missing' || (await this.queue.remove(taskId)))) {
-        await this.finishCanceled(task, viewer.principal);
+        if (!(await this.finishCanceled(task, viewer.principal))) await this.requeueRetried(task);
         return 'canceled';
       }
       if (state === 'active' && !told) {
@@ -355,7 +359,8 @@ export class AsyncTasks {
       if (now && isTerminal(now.status) && now.status !== 'canceled') {
         throw new GatewayError('CONFLICT', `task '${taskId}' ended (${now.status}) before it could be canceled`);
       }
-      if (!now || now.status === 'canceled') return 'canceled';
+      // Canceled; or canceled and already retried (a retry clears the request).
+      if (!now || now.status === 'canceled' || !now.cancelRequested) return 'canceled';
       if (Date.now() >= end) return 'canceled';
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -409,6 +414,9 @@ export class AsyncTasks {
     if (task.status !== 'failed' && task.status !== 'canceled') {
       throw new GatewayError('CONFLICT', `only failed or canceled tasks can be retried; '${taskId}' is ${task.status}`);
     }
+    // The worker that ended the last run lets go of its job a moment later; a job it still holds
+    // would be ended with that run, taking this one with it.
+    if ((await this.queue.released(taskId, RETRY_RELEASE_WAIT_MS)) === 'active') throw stillHeld(taskId);
     const fields: Record<string, string | undefined> = {
       attempts: '0',
       error: undefined,
@@ -524,14 +532,24 @@ export class AsyncTasks {
     return this.cancelSteps(childrenOf(parent));
   }
 
-  private async finishCanceled(task: LedgerTask, by: string): Promise<void> {
+  /** Ends a task whose cancel is still requested. @returns whether it did. */
+  private async finishCanceled(task: LedgerTask, by: string): Promise<boolean> {
     const error = new GatewayError('CANCELED', 'the task was canceled').toWire();
-    await this.ledger.transition(task, {
+    const result = await this.ledger.transition(task, {
       status: 'canceled',
+      whileField: { name: 'cancelRequested', value: '1' },
       fields: { error: JSON.stringify(error), endedAt: String(Date.now()), canceledBy: by },
       event: { error },
     });
     if (task.parentId !== undefined) await this.queue.wake(task.parentId);
+    return result.applied;
+  }
+
+  /** Queues again a task that was retried while its cancel was being confirmed. */
+  private async requeueRetried(task: LedgerTask): Promise<void> {
+    const now = await this.ledger.get(task.taskId);
+    if (now && !isTerminal(now.status) && !now.cancelRequested)
+      await this.queue.requeue(task.taskId, enqueueOptions(now));
   }
 }
 

@@ -109,6 +109,8 @@ export interface Transition {
    * decide the task with its late result.
    */
   whileAttempt?: number;
+  /** Applies the change only while the record's field has this value. */
+  whileField?: { name: string; value: string };
   /** Fields to set; an `undefined` value deletes the field. */
   fields?: Record<string, string | undefined>;
   /** The event's fields beyond `event`, `taskId` and `status` (output, error, progress, attempt, ...). */
@@ -130,8 +132,8 @@ export interface TransitionResult {
 /**
  * KEYS: task hash, events stream. ARGV: new status ('' for none), now, frame JSON (without cursor),
  * ttl ms, allowed-from ('' = any non-terminal, '*' = any, else a comma list), the `attempts` the
- * record must have ('' = any), channel count n, n channels, then field/value pairs (an empty value
- * deletes the field).
+ * record must have ('' = any), a field that must have a value ('' = none) and that value, channel
+ * count n, n channels, then field/value pairs (an empty value deletes the field).
  * Returns {applied (0/1), previous status, cursor}.
  */
 const TRANSITION = `
@@ -144,9 +146,10 @@ elseif allowed ~= '*' then
   if not string.find(',' .. allowed .. ',', ',' .. cur .. ',', 1, true) then return {0, cur} end
 end
 if ARGV[6] ~= '' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[6] then return {0, cur} end
-local n = tonumber(ARGV[7])
+if ARGV[7] ~= '' and redis.call('HGET', KEYS[1], ARGV[7]) ~= ARGV[8] then return {0, cur} end
+local n = tonumber(ARGV[9])
 local set = {}
-for i = 8 + n, #ARGV, 2 do
+for i = 10 + n, #ARGV, 2 do
   if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
   else set[#set + 1] = ARGV[i]; set[#set + 1] = ARGV[i + 1] end
 end
@@ -157,7 +160,7 @@ local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', '${MAX_TASK_EVENTS}', '*',
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 local msg = '{"cursor":"' .. id .. '",' .. string.sub(ARGV[3], 2)
-for i = 1, n do redis.call('PUBLISH', ARGV[7 + i], msg) end
+for i = 1, n do redis.call('PUBLISH', ARGV[9 + i], msg) end
 return {1, cur, id}
 `;
 
@@ -261,6 +264,8 @@ export class TaskLedger {
       task.retentionMs,
       change.from === 'any' ? '*' : (change.from ?? []).join(','),
       change.whileAttempt === undefined ? '' : String(change.whileAttempt),
+      change.whileField?.name ?? '',
+      change.whileField?.value ?? '',
       channels.length,
       ...channels,
     ];

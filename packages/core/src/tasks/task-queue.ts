@@ -10,6 +10,9 @@ import type { TaskKind } from './task-ledger';
 /** The BullMQ queue every async task and workflow goes through. */
 export const TASK_QUEUE_NAME = 'tasks';
 
+/** How often `released` looks at a job that a worker still holds. */
+const RELEASE_POLL_MS = 20;
+
 /** What a job carries: only the task's id (the ledger holds the rest) and its trace context. */
 export interface TaskJobData {
   taskId: string;
@@ -109,6 +112,20 @@ export class TaskQueue {
   }
 
   /**
+   * Waits until no worker holds the task's job (a worker that has just ended a run still holds it
+   * until BullMQ moves it on). @returns the job's state then, or `active` if it is still held after
+   * `timeoutMs` (a worker that died holding it: BullMQ takes it back once its lock expires).
+   */
+  async released(taskId: string, timeoutMs: number): Promise<JobState> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const state = await this.state(taskId);
+      if (state !== 'active' || Date.now() >= end) return state;
+      await new Promise((resolve) => setTimeout(resolve, RELEASE_POLL_MS));
+    }
+  }
+
+  /**
    * Removes a job that is not running. @returns whether it was removed (false when a worker holds it
    * or it is gone).
    */
@@ -135,7 +152,10 @@ export class TaskQueue {
 
   /**
    * Puts a failed or completed job back in the queue, from its first attempt; adds it again if
-   * BullMQ no longer has it.
+   * BullMQ no longer has it. A job that is still queued is left as it is (it reads the ledger when
+   * it runs).
+   * @throws {GatewayError} `CONFLICT` (retryable) while a worker still holds the job: it would end
+   * that job, and this run with it, without reading the ledger again.
    */
   async requeue(taskId: string, options: EnqueueOptions): Promise<void> {
     const job = await this.job(taskId);
@@ -145,7 +165,13 @@ export class TaskQueue {
         await job.retry(state, { resetAttemptsMade: true, resetAttemptsStarted: true });
         return;
       }
-      if (state === 'waiting' || state === 'delayed' || state === 'active' || state === 'prioritized') return;
+      if (state === 'active') throw stillHeld(taskId);
+      if (state === 'delayed') {
+        // Still parked from the last run (its backoff or wait): run it now.
+        await job.promote().catch(() => undefined);
+        return;
+      }
+      if (state === 'waiting' || state === 'prioritized') return;
       await job.remove().catch(() => undefined);
     }
     await this.add(taskId, options);
@@ -159,4 +185,12 @@ export class TaskQueue {
   close(): Promise<void> {
     return this.queue.close();
   }
+}
+
+/** `CONFLICT` (retryable): a worker still holds the task's job. */
+export function stillHeld(taskId: string): GatewayError {
+  return new GatewayError('CONFLICT', `the last run of task '${taskId}' is still ending on its worker; retry shortly`, {
+    retryable: true,
+    retryAfterMs: 1000,
+  });
 }
