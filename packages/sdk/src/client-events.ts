@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import type { GatewayError, HelloResult, RequestId, TaskState, WireError } from '@openclaw/protocol';
 
 /** Where a {@link GatewayClient} is in its life. */
@@ -106,4 +107,37 @@ export interface ApprovalEvent {
   taskId: string;
   status?: 'pending' | 'approved' | 'rejected' | 'expired' | 'consumed';
   [field: string]: unknown;
+}
+
+/**
+ * @internal Emits a client's events for the parts that make it up (connection, requests, agents): a
+ * listener that throws is reported on `'error'` instead of escaping into the socket's event loop, and
+ * `'error'` without a listener drops the fault instead of throwing.
+ */
+export class ClientEventSink {
+  constructor(private readonly emitter: EventEmitter<GatewayClientEvents>) {}
+
+  /** Emits `event`; never throws. */
+  emit<K extends keyof GatewayClientEvents>(event: K, ...args: GatewayClientEvents[K]): void {
+    this.guard(() => (this.emitter.emit as (name: K, ...rest: GatewayClientEvents[K]) => boolean)(event, ...args));
+  }
+
+  /** Runs `fn`, reporting what it throws. */
+  guard(fn: () => unknown): void {
+    try {
+      fn();
+    } catch (error) {
+      this.reportError(error);
+    }
+  }
+
+  /** Emits `'error'` if anyone listens; a bare EventEmitter would throw instead. Never throws. */
+  reportError(error: unknown): void {
+    if (this.emitter.listenerCount('error') === 0) return;
+    try {
+      this.emitter.emit('error', error instanceof Error ? error : new Error(String(error)));
+    } catch {
+      // An 'error' listener that throws has nowhere left to report to.
+    }
+  }
 }

@@ -4,7 +4,8 @@ import { delay, FakeGateway, nextEvent } from './__tests__/fake-gateway';
 import type { ConnectedInfo, DisconnectedInfo, ReconnectingInfo } from './client-events';
 import type { GatewayClientOptions } from './client-options';
 import { GatewayError, UnexpectedFrameError } from './errors';
-import { connect, GatewayClient, retryAfterHeaderMs } from './gateway-client';
+import { connect, GatewayClient } from './gateway-client';
+import { retryAfterHeaderMs } from './gateway-connection';
 import { SDK_VERSION } from './version';
 
 /** Small delays keep every reconnection test well under a second. */

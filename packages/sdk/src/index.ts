@@ -40,18 +40,16 @@ export type {
   TaskStatusEvent,
 } from './client-events';
 export type { GatewayClientOptions, ReconnectOptions } from './client-options';
+export type {
+  CallOptions,
+  DelegateOptions,
+  PingResult,
+  RequestOptions,
+  SubmitOptions,
+  TaskOutcome,
+  WaitOptions,
+} from './client-requests';
 export { GatewayError, type GatewayErrorOptions, InputRequired, UnexpectedFrameError } from './errors';
-export {
-  CALL_GRACE_MS,
-  type CallOptions,
-  connect,
-  type DelegateOptions,
-  GatewayClient,
-  type PingResult,
-  type RequestOptions,
-  type SubmitOptions,
-  type TaskOutcome,
-  type WaitOptions,
-} from './gateway-client';
+export { CALL_GRACE_MS, connect, GatewayClient } from './gateway-client';
 export type { ProgressListener } from './pending-requests';
 export { SDK_VERSION } from './version';
