@@ -5,6 +5,7 @@ import {
   type AsyncTasks,
   type AuditLog,
   type Authorizer,
+  type CallRecords,
   type Delegation,
   type DelegationIssuer,
   GatewayError,
@@ -15,7 +16,6 @@ import {
   schemaProblem,
   storeSchemas,
   type TaskDispatcher,
-  type TaskStore,
   traceparentOf,
 } from '@openclaw/core';
 import {
@@ -27,8 +27,8 @@ import {
 } from '@openclaw/protocol';
 import type { AgentHost } from './agent-host';
 import { decideApproval, getApproval, listApprovals } from './approval-access';
-import type { ClusterWatch } from './cluster-watch';
-import type { GatewayMetrics } from './gateway-metrics';
+import type { ClusterSnapshotFeed } from './cluster-snapshot-feed';
+import type { ReplicaCounters } from './replica-counters';
 import type { Session } from './session';
 import type { TaskEventRouter } from './task-events';
 import type { TaskCaller, TaskOperations } from './task-operations';
@@ -38,7 +38,7 @@ export interface HandlerContext {
   replicaId: string;
   registry: AgentRegistry;
   dispatcher: TaskDispatcher;
-  store: TaskStore;
+  store: CallRecords;
   /** Async tasks and workflows (the durable task queue). */
   asyncTasks: AsyncTasks;
   /** The task operations both transports share. */
@@ -46,12 +46,12 @@ export interface HandlerContext {
   /** Messages waiting for approval. */
   approvals: Approvals;
   /** Connections watching the cluster (`cluster.watch`). */
-  clusterWatch: ClusterWatch;
+  snapshotFeed: ClusterSnapshotFeed;
   /** Agents' declared input schemas. */
   schemaStore: SchemaStore;
   taskEvents: TaskEventRouter;
   agents: AgentHost;
-  metrics: GatewayMetrics;
+  metrics: ReplicaCounters;
   audit: AuditLog;
   authorizer: Authorizer;
   /** Mints and reads delegation tokens; absent when delegation is off. */
@@ -92,9 +92,7 @@ export const MAX_SUBSCRIPTIONS_PER_SESSION = 64;
 const SUBSCRIBE_POLL_MS = 250;
 
 function requirePermission(ctx: HandlerContext, session: Session, permission: string): void {
-  if (!ctx.authorizer.can(session.principal, permission)) {
-    throw new GatewayError('FORBIDDEN', `missing permission '${permission}'`);
-  }
+  ctx.authorizer.require(session.principal, permission);
 }
 
 /** The handler of every core action. */
@@ -421,12 +419,12 @@ export const ACTION_HANDLERS: { [A in ActionName]: Handler<A> } = {
   'cluster.watch'(ctx, { session }, params) {
     requirePermission(ctx, session, 'cluster:read');
     const intervalMs = params.intervalMs ?? 2000;
-    ctx.clusterWatch.watch(session, intervalMs);
+    ctx.snapshotFeed.watch(session, intervalMs);
     return { watching: true, intervalMs };
   },
 
   'cluster.unwatch'(ctx, { session }) {
-    ctx.clusterWatch.unwatch(session);
+    ctx.snapshotFeed.unwatch(session);
     return { watching: false };
   },
 

@@ -18,11 +18,9 @@ import {
   UNAUTHENTICATED_TENANT,
 } from '@openclaw/core';
 import { httpStatusOf } from '@openclaw/protocol';
-import type { GatewayMetrics } from './gateway-metrics';
 import { isOriginAllowed } from './origin';
+import type { ReplicaCounters } from './replica-counters';
 
-/** How long a refused upgrade's socket may stay half-open after the refusal was sent. */
-const REFUSED_SOCKET_LINGER_MS = 2_000;
 const WS_PATHS = new Set(['/', '/ws']);
 const STATUS_TEXT: Record<number, string> = {
   401: 'Unauthorized',
@@ -39,7 +37,7 @@ export interface AdmissionDeps {
   authenticator: Authenticator;
   lockout: AuthLockout;
   connections: ConnectionLimiter;
-  metrics: GatewayMetrics;
+  metrics: ReplicaCounters;
   logger: Logger;
   /** Whether the replica drains, and how many connections it holds or is admitting now. */
   state(): { draining: boolean; connections: number };
@@ -123,7 +121,7 @@ export class ConnectionAdmission {
         `Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retryAfter}Connection: close\r\n\r\n${body}`,
     );
     // A client that reads the refusal and never closes its side must not hold the socket open.
-    const linger = setTimeout(() => socket.destroy(), REFUSED_SOCKET_LINGER_MS).unref();
+    const linger = setTimeout(() => socket.destroy(), this.deps.config.refusedLingerMs).unref();
     socket.once('close', () => clearTimeout(linger));
   }
 

@@ -7,12 +7,6 @@ export interface ApprovalAccess {
   authorizer: Authorizer;
 }
 
-function requirePermission(access: ApprovalAccess, principal: Principal, permission: string): void {
-  if (!access.authorizer.can(principal, permission)) {
-    throw new GatewayError('FORBIDDEN', `missing permission '${permission}'`);
-  }
-}
-
 /** The tenant's approvals (`approval:read`). */
 export async function listApprovals(
   access: ApprovalAccess,
@@ -20,7 +14,7 @@ export async function listApprovals(
   status: ApprovalRecord['status'] | 'all',
   limit: number,
 ): Promise<ApprovalRecord[]> {
-  requirePermission(access, principal, 'approval:read');
+  access.authorizer.require(principal, 'approval:read');
   const approvals = await access.approvals.list(principal.tenant, status, limit);
   return approvals.map((a) => publicApproval(a) as ApprovalRecord);
 }
@@ -45,7 +39,7 @@ export async function decideApproval(
   decision: 'approve' | 'reject',
   reason: string | undefined,
 ): Promise<ApprovalRecord> {
-  requirePermission(access, principal, 'approval:decide');
+  access.authorizer.require(principal, 'approval:decide');
   const approval = await access.approvals.decide(
     approvalId,
     {

@@ -1,16 +1,14 @@
+import { TIMINGS } from '@openclaw/core';
 import type { ServerFrame } from '@openclaw/protocol';
 import type { ClusterStatus } from './cluster-status';
 import type { Session } from './session';
-
-/** A tenant's snapshot is built at most this often, however many connections watch. */
-const SNAPSHOT_REUSE_MS = 500;
 
 /**
  * `cluster.watch`: connections (a dashboard, an operator's console) that get a `cluster.snapshot`
  * event every interval, built from the replicas' reports in Redis, until they unwatch or close. One
  * snapshot per tenant per half second serves every watcher of that tenant on this replica.
  */
-export class ClusterWatch {
+export class ClusterSnapshotFeed {
   private readonly timers = new Map<Session, NodeJS.Timeout>();
   private readonly recent = new Map<string, { at: number; status: Promise<ClusterStatus> }>();
 
@@ -64,7 +62,7 @@ export class ClusterWatch {
   private snapshot(tenant: string): Promise<ClusterStatus> {
     const now = Date.now();
     const cached = this.recent.get(tenant);
-    if (cached && now - cached.at < SNAPSHOT_REUSE_MS) return cached.status;
+    if (cached && now - cached.at < TIMINGS.snapshotReuseMs) return cached.status;
     const status = this.status(tenant);
     this.recent.set(tenant, { at: now, status });
     status.catch(() => this.recent.delete(tenant));

@@ -11,12 +11,12 @@ import {
 import type { ValidatorSummary } from '@openclaw/protocol';
 import type Redis from 'ioredis';
 import {
-  type ClusterView,
   type RedisHealth,
   type ReplicaHealth,
   type ReplicaReport,
+  type ReplicaReports,
   summarizeValidators,
-} from './cluster-view';
+} from './replica-reports';
 
 /** How many of the newest audit entries a cluster snapshot carries. */
 const AUDIT_TAIL = 25;
@@ -48,7 +48,7 @@ export interface ClusterStatus {
 export interface ClusterStatusSources {
   redis: Redis;
   keys: RedisKeys;
-  clusterView: ClusterView;
+  replicaReports: ReplicaReports;
   registry: AgentRegistry;
   queue: TaskQueue;
   approvals: Approvals;
@@ -70,7 +70,7 @@ export class ClusterStatusReader {
    */
   async clusterStatus(tenant: string, options: { audit?: boolean } = {}): Promise<ClusterStatus> {
     if (tenant !== OPERATORS_TENANT) return this.tenantStatus(tenant, options);
-    const view = this.deps.clusterView;
+    const view = this.deps.replicaReports;
     const [replicas, workers, agents, queue, redis, pending, audit] = await Promise.all([
       view.replicas(),
       this.workerReports().catch(() => []),
@@ -104,9 +104,9 @@ export class ClusterStatusReader {
   /** {@link clusterStatus} for a tenant other than the operators'. */
   private async tenantStatus(tenant: string, options: { audit?: boolean }): Promise<ClusterStatus> {
     const [replicas, agents, reachable, pending, audit] = await Promise.all([
-      this.deps.clusterView.replicas(),
+      this.deps.replicaReports.replicas(),
       this.deps.registry.list(tenant).catch(() => []),
-      this.deps.clusterView.redisHealth().then((r) => r.reachable),
+      this.deps.replicaReports.redisHealth().then((r) => r.reachable),
       this.deps.approvals.pendingCounts().catch(() => ({}) as Record<string, number>),
       options.audit ? this.deps.audit.tail(tenant, AUDIT_TAIL).catch(() => undefined) : undefined,
     ]);

@@ -1,23 +1,11 @@
 import type { TaskDispatcher } from '@openclaw/core';
+import { TIMINGS } from '@openclaw/core';
 import { CloseCode, DRAIN_CLOSE_REASON } from '@openclaw/protocol';
 import type { AgentHost } from './agent-host';
 import type { Session } from './session';
 
 /** How often the drain closes its next batch of connections. */
 const DRAIN_TICK_MS = 50;
-/**
- * After the drain window, how long requests still being handled get to be answered before their
- * connections close (with 1012 rather than 1001 if they are not). A Redis round trip or two.
- */
-const FINAL_ANSWERS_GRACE_MS = 1_000;
-/** Then how long clients get to answer the close frames before their connections are cut. */
-const CLOSE_HANDSHAKE_GRACE_MS = 1_000;
-/**
- * Beyond the drain window, how long a draining replica's agents are reported as moving (calls get
- * `AGENT_UNAVAILABLE`, retryable) while they reconnect elsewhere, before an agent that did not come
- * back is unknown again (`AGENT_NOT_FOUND`). Covers the SDK's reconnection backoff with margin.
- */
-const AGENT_MOVE_GRACE_MS = 5_000;
 
 /** What a replica's drain works on. */
 export interface DrainParts {
@@ -40,7 +28,7 @@ export interface DrainParts {
 export async function drainConnections(parts: DrainParts): Promise<void> {
   const deadline = Date.now() + parts.drainMs;
   // New tasks go to other replicas' instances; ours finish what they hold.
-  await parts.agents.withdraw(parts.drainMs + AGENT_MOVE_GRACE_MS);
+  await parts.agents.withdraw(parts.drainMs + TIMINGS.drainAgentMoveMs);
   await closeInBatches(parts, deadline);
   // The window is over. Dispatch nothing more, and answer the calls still waiting (their agents have
   // the tasks) before the close frames: a 1001 promises that what it leaves unanswered was never
@@ -49,7 +37,7 @@ export async function drainConnections(parts: DrainParts): Promise<void> {
   // its connection with 1012, which promises nothing.
   parts.dispatcher.close();
   parts.dispatcher.failAll('this replica is shutting down');
-  const answeredBy = Date.now() + FINAL_ANSWERS_GRACE_MS;
+  const answeredBy = Date.now() + TIMINGS.drainFinalAnswersMs;
   while ([...parts.sessions].some((s) => s.handling > 0) && Date.now() < answeredBy) {
     await new Promise((resolve) => setTimeout(resolve, DRAIN_TICK_MS));
   }
@@ -58,7 +46,7 @@ export async function drainConnections(parts: DrainParts): Promise<void> {
     else session.close(CloseCode.GOING_AWAY, DRAIN_CLOSE_REASON);
   }
   // The closing handshakes complete (each closed connection is audited), or are cut short.
-  const closedBy = Date.now() + CLOSE_HANDSHAKE_GRACE_MS;
+  const closedBy = Date.now() + TIMINGS.drainCloseHandshakeMs;
   while (parts.sessions.size > 0 && Date.now() < closedBy) {
     await new Promise((resolve) => setTimeout(resolve, DRAIN_TICK_MS));
   }

@@ -1,4 +1,4 @@
-import { contextOf, GatewayError, inSpan, toWireError } from '@openclaw/core';
+import { contextOf, deniedPermission, GatewayError, inSpan, toWireError } from '@openclaw/core';
 import {
   ACTION_PARAMS,
   type ActionName,
@@ -243,11 +243,7 @@ function refuseTooDeep(
         session,
         'task.error',
         { taskId, error: { code: 'BAD_REQUEST', message: `the agent's answer: ${message}`, retryable: false } },
-        (agent) => {
-          if (!ctx.authorizer.can(session.principal, `agent:register:${agent}`)) {
-            throw new GatewayError('FORBIDDEN', `missing permission 'agent:register:${agent}'`);
-          }
-        },
+        (agent) => ctx.authorizer.require(session.principal, `agent:register:${agent}`),
       );
     } catch {
       // Not a task this connection holds (or may answer): only the agent hears of its frame.
@@ -297,7 +293,7 @@ function respondError(
       type: 'authz.denied',
       principal: session.principal.id,
       outcome: 'FORBIDDEN',
-      details: { action, reason: error.message },
+      details: { action, ...deniedPermission(error), reason: error.message },
     });
   }
   ctx.metrics.countRequest(action, error.code);

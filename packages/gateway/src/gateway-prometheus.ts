@@ -1,10 +1,10 @@
 import { LATENCY_BUCKETS, type MetricSources, ProcessMetrics, type RouteKind } from '@openclaw/core';
 import { Counter, Gauge, Histogram } from 'prom-client';
-import type { GatewayMetrics } from './gateway-metrics';
+import type { ReplicaCounters } from './replica-counters';
 
 /** What the replica's own metrics are read from, beyond what every process has. */
 export interface GatewayMetricSources extends MetricSources {
-  counters: GatewayMetrics;
+  counters: ReplicaCounters;
   /** Live connections: how many are agents (registered at least one instance) and how many are not. */
   connectionsByRole(): { agent: number; client: number };
   inFlight(): number;

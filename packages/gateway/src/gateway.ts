@@ -12,7 +12,6 @@ import {
   asyncTaskDefaults,
   type CallLimits,
   ClusterNode,
-  CONNECTION_ENTRY_TTL_MS,
   ConnectionLimiter,
   clientAddress,
   contextOf,
@@ -29,6 +28,7 @@ import {
   type RedisClusterBus,
   type RedisKeys,
   type TaskDispatcher,
+  TIMINGS,
   type Validator,
 } from '@openclaw/core';
 import { CloseCode } from '@openclaw/protocol';
@@ -38,14 +38,14 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import type { HandlerContext } from './action-handlers';
 import { ConnectionAdmission, createAuthenticator } from './admission';
 import { AgentHost } from './agent-host';
+import { ClusterSnapshotFeed } from './cluster-snapshot-feed';
 import { type ClusterStatus, ClusterStatusReader } from './cluster-status';
-import { ClusterView } from './cluster-view';
-import { ClusterWatch } from './cluster-watch';
 import { drainConnections } from './drain';
 import { handleFrame } from './frame-handler';
-import { GatewayMetrics, type MetricsSnapshot } from './gateway-metrics';
 import { GatewayPrometheus } from './gateway-prometheus';
-import { HttpApi } from './http-api';
+import { HttpApi } from './http/http-api';
+import { type MetricsSnapshot, ReplicaCounters } from './replica-counters';
+import { ReplicaReports } from './replica-reports';
 import type { GatewayStatus, Readiness } from './replica-status';
 import { protocolCloseCode, Session } from './session';
 import { TaskEventRouter } from './task-events';
@@ -57,11 +57,6 @@ export interface GatewayOptions {
   /** Defaults to a JSON logger on stdout at the configured level. */
   logger?: Logger;
 }
-
-/** How often audit trails are trimmed to their retention period. */
-const AUDIT_TRIM_INTERVAL_MS = 3_600_000;
-/** How often live connections are checked against revoked and expired credentials. */
-const CREDENTIAL_CHECK_MS = 1000;
 
 /**
  * One gateway replica: HTTP and WebSocket on one port, attached to the cluster through Redis.
@@ -76,7 +71,7 @@ export class Gateway {
   readonly config: GatewayConfig;
   readonly logger: Logger;
   readonly registry: AgentRegistry;
-  readonly metrics = new GatewayMetrics();
+  readonly counters = new ReplicaCounters();
   /** What this replica shares with every member of the cluster: Redis, bus, registry, tasks, policy, governance. */
   private readonly node: ClusterNode;
   private readonly redis: Redis;
@@ -112,9 +107,9 @@ export class Gateway {
   /** This replica's metrics in the Prometheus format (`GET /metrics`). */
   readonly prometheus: GatewayPrometheus;
   /** Every replica's report, for the cluster-wide views. */
-  readonly clusterView: ClusterView;
+  readonly replicaReports: ReplicaReports;
   /** Connections watching the cluster. */
-  readonly clusterWatch: ClusterWatch;
+  readonly snapshotFeed: ClusterSnapshotFeed;
   private readonly statusReader: ClusterStatusReader;
   private readonly sessions = new Set<Session>();
   private readonly server: Server;
@@ -171,7 +166,7 @@ export class Gateway {
       governance: this.governance,
       approvals: this.approvals,
       queue: this.asyncTasks.queue,
-      counters: this.metrics,
+      counters: this.counters,
       connectionsByRole: () => {
         let agent = 0;
         for (const session of sessions) if (session.instances.size > 0) agent += 1;
@@ -189,20 +184,20 @@ export class Gateway {
         return { bytes, largest };
       },
     });
-    this.metrics.onCall = (ms) => this.prometheus.observeCall(ms / 1000);
-    this.clusterWatch = new ClusterWatch(
+    this.counters.onCall = (ms) => this.prometheus.observeCall(ms / 1000);
+    this.snapshotFeed = new ClusterSnapshotFeed(
       (tenant) => this.clusterStatus(tenant, { audit: true }),
       (session) => this.authorizer.can(session.principal, 'audit:read'),
     );
-    this.clusterView = new ClusterView(this.redis, keys, () => {
-      const snapshot = this.metrics.snapshot(config.replicaId, this.dispatcher.inFlight);
+    this.replicaReports = new ReplicaReports(this.redis, keys, () => {
+      const snapshot = this.counters.snapshot(config.replicaId, this.dispatcher.inFlight);
       let agent = 0;
       for (const session of sessions) if (session.instances.size > 0) agent += 1;
       return {
         replicaId: config.replicaId,
         version: GATEWAY_VERSION,
         port: this.port,
-        startedAt: this.metrics.startedAt,
+        startedAt: this.counters.startedAt,
         ready: this.readiness().ready,
         draining: this.draining,
         connections: { agent, client: sessions.size - agent },
@@ -215,7 +210,7 @@ export class Gateway {
     this.statusReader = new ClusterStatusReader({
       redis: this.redis,
       keys,
-      clusterView: this.clusterView,
+      replicaReports: this.replicaReports,
       registry: this.registry,
       queue: this.asyncTasks.queue,
       approvals: this.approvals,
@@ -233,7 +228,7 @@ export class Gateway {
         lockoutMs: config.authLockoutMs,
       }),
       connections: this.connections,
-      metrics: this.metrics,
+      metrics: this.counters,
       logger,
       state: () => ({ draining: this.draining, connections: this.sessions.size + this.admitting }),
     });
@@ -252,11 +247,11 @@ export class Gateway {
       store,
       asyncTasks: this.asyncTasks,
       approvals: this.approvals,
-      clusterWatch: this.clusterWatch,
+      snapshotFeed: this.snapshotFeed,
       schemaStore: { redis: this.redis, key: (tenant, agent) => keys.agentSchemas(tenant, agent) },
       taskEvents: this.taskEvents,
       agents: this.agents,
-      metrics: this.metrics,
+      metrics: this.counters,
       audit: this.audit,
       authorizer: this.authorizer,
       delegations: config.delegationSecret === '' ? undefined : new DelegationIssuer(config.delegationSecret),
@@ -314,8 +309,8 @@ export class Gateway {
     return {
       replicaId: this.config.replicaId,
       version: GATEWAY_VERSION,
-      startedAt: new Date(this.metrics.startedAt).toISOString(),
-      uptimeMs: Date.now() - this.metrics.startedAt,
+      startedAt: new Date(this.counters.startedAt).toISOString(),
+      uptimeMs: Date.now() - this.counters.startedAt,
       ready: this.readiness().ready,
       draining: this.draining,
       connections: this.sessions.size,
@@ -340,7 +335,7 @@ export class Gateway {
     approvals: { waiting: number };
   } {
     return {
-      ...this.metrics.snapshot(this.config.replicaId, this.dispatcher.inFlight),
+      ...this.counters.snapshot(this.config.replicaId, this.dispatcher.inFlight),
       audit: { failures: this.audit.failures, healthy: this.audit.healthy() },
       governance: this.governance.stats(),
       // Sync calls on this replica waiting for an approval.
@@ -403,17 +398,17 @@ export class Gateway {
     });
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
     this.heartbeatTimer.unref();
-    this.clusterView.start();
-    this.credentialTimer = setInterval(() => void this.checkCredentials(), CREDENTIAL_CHECK_MS);
+    this.replicaReports.start();
+    this.credentialTimer = setInterval(() => void this.checkCredentials(), TIMINGS.credentialCheckMs);
     this.credentialTimer.unref();
     this.connectionTimer = setInterval(
       () =>
         void this.connections.refresh([...this.sessions].map((s) => ({ principal: s.principal.id, sessionId: s.id }))),
-      CONNECTION_ENTRY_TTL_MS / 3,
+      TIMINGS.connectionEntryTtlMs / 3,
     );
     this.connectionTimer.unref();
     if (this.config.auditRetentionDays > 0) {
-      this.retentionTimer = setInterval(() => void this.trimAudit(), AUDIT_TRIM_INTERVAL_MS);
+      this.retentionTimer = setInterval(() => void this.trimAudit(), TIMINGS.auditTrimIntervalMs);
       this.retentionTimer.unref();
     }
     // Trails a replica of an earlier version wrote last have no sealed head yet: seal them.
@@ -491,7 +486,7 @@ export class Gateway {
       maxBufferedBytes: this.config.maxBufferedBytes,
       rateLimitPerSecond: this.config.rateLimitPerSecond,
       rateLimitBurst: this.config.rateLimitBurst,
-      onClose: (code) => this.metrics.countClose(code),
+      onClose: (code) => this.counters.countClose(code),
     });
     this.sessions.add(session);
     this.taskEvents.attach(session);
@@ -501,8 +496,8 @@ export class Gateway {
       outcome: 'ok',
       details: { session: session.id, address },
     });
-    this.metrics.connectionsCurrent += 1;
-    this.metrics.connectionsTotal += 1;
+    this.counters.connectionsCurrent += 1;
+    this.counters.connectionsTotal += 1;
     ws.on('message', (data, isBinary) => {
       session.missedPongs = 0;
       handleFrame(this.context, session, data as Buffer, isBinary);
@@ -528,9 +523,9 @@ export class Gateway {
       });
       this.sessions.delete(session);
       this.taskEvents.detach(session);
-      this.clusterWatch.unwatch(session);
+      this.snapshotFeed.unwatch(session);
       this.connections.release(principal.id, session.id);
-      this.metrics.connectionsCurrent -= 1;
+      this.counters.connectionsCurrent -= 1;
       void this.agents.detach(session);
     });
   }
@@ -589,7 +584,7 @@ export class Gateway {
   private heartbeat(): void {
     for (const session of this.sessions) {
       if (session.missedPongs >= 2) {
-        this.metrics.countClose(1006);
+        this.counters.countClose(1006);
         session.terminate();
         continue;
       }
@@ -604,8 +599,8 @@ export class Gateway {
 
   private async shutdown(): Promise<void> {
     this.draining = true;
-    this.clusterWatch.close();
-    await this.clusterView.stop(this.config.replicaId);
+    this.snapshotFeed.close();
+    await this.replicaReports.stop(this.config.replicaId);
     clearInterval(this.heartbeatTimer);
     clearInterval(this.credentialTimer);
     clearInterval(this.connectionTimer);

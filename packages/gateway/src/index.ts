@@ -5,11 +5,12 @@
  * import { runGateway } from '@openclaw/gateway';
  * await runGateway({ flags: { port: '18789' } });
  */
-export { ClusterView, REPORT_INTERVAL_MS, type RedisHealth, type ReplicaReport } from './cluster-view';
+
 export { Gateway, type GatewayOptions } from './gateway';
-export { GatewayMetrics, LATENCY_WINDOW, type LatencySummary, type MetricsSnapshot } from './gateway-metrics';
-export { HttpAgentBodySchema } from './http-api';
+export { HttpAgentBodySchema } from './http/agent-endpoints';
 export { isOriginAllowed } from './origin';
+export { LATENCY_WINDOW, type LatencySummary, type MetricsSnapshot, ReplicaCounters } from './replica-counters';
+export { type RedisHealth, type ReplicaReport, ReplicaReports } from './replica-reports';
 export type { GatewayStatus, Readiness } from './replica-status';
 export { type RunGatewayOptions, runGateway } from './run-gateway';
 export { GATEWAY_VERSION } from './version';

@@ -27,7 +27,7 @@ export const LATENCY_WINDOW = 10_000;
  * In-process counters of one replica. Cheap on the hot path: a map increment and a ring-buffer write.
  * `GET /v1/metrics` shows them as JSON; `/metrics` exports them to Prometheus (gateway-prometheus.ts).
  */
-export class GatewayMetrics {
+export class ReplicaCounters {
   readonly startedAt = Date.now();
   connectionsCurrent = 0;
   connectionsTotal = 0;

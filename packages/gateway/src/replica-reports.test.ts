@@ -1,5 +1,5 @@
 import type { ValidatorStats } from '@openclaw/core';
-import { type ReplicaReport, summarizeValidators } from './cluster-view';
+import { type ReplicaReport, summarizeValidators } from './replica-reports';
 
 const stats = (s: Partial<ValidatorStats>): ValidatorStats => ({
   checks: 0,

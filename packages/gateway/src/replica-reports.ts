@@ -1,12 +1,11 @@
 import { hostname } from 'node:os';
 import type { RedisKeys, ValidatorStats } from '@openclaw/core';
+import { TIMINGS } from '@openclaw/core';
 import type { ValidatorSummary } from '@openclaw/protocol';
 import type Redis from 'ioredis';
-import type { LatencySummary } from './gateway-metrics';
+import type { LatencySummary } from './replica-counters';
 
-/** How often each replica writes its report, and how long a report lives without a refresh. */
-export const REPORT_INTERVAL_MS = 2000;
-const REPORT_TTL_MS = 3 * REPORT_INTERVAL_MS;
+const REPORT_TTL_MS = 3 * TIMINGS.replicaReportIntervalMs;
 
 /** What a replica reports about itself to the cluster (for `openclaw gateway status` and `metrics`). */
 export interface ReplicaReport {
@@ -48,7 +47,7 @@ export interface RedisHealth {
  * The cluster's view of itself: every replica writes a short report to Redis every 2 s (kept 6 s),
  * so any replica can answer for all of them without calling the others.
  */
-export class ClusterView {
+export class ReplicaReports {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -59,7 +58,7 @@ export class ClusterView {
 
   start(): void {
     void this.publish();
-    this.timer = setInterval(() => void this.publish(), REPORT_INTERVAL_MS);
+    this.timer = setInterval(() => void this.publish(), TIMINGS.replicaReportIntervalMs);
     this.timer.unref();
   }
 

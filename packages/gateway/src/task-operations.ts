@@ -3,6 +3,7 @@ import {
   type AsyncTasks,
   type AuditLog,
   type Authorizer,
+  type CallRecords,
   GatewayError,
   grantsOf,
   type LedgerTask,
@@ -10,7 +11,6 @@ import {
   publicLedgerRecord,
   publicTaskRecord,
   type Submitted,
-  type TaskStore,
   type TaskViewer,
 } from '@openclaw/core';
 import { type TaskState, type WorkflowDefinition, workflowCalls } from '@openclaw/protocol';
@@ -31,7 +31,7 @@ export interface TaskCaller {
 /** What the task operations need of the replica. */
 export interface TaskOperationsDeps {
   asyncTasks: AsyncTasks;
-  store: TaskStore;
+  store: CallRecords;
   authorizer: Authorizer;
   audit: AuditLog;
 }
@@ -57,9 +57,7 @@ export class TaskOperations {
 
   /** @throws {GatewayError} `FORBIDDEN` naming the permission the principal lacks. */
   require(principal: Principal, permission: string): void {
-    if (!this.deps.authorizer.can(principal, permission)) {
-      throw new GatewayError('FORBIDDEN', `missing permission '${permission}'`, { details: { permission } });
-    }
+    this.deps.authorizer.require(principal, permission);
   }
 
   /**

@@ -13,6 +13,7 @@ import {
   type TaskDispatcher,
   type TaskJobData,
   type TaskLedger,
+  TIMINGS,
   traceparentOf,
 } from '@openclaw/core';
 import type { WireError } from '@openclaw/protocol';
@@ -36,12 +37,9 @@ export interface RunnerContext {
   can(principal: Principal, permission: string): boolean;
 }
 
-/** How soon a job whose ledger write failed (Redis trouble) runs again. */
-const LEDGER_RETRY_MS = 1_000;
-
 /**
  * Runs `write` until it does not fail with `UNAVAILABLE` (Redis trouble), for up to `tries` times
- * `LEDGER_RETRY_MS / 2` apart. @internal
+ * `TIMINGS.workerLedgerRetryMs / 2` apart. @internal
  */
 export async function whileUnavailable<T>(write: () => Promise<T>, tries = 10): Promise<T> {
   for (let i = 1; ; i++) {
@@ -49,7 +47,7 @@ export async function whileUnavailable<T>(write: () => Promise<T>, tries = 10): 
       return await write();
     } catch (error) {
       if (!(error instanceof GatewayError && error.code === 'UNAVAILABLE') || i >= tries) throw error;
-      await new Promise((resolve) => setTimeout(resolve, LEDGER_RETRY_MS / 2));
+      await new Promise((resolve) => setTimeout(resolve, TIMINGS.workerLedgerRetryMs / 2));
     }
   }
 }
@@ -76,7 +74,7 @@ export class TaskRunner {
       if (error instanceof GatewayError && error.code === 'UNAVAILABLE') {
         // The ledger could not be written (Redis trouble): run again shortly, without spending one
         // of the task's attempts (a failed job would end the task as failed).
-        return park(job, token, Date.now() + LEDGER_RETRY_MS);
+        return park(job, token, Date.now() + TIMINGS.workerLedgerRetryMs);
       }
       throw error;
     }

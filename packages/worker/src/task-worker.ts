@@ -21,6 +21,7 @@ import {
   type TaskDispatcher,
   type TaskJobData,
   type TaskQueue,
+  TIMINGS,
   type Validator,
   type WorkerConfig,
 } from '@openclaw/core';
@@ -30,9 +31,6 @@ import type Redis from 'ioredis';
 import { type RunnerContext, TaskRunner, whileUnavailable } from './task-runner';
 import { startWorkerHttp, WorkerMetrics } from './worker-metrics';
 import { WorkflowRunner } from './workflow-runner';
-
-/** The longest interval between two checks for stalled jobs (those of a worker that died). */
-const STALLED_CHECK_MAX_MS = 5_000;
 
 /** Options of {@link TaskWorker.start}. */
 export interface TaskWorkerOptions {
@@ -51,10 +49,6 @@ export interface WorkerStatus {
   /** Port of its HTTP endpoints (`/metrics`, `/healthz`, `/readyz`). */
   port?: number;
 }
-
-const HEARTBEAT_MS = 2000;
-/** After the drain deadline, how long handed-back jobs get to reach the queue. */
-const HANDBACK_MS = 5000;
 
 /**
  * One worker process: consumes the task queue, runs async tasks (dispatching each attempt to an
@@ -265,7 +259,7 @@ export class TaskWorker {
         lockDuration: this.config.lockMs,
         // Checked more often than the lock lasts: a dead worker's job is taken over at most 5 s after
         // its lock expires (a live worker renews its locks every lockMs / 2, so it is never taken).
-        stalledInterval: Math.min(this.config.lockMs, STALLED_CHECK_MAX_MS),
+        stalledInterval: Math.min(this.config.lockMs, TIMINGS.workerStalledCheckMaxMs),
         maxStalledCount: this.config.maxStalls,
         removeOnComplete: { count: 0 },
       },
@@ -274,7 +268,7 @@ export class TaskWorker {
     this.worker.on('failed', (job, error) => void this.recordFailure(job, error));
     await this.worker.waitUntilReady();
     await this.heartbeat();
-    this.heartbeatTimer = setInterval(() => void this.heartbeat().catch(() => undefined), HEARTBEAT_MS);
+    this.heartbeatTimer = setInterval(() => void this.heartbeat().catch(() => undefined), TIMINGS.workerHeartbeatMs);
     this.heartbeatTimer.unref();
     this.http = await startWorkerHttp({
       host: this.config.workerHost,
@@ -317,7 +311,7 @@ export class TaskWorker {
 
   private async heartbeat(): Promise<void> {
     if (this.redis.status !== 'ready') return;
-    const ttl = HEARTBEAT_MS * 3;
+    const ttl = TIMINGS.workerHeartbeatMs * 3;
     const status = this.status();
     await this.redis
       .multi()
@@ -357,7 +351,10 @@ export class TaskWorker {
         // and handed back too, instead of reaching its agent after the hand-back.
         this.dispatcher.close();
         this.dispatcher.failAllWith(new GatewayError('UNAVAILABLE', 'the worker is shutting down'));
-        const handedBack = await Promise.race([closed.then(() => true), delay(HANDBACK_MS).then(() => false)]);
+        const handedBack = await Promise.race([
+          closed.then(() => true),
+          delay(TIMINGS.workerHandbackMs).then(() => false),
+        ]);
         // Whatever still runs is cut off: its lock lapses and another worker takes the job as stalled.
         if (!handedBack) await this.worker.close(true).catch(() => undefined);
       }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { GatewayError, isTerminal, type LedgerTask, principalOf, type TaskJobData } from '@openclaw/core';
+import { GatewayError, isTerminal, type LedgerTask, principalOf, type TaskJobData, TIMINGS } from '@openclaw/core';
 import {
   type AgentStep,
   type ConditionScope,
@@ -24,12 +24,6 @@ import {
 } from '@openclaw/protocol';
 import { DelayedError, type Job } from 'bullmq';
 import { canceledError, park, type RunnerContext } from './task-runner';
-
-/**
- * How long a waiting workflow sleeps at most before it looks at its steps again, even if nothing
- * woke it: the guard against a step whose end was never announced (a lost wake-up, a lost job).
- */
-export const WORKFLOW_GUARD_MS = 30_000;
 
 /** One step's run, kept in the workflow's ledger record. */
 export interface StepRun {
@@ -204,7 +198,7 @@ export class WorkflowRunner {
       if (outcome.kind === 'pending') {
         await this.mirrorHumanWait(wf, calling, sr, outcome.waitingForHuman);
         wf = { ...wf, status: outcome.waitingForHuman.length > 0 ? 'input-required' : 'working' };
-        return this.wait(job, token, wf, Date.now() + WORKFLOW_GUARD_MS, seen, sr.taskIds);
+        return this.wait(job, token, wf, Date.now() + TIMINGS.workflowGuardMs, seen, sr.taskIds);
       }
       // The step is done: stop the branches a join no longer needs.
       await this.ctx.tasks.cancelSteps(sr.taskIds);

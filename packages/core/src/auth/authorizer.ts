@@ -1,3 +1,4 @@
+import { GatewayError } from '@openclaw/protocol';
 import type Redis from 'ioredis';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
@@ -50,6 +51,16 @@ export class Authorizer {
   }
 
   /**
+   * Refuses a principal without a permission.
+   * @throws {GatewayError} `FORBIDDEN` naming the permission (in its message and `details.permission`,
+   * which the audit entry of the refusal records).
+   */
+  require(principal: Principal, permission: string): void {
+    if (this.policy.can(principal, permission)) return;
+    throw new GatewayError('FORBIDDEN', `missing permission '${permission}'`, { details: { permission } });
+  }
+
+  /**
    * Checks and stores a policy for the whole cluster. @returns its new version.
    * @throws {PolicyError} naming the line and field of every problem; nothing is stored then.
    */
@@ -95,4 +106,10 @@ export class Authorizer {
       this.polling = false;
     }
   }
+}
+
+/** The permission a `FORBIDDEN` error names (see {@link Authorizer.require}), for its audit entry. */
+export function deniedPermission(error: { details?: unknown }): { permission?: string } {
+  const permission = (error.details as { permission?: unknown } | undefined)?.permission;
+  return typeof permission === 'string' ? { permission } : {};
 }

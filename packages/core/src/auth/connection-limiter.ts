@@ -1,8 +1,6 @@
 import type Redis from 'ioredis';
+import { TIMINGS } from '../config/timings';
 import type { RedisKeys } from '../redis/redis-keys';
-
-/** How long a connection's entry lives without a refresh; replicas refresh every third of it. */
-export const CONNECTION_ENTRY_TTL_MS = 60_000;
 
 /**
  * Takes a slot if the principal has fewer than ARGV[3] live connections. KEYS: the principal's set.
@@ -51,7 +49,7 @@ export class ConnectionLimiter {
   async acquire(principal: string, sessionId: string, limit: number): Promise<boolean> {
     if (limit <= 0 || this.redis.status !== 'ready') return true;
     const taken = await this.redis
-      .eval(ACQUIRE, 1, this.keys.connections(principal), sessionId, 0, limit, CONNECTION_ENTRY_TTL_MS)
+      .eval(ACQUIRE, 1, this.keys.connections(principal), sessionId, 0, limit, TIMINGS.connectionEntryTtlMs)
       .catch(() => 1);
     return taken === 1;
   }
@@ -75,7 +73,7 @@ export class ConnectionLimiter {
       else byPrincipal.set(s.principal, [s.sessionId]);
     }
     const writes = [...byPrincipal].map(([principal, ids]) =>
-      this.redis.eval(REFRESH, 1, this.keys.connections(principal), CONNECTION_ENTRY_TTL_MS, ...ids),
+      this.redis.eval(REFRESH, 1, this.keys.connections(principal), TIMINGS.connectionEntryTtlMs, ...ids),
     );
     return Promise.allSettled(writes).then(() => undefined);
   }

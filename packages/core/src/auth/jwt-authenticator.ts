@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { GatewayError } from '@openclaw/protocol';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from 'jose';
+import { TIMINGS } from '../config/timings';
 import type { ApiKeyAuthenticator } from './api-key-authenticator';
 import type { Principal } from './principal';
 import { type Authenticator, extractCredential, type RequestCredentials } from './static-key-authenticator';
@@ -34,7 +35,6 @@ export interface JwtOptions {
 
 /** Introspection answers kept, at most, and for at most this long (revocation takes effect by then). */
 const INTROSPECTION_CACHE_SIZE = 10_000;
-const INTROSPECTION_CACHE_MS = 60_000;
 
 const HMAC = ['HS256', 'HS384', 'HS512'];
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
@@ -191,8 +191,8 @@ export class JwtAuthenticator implements Authenticator {
     const subject = typeof answer.sub === 'string' && answer.sub !== '' ? answer.sub : answer.client_id;
     if (typeof subject !== 'string' || subject === '') throw unauth('the token has no subject or client');
     const principal = { ...this.principalOf({ ...answer, sub: subject }), id: `oauth:${subject}` };
-    const expiry = typeof answer.exp === 'number' ? answer.exp * 1000 : now + INTROSPECTION_CACHE_MS;
-    const until = Math.min(now + INTROSPECTION_CACHE_MS, expiry);
+    const expiry = typeof answer.exp === 'number' ? answer.exp * 1000 : now + TIMINGS.introspectionCacheMs;
+    const until = Math.min(now + TIMINGS.introspectionCacheMs, expiry);
     if (this.introspected.size >= INTROSPECTION_CACHE_SIZE) {
       const oldest = this.introspected.keys().next().value;
       if (oldest !== undefined) this.introspected.delete(oldest);

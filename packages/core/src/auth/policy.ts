@@ -1,7 +1,7 @@
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { GovernancePolicySchema } from '../governance/governance-policy';
-import { glob } from '../governance/pipeline';
+import { GovernancePolicySchema } from '../config/governance-policy';
+import { glob } from '../matching/glob';
 import type { Principal } from './principal';
 import { BUILT_IN_ROLES } from './roles';
 import { outsideTenantReach } from './tenancy';

@@ -1,5 +1,3 @@
-import type { Principal } from './principal';
-
 /**
  * The operators' tenant. Its principals may hold the cluster-wide scopes below; every other tenant's
  * principals administer at most their own tenant, whatever their roles or the policy grant them.
@@ -23,11 +21,11 @@ export const CLUSTER_ADMIN = 'cluster:admin';
 const OPERATORS_ONLY: ReadonlySet<string> = new Set([CLUSTER_ADMIN]);
 
 /** Whether a permission is out of reach of this principal's tenant, whatever grants it. */
-export function outsideTenantReach(principal: Pick<Principal, 'tenant'>, permission: string): boolean {
+export function outsideTenantReach(principal: { readonly tenant: string }, permission: string): boolean {
   return principal.tenant !== OPERATORS_TENANT && OPERATORS_ONLY.has(permission);
 }
 
 /** Whether a principal belongs to the operators' tenant, whose views span the whole cluster. */
-export function isOperator(principal: Pick<Principal, 'tenant'>): boolean {
+export function isOperator(principal: { readonly tenant: string }): boolean {
   return principal.tenant === OPERATORS_TENANT;
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { patternProblem } from './linear-regexp';
+import { patternProblem } from '../matching/linear-regexp';
 
 /** A condition on one field of the payload (dotted path, e.g. `order.amount`). */
 const FieldConditionSchema = z

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GATEWAY_SETTINGS, type Setting, WORKER_SETTINGS } from './settings';
+import { TIMINGS } from './timings';
 
 /** docs/configuration.md promises a row for every setting; this keeps the promise as settings change. */
 const DOC_PATH = join(__dirname, '../../../../docs/configuration.md');
@@ -42,5 +43,18 @@ describe('docs/configuration.md', () => {
     const known = new Set([...settings.map(([, s]) => s.env), ...CLI_ONLY_ENV]);
     const named = new Set(doc.match(/\bOPENCLAW_[A-Z0-9_]+\b/g) ?? []);
     expect([...named].filter((env) => !known.has(env))).toEqual([]);
+  });
+
+  it.each(Object.entries(TIMINGS))('lists the fixed timing %s with its value', (key, ms) => {
+    expect(rowOf(key)).toMatch(new RegExp(`^\\| \`${key}\` \\| ${ms} \\| \\S`));
+  });
+
+  it('lists no fixed timing that does not exist', () => {
+    const section = doc.slice(
+      doc.indexOf('## Fixed timings'),
+      doc.indexOf('\n## ', doc.indexOf('## Fixed timings') + 1),
+    );
+    const listed = [...section.matchAll(/^\| `(\w+)` \|/gm)].map((m) => m[1]);
+    expect(listed.sort()).toEqual(Object.keys(TIMINGS).sort());
   });
 });

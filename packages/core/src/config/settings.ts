@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { redisTarget } from '../redis/redis-connection';
+import { redisTarget } from './redis-url';
 
 /** Reads a boolean the way operators write it. */
 const booleanText = z
@@ -425,6 +425,12 @@ export const GATEWAY_SETTINGS = {
     schema: intText(1, 10_000_000),
     default: '10000',
     doc: "Most WebSocket connections this replica holds. Beyond it, upgrades get 503 `UNAVAILABLE` with `Retry-After` (1 to 3 s), which a load balancer such as the nginx of `deploy/` passes to another replica. Size it to the pod's memory.",
+  }),
+  refusedLingerMs: setting({
+    env: 'OPENCLAW_REFUSED_LINGER_MS',
+    schema: intText(0, 60_000),
+    default: '2000',
+    doc: 'How long the socket of a refused WebSocket upgrade (401, 403, 429, 503) may stay open after the refusal was sent, for a client that reads it and never closes its side; then it is cut.',
   }),
   drainCloseRate: setting({
     env: 'OPENCLAW_DRAIN_CLOSE_RATE',

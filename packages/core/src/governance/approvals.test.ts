@@ -1,6 +1,6 @@
+import { GovernancePolicySchema } from '../config/governance-policy';
 import { approvalHash } from './approvals';
 import { GovernanceGate } from './governance-gate';
-import { GovernancePolicySchema } from './governance-policy';
 import { GovernancePipeline, validatorsOf } from './pipeline';
 
 const message = {

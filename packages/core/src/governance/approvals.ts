@@ -2,9 +2,10 @@ import { createHash, randomUUID } from 'node:crypto';
 import { GatewayError } from '@openclaw/protocol';
 import type Redis from 'ioredis';
 import type { AuditLog } from '../audit/audit-log';
+import { MAX_STORED_OUTPUT_BYTES } from '../config/limits';
+import { TIMINGS } from '../config/timings';
 import type { RedisKeys } from '../redis/redis-keys';
-import { MAX_STORED_OUTPUT_BYTES } from '../tasks/task-store';
-import type { Direction } from './pipeline';
+import type { Direction } from './validator';
 
 /**
  * Where an approval stands. `pending` waits for decisions; `approved` may be used once; `consumed`
@@ -26,9 +27,6 @@ export interface ApprovalRequirement {
 
 /** Default approval: one approver with `approval:decide`, fifteen minutes. */
 export const DEFAULT_APPROVAL: Readonly<ApprovalRequirement> = Object.freeze({ approvers: 1, expiresMs: 900_000 });
-
-/** How long a decided (or expired) approval record is kept. */
-export const APPROVAL_RETENTION_MS = 7 * 86_400_000;
 
 /** One approver's decision. */
 export interface ApprovalDecision {
@@ -323,10 +321,14 @@ export class Approvals {
     await this.redis
       .multi()
       .hset(key, fields)
-      .pexpire(key, input.requirement.expiresMs + APPROVAL_RETENTION_MS)
+      .pexpire(key, input.requirement.expiresMs + TIMINGS.approvalRetentionMs)
       .zadd(this.keys.approvalsPending(input.tenant), approval.expiresAt, approval.approvalId)
       .zadd(this.keys.approvalsIndex(input.tenant), now, approval.approvalId)
-      .zremrangebyscore(this.keys.approvalsIndex(input.tenant), '-inf', now - APPROVAL_RETENTION_MS - 31 * 86_400_000)
+      .zremrangebyscore(
+        this.keys.approvalsIndex(input.tenant),
+        '-inf',
+        now - TIMINGS.approvalRetentionMs - 31 * 86_400_000,
+      )
       .exec()
       .catch((error: unknown) => {
         throw new GatewayError(

@@ -1,7 +1,8 @@
 import type Redis from 'ioredis';
-import type { BudgetConfig } from './governance-policy';
-import type { GovernedMessage, Validator } from './pipeline';
-import { glob, valueAt } from './pipeline';
+import type { BudgetConfig } from '../config/governance-policy';
+import { glob } from '../matching/glob';
+import { valueAt } from '../matching/value-path';
+import type { GovernedMessage, Validator } from './validator';
 
 /** Where budget counters live (one key per budget, subject and window, expiring with the window). */
 export interface BudgetStore {

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { GovernedMessage } from './pipeline';
-import { TIER_BUDGET_MS, type Tier, type Validator, type ValidatorAnswer } from './pipeline';
+import type { GovernedMessage } from './validator';
+import { TIER_BUDGET_MS, type Tier, type Validator, type ValidatorAnswer } from './validator';
 
 /**
  * What a custom validator module exports (as `default` or `validator`): a name, a tier, and a check.

@@ -1,5 +1,6 @@
 import { GatewayError } from '@openclaw/protocol';
 import type { AuditLog } from '../audit/audit-log';
+import type { GovernancePolicy } from '../config/governance-policy';
 import { inSpan } from '../telemetry/tracing';
 import {
   type Approval,
@@ -9,17 +10,10 @@ import {
   type ConsumeResult,
   DEFAULT_APPROVAL,
 } from './approvals';
-import type { GovernancePolicy } from './governance-policy';
 import type { ModelDeps } from './model-validators';
-import type { GovernanceDeps, ValidatorStats } from './pipeline';
-import {
-  type GovernanceOutcome,
-  GovernancePipeline,
-  type GovernedMessage,
-  type Validator,
-  type Verdict,
-  validatorsOf,
-} from './pipeline';
+import type { GovernanceDeps } from './pipeline';
+import { GovernancePipeline, validatorsOf } from './pipeline';
+import type { GovernanceOutcome, GovernedMessage, Validator, ValidatorStats, Verdict } from './validator';
 
 /** Told of every judged message whose verdicts matter (a deny, a redaction, a dry-run finding). */
 export type VerdictListener = (message: GovernedMessage, outcome: GovernanceOutcome, notable: Verdict[]) => void;

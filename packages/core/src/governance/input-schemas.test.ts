@@ -1,7 +1,7 @@
 import type Redis from 'ioredis';
+import { compilePattern, MATCH_BUDGET } from '../matching/linear-regexp';
 import { inputSchemaValidator, type SchemaStore, schemaProblem } from './input-schemas';
-import { compilePattern, MATCH_BUDGET } from './linear-regexp';
-import type { GovernedMessage, ValidatorAnswer } from './pipeline';
+import type { GovernedMessage, ValidatorAnswer } from './validator';
 
 /** A schema store on an in-memory hash per agent (what `hgetall` answers, as ioredis builds it). */
 function memoryStore(hashes: Record<string, Record<string, unknown>>): SchemaStore {

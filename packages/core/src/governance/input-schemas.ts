@@ -1,7 +1,14 @@
 import Ajv, { type ValidateFunction } from 'ajv';
 import type Redis from 'ioredis';
-import { linearRegExpEngine, MATCH_BUDGET, MatchBudgetError, PatternError, withinMatchBudget } from './linear-regexp';
-import type { Validator, ValidatorAnswer } from './pipeline';
+import { TIMINGS } from '../config/timings';
+import {
+  linearRegExpEngine,
+  MATCH_BUDGET,
+  MatchBudgetError,
+  PatternError,
+  withinMatchBudget,
+} from '../matching/linear-regexp';
+import type { Validator, ValidatorAnswer } from './validator';
 
 /** Where agents' input schemas are kept: one hash per agent (task name → JSON Schema text). */
 export interface SchemaStore {
@@ -9,8 +16,6 @@ export interface SchemaStore {
   key(tenant: string, agent: string): string;
 }
 
-/** How long a replica uses an agent's schemas before reading them again (in the background). */
-const CACHE_MS = 2000;
 const MAX_CACHED = 10_000;
 
 // Agents' `pattern` and `patternProperties` run on the linear-time engine, never on V8's backtracking
@@ -79,7 +84,7 @@ export function inputSchemaValidator(store: SchemaStore, settings: Omit<Validato
         .then((fields) => {
           const schemas = new Map(Object.entries(fields));
           if (cache.size >= MAX_CACHED) cache.clear();
-          cache.set(key, { schemas, until: Date.now() + CACHE_MS });
+          cache.set(key, { schemas, until: Date.now() + TIMINGS.inputSchemaCacheMs });
           return schemas;
         })
         .finally(() => loading.delete(key));

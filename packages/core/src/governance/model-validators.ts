@@ -1,12 +1,7 @@
 import { z } from 'zod';
-import type { ModelValidatorConfig } from './governance-policy';
-import type { GovernedMessage, Validator, ValidatorAnswer } from './pipeline';
-
-/**
- * The request itself may run this much past the validator's budget: the pipeline's timer ends the
- * wait at the budget (a `timeout` verdict), and the request is dropped a little later.
- */
-const GRACE_MS = 1000;
+import type { ModelValidatorConfig } from '../config/governance-policy';
+import { TIMINGS } from '../config/timings';
+import type { GovernedMessage, Validator, ValidatorAnswer } from './validator';
 
 /** What a model validator needs from its process: a way to call a validator agent. */
 export interface ModelDeps {
@@ -62,7 +57,7 @@ export function modelValidator(
           config.agent,
           config.task ?? 'validate',
           modelQuestion(message),
-          settings.timeoutMs + GRACE_MS,
+          settings.timeoutMs + TIMINGS.modelValidatorGraceMs,
         );
         return answerOf(ModelVerdictSchema.parse(output));
       }
@@ -72,7 +67,7 @@ export function modelValidator(
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
         body: JSON.stringify(body),
-        signal: AbortSignal.timeout(settings.timeoutMs + GRACE_MS),
+        signal: AbortSignal.timeout(settings.timeoutMs + TIMINGS.modelValidatorGraceMs),
       });
       if (!response.ok) throw new Error(`the classifier answered HTTP ${response.status}`);
       const json: unknown = await response.json();

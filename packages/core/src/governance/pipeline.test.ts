@@ -1,7 +1,10 @@
-import { GovernancePolicySchema } from './governance-policy';
-import { MATCH_BUDGET } from './linear-regexp';
-import { GovernancePipeline, type GovernedMessage, glob, maskPaths, type Validator, validatorsOf } from './pipeline';
+import { GovernancePolicySchema } from '../config/governance-policy';
+import { glob } from '../matching/glob';
+import { MATCH_BUDGET } from '../matching/linear-regexp';
+import { maskPaths } from '../matching/value-path';
+import { GovernancePipeline, validatorsOf } from './pipeline';
 import { ibanValid, luhn, PII_DETECTORS, SECRET_DETECTORS, scan } from './scanners';
+import type { GovernedMessage, Validator } from './validator';
 
 const message = (over: Partial<GovernedMessage> = {}): GovernedMessage => ({
   direction: 'request',

@@ -1,111 +1,28 @@
+import { context, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { FieldCondition, GovernancePolicy, Rule } from '../config/governance-policy';
+import { TIMINGS } from '../config/timings';
+import { glob } from '../matching/glob';
+import { compilePattern, MATCH_BUDGET, withinMatchBudget } from '../matching/linear-regexp';
+import { maskPaths, valueAt } from '../matching/value-path';
+import { tracer } from '../telemetry/tracing';
 import { type BudgetStore, budgetValidators } from './budgets';
-import type { ApprovalSettings, FieldCondition, GovernancePolicy, Rule } from './governance-policy';
 import { inputSchemaValidator, type SchemaStore } from './input-schemas';
-import { compilePattern, MATCH_BUDGET, withinMatchBudget } from './linear-regexp';
 import { type ModelDeps, modelValidator } from './model-validators';
+import { PII_DETECTORS, SECRET_DETECTORS, scan } from './scanners';
+import {
+  type Direction,
+  type GovernanceOutcome,
+  type GovernedMessage,
+  TIER_BUDGET_MS,
+  type Tier,
+  type Validator,
+  type ValidatorAnswer,
+  type ValidatorStats,
+  type Verdict,
+} from './validator';
 
 /** What validators need from their process: validator agents (model tier) and Redis (budgets). */
 export type GovernanceDeps = ModelDeps & { budgets?: BudgetStore; schemas?: SchemaStore };
-
-import { context, SpanStatusCode, trace } from '@opentelemetry/api';
-import { tracer } from '../telemetry/tracing';
-import { PII_DETECTORS, SECRET_DETECTORS, scan } from './scanners';
-
-/** Which way a message goes: the request to the agent, or the agent's output back to the caller. */
-export type Direction = 'request' | 'response';
-
-/** A message the pipeline judges. */
-export interface GovernedMessage {
-  direction: Direction;
-  tenant: string;
-  principal: string;
-  roles: readonly string[];
-  /** The agent called. */
-  agent: string;
-  task: string;
-  /** The request's data, or the response's output. */
-  data: unknown;
-  /** The agents the call passed through before this one, oldest first (empty for a call from a plain caller). */
-  agents: readonly string[];
-  /** For a delegated call: how deep the delegation chain is. */
-  delegationDepth?: number;
-}
-
-export type Decision = 'allow' | 'deny' | 'redact' | 'require-approval';
-export type Tier = 1 | 2 | 3;
-
-/** One validator's verdict on one message, with its time. */
-export interface Verdict {
-  validator: string;
-  tier: Tier;
-  decision: Decision;
-  reason?: string;
-  ms: number;
-  /** Recorded only: a dry-run validator decides nothing. */
-  dryRun?: boolean;
-  /** The validator did not answer in time, or threw; its fail mode decided. */
-  failed?: 'timeout' | 'error';
-  /** It answered, but after its budget (a synchronous validator, or a pause of the process). */
-  overBudget?: boolean;
-  /** With `require-approval`: what the approval needs, beyond the policy's defaults. */
-  approval?: ApprovalSettings;
-}
-
-/** What the pipeline decided, and the message as it may go on (masked where a validator redacted). */
-export interface GovernanceOutcome {
-  decision: 'allow' | 'deny' | 'require-approval';
-  data: unknown;
-  verdicts: Verdict[];
-  /** The verdict that denied, or asked for approval. */
-  decisive?: Verdict;
-}
-
-/** What a validator answers: its decision, and for `redact` how to mask. */
-export interface ValidatorAnswer {
-  decision: Decision;
-  reason?: string;
-  mask?: (data: unknown) => unknown;
-  /** The name the verdict goes under, when a part of the validator decided (`rule:<name>`). */
-  by?: string;
-  /** What dry-run parts of the validator would have decided (recorded, not enforced). */
-  shadow?: { by: string; decision: Decision; reason?: string }[];
-  /** With `require-approval`: what the approval needs, beyond the policy's defaults. */
-  approval?: ApprovalSettings;
-}
-
-/** One validator of the pipeline. */
-export interface Validator {
-  name: string;
-  tier: Tier;
-  timeoutMs: number;
-  failMode: 'open' | 'closed';
-  dryRun: boolean;
-  /** The directions it judges (both when absent): the others skip it. */
-  directions?: readonly Direction[];
-  /** True when the validator can tell at once, without waiting, that it allows the message. */
-  quickAllow?(message: GovernedMessage): boolean;
-  check(message: GovernedMessage): ValidatorAnswer | Promise<ValidatorAnswer>;
-}
-
-/** The input-schema validator's timeout: only the first read of an agent's schemas on a replica waits for Redis. */
-const INPUT_SCHEMA_TIMEOUT_MS = 1000;
-
-/** Each tier's latency budget: its validators' default timeout. */
-export const TIER_BUDGET_MS: Readonly<Record<Tier, number>> = { 1: 10, 2: 100, 3: 1000 };
-
-/** Per-validator counts and times, since the process started. */
-export interface ValidatorStats {
-  checks: number;
-  denies: number;
-  redactions: number;
-  approvals: number;
-  wouldDeny: number;
-  failures: number;
-  /** Answers that came after the validator's budget (and were used). */
-  overBudget: number;
-  totalMs: number;
-  maxMs: number;
-}
 
 /**
  * The validator pipeline: tier 1 (rules), then tier 2 (logic), then tier 3 (model). Validators of a
@@ -263,7 +180,7 @@ export function validatorsOf(given: GovernancePolicy | undefined, deps?: Governa
   // Agents' declared input schemas apply whatever the policy says.
   // Its only wait is the first read of an agent's schemas on this replica, so its budget is wide.
   if (deps?.schemas)
-    out.push(inputSchemaValidator(deps.schemas, { ...settings({}, 1), timeoutMs: INPUT_SCHEMA_TIMEOUT_MS }));
+    out.push(inputSchemaValidator(deps.schemas, { ...settings({}, 1), timeoutMs: TIMINGS.inputSchemaTimeoutMs }));
   if (policy.rules && policy.rules.length > 0)
     out.push(rulesValidator(policy.rules, settings(policy.rulesSettings ?? {}, 1)));
   if (policy.maxPayloadBytes !== undefined) {
@@ -430,71 +347,6 @@ function conditionHolds(c: FieldCondition, value: { found: boolean; value: unkno
   // On the linear-time engine, charged to the check's budget (the value is the sender's).
   if (c.matches !== undefined && !(typeof v === 'string' && compilePattern(c.matches).test(v))) return false;
   return true;
-}
-
-/** The value at a dotted path (`order.items.0.price`). */
-export function valueAt(data: unknown, path: string): { found: boolean; value: unknown } {
-  let current: unknown = data;
-  for (const part of path.split('.')) {
-    if (current === null || typeof current !== 'object' || !Object.hasOwn(current, part)) {
-      return { found: false, value: undefined };
-    }
-    current = (current as Record<string, unknown>)[part];
-  }
-  return { found: true, value: current };
-}
-
-/** A copy of `data` with the values at `paths` replaced by `"[redacted]"`. */
-export function maskPaths(data: unknown, paths: readonly string[]): unknown {
-  const copy = structuredClone(data);
-  for (const path of paths) {
-    const parts = path.split('.');
-    let current: unknown = copy;
-    // Own fields only: `constructor.name` must not walk into Object.
-    for (let i = 0; i < parts.length - 1; i++) {
-      current = valueAt(current, parts[i]!).value;
-    }
-    const last = parts.at(-1)!;
-    if (current !== null && typeof current === 'object' && Object.hasOwn(current, last)) {
-      (current as Record<string, unknown>)[last] = '[redacted]';
-    }
-  }
-  return copy;
-}
-
-/**
- * Whether a name matches a glob: `*` stands for any run of characters (none included); every other
- * character stands for itself. No regular expression: a greedy scan that, on a mismatch, moves the
- * last `*` one character on, so a match costs at most the product of the two lengths whatever the
- * pattern (`a*a*a*a*b` included).
- *
- * @example
- * glob('agent:invoke:billing-*', 'agent:invoke:billing-eu'); // true
- */
-export function glob(pattern: string, value: string): boolean {
-  if (pattern === '*' || pattern === value) return true;
-  if (!pattern.includes('*')) return false;
-  let p = 0;
-  let v = 0;
-  // Where the last `*` seen is in the pattern, and where in the value the text it takes ends.
-  let star = -1;
-  let resume = 0;
-  while (v < value.length) {
-    if (p < pattern.length && pattern[p] === '*') {
-      star = p++;
-      resume = v;
-    } else if (p < pattern.length && pattern[p] === value[v]) {
-      p++;
-      v++;
-    } else if (star >= 0) {
-      p = star + 1;
-      v = ++resume;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.length && pattern[p] === '*') p++;
-  return p === pattern.length;
 }
 
 /**

@@ -2,22 +2,20 @@ import type Redis from 'ioredis';
 import { AuditLog } from '../audit/audit-log';
 import { Authorizer } from '../auth/authorizer';
 import { RedisClusterBus } from '../bus/redis-cluster-bus';
+import { TIMINGS } from '../config/timings';
 import { Approvals } from '../governance/approvals';
 import { auditVerdicts, GovernanceGate, validatorAgents } from '../governance/governance-gate';
-import type { Validator } from '../governance/pipeline';
+import type { Validator } from '../governance/validator';
 import { connectRedis, createRedisConnection } from '../redis/redis-connection';
 import { RedisKeys } from '../redis/redis-keys';
 import { AgentRegistry } from '../registry/agent-registry';
 import { type AsyncTaskDefaults, AsyncTasks } from '../tasks/async-tasks';
+import { CallRecords } from '../tasks/call-records';
 import { HttpAgentClient } from '../tasks/http-agent-client';
 import { TaskDispatcher, type TaskDispatcherOptions } from '../tasks/task-dispatcher';
 import { TaskLedger } from '../tasks/task-ledger';
 import { TaskQueue } from '../tasks/task-queue';
-import { TaskStore } from '../tasks/task-store';
 import type { Logger } from '../telemetry/logger';
-
-/** How long a process waits for Redis when it starts before it gives up. */
-export const STARTUP_REDIS_TIMEOUT_MS = 10_000;
 
 /** What a cluster member is built from: its identity, its Redis, and the settings its parts take. */
 export interface ClusterNodeOptions {
@@ -63,7 +61,7 @@ export class ClusterNode {
   readonly bus: RedisClusterBus;
   readonly registry: AgentRegistry;
   /** Records of sync calls. */
-  readonly store: TaskStore;
+  readonly store: CallRecords;
   /** Records of async tasks and workflows. */
   readonly ledger: TaskLedger;
   readonly asyncTasks: AsyncTasks;
@@ -101,7 +99,7 @@ export class ClusterNode {
       ...(options.presenceTtlMs === undefined ? {} : { presenceTtlMs: options.presenceTtlMs }),
       logger,
     });
-    this.store = new TaskStore(redis, keys);
+    this.store = new CallRecords(redis, keys);
     this.ledger = new TaskLedger(redis, keys);
     this.httpAgents = new HttpAgentClient(options.httpAgents);
     this.authorizer = new Authorizer(redis, keys, logger);
@@ -163,7 +161,7 @@ export class ClusterNode {
   async open(extra: readonly Redis[] = []): Promise<void> {
     await Promise.all(
       [this.redis, this.subscriber, this.queueConnection, ...extra].map((client) =>
-        connectRedis(client, this.redisUrl, STARTUP_REDIS_TIMEOUT_MS),
+        connectRedis(client, this.redisUrl, TIMINGS.startupRedisTimeoutMs),
       ),
     );
     await this.bus.start();

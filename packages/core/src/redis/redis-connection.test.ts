@@ -1,4 +1,5 @@
-import { redactRedisUrl, redisTarget } from './redis-connection';
+import { redisTarget } from '../config/redis-url';
+import { redactRedisUrl } from './redis-connection';
 
 describe('redisTarget', () => {
   it('leaves redis:// and rediss:// URLs to ioredis', () => {

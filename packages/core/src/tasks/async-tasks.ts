@@ -14,6 +14,7 @@ import type Redis from 'ioredis';
 import type { PrincipalGrants } from '../auth/principal';
 import type { ClusterBus } from '../bus/cluster-bus';
 import { GATEWAY_SETTINGS } from '../config/settings';
+import { TIMINGS } from '../config/timings';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { isTerminal, type LedgerTask, type TaskLedger } from './task-ledger';
@@ -122,14 +123,7 @@ export interface AsyncTasksOptions {
   defaults: AsyncTaskDefaults;
 }
 
-/** How long an agent's registered retry policy is cached by a replica (other replicas' registrations show after this). */
-const RETRY_CACHE_MS = 5000;
 const RETRY_CACHE_MAX = 10_000;
-
-/** How long `cancel` waits for a running task's worker to confirm. */
-const CANCEL_CONFIRM_MS = 3000;
-/** How long `retry` waits for the worker that ended a task's last run to let go of its job. */
-const RETRY_RELEASE_WAIT_MS = 5000;
 
 /**
  * The gateway's side of durable coordination: submits async tasks and workflows (ledger record,
@@ -335,7 +329,7 @@ export class AsyncTasks {
     }
     await this.ledger.setFields(taskId, { cancelRequested: '1' });
     if (task.kind === 'workflow') await this.cancelChildren(task);
-    const end = Date.now() + CANCEL_CONFIRM_MS;
+    const end = Date.now() + TIMINGS.cancelConfirmMs;
     let told = false;
     for (;;) {
       const state = await this.queue.state(taskId);
@@ -416,7 +410,7 @@ export class AsyncTasks {
     }
     // The worker that ended the last run lets go of its job a moment later; a job it still holds
     // would be ended with that run, taking this one with it.
-    if ((await this.queue.released(taskId, RETRY_RELEASE_WAIT_MS)) === 'active') throw stillHeld(taskId);
+    if ((await this.queue.released(taskId, TIMINGS.retryReleaseWaitMs)) === 'active') throw stillHeld(taskId);
     const fields: Record<string, string | undefined> = {
       attempts: '0',
       error: undefined,
@@ -452,7 +446,7 @@ export class AsyncTasks {
   async setAgentRetry(tenant: string, agent: string, retry: RetryPolicy): Promise<void> {
     const key = this.agentPolicyKey(tenant, agent);
     await this.redis.set(key, JSON.stringify(retry), 'PX', this.defaults.retentionMs);
-    this.retryCache.set(key, { retry, until: Date.now() + RETRY_CACHE_MS });
+    this.retryCache.set(key, { retry, until: Date.now() + TIMINGS.agentRetryPolicyCacheMs });
   }
 
   private async agentRetry(tenant: string, agent: string): Promise<RetryPolicy | undefined> {
@@ -468,7 +462,7 @@ export class AsyncTasks {
       retry = undefined;
     }
     if (this.retryCache.size >= RETRY_CACHE_MAX) this.retryCache.clear();
-    this.retryCache.set(key, { retry, until: Date.now() + RETRY_CACHE_MS });
+    this.retryCache.set(key, { retry, until: Date.now() + TIMINGS.agentRetryPolicyCacheMs });
     return retry;
   }
 

@@ -1,16 +1,12 @@
 import type { TaskRecord, TaskState, WireError } from '@openclaw/protocol';
 import { GatewayError } from '@openclaw/protocol';
 import type Redis from 'ioredis';
+import { MAX_STORED_OUTPUT_BYTES } from '../config/limits';
+import { TIMINGS } from '../config/timings';
 import type { RedisKeys } from '../redis/redis-keys';
 
-/** Outputs larger than this (as JSON) are not kept in the task record. */
-export const MAX_STORED_OUTPUT_BYTES = 256 * 1024;
-
-/** How long a task record is kept after its last change. */
-export const TASK_RECORD_TTL_MS = 60 * 60 * 1000;
-
 /** A task record with the fields only the cluster sees. */
-export interface StoredTask extends TaskRecord {
+export interface CallRecord extends TaskRecord {
   /** Principal that created the task; only it may read or cancel it. */
   principal: string;
   tenant: string;
@@ -22,13 +18,13 @@ export interface StoredTask extends TaskRecord {
 }
 
 /** The new record of a task. */
-export type NewTask = Omit<StoredTask, 'updatedAt' | 'output' | 'error'>;
+export type NewCallRecord = Omit<CallRecord, 'updatedAt' | 'output' | 'error'>;
 
 /**
  * Task records in Redis (one hash per task, kept for an hour after the last change), so any replica
  * can answer `task.get` and `task.cancel` for a task another replica is running.
  */
-export class TaskStore {
+export class CallRecords {
   constructor(
     /** @internal The command connection, shared with the dispatcher for idempotency keys. */
     readonly redis: Redis,
@@ -37,7 +33,7 @@ export class TaskStore {
   ) {}
 
   /** Writes a new record. Resolves once Redis has it. */
-  async create(task: NewTask): Promise<void> {
+  async create(task: NewCallRecord): Promise<void> {
     const fields: Record<string, string> = {
       taskId: task.taskId,
       agent: task.agent,
@@ -53,7 +49,7 @@ export class TaskStore {
     if (task.instanceId !== undefined) fields.instanceId = task.instanceId;
     // Plain commands, not a pipeline: auto-pipelining batches them with the rest of the tick's traffic.
     const key = this.keys.task(task.taskId);
-    await Promise.all([this.redis.hset(key, fields), this.redis.pexpire(key, TASK_RECORD_TTL_MS)]);
+    await Promise.all([this.redis.hset(key, fields), this.redis.pexpire(key, TIMINGS.callRecordTtlMs)]);
   }
 
   /** Records where a task was dispatched (for a cancel when its origin replica is gone). Best effort. */
@@ -71,7 +67,7 @@ export class TaskStore {
     }
     if (result.error !== undefined) fields.error = JSON.stringify(result.error);
     const key = this.keys.task(taskId);
-    await Promise.all([this.redis.hset(key, fields), this.redis.pexpire(key, TASK_RECORD_TTL_MS)]).catch(
+    await Promise.all([this.redis.hset(key, fields), this.redis.pexpire(key, TIMINGS.callRecordTtlMs)]).catch(
       () => undefined,
     );
   }
@@ -80,7 +76,7 @@ export class TaskStore {
    * Reads a record.
    * @throws {GatewayError} `UNAVAILABLE` when Redis cannot be reached.
    */
-  async get(taskId: string): Promise<StoredTask | undefined> {
+  async get(taskId: string): Promise<CallRecord | undefined> {
     let h: Record<string, string>;
     try {
       h = await this.redis.hgetall(this.keys.task(taskId));
@@ -88,7 +84,7 @@ export class TaskStore {
       throw new GatewayError('UNAVAILABLE', 'the task store (Redis) is unavailable; retry shortly', { cause: error });
     }
     if (h.taskId === undefined) return undefined;
-    const record: StoredTask = {
+    const record: CallRecord = {
       taskId: h.taskId,
       agent: h.agent ?? '',
       task: h.task ?? '',
@@ -108,7 +104,7 @@ export class TaskStore {
 }
 
 /** The public part of a stored record, as `task.get` returns it. */
-export function publicTaskRecord(task: StoredTask): TaskRecord {
+export function publicTaskRecord(task: CallRecord): TaskRecord {
   const record: TaskRecord = {
     taskId: task.taskId,
     agent: task.agent,

@@ -3,9 +3,9 @@ import type { BusMessage, OutgoingBusMessage } from '../bus/bus-message';
 import { BusStats, type ClusterBus } from '../bus/cluster-bus';
 import type { AgentRegistry, PickResult } from '../registry/agent-registry';
 import { silentLogger } from '../telemetry/logger';
+import type { CallRecords } from './call-records';
 import type { HttpAgentClient } from './http-agent-client';
 import { TaskDispatcher } from './task-dispatcher';
-import type { TaskStore } from './task-store';
 
 /**
  * The dispatcher's ordering rules, with in-memory collaborators so the order of events can be forced.
@@ -23,7 +23,7 @@ function setup() {
     create: async (r: { status: string }) => void calls.push(`create ${r.status}`),
     finish: async (_id: string, status: string) => void calls.push(`finish ${status}`),
     setHolder: async (_id: string, holder: string) => void calls.push(`holder ${holder}`),
-  } as unknown as TaskStore;
+  } as unknown as CallRecords;
   const sent: { to: string; message: OutgoingBusMessage }[] = [];
   const bus: ClusterBus = {
     replicaId: 'A',
@@ -84,6 +84,7 @@ describe('TaskDispatcher ordering', () => {
   it('tells the agent to stop when the deadline passed before the pick result was read', async () => {
     const { dispatcher, calls, sent, resolvePick } = setup();
     const started = dispatcher.dispatch({ ...request, timeoutMs: 5 });
+    // The 5 ms deadline must pass while the pick is pending: time has to pass.
     await new Promise((r) => setTimeout(r, 20));
     resolvePick({ kind: 'instance', instanceId: 'i1', replicaId: 'B', receivers: 1 });
     const handle = await started;

@@ -3,14 +3,15 @@ import type { TaskOrigin, TaskState, WireError } from '@openclaw/protocol';
 import { GatewayError } from '@openclaw/protocol';
 import type { TaskCancelRequestMessage, TaskReplyMessage } from '../bus/bus-message';
 import type { ClusterBus } from '../bus/cluster-bus';
+import { TIMINGS } from '../config/timings';
 import { fromWireError } from '../errors/gateway-error';
 import type { Approval } from '../governance/approvals';
 import type { ApprovalContext, GovernanceGate } from '../governance/governance-gate';
-import type { GovernedMessage } from '../governance/pipeline';
+import type { GovernedMessage } from '../governance/validator';
 import { type AgentRegistry, type CallLimits, qualifiedAgent } from '../registry/agent-registry';
 import type { Logger } from '../telemetry/logger';
+import type { CallRecord, CallRecords } from './call-records';
 import type { HttpAgentClient } from './http-agent-client';
-import { type StoredTask, TASK_RECORD_TTL_MS, type TaskStore } from './task-store';
 
 /** Who asked for a task. */
 export interface TaskCaller {
@@ -115,7 +116,7 @@ export interface TaskDispatcherOptions {
   replicaId: string;
   registry: AgentRegistry;
   bus: ClusterBus;
-  store: TaskStore;
+  store: CallRecords;
   http: HttpAgentClient;
   logger: Logger;
   /** How often to check that replicas holding our tasks are alive. Default 1000 ms. */
@@ -142,7 +143,7 @@ export class TaskDispatcher {
   private readonly replicaId: string;
   private readonly registry: AgentRegistry;
   private readonly bus: ClusterBus;
-  private readonly store: TaskStore;
+  private readonly store: CallRecords;
   private readonly http: HttpAgentClient;
   private readonly logger: Logger;
   private readonly governance: GovernanceGate | undefined;
@@ -213,7 +214,7 @@ export class TaskDispatcher {
     if (this.governance && !request.skipGovernance) {
       // Refused (POLICY_DENIED) before anything is written or routed; masked where a validator
       // redacted; held here (within the deadline) while it waits for an approval.
-      const message = governed(request.caller, request.agent, request.task, 'request', request.data ?? null);
+      const message = governanceMessage(request.caller, request.agent, request.task, 'request', request.data ?? null);
       if (!this.governance.passes(message)) {
         const data = await this.governance.check(message, this.approvalContext(request.approval, taskId, deadline));
         request = { ...request, data };
@@ -239,7 +240,7 @@ export class TaskDispatcher {
     }
     if (request.record === false) this.unrecorded.add(taskId);
     const createdAt = Date.now();
-    const record: Omit<StoredTask, 'updatedAt'> = {
+    const record: Omit<CallRecord, 'updatedAt'> = {
       taskId,
       agent: request.agent,
       task: request.task,
@@ -256,7 +257,7 @@ export class TaskDispatcher {
       taskId,
       task: request.task,
       data: request.data ?? null,
-      from: fromOf(request.caller),
+      from: originOf(request.caller),
       deadline,
       attempt: request.attempt ?? 1,
       traceparent: request.traceparent,
@@ -352,7 +353,7 @@ export class TaskDispatcher {
               task: request.task,
               data: request.data ?? null,
               deadline: httpDeadline,
-              from: fromOf(request.caller),
+              from: originOf(request.caller),
               attempt: request.attempt ?? 1,
             },
             abort.signal,
@@ -421,7 +422,7 @@ export class TaskDispatcher {
     const key = this.store.keys.idempotency(digest);
     for (let attempt = 0; attempt < 3; attempt++) {
       const claimed = await this.store.redis
-        .set(key, taskId, 'PX', TASK_RECORD_TTL_MS, 'NX')
+        .set(key, taskId, 'PX', TIMINGS.callRecordTtlMs, 'NX')
         .catch((error: unknown) => {
           throw new GatewayError('UNAVAILABLE', 'the task store (Redis) is unavailable; retry shortly', {
             cause: error,
@@ -461,7 +462,7 @@ export class TaskDispatcher {
         }
         return;
       case 'result': {
-        const message = governed(p.caller, p.agent, p.task, 'response', outcome.output ?? null);
+        const message = governanceMessage(p.caller, p.agent, p.task, 'response', outcome.output ?? null);
         if (!this.governance || p.skipGovernance || this.governance.passes(message)) {
           this.settle(p.taskId, { output: outcome.output });
           return;
@@ -565,7 +566,7 @@ export class TaskDispatcher {
     this.closing.abort();
   }
 
-  private track(record: Omit<StoredTask, 'updatedAt'>, request: DispatchRequest, deadline: number): Promise<unknown> {
+  private track(record: Omit<CallRecord, 'updatedAt'>, request: DispatchRequest, deadline: number): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(
         () => {
@@ -721,7 +722,7 @@ function abortReason(result: { output: unknown } | { error: GatewayError }): 'de
   return undefined;
 }
 
-function governed(
+function governanceMessage(
   caller: TaskCaller,
   agent: string,
   task: string,
@@ -742,7 +743,7 @@ function governed(
   return message;
 }
 
-function fromOf(caller: TaskCaller): TaskOrigin {
+function originOf(caller: TaskCaller): TaskOrigin {
   const from: TaskOrigin = { principal: caller.principal };
   if (caller.agent !== undefined) from.agent = caller.agent;
   if (caller.onBehalfOf !== undefined) from.onBehalfOf = caller.onBehalfOf;

@@ -10,8 +10,8 @@ import {
 } from '@openclaw/protocol';
 import type Redis from 'ioredis';
 import type { PrincipalGrants } from '../auth/principal';
+import { MAX_STORED_OUTPUT_BYTES } from '../config/limits';
 import type { RedisKeys } from '../redis/redis-keys';
-import { MAX_STORED_OUTPUT_BYTES } from './task-store';
 
 /** Events kept per task (approximately: the stream is trimmed with `MAXLEN ~`). */
 export const MAX_TASK_EVENTS = 1000;

@@ -1,10 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { ClusterBus } from '../bus/cluster-bus';
-import type { Approvals } from '../governance/approvals';
-import type { GovernanceGate } from '../governance/governance-gate';
-import type { TaskQueue } from '../tasks/task-queue';
+import { TIMINGS } from '../config/timings';
 
 /** Seconds: buckets for routing and call latency (0.5 ms to 30 s). */
 export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -12,18 +9,39 @@ export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 /** Seconds: buckets for validator times (0.1 ms to 2 s, around the tiers' 10 ms, 100 ms and 1 s budgets). */
 const VALIDATOR_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2];
 
-/** How long cluster-wide figures read from Redis (queue depths, pending approvals) are reused between scrapes. */
-const CLUSTER_READ_CACHE_MS = 2000;
-
-/** What a process's metrics are read from. Everything but the bus and Redis is optional. */
+/**
+ * What a process's metrics are read from, each part as little as the metrics need of it (the bus,
+ * the governance gate, approvals, the task queue: telemetry depends on none of them). Everything but
+ * the bus and Redis is optional.
+ */
 export interface MetricSources {
   /** The process's Redis connections by role (`command`, `subscriber`, `queue`, ...). */
   redis: Record<string, { status: string }>;
-  bus: ClusterBus;
+  bus: {
+    readonly stats: {
+      readonly sent: ReadonlyMap<string, number>;
+      readonly received: ReadonlyMap<string, number>;
+      readonly publishErrors: number;
+      readonly dropped: number;
+    };
+    healthy(): boolean;
+    canaryAgeMs(): number;
+  };
   audit?: { failures: number };
-  governance?: GovernanceGate;
-  approvals?: Approvals;
-  queue?: TaskQueue;
+  governance?: {
+    onVerdict(
+      observer: (verdict: {
+        validator: string;
+        tier: number;
+        decision: string;
+        ms: number;
+        dryRun?: boolean;
+        failed?: string;
+      }) => void,
+    ): void;
+  };
+  approvals?: { pendingCounts(): Promise<Record<string, number>>; readonly waiting: number };
+  queue?: { counts(): Promise<Record<string, number>> };
 }
 
 /**
@@ -62,7 +80,7 @@ export class ProcessMetrics {
     });
 
     const bus = sources.bus;
-    const counterFrom = (name: string, help: string, read: () => Map<string, number>) =>
+    const counterFrom = (name: string, help: string, read: () => ReadonlyMap<string, number>) =>
       new Counter({
         name,
         help,
@@ -215,14 +233,14 @@ function total(registry: Registry, name: string, help: string, read: () => numbe
 }
 
 /**
- * A read of Redis reused for {@link CLUSTER_READ_CACHE_MS}: scrapes of many processes do not multiply
+ * A read of Redis reused for {@link TIMINGS.clusterReadCacheMs}: scrapes of many processes do not multiply
  * the load. A failed read answers undefined (the gauge keeps its last value).
  */
 function cached<T>(read: () => Promise<T>): () => Promise<T | undefined> {
   let at = 0;
   let value: T | undefined;
   return async () => {
-    if (Date.now() - at < CLUSTER_READ_CACHE_MS) return value;
+    if (Date.now() - at < TIMINGS.clusterReadCacheMs) return value;
     try {
       value = await read();
       at = Date.now();
