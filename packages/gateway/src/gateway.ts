@@ -1,6 +1,5 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
 import {
   type AgentRegistry,
   ApiKeyStore,
@@ -10,44 +9,34 @@ import {
   AuthLockout,
   type Authorizer,
   asyncTaskDefaults,
-  type CallLimits,
   ClusterNode,
   ConnectionLimiter,
-  clientAddress,
-  contextOf,
   createLogger,
   DelegationIssuer,
   type GatewayConfig,
-  GatewayError,
   type GovernanceGate,
   type HttpAgentClient,
-  inSpan,
   type Logger,
   loadCustomValidators,
-  type Principal,
   type RedisClusterBus,
   type RedisKeys,
   type TaskDispatcher,
   TIMINGS,
   type Validator,
 } from '@openclaw/core';
-import { CloseCode } from '@openclaw/protocol';
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type Redis from 'ioredis';
-import { type WebSocket, WebSocketServer } from 'ws';
-import type { HandlerContext } from './action-handlers';
 import { ConnectionAdmission, createAuthenticator } from './admission';
 import { AgentHost } from './agent-host';
 import { ClusterSnapshotFeed } from './cluster-snapshot-feed';
 import { type ClusterStatus, ClusterStatusReader } from './cluster-status';
 import { drainConnections } from './drain';
-import { handleFrame } from './frame-handler';
 import { GatewayPrometheus } from './gateway-prometheus';
+import type { HandlerContext } from './handler-context';
 import { HttpApi } from './http/http-api';
 import { type MetricsSnapshot, ReplicaCounters } from './replica-counters';
 import { ReplicaReports } from './replica-reports';
 import type { GatewayStatus, Readiness } from './replica-status';
-import { protocolCloseCode, Session } from './session';
+import { SessionHub } from './session-hub';
 import { TaskEventRouter } from './task-events';
 import { TaskOperations } from './task-operations';
 import { GATEWAY_VERSION } from './version';
@@ -94,10 +83,7 @@ export class Gateway {
   readonly audit: AuditLog;
   /** Stored API keys, when OPENCLAW_API_KEY_SECRET is set. */
   readonly apiKeys: ApiKeyStore | undefined;
-  private credentialTimer: NodeJS.Timeout | undefined;
-  private connectionTimer: NodeJS.Timeout | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
-  private readonly connections: ConnectionLimiter;
   /** Decides permissions through the cluster's policy. */
   readonly authorizer: Authorizer;
   /** The governance pipeline of the policy in force, on every routed message. */
@@ -111,14 +97,10 @@ export class Gateway {
   /** Connections watching the cluster. */
   readonly snapshotFeed: ClusterSnapshotFeed;
   private readonly statusReader: ClusterStatusReader;
-  private readonly sessions = new Set<Session>();
+  /** The replica's WebSocket connections. */
+  private readonly hub: SessionHub;
   private readonly server: Server;
-  private readonly wss: WebSocketServer;
-  private readonly context: HandlerContext;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
   private draining = false;
-  /** Upgrades past the connection cap check and not yet sessions (they count against the cap). */
-  private admitting = 0;
   private closing: Promise<void> | undefined;
 
   private constructor(config: GatewayConfig, logger: Logger, validators: Validator[]) {
@@ -158,7 +140,6 @@ export class Gateway {
     const ledger = node.ledger;
     this.asyncTasks = node.asyncTasks;
     this.approvals = node.approvals;
-    const sessions = this.sessions;
     this.prometheus = new GatewayPrometheus({
       redis: { command: this.redis, subscriber: this.subscriber, queue: this.queueConnection },
       bus: this.bus,
@@ -167,22 +148,9 @@ export class Gateway {
       approvals: this.approvals,
       queue: this.asyncTasks.queue,
       counters: this.counters,
-      connectionsByRole: () => {
-        let agent = 0;
-        for (const session of sessions) if (session.instances.size > 0) agent += 1;
-        return { agent, client: sessions.size - agent };
-      },
+      connectionsByRole: () => this.hub.byRole(),
       inFlight: () => this.dispatcher.inFlight,
-      outboundBuffered: () => {
-        let bytes = 0;
-        let largest = 0;
-        for (const session of sessions) {
-          const queued = session.socket.bufferedAmount;
-          bytes += queued;
-          largest = Math.max(largest, queued);
-        }
-        return { bytes, largest };
-      },
+      outboundBuffered: () => this.hub.outboundBuffered(),
     });
     this.counters.onCall = (ms) => this.prometheus.observeCall(ms / 1000);
     this.snapshotFeed = new ClusterSnapshotFeed(
@@ -191,8 +159,6 @@ export class Gateway {
     );
     this.replicaReports = new ReplicaReports(this.redis, keys, () => {
       const snapshot = this.counters.snapshot(config.replicaId, this.dispatcher.inFlight);
-      let agent = 0;
-      for (const session of sessions) if (session.instances.size > 0) agent += 1;
       return {
         replicaId: config.replicaId,
         version: GATEWAY_VERSION,
@@ -200,7 +166,7 @@ export class Gateway {
         startedAt: this.counters.startedAt,
         ready: this.readiness().ready,
         draining: this.draining,
-        connections: { agent, client: sessions.size - agent },
+        connections: this.hub.byRole(),
         inFlight: this.dispatcher.inFlight,
         requests: snapshot.requests,
         coordinatorLatencyMs: snapshot.coordinatorLatencyMs,
@@ -217,7 +183,7 @@ export class Gateway {
       audit: this.audit,
     });
     this.apiKeys = config.apiKeySecret === '' ? undefined : new ApiKeyStore(this.redis, keys, config.apiKeySecret);
-    this.connections = new ConnectionLimiter(this.redis, keys);
+    const connections = new ConnectionLimiter(this.redis, keys);
     this.admission = new ConnectionAdmission({
       config,
       audit: this.audit,
@@ -227,10 +193,10 @@ export class Gateway {
         windowMs: config.authFailureWindowMs,
         lockoutMs: config.authLockoutMs,
       }),
-      connections: this.connections,
+      connections,
       metrics: this.counters,
       logger,
-      state: () => ({ draining: this.draining, connections: this.sessions.size + this.admitting }),
+      state: () => ({ draining: this.draining, connections: this.hub.connectionCount }),
     });
     this.taskEvents = new TaskEventRouter(this.subscriber, keys, ledger, this.authorizer, logger);
     this.tasks = new TaskOperations({
@@ -239,7 +205,7 @@ export class Gateway {
       authorizer: this.authorizer,
       audit: this.audit,
     });
-    this.context = {
+    const context: HandlerContext = {
       tasks: this.tasks,
       replicaId: config.replicaId,
       registry: this.registry,
@@ -267,15 +233,22 @@ export class Gateway {
         maxInFlightPerConnection: config.maxInFlightPerConnection,
       },
     };
+    this.hub = new SessionHub({
+      config,
+      logger,
+      audit: this.audit,
+      admission: this.admission,
+      connections,
+      counters: this.counters,
+      taskEvents: this.taskEvents,
+      snapshotFeed: this.snapshotFeed,
+      agents: this.agents,
+      apiKeys: this.apiKeys,
+      context,
+      redisReady: () => this.redis.status === 'ready',
+    });
     const api = new HttpApi(this);
     this.server = createServer((req, res) => api.handle(req, res));
-    this.wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: config.maxFrameBytes,
-      // Off on purpose: permessage-deflate fragments memory and has a history of leaks under load.
-      perMessageDeflate: false,
-      clientTracking: false,
-    });
   }
 
   /** Connects to Redis, joins the cluster and listens. Rejects if Redis cannot be reached in 10 s. */
@@ -313,7 +286,7 @@ export class Gateway {
       uptimeMs: Date.now() - this.counters.startedAt,
       ready: this.readiness().ready,
       draining: this.draining,
-      connections: this.sessions.size,
+      connections: this.hub.sessions.size,
       inFlight: this.dispatcher.inFlight,
       agents: this.agents.localAgents(tenant),
     };
@@ -377,7 +350,7 @@ export class Gateway {
     this.bus.onResubscribed(() => {
       this.logger.info('cluster bus subscription restored; resyncing the registry');
       void this.registry.resync().catch(() => undefined);
-      void this.taskEvents.resync(this.sessions);
+      void this.taskEvents.resync(this.hub.sessions);
     });
     let wasReady = false;
     this.redis.on('ready', () => {
@@ -387,7 +360,7 @@ export class Gateway {
     });
     await this.node.open();
     this.taskEvents.start();
-    this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+    this.server.on('upgrade', (req, socket, head) => this.hub.upgrade(req, socket, head));
     this.server.on('clientError', (_error, socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
@@ -396,17 +369,8 @@ export class Gateway {
         resolve();
       });
     });
-    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
-    this.heartbeatTimer.unref();
+    this.hub.start();
     this.replicaReports.start();
-    this.credentialTimer = setInterval(() => void this.checkCredentials(), TIMINGS.credentialCheckMs);
-    this.credentialTimer.unref();
-    this.connectionTimer = setInterval(
-      () =>
-        void this.connections.refresh([...this.sessions].map((s) => ({ principal: s.principal.id, sessionId: s.id }))),
-      TIMINGS.connectionEntryTtlMs / 3,
-    );
-    this.connectionTimer.unref();
     if (this.config.auditRetentionDays > 0) {
       this.retentionTimer = setInterval(() => void this.trimAudit(), TIMINGS.auditTrimIntervalMs);
       this.retentionTimer.unref();
@@ -415,119 +379,9 @@ export class Gateway {
     void this.audit.sealAll().catch(() => 0);
   }
 
-  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy());
-    const header = req.headers.traceparent;
-    // The connection's span: the upgrade's checks (origin, credentials, connection slot), continuing
-    // a `traceparent` header. Requests on the connection make traces of their own.
-    const checked = inSpan(
-      'openclaw connect',
-      {
-        kind: SpanKind.SERVER,
-        parent: contextOf(typeof header === 'string' ? header : undefined),
-        attributes: { 'openclaw.replica': this.config.replicaId },
-      },
-      async (span) => {
-        const admitted = await this.admission.check(req);
-        if (admitted instanceof GatewayError) {
-          span.setAttribute('openclaw.outcome', admitted.code);
-          span.setStatus({ code: SpanStatusCode.ERROR, message: admitted.code });
-        } else {
-          span.setAttribute('openclaw.outcome', 'accepted');
-          span.setAttribute('openclaw.session', admitted.sessionId);
-        }
-        return admitted;
-      },
-    );
-    // From its cap check (already made) until its session exists or it fails, this upgrade holds a
-    // place under OPENCLAW_MAX_CONNECTIONS, so concurrent upgrades cannot overshoot the cap.
-    this.admitting += 1;
-    let holding = true;
-    const release = (): void => {
-      if (holding) this.admitting -= 1;
-      holding = false;
-    };
-    socket.once('close', release);
-    const settled = checked.catch((error: unknown) => {
-      this.logger.error({ err: error }, 'unexpected error while checking an upgrade');
-      return new GatewayError('INTERNAL', 'internal error');
-    });
-    void settled.then((admitted) => {
-      if (admitted instanceof GatewayError) {
-        release();
-        if (!socket.destroyed) this.admission.refuse(socket, admitted);
-        return;
-      }
-      const slot = (): void => this.connections.release(admitted.principal.id, admitted.sessionId);
-      if (socket.destroyed) {
-        release();
-        slot();
-        return;
-      }
-      const address = clientAddress(
-        req.socket.remoteAddress,
-        req.headers['x-forwarded-for'],
-        this.config.trustedProxies,
-      );
-      // ws refuses a bad handshake (400) by destroying the socket without calling back: the
-      // principal's connection slot is given back then.
-      socket.once('close', slot);
-      this.wss.handleUpgrade(req, socket, head, (ws) => {
-        socket.off('close', slot);
-        release();
-        this.accept(ws, admitted.principal, address, admitted.sessionId);
-      });
-    });
-  }
-
-  private accept(ws: WebSocket, principal: Principal, address: string, sessionId: string): void {
-    const session = new Session(ws, principal, this.callLimits(principal), {
-      id: sessionId,
-      maxBufferedBytes: this.config.maxBufferedBytes,
-      rateLimitPerSecond: this.config.rateLimitPerSecond,
-      rateLimitBurst: this.config.rateLimitBurst,
-      onClose: (code) => this.counters.countClose(code),
-    });
-    this.sessions.add(session);
-    this.taskEvents.attach(session);
-    this.audit.record(principal.tenant, {
-      type: 'connection.opened',
-      principal: principal.id,
-      outcome: 'ok',
-      details: { session: session.id, address },
-    });
-    this.counters.connectionsCurrent += 1;
-    this.counters.connectionsTotal += 1;
-    ws.on('message', (data, isBinary) => {
-      session.missedPongs = 0;
-      handleFrame(this.context, session, data as Buffer, isBinary);
-    });
-    ws.on('pong', () => {
-      session.missedPongs = 0;
-    });
-    ws.on('error', (error) => {
-      // ws closes the socket itself (1009 for an oversize frame); only record it.
-      const code = protocolCloseCode(error);
-      if (code !== undefined) session.closedByProtocol(code);
-      this.logger.debug({ err: error.message, session: session.id }, 'websocket error');
-    });
-    ws.on('close', (code) => {
-      // The code the gateway sent if it closed first: ws reports 1006 when the peer's close frame
-      // never comes back (always, after ws closed for an oversize frame).
-      const sent = session.closeCode;
-      this.audit.record(principal.tenant, {
-        type: 'connection.closed',
-        principal: principal.id,
-        outcome: 'ok',
-        details: { session: session.id, code: sent ?? code, closedBy: sent === undefined ? 'peer' : 'gateway' },
-      });
-      this.sessions.delete(session);
-      this.taskEvents.detach(session);
-      this.snapshotFeed.unwatch(session);
-      this.connections.release(principal.id, session.id);
-      this.counters.connectionsCurrent -= 1;
-      void this.agents.detach(session);
-    });
+  /** Closes the connections of revoked or expired credentials now (after a revocation). */
+  checkCredentials(): Promise<void> {
+    return this.hub.checkCredentials();
   }
 
   /** Trims every tenant's audit trail to the retention period (idempotent: every replica may run it). */
@@ -540,73 +394,14 @@ export class Gateway {
     }
   }
 
-  /** The cluster-wide call limits of a principal: its roles' overrides, else the defaults. */
-  callLimits(principal: Principal): CallLimits {
-    const overrides = principal.roles.map((role) => this.config.roleRates[role]).filter((r) => r !== undefined);
-    const own =
-      overrides.length > 0
-        ? { rate: Math.max(...overrides.map((r) => r.rate)), burst: Math.max(...overrides.map((r) => r.burst)) }
-        : { rate: this.config.principalRate, burst: this.config.principalBurst };
-    const tenantRate = this.config.tenantRate;
-    return {
-      principal: { id: principal.id, rate: own.rate, burst: Math.max(own.burst, own.rate > 0 ? 1 : 0) },
-      tenant: {
-        id: principal.tenant,
-        rate: tenantRate,
-        burst: Math.max(this.config.tenantBurst, tenantRate > 0 ? 1 : 0),
-      },
-    };
-  }
-
-  /**
-   * Closes (1008) the connections whose API key was revoked, on any replica, or whose credential
-   * expired. Reads the revoked set in Redis every second, so a lost message cannot leave a revoked
-   * connection open.
-   */
-  async checkCredentials(): Promise<void> {
-    const now = Date.now();
-    const byKey = new Map<string, Session[]>();
-    for (const session of this.sessions) {
-      const p = session.principal;
-      if (p.expiresAt !== undefined && p.expiresAt <= now) {
-        session.close(CloseCode.POLICY, 'credentials expired');
-        continue;
-      }
-      if (p.apiKeyId !== undefined) byKey.set(p.apiKeyId, [...(byKey.get(p.apiKeyId) ?? []), session]);
-    }
-    if (!this.apiKeys || byKey.size === 0 || this.redis.status !== 'ready') return;
-    const revoked = await this.apiKeys.revokedAmong([...byKey.keys()]).catch(() => new Set<string>());
-    for (const id of revoked) {
-      for (const session of byKey.get(id) ?? []) session.close(CloseCode.POLICY, 'credentials revoked');
-    }
-  }
-
-  private heartbeat(): void {
-    for (const session of this.sessions) {
-      if (session.missedPongs >= 2) {
-        this.counters.countClose(1006);
-        session.terminate();
-        continue;
-      }
-      session.missedPongs += 1;
-      try {
-        session.socket.ping();
-      } catch {
-        session.terminate();
-      }
-    }
-  }
-
   private async shutdown(): Promise<void> {
     this.draining = true;
     this.snapshotFeed.close();
     await this.replicaReports.stop(this.config.replicaId);
-    clearInterval(this.heartbeatTimer);
-    clearInterval(this.credentialTimer);
-    clearInterval(this.connectionTimer);
+    this.hub.stop();
     clearInterval(this.retentionTimer);
     await drainConnections({
-      sessions: this.sessions,
+      sessions: this.hub.sessions,
       agents: this.agents,
       dispatcher: this.dispatcher,
       drainMs: this.config.drainMs,
@@ -617,7 +412,7 @@ export class Gateway {
         this.server.close(() => resolve());
         this.server.closeAllConnections();
       }),
-      new Promise<void>((resolve) => this.wss.close(() => resolve())),
+      this.hub.close(),
     ]);
     this.taskEvents.stop();
     await this.node.close();

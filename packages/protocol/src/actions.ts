@@ -201,8 +201,23 @@ export type ActionName = keyof typeof ACTION_PARAMS;
 /** The parameters of an action, as parsed. */
 export type ActionParams<A extends ActionName> = z.infer<(typeof ACTION_PARAMS)[A]>;
 
+/** The actions an agent answers its tasks with. */
+export type AgentReplyAction = 'task.result' | 'task.error' | 'task.progress';
+
+/** Every other action: a request, which is always answered. */
+export type RequestAction = Exclude<ActionName, AgentReplyAction>;
+
 /** Agent replies: answered only when they carry an `id`. */
-export const AGENT_REPLY_ACTIONS: ReadonlySet<ActionName> = new Set(['task.result', 'task.error', 'task.progress']);
+export const AGENT_REPLY_ACTIONS: ReadonlySet<ActionName> = new Set<AgentReplyAction>([
+  'task.result',
+  'task.error',
+  'task.progress',
+]);
+
+/** Whether an action is an agent's reply to its task. */
+export function isAgentReply(action: ActionName): action is AgentReplyAction {
+  return AGENT_REPLY_ACTIONS.has(action);
+}
 
 /** Whether a string names a known action. */
 export function isActionName(name: string): name is ActionName {
