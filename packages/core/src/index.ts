@@ -6,8 +6,10 @@
  */
 
 export { GatewayError, type GatewayErrorOptions } from '@openclaw/protocol';
-export { type AuditEntry, AuditLog, type AuditVerification } from './audit/audit-log';
+export type { AuditEntry } from './audit/audit-entry';
+export { AuditLog } from './audit/audit-log';
 export { type AuditReport, renderAuditReport, summarizeAudit } from './audit/audit-report';
+export type { AuditVerification } from './audit/audit-verifier';
 export { ApiKeyAuthenticator } from './auth/api-key-authenticator';
 export { type ApiKeyInfo, ApiKeyStore } from './auth/api-key-store';
 export { AuthLockout, clientAddress } from './auth/auth-lockout';
@@ -33,7 +35,8 @@ export {
 export { GATEWAY_SETTINGS, type Setting, WORKER_SETTINGS } from './config/settings';
 export { TIMINGS } from './config/timings';
 export { toWireError } from './errors/gateway-error';
-export { type Approval, Approvals, approvalHash, publicApproval } from './governance/approvals';
+export { type Approval, approvalHash, publicApproval } from './governance/approval-record';
+export { Approvals } from './governance/approvals';
 
 // The extension point for operators' own validators (docs/governance.md, "Custom validators").
 export { type CustomValidator, loadCustomValidators } from './governance/custom-validators';
@@ -57,27 +60,21 @@ export { ClusterNode } from './node/cluster-node';
 export { runService } from './process/run-service';
 export { connectRedis, createRedisConnection, redactRedisUrl } from './redis/redis-connection';
 export { RedisKeys } from './redis/redis-keys';
-export { AgentRegistry, type CallLimits, qualifiedAgent } from './registry/agent-registry';
+export { AgentRegistry } from './registry/agent-registry';
+export { type CallLimits, qualifiedAgent } from './registry/agent-routing';
 export { checkAgentUrl } from './tasks/agent-url';
-export {
-  type AsyncTaskRequest,
-  AsyncTasks,
-  asyncTaskDefaults,
-  type Submitted,
-  type TaskViewer,
-} from './tasks/async-tasks';
+export { asyncTaskDefaults } from './tasks/async-task-defaults';
+export { AsyncTasks } from './tasks/async-tasks';
 export { CallRecords, publicTaskRecord } from './tasks/call-records';
+export type { TaskCaller } from './tasks/dispatch-request';
 export { HttpAgentClient } from './tasks/http-agent-client';
-export { type RouteKind, type TaskCaller, TaskDispatcher } from './tasks/task-dispatcher';
-export {
-  isTerminal,
-  type LedgerTask,
-  principalDigest,
-  publicLedgerRecord,
-  storableJson,
-  TaskLedger,
-} from './tasks/task-ledger';
+export { isTerminal, type LedgerTask, publicLedgerRecord, storableJson } from './tasks/ledger-record';
+export type { RouteKind } from './tasks/pending-calls';
+export { TaskDispatcher } from './tasks/task-dispatcher';
+export { principalDigest, TaskLedger } from './tasks/task-ledger';
 export { type EnqueueOptions, TASK_QUEUE_NAME, type TaskJobData, TaskQueue } from './tasks/task-queue';
+export type { AsyncTaskRequest, Submitted } from './tasks/task-submissions';
+export type { TaskViewer } from './tasks/task-viewer';
 export { createLogger, type Logger, silentLogger } from './telemetry/logger';
 export { LATENCY_BUCKETS, type MetricSources, ProcessMetrics, serveMetrics } from './telemetry/metrics';
 

@@ -8,4 +8,5 @@
 export { type RunWorkerOptions, runWorker } from './run-worker';
 export { INPUT_REQUIRED_CODE, TaskRunner } from './task-runner';
 export { TaskWorker, type TaskWorkerOptions, type WorkerStatus } from './task-worker';
-export { type StepRun, type WorkflowRun, WorkflowRunner } from './workflow-runner';
+export type { StepRun, WorkflowRun } from './workflow-run';
+export { WorkflowRunner } from './workflow-runner';

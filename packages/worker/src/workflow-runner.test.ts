@@ -1,5 +1,5 @@
 import type { LedgerTask } from '@openclaw/core';
-import { humanWaitOf } from './workflow-runner';
+import { humanWaitOf } from './workflow-steps';
 
 function child(fields: Partial<LedgerTask>): LedgerTask {
   return {

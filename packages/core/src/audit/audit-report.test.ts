@@ -1,4 +1,4 @@
-import type { AuditEntry } from './audit-log';
+import type { AuditEntry } from './audit-entry';
 import { renderAuditReport, summarizeAudit } from './audit-report';
 
 const entry = (n: number, e: Partial<AuditEntry>): AuditEntry => ({

@@ -1,4 +1,4 @@
-import type { AuditEntry } from './audit-log';
+import type { AuditEntry } from './audit-entry';
 
 /** A compliance summary of a span of a tenant's audit trail. */
 export interface AuditReport {

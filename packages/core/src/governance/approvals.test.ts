@@ -1,5 +1,5 @@
 import { GovernancePolicySchema } from '../config/governance-policy';
-import { approvalHash } from './approvals';
+import { approvalHash } from './approval-record';
 import { GovernanceGate } from './governance-gate';
 import { GovernancePipeline, validatorsOf } from './pipeline';
 

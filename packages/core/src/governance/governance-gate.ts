@@ -2,14 +2,8 @@ import { GatewayError } from '@openclaw/protocol';
 import type { AuditLog } from '../audit/audit-log';
 import type { GovernancePolicy } from '../config/governance-policy';
 import { inSpan } from '../telemetry/tracing';
-import {
-  type Approval,
-  type ApprovalRequirement,
-  type Approvals,
-  approvalHash,
-  type ConsumeResult,
-  DEFAULT_APPROVAL,
-} from './approvals';
+import { type Approval, type ApprovalRequirement, approvalHash, DEFAULT_APPROVAL } from './approval-record';
+import type { Approvals, ConsumeResult } from './approvals';
 import type { ModelDeps } from './model-validators';
 import type { GovernanceDeps } from './pipeline';
 import { GovernancePipeline, validatorsOf } from './pipeline';

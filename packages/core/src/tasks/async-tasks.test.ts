@@ -1,5 +1,5 @@
 import { loadGatewayConfig } from '../config/gateway-config';
-import { asyncTaskDefaults } from './async-tasks';
+import { asyncTaskDefaults } from './async-task-defaults';
 
 describe('asyncTaskDefaults', () => {
   it("gives a worker, which has no task settings of its own, the gateway's defaults", () => {

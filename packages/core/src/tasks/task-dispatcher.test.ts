@@ -1,7 +1,8 @@
 import { GatewayError } from '@openclaw/protocol';
 import type { BusMessage, OutgoingBusMessage } from '../bus/bus-message';
 import { BusStats, type ClusterBus } from '../bus/cluster-bus';
-import type { AgentRegistry, PickResult } from '../registry/agent-registry';
+import type { AgentRegistry } from '../registry/agent-registry';
+import type { PickResult } from '../registry/agent-routing';
 import { silentLogger } from '../telemetry/logger';
 import type { CallRecords } from './call-records';
 import type { HttpAgentClient } from './http-agent-client';

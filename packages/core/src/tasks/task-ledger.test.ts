@@ -1,4 +1,4 @@
-import { traceIdOf } from './task-ledger';
+import { traceIdOf } from './ledger-record';
 
 describe('traceIdOf', () => {
   it('takes the trace id of a W3C traceparent', () => {

@@ -1,92 +1,13 @@
 import { createHash } from 'node:crypto';
-import {
-  GatewayError,
-  type TaskOrigin,
-  type TaskRecord,
-  type TaskState,
-  type TaskWait,
-  TERMINAL_TASK_STATES,
-  type WireError,
-} from '@openclaw/protocol';
+import { GatewayError, type TaskState } from '@openclaw/protocol';
 import type Redis from 'ioredis';
-import type { PrincipalGrants } from '../auth/principal';
-import { MAX_STORED_OUTPUT_BYTES } from '../config/limits';
 import type { RedisKeys } from '../redis/redis-keys';
+import { AsyncIdempotencyKeys } from './async-idempotency-keys';
+import { decodeLedgerTask, encodeLedgerTask, type LedgerTask } from './ledger-record';
+import { TaskStatusIndex } from './task-status-index';
 
 /** Events kept per task (approximately: the stream is trimmed with `MAXLEN ~`). */
 export const MAX_TASK_EVENTS = 1000;
-
-/** One index write in this many also trims the index of entries past the retention. */
-const INDEX_TRIM_EVERY = 64;
-
-/** What an async task is: one agent call, or a workflow whose steps are child tasks. */
-export type TaskKind = 'task' | 'workflow';
-
-/** An operator's answer to a task waiting in `input-required`. */
-export interface TaskResponse {
-  output: unknown;
-  by: string;
-  at: number;
-}
-
-/** The ledger record of an async task: everything a worker needs to run it, and its history. */
-export interface LedgerTask {
-  taskId: string;
-  kind: TaskKind;
-  agent: string;
-  task: string;
-  status: TaskState;
-  createdAt: number;
-  updatedAt: number;
-  /** Who submitted it. Only they (or an operator with `task:read:any`) may read it. */
-  principal: string;
-  tenant: string;
-  from: TaskOrigin;
-  /** The submitter's roles, and for a delegated call its depth (what governance judges by). */
-  roles: string[];
-  delegationDepth?: number;
-  /** The input: the data of a task, the input of a workflow. */
-  data: unknown;
-  /** Deadline of one attempt. */
-  timeoutMs: number;
-  maxAttempts: number;
-  backoffMs: number;
-  /** Attempts started so far (a worker killed mid-attempt counts: the next one is told `attempt` 2). */
-  attempts: number;
-  /** The worker running it now. */
-  worker?: string;
-  parentId?: string;
-  stepId?: string;
-  cancelRequested: boolean;
-  /** Why a human is needed (in `input-required`). */
-  question?: unknown;
-  /** The approval the task's message needs (it waits in `input-required` until it is decided). */
-  approvalId?: string;
-  /** A workflow in `input-required`: what it waits for (its waiting steps' tasks, or itself). */
-  waiting?: TaskWait[];
-  response?: TaskResponse;
-  /** How long to wait for a human before giving up. */
-  escalationTimeoutMs: number;
-  /** When the current wait for a human ends. */
-  escalateUntil?: number;
-  /** What to do when no human answers in time. */
-  escalationOnTimeout: 'fail' | 'continue';
-  lastError?: WireError;
-  output?: unknown;
-  error?: WireError;
-  startedAt?: number;
-  endedAt?: number;
-  /** Workflows: the definition, the run state, the absolute deadline. */
-  definition?: unknown;
-  state?: unknown;
-  deadline?: number;
-  /** Workflows with plan steps: the starter's own grants, to authorize planned steps as the starter. */
-  grants?: PrincipalGrants;
-  /** Workflows: the cluster's defaults for steps that give no timeout or retries, fixed at start. */
-  stepDefaults?: { attempts: number; backoffMs: number; timeoutMs: number };
-  retentionMs: number;
-  traceparent?: string;
-}
 
 /** A task's event as kept in its stream: the frame clients receive, and its cursor. */
 export interface StoredTaskEvent {
@@ -164,15 +85,8 @@ for i = 1, n do redis.call('PUBLISH', ARGV[9 + i], msg) end
 return {1, cur, id}
 `;
 
-/** KEYS: idempotency key. ARGV: task id. Deletes the key only if it still stands for that task. */
-const RELEASE_KEY = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`;
-
 interface LedgerRedis extends Redis {
   ocTaskTransition(...args: (string | number)[]): Promise<[number, string, string?]>;
-  ocReleaseIdempotencyKey(key: string, taskId: string): Promise<number>;
 }
 
 /** The digest naming a principal's event channel. */
@@ -186,10 +100,14 @@ export function principalDigest(tenant: string, principal: string): string {
  * Every change is one atomic script: check the allowed previous status, write the fields, append
  * the event, and publish it to the submitter's and the task's channels. Nothing that must survive
  * relies on pub/sub alone: a client that missed events reads them from the stream after its cursor.
+ *
+ * The record's fields and public view are in `ledger-record.ts`; the indexes by status in
+ * `task-status-index.ts`; idempotency keys in `async-idempotency-keys.ts`.
  */
 export class TaskLedger {
   private readonly redis: LedgerRedis;
-  private indexWrites = 0;
+  private readonly index: TaskStatusIndex;
+  private readonly idempotency: AsyncIdempotencyKeys;
 
   constructor(
     redis: Redis,
@@ -199,15 +117,14 @@ export class TaskLedger {
     if (typeof this.redis.ocTaskTransition !== 'function') {
       this.redis.defineCommand('ocTaskTransition', { numberOfKeys: 2, lua: TRANSITION });
     }
-    if (typeof this.redis.ocReleaseIdempotencyKey !== 'function') {
-      this.redis.defineCommand('ocReleaseIdempotencyKey', { numberOfKeys: 1, lua: RELEASE_KEY });
-    }
+    this.index = new TaskStatusIndex(redis, keys);
+    this.idempotency = new AsyncIdempotencyKeys(redis, keys, async (taskId) => (await this.get(taskId)) !== undefined);
   }
 
   /** Writes the record of a new task (status `submitted`) and its first event. */
   async create(task: LedgerTask): Promise<void> {
     const key = this.keys.task(task.taskId);
-    const fields = encode(task);
+    const fields = encodeLedgerTask(task);
     // One connection keeps the order of its commands: the record is written before the transition
     // reads it, without waiting for one round trip before starting the next.
     const written = this.guard(async () => {
@@ -226,9 +143,9 @@ export class TaskLedger {
       },
     });
     await Promise.all([written, announced]);
-    void this.index(task.tenant, task.taskId, undefined, task.status, Date.now(), task.retentionMs).catch(
-      () => undefined,
-    );
+    void this.index
+      .move(task.tenant, task.taskId, undefined, task.status, Date.now(), task.retentionMs)
+      .catch(() => undefined);
   }
 
   /**
@@ -276,9 +193,9 @@ export class TaskLedger {
     if (result.applied && change.status !== undefined && previous !== change.status) {
       // The index is secondary (listings check each record's status): off the caller's path. Writes
       // on one connection keep their order, so two quick changes land in order.
-      void this.index(task.tenant, task.taskId, previous as TaskState, change.status, now, task.retentionMs).catch(
-        () => undefined,
-      );
+      void this.index
+        .move(task.tenant, task.taskId, previous as TaskState, change.status, now, task.retentionMs)
+        .catch(() => undefined);
     }
     return result;
   }
@@ -311,7 +228,7 @@ export class TaskLedger {
    */
   async get(taskId: string): Promise<LedgerTask | undefined> {
     const h = await this.guard(() => this.redis.hgetall(this.keys.task(taskId)));
-    return decode(h);
+    return decodeLedgerTask(h);
   }
 
   /** Reads many records at once (missing ones are left out). */
@@ -322,7 +239,7 @@ export class TaskLedger {
     const results = await this.guard(() => pipeline.exec());
     const out: LedgerTask[] = [];
     for (const [error, h] of results ?? []) {
-      const task = error ? undefined : decode(h as Record<string, string>);
+      const task = error ? undefined : decodeLedgerTask(h as Record<string, string>);
       if (task) out.push(task);
     }
     return out;
@@ -333,13 +250,15 @@ export class TaskLedger {
    * whose records expired are dropped on the way.
    */
   async list(tenant: string, status: TaskState, limit: number): Promise<LedgerTask[]> {
-    const index = this.keys.taskIndex(tenant, status);
-    const ids = await this.guard(() => this.redis.zrevrange(index, 0, limit - 1));
+    const ids = await this.guard(() => this.index.newest(tenant, status, limit));
     // (Records past their retention are gone; their ids are dropped below.)
     const tasks = await this.getMany(ids);
     const found = new Set(tasks.map((t) => t.taskId));
-    const stale = ids.filter((id) => !found.has(id));
-    if (stale.length > 0) void this.redis.zrem(index, ...stale).catch(() => undefined);
+    this.index.forget(
+      tenant,
+      status,
+      ids.filter((id) => !found.has(id)),
+    );
     return tasks.filter((t) => t.status === status);
   }
 
@@ -370,21 +289,7 @@ export class TaskLedger {
     taskId: string,
     windowMs: number,
   ): Promise<string | undefined> {
-    const redisKey = this.idempotencyKey(tenant, key);
-    for (let i = 0; i < 3; i++) {
-      const claimed = await this.guard(() => this.redis.set(redisKey, taskId, 'PX', windowMs, 'NX'));
-      if (claimed === 'OK') return undefined;
-      const existing = await this.guard(() => this.redis.get(redisKey));
-      if (existing !== null) {
-        if (await this.get(existing)) return existing;
-        // The key outlived its task's record: it is free again.
-        await this.redis.del(redisKey).catch(() => undefined);
-      }
-    }
-    throw new GatewayError('CONFLICT', 'the idempotencyKey is contended; retry', {
-      retryable: true,
-      retryAfterMs: 100,
-    });
+    return this.guard(() => this.idempotency.claim(tenant, key, taskId, windowMs));
   }
 
   /**
@@ -394,35 +299,7 @@ export class TaskLedger {
    * @throws {GatewayError} `UNAVAILABLE` when Redis cannot be reached.
    */
   async releaseIdempotencyKey(tenant: string, key: string, taskId: string): Promise<boolean> {
-    const redisKey = this.idempotencyKey(tenant, key);
-    return (await this.guard(() => this.redis.ocReleaseIdempotencyKey(redisKey, taskId))) === 1;
-  }
-
-  private idempotencyKey(tenant: string, key: string): string {
-    const digest = createHash('sha256').update(`${tenant}\n${key}`).digest('hex').slice(0, 32);
-    return this.keys.asyncIdempotency(digest);
-  }
-
-  private async index(
-    tenant: string,
-    taskId: string,
-    from: TaskState | undefined,
-    to: TaskState,
-    now: number,
-    retentionMs: number,
-  ): Promise<void> {
-    const multi = this.redis.multi();
-    if (from !== undefined) multi.zrem(this.keys.taskIndex(tenant, from), taskId);
-    const index = this.keys.taskIndex(tenant, to);
-    multi.zadd(index, now, taskId);
-    // Entries older than the retention (their records are gone) are trimmed now and then, not on
-    // every change: the index of completed tasks grows with every task.
-    this.indexWrites = (this.indexWrites + 1) % INDEX_TRIM_EVERY;
-    if (this.indexWrites === 0) {
-      multi.zremrangebyscore(index, '-inf', now - retentionMs);
-      multi.pexpire(index, retentionMs);
-    }
-    await multi.exec();
+    return this.guard(() => this.idempotency.release(tenant, key, taskId));
   }
 
   private async guard<T>(fn: () => Promise<T>): Promise<T> {
@@ -433,162 +310,4 @@ export class TaskLedger {
       throw new GatewayError('UNAVAILABLE', 'the task ledger (Redis) is unavailable; retry shortly', { cause: error });
     }
   }
-}
-
-/** JSON of an output if it is small enough to keep, else undefined. */
-export function storableJson(value: unknown): string | undefined {
-  const json = JSON.stringify(value ?? null);
-  return Buffer.byteLength(json) <= MAX_STORED_OUTPUT_BYTES ? json : undefined;
-}
-
-function encode(task: LedgerTask): Record<string, string> {
-  const out: Record<string, string> = {
-    taskId: task.taskId,
-    mode: 'async',
-    kind: task.kind,
-    agent: task.agent,
-    task: task.task,
-    status: task.status,
-    createdAt: String(task.createdAt),
-    updatedAt: String(task.updatedAt),
-    principal: task.principal,
-    tenant: task.tenant,
-    origin: '',
-    from: JSON.stringify(task.from),
-    roles: JSON.stringify(task.roles),
-    data: JSON.stringify(task.data ?? null),
-    timeoutMs: String(task.timeoutMs),
-    maxAttempts: String(task.maxAttempts),
-    backoffMs: String(task.backoffMs),
-    attempts: String(task.attempts),
-    escalationTimeoutMs: String(task.escalationTimeoutMs),
-    escalationOnTimeout: task.escalationOnTimeout,
-    retentionMs: String(task.retentionMs),
-  };
-  if (task.parentId !== undefined) out.parentId = task.parentId;
-  if (task.delegationDepth !== undefined) out.delegationDepth = String(task.delegationDepth);
-  if (task.stepId !== undefined) out.stepId = task.stepId;
-  if (task.definition !== undefined) out.definition = JSON.stringify(task.definition);
-  if (task.state !== undefined) out.state = JSON.stringify(task.state);
-  if (task.deadline !== undefined) out.deadline = String(task.deadline);
-  if (task.stepDefaults !== undefined) out.stepDefaults = JSON.stringify(task.stepDefaults);
-  if (task.grants !== undefined) out.grants = JSON.stringify(task.grants);
-  if (task.traceparent !== undefined) out.traceparent = task.traceparent;
-  return out;
-}
-
-function json<T>(text: string | undefined): T | undefined {
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    return undefined;
-  }
-}
-
-function num(text: string | undefined): number | undefined {
-  if (text === undefined || text === '') return undefined;
-  const n = Number(text);
-  return Number.isFinite(n) ? n : undefined;
-}
-
-function decode(h: Record<string, string>): LedgerTask | undefined {
-  if (h.taskId === undefined || h.mode !== 'async') return undefined;
-  const task: LedgerTask = {
-    taskId: h.taskId,
-    kind: h.kind === 'workflow' ? 'workflow' : 'task',
-    agent: h.agent ?? '',
-    task: h.task ?? '',
-    status: (h.status ?? 'submitted') as TaskState,
-    createdAt: num(h.createdAt) ?? 0,
-    updatedAt: num(h.updatedAt) ?? 0,
-    principal: h.principal ?? '',
-    tenant: h.tenant ?? '',
-    from: json<TaskOrigin>(h.from) ?? { principal: h.principal ?? '' },
-    roles: json<string[]>(h.roles) ?? [],
-    data: json(h.data) ?? null,
-    timeoutMs: num(h.timeoutMs) ?? 30_000,
-    maxAttempts: num(h.maxAttempts) ?? 1,
-    backoffMs: num(h.backoffMs) ?? 1000,
-    attempts: num(h.attempts) ?? 0,
-    cancelRequested: h.cancelRequested === '1',
-    escalationTimeoutMs: num(h.escalationTimeoutMs) ?? 86_400_000,
-    escalationOnTimeout: h.escalationOnTimeout === 'continue' ? 'continue' : 'fail',
-    retentionMs: num(h.retentionMs) ?? 604_800_000,
-  };
-  const optional: Partial<LedgerTask> = {
-    worker: h.worker || undefined,
-    parentId: h.parentId,
-    stepId: h.stepId,
-    question: json(h.question),
-    approvalId: h.approvalId || undefined,
-    waiting: json<TaskWait[]>(h.waiting),
-    response: json<TaskResponse>(h.response),
-    escalateUntil: num(h.escalateUntil),
-    lastError: json<WireError>(h.lastError),
-    output: h.output === undefined ? undefined : json(h.output),
-    error: json<WireError>(h.error),
-    startedAt: num(h.startedAt),
-    endedAt: num(h.endedAt),
-    definition: json(h.definition),
-    state: json(h.state),
-    deadline: num(h.deadline),
-    stepDefaults: json(h.stepDefaults),
-    grants: json<PrincipalGrants>(h.grants),
-    delegationDepth: num(h.delegationDepth),
-    traceparent: h.traceparent,
-  };
-  for (const [name, value] of Object.entries(optional)) {
-    if (value !== undefined) (task as unknown as Record<string, unknown>)[name] = value;
-  }
-  return task;
-}
-
-/** Whether a status is terminal. */
-export function isTerminal(status: TaskState | undefined): boolean {
-  return status !== undefined && TERMINAL_TASK_STATES.has(status);
-}
-
-/** The public record of an async task, as `task.get` returns it. */
-export function publicLedgerRecord(task: LedgerTask): TaskRecord {
-  const record: TaskRecord = {
-    taskId: task.taskId,
-    agent: task.agent,
-    task: task.task,
-    status: task.status,
-    createdAt: task.createdAt,
-    updatedAt: task.updatedAt,
-    mode: 'async',
-    kind: task.kind,
-    attempts: task.attempts,
-    maxAttempts: task.maxAttempts,
-    submittedBy: task.principal,
-  };
-  const optional: Record<string, unknown> = {
-    output: task.output,
-    error: task.error,
-    lastError: task.status === 'failed' ? undefined : task.lastError,
-    parentId: task.parentId,
-    stepId: task.stepId,
-    question: task.status === 'input-required' ? task.question : undefined,
-    escalateUntil: task.status === 'input-required' ? task.escalateUntil : undefined,
-    approvalId: task.status === 'input-required' ? task.approvalId : undefined,
-    waiting: task.status === 'input-required' ? task.waiting : undefined,
-    response: task.response,
-    startedAt: task.startedAt,
-    endedAt: task.endedAt,
-    deadline: task.deadline,
-    traceId: traceIdOf(task.traceparent),
-  };
-  for (const [name, value] of Object.entries(optional)) {
-    if (value !== undefined) (record as Record<string, unknown>)[name] = value;
-  }
-  return record;
-}
-
-/** The trace id of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`), if it is one. */
-export function traceIdOf(traceparent: string | undefined): string | undefined {
-  const match =
-    traceparent === undefined ? null : /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(traceparent);
-  return match?.[1] === undefined || /^0+$/.test(match[1]) ? undefined : match[1];
 }

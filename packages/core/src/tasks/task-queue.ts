@@ -5,7 +5,7 @@ import type Redis from 'ioredis';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { inSpan, traceparentOf } from '../telemetry/tracing';
-import type { TaskKind } from './task-ledger';
+import type { TaskKind } from './ledger-record';
 
 /** The BullMQ queue every async task and workflow goes through. */
 export const TASK_QUEUE_NAME = 'tasks';

@@ -1,0 +1,321 @@
+import type Redis from 'ioredis';
+import type { RedisKeys } from '../redis/redis-keys';
+import type { Logger } from '../telemetry/logger';
+import type { AuditChain, SealedAnchor } from './audit-chain';
+import { bodyOf, field, type StreamRow, streamMs } from './audit-entry';
+
+/** Result of checking a tenant's chain. */
+export interface AuditVerification {
+  tenant: string;
+  ok: boolean;
+  /** Entries read. */
+  entries: number;
+  /** Sequence numbers of the first and last sequenced entries read, when there are any. */
+  firstSeq?: number;
+  lastSeq?: number;
+  /**
+   * Entries without a sequence number among them (written by a version before sequence numbers):
+   * chained like the others, but removing the oldest of them with the anchor rewritten is not detected.
+   */
+  unsequenced?: number;
+  /**
+   * Whether the chain and its sealed head and anchor are keyed by `OPENCLAW_AUDIT_SECRET`. Without a
+   * secret, verification shows accidental damage only: anyone who can write to Redis can rewrite all of it.
+   */
+  keyed: boolean;
+  /** The first entry that breaks the chain (or `start` / `end`), and why. */
+  broken?: { id: string; reason: string };
+}
+
+/**
+ * Trims entries with ids below ARGV[1] and records the new anchor (plain, and sealed), if the trail
+ * still starts at ARGV[2] and the first entry kept is ARGV[3] (or, with ARGV[3] empty, none is kept
+ * and the head is still ARGV[4]): what the caller checked has not moved meanwhile. KEYS: stream,
+ * anchor, sealed anchor, head. ARGV[5], ARGV[6]: the plain and the sealed anchor. Returns -1 if it
+ * moved, else how many entries were removed.
+ */
+const TRIM = `
+local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+if not oldest or oldest[1] ~= ARGV[2] then return -1 end
+local kept = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', 1)[1]
+if ARGV[3] == '' then
+  if kept or (redis.call('GET', KEYS[4]) or '') ~= ARGV[4] then return -1 end
+elseif not kept or kept[1] ~= ARGV[3] then
+  return -1
+end
+local before = redis.call('XLEN', KEYS[1])
+redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])
+redis.call('SET', KEYS[2], ARGV[5])
+redis.call('SET', KEYS[3], ARGV[6])
+return before - redis.call('XLEN', KEYS[1])
+`;
+
+/** Entries read per round trip when walking a trail. */
+const BATCH = 1000;
+
+/** A walk along a trail, oldest entry first. */
+interface Walk {
+  /** The hash the next entry must follow. */
+  prev: string;
+  /** The sequence number the next sequenced entry must carry. */
+  nextSeq: number;
+  entries: number;
+  unsequenced: number;
+  /** Unsequenced entries since the last sequenced one (or since the start). */
+  trailing: number;
+  firstSeq?: number;
+  lastSeq?: number;
+  /** Id of the last entry read ('-' before the first). */
+  cursor: string;
+  /** Whether a sealed anchor was found. */
+  anchored: boolean;
+}
+
+/** Options of {@link AuditVerifier}. */
+export interface AuditVerifierOptions {
+  redis: Redis;
+  keys: RedisKeys;
+  chain: AuditChain;
+  logger: Logger;
+}
+
+/**
+ * Walks a tenant's audit trail from its start (the sealed anchor, or the first entry) to its end (the
+ * sealed head), checking each entry's chain hash and sequence number and both seals' MACs: to verify
+ * the whole trail, or the part that retention trimming is about to remove.
+ */
+export class AuditVerifier {
+  constructor(private readonly options: AuditVerifierOptions) {}
+
+  /**
+   * Checks a tenant's whole trail: the chain from its sealed anchor (or its first entry) to its sealed
+   * head, sequence numbers without gaps, and both seals' MACs. A break is checked again once from the
+   * start, so that an append or a trim running meanwhile cannot make a sound trail look broken.
+   */
+  async verify(tenant: string): Promise<AuditVerification> {
+    const first = await this.check(tenant);
+    return first.ok ? first : this.check(tenant);
+  }
+
+  /**
+   * Removes a tenant's entries older than `before` (epoch ms), keeping the rest verifiable: the
+   * number and the previous hash of the first kept entry become the chain's sealed anchor, in the same
+   * script. The entries removed are checked first (from the current anchor to the first kept entry);
+   * if they do not verify, nothing is removed, so that retention never hides a removal or a change.
+   * @returns how many entries were removed.
+   */
+  async trim(tenant: string, before: number): Promise<number> {
+    const { redis, keys } = this.options;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const begun = await this.begin(tenant);
+      if ('broken' in begun) return this.refuseTrim(tenant, begun.broken);
+      const { walk } = begun;
+      let rows = begun.rows;
+      const oldest = rows[0];
+      if (!oldest || streamMs(oldest[0]) >= before) return 0;
+      let kept: StreamRow | undefined;
+      walking: for (;;) {
+        for (const row of rows) {
+          if (row[0] === walk.cursor) continue;
+          if (streamMs(row[0]) >= before) {
+            kept = row;
+            break walking;
+          }
+          const reason = this.step(walk, row);
+          if (reason) return this.refuseTrim(tenant, { id: row[0], reason });
+        }
+        if (rows.length < BATCH) break;
+        rows = (await redis.xrange(keys.audit(tenant), walk.cursor, '+', 'COUNT', BATCH)) as StreamRow[];
+      }
+      if (kept) {
+        const reason = this.step({ ...walk }, kept);
+        if (reason) return this.refuseTrim(tenant, { id: kept[0], reason });
+      }
+      const anchor: SealedAnchor = { seq: walk.nextSeq, prev: walk.prev };
+      const removed = Number(
+        await redis.eval(
+          TRIM,
+          4,
+          keys.audit(tenant),
+          keys.auditAnchor(tenant),
+          keys.auditSealedAnchor(tenant),
+          keys.auditHead(tenant),
+          String(before),
+          oldest[0],
+          kept?.[0] ?? '',
+          walk.prev,
+          anchor.prev,
+          this.options.chain.sealAnchor(tenant, anchor),
+        ),
+      );
+      if (removed >= 0) return removed;
+      // Another replica trimmed or appended meanwhile: look again.
+    }
+    return 0;
+  }
+
+  private async check(tenant: string): Promise<AuditVerification> {
+    const { redis, keys } = this.options;
+    const keyed = this.options.chain.keyed;
+    const begun = await this.begin(tenant);
+    if ('broken' in begun) return { tenant, ok: false, entries: 0, keyed, broken: begun.broken };
+    const { walk } = begun;
+    const result = (broken?: { id: string; reason: string }): AuditVerification => ({
+      tenant,
+      ok: broken === undefined,
+      entries: walk.entries,
+      ...(walk.firstSeq === undefined ? {} : { firstSeq: walk.firstSeq, lastSeq: walk.lastSeq }),
+      ...(walk.unsequenced > 0 ? { unsequenced: walk.unsequenced } : {}),
+      keyed,
+      ...(broken ? { broken } : {}),
+    });
+    let rows = begun.rows;
+    for (let round = 0; ; round++) {
+      for (;;) {
+        for (const row of rows) {
+          if (row[0] === walk.cursor) continue;
+          const reason = this.step(walk, row);
+          if (reason) return result({ id: row[0], reason });
+        }
+        if (rows.length < BATCH) break;
+        rows = (await redis.xrange(keys.audit(tenant), walk.cursor, '+', 'COUNT', BATCH)) as StreamRow[];
+      }
+      // The head is read after the entries, so it may have moved on meanwhile: catch up a few times.
+      const [plain = null, sealed = null] = await redis.mget(keys.auditHead(tenant), keys.auditSealedHead(tenant));
+      const head = sealed === null ? undefined : this.options.chain.openHead(tenant, sealed);
+      const last = walk.nextSeq - 1;
+      if (head && head.seq > last && round < 3) {
+        rows = (await redis.xrange(keys.audit(tenant), walk.cursor, '+', 'COUNT', BATCH)) as StreamRow[];
+        if (rows.some((row) => row[0] !== walk.cursor)) continue;
+      }
+      if (sealed !== null && !head) {
+        return result({ id: 'end', reason: 'the sealed head is not valid (rewritten without the audit secret)' });
+      }
+      if (!head) {
+        if (walk.lastSeq !== undefined || walk.anchored) {
+          return result({ id: 'end', reason: 'the sealed head is missing (removed)' });
+        }
+        if (walk.entries > 0) {
+          return result({
+            id: 'end',
+            reason:
+              'the trail is not sealed (written by a version before sealed heads); a replica of this version seals it when it starts',
+          });
+        }
+      } else if (head.seq > last) {
+        return result({
+          id: 'end',
+          reason: `the trail ends at sequence number ${last} but its sealed head is ${head.seq}: ${head.seq - last} entries removed at the end`,
+        });
+      } else if (head.seq < last) {
+        return result({
+          id: 'end',
+          reason: `the trail goes on past its sealed head (${head.seq}) to sequence number ${last}`,
+        });
+      } else if (walk.lastSeq !== undefined && walk.trailing === 0 && walk.prev !== head.hash) {
+        return result({ id: 'end', reason: 'the last entry is not the one the sealed head names' });
+      } else if (walk.trailing > 0) {
+        return result({
+          id: 'end',
+          reason: `the last ${walk.trailing} entries follow the sealed head without sequence numbers (written by a replica of an earlier version); the next entry a replica of this version writes seals them`,
+        });
+      }
+      if ((plain ?? '') !== walk.prev) {
+        return result({
+          id: 'end',
+          reason: 'the chain does not end at the recorded head (entries removed at the end)',
+        });
+      }
+      return result();
+    }
+  }
+
+  /**
+   * Where a tenant's trail starts, read with its first entries in one transaction (so a trim cannot
+   * fall between them): the sealed anchor, else the first entry of an untrimmed trail. Replicas of
+   * earlier versions trimmed without sealing; the entries they left first (unsequenced) may start at
+   * their plain anchor.
+   */
+  private async begin(
+    tenant: string,
+  ): Promise<{ walk: Walk; rows: StreamRow[] } | { broken: { id: string; reason: string } }> {
+    const { redis, keys } = this.options;
+    const replies = await redis
+      .multi()
+      .mget(keys.auditSealedAnchor(tenant), keys.auditAnchor(tenant))
+      .xrange(keys.audit(tenant), '-', '+', 'COUNT', BATCH)
+      .exec();
+    if (!replies) throw new Error('the audit transaction was aborted');
+    for (const [error] of replies) if (error) throw error;
+    const [sealed, plain] = replies[0]![1] as (string | null)[];
+    const rows = replies[1]![1] as StreamRow[];
+    const walk: Walk = { prev: '', nextSeq: 1, entries: 0, unsequenced: 0, trailing: 0, cursor: '-', anchored: false };
+    if (sealed !== null && sealed !== undefined) {
+      const anchor = this.options.chain.openAnchor(tenant, sealed);
+      if (!anchor) {
+        return {
+          broken: { id: 'start', reason: 'the sealed anchor is not valid (rewritten without the audit secret)' },
+        };
+      }
+      walk.prev = anchor.prev;
+      walk.nextSeq = anchor.seq;
+      walk.anchored = true;
+    }
+    const first = rows[0];
+    if (first) {
+      const body = bodyOf(first);
+      if (body?.prev !== walk.prev) {
+        if (body && body.seq === undefined && typeof body.prev === 'string' && body.prev === plain) {
+          walk.prev = body.prev;
+        } else {
+          return {
+            broken: {
+              id: first[0],
+              reason: walk.anchored
+                ? `the trail does not start where its sealed anchor says (sequence number ${walk.nextSeq}): entries removed at the start`
+                : 'the trail does not start with its first entry and has no sealed anchor: entries removed at the start',
+            },
+          };
+        }
+      }
+    }
+    return { walk, rows };
+  }
+
+  /** Takes one entry along a walk. @returns why it breaks the chain, if it does. */
+  private step(walk: Walk, [id, fields]: StreamRow): string | undefined {
+    walk.entries += 1;
+    const body = field(fields, 'body');
+    const parsed = bodyOf([id, fields]);
+    if (!parsed) return 'the entry is not valid JSON';
+    if (parsed.prev !== walk.prev) return 'it does not follow the entry before it (removed or reordered entries)';
+    if (!this.options.chain.follows(walk.prev, body, field(fields, 'hash'))) {
+      return 'its content does not match its hash (changed entry)';
+    }
+    if (parsed.seq === undefined) {
+      walk.unsequenced += 1;
+      walk.trailing += 1;
+    } else {
+      if (parsed.seq !== walk.nextSeq) {
+        return typeof parsed.seq === 'number' && parsed.seq > walk.nextSeq
+          ? `it has sequence number ${parsed.seq} where ${walk.nextSeq} was expected: ${parsed.seq - walk.nextSeq} entries missing before it`
+          : `it has sequence number ${String(parsed.seq)} where ${walk.nextSeq} was expected`;
+      }
+      walk.firstSeq ??= parsed.seq;
+      walk.lastSeq = parsed.seq;
+      walk.nextSeq = parsed.seq + 1;
+      walk.trailing = 0;
+    }
+    walk.prev = field(fields, 'hash');
+    walk.cursor = id;
+    return undefined;
+  }
+
+  private refuseTrim(tenant: string, broken: { id: string; reason: string }): number {
+    this.options.logger.error(
+      { tenant, ...broken },
+      'audit entries not trimmed: the trail does not verify up to the cut',
+    );
+    return 0;
+  }
+}

@@ -1,0 +1,233 @@
+import type Redis from 'ioredis';
+import type { RedisKeys } from '../redis/redis-keys';
+import type { Logger } from '../telemetry/logger';
+import { encodeTasks, guarded } from './registry-redis';
+import { SWEEP_REPLICA, UNREGISTER_INSTANCE } from './registry-scripts';
+
+/** The presence scripts, as ioredis commands (`defineCommand`). */
+interface PresenceRedis extends Redis {
+  ocUnregisterInstance(...args: (string | number)[]): Promise<unknown>;
+  ocSweepReplica(...args: (string | number)[]): Promise<unknown>;
+}
+
+/** An agent instance attached to this replica. `agent` is the qualified name ({@link qualifiedAgent}). */
+export interface InstanceRegistration {
+  instanceId: string;
+  agent: string;
+  /** Tasks it handles; empty means any task. */
+  tasks: readonly string[];
+  concurrency: number;
+  meta?: Record<string, unknown>;
+  /** The principal of the connection it is attached to (delegations are bound to it). */
+  principal?: string;
+}
+
+/** Options of {@link AgentPresence}. */
+export interface AgentPresenceOptions {
+  /** Command connection (not owned: the caller closes it). */
+  redis: Redis;
+  keys: RedisKeys;
+  replicaId: string;
+  /**
+   * TTL of this replica's heartbeat key; heartbeats go out every fifth of it. Only a replica that
+   * hosts agents (and calls `start`) needs it: a worker only asks whether a replica is alive.
+   */
+  presenceTtlMs?: number;
+  logger: Logger;
+}
+
+/**
+ * This replica's presence in the cluster registry, in Redis. The replica keeps a heartbeat key with
+ * a TTL and registers its agent instances under its id; every replica sweeps replicas whose
+ * heartbeat has expired (routing ignores their instances at once, {@link AgentRouting}). A draining
+ * replica marks its agents as moving until they register again elsewhere.
+ */
+export class AgentPresence {
+  private readonly redis: PresenceRedis;
+  private readonly keys: RedisKeys;
+  private readonly replicaId: string;
+  private readonly ttl: number | undefined;
+  private readonly logger: Logger;
+  private readonly local = new Map<string, InstanceRegistration>();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  /** No sweep before this time (ms): set when the Redis connection comes back. */
+  private sweepAfter = 0;
+  private heartbeatRunning = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: AgentPresenceOptions) {
+    this.redis = options.redis as PresenceRedis;
+    // EVALSHA with a fallback to EVAL (after a Redis restart empties the script cache).
+    if (typeof this.redis.ocUnregisterInstance !== 'function') {
+      this.redis.defineCommand('ocUnregisterInstance', { numberOfKeys: 5, lua: UNREGISTER_INSTANCE });
+      this.redis.defineCommand('ocSweepReplica', { numberOfKeys: 2, lua: SWEEP_REPLICA });
+    }
+    this.keys = options.keys;
+    this.replicaId = options.replicaId;
+    this.ttl = options.presenceTtlMs;
+    this.logger = options.logger;
+  }
+
+  /** The presence TTL of a replica that hosts agents. */
+  private get presenceTtlMs(): number {
+    if (this.ttl === undefined) throw new Error('this registry was made without a presence TTL: it hosts no agents');
+    return this.ttl;
+  }
+
+  /** Announces this replica and starts the heartbeat and the sweep of dead replicas. */
+  async start(): Promise<void> {
+    // After Redis comes back, every replica's heartbeat may have expired meanwhile: give them one
+    // presence TTL to write it again before taking any for dead.
+    this.redis.on('ready', () => {
+      this.sweepAfter = Date.now() + this.presenceTtlMs;
+    });
+    await this.heartbeat();
+    const every = Math.max(200, Math.floor(this.presenceTtlMs / 5));
+    this.heartbeatTimer = setInterval(() => void this.heartbeat().catch(() => undefined), every);
+    this.sweepTimer = setInterval(() => void this.sweep().catch(() => undefined), every);
+    this.heartbeatTimer.unref();
+    this.sweepTimer.unref();
+  }
+
+  /** Registers an instance attached to this replica. */
+  async registerInstance(registration: InstanceRegistration): Promise<void> {
+    this.local.set(registration.instanceId, registration);
+    await guarded(this.redis, () => this.writeInstance(registration));
+  }
+
+  /**
+   * Marks the agents of this replica's instances as moving for `ttlMs` (the replica drains): until
+   * they register again elsewhere, a call finds them moving (`AGENT_UNAVAILABLE`, retryable) rather
+   * than unknown (`AGENT_NOT_FOUND`).
+   */
+  async markMoving(ttlMs: number): Promise<void> {
+    const agents = new Set([...this.local.values()].map((r) => r.agent));
+    if (agents.size === 0) return;
+    const batch = this.redis.multi();
+    for (const agent of agents) batch.set(this.keys.agentMoving(agent), this.replicaId, 'PX', ttlMs);
+    await guarded(this.redis, () => batch.exec());
+  }
+
+  /** Removes an instance of this replica (its socket closed). */
+  async unregisterInstance(instanceId: string): Promise<void> {
+    const registration = this.local.get(instanceId);
+    if (!registration) return;
+    this.local.delete(instanceId);
+    await guarded(this.redis, () =>
+      this.redis.ocUnregisterInstance(
+        this.keys.instance(instanceId),
+        this.keys.instanceLoad(instanceId),
+        this.keys.agentInstances(registration.agent),
+        this.keys.replicaInstances(this.replicaId),
+        this.keys.agents(),
+        this.keys.registry,
+        instanceId,
+        registration.agent,
+      ),
+    );
+  }
+
+  /** Whether a replica's heartbeat is current. */
+  async isReplicaAlive(replicaId: string): Promise<boolean> {
+    return (await guarded(this.redis, () => this.redis.exists(this.keys.replicaAlive(replicaId)))) === 1;
+  }
+
+  /**
+   * Writes the heartbeat and every local instance again. Called when a connection to Redis comes
+   * back: if Redis restarted empty, this replica's agents reappear without a restart.
+   */
+  async resync(): Promise<void> {
+    if (this.redis.status !== 'ready') return;
+    await this.redis
+      .multi()
+      .set(this.keys.replicaAlive(this.replicaId), String(Date.now()), 'PX', this.presenceTtlMs)
+      .sadd(this.keys.replicas(), this.replicaId)
+      .exec();
+    for (const registration of this.local.values()) await this.writeInstance(registration);
+    if (this.local.size > 0) this.logger.info({ instances: this.local.size }, 'registered local agent instances again');
+  }
+
+  /** Removes the instances of every replica whose heartbeat expired. @returns how many were removed. */
+  async sweep(): Promise<number> {
+    if (this.redis.status !== 'ready' || Date.now() < this.sweepAfter) return 0;
+    const replicas = await this.redis.smembers(this.keys.replicas());
+    let removed = 0;
+    for (const replica of replicas) {
+      if (replica === this.replicaId) continue;
+      const n = Number(
+        await this.redis.ocSweepReplica(this.keys.replicas(), this.keys.agents(), this.keys.registry, replica),
+      );
+      if (n > 0) {
+        removed += n;
+        this.logger.info({ deadReplica: replica, instances: n }, 'removed the agent instances of a dead replica');
+      }
+    }
+    return removed;
+  }
+
+  /** Stops heartbeats and removes this replica and its instances from the registry. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    clearInterval(this.heartbeatTimer);
+    clearInterval(this.sweepTimer);
+    const ids = [...this.local.keys()];
+    for (const id of ids) await this.unregisterInstance(id).catch(() => undefined);
+    if (this.redis.status === 'ready') {
+      await this.redis
+        .multi()
+        .del(this.keys.replicaAlive(this.replicaId), this.keys.replicaInstances(this.replicaId))
+        .srem(this.keys.replicas(), this.replicaId)
+        .exec()
+        .catch(() => undefined);
+    }
+  }
+
+  /**
+   * Refreshes this replica's heartbeat key. If the key had vanished (Redis restarted, or this
+   * process stalled past the TTL and was swept), every local instance is registered again.
+   */
+  private async heartbeat(): Promise<void> {
+    if (this.heartbeatRunning || this.redis.status !== 'ready') return;
+    this.heartbeatRunning = true;
+    try {
+      const key = this.keys.replicaAlive(this.replicaId);
+      const refreshed = await this.redis.set(key, String(Date.now()), 'PX', this.presenceTtlMs, 'XX');
+      if (refreshed === 'OK') return;
+      await this.redis
+        .multi()
+        .set(key, String(Date.now()), 'PX', this.presenceTtlMs)
+        .sadd(this.keys.replicas(), this.replicaId)
+        .exec();
+      if (this.local.size > 0) {
+        for (const registration of this.local.values()) await this.writeInstance(registration);
+        this.logger.info({ instances: this.local.size }, 'registered local agent instances again');
+      }
+    } finally {
+      this.heartbeatRunning = false;
+    }
+  }
+
+  private async writeInstance(r: InstanceRegistration): Promise<void> {
+    await this.redis
+      .multi()
+      .hset(this.keys.instance(r.instanceId), {
+        agent: r.agent,
+        replica: this.replicaId,
+        concurrency: String(r.concurrency),
+        tasks: encodeTasks(r.tasks),
+        meta: JSON.stringify(r.meta ?? {}),
+        principal: r.principal ?? '',
+        registeredAt: String(Date.now()),
+      })
+      .sadd(this.keys.agentInstances(r.agent), r.instanceId)
+      .sadd(this.keys.agents(), r.agent)
+      .sadd(this.keys.replicaInstances(this.replicaId), r.instanceId)
+      .sadd(this.keys.replicas(), this.replicaId)
+      .exec();
+  }
+}
