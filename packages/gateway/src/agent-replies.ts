@@ -1,4 +1,3 @@
-import { contextOf, inSpan } from '@openclaw/core';
 import {
   ACTION_PARAMS,
   type ActionParams,
@@ -7,9 +6,8 @@ import {
   nestingProblem,
   type RequestId,
 } from '@openclaw/protocol';
-import { SpanKind } from '@opentelemetry/api';
 import type { HandlerContext } from './handler-context';
-import { type ActionHandler, respondError, runAction } from './responses';
+import { type ActionHandler, inActionSpan, respondError, runAction } from './responses';
 import type { Session } from './session';
 
 /**
@@ -78,19 +76,8 @@ export function handleAgentReply(
     runAction(ctx, session, action, id, handler, parsed.data, answer);
     return;
   }
-  inSpan(
-    `openclaw ${action}`,
-    {
-      kind: SpanKind.SERVER,
-      parent: contextOf(traceparent),
-      attributes: {
-        'openclaw.action': action,
-        'openclaw.replica': ctx.replicaId,
-        'openclaw.tenant': session.principal.tenant,
-        'openclaw.session': session.id,
-      },
-    },
-    () => runAction(ctx, session, action, id, handler, parsed.data, answer),
+  inActionSpan(ctx, session, action, traceparent, () =>
+    runAction(ctx, session, action, id, handler, parsed.data, answer),
   );
 }
 

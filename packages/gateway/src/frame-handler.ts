@@ -1,4 +1,3 @@
-import { contextOf, inSpan } from '@openclaw/core';
 import {
   ACTION_PARAMS,
   type ActionName,
@@ -10,12 +9,11 @@ import {
   type RequestId,
   RequestIdSchema,
 } from '@openclaw/protocol';
-import { SpanKind } from '@opentelemetry/api';
 import { z } from 'zod';
 import { ACTION_HANDLERS } from './action-handlers';
 import { handleAgentReply } from './agent-replies';
 import type { HandlerContext } from './handler-context';
-import { type ActionHandler, respondError, runAction } from './responses';
+import { type ActionHandler, inActionSpan, respondError, runAction } from './responses';
 import type { Session } from './session';
 
 /**
@@ -166,19 +164,8 @@ function handleRequest(
     return;
   }
   const handler = ACTION_HANDLERS[action] as ActionHandler;
-  inSpan(
-    `openclaw ${action}`,
-    {
-      kind: SpanKind.SERVER,
-      parent: contextOf(traceparent),
-      attributes: {
-        'openclaw.action': action,
-        'openclaw.replica': ctx.replicaId,
-        'openclaw.tenant': session.principal.tenant,
-        'openclaw.session': session.id,
-      },
-    },
-    () => runAction(ctx, session, action, id, handler, parsed.data, true),
+  inActionSpan(ctx, session, action, traceparent, () =>
+    runAction(ctx, session, action, id, handler, parsed.data, true),
   );
 }
 

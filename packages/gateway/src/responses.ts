@@ -1,6 +1,6 @@
-import { deniedPermission, GatewayError, toWireError } from '@openclaw/core';
+import { contextOf, deniedPermission, GatewayError, inSpan, toWireError } from '@openclaw/core';
 import type { ActionName, RequestId, WireError } from '@openclaw/protocol';
-import { SpanStatusCode, trace } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { HandlerContext } from './handler-context';
 import type { Session } from './session';
 
@@ -10,6 +10,30 @@ export type ActionHandler = (
   scope: { session: Session; id: RequestId | null },
   params: unknown,
 ) => unknown;
+
+/** Runs `fn` in the action's server span, in the client's trace when it sent a `traceparent`. */
+export function inActionSpan<T>(
+  ctx: HandlerContext,
+  session: Session,
+  action: ActionName,
+  traceparent: string | undefined,
+  fn: () => T,
+): T {
+  return inSpan(
+    `openclaw ${action}`,
+    {
+      kind: SpanKind.SERVER,
+      parent: contextOf(traceparent),
+      attributes: {
+        'openclaw.action': action,
+        'openclaw.replica': ctx.replicaId,
+        'openclaw.tenant': session.principal.tenant,
+        'openclaw.session': session.id,
+      },
+    },
+    fn,
+  );
+}
 
 /**
  * Runs an action's handler and sends its one answer when `answer` (an agent reply without an `id`
