@@ -36,8 +36,7 @@ module.exports = {
   ],
   // Integration tests start real processes; unit tests finish far sooner.
   testTimeout: 60_000,
+  // Reports what a test left open. Leaked child processes are killed and fail the run
+  // (test/helpers/child-reaper.ts); anything else left open keeps jest from exiting.
   detectOpenHandles: true,
-  // A failed test can leave a socket open; exit anyway rather than hang CI. Leaked child processes
-  // are still killed and fail the run (test/helpers/child-reaper.ts).
-  forceExit: true,
 };

@@ -209,8 +209,11 @@ describe('deploy/: Dockerfile, docker-compose.yml, nginx and Prometheus configur
         return (error as { code: number }).code;
       }
     };
-    expect(await run(port)).toBe(0);
-    await new Promise((resolve) => server.close(resolve));
+    try {
+      expect(await run(port)).toBe(0);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
     expect(await run(port)).toBe(1);
   });
 });

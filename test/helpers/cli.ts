@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { GatewayProcess } from './gateway-process';
 
 const CLI = path.resolve(__dirname, '..', '..', 'packages', 'cli', 'dist', 'bin.js');
 
@@ -95,15 +96,39 @@ export async function auditTail(gatewayHttpUrl: string, adminKey: string, tenant
   return JSON.parse(result.stdout) as AuditRecord[];
 }
 
+/** The processes of a cluster that take a policy in use: its replicas and its workers. */
+export interface PolicyHolders {
+  readonly gateways: readonly GatewayProcess[];
+  readonly workers: readonly GatewayProcess[];
+}
+
 /**
- * Applies a policy (YAML text) with `openclaw policy apply`, then waits until every replica and
- * worker uses it (each polls the policy version every second).
+ * Applies a policy (YAML text) with `openclaw policy apply` through the cluster's first replica, then
+ * waits until every replica and worker still running uses it: each polls the policy version every
+ * second, and logs `policy loaded` with the version it took (at log level info, the cluster's default).
  */
-export async function applyPolicy(gatewayHttpUrl: string, adminKey: string, yaml: string): Promise<void> {
+export async function applyPolicy(cluster: PolicyHolders, adminKey: string, yaml: string): Promise<void> {
+  const [gateway] = cluster.gateways;
+  if (!gateway) throw new Error('applyPolicy needs a replica to apply the policy through');
   const dir = mkdtempSync(path.join(tmpdir(), 'openclaw-policy-'));
   const file = path.join(dir, 'policy.yaml');
   writeFileSync(file, yaml);
-  const result = await runCli(['policy', 'apply', file, '--url', gatewayHttpUrl, '--api-key', adminKey]);
+  let result: CliResult;
+  try {
+    result = await runCli(['policy', 'apply', file, '--url', gateway.httpUrl, '--api-key', adminKey]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   if (result.code !== 0) throw new Error(`policy apply failed: ${result.stderr}`);
-  await new Promise((r) => setTimeout(r, 1500));
+  const version = Number(/ as policy version (\d+)$/m.exec(result.stdout)?.[1]);
+  if (!Number.isInteger(version)) throw new Error(`policy apply printed no version: ${result.stdout}`);
+  const holders = [...cluster.gateways, ...cluster.workers].filter((p) => p.isRunning);
+  await Promise.all(
+    holders.map((p) =>
+      p.waitForLog((r) => r.msg === 'policy loaded' && Number(r.version) >= version, {
+        what: `${p.replicaId} to use policy version ${version}`,
+        timeoutMs: 10_000,
+      }),
+    ),
+  );
 }

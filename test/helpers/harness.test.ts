@@ -94,6 +94,7 @@ describe('RedisServerProcess', () => {
     // Another process holding the port: it accepts and drops connections, as a non-Redis would.
     const squatter = net.createServer((socket) => socket.destroy());
     await new Promise<void>((resolve) => squatter.listen(server?.port, '127.0.0.1', resolve));
+    // It lets the port go after half a second: restart() has to retry meanwhile.
     const released = new Promise<void>((resolve) => setTimeout(() => squatter.close(() => resolve()), 500));
     await server.restart();
     await released;

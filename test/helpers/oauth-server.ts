@@ -58,6 +58,20 @@ export class OAuthServer {
     if (!response.ok) throw new Error(`revocation failed: HTTP ${response.status}`);
   }
 
+  /** Introspects a token (RFC 7662) as the resource server (client `gateway`) does. */
+  async introspect(token: string): Promise<{ active: boolean; exp?: number }> {
+    const response = await fetch(`${this.issuer}/token/introspection`, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from('gateway:gateway-secret').toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams({ token }),
+    });
+    if (!response.ok) throw new Error(`introspection failed: HTTP ${response.status}`);
+    return (await response.json()) as { active: boolean; exp?: number };
+  }
+
   async stop(): Promise<void> {
     if (this.child.exitCode !== null) return;
     const exited = new Promise((resolve) => this.child.once('exit', resolve));

@@ -27,7 +27,7 @@ describe('approvals', () => {
   let cluster: Cluster;
   let keys: { caller: string; agent: string; approver1: string; approver2: string; operator: string };
 
-  const apply = (yaml: string) => applyPolicy(cluster.gateways[0]!.httpUrl, ADMIN, yaml);
+  const apply = (yaml: string) => applyPolicy(cluster, ADMIN, yaml);
 
   /** `openclaw approvals ...` against a replica, as a principal; the parsed `--json` output. */
   async function approvals(
@@ -202,7 +202,7 @@ governance:
     expect(one).toMatchObject({ ok: true, result: { status: 'pending', approvals: 1, required: { approvers: 2 } } });
     const again = await first.request({ action: 'approval.decide', id: 6, approvalId, decision: 'approve' });
     expect(again).toMatchObject({ ok: false, error: { code: 'CONFLICT' } });
-    // Half a quorum runs nothing.
+    // Half a quorum runs nothing: for a second (time has to pass), nothing reaches the agent.
     await new Promise((r) => setTimeout(r, 1000));
     expect(agent.received).toHaveLength(0);
     expect((await caller.request({ action: 'task.get', id: 7, taskId })).result).toMatchObject({
@@ -475,7 +475,7 @@ describe('a call waiting for an approval on a replica that drains', () => {
       agent: await createApiKey(http, ADMIN, { name: 'bank', role: 'agent' }),
       approver: await createApiKey(http, ADMIN, { name: 'alice', role: 'approver' }),
     };
-    await applyPolicy(http, ADMIN, LARGE_TRANSFERS_NEED_APPROVAL);
+    await applyPolicy(cluster, ADMIN, LARGE_TRANSFERS_NEED_APPROVAL);
   });
   afterAll(async () => {
     await nginx?.stop();
@@ -522,7 +522,13 @@ describe('a call waiting for an approval on a replica that drains', () => {
       expect(retries.filter((e) => !(e.code === 'UNAVAILABLE' && e.dispatched === false))).toEqual([]);
       // Sent again on the other replica, it waits for the same approval: no second request.
       await waitFor(() => client.session?.replica === staying.replicaId, { what: 'the reconnection' });
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await waitFor(
+        async () => {
+          const metrics = await fetch(`${staying.httpUrl}/v1/metrics`, { headers: { 'x-api-key': ADMIN } });
+          return ((await metrics.json()) as { approvals: { waiting: number } }).approvals.waiting === 1;
+        },
+        { what: 'the call sent again to wait for an approval on the other replica' },
+      );
       expect((await pending()).map((a) => a.approvalId)).toEqual([approvalId]);
       expect(agent.received).toEqual([]);
 

@@ -252,7 +252,13 @@ describe('audit trail', () => {
     });
     for (let i = 0; i < 10; i++) {
       log.record('retention', { type: 'test.event', outcome: 'ok', details: { i } });
-      await new Promise((r) => setTimeout(r, 3));
+      // Each entry in a millisecond of its own, so that a trim by time can fall between any two:
+      // the entry is written, and the clock has moved past its stream id's millisecond.
+      const written = await waitFor(async () => (await log.read('retention'))[i], { what: `audit entry ${i}` });
+      await waitFor(() => Date.now() > Number(written.id.split('-')[0]), {
+        what: `the millisecond after audit entry ${i}`,
+        intervalMs: 1,
+      });
     }
     await log.drain();
     const all = await log.read('retention');
@@ -296,31 +302,34 @@ describe('audit payloads', () => {
       ['true', '{"card":"4242"}'],
     ] as const) {
       const cluster = await startCluster({ replicas: 1, env: { OPENCLAW_AUDIT_PAYLOADS: payloads } });
-      const agent = await startAgent(cluster.gateways[0]!.url, { name: 'pay' });
-      const caller = await TestSocket.open(cluster.gateways[0]!.url);
-      expect(
-        await caller.request({ action: 'coordinator', id: 1, agent: 'pay', task: 't', data: { card: '4242' } }),
-      ).toMatchObject({ ok: true });
-      await Promise.all([caller.close(), agent.close()]);
       const redis = new Redis(cluster.redis.url);
-      const log = new AuditLog({
-        redis,
-        keys: new RedisKeys(cluster.keyPrefix),
-        replicaId: 'test',
-        secret: '',
-        logger: silentLogger(),
-      });
-      let routed: { details?: Record<string, unknown> } | undefined;
-      await waitFor(
-        async () => {
-          routed = (await log.read('default')).find((e) => e.type === 'task.routed');
-          return routed !== undefined;
-        },
-        { what: 'the task.routed entry' },
-      );
-      expect(routed?.details?.data).toBe(expected);
-      redis.disconnect();
-      await cluster.stop();
+      try {
+        const agent = await startAgent(cluster.gateways[0]!.url, { name: 'pay' });
+        const caller = await TestSocket.open(cluster.gateways[0]!.url);
+        expect(
+          await caller.request({ action: 'coordinator', id: 1, agent: 'pay', task: 't', data: { card: '4242' } }),
+        ).toMatchObject({ ok: true });
+        await Promise.all([caller.close(), agent.close()]);
+        const log = new AuditLog({
+          redis,
+          keys: new RedisKeys(cluster.keyPrefix),
+          replicaId: 'test',
+          secret: '',
+          logger: silentLogger(),
+        });
+        let routed: { details?: Record<string, unknown> } | undefined;
+        await waitFor(
+          async () => {
+            routed = (await log.read('default')).find((e) => e.type === 'task.routed');
+            return routed !== undefined;
+          },
+          { what: 'the task.routed entry' },
+        );
+        expect(routed?.details?.data).toBe(expected);
+      } finally {
+        redis.disconnect();
+        await cluster.stop();
+      }
     }
   });
 });

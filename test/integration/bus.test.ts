@@ -7,6 +7,8 @@ import { waitFor } from '../helpers/wait';
 describe('RedisClusterBus', () => {
   let redis: RedisServerProcess;
   const clients: Redis[] = [];
+  /** Every bus started, closed after the tests even if one fails (its canary timer would keep running). */
+  const buses: RedisClusterBus[] = [];
   const keys = new RedisKeys('bus');
   const client = async (): Promise<Redis> => {
     const c = new Redis(redis.url, { lazyConnect: true });
@@ -23,6 +25,7 @@ describe('RedisClusterBus', () => {
       logger: silentLogger(),
       canaryIntervalMs,
     });
+    buses.push(b);
     await b.start();
     return b;
   };
@@ -31,6 +34,7 @@ describe('RedisClusterBus', () => {
     redis = await RedisServerProcess.start();
   });
   afterAll(async () => {
+    await Promise.all(buses.map((b) => b.close()));
     for (const c of clients) c.disconnect();
     await redis.stop();
   });
@@ -85,6 +89,7 @@ describe('RedisClusterBus', () => {
       logger: silentLogger(),
       canaryIntervalMs: 100,
     });
+    buses.push(b);
     await b.start();
     await waitFor(() => b.healthy(), { what: 'the bus to be healthy' });
     // The connection stays up and "ready", but no longer receives the inbox: the silent failure.

@@ -224,7 +224,7 @@ describe('Mission Control dashboard', () => {
 
   it('lists a parked task in the approvals inbox; approving it there lets the task run', async () => {
     await applyPolicy(
-      http(),
+      cluster,
       ADMIN,
       `
 governance:

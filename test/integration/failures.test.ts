@@ -82,6 +82,7 @@ describe('a Redis restart under traffic', () => {
         );
         const code = r.ok ? 'ok' : String((r.error as { code: string }).code);
         outcomes.set(code, (outcomes.get(code) ?? 0) + 1);
+        // Pacing: a caller refused at once backs off a little rather than spin on the refusals.
         if (!r.ok) await new Promise((resolve) => setTimeout(resolve, 20));
       }
     });

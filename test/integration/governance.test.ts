@@ -18,8 +18,8 @@ describe('governance', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'openclaw-governance-'));
   const clients: GatewayClient[] = [];
 
-  /** Applies a policy with `openclaw policy apply` and waits until both replicas use it. */
-  const apply = (yaml: string) => applyPolicy(cluster.gateways[0]!.httpUrl, ADMIN, yaml);
+  /** Applies a policy with `openclaw policy apply` and waits until every replica and the worker use it. */
+  const apply = (yaml: string) => applyPolicy(cluster, ADMIN, yaml);
 
   beforeAll(async () => {
     cluster = await startCluster({ replicas: 2, workers: 1, auth: 'apikey', apiKeys: [ADMIN] });
@@ -287,53 +287,56 @@ governance:
       });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const agent = await startAgent(cluster.gateways[1]!.url, { name: 'writer', headers });
-    const caller = await TestSocket.open(cluster.gateways[0]!.url, { headers });
-    const call = (id: number, text: string) =>
-      caller.request({ action: 'coordinator', id, agent: 'writer', task: 'write', data: { text } }, 10_000);
     try {
-      await apply(`
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const agent = await startAgent(cluster.gateways[1]!.url, { name: 'writer', headers });
+      const caller = await TestSocket.open(cluster.gateways[0]!.url, { headers });
+      const call = (id: number, text: string) =>
+        caller.request({ action: 'coordinator', id, agent: 'writer', task: 'write', data: { text } }, 10_000);
+      try {
+        await apply(`
 governance:
   models:
     - { name: topic, url: ${url}/classify, directions: [request], timeoutMs: 500 }
     - { name: moderation, url: ${url}/moderation, format: moderation, directions: [request], timeoutMs: 500 }
 `);
-      expect((await call(1, 'a poem')).ok).toBe(true);
-      expect(await call(2, 'something forbidden')).toMatchObject({
-        ok: false,
-        error: { code: 'POLICY_DENIED', details: { validator: 'model:topic', tier: 3, reason: 'off-topic request' } },
-      });
-      expect(await call(3, 'an insult')).toMatchObject({
-        ok: false,
-        error: { code: 'POLICY_DENIED', details: { validator: 'model:moderation', reason: 'flagged: harassment' } },
-      });
-      slow = true;
-      // Fail-closed (the default): a classifier that does not answer within its budget denies.
-      expect(await call(4, 'a poem')).toMatchObject({
-        ok: false,
-        error: { code: 'POLICY_DENIED', details: { reason: 'did not answer within 500 ms (fail-closed)' } },
-      });
-      await apply(`
+        expect((await call(1, 'a poem')).ok).toBe(true);
+        expect(await call(2, 'something forbidden')).toMatchObject({
+          ok: false,
+          error: { code: 'POLICY_DENIED', details: { validator: 'model:topic', tier: 3, reason: 'off-topic request' } },
+        });
+        expect(await call(3, 'an insult')).toMatchObject({
+          ok: false,
+          error: { code: 'POLICY_DENIED', details: { validator: 'model:moderation', reason: 'flagged: harassment' } },
+        });
+        slow = true;
+        // Fail-closed (the default): a classifier that does not answer within its budget denies.
+        expect(await call(4, 'a poem')).toMatchObject({
+          ok: false,
+          error: { code: 'POLICY_DENIED', details: { reason: 'did not answer within 500 ms (fail-closed)' } },
+        });
+        await apply(`
 governance:
   models:
     - { name: topic, url: ${url}/classify, directions: [request], timeoutMs: 300, failMode: open }
 `);
-      // Fail-open: the call goes on, and the failure is recorded.
-      expect((await call(5, 'a poem')).ok).toBe(true);
-      const failed = await waitFor(
-        async () =>
-          (await auditTail(cluster.gateways[0]!.httpUrl, ADMIN, 'default')).find(
-            (e) =>
-              e.type === 'governance.validator-failed' &&
-              (e.details as { validator?: string }).validator === 'model:topic',
-          ),
-        { what: 'the validator-failed entry' },
-      );
-      expect(failed.details).toMatchObject({ tier: 3, failed: 'timeout' });
+        // Fail-open: the call goes on, and the failure is recorded.
+        expect((await call(5, 'a poem')).ok).toBe(true);
+        const failed = await waitFor(
+          async () =>
+            (await auditTail(cluster.gateways[0]!.httpUrl, ADMIN, 'default')).find(
+              (e) =>
+                e.type === 'governance.validator-failed' &&
+                (e.details as { validator?: string }).validator === 'model:topic',
+            ),
+          { what: 'the validator-failed entry' },
+        );
+        expect(failed.details).toMatchObject({ tier: 3, failed: 'timeout' });
+      } finally {
+        await Promise.all([caller.close(), agent.close()]);
+      }
     } finally {
       server.close();
-      await Promise.all([caller.close(), agent.close()]);
     }
   });
 
@@ -402,7 +405,8 @@ governance:
     const caller = await TestSocket.open(cluster.gateways[0]!.url, { headers });
     let id = 0;
     const call = (agent: string) => caller.request({ action: 'coordinator', id: ++id, agent, task: 't' });
-    // Calls: two per window. Start at the beginning of a window, so the first two share it.
+    // Calls: two per window. The windows are fixed 2 s slices of the clock: wait for the next one to
+    // begin, so that the first three calls fall in the same window.
     await new Promise((r) => setTimeout(r, 2000 - (Date.now() % 2000) + 50));
     expect((await call('metered')).ok).toBe(true);
     expect((await call('metered')).ok).toBe(true);

@@ -48,12 +48,11 @@ describe('drain on SIGTERM', () => {
     const task = await agent.socket.nextEvent('task');
     const stopped = a.stop('SIGTERM');
     // Draining: readiness fails first, so a load balancer stops sending new connections here.
-    let status = 0;
-    for (let i = 0; i < 50 && status !== 503; i++) {
-      status = (await fetch(`${a.httpUrl}/readyz`)).status;
-      if (status !== 503) await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(status).toBe(503);
+    await waitFor(async () => (await fetch(`${a.httpUrl}/readyz`)).status === 503, {
+      what: 'readiness to fail while draining',
+      timeoutMs: 3_000,
+      intervalMs: 20,
+    });
     agent.socket.send({ action: 'task.result', taskId: task.taskId, output: 'finished during drain' });
     expect(await caller.nextResponse((r) => r.id === 'drain')).toMatchObject({
       ok: true,
@@ -83,18 +82,21 @@ describe('drain of a replica holding agents', () => {
     const stopped = b.stop('SIGTERM');
     // Withdrawn from routing while its replica drains: a new call is not sent to it, and is told the
     // agent is moving (retryable, never dispatched), not that it does not exist.
-    let error: Record<string, unknown> | undefined;
-    for (let i = 0; i < 50 && error?.code !== 'AGENT_UNAVAILABLE'; i++) {
-      const r = await caller.request({
-        action: 'coordinator',
-        id: `new-${i}`,
-        agent: 'worker',
-        task: 't',
-        timeoutMs: 30_000,
-      });
-      error = r.error as Record<string, unknown> | undefined;
-      if (error?.code !== 'AGENT_UNAVAILABLE') await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    let i = 0;
+    const error = await waitFor(
+      async () => {
+        const r = await caller.request({
+          action: 'coordinator',
+          id: `new-${i++}`,
+          agent: 'worker',
+          task: 't',
+          timeoutMs: 30_000,
+        });
+        if ((r.error as { code?: unknown } | undefined)?.code === 'AGENT_UNAVAILABLE') return r.error;
+        throw new Error(`a new call got ${JSON.stringify(r)}`);
+      },
+      { what: 'new calls to be refused with AGENT_UNAVAILABLE', timeoutMs: 3_000, intervalMs: 20 },
+    );
     expect(error).toMatchObject({
       code: 'AGENT_UNAVAILABLE',
       retryable: true,

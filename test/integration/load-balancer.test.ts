@@ -16,6 +16,8 @@ describe('behind nginx (deploy/nginx/nginx.conf)', () => {
   let cluster: Cluster;
   let nginx: NginxProcess;
   let operatorKey: string;
+  /** SDK clients a test opened: closed after the tests even if one fails, or they would reconnect forever. */
+  const clients: GatewayClient[] = [];
 
   const open = (headers: Record<string, string> = {}) =>
     TestSocket.open(nginx.url, { headers: { 'x-api-key': ADMIN, ...headers } });
@@ -39,6 +41,7 @@ describe('behind nginx (deploy/nginx/nginx.conf)', () => {
     operatorKey = await createApiKey(nginx.httpUrl, ADMIN, { name: 'console', role: 'operator' });
   });
   afterAll(async () => {
+    await Promise.all(clients.map((c) => c.close()));
     await nginx?.stop();
     await cluster?.stop();
   });
@@ -79,17 +82,16 @@ describe('behind nginx (deploy/nginx/nginx.conf)', () => {
   it('drains in batches: idle connections leave over time, SDK agents come back through nginx elsewhere', async () => {
     const leaving = cluster.gateways[3]!;
     // SDK agents through nginx: least_conn puts two on every replica.
-    const clients: GatewayClient[] = [];
     for (let i = 0; i < 8; i++) {
       const client = await connect({
         url: nginx.url,
         apiKey: ADMIN,
         reconnect: { initialDelayMs: 100, maxDelayMs: 1000 },
       });
+      clients.push(client);
       const agent = client.agent(`worker-${i}`);
       agent.handle('work', async () => ({ by: i }));
       await agent.register();
-      clients.push(client);
     }
     const moved = clients
       .map((c, i) => ({ i, replica: c.session!.replica }))
@@ -122,7 +124,7 @@ describe('behind nginx (deploy/nginx/nginx.conf)', () => {
       expect(reply).toMatchObject({ ok: true, result: { output: { by: i } } });
     }
     await caller.close();
-    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all(clients.splice(0).map((c) => c.close()));
   });
 
   it('sends new connections elsewhere while a replica drains, and when one is killed', async () => {

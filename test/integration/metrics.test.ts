@@ -110,7 +110,7 @@ describe('prometheus metrics', () => {
 
   it('moves the counters as known traffic goes through', async () => {
     await applyPolicy(
-      cluster.gateways[0]!.httpUrl,
+      cluster,
       ADMIN,
       'governance:\n  rules:\n    - name: no-deletes\n      when: { task: delete }\n      verdict: deny\n',
     );

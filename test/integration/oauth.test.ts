@@ -1,5 +1,6 @@
 import { type Cluster, startCluster } from '../helpers/cluster';
 import { OAuthServer } from '../helpers/oauth-server';
+import { waitFor } from '../helpers/wait';
 import { TestSocket } from '../helpers/ws-client';
 
 /** OAuth 2.0 resource server: opaque access tokens introspected (RFC 7662) at a real authorization server. */
@@ -56,7 +57,11 @@ describe('OAuth 2.0 access tokens', () => {
 
   it('refuses an expired token', async () => {
     const token = await as.token('urn:short'); // a 1 s lifetime
-    await new Promise((r) => setTimeout(r, 2500));
+    await waitFor(async () => !(await as.introspect(token)).active, {
+      what: 'the authorization server to report the token expired',
+      timeoutMs: 5_000,
+      intervalMs: 100,
+    });
     await refused(token, 'the access token is not active (unknown, expired or revoked)');
   });
 

@@ -96,8 +96,7 @@ describe('overload', () => {
         },
         { what: `the flood on ${replica.replicaId}`, timeoutMs: 60_000, intervalMs: 50 },
       );
-      // A last look once the answers have all arrived.
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // A last look, now that every answer has been queued or dropped.
       most = Math.max(
         most,
         gauge(await (await fetch(`${replica.httpUrl}/metrics`)).text(), 'openclaw_outbound_buffered_bytes'),
@@ -193,17 +192,12 @@ describe('upgrades that go wrong', () => {
   });
 
   /** Opens a connection, retrying briefly while a just-closed connection's slot is given back. */
-  async function openSoon(): Promise<TestSocket> {
-    let lastError: unknown;
-    for (let i = 0; i < 50; i++) {
-      try {
-        return await TestSocket.open(gateway.url);
-      } catch (error) {
-        lastError = error;
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    }
-    throw lastError;
+  function openSoon(): Promise<TestSocket> {
+    return waitFor(() => TestSocket.open(gateway.url), {
+      what: 'a free connection slot',
+      timeoutMs: 3_000,
+      intervalMs: 20,
+    });
   }
 
   it('answers an unparseable request URL with 400 and keeps no place for it', async () => {
@@ -242,15 +236,14 @@ describe('upgrades that go wrong', () => {
       socket.write(upgradeRequest('GET / HTTP/1.1'));
       await ended;
       expect(text).toMatch(/^HTTP\/1\.1 503 /);
-      // The client keeps its side open; what it sends after a few seconds finds the socket gone.
-      await new Promise((resolve) => setTimeout(resolve, 3_000));
-      // The first write draws a reset from a closed socket; the next one then fails.
+      // The client keeps its side open and goes on writing; once the replica has cut the socket, a
+      // write draws a reset, and the next one fails.
       await waitFor(
         () => {
           if (!socket.destroyed) socket.write('still here\r\n');
           return socket.destroyed;
         },
-        { what: 'the refused socket to be gone', timeoutMs: 5_000, intervalMs: 200 },
+        { what: 'the refused socket to be gone', timeoutMs: 8_000, intervalMs: 200 },
       );
       await closed;
     } finally {

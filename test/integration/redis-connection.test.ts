@@ -88,14 +88,14 @@ describe('a request-path Redis connection that loses a reply', () => {
       name: 'blip:cmd',
       logger: silentLogger(),
     });
+    const subscriber = direct.duplicate();
     try {
       await connectRedis(command, proxy.url, 5_000);
       const script = "redis.call('INCR', KEYS[1]); redis.call('PUBLISH', 'inbox', 'task'); return 'dispatched-once'";
-      const subscriber = direct.duplicate();
-      let delivered = 0;
+      const delivered: string[] = [];
       await subscriber.subscribe('inbox');
-      subscriber.on('message', () => {
-        delivered += 1;
+      subscriber.on('message', (_channel: string, message: string) => {
+        delivered.push(message);
       });
 
       proxy.dropReplyContaining = 'dispatched-once';
@@ -110,11 +110,13 @@ describe('a request-path Redis connection that loses a reply', () => {
       await waitFor(() => command.status === 'ready', { what: 'the command connection to reconnect' });
       expect(await command.get('runs')).toBe('1');
       expect(await direct.get('runs')).toBe('1');
-      await waitFor(() => delivered >= 1, { what: 'the one publish' });
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(delivered).toBe(1);
-      subscriber.disconnect();
+      // A fence published after the checks above: a second publish of the script would have come
+      // before it (one channel delivers in the order Redis ran the publishes).
+      await direct.publish('inbox', 'fence');
+      await waitFor(() => delivered.includes('fence'), { what: 'the fence publish' });
+      expect(delivered).toEqual(['task', 'fence']);
     } finally {
+      subscriber.disconnect();
       command.disconnect();
     }
   });

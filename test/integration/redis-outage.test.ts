@@ -104,13 +104,13 @@ describe('Redis down for ten seconds under load (AOF)', () => {
       const client = await open(gateway.url);
       const steady = client.agent('steady', { concurrency: 16 });
       steady.handle('work', async (data) => {
-        await delay(5);
+        await delay(5); // the work itself: a short task
         return { done: data };
       });
       await steady.register();
       const slow = client.agent('slow', { concurrency: 16 });
       slow.handle('work', async (data) => {
-        await delay(300);
+        await delay(300); // the work itself: slow, so that a backlog is still queued at the kill
         return { done: data };
       });
       await slow.register();
@@ -151,7 +151,7 @@ describe('Redis down for ten seconds under load (AOF)', () => {
         bump(sync, key);
         if (sentIn === 'down' && phase === 'down') bump(syncDown, key);
         if (key === 'AGENT_NOT_FOUND (final)' && phase === 'after') notFoundAfterRestart.push(Date.now() - restartedAt);
-        if (key !== 'ok') await delay(20);
+        if (key !== 'ok') await delay(20); // pacing: no spinning on fast refusals
       }
     };
     const callLoops = [...cluster.gateways.map((g) => callLoop(g, 'steady')), callLoop(a, 'remote')];
@@ -179,10 +179,10 @@ describe('Redis down for ten seconds under load (AOF)', () => {
             }
             bump(submits, e.code);
             resubmits += 1;
-            await delay(100);
+            await delay(100); // pacing: a short back-off before sending it again
           }
         }
-        await delay(30);
+        await delay(30); // pacing: a steady stream, not a flood
       }
     });
 
@@ -216,6 +216,7 @@ describe('Redis down for ten seconds under load (AOF)', () => {
       },
       { what: 'every replica and worker to report not ready', timeoutMs: OUTAGE_MS },
     );
+    // The outage lasts OUTAGE_MS whatever happens: all along, every process stays up and not ready.
     while (Date.now() < killedAt + OUTAGE_MS) {
       expect(processes.filter((p) => !p.isRunning).map((p) => p.replicaId)).toEqual([]);
       expect(await Promise.all(processes.map((p) => readyz(p.httpUrl)))).toEqual([503, 503, 503, 503, 503]);

@@ -1,20 +1,28 @@
 import { AgentRegistry, RedisKeys, silentLogger } from '@openclaw/core';
 import Redis from 'ioredis';
 import { RedisServerProcess } from '../helpers/redis-server';
-import { delay } from '../helpers/wait';
+import { delay, waitFor } from '../helpers/wait';
 
 /** The registry's Lua scripts against a real Redis. */
 describe('AgentRegistry', () => {
   let redis: RedisServerProcess;
   let client: Redis;
   const keys = new RedisKeys('reg');
-  const registry = (replicaId: string, presenceTtlMs = 5000) =>
-    new AgentRegistry({ redis: client, keys, replicaId, presenceTtlMs, logger: silentLogger() });
+  /** Every registry made, closed after each test even if it fails (its heartbeat timers would keep running). */
+  const registries: AgentRegistry[] = [];
+  const registry = (replicaId: string, presenceTtlMs = 5000) => {
+    const made = new AgentRegistry({ redis: client, keys, replicaId, presenceTtlMs, logger: silentLogger() });
+    registries.push(made);
+    return made;
+  };
 
   beforeAll(async () => {
     redis = await RedisServerProcess.start();
     client = new Redis(redis.url, { lazyConnect: true });
     await client.connect();
+  });
+  afterEach(async () => {
+    await Promise.all(registries.splice(0).map((r) => r.close()));
   });
   afterAll(async () => {
     client.disconnect();
@@ -68,6 +76,7 @@ describe('AgentRegistry', () => {
     await r1.registerInstance({ instanceId: 'solo', agent: 'one', tasks: [], concurrency: 1 });
     expect((await r1.pick('one', 't', 'lost', 200)).kind).toBe('instance');
     expect((await r1.pick('one', 't', 'second', 200)).kind).toBe('busy');
+    // The lost reservation's 200 ms must run out: time has to pass.
     await delay(300);
     expect((await r1.pick('one', 't', 'third', 200)).kind).toBe('instance');
     await r1.close();
@@ -115,7 +124,7 @@ describe('AgentRegistry', () => {
     await r1.registerInstance({ instanceId: 'p1', agent: 'bird', tasks: [], concurrency: 1 });
     await client.flushall(); // as after a Redis restart without persistence
     // The next heartbeat (every TTL/5) notices and writes everything back.
-    await delay(600);
+    await waitFor(async () => (await r1.list()).length > 0, { what: 'the instances written back', timeoutMs: 3_000 });
     expect((await r1.list()).map((a) => a.name)).toEqual(['bird']);
     await r1.close();
   });

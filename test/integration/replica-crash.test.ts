@@ -44,6 +44,7 @@ describe('a replica killed under load, behind nginx', () => {
         } catch (error) {
           const e = error as GatewayError;
           count(e instanceof GatewayError && e.retryable ? `retryable ${e.code}` : `FINAL ${e.code ?? e}`);
+          // Pacing: back off a little after a failure rather than spin on fast refusals.
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
       }

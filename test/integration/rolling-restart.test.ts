@@ -63,6 +63,7 @@ describe('a rolling restart of every replica under load, behind nginx', () => {
           const e = error as GatewayError;
           failures.push(e instanceof GatewayError ? `${e.code}: ${e.message}` : String(error));
           note(`a call failed: ${e.message}`);
+          // Pacing: back off a little after a failure rather than spin on fast refusals.
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
       }

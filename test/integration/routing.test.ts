@@ -1,5 +1,6 @@
 import Redis from 'ioredis';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
+import { waitFor } from '../helpers/wait';
 import { TestSocket } from '../helpers/ws-client';
 
 /** Cross-replica routing against a real Redis and two real gateway processes. */
@@ -62,14 +63,23 @@ describe('routing across replicas', () => {
     await monitor.connect();
     const m = await monitor.monitor();
     const publishes: string[] = [];
+    const fence = `fence-${process.pid}-${Date.now()}`;
+    let fenced = false;
     m.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toLowerCase() === 'echo' && args[1] === fence) fenced = true;
       if (args[0]?.toLowerCase() === 'publish' && !(args[2] ?? '').includes('"canary"')) publishes.push(args[1]!);
     });
-    const response = await caller.request({ action: 'coordinator', id: 1, agent: 'counted', task: 't' });
-    expect(response.ok).toBe(true);
-    await new Promise((r) => setTimeout(r, 200));
-    m.disconnect();
-    monitor.disconnect();
+    try {
+      const response = await caller.request({ action: 'coordinator', id: 1, agent: 'counted', task: 't' });
+      expect(response.ok).toBe(true);
+      // MONITOR reports commands in the order Redis ran them: once it has reported a command sent
+      // after the response, it has reported every publish of the call.
+      await monitor.echo(fence);
+      await waitFor(() => fenced, { what: 'MONITOR to report the fence command' });
+    } finally {
+      m.disconnect();
+      monitor.disconnect();
+    }
     expect(publishes).toEqual([`${cluster.keyPrefix}:{inbox:B}`, `${cluster.keyPrefix}:{inbox:A}`]);
     await caller.close();
     await agent.close();
@@ -217,9 +227,15 @@ describe('routing across replicas', () => {
       tasks: ['a', 'b', 'c'],
     });
     await x2.close();
-    await new Promise((r) => setTimeout(r, 100));
-    const after = await caller.request({ action: 'agents.list', id: 2 });
-    expect((after.result as { name: string; instances: number }[]).find((e) => e.name === 'lister')?.instances).toBe(1);
+    let id = 1;
+    await waitFor(
+      async () => {
+        const after = await caller.request({ action: 'agents.list', id: ++id });
+        const listed = (after.result as { name: string; instances: number }[]).find((e) => e.name === 'lister');
+        return listed?.instances === 1;
+      },
+      { what: 'the closed instance to leave the list', timeoutMs: 5_000 },
+    );
     await Promise.all([caller.close(), x1.close()]);
   });
 

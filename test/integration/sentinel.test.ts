@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import Redis from 'ioredis';
 import { exitOf, isRunning, releasePath, trackChild, trackPath } from '../helpers/child-reaper';
 import { startAgent } from '../helpers/cluster';
@@ -87,11 +86,14 @@ describe('Redis Sentinel', () => {
       expect(await call('before')).toMatchObject({ ok: true, result: { output: { echo: 'before' } } });
       // Let the replica catch up with the registrations, then lose the master for good.
       const direct = new Redis(master.port, '127.0.0.1');
-      await waitFor(async () => /slave0:.*state=online/.test(await direct.info('replication')), {
-        what: 'the replica to be in sync',
-      });
-      await direct.wait(1, 1000);
-      direct.disconnect();
+      try {
+        await waitFor(async () => /slave0:.*state=online/.test(await direct.info('replication')), {
+          what: 'the replica to be in sync',
+        });
+        await direct.wait(1, 1000);
+      } finally {
+        direct.disconnect();
+      }
       await master.kill();
 
       // Until Sentinel has promoted the replica, calls fail, fast and retryable; then they work again.
@@ -102,16 +104,19 @@ describe('Redis Sentinel', () => {
           const reply = await call(`during-${n++}`);
           if (reply.ok) return true;
           failures.push(reply.error as { code: string; retryable: boolean });
-          await delay(200);
           return false;
         },
-        { what: 'calls to work again after the failover', timeoutMs: 45_000 },
+        // One call every 200 ms at most while there is no master.
+        { what: 'calls to work again after the failover', timeoutMs: 45_000, intervalMs: 200 },
       );
       for (const failure of failures)
         expect(failure.retryable ? failure : failure.code).toMatchObject({ retryable: true });
       const promoted = new Redis(replica.port, '127.0.0.1');
-      expect(await promoted.info('replication')).toMatch(/role:master/);
-      promoted.disconnect();
+      try {
+        expect(await promoted.info('replication')).toMatch(/role:master/);
+      } finally {
+        promoted.disconnect();
+      }
       for (const g of gateways) {
         await waitFor(async () => (await fetch(`${g.httpUrl}/readyz`)).status === 200, {
           what: `${g.replicaId} ready`,

@@ -136,7 +136,7 @@ describe('async task permissions', () => {
     const [a, b] = cluster.gateways;
     const planner = await createApiKey(a!.httpUrl, ADMIN, { name: 'planner-user', role: 'agent' });
     await applyPolicy(
-      a!.httpUrl,
+      cluster,
       ADMIN,
       [
         'roles:',

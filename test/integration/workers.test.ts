@@ -65,8 +65,8 @@ describe('worker shutdown', () => {
   });
 
   it('hands back an attempt still being judged at the deadline: it never reaches the agent from the stopping worker', async () => {
-    // A custom validator that takes 3 s over tasks marked SLOW: the attempt is in admission when the
-    // 300 ms drain ends.
+    // A custom validator that takes 3 s over tasks marked SLOW (a slow judge, simulated): the attempt
+    // is in admission when the 300 ms drain ends.
     const dir = mkdtempSync(path.join(tmpdir(), 'openclaw-validators-'));
     const module = path.join(dir, 'slow.js');
     writeFileSync(
@@ -174,8 +174,12 @@ describe('a worker back from a long pause', () => {
       await waitFor(() => attempts.length === 1, { what: 'attempt 1 at the agent' });
       await cluster.addWorker('W2');
       process.kill(first.pid, 'SIGSTOP');
-      await new Promise((resolve) => setTimeout(resolve, 6_000));
-      process.kill(first.pid, 'SIGCONT');
+      // W1 stays frozen until its 2 s lock has run out and W2, having taken the job over, runs attempt 2.
+      try {
+        await waitFor(() => attempts.length === 2, { what: 'attempt 2 at the agent, from W2', timeoutMs: 20_000 });
+      } finally {
+        process.kill(first.pid, 'SIGCONT');
+      }
 
       const statuses = await taskStatuses(caller, taskId, 40_000);
       expect(statuses.map((s) => [s.status, s.attempt])).toEqual([
