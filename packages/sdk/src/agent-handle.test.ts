@@ -321,6 +321,10 @@ describe('task dispatch', () => {
 
   it('aborts running tasks when the connection drops, and sends their replies nowhere', async () => {
     let reason: unknown;
+    let lateReplied: () => void = () => undefined;
+    const late = new Promise<void>((resolve) => {
+      lateReplied = resolve;
+    });
     const agent = client.agent('summarizer');
     agent.handle(
       'slow',
@@ -329,7 +333,10 @@ describe('task dispatch', () => {
           ctx.signal.addEventListener('abort', () => {
             reason = ctx.signal.reason;
             // Finishes after the client has reconnected: this reply must not reach the new connection.
-            setTimeout(() => resolve('late'), 40);
+            setTimeout(() => {
+              resolve('late');
+              lateReplied();
+            }, 40);
           }),
         ),
     );
@@ -342,9 +349,11 @@ describe('task dispatch', () => {
     connection.close(1012);
     await connected;
     expect(reason).toMatchObject({ code: 'UNAVAILABLE' });
-    await new Promise((resolve) => setTimeout(resolve, 80));
+    await late;
+    // A frame sent after the late reply: had the reply gone out, it would come before this one.
+    await client.ping();
     const second = await gateway.connection(1);
-    expect(second.frames.map((frame) => frame.action)).toEqual(['hello', 'register']);
+    expect(second.frames.map((frame) => frame.action)).toEqual(['hello', 'register', 'ping']);
     expect(agent.inFlight).toBe(0);
   });
 });

@@ -504,6 +504,7 @@ describe('call: transparent retries', () => {
     const outputs = Array.from({ length: 40 }, (_, n) =>
       client.call('summarizer', 'summarize', { n }, { timeoutMs: 5_000 }),
     );
+    // Within the gateway's retryAfterMs (300 ms) the client must still be waiting: time has to pass.
     await delay(50);
     expect(client.state).toBe('reconnecting');
     expect(client.listenerCount('connected') + client.listenerCount('closed')).toBe(0);
@@ -798,6 +799,7 @@ describe('reconnection', () => {
     const closed = nextEvent(client, 'closed');
     (await gateway.connection(0)).close(1012);
     expect((await closed).code).toBe(1012);
+    // Nothing must happen: a window in which a reconnection would have started.
     await delay(50);
     expect(gateway.connections).toHaveLength(1);
   });
@@ -847,6 +849,7 @@ describe('reconnection', () => {
     (await gateway.connection(0)).close(1012);
     await reconnecting;
     await client.close();
+    // Past the 200 ms backoff, when a reconnection would have started: time has to pass.
     await delay(250);
     expect(gateway.connections).toHaveLength(1);
     expect(client.state).toBe('closed');
