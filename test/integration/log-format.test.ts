@@ -185,4 +185,17 @@ describe('log format', () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
+
+  it('openclaw up stops cleanly on a Ctrl-C that comes while it is still starting', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'openclaw-up-'));
+    const up = run(['up', '--port', '0', '--data-dir', dataDir, '--log-format', 'json']);
+    try {
+      // The gateway's ready line comes before the worker has started: the signal lands mid-start.
+      await up.waitFor(/"msg":"gateway ready"/, 'the gateway ready line of openclaw up');
+      expect(await stop(up, 'SIGINT')).toEqual({ code: 0, signal: null });
+    } finally {
+      if (isRunning(up.child)) up.child.kill('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 });

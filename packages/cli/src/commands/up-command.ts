@@ -41,6 +41,9 @@ interface UpOptions {
 
 async function up(options: UpOptions): Promise<void> {
   const log = (line: string): void => void process.stderr.write(`openclaw up: ${line}\n`);
+  // The signal handlers come first: the gateway and the worker log their ready lines before `start`
+  // returns, and a Ctrl-C on such a line must stop the stack cleanly, not kill the process.
+  const signals = new StopSignals();
   let redis: ChildProcess | undefined;
   let redisUrl = process.env.REDIS_URL;
   if (redisUrl) {
@@ -105,25 +108,55 @@ async function up(options: UpOptions): Promise<void> {
   log(
     `stack is up: gateway ws://${config.host}:${gateway.port} (HTTP http://${config.host}:${gateway.port}/status, metrics /metrics, Mission Control http://${config.host}:${gateway.port}/dashboard/), worker ${worker.id} (metrics http://127.0.0.1:${worker.status().port}/metrics). Ctrl-C stops it.`,
   );
-  await new Promise<void>((done) => {
-    let stopping = false;
-    const stop = (): void => {
-      if (stopping) process.exit(1);
-      stopping = true;
-      log('stopping');
-      void Promise.all([gateway.close(), worker.close()])
-        .then(() => stopChild(redis))
-        .then(() => {
-          log('stopped');
-          done();
-        });
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    redis?.once('exit', (code) => {
-      if (!stopping) log(`redis-server exited (code ${code}); the gateway keeps retrying until it is back`);
-    });
+  redis?.once('exit', (code) => {
+    if (signals.received === undefined)
+      log(`redis-server exited (code ${code}); the gateway keeps retrying until it is back`);
   });
+  await signals.next();
+  log('stopping');
+  signals.onRepeat(() => process.exit(1));
+  redis?.removeAllListeners('exit');
+  await Promise.all([gateway.close(), worker.close()]);
+  await stopChild(redis);
+  log('stopped');
+  signals.dispose();
+}
+
+/** SIGINT and SIGTERM from the start of `up`: the first is kept until the stack is up, a second one while stopping exits at once. */
+class StopSignals {
+  received: NodeJS.Signals | undefined;
+  private wake: (() => void) | undefined;
+  private repeat: (() => void) | undefined;
+  private readonly handler = (signal: NodeJS.Signals): void => {
+    if (this.received !== undefined) {
+      this.repeat?.();
+      return;
+    }
+    this.received = signal;
+    this.wake?.();
+  };
+
+  constructor() {
+    process.on('SIGINT', this.handler);
+    process.on('SIGTERM', this.handler);
+  }
+
+  /** Resolves on the first signal, at once if it came already. */
+  next(): Promise<void> {
+    if (this.received !== undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.wake = resolve;
+    });
+  }
+
+  onRepeat(action: () => void): void {
+    this.repeat = action;
+  }
+
+  dispose(): void {
+    process.off('SIGINT', this.handler);
+    process.off('SIGTERM', this.handler);
+  }
 }
 
 async function startRedis(port: number, dir: string): Promise<ChildProcess> {
