@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cpuMs, stopAll } from './processes';
+import { cpuMs, stopAll, stopGracefully } from './processes';
 import { RedisCommandCounter } from './redis-stats';
 import { type Cell, type CpuRole, commandMix, costTable, resultsTable, updateDoc } from './report';
 import { latency } from './stats';
@@ -227,8 +227,8 @@ ${resultsTable(cells)}
 Where the time goes: CPU time per request of each process, from \`/proc/<pid>/stat\` (10 ms ticks) over
 the measured windows ("client" is the benchmark process, which runs both the caller and the echo
 agent); Redis commands per request from \`INFO commandstats\`, counting the commands run inside Lua
-scripts; p99.9; req/s of each round (the drift); failed requests; and, for OpenClaw, the slot
-reservations still held once each window had drained, summed over the rounds (each one is a leak).
+scripts; p99.9; req/s of each round (the drift); failed requests; and, for OpenClaw, the
+tasks agent instances still held once each window had drained, summed over the rounds (each one is a leak).
 
 ${costTable(cells)}
 
@@ -268,6 +268,8 @@ async function main(): Promise<void> {
   } finally {
     for (const system of systems) system.close();
     for (const counter of counters.values()) counter.close();
+    // Profiled replicas must exit by themselves to write their profiles.
+    if (process.env.BENCH_CPU_PROF) await stopGracefully(systems[0]!.processes.filter((p) => p.role !== 'redis'));
     await stopAll();
   }
 

@@ -63,6 +63,18 @@ export async function stopAll(): Promise<void> {
   await Promise.race([Promise.all(gone), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
 }
 
+/** Sends SIGTERM to processes of the benchmark and waits (up to 15 s) until they have exited. */
+export async function stopGracefully(processes: readonly { pid: number }[]): Promise<void> {
+  const running = [...children].filter((child) => processes.some((p) => p.pid === child.pid));
+  for (const child of running) {
+    children.delete(child);
+    child.removeAllListeners('exit');
+  }
+  const gone = running.map((child) => new Promise((resolve) => child.once('exit', resolve)));
+  for (const child of running) child.kill('SIGTERM');
+  await Promise.race([Promise.all(gone), sleep(15_000)]);
+}
+
 /** A free TCP port on loopback. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

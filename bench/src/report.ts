@@ -27,7 +27,7 @@ export interface Cell {
   redisCommandsPerRequest: number;
   /** Redis commands per answered request, by command. */
   redisCommandMix: Record<string, number>;
-  /** OpenClaw only: slot reservations still held once each window drained (leaks), summed over rounds. */
+  /** OpenClaw only: tasks agent instances still held once each window drained (leaks), summed over rounds. */
   leftAfterDrain?: number;
 }
 
@@ -60,7 +60,7 @@ export function resultsTable(cells: Cell[]): string {
 /** Where the time goes: CPU per request by process, Redis commands per request, drift, errors. */
 export function costTable(cells: Cell[]): string {
   const lines = [
-    '| system | concurrency | CPU µs/req server A | server B | redis | client | Redis commands/req | p99.9 ms | req/s by round | errors | leaked reservations |',
+    '| system | concurrency | CPU µs/req server A | server B | redis | client | Redis commands/req | p99.9 ms | req/s by round | errors | tasks left held |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|',
   ];
   for (const c of cells) {

@@ -45,6 +45,16 @@ export const OPENCLAW_ENV = {
 };
 
 /**
+ * With `BENCH_CPU_PROF=<dir>`, OpenClaw's replicas run under `node --cpu-prof` and write
+ * `<dir>/<name>.cpuprofile` when they stop (the benchmark stops them with SIGTERM); summarise one
+ * with `node bench/dist/profile-summary.js <file>`.
+ */
+function cpuProfileArgs(name: string): string[] {
+  const dir = process.env.BENCH_CPU_PROF;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(dir)}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+}
+
+/**
  * The echo agent's concurrency on OpenClaw (well above the highest level measured), and the deadline
  * of each call (the protocol's default).
  */
@@ -82,6 +92,7 @@ export async function startOpenClaw(): Promise<RunningSystem> {
     launch(
       process.execPath,
       [
+        ...cpuProfileArgs(`openclaw-replica-${i === 0 ? 'a' : 'b'}`),
         CLI,
         'gateway',
         'start',
@@ -166,14 +177,21 @@ export async function startOpenClaw(): Promise<RunningSystem> {
   });
 }
 
-/** Slot reservations still held on agent instances: with nothing in flight, every one is a leak. */
+/**
+ * Tasks agent instances still hold (as their replicas report them, about 100 ms after a change), read
+ * once the counts have settled: with nothing in flight, every one is a leak.
+ */
 async function openClawReservations(redis: Redis): Promise<Record<string, number>> {
+  await new Promise((resolve) => setTimeout(resolve, 300));
   let reservations = 0;
   let cursor = '0';
   do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', '*:instance:*:load', 'COUNT', 1000);
+    const [next, keys] = await redis.scan(cursor, 'MATCH', '*:instance:*', 'COUNT', 1000);
     cursor = next;
-    for (const key of keys) reservations += await redis.zcard(key);
+    for (const key of keys) {
+      if (key.endsWith(':load')) continue;
+      reservations += Number((await redis.hget(key, 'inFlight')) ?? 0);
+    }
   } while (cursor !== '0');
   return { reservations };
 }

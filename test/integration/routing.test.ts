@@ -116,6 +116,27 @@ describe('routing across replicas', () => {
     await Promise.all([caller.close(), onA.close(), onB.close()]);
   });
 
+  it('holds an instance to its concurrency when calls come from several replicas at once', async () => {
+    const agent = await startAgent(b, { name: 'single', concurrency: 1, answer: 'manual' });
+    const callers = [await TestSocket.open(a), await TestSocket.open(b)];
+    // Neither origin knows of the other's call: the replica holding the instance lets one through.
+    for (const [i, caller] of callers.entries()) {
+      caller.send({ action: 'coordinator', id: `c${i}`, agent: 'single', task: 't', timeoutMs: 20_000 });
+    }
+    const task = await agent.socket.nextEvent('task');
+    await waitFor(() => callers.some((c) => c.pending().some((f) => (f as { ok?: boolean }).ok === false)), {
+      what: 'the other call refused',
+    });
+    expect(agent.socket.pending().filter((f) => f.event === 'task')).toHaveLength(0);
+    agent.socket.send({ action: 'task.result', taskId: task.taskId, output: 'one' });
+    const responses = await Promise.all(callers.map((c, i) => c.nextResponse((r) => r.id === `c${i}`)));
+    expect(responses.find((r) => r.ok)).toMatchObject({ result: { output: 'one' } });
+    expect(responses.find((r) => !r.ok)).toMatchObject({
+      error: { code: 'AGENT_UNAVAILABLE', retryable: true, dispatched: false },
+    });
+    await Promise.all([...callers.map((c) => c.close()), agent.close()]);
+  });
+
   it('gives AGENT_NOT_FOUND for an unknown agent and for a task no instance handles', async () => {
     const agent = await startAgent(b, { name: 'picky', tasks: ['only-this'] });
     const caller = await TestSocket.open(a);
@@ -326,12 +347,12 @@ describe('routing across replicas', () => {
     await Promise.all([caller.close(), agent.close()]);
   });
 
-  it('leaves no reservation and no stale record behind after a burst of calls', async () => {
+  it('leaves no task held and no stale record behind after a burst of calls', async () => {
     const agent = await startAgent(b, { name: 'burst', concurrency: 64 });
     const caller = await TestSocket.open(a);
     const taskIds: string[] = [];
     let next = 0;
-    // 64 in flight from one socket saturates this machine, where replies can overtake pick results.
+    // 64 in flight from one socket saturates this machine.
     const worker = async (): Promise<void> => {
       while (next < 2000) {
         const id = `b${next++}`;
@@ -341,8 +362,15 @@ describe('routing across replicas', () => {
       }
     };
     await Promise.all(Array.from({ length: 64 }, worker));
-    const list = await caller.request({ action: 'agents.list', id: 'l' });
-    expect((list.result as { name: string; inFlight: number }[]).find((x) => x.name === 'burst')?.inFlight).toBe(0);
+    // The holder writes its instances' counts about 100 ms after they change.
+    let listed = 0;
+    await waitFor(
+      async () => {
+        const list = await caller.request({ action: 'agents.list', id: `l${listed++}` });
+        return (list.result as { name: string; inFlight: number }[]).find((x) => x.name === 'burst')?.inFlight === 0;
+      },
+      { what: 'no task held by the instance', timeoutMs: 2_000 },
+    );
     const statuses = new Map<string, number>();
     for (const taskId of taskIds) {
       const record = await caller.request({ action: 'task.get', id: `g-${taskId}`, taskId });

@@ -28,9 +28,17 @@ interface LocalInstance {
   instanceId: string;
   agent: string;
   session: Session;
+  /** Most tasks it holds at once: a dispatch beyond it is refused as busy. */
+  concurrency: number;
   /** Tasks sent to this instance and not answered: task id to origin replica. */
-  openTasks: Map<string, { origin: string; traceparent: string; agents: string[] }>;
+  openTasks: Map<string, { origin: string; traceparent: string; agents: string[]; deadline: number }>;
 }
+
+/**
+ * How long past its deadline a task keeps its place on an instance when its origin never said it
+ * ended (the origin died): then the place is free again, and the agent told to stop.
+ */
+const EXPIRED_TASK_GRACE_MS = 1000;
 
 /** Most instances one connection may register. */
 export const MAX_INSTANCES_PER_SESSION = 32;
@@ -106,7 +114,13 @@ export class AgentHost {
       throw new GatewayError('CONFLICT', `one connection may register at most ${MAX_INSTANCES_PER_SESSION} agents`);
     }
     const instanceId = randomUUID();
-    const instance: LocalInstance = { instanceId, agent: params.name, session, openTasks: new Map() };
+    const instance: LocalInstance = {
+      instanceId,
+      agent: params.name,
+      session,
+      concurrency: params.concurrency ?? 1,
+      openTasks: new Map(),
+    };
     this.instances.set(instanceId, instance);
     session.instances.set(instanceId, params.name);
     try {
@@ -137,12 +151,13 @@ export class AgentHost {
   handleDispatch(message: TaskDispatchMessage): void {
     const instance = this.instances.get(message.instanceId);
     if (!instance?.session.open) {
-      this.reply(message.sender, message.taskId, message.instanceId, message.traceparent, {
-        kind: 'failure',
-        error: new GatewayError('AGENT_UNAVAILABLE', 'the agent instance disconnected before the task reached it', {
-          dispatched: false,
-        }).toWire(),
-      });
+      // The origin routes it again, from a fresh copy of the registry.
+      this.refuse(message, 'gone');
+      return;
+    }
+    // A new attempt of a task takes over its earlier attempt's place.
+    if (!instance.openTasks.has(message.taskId) && this.full(instance)) {
+      this.refuse(message, 'busy');
       return;
     }
     // In the dispatch's trace (the bus consumer span): the agent may continue it with its own spans.
@@ -151,7 +166,9 @@ export class AgentHost {
       origin: message.sender,
       traceparent,
       agents: message.from.agents ?? [],
+      deadline: message.deadline,
     });
+    this.registry.reportLoad(instance.instanceId, instance.openTasks.size);
     instance.session.send({
       event: 'task',
       // Only when the cluster traces (docs/protocol.md): otherwise the id names no trace anyone can see.
@@ -171,7 +188,28 @@ export class AgentHost {
   handleAbort(message: TaskAbortMessage): void {
     const instance = this.instances.get(message.instanceId);
     if (!instance?.openTasks.delete(message.taskId)) return;
+    this.registry.reportLoad(instance.instanceId, instance.openTasks.size);
     instance.session.send({ event: 'task.cancel', taskId: message.taskId });
+  }
+
+  /**
+   * Whether an instance holds as many tasks as its concurrency. Tasks well past their deadline
+   * whose origin never said they ended (it died) are let go first, their agent told to stop.
+   */
+  private full(instance: LocalInstance): boolean {
+    if (instance.openTasks.size < instance.concurrency) return false;
+    const expired = Date.now() - EXPIRED_TASK_GRACE_MS;
+    for (const [taskId, open] of instance.openTasks) {
+      if (open.deadline >= expired) continue;
+      instance.openTasks.delete(taskId);
+      instance.session.send({ event: 'task.cancel', taskId });
+    }
+    return instance.openTasks.size >= instance.concurrency;
+  }
+
+  /** Tells the origin that a task was not given to the agent, so it may route it elsewhere. */
+  private refuse(message: TaskDispatchMessage, reason: 'busy' | 'gone'): void {
+    this.reply(message.sender, message.taskId, message.instanceId, message.traceparent, { kind: 'refused', reason });
   }
 
   /**
@@ -199,6 +237,7 @@ export class AgentHost {
       outcome = { kind: 'progress', progress: (params as ActionParams<'task.progress'>).progress };
     } else {
       instance.openTasks.delete(params.taskId);
+      this.registry.reportLoad(instance.instanceId, instance.openTasks.size);
       outcome =
         action === 'task.result'
           ? { kind: 'result', output: (params as ActionParams<'task.result'>).output ?? null }
@@ -275,9 +314,6 @@ export class AgentHost {
       (receivers) => {
         if (receivers > 0) return;
         this.logger.debug({ taskId, origin }, 'reply dropped: the origin replica (or worker) is gone');
-        // Nobody will release the slot the task held: free it here, so a new attempt of the task (a
-        // worker that took over a dead one's job) need not wait for the reservation to expire.
-        if (outcome.kind !== 'progress') void this.registry.release(instanceId, taskId).catch(() => undefined);
       },
       (error: unknown) => this.logger.warn({ err: error, taskId }, 'could not send a reply to the origin replica'),
     );

@@ -339,6 +339,8 @@ export class Gateway {
           return this.dispatcher.handleCancelRequest(message);
         case 'approval.changed':
           return this.approvals.notify(message.approvalId);
+        case 'registry.changed':
+          return this.registry.changed();
         default:
           return undefined;
       }

@@ -198,6 +198,8 @@ export class TaskWorker {
           return this.dispatcher.handleReply(message);
         case 'task.cancel-request':
           return this.dispatcher.handleCancelRequest(message);
+        case 'registry.changed':
+          return this.node.registry.changed();
         default:
           return undefined;
       }

@@ -39,6 +39,11 @@ export const TaskReplyMessageSchema = z.object({
     /** The gateway could not deliver or complete it (e.g. the agent disconnected). */
     z.object({ kind: z.literal('failure'), error: WireErrorSchema }),
     z.object({ kind: z.literal('progress'), progress: z.unknown() }),
+    /**
+     * The holder did not give the task to the agent: the instance is at its concurrency (`busy`)
+     * or no longer here (`gone`). The origin may route it to another instance.
+     */
+    z.object({ kind: z.literal('refused'), reason: z.enum(['busy', 'gone']) }),
   ]),
 });
 
@@ -65,6 +70,9 @@ export const ApprovalChangedMessageSchema = z.object({
   approvalId: z.string().min(1).max(64),
 });
 
+/** A replica or worker to all (broadcast): the agent registry changed; routing copies load it again. */
+export const RegistryChangedMessageSchema = z.object({ ...EnvelopeBase, type: z.literal('registry.changed') });
+
 /** A replica to itself: proves its subscriber still receives. */
 export const CanaryMessageSchema = z.object({ ...EnvelopeBase, type: z.literal('canary') });
 
@@ -75,6 +83,7 @@ export const BusMessageSchema = z.discriminatedUnion('type', [
   TaskAbortMessageSchema,
   TaskCancelRequestMessageSchema,
   ApprovalChangedMessageSchema,
+  RegistryChangedMessageSchema,
   CanaryMessageSchema,
 ]);
 

@@ -2,7 +2,7 @@ import type { BusMessage, OutgoingBusMessage } from './bus-message';
 
 /** What a bus has carried since the process started (for metrics). */
 export class BusStats {
-  /** Messages published, by type (including those published by the registry's pick script). */
+  /** Messages published, by type. */
   readonly sent = new Map<string, number>();
   /** Valid messages received, by type. */
   readonly received = new Map<string, number>();
@@ -39,11 +39,10 @@ export interface ClusterBus {
    */
   send(to: string, message: OutgoingBusMessage): Promise<number>;
   /**
-   * Stamps a message (id, sender, time, trace context) and serialises it as `send` would, for a
-   * publish done elsewhere (the registry's pick script). The message's own fields keep their order,
-   * after the stamp.
+   * Sends one message to every replica and worker (the broadcast channel), this process included.
+   * @throws {GatewayError} `UNAVAILABLE` when the bus cannot send now.
    */
-  encode(message: OutgoingBusMessage): string;
+  broadcast(message: OutgoingBusMessage): Promise<void>;
   /** Sets the handler of inbound messages. */
   onMessage(handler: BusHandler): void;
   /** Called after the subscription was lost and is back: messages may have been missed in between. */

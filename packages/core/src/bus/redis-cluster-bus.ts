@@ -36,6 +36,7 @@ export class RedisClusterBus implements ClusterBus {
   private readonly logger: Logger;
   private readonly canaryIntervalMs: number;
   private readonly channel: string;
+  private readonly broadcastChannel: string;
   private handler: BusHandler = () => {};
   private resubscribedHandler: () => void = () => {};
   private subscriptionLostHandler: () => void = () => {};
@@ -51,7 +52,7 @@ export class RedisClusterBus implements ClusterBus {
   readonly stats = new BusStats();
 
   private readonly onRawMessage = (channel: string, raw: string): void => {
-    if (channel !== this.channel) return;
+    if (channel !== this.channel && channel !== this.broadcastChannel) return;
     let json: unknown;
     try {
       json = JSON.parse(raw);
@@ -119,13 +120,14 @@ export class RedisClusterBus implements ClusterBus {
     this.logger = options.logger;
     this.canaryIntervalMs = options.canaryIntervalMs ?? 2000;
     this.channel = this.keys.inbox(this.replicaId);
+    this.broadcastChannel = this.keys.broadcast();
   }
 
   async start(): Promise<void> {
     this.subscriber.on('message', this.onRawMessage);
     this.subscriber.on('close', this.onSubscriberClose);
     this.subscriber.on('ready', this.onSubscriberReady);
-    await this.subscriber.subscribe(this.channel);
+    await this.subscriber.subscribe(this.channel, this.broadcastChannel);
     this.subscribed = true;
     this.startedAt = Date.now();
     this.lastCanaryAt = Date.now();
@@ -145,10 +147,6 @@ export class RedisClusterBus implements ClusterBus {
     this.subscriptionLostHandler = handler;
   }
 
-  encode(message: OutgoingBusMessage): string {
-    return JSON.stringify(this.stamp(message));
-  }
-
   async send(to: string, message: OutgoingBusMessage): Promise<number> {
     if (to !== this.replicaId && this.publisher.status !== 'ready') {
       throw new GatewayError('UNAVAILABLE', 'the cluster bus is not connected to Redis');
@@ -163,6 +161,18 @@ export class RedisClusterBus implements ClusterBus {
       const receivers = await this.publisher.publish(this.keys.inbox(to), JSON.stringify(envelope));
       this.stats.countSent(envelope.type);
       return receivers;
+    } catch (error) {
+      this.stats.publishErrors += 1;
+      throw new GatewayError('UNAVAILABLE', 'the cluster bus could not publish', { cause: error });
+    }
+  }
+
+  async broadcast(message: OutgoingBusMessage): Promise<void> {
+    if (this.publisher.status !== 'ready')
+      throw new GatewayError('UNAVAILABLE', 'the cluster bus is not connected to Redis');
+    try {
+      await this.publisher.publish(this.broadcastChannel, JSON.stringify(this.stamp(message)));
+      this.stats.countSent(message.type);
     } catch (error) {
       this.stats.publishErrors += 1;
       throw new GatewayError('UNAVAILABLE', 'the cluster bus could not publish', { cause: error });
@@ -191,7 +201,7 @@ export class RedisClusterBus implements ClusterBus {
     this.subscriber.off('close', this.onSubscriberClose);
     this.subscriber.off('ready', this.onSubscriberReady);
     if (this.subscribed && this.subscriber.status === 'ready') {
-      await this.subscriber.unsubscribe(this.channel).catch(() => undefined);
+      await this.subscriber.unsubscribe(this.channel, this.broadcastChannel).catch(() => undefined);
     }
     this.subscribed = false;
   }
@@ -250,7 +260,7 @@ export class RedisClusterBus implements ClusterBus {
     if (now - this.lastHealAt < 3 * this.canaryIntervalMs) return;
     this.healing = true;
     this.lastHealAt = now;
-    this.subscriber.subscribe(this.channel).then(
+    this.subscriber.subscribe(this.channel, this.broadcastChannel).then(
       () => {
         this.healing = false;
         this.logger.warn(

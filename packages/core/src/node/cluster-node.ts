@@ -99,6 +99,7 @@ export class ClusterNode {
       replicaId: id,
       ...(options.presenceTtlMs === undefined ? {} : { presenceTtlMs: options.presenceTtlMs }),
       logger,
+      announce: () => void this.bus.broadcast({ type: 'registry.changed' }).catch(() => undefined),
     });
     this.store = new CallRecords(redis, keys);
     this.ledger = new TaskLedger(redis, keys);
@@ -167,6 +168,7 @@ export class ClusterNode {
     );
     await this.bus.start();
     if (this.hostsAgents) await this.registry.start();
+    await this.registry.startRouting();
     await this.authorizer.start();
   }
 
@@ -179,7 +181,7 @@ export class ClusterNode {
     this.authorizer.close();
     this.dispatcher.close();
     await Promise.allSettled([
-      this.hostsAgents ? this.registry.close() : undefined,
+      this.hostsAgents ? this.registry.close() : this.registry.routing.table.stop(),
       this.bus.close(),
       this.audit.drain(),
     ]);

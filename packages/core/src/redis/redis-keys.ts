@@ -48,22 +48,28 @@ export class RedisKeys {
     return `${this.registry}agent:${agent}:instances`;
   }
 
-  /**
-   * Marker that an agent's instances are moving: their replica drains, and they will register again
-   * on another. Expires by itself.
-   */
-  agentMoving(agent: string): string {
-    return `${this.registry}agent:${agent}:moving`;
-  }
-
   /** Hash describing one agent instance: agent, replica, concurrency, tasks, meta, registeredAt. */
   instance(instanceId: string): string {
     return `${this.registry}instance:${instanceId}`;
   }
 
-  /** Sorted set of the tasks an instance holds, scored by the time their reservation expires. */
+  /**
+   * Sorted set of the tasks an instance held, scored by the time their reservation expired. Written
+   * by earlier versions only (slots are now counted by the replica holding the instance); removed
+   * with the instance.
+   */
   instanceLoad(instanceId: string): string {
     return `${this.registry}instance:${instanceId}:load`;
+  }
+
+  /** Counter bumped by every change of the registry: replicas compare it with the copy they route from. */
+  registryVersion(): string {
+    return `${this.registry}version`;
+  }
+
+  /** Sorted set of the agents moving from a draining replica, scored by the time the marker ends. */
+  movingAgents(): string {
+    return `${this.registry}moving-agents`;
   }
 
   /** Set of names of HTTP agents. */
@@ -247,14 +253,13 @@ export class RedisKeys {
     return `${this.prefix}:{approvals:${tenant}}:index`;
   }
 
-  /** Pub/sub channel: a replica's own inbox. Only that replica subscribes to it. */
-  inbox(replicaId: string): string {
-    const parts = this.inboxParts();
-    return `${parts.head}${replicaId}${parts.tail}`;
+  /** Pub/sub channel every replica and worker subscribes to: news for all (the registry changed). */
+  broadcast(): string {
+    return `${this.prefix}:{broadcast}`;
   }
 
-  /** The inbox channel name around the replica id, for scripts that build it. */
-  inboxParts(): { head: string; tail: string } {
-    return { head: `${this.prefix}:{inbox:`, tail: '}' };
+  /** Pub/sub channel: a replica's own inbox. Only that replica subscribes to it. */
+  inbox(replicaId: string): string {
+    return `${this.prefix}:{inbox:${replicaId}}`;
   }
 }

@@ -34,7 +34,12 @@ export interface AgentPresenceOptions {
    */
   presenceTtlMs?: number;
   logger: Logger;
+  /** Tells every process that the registry changed (after this process wrote it). */
+  announce: () => void;
 }
+
+/** How long the count of an instance's open tasks may lag behind in `agents.list`. */
+const LOAD_REPORT_MS = 100;
 
 /**
  * This replica's presence in the cluster registry, in Redis. The replica keeps a heartbeat key with
@@ -55,6 +60,10 @@ export class AgentPresence {
   private sweepAfter = 0;
   private heartbeatRunning = false;
   private closing: Promise<void> | undefined;
+  private readonly announce: () => void;
+  /** Open-task counts of local instances not yet written (for `agents.list`). */
+  private readonly loads = new Map<string, number>();
+  private loadTimer: NodeJS.Timeout | undefined;
 
   constructor(options: AgentPresenceOptions) {
     this.redis = options.redis as PresenceRedis;
@@ -67,6 +76,25 @@ export class AgentPresence {
     this.replicaId = options.replicaId;
     this.ttl = options.presenceTtlMs;
     this.logger = options.logger;
+    this.announce = options.announce;
+  }
+
+  /**
+   * The number of tasks a local instance holds, as `agents.list` shows it: written to Redis a little
+   * later ({@link LOAD_REPORT_MS}), together with the other changes of that moment.
+   */
+  reportLoad(instanceId: string, openTasks: number): void {
+    this.loads.set(instanceId, openTasks);
+    if (this.loadTimer) return;
+    this.loadTimer = setTimeout(() => {
+      this.loadTimer = undefined;
+      if (this.redis.status !== 'ready') return;
+      const batch = this.redis.pipeline();
+      for (const [id, n] of this.loads) if (this.local.has(id)) batch.hset(this.keys.instance(id), 'inFlight', n);
+      this.loads.clear();
+      void batch.exec().catch(() => undefined);
+    }, LOAD_REPORT_MS);
+    this.loadTimer.unref();
   }
 
   /** The presence TTL of a replica that hosts agents. */
@@ -94,6 +122,7 @@ export class AgentPresence {
   async registerInstance(registration: InstanceRegistration): Promise<void> {
     this.local.set(registration.instanceId, registration);
     await guarded(this.redis, () => this.writeInstance(registration));
+    this.announce();
   }
 
   /**
@@ -104,9 +133,12 @@ export class AgentPresence {
   async markMoving(ttlMs: number): Promise<void> {
     const agents = new Set([...this.local.values()].map((r) => r.agent));
     if (agents.size === 0) return;
-    const batch = this.redis.multi();
-    for (const agent of agents) batch.set(this.keys.agentMoving(agent), this.replicaId, 'PX', ttlMs);
+    const until = Date.now() + ttlMs;
+    const batch = this.redis.multi().zremrangebyscore(this.keys.movingAgents(), '-inf', Date.now());
+    for (const agent of agents) batch.zadd(this.keys.movingAgents(), until, agent);
+    batch.incr(this.keys.registryVersion());
     await guarded(this.redis, () => batch.exec());
+    this.announce();
   }
 
   /** Removes an instance of this replica (its socket closed). */
@@ -126,6 +158,7 @@ export class AgentPresence {
         registration.agent,
       ),
     );
+    this.announce();
   }
 
   /** Whether a replica's heartbeat is current. */
@@ -143,9 +176,11 @@ export class AgentPresence {
       .multi()
       .set(this.keys.replicaAlive(this.replicaId), String(Date.now()), 'PX', this.presenceTtlMs)
       .sadd(this.keys.replicas(), this.replicaId)
+      .incr(this.keys.registryVersion())
       .exec();
     for (const registration of this.local.values()) await this.writeInstance(registration);
     if (this.local.size > 0) this.logger.info({ instances: this.local.size }, 'registered local agent instances again');
+    this.announce();
   }
 
   /** Removes the instances of every replica whose heartbeat expired. @returns how many were removed. */
@@ -158,6 +193,7 @@ export class AgentPresence {
       const n = Number(
         await this.redis.ocSweepReplica(this.keys.replicas(), this.keys.agents(), this.keys.registry, replica),
       );
+      if (n >= 0) this.announce();
       if (n > 0) {
         removed += n;
         this.logger.info({ deadReplica: replica, instances: n }, 'removed the agent instances of a dead replica');
@@ -175,6 +211,7 @@ export class AgentPresence {
   private async doClose(): Promise<void> {
     clearInterval(this.heartbeatTimer);
     clearInterval(this.sweepTimer);
+    clearTimeout(this.loadTimer);
     const ids = [...this.local.keys()];
     for (const id of ids) await this.unregisterInstance(id).catch(() => undefined);
     if (this.redis.status === 'ready') {
@@ -182,8 +219,10 @@ export class AgentPresence {
         .multi()
         .del(this.keys.replicaAlive(this.replicaId), this.keys.replicaInstances(this.replicaId))
         .srem(this.keys.replicas(), this.replicaId)
+        .incr(this.keys.registryVersion())
         .exec()
         .catch(() => undefined);
+      this.announce();
     }
   }
 
@@ -202,11 +241,13 @@ export class AgentPresence {
         .multi()
         .set(key, String(Date.now()), 'PX', this.presenceTtlMs)
         .sadd(this.keys.replicas(), this.replicaId)
+        .incr(this.keys.registryVersion())
         .exec();
       if (this.local.size > 0) {
         for (const registration of this.local.values()) await this.writeInstance(registration);
         this.logger.info({ instances: this.local.size }, 'registered local agent instances again');
       }
+      this.announce();
     } finally {
       this.heartbeatRunning = false;
     }
@@ -228,6 +269,7 @@ export class AgentPresence {
       .sadd(this.keys.agents(), r.agent)
       .sadd(this.keys.replicaInstances(this.replicaId), r.instanceId)
       .sadd(this.keys.replicas(), this.replicaId)
+      .incr(this.keys.registryVersion())
       .exec();
   }
 }

@@ -3,13 +3,7 @@ import type Redis from 'ioredis';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { AgentPresence, type InstanceRegistration } from './agent-presence';
-import {
-  AgentRouting,
-  type CallLimits,
-  type HttpAgentRegistration,
-  type PickDispatch,
-  type PickResult,
-} from './agent-routing';
+import { AgentRouting, type HttpAgentRegistration, type PickOptions, type PickResult } from './agent-routing';
 
 /** Options of {@link AgentRegistry}. */
 export interface AgentRegistryOptions {
@@ -22,6 +16,13 @@ export interface AgentRegistryOptions {
    */
   presenceTtlMs?: number;
   logger: Logger;
+  /**
+   * Tells every process that the registry changed (a broadcast on the bus); each then loads its
+   * routing copy again ({@link AgentRegistry.changed}).
+   */
+  announce: () => void;
+  /** How often the routing copy checks the registry version and the replicas' heartbeats. Default 1000 ms. */
+  checkIntervalMs?: number;
 }
 
 /**
@@ -39,13 +40,34 @@ export class AgentRegistry {
   readonly routing: AgentRouting;
 
   constructor(options: AgentRegistryOptions) {
-    this.routing = new AgentRouting({ redis: options.redis, keys: options.keys });
-    this.presence = new AgentPresence(options);
+    this.routing = new AgentRouting({
+      redis: options.redis,
+      keys: options.keys,
+      logger: options.logger,
+      checkIntervalMs: options.checkIntervalMs ?? 1000,
+      announce: options.announce,
+    });
+    this.presence = new AgentPresence({ ...options, announce: this.routing.announce });
+  }
+
+  /** Loads the routing copy and starts following the registry (every process that routes calls). */
+  startRouting(): Promise<void> {
+    return this.routing.table.start();
   }
 
   /** Announces this replica and starts the heartbeat and the sweep of dead replicas. */
   start(): Promise<void> {
     return this.presence.start();
+  }
+
+  /** Another process changed the registry: the routing copy is loaded again. */
+  changed(): void {
+    this.routing.table.changed();
+  }
+
+  /** The number of tasks a local instance holds, for `agents.list` (written a moment later). */
+  reportLoad(instanceId: string, openTasks: number): void {
+    this.presence.reportLoad(instanceId, openTasks);
   }
 
   /** Registers an instance attached to this replica. */
@@ -68,23 +90,11 @@ export class AgentRegistry {
   }
 
   /**
-   * Chooses where a task goes and, for an instance, reserves a slot on it for `reservationMs`.
-   * @throws {GatewayError} `UNAVAILABLE` when Redis cannot be reached.
+   * Chooses where a task goes, from this process's routing copy (see {@link AgentRouting.pick}).
+   * @throws {GatewayError} `UNAVAILABLE` when the registry cannot be read.
    */
-  pick(
-    agent: string,
-    task: string,
-    taskId: string,
-    reservationMs: number,
-    dispatch?: PickDispatch,
-    limits?: CallLimits,
-  ): Promise<PickResult> {
-    return this.routing.pick(agent, task, taskId, reservationMs, dispatch, limits);
-  }
-
-  /** Frees the slot a task held on an instance. Best effort: a lost release expires by itself. */
-  release(instanceId: string, taskId: string): Promise<void> {
-    return this.routing.release(instanceId, taskId);
+  pick(agent: string, task: string, options?: PickOptions): Promise<PickResult> {
+    return this.routing.pick(agent, task, options);
   }
 
   /**
@@ -130,6 +140,7 @@ export class AgentRegistry {
 
   /** Stops heartbeats and removes this replica and its instances from the registry. Idempotent. */
   close(): Promise<void> {
+    this.routing.table.stop();
     return this.presence.close();
   }
 }

@@ -1,14 +1,15 @@
-import { randomInt } from 'node:crypto';
 import type { AgentInfo } from '@openclaw/protocol';
 import { GatewayError } from '@openclaw/protocol';
 import type Redis from 'ioredis';
 import type { RedisKeys } from '../redis/redis-keys';
+import type { Logger } from '../telemetry/logger';
+import { RateLeases } from './rate-leases';
 import { encodeTasks, guarded } from './registry-redis';
-import { LIST_AGENTS, PICK_INSTANCE } from './registry-scripts';
+import { LIST_AGENTS } from './registry-scripts';
+import { type RoutedInstance, RouteTable } from './route-table';
 
 /** The routing scripts, as ioredis commands (`defineCommand`). */
 interface RoutingRedis extends Redis {
-  ocPickInstance(...args: (string | number)[]): Promise<unknown>;
   ocListAgents(...args: (string | number)[]): Promise<unknown>;
 }
 
@@ -30,16 +31,6 @@ export interface HttpAgentRegistration {
   timeoutMs?: number;
 }
 
-/**
- * A message to publish to the chosen instance's replica in the same round trip as the pick: its
- * JSON text is `head + instanceId + tail`. Not published when the chosen replica is `selfReplicaId`.
- */
-export interface PickDispatch {
-  selfReplicaId: string;
-  head: string;
-  tail: string;
-}
-
 /** Cluster-wide request limits of a call's principal and tenant (rate 0: no limit). */
 export interface CallLimits {
   principal: { id: string; rate: number; burst: number };
@@ -49,13 +40,7 @@ export interface CallLimits {
 /** Where a task should go. */
 export type PickResult =
   | { kind: 'rate-limited'; retryAfterMs: number; scope: 'principal' | 'tenant' }
-  | {
-      kind: 'instance';
-      instanceId: string;
-      replicaId: string;
-      /** Subscribers that received the dispatch; undefined when it was not published (own replica, or no dispatch given). */
-      receivers?: number;
-    }
+  | { kind: 'instance'; instanceId: string; replicaId: string }
   | { kind: 'http'; url: string; timeoutMs: number | undefined }
   | { kind: 'busy'; instances: number }
   | { kind: 'no-task'; instances: number }
@@ -64,108 +49,138 @@ export type PickResult =
   | { kind: 'unreachable'; instances: number }
   | { kind: 'none' };
 
+/** How a call is to be routed. */
+export interface PickOptions {
+  /** The cluster-wide limits the call is charged to (once: a call routed again is not charged again). */
+  limits?: CallLimits;
+  /** Calls this process has in flight on an instance: the pick prefers the least loaded. */
+  load?: (instanceId: string) => number;
+  /** Instances that refused the call (busy, or gone): not picked again. */
+  exclude?: ReadonlySet<string>;
+  /** Load the routing copy again before picking (an instance was found gone). */
+  fresh?: boolean;
+}
+
 /** Options of {@link AgentRouting}. */
 export interface AgentRoutingOptions {
   /** Command connection (not owned: the caller closes it). */
   redis: Redis;
   keys: RedisKeys;
+  logger: Logger;
+  /** How often the routing copy checks the registry version and the replicas' heartbeats. */
+  checkIntervalMs: number;
+  /** Tells every process that the registry changed (after this process wrote it). */
+  announce: () => void;
 }
 
 /**
- * The routing lookups of the cluster registry, in Redis: where a call goes (one script picks an
- * instance of a live replica or an HTTP agent, reserves a concurrency slot, applies the cluster-wide
- * rate limits and can publish the dispatch, in one round trip), freeing that slot, the HTTP agents,
- * and the listing of agents. It reads the instances {@link AgentPresence} writes, and ignores those
- * of a replica whose heartbeat has expired.
+ * The routing lookups of the cluster registry: where a call goes, the HTTP agents, and the listing
+ * of agents. A call is routed from this process's copy of the registry ({@link RouteTable}), without
+ * a round trip to Redis, and charged to the cluster-wide rate limits from leased tokens
+ * ({@link RateLeases}); the instance's concurrency is held by the replica that holds it, which
+ * refuses a task beyond it, and the origin routes the task again ({@link PickOptions.exclude}). It
+ * reads the instances {@link AgentPresence} writes, and ignores those of a replica whose heartbeat
+ * has expired.
  */
 export class AgentRouting {
   private readonly redis: RoutingRedis;
   private readonly keys: RedisKeys;
+  /** The copy of the registry that calls are routed from. */
+  readonly table: RouteTable;
+  private readonly leases: RateLeases;
+  /** Tells every process that the registry changed, this one first. */
+  readonly announce: () => void;
 
   constructor(options: AgentRoutingOptions) {
     this.redis = options.redis as RoutingRedis;
     // EVALSHA with a fallback to EVAL (after a Redis restart empties the script cache).
-    if (typeof this.redis.ocPickInstance !== 'function') {
-      this.redis.defineCommand('ocPickInstance', { numberOfKeys: 5, lua: PICK_INSTANCE });
+    if (typeof this.redis.ocListAgents !== 'function') {
       this.redis.defineCommand('ocListAgents', { numberOfKeys: 2, lua: LIST_AGENTS });
     }
     this.keys = options.keys;
+    this.table = new RouteTable({
+      redis: options.redis,
+      keys: options.keys,
+      logger: options.logger,
+      checkIntervalMs: options.checkIntervalMs,
+    });
+    this.leases = new RateLeases(options.redis, options.keys);
+    this.announce = () => {
+      this.table.changed();
+      options.announce();
+    };
   }
 
   /**
-   * Chooses where a task goes and, for an instance, reserves a slot on it for `reservationMs`.
-   * @throws {GatewayError} `UNAVAILABLE` when Redis cannot be reached.
+   * Chooses where a task goes: the live instance with the fewest of this process's calls in flight,
+   * below its concurrency, that handles the task (ties broken at random), else an HTTP agent of the
+   * name, else why none. When nothing usable is found, the copy is loaded again first if the
+   * registry changed meanwhile (an agent that registered a moment ago elsewhere is found).
+   * @throws {GatewayError} `UNAVAILABLE` when the registry was never loaded and Redis cannot be reached.
    */
-  async pick(
-    agent: string,
-    task: string,
-    taskId: string,
-    reservationMs: number,
-    dispatch?: PickDispatch,
-    limits?: CallLimits,
-  ): Promise<PickResult> {
-    if (this.redis.status !== 'ready') {
-      // Nothing was sent, so nothing was dispatched: the caller may send the call again.
-      throw new GatewayError('UNAVAILABLE', 'the cluster registry (Redis) is unavailable; retry shortly', {
-        dispatched: false,
-      });
-    }
-    const inbox = this.keys.inboxParts();
-    const reply = (await guarded(this.redis, () =>
-      this.redis.ocPickInstance(
-        this.keys.agentInstances(agent),
-        this.keys.httpAgent(agent),
-        this.keys.rateBucket('principal', limits?.principal.id ?? '-'),
-        this.keys.rateBucket('tenant', limits?.tenant.id ?? '-'),
-        this.keys.agentMoving(agent),
-        this.keys.registry,
-        task,
-        taskId,
-        reservationMs,
-        randomInt(1_000_000),
-        dispatch?.selfReplicaId ?? '',
-        inbox.head,
-        inbox.tail,
-        dispatch?.head ?? '',
-        dispatch?.tail ?? '',
-        limits?.principal.rate ?? 0,
-        limits?.principal.burst ?? 0,
-        limits?.tenant.rate ?? 0,
-        limits?.tenant.burst ?? 0,
-      ),
-    )) as string[];
-    switch (reply[0]) {
-      case 'instance': {
-        const receivers = Number(reply[3]);
-        return receivers >= 0
-          ? { kind: 'instance', instanceId: reply[1]!, replicaId: reply[2]!, receivers }
-          : { kind: 'instance', instanceId: reply[1]!, replicaId: reply[2]! };
+  async pick(agent: string, task: string, options: PickOptions = {}): Promise<PickResult> {
+    if (!this.table.loaded || options.fresh) {
+      if (this.redis.status !== 'ready') {
+        // Nothing was sent, so nothing was dispatched: the caller may send the call again.
+        throw new GatewayError('UNAVAILABLE', 'the cluster registry (Redis) is unavailable; retry shortly', {
+          dispatched: false,
+        });
       }
-      case 'http':
-        return { kind: 'http', url: reply[1]!, timeoutMs: reply[2] ? Number(reply[2]) : undefined };
-      case 'busy':
-        return { kind: 'busy', instances: Number(reply[1]) };
-      case 'rate-limited':
-        return {
-          kind: 'rate-limited',
-          retryAfterMs: Number(reply[1]),
-          scope: reply[2] === 'tenant' ? 'tenant' : 'principal',
-        };
-      case 'no-task':
-        return { kind: 'no-task', instances: Number(reply[1]) };
-      case 'moving':
-        return { kind: 'moving' };
-      case 'unreachable':
-        return { kind: 'unreachable', instances: Number(reply[1]) };
-      default:
-        return { kind: 'none' };
+      await guarded(this.redis, () => this.table.refresh());
     }
+    if (options.limits) {
+      const refused = await this.leases.take([
+        { scope: 'principal', limit: options.limits.principal },
+        { scope: 'tenant', limit: options.limits.tenant },
+      ]);
+      if (refused) return { kind: 'rate-limited', ...refused };
+    }
+    const picked = this.choose(agent, task, options);
+    if (picked.kind === 'instance' || picked.kind === 'http') return picked;
+    if (this.redis.status !== 'ready') return picked;
+    if (await this.table.changedSinceLoad().catch(() => false)) await this.table.refresh().catch(() => undefined);
+    // The copy may also have been loaded meanwhile by an announcement.
+    return this.choose(agent, task, options);
   }
 
-  /** Frees the slot a task held on an instance. Best effort: a lost release expires by itself. */
-  async release(instanceId: string, taskId: string): Promise<void> {
-    if (this.redis.status !== 'ready') return;
-    await this.redis.zrem(this.keys.instanceLoad(instanceId), taskId).catch(() => undefined);
+  /** The pick from the copy as it is. */
+  private choose(agent: string, task: string, options: PickOptions): PickResult {
+    const all = this.table.instancesOf(agent);
+    const n = all.length;
+    let live = 0;
+    let handles = 0;
+    let best: RoutedInstance | undefined;
+    let bestShare = Number.POSITIVE_INFINITY;
+    const start = n > 1 ? Math.floor(Math.random() * n) : 0;
+    for (let i = 0; i < n; i++) {
+      const instance = all[(start + i) % n]!;
+      if (!this.table.isAlive(instance.replica)) continue;
+      live += 1;
+      if (instance.tasks !== undefined && !instance.tasks.has(task)) continue;
+      handles += 1;
+      if (options.exclude?.has(instance.id)) continue;
+      const load = options.load?.(instance.id) ?? 0;
+      if (load >= instance.concurrency) continue;
+      const share = load / instance.concurrency;
+      if (share < bestShare) {
+        best = instance;
+        bestShare = share;
+      }
+    }
+    if (best) return { kind: 'instance', instanceId: best.id, replicaId: best.replica };
+    if (handles > 0) return { kind: 'busy', instances: handles };
+    const moving = this.table.isMoving(agent);
+    if (live > 0) return moving ? { kind: 'moving' } : { kind: 'no-task', instances: live };
+    const http = this.table.httpAgent(agent);
+    if (http) {
+      if (http.tasks === undefined || http.tasks.has(task)) {
+        return { kind: 'http', url: http.url, timeoutMs: http.timeoutMs };
+      }
+      return { kind: 'no-task', instances: 0 };
+    }
+    if (moving) return { kind: 'moving' };
+    if (n > 0) return { kind: 'unreachable', instances: n };
+    return { kind: 'none' };
   }
 
   /**
@@ -210,15 +225,23 @@ export class AgentRouting {
           createdAt: String(Date.now()),
         })
         .sadd(this.keys.httpAgents(), agent.name)
+        .incr(this.keys.registryVersion())
         .exec(),
     );
+    this.announce();
   }
 
   /** Removes an HTTP agent. @returns whether it existed. */
   async removeHttpAgent(name: string): Promise<boolean> {
     const results = await guarded(this.redis, () =>
-      this.redis.multi().del(this.keys.httpAgent(name)).srem(this.keys.httpAgents(), name).exec(),
+      this.redis
+        .multi()
+        .del(this.keys.httpAgent(name))
+        .srem(this.keys.httpAgents(), name)
+        .incr(this.keys.registryVersion())
+        .exec(),
     );
+    this.announce();
     return results?.[0]?.[1] === 1;
   }
 }

@@ -10,114 +10,63 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `;
 
 /**
- * Cluster-wide token buckets (hash {t: tokens, ts: last refill}), checked first by the pick script:
- * both buckets must have a token, or neither is charged.
+ * Leases tokens from a cluster-wide token bucket (hash {t: tokens, ts: last refill}): up to ARGV[3]
+ * of them, as many as the bucket holds. KEYS: the bucket. ARGV: rate (tokens/s), burst, wanted.
+ * Returns {granted, retryAfterMs}: granted 0 with the time until a token is back.
  */
-const TOKEN_BUCKETS = `
-local function bucket(key, rate, burst)
-  if rate <= 0 then return nil end
-  local b = redis.call('HMGET', key, 't', 'ts')
-  local tokens = tonumber(b[1]) or burst
-  local ts = tonumber(b[2]) or now
-  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
-  return {key = key, rate = rate, burst = burst, tokens = tokens}
-end
-local limits = {
-  {bucket(KEYS[3], tonumber(ARGV[11]) or 0, tonumber(ARGV[12]) or 0), 'principal'},
-  {bucket(KEYS[4], tonumber(ARGV[13]) or 0, tonumber(ARGV[14]) or 0), 'tenant'},
-}
-for _, l in ipairs(limits) do
-  local b = l[1]
-  if b and b.tokens < 1 then
-    return {'rate-limited', tostring(math.ceil((1 - b.tokens) * 1000 / b.rate)), l[2]}
-  end
-end
-for _, l in ipairs(limits) do
-  local b = l[1]
-  if b then
-    redis.call('HSET', b.key, 't', tostring(b.tokens - 1), 'ts', tostring(now))
-    redis.call('PEXPIRE', b.key, math.ceil(b.burst / b.rate * 1000) + 1000)
-  end
-end
+export const LEASE_TOKENS = `
+${NOW}
+local rate, burst, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local b = redis.call('HMGET', KEYS[1], 't', 'ts')
+local tokens = tonumber(b[1]) or burst
+local ts = tonumber(b[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+local granted = math.min(want, math.floor(tokens))
+if granted < 1 then return {0, tostring(math.ceil((1 - tokens) * 1000 / rate))} end
+redis.call('HSET', KEYS[1], 't', tostring(tokens - granted), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return {granted, '0'}
 `;
 
 /**
- * Picks the live instance of an agent with the least in-flight work below its concurrency, and
- * reserves a slot on it until the reservation expires (the task's deadline plus a margin), so a
- * reservation whose release was lost frees itself. Ties are broken by a random starting point.
- * KEYS: agent instances set, HTTP agent hash, the caller's principal and tenant rate buckets, the
- * agent's moving marker.
- * ARGV: prefix, task, taskId, reservationMs, random, and, to dispatch in the same round trip: own
- * replica id, inbox channel head and tail, and the dispatch message as head and tail around the
- * instance id. The message is published to the chosen instance's replica (one PUBLISH to one inbox)
- * unless that replica is the caller's own. Then ARGV 11 to 14: principal rate and burst, tenant rate
- * and burst (rate 0: no limit). A call that either bucket refuses takes no token from the other,
- * reserves nothing and is answered {'rate-limited', retryAfterMs, scope}.
- * Returns {'instance', id, replica} | {'busy', n} | {'no-task', n} | {'http', url, timeoutMs} |
- * {'moving'} | {'unreachable', n} | {'none'}. {'unreachable'}: instances are registered but none of
- * their replicas reports in (they may be restarting, or dead and not swept yet). An HTTP agent of the same name is used only when the agent has no live
- * WebSocket instance. {'moving'} instead of {'no-task'} or {'none'}: the agent's instances are moving
- * from a draining replica to another (its marker is set), so it is expected back.
+ * The whole routing directory, for the copy each replica routes from: the registry version, the
+ * replicas whose heartbeat is current, every agent instance, the agents moving from a draining
+ * replica (until when), and the HTTP agents, as JSON. KEYS: agents set, HTTP agents set, replicas
+ * set, version, moving agents. ARGV: prefix.
  */
-export const PICK_INSTANCE = `
+export const DIRECTORY = `
 local prefix = ARGV[1]
-local task = ARGV[2]
 ${NOW}
-${TOKEN_BUCKETS}
-local ids = redis.call('SMEMBERS', KEYS[1])
-local n = #ids
-local live, handles = 0, 0
-local bestId, bestReplica, bestLoad
-if n > 0 then
-  local start = tonumber(ARGV[5]) % n
-  for i = 0, n - 1 do
-    local id = ids[((start + i) % n) + 1]
+local out = {version = redis.call('GET', KEYS[4]) or '0', alive = {}, instances = {}, moving = {}, http = {}}
+for _, r in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  if redis.call('EXISTS', prefix .. 'replica:' .. r .. ':alive') == 1 then table.insert(out.alive, r) end
+end
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  for _, id in ipairs(redis.call('SMEMBERS', prefix .. 'agent:' .. name .. ':instances')) do
     local inst = redis.call('HMGET', prefix .. 'instance:' .. id, 'replica', 'concurrency', 'tasks')
-    local replica = inst[1]
-    if replica and redis.call('EXISTS', prefix .. 'replica:' .. replica .. ':alive') == 1 then
-      live = live + 1
-      local tasks = inst[3] or ''
-      if tasks == '' or string.find(tasks, '\\n' .. task .. '\\n', 1, true) then
-        handles = handles + 1
-        local loadKey = prefix .. 'instance:' .. id .. ':load'
-        redis.call('ZREMRANGEBYSCORE', loadKey, '-inf', now)
-        local load = redis.call('ZCARD', loadKey)
-        -- A new attempt of the same task takes over its earlier attempt's slot.
-        if redis.call('ZSCORE', loadKey, ARGV[3]) then load = load - 1 end
-        if load < tonumber(inst[2]) and (bestLoad == nil or load < bestLoad) then
-          bestId, bestReplica, bestLoad = id, replica, load
-        end
-      end
-    end
+    if inst[1] then table.insert(out.instances, {id, name, inst[1], tonumber(inst[2]) or 1, inst[3] or ''}) end
   end
 end
-if bestId then
-  local loadKey = prefix .. 'instance:' .. bestId .. ':load'
-  redis.call('ZADD', loadKey, now + tonumber(ARGV[4]), ARGV[3])
-  redis.call('PEXPIRE', loadKey, tonumber(ARGV[4]) + 60000)
-  local receivers = -1
-  if ARGV[6] and ARGV[6] ~= '' and bestReplica ~= ARGV[6] then
-    receivers = redis.call('PUBLISH', ARGV[7] .. bestReplica .. ARGV[8], ARGV[9] .. bestId .. ARGV[10])
-  end
-  return {'instance', bestId, bestReplica, tostring(receivers)}
+local moving = redis.call('ZRANGEBYSCORE', KEYS[5], now, '+inf', 'WITHSCORES')
+for i = 1, #moving, 2 do table.insert(out.moving, {moving[i], tonumber(moving[i + 1])}) end
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local h = redis.call('HMGET', prefix .. 'http-agent:' .. name, 'url', 'tasks', 'timeoutMs')
+  if h[1] then table.insert(out.http, {name, h[1], h[2] or '', h[3] or ''}) end
 end
-if handles > 0 then return {'busy', tostring(handles)} end
-local moving = redis.call('EXISTS', KEYS[5]) == 1
-if live > 0 then
-  if moving then return {'moving'} end
-  return {'no-task', tostring(live)}
+return cjson.encode(out)
+`;
+
+/**
+ * The registry version and which replicas' heartbeats are current: what a replica checks between
+ * directory loads. KEYS: replicas set, version. ARGV: prefix. Returns {version, alive replica ids...}.
+ */
+export const LIVENESS = `
+local prefix = ARGV[1]
+local out = {redis.call('GET', KEYS[2]) or '0'}
+for _, r in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', prefix .. 'replica:' .. r .. ':alive') == 1 then table.insert(out, r) end
 end
-local http = redis.call('HMGET', KEYS[2], 'url', 'tasks', 'timeoutMs')
-if http[1] then
-  local tasks = http[2] or ''
-  if tasks == '' or string.find(tasks, '\\n' .. task .. '\\n', 1, true) then
-    return {'http', http[1], http[3] or ''}
-  end
-  return {'no-task', '0'}
-end
-if moving then return {'moving'} end
-if n > 0 then return {'unreachable', tostring(n)} end
-return {'none'}
+return out
 `;
 
 /**
@@ -129,6 +78,7 @@ redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[2])
 redis.call('SREM', KEYS[4], ARGV[2])
 if redis.call('SCARD', KEYS[3]) == 0 then redis.call('SREM', KEYS[5], ARGV[3]) end
+redis.call('INCR', ARGV[1] .. 'version')
 return 1
 `;
 
@@ -154,6 +104,7 @@ for _, id in ipairs(ids) do
 end
 redis.call('DEL', setKey)
 redis.call('SREM', KEYS[1], r)
+redis.call('INCR', prefix .. 'version')
 return #ids
 `;
 
@@ -178,11 +129,11 @@ for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local count, capacity, inflight, any = 0, 0, 0, false
   local tasks, seen = {}, {}
   for _, id in ipairs(redis.call('SMEMBERS', prefix .. 'agent:' .. name .. ':instances')) do
-    local inst = redis.call('HMGET', prefix .. 'instance:' .. id, 'replica', 'concurrency', 'tasks')
+    local inst = redis.call('HMGET', prefix .. 'instance:' .. id, 'replica', 'concurrency', 'tasks', 'inFlight')
     if inst[1] and redis.call('EXISTS', prefix .. 'replica:' .. inst[1] .. ':alive') == 1 then
       count = count + 1
       capacity = capacity + tonumber(inst[2])
-      inflight = inflight + redis.call('ZCOUNT', prefix .. 'instance:' .. id .. ':load', '(' .. now, '+inf')
+      inflight = inflight + (tonumber(inst[4]) or 0)
       local t = inst[3] or ''
       if t == '' then any = true end
       for task in string.gmatch(t, '[^\\n]+') do

@@ -34,8 +34,8 @@ export interface PendingCall {
 /** Options of {@link PendingCalls}. */
 export interface PendingCallsOptions {
   replicaId: string;
-  /** Frees the slot of an ended call, and tells whether a holder replica is alive. */
-  registry: Pick<AgentRegistry, 'release' | 'isReplicaAlive'>;
+  /** Tells whether a holder replica is alive. */
+  registry: Pick<AgentRegistry, 'isReplicaAlive'>;
   bus: ClusterBus;
   store: CallRecords;
   /** How often to check that replicas holding our tasks are alive. */
@@ -46,10 +46,9 @@ export interface PendingCallsOptions {
 
 /**
  * The calls this replica is the origin of, each from just before its pick until it ends. A call ends
- * exactly once ({@link settle}): the caller is answered, the instance's slot freed, the agent told
- * to stop when the caller stopped waiting, and the end recorded. A call may end while its pick is
- * still in flight (its reply can overtake the pick's result): the pick's continuation then frees
- * the slot it was given and stops the agent ({@link dispatchedTo}). A watch fails fast the calls
+ * exactly once ({@link settle}): the caller is answered, the agent told to stop when the caller
+ * stopped waiting, and the end recorded. A call may end while its pick is still in flight: the
+ * pick's continuation then stops the agent ({@link dispatchedTo}). A watch fails fast the calls
  * held by a replica that died, or whose replies cannot reach this replica.
  */
 export class PendingCalls {
@@ -59,11 +58,8 @@ export class PendingCalls {
   private readonly store: CallRecords;
   private readonly onRouted: PendingCallsOptions['onRouted'];
   private readonly calls = new Map<string, PendingCall>();
-  /**
-   * Tasks that ended while their pick was in flight, with the abort the agent needs ('deadline' or
-   * 'canceled'), or undefined when it needs none. The dispatch continuation clears each entry.
-   */
-  private readonly endedWhileDispatching = new Map<string, 'deadline' | 'canceled' | undefined>();
+  /** Calls in flight here per agent instance (routing prefers the least loaded). */
+  private readonly loads = new Map<string, number>();
   /** Tasks whose end is recorded elsewhere (async attempts): no sync record is written. */
   private readonly unrecorded = new Set<string>();
   private readonly watchTimer: NodeJS.Timeout;
@@ -92,6 +88,28 @@ export class PendingCalls {
   /** Whether a call waits here for a task. */
   has(taskId: string): boolean {
     return this.calls.has(taskId);
+  }
+
+  /** How many of the calls waiting here an instance holds. */
+  readonly loadOf = (instanceId: string): number => this.loads.get(instanceId) ?? 0;
+
+  private addLoad(instanceId: string, delta: number): void {
+    const n = (this.loads.get(instanceId) ?? 0) + delta;
+    if (n > 0) this.loads.set(instanceId, n);
+    else this.loads.delete(instanceId);
+  }
+
+  /**
+   * The instance a call was sent to refused it (busy, or gone): the call waits on, routed nowhere,
+   * until it is routed again ({@link dispatchedTo}). @returns the call, if it still waits.
+   */
+  redirect(taskId: string): PendingCall | undefined {
+    const p = this.calls.get(taskId);
+    if (!p) return undefined;
+    if (p.instanceId) this.addLoad(p.instanceId, -1);
+    p.holder = undefined;
+    p.instanceId = undefined;
+    return p;
   }
 
   /** The task ids of the calls waiting here. */
@@ -135,26 +153,16 @@ export class PendingCalls {
   }
 
   /**
-   * Records the instance a task's pick chose. @returns false when the task ended before the pick's
-   * result was read: the slot it was given is freed then, and its agent told to stop if the caller
-   * stopped waiting.
+   * Records the instance a task's pick chose, before the task is sent there. @returns false when
+   * the task ended before the pick returned: it is not sent then.
    */
   dispatchedTo(taskId: string, holder: string, instanceId: string): boolean {
     const pending = this.calls.get(taskId);
-    if (!pending) {
-      // The task ended before the pick's result was read (its reply, a cancel or the deadline
-      // came first): free the slot it was given, and stop the agent if the caller stopped waiting.
-      void this.registry.release(instanceId, taskId);
-      const stop = this.endedWhileDispatching.get(taskId);
-      if (stop) {
-        void this.bus.send(holder, { type: 'task.abort', taskId, instanceId, reason: stop }).catch(() => undefined);
-      }
-      this.endedWhileDispatching.delete(taskId);
-      return false;
-    }
-    this.endedWhileDispatching.delete(taskId);
+    // Ended (a cancel or the deadline) before the pick returned: nothing was sent anywhere.
+    if (!pending) return false;
     pending.holder = holder;
     pending.instanceId = instanceId;
+    this.addLoad(instanceId, 1);
     if (!this.unrecorded.has(taskId)) void this.store.setHolder(taskId, holder, instanceId);
     return true;
   }
@@ -165,7 +173,6 @@ export class PendingCalls {
    */
   dispatchedToHttpAgent(taskId: string): AbortSignal | undefined {
     const abort = new AbortController();
-    this.endedWhileDispatching.delete(taskId);
     const waiting = this.calls.get(taskId);
     if (!waiting) return undefined;
     waiting.abort = abort;
@@ -182,19 +189,17 @@ export class PendingCalls {
       clearTimeout(p.timer);
       this.calls.delete(taskId);
     }
-    this.endedWhileDispatching.delete(taskId);
     this.recordEnd(taskId, 'failed', { error: error.toWire() });
     return error;
   }
 
-  /** Ends a task exactly once: answers the caller, frees the slot, tells the agent, records it. */
+  /** Ends a task exactly once: answers the caller, tells the agent, records it. */
   settle(taskId: string, result: { output: unknown } | { error: GatewayError }, status?: 'canceled'): void {
     const p = this.calls.get(taskId);
     if (!p) return;
     this.calls.delete(taskId);
     clearTimeout(p.timer);
-    if (p.instanceId) void this.registry.release(p.instanceId, taskId);
-    else if (p.abort === undefined) this.endedWhileDispatching.set(taskId, abortReason(result));
+    if (p.instanceId) this.addLoad(p.instanceId, -1);
     if (this.onRouted && (p.holder !== undefined || p.abort !== undefined)) {
       const route: RouteKind = p.abort !== undefined ? 'http' : p.holder === this.replicaId ? 'local' : 'remote';
       this.onRouted(route, (performance.now() - p.startedAt) / 1000, 'output' in result);
@@ -234,9 +239,6 @@ export class PendingCalls {
     this.settle(taskId, { error });
     if (holder && instanceId) {
       void this.bus.send(holder, { type: 'task.abort', taskId, instanceId, reason: 'canceled' }).catch(() => undefined);
-    } else if (this.endedWhileDispatching.has(taskId)) {
-      // Still being matched to an agent: the instance it lands on is told to stop once it is known.
-      this.endedWhileDispatching.set(taskId, 'canceled');
     }
     return true;
   }
@@ -304,12 +306,4 @@ export class PendingCalls {
       this.watching = false;
     }
   }
-}
-
-/** The abort an agent needs when a task ends this way: only when the caller stopped waiting. */
-function abortReason(result: { output: unknown } | { error: GatewayError }): 'deadline' | 'canceled' | undefined {
-  if ('output' in result) return undefined;
-  if (result.error.code === 'TIMEOUT') return 'deadline';
-  if (result.error.code === 'CANCELED') return 'canceled';
-  return undefined;
 }

@@ -15,9 +15,12 @@ import { TaskDispatcher } from './task-dispatcher';
 function setup() {
   const calls: string[] = [];
   let resolvePick: (r: PickResult) => void = () => undefined;
+  const picks: { exclude?: ReadonlySet<string>; fresh?: boolean }[] = [];
   const registry = {
-    pick: () => new Promise<PickResult>((resolve) => (resolvePick = resolve)),
-    release: async (instanceId: string, taskId: string) => void calls.push(`release ${instanceId} ${taskId}`),
+    pick: (_agent: string, _task: string, options: { exclude?: ReadonlySet<string>; fresh?: boolean }) => {
+      picks.push({ exclude: options.exclude && new Set(options.exclude), fresh: options.fresh });
+      return new Promise<PickResult>((resolve) => (resolvePick = resolve));
+    },
     isReplicaAlive: async () => true,
   } as unknown as AgentRegistry;
   const store = {
@@ -29,11 +32,11 @@ function setup() {
   const bus: ClusterBus = {
     replicaId: 'A',
     start: async () => undefined,
-    encode: (m) => JSON.stringify(m),
     send: async (to, message) => {
       sent.push({ to, message });
       return 1;
     },
+    broadcast: async () => undefined,
     onMessage: () => undefined,
     onResubscribed: () => undefined,
     onSubscriptionLost: () => undefined,
@@ -50,67 +53,87 @@ function setup() {
     http: {} as HttpAgentClient,
     logger: silentLogger(),
   });
-  const reply = (taskId: string, outcome: Extract<BusMessage, { type: 'task.reply' }>['outcome']) =>
+  const reply = (taskId: string, outcome: Extract<BusMessage, { type: 'task.reply' }>['outcome'], instanceId = 'i1') =>
     dispatcher.handleReply({
       type: 'task.reply',
       taskId,
-      instanceId: 'i1',
+      instanceId,
       outcome,
       id: 'm',
       sender: 'B',
       ts: 0,
       traceparent: '',
     });
-  return { dispatcher, calls, sent, reply, resolvePick: (r: PickResult) => resolvePick(r) };
+  return { dispatcher, calls, sent, picks, reply, resolvePick: (r: PickResult) => resolvePick(r) };
 }
 
 const request = { agent: 'a', task: 't', data: null, timeoutMs: 30_000, caller: { principal: 'p', tenant: 'd' } };
 
 describe('TaskDispatcher ordering', () => {
-  it('frees the slot when the reply is read before the pick result', async () => {
-    const { dispatcher, calls, reply, resolvePick } = setup();
+  it('routes the task to another instance when the one it was sent to refuses it', async () => {
+    const { dispatcher, sent, picks, reply, resolvePick } = setup();
     const started = dispatcher.dispatch(request);
     await Promise.resolve();
-    // The pick script already published the dispatch; the agent's reply overtakes the pick's result.
-    const taskId = [...(dispatcher as unknown as { pending: Map<string, unknown> }).pending.keys()][0]!;
-    reply(taskId, { kind: 'result', output: 42 });
-    resolvePick({ kind: 'instance', instanceId: 'i1', replicaId: 'B', receivers: 1 });
+    resolvePick({ kind: 'instance', instanceId: 'i1', replicaId: 'B' });
     const handle = await started;
-    expect(await handle.output).toBe(42);
+    // i1's replica finds it at its concurrency: the task goes to the next pick, never to i1 again.
+    reply(handle.taskId, { kind: 'refused', reason: 'busy' });
+    await Promise.resolve();
+    expect(picks[1]).toEqual({ exclude: new Set(['i1']), fresh: false });
+    resolvePick({ kind: 'instance', instanceId: 'i2', replicaId: 'C' });
     await new Promise((r) => setImmediate(r));
-    expect(calls).toEqual(['create working', 'finish completed', `release i1 ${taskId}`]);
+    // A late refusal naming the first instance changes nothing.
+    reply(handle.taskId, { kind: 'refused', reason: 'gone' });
+    reply(handle.taskId, { kind: 'result', output: 7 }, 'i2');
+    expect(await handle.output).toBe(7);
+    expect(sent.map((s) => [s.to, s.message.type, (s.message as { instanceId?: string }).instanceId])).toEqual([
+      ['B', 'task.dispatch', 'i1'],
+      ['C', 'task.dispatch', 'i2'],
+    ]);
+    expect(picks).toHaveLength(2);
     dispatcher.close();
   });
 
-  it('tells the agent to stop when the deadline passed before the pick result was read', async () => {
+  it('refuses the task, not dispatched, when no other instance is left after a refusal', async () => {
+    const { dispatcher, reply, picks, resolvePick } = setup();
+    const started = dispatcher.dispatch(request);
+    await Promise.resolve();
+    resolvePick({ kind: 'instance', instanceId: 'i1', replicaId: 'B' });
+    const handle = await started;
+    reply(handle.taskId, { kind: 'refused', reason: 'gone' });
+    await Promise.resolve();
+    // A gone instance means the routing copy is stale: it is loaded again for the next pick.
+    expect(picks[1]).toEqual({ exclude: new Set(['i1']), fresh: true });
+    resolvePick({ kind: 'none' });
+    await expect(handle.output).rejects.toMatchObject({ code: 'AGENT_NOT_FOUND', dispatched: false });
+    dispatcher.close();
+  });
+
+  it('sends nothing when the deadline passed before the pick returned', async () => {
     const { dispatcher, calls, sent, resolvePick } = setup();
     const started = dispatcher.dispatch({ ...request, timeoutMs: 5 });
     // The 5 ms deadline must pass while the pick is pending: time has to pass.
     await new Promise((r) => setTimeout(r, 20));
-    resolvePick({ kind: 'instance', instanceId: 'i1', replicaId: 'B', receivers: 1 });
+    resolvePick({ kind: 'instance', instanceId: 'i1', replicaId: 'B' });
     const handle = await started;
     await expect(handle.output).rejects.toMatchObject({ code: 'TIMEOUT' });
     await new Promise((r) => setImmediate(r));
-    expect(calls).toEqual(['create working', 'finish failed', `release i1 ${handle.taskId}`]);
-    expect(sent).toEqual([
-      { to: 'B', message: { type: 'task.abort', taskId: handle.taskId, instanceId: 'i1', reason: 'deadline' } },
-    ]);
+    expect(calls).toEqual(['create working', 'finish failed']);
+    expect(sent).toEqual([]);
     dispatcher.close();
   });
 
-  it('tells the agent to stop when the task was interrupted (a worker handing back) before the pick result was read', async () => {
+  it('sends nothing when the task was interrupted (a worker handing back) before the pick returned', async () => {
     const { dispatcher, sent, resolvePick } = setup();
     const started = dispatcher.dispatch(request);
     await Promise.resolve();
     dispatcher.close();
     dispatcher.failAllWith(new GatewayError('UNAVAILABLE', 'the worker is shutting down'));
-    resolvePick({ kind: 'instance', instanceId: 'i1', replicaId: 'B', receivers: 1 });
+    resolvePick({ kind: 'instance', instanceId: 'i1', replicaId: 'B' });
     const handle = await started;
     await expect(handle.output).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     await new Promise((r) => setImmediate(r));
-    expect(sent).toEqual([
-      { to: 'B', message: { type: 'task.abort', taskId: handle.taskId, instanceId: 'i1', reason: 'canceled' } },
-    ]);
+    expect(sent).toEqual([]);
   });
 
   it('dispatches nothing once closed between the admission and the routing', async () => {
@@ -125,12 +148,12 @@ describe('TaskDispatcher ordering', () => {
     const { dispatcher, calls, reply, resolvePick } = setup();
     const started = dispatcher.dispatch(request);
     await Promise.resolve();
-    resolvePick({ kind: 'instance', instanceId: 'i1', replicaId: 'B', receivers: 1 });
+    resolvePick({ kind: 'instance', instanceId: 'i1', replicaId: 'B' });
     const handle = await started;
     reply(handle.taskId, { kind: 'result', output: 'ok' });
     expect(await handle.output).toBe('ok');
     await new Promise((r) => setImmediate(r));
-    expect(calls).toEqual(['create working', 'holder B', `release i1 ${handle.taskId}`, 'finish completed']);
+    expect(calls).toEqual(['create working', 'holder B', 'finish completed']);
     dispatcher.close();
   });
 });

@@ -33,8 +33,20 @@ export interface TaskDispatcherOptions {
   onRouted?: (route: RouteKind, seconds: number, completed: boolean) => void;
 }
 
-/** The dispatch of a task to an instance, as the pick script publishes it. */
+/** The dispatch of a task to an instance. */
 type DispatchMessage = Extract<OutgoingBusMessage, { type: 'task.dispatch' }>;
+
+/** A routed call, as routing it again needs it. */
+interface Routing {
+  request: DispatchRequest;
+  /** The qualified agent name. */
+  agent: string;
+  /** The dispatch (its instance id is filled in per send). */
+  message: DispatchMessage;
+  createdAt: number;
+  /** Instances that refused it: not picked again. */
+  refusedBy: Set<string>;
+}
 
 /**
  * The origin side of sync tasks: picks an instance, sends the task to the replica holding it (one
@@ -55,6 +67,8 @@ export class TaskDispatcher {
   private readonly governance: DispatchGovernance | undefined;
   private readonly idempotency: CallIdempotencyKeys;
   private readonly pending: PendingCalls;
+  /** What routing again needs of each routed call still waiting. */
+  private readonly routings = new Map<string, Routing>();
   private closed = false;
   /** Aborted by {@link close}: ends the approval waits of calls still in admission. */
   private readonly closing = new AbortController();
@@ -146,8 +160,6 @@ export class TaskDispatcher {
       tenant: request.caller.tenant,
       origin: this.replicaId,
     };
-    // The dispatch, encoded now so the pick script can publish it in the same round trip: its JSON
-    // ends with the instance id, which the script fills in.
     const message: DispatchMessage = {
       type: 'task.dispatch',
       taskId,
@@ -159,76 +171,82 @@ export class TaskDispatcher {
       traceparent: request.traceparent,
       instanceId: '',
     };
-    const encoded = this.bus.encode(message);
-    const dispatch = encoded.endsWith('"instanceId":""}')
-      ? { selfReplicaId: this.replicaId, head: encoded.slice(0, -2), tail: '"}' }
-      : undefined;
-    // Waiting from before the pick: a reply can never find nobody expecting it. (The reply may even be
-    // read before the pick's result on a busy replica: the two come on different connections.)
+    // Waiting from before the pick: a reply can never find nobody expecting it.
     const output = this.pending.track(record, request, deadline);
     // Written first on this connection, so it is in Redis before any write that ends the task.
     if (request.record !== false) void this.store.create(record).catch(() => undefined);
+    // Agents are per tenant: the caller's tenant names which agent this is.
+    const agent = qualifiedAgent(request.caller.tenant, request.agent);
     let pick: PickResult;
     try {
-      // Agents are per tenant: the caller's tenant names which agent this is.
-      const agent = qualifiedAgent(request.caller.tenant, request.agent);
-      pick = await this.registry.pick(
-        agent,
-        request.task,
-        taskId,
-        deadline - createdAt + 1000,
-        dispatch,
-        request.caller.limits,
-      );
+      pick = await this.registry.pick(agent, request.task, {
+        limits: request.caller.limits,
+        load: this.pending.loadOf,
+      });
     } catch (error) {
       throw this.pending.refuse(taskId, asGatewayError(error));
     }
-    switch (pick.kind) {
-      case 'instance':
-        this.sendToInstance(request, taskId, pick, message);
-        return { taskId, output };
-      case 'http': {
-        const httpDeadline = pick.timeoutMs ? Math.min(deadline, createdAt + pick.timeoutMs) : deadline;
-        this.sendToHttpAgent(request, taskId, pick.url, httpDeadline);
-        return { taskId, output };
-      }
-      default:
-        throw this.pending.refuse(taskId, refusalOf(pick, request));
+    if (pick.kind !== 'instance' && pick.kind !== 'http') throw this.pending.refuse(taskId, refusalOf(pick, request));
+    const routing: Routing = { request, agent, message, createdAt, refusedBy: new Set() };
+    this.routings.set(taskId, routing);
+    const forget = (): void => void this.routings.delete(taskId);
+    output.then(forget, forget);
+    this.send(taskId, routing, pick);
+    return { taskId, output };
+  }
+
+  /** Sends a routed task where its pick chose. */
+  private send(taskId: string, routing: Routing, pick: Extract<PickResult, { kind: 'instance' | 'http' }>): void {
+    if (pick.kind === 'instance') {
+      this.sendToInstance(taskId, routing, pick);
+      return;
     }
+    const deadline = routing.message.deadline;
+    const httpDeadline = pick.timeoutMs ? Math.min(deadline, routing.createdAt + pick.timeoutMs) : deadline;
+    this.sendToHttpAgent(routing.request, taskId, pick.url, httpDeadline);
   }
 
   /**
-   * Sends a task to the instance its pick chose, unless the pick script published it already. A
-   * dispatch that reached no replica (its holder is gone) ends the task: no agent got it.
+   * Sends a task to the instance its pick chose. A dispatch that reached no replica (its holder is
+   * gone) is routed again: no agent got it.
    */
-  private sendToInstance(
-    request: DispatchRequest,
-    taskId: string,
-    pick: Extract<PickResult, { kind: 'instance' }>,
-    message: DispatchMessage,
-  ): void {
+  private sendToInstance(taskId: string, routing: Routing, pick: Extract<PickResult, { kind: 'instance' }>): void {
     if (!this.pending.dispatchedTo(taskId, pick.replicaId, pick.instanceId)) return;
-    const gone = (): void =>
-      this.pending.settle(taskId, {
-        error: new GatewayError(
-          'AGENT_UNAVAILABLE',
-          `the replica holding agent '${request.agent}' is gone`,
-          NOT_DISPATCHED,
-        ),
-      });
-    if (pick.receivers !== undefined) {
-      // The pick script published the dispatch to the holder's inbox.
-      this.bus.stats.countSent('task.dispatch');
-      if (pick.receivers === 0) gone();
-      return;
-    }
-    // Our own replica's instance (or no pre-encoded dispatch): send it ourselves.
-    this.bus.send(pick.replicaId, { ...message, instanceId: pick.instanceId }).then(
+    this.bus.send(pick.replicaId, { ...routing.message, instanceId: pick.instanceId }).then(
       (receivers) => {
-        if (receivers === 0) gone();
+        if (receivers === 0) this.reroute(taskId, pick.instanceId, 'gone');
       },
       (error: unknown) => this.pending.settle(taskId, { error: asGatewayError(error) }),
     );
+  }
+
+  /**
+   * The instance a task was sent to did not take it (busy, or gone): the task is routed to another
+   * instance, from a fresh copy of the registry when one was gone, or refused as the pick says
+   * (`dispatched: false`) when none is left.
+   */
+  private reroute(taskId: string, instanceId: string, reason: 'busy' | 'gone'): void {
+    const routing = this.routings.get(taskId);
+    if (!routing || !this.pending.redirect(taskId)) return;
+    routing.refusedBy.add(instanceId);
+    const { request } = routing;
+    this.registry
+      .pick(routing.agent, request.task, {
+        load: this.pending.loadOf,
+        exclude: routing.refusedBy,
+        fresh: reason === 'gone',
+      })
+      .then(
+        (pick) => {
+          if (!this.pending.has(taskId)) {
+            if (pick.kind === 'instance') this.pending.dispatchedTo(taskId, pick.replicaId, pick.instanceId);
+            return;
+          }
+          if (pick.kind === 'instance' || pick.kind === 'http') this.send(taskId, routing, pick);
+          else this.pending.settle(taskId, { error: refusalOf(pick, request) });
+        },
+        (error: unknown) => this.pending.settle(taskId, { error: asGatewayError(error).undispatched() }),
+      );
   }
 
   /** Calls the HTTP agent its pick chose; the call is aborted when the task ends first. */
@@ -290,6 +308,9 @@ export class TaskDispatcher {
         return;
       case 'failure':
         this.pending.settle(p.taskId, { error: fromWireError(outcome.error) });
+        return;
+      case 'refused':
+        if (p.instanceId === message.instanceId) this.reroute(p.taskId, message.instanceId, outcome.reason);
         return;
     }
   }
