@@ -163,6 +163,14 @@ export class RedisKeys {
     return `${this.prefix}:{task:${taskId}}`;
   }
 
+  /**
+   * Hash: the records of the sync calls created in one minute (`slice`, epoch minutes) whose task ids
+   * fall in one `shard`, field: task id, value: the record as JSON. The minute buckets expire whole.
+   */
+  callRecords(slice: number, shard: number): string {
+    return `${this.prefix}:{calls:${shard}}:${slice}`;
+  }
+
   /** Stream: the events of an async task (status changes and progress), in the task's slot. */
   taskEvents(taskId: string): string {
     return `${this.prefix}:{task:${taskId}}:events`;

@@ -1,9 +1,10 @@
 import type { TaskRecord, TaskState, WireError } from '@openclaw/protocol';
-import { GatewayError } from '@openclaw/protocol';
+import { GatewayError, MAX_TIMEOUT_MS } from '@openclaw/protocol';
 import type Redis from 'ioredis';
 import { MAX_STORED_OUTPUT_BYTES } from '../config/limits';
 import { TIMINGS } from '../config/timings';
 import type { RedisKeys } from '../redis/redis-keys';
+import { taskIdTime } from './task-ids';
 
 /** A task record with the fields only the cluster sees. */
 export interface CallRecord extends TaskRecord {
@@ -20,11 +21,30 @@ export interface CallRecord extends TaskRecord {
 /** The new record of a task. */
 export type NewCallRecord = Omit<CallRecord, 'updatedAt' | 'output' | 'error'>;
 
+/** Records are kept in buckets of one creation minute. */
+const SLICE_MS = 60_000;
+/** Buckets per minute: the records of a minute are spread by task id. */
+const SHARDS = 4;
+
 /**
- * Task records in Redis (one hash per task, kept for an hour after the last change), so any replica
- * can answer `task.get` and `task.cancel` for a task another replica is running.
+ * Records of sync calls in Redis, so any replica can answer `task.get` and `task.cancel` for a call
+ * another replica is running. Writes are batched: the records written in one turn of the event loop
+ * go out together, one `HSET` per bucket (records of the calls created in the same minute, spread
+ * over {@link SHARDS} buckets by task id), and a record created and ended in the same turn is written
+ * once. A bucket expires whole, `callRecordTtlMs` after the last moment a call created in its
+ * minute can end (its deadline at most `MAX_TIMEOUT_MS` later), so a record is kept at least
+ * `callRecordTtlMs` after its last change. A task id made by {@link newTaskId} names its minute, so
+ * a read is one `HGET`; any other id is looked for in every live bucket of its shard.
  */
 export class CallRecords {
+  /** Records of calls this process runs, until they end (a write needs the whole record). */
+  private readonly live = new Map<string, CallRecord>();
+  /** Records to write in the next batch, by task id. */
+  private readonly unwritten = new Map<string, CallRecord>();
+  private flushing = false;
+  /** Buckets this process has set to expire, and when they do. */
+  private readonly expiring = new Map<string, number>();
+
   constructor(
     /** @internal The command connection, shared with the dispatcher for idempotency keys. */
     readonly redis: Redis,
@@ -32,44 +52,43 @@ export class CallRecords {
     readonly keys: RedisKeys,
   ) {}
 
-  /** Writes a new record. Resolves once Redis has it. */
+  /** Writes a new record (in the next batch). */
   async create(task: NewCallRecord): Promise<void> {
-    const fields: Record<string, string> = {
-      taskId: task.taskId,
-      agent: task.agent,
-      task: task.task,
-      status: task.status,
-      createdAt: String(task.createdAt),
-      updatedAt: String(task.createdAt),
-      principal: task.principal,
-      tenant: task.tenant,
-      origin: task.origin,
-    };
-    if (task.holder !== undefined) fields.holder = task.holder;
-    if (task.instanceId !== undefined) fields.instanceId = task.instanceId;
-    // Plain commands, not a pipeline: auto-pipelining batches them with the rest of the tick's traffic.
-    const key = this.keys.task(task.taskId);
-    await Promise.all([this.redis.hset(key, fields), this.redis.pexpire(key, TIMINGS.callRecordTtlMs)]);
+    const record: CallRecord = { ...task, updatedAt: task.createdAt };
+    this.live.set(task.taskId, record);
+    this.write(record);
   }
 
   /** Records where a task was dispatched (for a cancel when its origin replica is gone). Best effort. */
   async setHolder(taskId: string, holder: string, instanceId: string): Promise<void> {
-    await this.redis.hset(this.keys.task(taskId), { holder, instanceId }).catch(() => undefined);
+    const record = this.live.get(taskId);
+    if (!record) return;
+    record.holder = holder;
+    record.instanceId = instanceId;
+    this.write(record);
   }
 
-  /** Records the end of a task. Best effort: a lost write leaves the record expiring in an hour. */
-  async finish(taskId: string, status: TaskState, result: { output?: unknown; error?: WireError } = {}): Promise<void> {
-    if (this.redis.status !== 'ready') return;
-    const fields: Record<string, string> = { status, updatedAt: String(Date.now()) };
+  /**
+   * Records the end of a task. Best effort: a lost write leaves the record as it was until it expires.
+   * @param known the record as read, for a task another process created.
+   */
+  async finish(
+    taskId: string,
+    status: TaskState,
+    result: { output?: unknown; error?: WireError } = {},
+    known?: CallRecord,
+  ): Promise<void> {
+    const record = this.live.get(taskId) ?? (known ? { ...known } : undefined);
+    this.live.delete(taskId);
+    if (!record) return;
+    record.status = status;
+    record.updatedAt = Date.now();
     if (result.output !== undefined) {
       const json = JSON.stringify(result.output);
-      if (json !== undefined && Buffer.byteLength(json) <= MAX_STORED_OUTPUT_BYTES) fields.output = json;
+      if (json !== undefined && Buffer.byteLength(json) <= MAX_STORED_OUTPUT_BYTES) record.output = result.output;
     }
-    if (result.error !== undefined) fields.error = JSON.stringify(result.error);
-    const key = this.keys.task(taskId);
-    await Promise.all([this.redis.hset(key, fields), this.redis.pexpire(key, TIMINGS.callRecordTtlMs)]).catch(
-      () => undefined,
-    );
+    if (result.error !== undefined) record.error = result.error;
+    this.write(record);
   }
 
   /**
@@ -77,30 +96,107 @@ export class CallRecords {
    * @throws {GatewayError} `UNAVAILABLE` when Redis cannot be reached.
    */
   async get(taskId: string): Promise<CallRecord | undefined> {
-    let h: Record<string, string>;
+    const mine = this.unwritten.get(taskId) ?? this.live.get(taskId);
+    if (mine) return { ...mine };
     try {
-      h = await this.redis.hgetall(this.keys.task(taskId));
+      const created = taskIdTime(taskId);
+      const shard = shardOf(taskId);
+      if (created !== undefined) {
+        const json = await this.redis.hget(this.keys.callRecords(Math.floor(created / SLICE_MS), shard), taskId);
+        if (json !== null) return JSON.parse(json) as CallRecord;
+      } else {
+        const pipeline = this.redis.pipeline();
+        const now = Math.floor(Date.now() / SLICE_MS);
+        for (let slice = now; slice >= now - slicesKept(); slice--) {
+          pipeline.hget(this.keys.callRecords(slice, shard), taskId);
+        }
+        for (const [error, json] of (await pipeline.exec()) ?? []) {
+          if (error) throw error;
+          if (typeof json === 'string') return JSON.parse(json) as CallRecord;
+        }
+      }
+      // Written by a replica of an earlier version: one hash per task.
+      return legacyRecord(await this.redis.hgetall(this.keys.task(taskId)));
     } catch (error) {
       throw new GatewayError('UNAVAILABLE', 'the task store (Redis) is unavailable; retry shortly', { cause: error });
     }
-    if (h.taskId === undefined) return undefined;
-    const record: CallRecord = {
-      taskId: h.taskId,
-      agent: h.agent ?? '',
-      task: h.task ?? '',
-      status: (h.status ?? 'submitted') as TaskState,
-      createdAt: Number(h.createdAt),
-      updatedAt: Number(h.updatedAt),
-      principal: h.principal ?? '',
-      tenant: h.tenant ?? '',
-      origin: h.origin ?? '',
-    };
-    if (h.holder !== undefined) record.holder = h.holder;
-    if (h.instanceId !== undefined) record.instanceId = h.instanceId;
-    if (h.output !== undefined) record.output = JSON.parse(h.output);
-    if (h.error !== undefined) record.error = JSON.parse(h.error) as WireError;
-    return record;
   }
+
+  private write(record: CallRecord): void {
+    this.unwritten.set(record.taskId, record);
+    if (this.flushing) return;
+    this.flushing = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Writes the batch: one HSET per bucket, and the bucket's expiry the first time this process writes it. */
+  private flush(): void {
+    this.flushing = false;
+    if (this.unwritten.size === 0) return;
+    if (this.redis.status !== 'ready') {
+      this.unwritten.clear();
+      return;
+    }
+    const now = Date.now();
+    const buckets = new Map<string, { expireAt: number; fields: string[] }>();
+    for (const record of this.unwritten.values()) {
+      const slice = Math.floor(record.createdAt / SLICE_MS);
+      const expireAt = (slice + 1) * SLICE_MS + MAX_TIMEOUT_MS + TIMINGS.callRecordTtlMs;
+      // A bucket past its expiry is gone; writing would bring it back without one.
+      if (expireAt <= now + 1000) continue;
+      const key = this.keys.callRecords(slice, shardOf(record.taskId));
+      let bucket = buckets.get(key);
+      if (!bucket) {
+        bucket = { expireAt, fields: [] };
+        buckets.set(key, bucket);
+      }
+      bucket.fields.push(record.taskId, JSON.stringify(record));
+    }
+    this.unwritten.clear();
+    for (const [key, bucket] of buckets) {
+      this.redis.hset(key, ...bucket.fields).catch(() => undefined);
+      if (this.expiring.get(key) !== bucket.expireAt) {
+        this.expiring.set(key, bucket.expireAt);
+        this.redis.pexpireat(key, bucket.expireAt).catch(() => this.expiring.delete(key));
+      }
+    }
+    if (this.expiring.size > 4 * SHARDS * slicesKept()) {
+      for (const [key, at] of this.expiring) if (at <= now) this.expiring.delete(key);
+    }
+  }
+}
+
+/** How many minute buckets back a record may be found in. */
+function slicesKept(): number {
+  return Math.ceil((MAX_TIMEOUT_MS + TIMINGS.callRecordTtlMs) / SLICE_MS) + 1;
+}
+
+/** The bucket shard of a task id. */
+function shardOf(taskId: string): number {
+  let h = 0;
+  for (let i = taskId.length - 1; i >= Math.max(0, taskId.length - 8); i--) h = (h * 31 + taskId.charCodeAt(i)) >>> 0;
+  return h % SHARDS;
+}
+
+/** A record in the hash-per-task form of earlier versions. */
+function legacyRecord(h: Record<string, string>): CallRecord | undefined {
+  if (h.taskId === undefined) return undefined;
+  const record: CallRecord = {
+    taskId: h.taskId,
+    agent: h.agent ?? '',
+    task: h.task ?? '',
+    status: (h.status ?? 'submitted') as TaskState,
+    createdAt: Number(h.createdAt),
+    updatedAt: Number(h.updatedAt),
+    principal: h.principal ?? '',
+    tenant: h.tenant ?? '',
+    origin: h.origin ?? '',
+  };
+  if (h.holder !== undefined) record.holder = h.holder;
+  if (h.instanceId !== undefined) record.instanceId = h.instanceId;
+  if (h.output !== undefined) record.output = JSON.parse(h.output);
+  if (h.error !== undefined) record.error = JSON.parse(h.error) as WireError;
+  return record;
 }
 
 /** The public part of a stored record, as `task.get` returns it. */

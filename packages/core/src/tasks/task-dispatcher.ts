@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { GatewayError } from '@openclaw/protocol';
 import type { OutgoingBusMessage, TaskCancelRequestMessage, TaskReplyMessage } from '../bus/bus-message';
 import type { ClusterBus } from '../bus/cluster-bus';
@@ -13,6 +12,7 @@ import { DispatchGovernance } from './dispatch-governance';
 import { type DispatchHandle, type DispatchRequest, originOf, type ReplayedCall } from './dispatch-request';
 import type { HttpAgentClient } from './http-agent-client';
 import { PendingCalls, type RouteKind } from './pending-calls';
+import { newTaskId } from './task-ids';
 
 /** Options of {@link TaskDispatcher}. */
 export interface TaskDispatcherOptions {
@@ -104,7 +104,7 @@ export class TaskDispatcher {
    * before any agent received the task is marked `dispatched: false` (the call may be sent again).
    */
   async dispatch(request: DispatchRequest): Promise<DispatchHandle> {
-    const taskId = request.taskId ?? randomUUID();
+    const taskId = request.taskId ?? newTaskId();
     const deadline = Date.now() + request.timeoutMs;
     let replay: ReplayedCall | undefined;
     try {
@@ -349,9 +349,12 @@ export class TaskDispatcher {
           .send(record.holder, { type: 'task.abort', taskId, instanceId: record.instanceId, reason: 'canceled' })
           .catch(() => undefined);
       }
-      await this.store.finish(taskId, 'canceled', {
-        error: new GatewayError('CANCELED', 'the task was canceled').toWire(),
-      });
+      await this.store.finish(
+        taskId,
+        'canceled',
+        { error: new GatewayError('CANCELED', 'the task was canceled').toWire() },
+        record,
+      );
     }
   }
 

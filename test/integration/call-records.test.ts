@@ -1,0 +1,76 @@
+import { CallRecords, RedisKeys } from '@openclaw/core';
+import Redis from 'ioredis';
+import { RedisServerProcess } from '../helpers/redis-server';
+import { waitFor } from '../helpers/wait';
+
+/** Records of sync calls: batched writes into minute buckets, read from any process. */
+describe('CallRecords', () => {
+  let redis: RedisServerProcess;
+  let writerConnection: Redis;
+  let readerConnection: Redis;
+  const keys = new RedisKeys('cr');
+
+  beforeAll(async () => {
+    redis = await RedisServerProcess.start();
+    writerConnection = new Redis(redis.url);
+    readerConnection = new Redis(redis.url);
+  });
+  afterAll(async () => {
+    writerConnection.disconnect();
+    readerConnection.disconnect();
+    await redis.stop();
+  });
+
+  const record = (taskId: string, createdAt: number) => ({
+    taskId,
+    agent: 'echo',
+    task: 't',
+    status: 'working' as const,
+    createdAt,
+    principal: 'alice',
+    tenant: 'default',
+    origin: 'A',
+  });
+
+  it('writes the calls of one turn in one HSET per bucket, once per call, and any process reads them', async () => {
+    const writer = new CallRecords(writerConnection, keys);
+    const reader = new CallRecords(readerConnection, keys);
+    await writerConnection.config('RESETSTAT');
+    const now = Date.now();
+    // The same minute and, by the ids' ends, the same shard ('...-000000000000').
+    const ids = Array.from({ length: 20 }, (_, i) => newIdAt(now, i));
+    for (const id of ids) void writer.create(record(id, now));
+    for (const id of ids.slice(0, 10)) void writer.finish(id, 'completed', { output: { id } });
+    await waitFor(async () => (await reader.get(ids[19]!)) !== undefined, { what: 'the batch written' });
+    const stats = await writerConnection.info('commandstats');
+    const calls = (command: string) =>
+      Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm').exec(stats)?.[1] ?? 0);
+    expect(calls('hset')).toBeLessThanOrEqual(4);
+    expect(calls('pexpireat')).toBeLessThanOrEqual(4);
+    expect(await reader.get(ids[0]!)).toMatchObject({ status: 'completed', output: { id: ids[0] } });
+    expect(await reader.get(ids[15]!)).toMatchObject({ status: 'working', principal: 'alice', origin: 'A' });
+    // Its bucket expires whole, at least the record TTL (an hour) after the call's last possible end.
+    const bucketKeys = await readerConnection.keys('cr:{calls:*');
+    expect(bucketKeys.length).toBeGreaterThan(0);
+    for (const key of bucketKeys) expect(await readerConnection.pttl(key)).toBeGreaterThan(3_600_000);
+  });
+
+  it('finds the record of a task id that names no time, and ends a record another process made', async () => {
+    const writer = new CallRecords(writerConnection, keys);
+    const other = new CallRecords(readerConnection, keys);
+    void writer.create(record('my-own-id', Date.now()));
+    await waitFor(async () => (await other.get('my-own-id')) !== undefined, { what: 'the record written' });
+    const found = await other.get('my-own-id');
+    await other.finish('my-own-id', 'canceled', { error: { code: 'CANCELED', message: 'x', retryable: false } }, found);
+    // (A cancel is written elsewhere only when the call's own process is gone: a third one reads it.)
+    const third = new CallRecords(readerConnection, keys);
+    await waitFor(async () => (await third.get('my-own-id'))?.status === 'canceled', { what: 'the end written' });
+    expect(await other.get('no-such-task')).toBeUndefined();
+  });
+});
+
+/** A version 7 task id of a given time, made distinct by `n` in its random part. */
+function newIdAt(at: number, n: number): string {
+  const hex = at.toString(16).padStart(12, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8)}-7000-8${n.toString(16).padStart(3, '0')}-000000000000`;
+}
