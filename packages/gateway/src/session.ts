@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
 import type { CallLimits, Principal } from '@openclaw/core';
 import { CloseCode, type ServerFrame } from '@openclaw/protocol';
 import type WebSocket from 'ws';
@@ -61,6 +62,9 @@ export class Session {
     this.onClose = options.onClose;
   }
 
+  /** Whether writes are held until the end of this turn ({@link cork}). */
+  private corked = false;
+
   /** Whether the gateway has begun closing this connection (requests arriving now are not handled). */
   get closing(): boolean {
     return this.closed;
@@ -92,7 +96,24 @@ export class Session {
       this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer: outbound buffer limit exceeded');
       return;
     }
+    this.cork();
     this.socket.send(JSON.stringify(frame));
+  }
+
+  /**
+   * Holds the socket's writes until the current turn of the event loop ends, so the frames sent in
+   * it (the answers to many calls whose replies came in one read from Redis) leave in one write.
+   */
+  private cork(): void {
+    if (this.corked) return;
+    const raw = (this.socket as unknown as { _socket?: Socket })._socket;
+    if (!raw || raw.writableCorked > 0) return;
+    this.corked = true;
+    raw.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      raw.uncork();
+    });
   }
 
   /** Closes the socket with a code and reason. Idempotent. */

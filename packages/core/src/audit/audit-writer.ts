@@ -23,6 +23,15 @@ redis.call('SET', KEYS[3], ARGV[3])
 return {1, id}
 `;
 
+/**
+ * How long an entry may wait for others to join its batch. Entries are written on a clean shutdown
+ * ({@link AuditWriter.drain}); a crash loses at most this much of the trail beyond what was in flight.
+ */
+export const AUDIT_BATCH_MS = 5;
+
+/** How often a process adds a tenant it writes for to the set of tenants with a trail again. */
+const TENANT_READD_MS = 60_000;
+
 /** Where a replica expects a tenant's trail to end. */
 interface Head {
   /** The plain head: hash of the last entry ('' for none). */
@@ -44,15 +53,20 @@ export interface AuditWriterOptions {
 }
 
 /**
- * Appends audit entries: queued per tenant, then chained, numbered and sealed in batches written by
- * one atomic script, so the request path never waits for them. If another replica appended
+ * Appends audit entries: queued per tenant for up to {@link AUDIT_BATCH_MS}, then chained, numbered
+ * and sealed in batches written by one atomic script, so the request path never waits for them. If another replica appended
  * meanwhile, the batch is chained again on the new head and retried. A failed write is counted
  * (`failures`) and logged, never thrown into a request.
  */
 export class AuditWriter {
   private lost = 0;
   private lastFailureAt = 0;
-  private readonly queues = new Map<string, { events: { event: AuditEvent; ts: number }[]; flushing: boolean }>();
+  private readonly queues = new Map<
+    string,
+    { events: { event: AuditEvent; ts: number }[]; flushing: boolean; timer?: NodeJS.Timeout }
+  >();
+  /** When this process last added each tenant to the set of tenants with a trail. */
+  private readonly tenantsAdded = new Map<string, number>();
   private readonly heads = new Map<string, Head>();
 
   constructor(private readonly options: AuditWriterOptions) {}
@@ -70,11 +84,23 @@ export class AuditWriter {
       this.queues.set(tenant, queue);
     }
     queue.events.push({ event: { ...event, replica: this.options.replicaId }, ts: Date.now() });
-    if (!queue.flushing) void this.flush(tenant);
+    if (queue.flushing || queue.timer) return;
+    // Entries of the next few milliseconds go in the same batch (one script for all of them).
+    const pending = queue;
+    pending.timer = setTimeout(() => {
+      pending.timer = undefined;
+      void this.flush(tenant);
+    }, AUDIT_BATCH_MS);
   }
 
   /** Resolves once everything recorded so far has been written (or has failed). */
   async drain(): Promise<void> {
+    for (const [tenant, queue] of this.queues) {
+      if (!queue.timer) continue;
+      clearTimeout(queue.timer);
+      queue.timer = undefined;
+      void this.flush(tenant);
+    }
     for (let i = 0; i < 200 && [...this.queues.values()].some((q) => q.flushing || q.events.length > 0); i++) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
@@ -146,7 +172,10 @@ export class AuditWriter {
           if (reply[0] === 1) {
             this.heads.set(tenant, { plain: prev, sealed, seq });
             written = true;
-            void redis.sadd(keys.auditTenants(), tenant).catch(() => undefined);
+            if ((this.tenantsAdded.get(tenant) ?? 0) < Date.now() - TENANT_READD_MS) {
+              this.tenantsAdded.set(tenant, Date.now());
+              void redis.sadd(keys.auditTenants(), tenant).catch(() => this.tenantsAdded.delete(tenant));
+            }
           } else {
             // Another replica appended: chain on its head.
             this.heads.set(tenant, this.headOf(tenant, reply[1] || null, reply[2] || null));

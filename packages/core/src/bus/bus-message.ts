@@ -99,3 +99,65 @@ export type OutgoingBusMessage = BusMessage extends infer M
     ? Omit<M, 'id' | 'sender' | 'ts' | 'traceparent'> & { traceparent?: string }
     : never
   : never;
+
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/**
+ * Parses a bus message. The two that every call carries (a dispatch, and a reply with a result or
+ * progress) are checked field by field without zod, the rest with {@link BusMessageSchema}; a message
+ * the quick check does not accept is judged by the schema, so both accept the same messages.
+ */
+export function parseBusMessage(
+  json: unknown,
+): { success: true; data: BusMessage } | { success: false; error: string } {
+  if (quickCheck(json)) return { success: true, data: json };
+  const parsed = BusMessageSchema.safeParse(json);
+  return parsed.success
+    ? { success: true, data: parsed.data }
+    : { success: false, error: parsed.error.issues[0]?.message ?? 'invalid' };
+}
+
+function quickCheck(m: unknown): m is BusMessage {
+  if (typeof m !== 'object' || m === null) return false;
+  const v = m as Record<string, unknown>;
+  if (
+    !shortString(v.id) ||
+    !shortString(v.sender) ||
+    !Number.isInteger(v.ts) ||
+    typeof v.traceparent !== 'string' ||
+    !TRACEPARENT.test(v.traceparent) ||
+    typeof v.taskId !== 'string' ||
+    typeof v.instanceId !== 'string'
+  ) {
+    return false;
+  }
+  if (v.type === 'task.reply') {
+    const outcome = v.outcome as Record<string, unknown> | null | undefined;
+    return (
+      typeof outcome === 'object' &&
+      outcome !== null &&
+      ((outcome.kind === 'result' && 'output' in outcome) || (outcome.kind === 'progress' && 'progress' in outcome)) &&
+      Object.keys(outcome).length === 2
+    );
+  }
+  if (v.type === 'task.dispatch') {
+    const from = v.from as Record<string, unknown> | null | undefined;
+    return (
+      typeof v.task === 'string' &&
+      'data' in v &&
+      Number.isInteger(v.deadline) &&
+      Number.isInteger(v.attempt) &&
+      (v.attempt as number) > 0 &&
+      typeof from === 'object' &&
+      from !== null &&
+      typeof from.principal === 'string' &&
+      // The origin's optional fields are left to the schema.
+      Object.keys(from).length === 1
+    );
+  }
+  return false;
+}
+
+function shortString(value: unknown): boolean {
+  return typeof value === 'string' && value.length >= 1 && value.length <= 64;
+}

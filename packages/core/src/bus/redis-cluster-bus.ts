@@ -5,8 +5,8 @@ import type Redis from 'ioredis';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { childTraceparent } from '../telemetry/trace-context';
-import { contextOf, inSpan, traceparentOf, tracer } from '../telemetry/tracing';
-import { type BusMessage, BusMessageSchema, type OutgoingBusMessage } from './bus-message';
+import { contextOf, inSpan, traceparentOf, tracer, tracingActive } from '../telemetry/tracing';
+import { type BusMessage, type OutgoingBusMessage, parseBusMessage } from './bus-message';
 import { type BusHandler, BusStats, type ClusterBus } from './cluster-bus';
 
 /** Options of {@link RedisClusterBus}. */
@@ -60,9 +60,9 @@ export class RedisClusterBus implements ClusterBus {
       this.drop('not JSON');
       return;
     }
-    const parsed = BusMessageSchema.safeParse(json);
+    const parsed = parseBusMessage(json);
     if (!parsed.success) {
-      this.drop(parsed.error.issues[0]?.message ?? 'invalid');
+      this.drop(parsed.error);
       return;
     }
     this.stats.countReceived(parsed.data.type);
@@ -70,8 +70,12 @@ export class RedisClusterBus implements ClusterBus {
       this.lastCanaryAt = Date.now();
       return;
     }
-    // The consumer side of the hop, in the sender's trace; the handler runs inside it.
     const message = parsed.data;
+    if (!tracingActive()) {
+      this.deliver(message);
+      return;
+    }
+    // The consumer side of the hop, in the sender's trace; the handler runs inside it.
     inSpan(
       `bus receive ${message.type}`,
       {
@@ -212,7 +216,7 @@ export class RedisClusterBus implements ClusterBus {
    */
   private stamp(message: OutgoingBusMessage): BusMessage {
     let traceparent: string | undefined;
-    if (message.type !== 'canary') {
+    if (message.type !== 'canary' && tracingActive()) {
       const parent = message.traceparent === undefined ? undefined : contextOf(message.traceparent);
       const span = tracer.startSpan(
         `bus publish ${message.type}`,
