@@ -3,7 +3,9 @@
 
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import { ApiKeyStore, RedisKeys } from '@openclaw/core';
 import type Redis from 'ioredis';
+import IORedis from 'ioredis';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
 import { Pending } from './pending';
@@ -34,8 +36,15 @@ const CLI = path.join(REPO, 'packages', 'cli', 'dist', 'bin.js');
 const SOCKETIO_SERVER = path.join(__dirname, 'socketio-server.js');
 const RELAY_SERVER = path.join(__dirname, 'relay-server.js');
 
-/** Settings of the OpenClaw replicas: the per-connection rate limit is lifted, nothing else changes. */
+/** The secret stored API keys are hashed with, on both replicas (the production default is API keys). */
+const API_KEY_SECRET = 'bench-api-key-secret-of-at-least-32-characters';
+
+/**
+ * Settings of the OpenClaw replicas: authentication by stored API keys, audit and governance as they
+ * come; the per-connection rate limit is lifted, nothing else changes.
+ */
 export const OPENCLAW_ENV = {
+  OPENCLAW_API_KEY_SECRET: API_KEY_SECRET,
   OPENCLAW_LOG_LEVEL: 'warn',
   OPENCLAW_RATE_LIMIT: '1000000',
   OPENCLAW_RATE_BURST: '1000000',
@@ -61,9 +70,25 @@ function cpuProfileArgs(name: string): string[] {
 export const ECHO_AGENT_CONCURRENCY = 256;
 export const CALL_TIMEOUT_MS = 30_000;
 
-function openWs(url: string): Promise<WebSocket> {
+/** Stored API keys of the echo agent (role `agent`) and of the caller (role `caller`), as operators make them. */
+async function createApiKeys(redisUrl: string): Promise<{ agent: string; caller: string }> {
+  const redis = new IORedis(redisUrl);
+  try {
+    const store = new ApiKeyStore(redis, new RedisKeys('openclaw'), API_KEY_SECRET);
+    const make = async (role: string) =>
+      (await store.create({ name: `bench ${role}`, role, tenant: 'default', createdBy: 'bench' })).key;
+    return { agent: await make('agent'), caller: await make('caller') };
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function openWs(url: string, apiKey?: string): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
+    const ws = new WebSocket(url, {
+      perMessageDeflate: false,
+      ...(apiKey ? { headers: { 'x-api-key': apiKey } } : {}),
+    });
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
   });
@@ -97,7 +122,7 @@ export async function startOpenClaw(): Promise<RunningSystem> {
         'gateway',
         'start',
         '--auth',
-        'none',
+        'apikey',
         '--port',
         String(port),
         '--host',
@@ -112,7 +137,8 @@ export async function startOpenClaw(): Promise<RunningSystem> {
   );
   await Promise.all(ports.map((port) => waitForHttp(`http://127.0.0.1:${port}/readyz`)));
 
-  const agent = await openWs(`ws://127.0.0.1:${ports[1]}`);
+  const keys = await createApiKeys(redis.url);
+  const agent = await openWs(`ws://127.0.0.1:${ports[1]}`, keys.agent);
   const registered = new Promise<void>((resolve, reject) => {
     agent.on('message', (raw) => {
       const f = JSON.parse(String(raw)) as {
@@ -133,7 +159,7 @@ export async function startOpenClaw(): Promise<RunningSystem> {
   agent.send(JSON.stringify({ action: 'register', id: 0, name: 'echo', concurrency: ECHO_AGENT_CONCURRENCY }));
   await registered;
 
-  const caller = await openWs(`ws://127.0.0.1:${ports[0]}`);
+  const caller = await openWs(`ws://127.0.0.1:${ports[0]}`, keys.caller);
   const pending = new Pending('OpenClaw');
   failOnClose(caller, pending, 'OpenClaw');
   caller.on('message', (raw) => {
@@ -256,7 +282,8 @@ export async function startRelay(): Promise<RunningSystem> {
   );
   await Promise.all(ports.map((port) => waitForPort(port)));
 
-  const agent = await openWs(`ws://127.0.0.1:${ports[1]}`);
+  const keys = await createApiKeys(redis.url);
+  const agent = await openWs(`ws://127.0.0.1:${ports[1]}`, keys.agent);
   const registered = new Promise<void>((resolve) => {
     agent.on('message', (raw) => {
       const m = JSON.parse(String(raw)) as { t: string; id: number; from: string; data: unknown };
