@@ -4,7 +4,7 @@ import { type Context, context, type Span, SpanKind, trace } from '@opentelemetr
 import type Redis from 'ioredis';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
-import { childTraceparent } from '../telemetry/trace-context';
+import { childTraceparent, isTraceparent } from '../telemetry/trace-context';
 import { contextOf, inSpan, traceparentOf, tracer, tracingActive } from '../telemetry/tracing';
 import { type BusMessage, type OutgoingBusMessage, parseBusMessage } from './bus-message';
 import { type BusHandler, BusStats, type ClusterBus } from './cluster-bus';
@@ -36,6 +36,14 @@ export class RedisClusterBus implements ClusterBus {
   private readonly logger: Logger;
   private readonly canaryIntervalMs: number;
   private readonly channel: string;
+  /** The trace context of messages sent with none while tracing is off. */
+  private readonly untracedParent = childTraceparent();
+  /** Message ids: a random prefix of this process, then a counter (unique without a random draw each). */
+  private readonly idPrefix = `${randomUUID().slice(0, 13)}-`;
+  private sequence = 0;
+  /** Messages waiting for the end of this turn, by destination replica. */
+  private readonly outbox = new Map<string, OutboxBatch>();
+  private flushScheduled = false;
   private readonly broadcastChannel: string;
   private handler: BusHandler = () => {};
   private resubscribedHandler: () => void = () => {};
@@ -60,6 +68,12 @@ export class RedisClusterBus implements ClusterBus {
       this.drop('not JSON');
       return;
     }
+    // Several messages for this inbox published together arrive as one array.
+    if (Array.isArray(json)) for (const item of json) this.receive(item);
+    else this.receive(json);
+  };
+
+  private receive(json: unknown): void {
     const parsed = parseBusMessage(json);
     if (!parsed.success) {
       this.drop(parsed.error);
@@ -91,7 +105,7 @@ export class RedisClusterBus implements ClusterBus {
       },
       () => this.deliver(message),
     );
-  };
+  }
 
   private deliver(message: BusMessage): void {
     try {
@@ -161,14 +175,48 @@ export class RedisClusterBus implements ClusterBus {
       queueMicrotask(() => this.deliver(envelope));
       return 1;
     }
-    try {
-      const receivers = await this.publisher.publish(this.keys.inbox(to), JSON.stringify(envelope));
-      this.stats.countSent(envelope.type);
-      return receivers;
-    } catch (error) {
-      this.stats.publishErrors += 1;
-      throw new GatewayError('UNAVAILABLE', 'the cluster bus could not publish', { cause: error });
+    return this.enqueue(to, JSON.stringify(envelope), envelope.type);
+  }
+
+  /**
+   * Queues a message for a replica's inbox. The messages for one inbox queued in one turn of the
+   * event loop are published together, as a JSON array (one PUBLISH, one read at the other end).
+   */
+  private enqueue(to: string, json: string, type: string): Promise<number> {
+    let batch = this.outbox.get(to);
+    if (!batch || batch.bytes + json.length > MAX_BATCH_BYTES) {
+      if (batch) this.publishBatch(to, batch);
+      batch = newBatch();
+      this.outbox.set(to, batch);
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        process.nextTick(() => this.flushOutbox());
+      }
     }
+    batch.messages.push(json);
+    batch.types.push(type);
+    batch.bytes += json.length;
+    return batch.sent;
+  }
+
+  private flushOutbox(): void {
+    this.flushScheduled = false;
+    for (const [to, batch] of this.outbox) this.publishBatch(to, batch);
+    this.outbox.clear();
+  }
+
+  private publishBatch(to: string, batch: OutboxBatch): void {
+    const payload = batch.messages.length === 1 ? batch.messages[0]! : `[${batch.messages.join(',')}]`;
+    this.publisher.publish(this.keys.inbox(to), payload).then(
+      (receivers) => {
+        for (const type of batch.types) this.stats.countSent(type);
+        batch.resolve(receivers);
+      },
+      (error: unknown) => {
+        this.stats.publishErrors += batch.messages.length;
+        batch.reject(new GatewayError('UNAVAILABLE', 'the cluster bus could not publish', { cause: error }));
+      },
+    );
   }
 
   async broadcast(message: OutgoingBusMessage): Promise<void> {
@@ -233,12 +281,19 @@ export class RedisClusterBus implements ClusterBus {
       traceparent = traceparentOf(contextOfSpan(span, parent));
       span.end();
     }
+    // Without tracing, a hop keeps the trace context it was given (or this process's own): no one
+    // records its spans, and agents are not shown it.
+    traceparent ??=
+      message.traceparent !== undefined && isTraceparent(message.traceparent)
+        ? message.traceparent
+        : this.untracedParent;
+    this.sequence += 1;
     return {
-      id: randomUUID(),
+      id: `${this.idPrefix}${this.sequence.toString(36)}`,
       sender: this.replicaId,
       ts: Date.now(),
       ...message,
-      traceparent: traceparent ?? childTraceparent(message.traceparent),
+      traceparent,
     } as BusMessage;
   }
 
@@ -288,4 +343,29 @@ export class RedisClusterBus implements ClusterBus {
 
 function contextOfSpan(span: Span, parent: Context | undefined): Context {
   return trace.setSpan(parent ?? context.active(), span);
+}
+
+/** Most bytes of messages published together to one inbox; a bigger batch is split. */
+const MAX_BATCH_BYTES = 512 * 1024;
+
+/** Messages for one inbox, published together; every sender waits for the one publish. */
+interface OutboxBatch {
+  messages: string[];
+  types: string[];
+  bytes: number;
+  sent: Promise<number>;
+  resolve: (receivers: number) => void;
+  reject: (error: GatewayError) => void;
+}
+
+function newBatch(): OutboxBatch {
+  let resolve!: (receivers: number) => void;
+  let reject!: (error: GatewayError) => void;
+  const sent = new Promise<number>((ok, fail) => {
+    resolve = ok;
+    reject = fail;
+  });
+  // A failed publish is handled by each sender; the batch's own promise must not go unhandled.
+  sent.catch(() => undefined);
+  return { messages: [], types: [], bytes: 0, sent, resolve, reject };
 }
