@@ -17,12 +17,20 @@ export interface ServerProcess {
   pid: number;
 }
 
+/** A caller connection to server A of a system. */
+export interface Caller {
+  request(data: unknown): Promise<unknown>;
+  close(): void;
+}
+
 /** A system under test, running, with its agent registered and its caller connected. */
 export interface RunningSystem {
   key: 'openclaw' | 'socketio' | 'relay';
   name: string;
-  /** One request/response: resolves with the agent's output as the caller received it. */
+  /** One request/response on the system's one caller connection: resolves with the agent's output. */
   request(data: unknown): Promise<unknown>;
+  /** Opens another caller connection to server A (one connection per in-flight call). */
+  openCaller(): Promise<Caller>;
   processes: ServerProcess[];
   redisUrl: string;
   /** Counters read from the system's Redis when nothing is in flight (leak checks). */
@@ -159,10 +167,33 @@ export async function startOpenClaw(): Promise<RunningSystem> {
   agent.send(JSON.stringify({ action: 'register', id: 0, name: 'echo', concurrency: ECHO_AGENT_CONCURRENCY }));
   await registered;
 
-  const caller = await openWs(`ws://127.0.0.1:${ports[0]}`, keys.caller);
+  const openCaller = () => openClawCaller(ports[0]!, keys.caller);
+  const caller = await openCaller();
+  return verifyEcho({
+    key: 'openclaw',
+    name: 'OpenClaw Gateway',
+    request: caller.request,
+    openCaller,
+    processes: [
+      { role: 'server A', pid: replicas[0]!.pid! },
+      { role: 'server B', pid: replicas[1]!.pid! },
+      { role: 'redis', pid: redis.pid },
+    ],
+    redisUrl: redis.url,
+    inspect: openClawReservations,
+    close() {
+      caller.close();
+      agent.terminate();
+    },
+  });
+}
+
+/** A caller of OpenClaw: `coordinator` frames out, responses matched by id. */
+async function openClawCaller(port: number, apiKey: string): Promise<Caller> {
+  const socket = await openWs(`ws://127.0.0.1:${port}`, apiKey);
   const pending = new Pending('OpenClaw');
-  failOnClose(caller, pending, 'OpenClaw');
-  caller.on('message', (raw) => {
+  failOnClose(socket, pending, 'OpenClaw');
+  socket.on('message', (raw) => {
     const f = JSON.parse(String(raw)) as {
       id?: number;
       ok?: boolean;
@@ -172,35 +203,18 @@ export async function startOpenClaw(): Promise<RunningSystem> {
     if (typeof f.id !== 'number') return;
     pending.settle(f.id, f.ok ? { output: f.result?.output } : { error: `${f.error?.code}: ${f.error?.message}` });
   });
-  return verifyEcho({
-    key: 'openclaw',
-    name: 'OpenClaw Gateway',
+  return {
     request: (data) =>
       pending.open((id) =>
-        caller.send(
-          JSON.stringify({
-            action: 'coordinator',
-            id,
-            agent: 'echo',
-            task: 'echo',
-            data,
-            timeoutMs: CALL_TIMEOUT_MS,
-          }),
+        socket.send(
+          JSON.stringify({ action: 'coordinator', id, agent: 'echo', task: 'echo', data, timeoutMs: CALL_TIMEOUT_MS }),
         ),
       ),
-    processes: [
-      { role: 'server A', pid: replicas[0]!.pid! },
-      { role: 'server B', pid: replicas[1]!.pid! },
-      { role: 'redis', pid: redis.pid },
-    ],
-    redisUrl: redis.url,
-    inspect: openClawReservations,
     close() {
       pending.close();
-      caller.terminate();
-      agent.terminate();
+      socket.terminate();
     },
-  });
+  };
 }
 
 /**
@@ -230,6 +244,21 @@ function connectSocketIo(port: number): Promise<Socket> {
   });
 }
 
+/** A caller of Socket.IO: `request` events out, `response` events matched by id. */
+async function socketIoCaller(port: number): Promise<Caller> {
+  const socket = await connectSocketIo(port);
+  const pending = new Pending('Socket.IO');
+  socket.on('disconnect', (reason) => pending.failAll(`Socket.IO: caller disconnected (${reason})`));
+  socket.on('response', (m: { id: number; output: unknown }) => pending.settle(m.id, { output: m.output }));
+  return {
+    request: (data) => pending.open((id) => socket.emit('request', { id, agent: 'echo', data })),
+    close() {
+      pending.close();
+      socket.disconnect();
+    },
+  };
+}
+
 /** Socket.IO 4 + @socket.io/redis-adapter: two servers; the request and the reply both cross the adapter. */
 export async function startSocketIo(): Promise<RunningSystem> {
   const redis = await startRedis('socketio-redis');
@@ -248,14 +277,13 @@ export async function startSocketIo(): Promise<RunningSystem> {
   );
   await new Promise<void>((resolve) => agent.emit('register', 'echo', () => resolve()));
 
-  const caller = await connectSocketIo(ports[0]!);
-  const pending = new Pending('Socket.IO');
-  caller.on('disconnect', (reason) => pending.failAll(`Socket.IO: caller disconnected (${reason})`));
-  caller.on('response', (m: { id: number; output: unknown }) => pending.settle(m.id, { output: m.output }));
+  const openCaller = () => socketIoCaller(ports[0]!);
+  const caller = await openCaller();
   return verifyEcho({
     key: 'socketio',
     name: 'Socket.IO 4 + redis-adapter',
-    request: (data) => pending.open((id) => caller.emit('request', { id, agent: 'echo', data })),
+    request: caller.request,
+    openCaller,
     processes: [
       { role: 'server A', pid: servers[0]!.pid! },
       { role: 'server B', pid: servers[1]!.pid! },
@@ -263,8 +291,7 @@ export async function startSocketIo(): Promise<RunningSystem> {
     ],
     redisUrl: redis.url,
     close() {
-      pending.close();
-      caller.disconnect();
+      caller.close();
       agent.disconnect();
     },
   });
@@ -282,8 +309,7 @@ export async function startRelay(): Promise<RunningSystem> {
   );
   await Promise.all(ports.map((port) => waitForPort(port)));
 
-  const keys = await createApiKeys(redis.url);
-  const agent = await openWs(`ws://127.0.0.1:${ports[1]}`, keys.agent);
+  const agent = await openWs(`ws://127.0.0.1:${ports[1]}`);
   const registered = new Promise<void>((resolve) => {
     agent.on('message', (raw) => {
       const m = JSON.parse(String(raw)) as { t: string; id: number; from: string; data: unknown };
@@ -294,17 +320,13 @@ export async function startRelay(): Promise<RunningSystem> {
   agent.send(JSON.stringify({ t: 'register', name: 'echo' }));
   await registered;
 
-  const caller = await openWs(`ws://127.0.0.1:${ports[0]}`);
-  const pending = new Pending('relay');
-  failOnClose(caller, pending, 'relay');
-  caller.on('message', (raw) => {
-    const m = JSON.parse(String(raw)) as { t: string; id: number; output: unknown };
-    if (m.t === 'response') pending.settle(m.id, { output: m.output });
-  });
+  const openCaller = () => relayCaller(ports[0]!);
+  const caller = await openCaller();
   return verifyEcho({
     key: 'relay',
     name: 'bare ws + Redis relay (floor)',
-    request: (data) => pending.open((id) => caller.send(JSON.stringify({ t: 'request', id, agent: 'echo', data }))),
+    request: caller.request,
+    openCaller,
     processes: [
       { role: 'server A', pid: relays[0]!.pid! },
       { role: 'server B', pid: relays[1]!.pid! },
@@ -312,9 +334,26 @@ export async function startRelay(): Promise<RunningSystem> {
     ],
     redisUrl: redis.url,
     close() {
-      pending.close();
-      caller.terminate();
+      caller.close();
       agent.terminate();
     },
   });
+}
+
+/** A caller of the relay: `request` messages out, `response` messages matched by id. */
+async function relayCaller(port: number): Promise<Caller> {
+  const socket = await openWs(`ws://127.0.0.1:${port}`);
+  const pending = new Pending('relay');
+  failOnClose(socket, pending, 'relay');
+  socket.on('message', (raw) => {
+    const m = JSON.parse(String(raw)) as { t: string; id: number; output: unknown };
+    if (m.t === 'response') pending.settle(m.id, { output: m.output });
+  });
+  return {
+    request: (data) => pending.open((id) => socket.send(JSON.stringify({ t: 'request', id, agent: 'echo', data }))),
+    close() {
+      pending.close();
+      socket.terminate();
+    },
+  };
 }
