@@ -49,10 +49,34 @@ describe('CallRecords', () => {
     expect(calls('pexpireat')).toBeLessThanOrEqual(4);
     expect(await reader.get(ids[0]!)).toMatchObject({ status: 'completed', output: { id: ids[0] } });
     expect(await reader.get(ids[15]!)).toMatchObject({ status: 'working', principal: 'alice', origin: 'A' });
-    // Its bucket expires whole, at least the record TTL (an hour) after the call's last possible end.
-    const bucketKeys = await readerConnection.keys('cr:{calls:*');
-    expect(bucketKeys.length).toBeGreaterThan(0);
-    for (const key of bucketKeys) expect(await readerConnection.pttl(key)).toBeGreaterThan(3_600_000);
+  });
+
+  it("keeps a bucket as long as its longest-lived record needs, never shortening another process's", async () => {
+    await writerConnection.flushall();
+    const writer = new CallRecords(writerConnection, keys, { ttlMs: 60_000 });
+    const other = new CallRecords(readerConnection, keys, { ttlMs: 60_000 });
+    const now = Date.now();
+    const [ended, running, keyed] = [newIdAt(now, 1), newIdAt(now, 2), newIdAt(now, 3)];
+    // Ended at once: kept a minute.
+    void writer.create(record(ended, now), { deadline: now + 30_000, keyed: false });
+    void writer.finish(ended, 'completed', { output: 1 });
+    await waitFor(async () => (await other.get(ended)) !== undefined, { what: 'the ended record' });
+    const bucket = keys.callRecords(Math.floor(now / 60_000), 0);
+    const minute = await readerConnection.pttl(bucket);
+    expect(minute).toBeGreaterThan(50_000);
+    expect(minute).toBeLessThanOrEqual(80_000);
+    // Still running with a deadline in half an hour: its bucket is kept until then, and a minute more.
+    void other.create(record(running, now), { deadline: now + 1_800_000, keyed: false });
+    await waitFor(async () => (await readerConnection.pttl(bucket)) > 1_800_000, { what: 'the bucket kept longer' });
+    // The first process writing again (with its shorter need) does not shorten it.
+    void writer.create(record(newIdAt(now, 4), now), { deadline: now, keyed: false });
+    await waitFor(async () => (await other.get(newIdAt(now, 4))) !== undefined, { what: 'the next record' });
+    expect(await readerConnection.pttl(bucket)).toBeGreaterThan(1_800_000);
+    // A call with an idempotencyKey is kept as long as its key (an hour), apart.
+    void writer.create(record(keyed, now), { deadline: now + 1000, keyed: true });
+    void writer.finish(keyed, 'completed', { output: 'replayed' });
+    await waitFor(async () => (await other.get(keyed))?.output === 'replayed', { what: 'the keyed record' });
+    expect(await readerConnection.pttl(keys.callRecords(Math.floor(now / 60_000), 0, true))).toBeGreaterThan(3_500_000);
   });
 
   it('finds the record of a task id that names no time, and ends a record another process made', async () => {

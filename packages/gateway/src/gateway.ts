@@ -113,6 +113,7 @@ export class Gateway {
       auditSecret: config.auditSecret,
       logger,
       presenceTtlMs: config.presenceTtlMs,
+      callRecordTtlMs: config.callRecordTtlMs,
       httpAgents: {
         allowPrivate: config.httpAgentsAllowPrivateResolved,
         maxResponseBytes: config.maxFrameBytes,

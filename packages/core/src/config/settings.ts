@@ -402,6 +402,12 @@ export const GATEWAY_SETTINGS = {
     default: '5000',
     doc: "TTL of a replica's heartbeat key. A dead replica's agents leave agents.list within this time (plus one sweep).",
   }),
+  callRecordTtlMs: setting({
+    env: 'OPENCLAW_CALL_RECORD_TTL_MS',
+    schema: intText(1000, 86_400_000),
+    default: '300000',
+    doc: 'How long the record of a sync call is kept after its last change (task.get and task.cancel from any replica). A call with an idempotencyKey is kept as long as its key (an hour).',
+  }),
   defaultTimeoutMs: setting({
     env: 'OPENCLAW_DEFAULT_TIMEOUT_MS',
     schema: intText(1, 3_600_000),

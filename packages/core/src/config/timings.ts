@@ -26,8 +26,8 @@ export const TIMINGS = {
   modelValidatorGraceMs: 1_000,
   /** How long a replica caches an agent's registered retry policy (other replicas' registrations show after this). */
   agentRetryPolicyCacheMs: 5_000,
-  /** How long the record of a sync call is kept after its last change (for `task.get` and `task.cancel`). */
-  callRecordTtlMs: 3_600_000,
+  /** How long a sync call's `idempotencyKey` is kept, and that call's record with it. */
+  syncIdempotencyTtlMs: 3_600_000,
   /** How long a decided or expired approval is kept. */
   approvalRetentionMs: 7 * 86_400_000,
   /** How long `task.cancel` waits for a running task's worker to confirm before it answers. */

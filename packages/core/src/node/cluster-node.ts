@@ -32,6 +32,8 @@ export interface ClusterNodeOptions {
    * agents: the node then announces itself and keeps its agents' presence. A worker hosts none.
    */
   presenceTtlMs?: number;
+  /** How long a sync call's record is kept after its last change (`OPENCLAW_CALL_RECORD_TTL_MS`). */
+  callRecordTtlMs?: number;
   /** Calls to agents registered by URL: private addresses allowed, largest answer, deepest JSON. */
   httpAgents: { allowPrivate: boolean; maxResponseBytes: number; maxJsonDepth: number };
   /** Retries, timeouts and retention of the async tasks submitted here. */
@@ -101,7 +103,7 @@ export class ClusterNode {
       logger,
       announce: () => void this.bus.broadcast({ type: 'registry.changed' }).catch(() => undefined),
     });
-    this.store = new CallRecords(redis, keys);
+    this.store = new CallRecords(redis, keys, { ttlMs: options.callRecordTtlMs });
     this.ledger = new TaskLedger(redis, keys);
     this.httpAgents = new HttpAgentClient(options.httpAgents);
     this.authorizer = new Authorizer(redis, keys, logger);

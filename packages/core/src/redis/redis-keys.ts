@@ -166,9 +166,10 @@ export class RedisKeys {
   /**
    * Hash: the records of the sync calls created in one minute (`slice`, epoch minutes) whose task ids
    * fall in one `shard`, field: task id, value: the record as JSON. The minute buckets expire whole.
+   * Calls with an idempotencyKey (`keyed`) are kept apart, as long as their keys.
    */
-  callRecords(slice: number, shard: number): string {
-    return `${this.prefix}:{calls:${shard}}:${slice}`;
+  callRecords(slice: number, shard: number, keyed = false): string {
+    return `${this.prefix}:{calls:${shard}}:${slice}${keyed ? ':k' : ''}`;
   }
 
   /** Stream: the events of an async task (status changes and progress), in the task's slot. */

@@ -27,7 +27,7 @@ export class CallIdempotencyKeys {
     const key = this.store.keys.idempotency(digest);
     for (let attempt = 0; attempt < 3; attempt++) {
       const claimed = await this.store.redis
-        .set(key, taskId, 'PX', TIMINGS.callRecordTtlMs, 'NX')
+        .set(key, taskId, 'PX', TIMINGS.syncIdempotencyTtlMs, 'NX')
         .catch((error: unknown) => {
           throw new GatewayError('UNAVAILABLE', 'the task store (Redis) is unavailable; retry shortly', {
             cause: error,

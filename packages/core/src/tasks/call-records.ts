@@ -21,28 +21,67 @@ export interface CallRecord extends TaskRecord {
 /** The new record of a task. */
 export type NewCallRecord = Omit<CallRecord, 'updatedAt' | 'output' | 'error'>;
 
+/** How long a call is to be kept, beside its record. */
+export interface CallLifetime {
+  /** When the call ends at the latest: an unfinished call's record is kept until then, and after. */
+  deadline: number;
+  /** The call has an idempotencyKey: its record is kept as long as the key. */
+  keyed: boolean;
+}
+
+/** Options of {@link CallRecords}. */
+export interface CallRecordsOptions {
+  /** How long a record is kept after its last change. Default 5 minutes. */
+  ttlMs?: number;
+}
+
+/** A record with its lifetime, as this process writes it. */
+interface Tracked {
+  record: CallRecord;
+  lifetime: CallLifetime;
+}
+
+/**
+ * Sets a key's expiry to ARGV[1] (epoch ms) unless it already expires later (what `PEXPIREAT ... GT`
+ * does on Redis 7, here for Redis 5 and later). KEYS: the key.
+ */
+const EXTEND_EXPIRY = `
+local at = tonumber(ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -2 then return 0 end
+if ttl >= 0 then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + ttl >= at then return 0 end
+end
+redis.call('PEXPIREAT', KEYS[1], at)
+return 1
+`;
+
 /** Records are kept in buckets of one creation minute. */
 const SLICE_MS = 60_000;
 /** Buckets per minute: the records of a minute are spread by task id. */
 const SHARDS = 4;
+/** A bucket's expiry is moved in steps of this much, so that it is written about once per step. */
+const EXPIRY_STEP_MS = 10_000;
 
 /**
  * Records of sync calls in Redis, so any replica can answer `task.get` and `task.cancel` for a call
  * another replica is running. Writes are batched: the records written in one turn of the event loop
  * go out together, one `HSET` per bucket (records of the calls created in the same minute, spread
  * over {@link SHARDS} buckets by task id), and a record created and ended in the same turn is written
- * once. A bucket expires whole, `callRecordTtlMs` after the last moment a call created in its
- * minute can end (its deadline at most `MAX_TIMEOUT_MS` later), so a record is kept at least
- * `callRecordTtlMs` after its last change. A task id made by {@link newTaskId} names its minute, so
- * a read is one `HGET`; any other id is looked for in every live bucket of its shard.
+ * once. A bucket expires whole once every record in it has been kept `ttlMs` after its last change
+ * (an unfinished call's, after its deadline); calls with an idempotencyKey are in buckets of their
+ * own, kept as long as their keys. A task id made by {@link newTaskId} names its minute, so a read is
+ * two `HGET`s in one round trip; any other id is looked for in every live bucket of its shard.
  */
 export class CallRecords {
+  private readonly ttlMs: number;
   /** Records of calls this process runs, until they end (a write needs the whole record). */
-  private readonly live = new Map<string, CallRecord>();
+  private readonly live = new Map<string, Tracked>();
   /** Records to write in the next batch, by task id. */
-  private readonly unwritten = new Map<string, CallRecord>();
+  private readonly unwritten = new Map<string, Tracked>();
   private flushing = false;
-  /** Buckets this process has set to expire, and when they do. */
+  /** Buckets this process has set to expire, and when (forgotten when Redis reconnects: it may be empty). */
   private readonly expiring = new Map<string, number>();
 
   constructor(
@@ -50,22 +89,26 @@ export class CallRecords {
     readonly redis: Redis,
     /** @internal */
     readonly keys: RedisKeys,
-  ) {}
+    options: CallRecordsOptions = {},
+  ) {
+    this.ttlMs = options.ttlMs ?? 300_000;
+    redis.on('ready', () => this.expiring.clear());
+  }
 
   /** Writes a new record (in the next batch). */
-  async create(task: NewCallRecord): Promise<void> {
-    const record: CallRecord = { ...task, updatedAt: task.createdAt };
-    this.live.set(task.taskId, record);
-    this.write(record);
+  async create(task: NewCallRecord, lifetime: CallLifetime = { deadline: Date.now(), keyed: false }): Promise<void> {
+    const tracked = { record: { ...task, updatedAt: task.createdAt }, lifetime };
+    this.live.set(task.taskId, tracked);
+    this.write(tracked);
   }
 
   /** Records where a task was dispatched (for a cancel when its origin replica is gone). Best effort. */
   async setHolder(taskId: string, holder: string, instanceId: string): Promise<void> {
-    const record = this.live.get(taskId);
-    if (!record) return;
-    record.holder = holder;
-    record.instanceId = instanceId;
-    this.write(record);
+    const tracked = this.live.get(taskId);
+    if (!tracked) return;
+    tracked.record.holder = holder;
+    tracked.record.instanceId = instanceId;
+    this.write(tracked);
   }
 
   /**
@@ -78,17 +121,22 @@ export class CallRecords {
     result: { output?: unknown; error?: WireError } = {},
     known?: CallRecord,
   ): Promise<void> {
-    const record = this.live.get(taskId) ?? (known ? { ...known } : undefined);
+    const tracked =
+      this.live.get(taskId) ??
+      (known ? { record: { ...known }, lifetime: { deadline: Date.now(), keyed: false } } : undefined);
     this.live.delete(taskId);
-    if (!record) return;
+    if (!tracked) return;
+    const { record } = tracked;
     record.status = status;
     record.updatedAt = Date.now();
+    // Ended: kept from now on, not from the deadline.
+    tracked.lifetime = { ...tracked.lifetime, deadline: record.updatedAt };
     if (result.output !== undefined) {
       const json = JSON.stringify(result.output);
       if (json !== undefined && Buffer.byteLength(json) <= MAX_STORED_OUTPUT_BYTES) record.output = result.output;
     }
     if (result.error !== undefined) record.error = result.error;
-    this.write(record);
+    this.write(tracked);
   }
 
   /**
@@ -97,23 +145,25 @@ export class CallRecords {
    */
   async get(taskId: string): Promise<CallRecord | undefined> {
     const mine = this.unwritten.get(taskId) ?? this.live.get(taskId);
-    if (mine) return { ...mine };
+    if (mine) return { ...mine.record };
     try {
       const created = taskIdTime(taskId);
       const shard = shardOf(taskId);
+      const pipeline = this.redis.pipeline();
       if (created !== undefined) {
-        const json = await this.redis.hget(this.keys.callRecords(Math.floor(created / SLICE_MS), shard), taskId);
-        if (json !== null) return JSON.parse(json) as CallRecord;
+        const slice = Math.floor(created / SLICE_MS);
+        pipeline.hget(this.keys.callRecords(slice, shard), taskId);
+        pipeline.hget(this.keys.callRecords(slice, shard, true), taskId);
       } else {
-        const pipeline = this.redis.pipeline();
         const now = Math.floor(Date.now() / SLICE_MS);
-        for (let slice = now; slice >= now - slicesKept(); slice--) {
+        for (let slice = now; slice >= now - this.slicesKept(); slice--) {
           pipeline.hget(this.keys.callRecords(slice, shard), taskId);
+          pipeline.hget(this.keys.callRecords(slice, shard, true), taskId);
         }
-        for (const [error, json] of (await pipeline.exec()) ?? []) {
-          if (error) throw error;
-          if (typeof json === 'string') return JSON.parse(json) as CallRecord;
-        }
+      }
+      for (const [error, json] of (await pipeline.exec()) ?? []) {
+        if (error) throw error;
+        if (typeof json === 'string') return JSON.parse(json) as CallRecord;
       }
       // Written by a replica of an earlier version: one hash per task.
       return legacyRecord(await this.redis.hgetall(this.keys.task(taskId)));
@@ -122,14 +172,17 @@ export class CallRecords {
     }
   }
 
-  private write(record: CallRecord): void {
-    this.unwritten.set(record.taskId, record);
+  private write(tracked: Tracked): void {
+    this.unwritten.set(tracked.record.taskId, tracked);
     if (this.flushing) return;
     this.flushing = true;
     setImmediate(() => this.flush());
   }
 
-  /** Writes the batch: one HSET per bucket, and the bucket's expiry the first time this process writes it. */
+  /**
+   * Writes the batch: one HSET per bucket, and the bucket's expiry moved later when a record in it
+   * must be kept longer than this process last set (never earlier: {@link EXTEND_EXPIRY}).
+   */
   private flush(): void {
     this.flushing = false;
     if (this.unwritten.size === 0) return;
@@ -137,38 +190,45 @@ export class CallRecords {
       this.unwritten.clear();
       return;
     }
-    const now = Date.now();
     const buckets = new Map<string, { expireAt: number; fields: string[] }>();
-    for (const record of this.unwritten.values()) {
-      const slice = Math.floor(record.createdAt / SLICE_MS);
-      const expireAt = (slice + 1) * SLICE_MS + MAX_TIMEOUT_MS + TIMINGS.callRecordTtlMs;
-      // A bucket past its expiry is gone; writing would bring it back without one.
-      if (expireAt <= now + 1000) continue;
-      const key = this.keys.callRecords(slice, shardOf(record.taskId));
+    for (const { record, lifetime } of this.unwritten.values()) {
+      const keep = lifetime.keyed ? Math.max(this.ttlMs, TIMINGS.syncIdempotencyTtlMs) : this.ttlMs;
+      const expireAt = Math.ceil((Math.max(Date.now(), lifetime.deadline) + keep) / EXPIRY_STEP_MS) * EXPIRY_STEP_MS;
+      const key = this.keys.callRecords(
+        Math.floor(record.createdAt / SLICE_MS),
+        shardOf(record.taskId),
+        lifetime.keyed,
+      );
       let bucket = buckets.get(key);
       if (!bucket) {
         bucket = { expireAt, fields: [] };
         buckets.set(key, bucket);
       }
+      bucket.expireAt = Math.max(bucket.expireAt, expireAt);
       bucket.fields.push(record.taskId, JSON.stringify(record));
     }
     this.unwritten.clear();
     for (const [key, bucket] of buckets) {
       this.redis.hset(key, ...bucket.fields).catch(() => undefined);
-      if (this.expiring.get(key) !== bucket.expireAt) {
+      if ((this.expiring.get(key) ?? 0) < bucket.expireAt) {
         this.expiring.set(key, bucket.expireAt);
-        this.redis.pexpireat(key, bucket.expireAt).catch(() => this.expiring.delete(key));
+        // Set on a new bucket, moved later on one with an earlier expiry, never earlier: another
+        // replica's record in the same bucket may need longer.
+        this.redis.eval(EXTEND_EXPIRY, 1, key, bucket.expireAt).catch(() => this.expiring.delete(key));
       }
     }
-    if (this.expiring.size > 4 * SHARDS * slicesKept()) {
+    if (this.expiring.size > 16 * SHARDS * this.slicesKept()) {
+      const now = Date.now();
       for (const [key, at] of this.expiring) if (at <= now) this.expiring.delete(key);
     }
   }
-}
 
-/** How many minute buckets back a record may be found in. */
-function slicesKept(): number {
-  return Math.ceil((MAX_TIMEOUT_MS + TIMINGS.callRecordTtlMs) / SLICE_MS) + 1;
+  /** How many minute buckets back a record may be found in. */
+  private slicesKept(): number {
+    return (
+      Math.ceil((MAX_TIMEOUT_MS + Math.max(this.ttlMs, TIMINGS.syncIdempotencyTtlMs) + EXPIRY_STEP_MS) / SLICE_MS) + 1
+    );
+  }
 }
 
 /** The bucket shard of a task id. */

@@ -174,7 +174,9 @@ export class TaskDispatcher {
     // Waiting from before the pick: a reply can never find nobody expecting it.
     const output = this.pending.track(record, request, deadline);
     // Written first on this connection, so it is in Redis before any write that ends the task.
-    if (request.record !== false) void this.store.create(record).catch(() => undefined);
+    if (request.record !== false) {
+      void this.store.create(record, { deadline, keyed: request.idempotencyKey !== undefined }).catch(() => undefined);
+    }
     // Agents are per tenant: the caller's tenant names which agent this is.
     const agent = qualifiedAgent(request.caller.tenant, request.agent);
     let pick: PickResult;
