@@ -79,6 +79,41 @@ describe('CallRecords', () => {
     expect(await readerConnection.pttl(keys.callRecords(Math.floor(now / 60_000), 0, true))).toBeGreaterThan(3_500_000);
   });
 
+  it('writes a call that ends within a moment once, and finds a call started a moment ago elsewhere', async () => {
+    const writer = new CallRecords(writerConnection, keys);
+    const other = new CallRecords(readerConnection, keys);
+    const monitored = new Redis(redis.url);
+    const monitor = await monitored.monitor();
+    const writes: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toLowerCase() === 'hset')
+        writes.push(
+          args
+            .slice(2)
+            .filter((_, i) => i % 2 === 0)
+            .join(','),
+        );
+    });
+    try {
+      const now = Date.now();
+      const quick = newIdAt(now, 7);
+      void writer.create(record(quick, now), { deadline: now + 30_000, keyed: false });
+      // The call ends a few ms later, before its started record went out.
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      void writer.finish(quick, 'completed', { output: 'fast' });
+      // Started on the writer a moment ago and still running: the other process finds it all the same.
+      const running = newIdAt(Date.now(), 8);
+      void writer.create(record(running, Date.now()), { deadline: Date.now() + 30_000, keyed: false });
+      expect(await other.get(running)).toMatchObject({ status: 'working' });
+      expect(await other.get(quick)).toMatchObject({ status: 'completed', output: 'fast' });
+      await waitFor(() => writes.some((w) => w.split(',').includes(running)), { what: 'the running record written' });
+      expect(writes.filter((w) => w.split(',').includes(quick))).toHaveLength(1);
+    } finally {
+      monitor.disconnect();
+      monitored.disconnect();
+    }
+  });
+
   it('finds the record of a task id that names no time, and ends a record another process made', async () => {
     const writer = new CallRecords(writerConnection, keys);
     const other = new CallRecords(readerConnection, keys);

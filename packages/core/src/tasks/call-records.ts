@@ -57,6 +57,14 @@ redis.call('PEXPIREAT', KEYS[1], at)
 return 1
 `;
 
+/**
+ * How long a started call's record may wait to be written: a call that ends sooner is written once.
+ * A read from another replica that finds nothing for a call this young looks again once it is due.
+ */
+const STARTED_RECORD_DELAY_MS = 20;
+
+const TERMINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'canceled', 'rejected']);
+
 /** Records are kept in buckets of one creation minute. */
 const SLICE_MS = 60_000;
 /** Buckets per minute: the records of a minute are spread by task id. */
@@ -81,6 +89,8 @@ export class CallRecords {
   /** Records to write in the next batch, by task id. */
   private readonly unwritten = new Map<string, Tracked>();
   private flushing = false;
+  /** The delayed flush of started records, if one is due. */
+  private flushTimer: NodeJS.Timeout | undefined;
   /** Buckets this process has set to expire, and when (forgotten when Redis reconnects: it may be empty). */
   private readonly expiring = new Map<string, number>();
 
@@ -146,6 +156,18 @@ export class CallRecords {
   async get(taskId: string): Promise<CallRecord | undefined> {
     const mine = this.unwritten.get(taskId) ?? this.live.get(taskId);
     if (mine) return { ...mine.record };
+    const found = await this.read(taskId);
+    if (found) return found;
+    // A call started a moment ago on another replica may not be written yet: look again once it is.
+    const created = taskIdTime(taskId);
+    const due = created === undefined ? 0 : created + STARTED_RECORD_DELAY_MS + 50 - Date.now();
+    if (due <= 0 || due > STARTED_RECORD_DELAY_MS + 50) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, due));
+    return this.read(taskId);
+  }
+
+  /** A record as stored. */
+  private async read(taskId: string): Promise<CallRecord | undefined> {
     try {
       const created = taskIdTime(taskId);
       const shard = shardOf(taskId);
@@ -172,11 +194,25 @@ export class CallRecords {
     }
   }
 
+  /**
+   * Queues a record for the next batch. An ended record goes out at the end of this turn; a started
+   * one waits up to {@link STARTED_RECORD_DELAY_MS} (a call that ends meanwhile is written once,
+   * ended).
+   */
   private write(tracked: Tracked): void {
     this.unwritten.set(tracked.record.taskId, tracked);
     if (this.flushing) return;
-    this.flushing = true;
-    setImmediate(() => this.flush());
+    if (TERMINAL.has(tracked.record.status)) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+      this.flushing = true;
+      setImmediate(() => this.flush());
+    } else {
+      this.flushTimer ??= setTimeout(() => {
+        this.flushTimer = undefined;
+        this.flush();
+      }, STARTED_RECORD_DELAY_MS);
+    }
   }
 
   /**
@@ -185,6 +221,8 @@ export class CallRecords {
    */
   private flush(): void {
     this.flushing = false;
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
     if (this.unwritten.size === 0) return;
     if (this.redis.status !== 'ready') {
       this.unwritten.clear();
