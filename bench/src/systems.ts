@@ -78,8 +78,25 @@ function cpuProfileArgs(name: string): string[] {
 export const ECHO_AGENT_CONCURRENCY = 256;
 export const CALL_TIMEOUT_MS = 30_000;
 
+/** The command line of an OpenClaw replica on loopback, authenticating by API keys (after node's own options). */
+export function openClawReplicaArgs(port: number, redisUrl: string): string[] {
+  return [
+    CLI,
+    'gateway',
+    'start',
+    '--auth',
+    'apikey',
+    '--port',
+    String(port),
+    '--host',
+    '127.0.0.1',
+    '--redis',
+    redisUrl,
+  ];
+}
+
 /** Stored API keys of the echo agent (role `agent`) and of the caller (role `caller`), as operators make them. */
-async function createApiKeys(redisUrl: string): Promise<{ agent: string; caller: string }> {
+export async function createApiKeys(redisUrl: string): Promise<{ agent: string; caller: string }> {
   const redis = new IORedis(redisUrl);
   try {
     const store = new ApiKeyStore(redis, new RedisKeys('openclaw'), API_KEY_SECRET);
@@ -126,17 +143,7 @@ export async function startOpenClaw(): Promise<RunningSystem> {
       process.execPath,
       [
         ...cpuProfileArgs(`openclaw-replica-${i === 0 ? 'a' : 'b'}`),
-        CLI,
-        'gateway',
-        'start',
-        '--auth',
-        'apikey',
-        '--port',
-        String(port),
-        '--host',
-        '127.0.0.1',
-        '--redis',
-        redis.url,
+        ...openClawReplicaArgs(port, redis.url),
         '--replica-id',
         `bench-${i === 0 ? 'a' : 'b'}`,
       ],
