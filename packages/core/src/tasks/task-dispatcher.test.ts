@@ -109,6 +109,24 @@ describe('TaskDispatcher ordering', () => {
     dispatcher.close();
   });
 
+  it('says the replica is gone, not that instances are busy, when the one left is the gone one', async () => {
+    const { dispatcher, reply, resolvePick } = setup();
+    const started = dispatcher.dispatch(request);
+    await Promise.resolve();
+    resolvePick({ kind: 'instance', instanceId: 'i1', replicaId: 'B' });
+    const handle = await started;
+    reply(handle.taskId, { kind: 'refused', reason: 'gone' });
+    await Promise.resolve();
+    // Its replica died a moment ago: the copy still lists the instance, which is excluded.
+    resolvePick({ kind: 'busy', instances: 1 });
+    await expect(handle.output).rejects.toMatchObject({
+      code: 'AGENT_UNAVAILABLE',
+      dispatched: false,
+      message: "the replica holding agent 'a' is gone; retry shortly",
+    });
+    dispatcher.close();
+  });
+
   it('sends nothing when the deadline passed before the pick returned', async () => {
     const { dispatcher, calls, sent, resolvePick } = setup();
     const started = dispatcher.dispatch({ ...request, timeoutMs: 5 });

@@ -245,7 +245,16 @@ export class TaskDispatcher {
             return;
           }
           if (pick.kind === 'instance' || pick.kind === 'http') this.send(taskId, routing, pick);
-          else this.pending.settle(taskId, { error: refusalOf(pick, request) });
+          else if (pick.kind === 'busy' && reason === 'gone') {
+            // The instances left are those that refused it: the last one because its replica is gone.
+            this.pending.settle(taskId, {
+              error: new GatewayError(
+                'AGENT_UNAVAILABLE',
+                `the replica holding agent '${request.agent}' is gone; retry shortly`,
+                { ...NOT_DISPATCHED, retryAfterMs: 500 },
+              ),
+            });
+          } else this.pending.settle(taskId, { error: refusalOf(pick, request) });
         },
         (error: unknown) => this.pending.settle(taskId, { error: asGatewayError(error).undispatched() }),
       );
