@@ -17,7 +17,7 @@ import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
-import { ConfigMap, Namespace, Secret, Service } from 'kubernetes-models/v1';
+import { ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service } from 'kubernetes-models/v1';
 import {
   type Json,
   type K8sObject,
@@ -308,6 +308,7 @@ const MODELS: Record<string, Validate> = {
   'v1/ConfigMap': model(ConfigMap),
   'v1/Secret': model(Secret),
   'v1/Service': model(Service),
+  'v1/PersistentVolumeClaim': model(PersistentVolumeClaim),
   'apps/v1/Deployment': model(Deployment),
   'apps/v1/StatefulSet': model(StatefulSet),
   'autoscaling/v2/HorizontalPodAutoscaler': model(HorizontalPodAutoscaler),
@@ -1271,17 +1272,17 @@ describe('k8s: the renderer', () => {
       spec: {
         args: ['c'],
         containers: [
+          { name: 'three' },
           {
             name: 'one',
             image: 'x',
             env: [
+              { name: 'C', value: '4' },
               { name: 'A', value: '1' },
               { name: 'B', value: '3' },
-              { name: 'C', value: '4' },
             ],
           },
           { name: 'two', image: 'y' },
-          { name: 'three' },
         ],
       },
     });

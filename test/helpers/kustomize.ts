@@ -63,7 +63,7 @@ const KUSTOMIZATION_FILES = ['kustomization.yaml', 'kustomization.yml', 'Kustomi
  * Strategic merge: maps merge key by key (`null` deletes a key); lists of objects merge by their
  * Kubernetes merge key (`name` for containers, env, volumes; `containerPort` for container ports,
  * `port` for Service ports, `mountPath` for volume mounts, `topologyKey` for spread constraints);
- * any other list is replaced whole.
+ * items the base lacks go before the base's own. Any other list is replaced whole.
  *
  * @example
  * ```ts
@@ -218,12 +218,14 @@ export function strategicMerge(base: Json | undefined, patch: Json, field: strin
     const keyed = (items: Json[]) => key !== undefined && items.every((item) => isMap(item) && item[key] !== undefined);
     if (key === undefined || !keyed(base) || !keyed(patch)) return structuredClone(patch);
     const out = base.map((item) => structuredClone(item));
+    const added: Json[] = [];
     for (const item of patch as JsonMap[]) {
       const at = out.findIndex((existing) => (existing as JsonMap)[key] === item[key]);
-      if (at === -1) out.push(structuredClone(item));
+      if (at === -1) added.push(structuredClone(item));
       else out[at] = strategicMerge(out[at], item, '');
     }
-    return out;
+    // Items the base does not have come first, in the patch's order, as kustomize places them.
+    return [...added, ...out];
   }
   return structuredClone(patch);
 }

@@ -84,6 +84,9 @@ export class Gateway {
   /** Stored API keys, when OPENCLAW_API_KEY_SECRET is set. */
   readonly apiKeys: ApiKeyStore | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
+  private archiveTimer: NodeJS.Timeout | undefined;
+  /** Whether a round of moving audit entries to the archive is under way. */
+  private archiving = false;
   /** Decides permissions through the cluster's policy. */
   readonly authorizer: Authorizer;
   /** The governance pipeline of the policy in force, on every routed message. */
@@ -111,6 +114,7 @@ export class Gateway {
       redisUrl: config.redisUrl,
       keyPrefix: config.keyPrefix,
       auditSecret: config.auditSecret,
+      auditArchiveDir: config.auditArchiveDir,
       logger,
       presenceTtlMs: config.presenceTtlMs,
       callRecordTtlMs: config.callRecordTtlMs,
@@ -378,6 +382,10 @@ export class Gateway {
       this.retentionTimer = setInterval(() => void this.trimAudit(), TIMINGS.auditTrimIntervalMs);
       this.retentionTimer.unref();
     }
+    if (this.audit.archived) {
+      this.archiveTimer = setInterval(() => void this.archiveAudit(), TIMINGS.auditArchiveIntervalMs);
+      this.archiveTimer.unref();
+    }
     // Trails a replica of an earlier version wrote last have no sealed head yet: seal them.
     void this.audit.sealAll().catch(() => 0);
   }
@@ -387,13 +395,41 @@ export class Gateway {
     return this.hub.checkCredentials();
   }
 
-  /** Trims every tenant's audit trail to the retention period (idempotent: every replica may run it). */
+  /**
+   * Trims every tenant's audit trail to the retention period (idempotent: every replica may run it):
+   * with an archive, its whole segments past the period (Redis holds only the recent window).
+   */
   async trimAudit(): Promise<void> {
     const before = Date.now() - this.config.auditRetentionDays * 86_400_000;
     for (const tenant of await this.audit.tenants().catch(() => [])) {
       await this.audit.seal(tenant).catch(() => false);
+      if (this.audit.archived) {
+        const removed = await this.audit.expireArchive(tenant, before).catch((error: unknown) => {
+          this.logger.error({ tenant, err: error }, 'could not remove archived audit entries past retention');
+          return 0;
+        });
+        if (removed > 0) this.logger.info({ tenant, segments: removed }, 'removed archived audit days past retention');
+        continue;
+      }
       const removed = await this.audit.trim(tenant, before).catch(() => 0);
       if (removed > 0) this.logger.info({ tenant, removed }, 'trimmed audit entries past retention');
+    }
+  }
+
+  /** Moves every tenant's audit entries past the recent window from Redis to the archive. */
+  async archiveAudit(): Promise<void> {
+    if (this.archiving) return;
+    this.archiving = true;
+    try {
+      const before = Date.now() - this.config.auditArchiveAfterMs;
+      for (const tenant of await this.audit.tenants().catch(() => [])) {
+        await this.audit.moveToArchive(tenant, before).catch((error: unknown) => {
+          this.logger.error({ tenant, err: error }, 'could not move audit entries to the archive');
+          return 0;
+        });
+      }
+    } finally {
+      this.archiving = false;
     }
   }
 
@@ -403,6 +439,7 @@ export class Gateway {
     await this.replicaReports.stop(this.config.replicaId);
     this.hub.stop();
     clearInterval(this.retentionTimer);
+    clearInterval(this.archiveTimer);
     await drainConnections({
       sessions: this.hub.sessions,
       agents: this.agents,

@@ -4,6 +4,9 @@ import type { Command } from 'commander';
 import { fetchJson, type RemoteDefaults, withRemoteOptions } from '../http-client';
 import { TIME_FORMS, timeSpan } from '../time-options';
 
+/** Entries per request of `openclaw audit export`. */
+const EXPORT_PAGE = 10_000;
+
 /** `openclaw audit tail | export | verify`. */
 export function addAuditCommands(program: Command, defaults: RemoteDefaults): void {
   const audit = program
@@ -38,11 +41,21 @@ export function addAuditCommands(program: Command, defaults: RemoteDefaults): vo
     .option('--until <time>', `to: ${TIME_FORMS} (default: now)`)
     .action(async (o: { tenant?: string; since: string; until?: string; url: string; apiKey?: string }) => {
       const span = timeSpan(o);
-      const entries = (await fetchJson(
-        o,
-        `/v1/audit?${query({ tenant: o.tenant, since: span.since, until: span.until ?? String(Date.now()) })}`,
-      )) as AuditEntry[];
-      for (const e of entries) process.stdout.write(`${JSON.stringify(e)}\n`);
+      const until = span.until ?? String(Date.now());
+      // Page by page (10,000 entries each), each after the last entry of the one before.
+      for (let after: string | undefined; ; ) {
+        const entries = (await fetchJson(
+          o,
+          `/v1/audit?${query({ tenant: o.tenant, since: span.since, until, after, limit: String(EXPORT_PAGE) })}`,
+        )) as AuditEntry[];
+        // A gateway that does not know `after` answers the first page again: stop rather than loop.
+        if (after !== undefined && entries.some((e) => e.id === after)) {
+          throw new Error('the gateway does not page audit exports (it ignored `after`): upgrade it');
+        }
+        for (const e of entries) process.stdout.write(`${JSON.stringify(e)}\n`);
+        if (entries.length < EXPORT_PAGE) break;
+        after = entries.at(-1)!.id;
+      }
     });
 
   addAuditReportCommand(audit, defaults);

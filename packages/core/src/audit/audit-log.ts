@@ -1,8 +1,9 @@
 import type Redis from 'ioredis';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
+import { AuditArchive } from './audit-archive';
 import { AuditChain } from './audit-chain';
-import { type AuditEntry, type AuditEvent, parseEntry } from './audit-entry';
+import { type AuditEntry, type AuditEvent, parseEntry, type StreamRow } from './audit-entry';
 import { type AuditVerification, AuditVerifier } from './audit-verifier';
 import { AuditWriter } from './audit-writer';
 
@@ -17,7 +18,23 @@ export interface AuditLogOptions {
    */
   secret: string;
   logger: Logger;
+  /**
+   * Folder of the archive (`OPENCLAW_AUDIT_ARCHIVE_DIR`), the same volume on every replica: entries
+   * older than Redis's recent window move there. Empty or absent: they stay in Redis.
+   */
+  archiveDir?: string;
+  /** Size past which the archive begins a new segment (default 64 MiB; a new one each UTC day too). */
+  archiveSegmentBytes?: number;
 }
+
+/** How long a process may hold a tenant's archiving lock (it is released when done). */
+const ARCHIVE_LOCK_MS = 120_000;
+
+/** Releases a lock if this process still holds it. KEYS: lock. ARGV: holder. */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
 
 /**
  * The audit trail: one Redis Stream per tenant, each entry chained to the previous one by a keyed
@@ -37,11 +54,27 @@ export class AuditLog {
   private readonly writer: AuditWriter;
   private readonly verifier: AuditVerifier;
 
+  private readonly archive: AuditArchive | undefined;
+
   constructor(private readonly options: AuditLogOptions) {
     const { redis, keys, replicaId, logger } = options;
     this.chain = new AuditChain(options.secret);
+    this.archive = options.archiveDir
+      ? new AuditArchive(options.archiveDir, this.chain, options.archiveSegmentBytes)
+      : undefined;
     this.writer = new AuditWriter({ redis, keys, replicaId, chain: this.chain, logger });
-    this.verifier = new AuditVerifier({ redis, keys, chain: this.chain, logger });
+    this.verifier = new AuditVerifier({
+      redis,
+      keys,
+      chain: this.chain,
+      logger,
+      ...(this.archive ? { archive: this.archive } : {}),
+    });
+  }
+
+  /** Whether entries are moved out of Redis to an archive. */
+  get archived(): boolean {
+    return this.archive !== undefined;
   }
 
   /** Entries that could not be written. */
@@ -59,16 +92,79 @@ export class AuditLog {
     return this.writer.drain();
   }
 
-  /** Entries of a tenant, oldest first, between two stream ids or times (inclusive). */
+  /**
+   * Entries of a tenant, oldest first, between two stream ids or times (inclusive), at most `count`:
+   * from the archive, then from Redis.
+   */
   async read(tenant: string, from = '-', to = '+', count = 10_000): Promise<AuditEntry[]> {
-    const rows = await this.options.redis.xrange(this.options.keys.audit(tenant), from, to, 'COUNT', count);
+    const { redis, keys } = this.options;
+    // Redis first: entries moved to the archive meanwhile are still in this answer.
+    const recent = (await redis.xrange(keys.audit(tenant), from, to, 'COUNT', count)) as StreamRow[];
+    const rows: StreamRow[] = [];
+    if (this.archive) {
+      const low = idBound(from, 0);
+      const high = idBound(to, Number.MAX_SAFE_INTEGER);
+      for await (const row of this.archive.rows(tenant, 0, low[0])) {
+        if (compareIds(row[0], low) < 0) continue;
+        if (compareIds(row[0], high) > 0 || rows.length >= count) break;
+        rows.push(row);
+      }
+    }
+    const last = rows.at(-1)?.[0];
+    for (const row of recent) {
+      if (rows.length >= count) break;
+      if (last === undefined || compareIds(row[0], idBound(last, 0)) > 0) rows.push(row);
+    }
     return rows.map(([id, fields]) => parseEntry(tenant, id, fields));
   }
 
-  /** The last `count` entries of a tenant, oldest first. */
+  /** The last `count` entries of a tenant, oldest first (from Redis, then the archive before them). */
   async tail(tenant: string, count: number): Promise<AuditEntry[]> {
-    const rows = await this.options.redis.xrevrange(this.options.keys.audit(tenant), '+', '-', 'COUNT', count);
-    return rows.reverse().map(([id, fields]) => parseEntry(tenant, id, fields));
+    const { redis, keys } = this.options;
+    const rows = ((await redis.xrevrange(keys.audit(tenant), '+', '-', 'COUNT', count)) as StreamRow[]).reverse();
+    if (this.archive && rows.length < count) {
+      const first = rows[0] ? parseEntry(tenant, rows[0][0], rows[0][1]).seq : undefined;
+      rows.unshift(...(await this.archive.tail(tenant, count - rows.length, first)));
+    }
+    return rows.map(([id, fields]) => parseEntry(tenant, id, fields));
+  }
+
+  /**
+   * Moves a tenant's entries older than `before` (epoch ms) to the archive, if this process is the
+   * one doing it now (a lock in Redis). @returns how many entries were moved.
+   */
+  async moveToArchive(tenant: string, before: number): Promise<number> {
+    if (!this.archive) return 0;
+    const { redis, keys, replicaId } = this.options;
+    const lock = keys.auditArchiveLock(tenant);
+    if ((await redis.set(lock, replicaId, 'PX', ARCHIVE_LOCK_MS, 'NX')) !== 'OK') return 0;
+    try {
+      return await this.verifier.archive(tenant, before);
+    } finally {
+      await redis.eval(RELEASE, 1, lock, replicaId).catch(() => 0);
+    }
+  }
+
+  /**
+   * Removes a tenant's archived segments whose entries are all older than `before` (epoch ms); the
+   * first kept entry becomes the archive's sealed anchor. Only a trail that verifies is cut.
+   * @returns how many segments were removed.
+   */
+  async expireArchive(tenant: string, before: number): Promise<number> {
+    if (!this.archive) return 0;
+    const { redis, keys, replicaId, logger } = this.options;
+    const lock = keys.auditArchiveLock(tenant);
+    if ((await redis.set(lock, replicaId, 'PX', ARCHIVE_LOCK_MS, 'NX')) !== 'OK') return 0;
+    try {
+      const verified = await this.verifier.verify(tenant);
+      if (!verified.ok) {
+        logger.error({ tenant, ...verified.broken }, 'archived audit entries not removed: the trail does not verify');
+        return 0;
+      }
+      return await this.archive.expire(tenant, before);
+    } finally {
+      await redis.eval(RELEASE, 1, lock, replicaId).catch(() => 0);
+    }
   }
 
   /**
@@ -129,6 +225,22 @@ export class AuditLog {
 
   /** Tenants that have an audit trail. */
   async tenants(): Promise<string[]> {
-    return (await this.options.redis.smembers(this.options.keys.auditTenants())).sort();
+    const names = new Set(await this.options.redis.smembers(this.options.keys.auditTenants()));
+    for (const name of (await this.archive?.tenants()) ?? []) names.add(name);
+    return [...names].sort();
   }
+}
+
+/** A stream id, or an epoch ms time, or `-` / `+`, as [ms, seq]; a bare time takes `seq` as given. */
+function idBound(text: string, seq: number): [number, number] {
+  if (text === '-') return [0, 0];
+  if (text === '+') return [Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER];
+  const [ms, part] = text.split('-');
+  return [Number(ms), part === undefined ? seq : Number(part)];
+}
+
+/** Orders a stream id against a bound. */
+function compareIds(id: string, [ms, seq]: [number, number]): number {
+  const [a, b] = idBound(id, 0);
+  return a !== ms ? a - ms : b - seq;
 }

@@ -1,6 +1,7 @@
 import type Redis from 'ioredis';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
+import type { AuditArchive } from './audit-archive';
 import type { AuditChain, SealedAnchor } from './audit-chain';
 import { bodyOf, field, type StreamRow, streamMs } from './audit-entry';
 
@@ -69,6 +70,11 @@ interface Walk {
   cursor: string;
   /** Whether a sealed anchor was found. */
   anchored: boolean;
+  /**
+   * Set when the walk came through the archive: Redis entries numbered before `nextSeq` are in the
+   * archive too (moved, and not yet removed from Redis) and are passed over.
+   */
+  archived?: boolean;
 }
 
 /** Options of {@link AuditVerifier}. */
@@ -77,7 +83,12 @@ export interface AuditVerifierOptions {
   keys: RedisKeys;
   chain: AuditChain;
   logger: Logger;
+  /** Where entries older than Redis's recent window are kept, when they are moved out of Redis. */
+  archive?: AuditArchive;
 }
+
+/** Entries moved to the archive per round trip of {@link AuditVerifier.archive}. */
+const ARCHIVE_BATCH = 20_000;
 
 /**
  * Walks a tenant's audit trail from its start (the sealed anchor, or the first entry) to its end (the
@@ -105,31 +116,83 @@ export class AuditVerifier {
    * @returns how many entries were removed.
    */
   async trim(tenant: string, before: number): Promise<number> {
+    return (await this.cut(tenant, before)).removed;
+  }
+
+  /**
+   * Moves a tenant's entries older than `before` (epoch ms) from Redis to the archive: checked like
+   * {@link AuditVerifier.trim}'s, appended to the archive and synced, then removed from Redis with
+   * the sealed anchor moved past them. The caller makes sure one process does it at a time.
+   * @returns how many entries were moved.
+   */
+  async archive(tenant: string, before: number): Promise<number> {
+    let moved = 0;
+    for (;;) {
+      const { removed, more } = await this.cut(tenant, before, this.options.archive);
+      moved += removed;
+      if (!more) return moved;
+    }
+  }
+
+  /** Removes entries older than `before` from Redis, after appending them to `archive` if given. */
+  private async cut(tenant: string, before: number, archive?: AuditArchive): Promise<{ removed: number; more: boolean }> {
     const { redis, keys } = this.options;
+    const refuse = (broken: { id: string; reason: string }) => ({ removed: this.refuseTrim(tenant, broken), more: false });
+    let end = archive ? await archive.end(tenant, true) : undefined;
     for (let attempt = 0; attempt < 5; attempt++) {
       const begun = await this.begin(tenant);
-      if ('broken' in begun) return this.refuseTrim(tenant, begun.broken);
+      if ('broken' in begun) return refuse(begun.broken);
+      if (!('walk' in begun)) break;
       const { walk } = begun;
       let rows = begun.rows;
       const oldest = rows[0];
-      if (!oldest || streamMs(oldest[0]) >= before) return 0;
+      if (!oldest || streamMs(oldest[0]) >= before) return { removed: 0, more: false };
+      if (archive && end === undefined && walk.anchored && (await archive.anchor(tenant)) === undefined) {
+        // Redis was trimmed before archiving began: the archive starts where Redis's trail does.
+        await archive.setAnchor(tenant, { seq: walk.nextSeq, prev: walk.prev });
+      } else if (end && walk.nextSeq > end.seq + 1) {
+        return refuse({
+          id: 'start',
+          reason: `the trail in Redis starts at sequence number ${walk.nextSeq} but the archive ends at ${end.seq}: entries were removed from Redis without being archived (by a process without OPENCLAW_AUDIT_ARCHIVE_DIR?)`,
+        });
+      }
+      const moving: StreamRow[] = [];
       let kept: StreamRow | undefined;
       walking: for (;;) {
         for (const row of rows) {
           if (row[0] === walk.cursor) continue;
-          if (streamMs(row[0]) >= before) {
+          if (streamMs(row[0]) >= before || (archive && moving.length >= ARCHIVE_BATCH)) {
             kept = row;
             break walking;
           }
           const reason = this.step(walk, row);
-          if (reason) return this.refuseTrim(tenant, { id: row[0], reason });
+          if (reason) return refuse({ id: row[0], reason });
+          if (!archive) continue;
+          if (walk.trailing > 0) {
+            return refuse({
+              id: row[0],
+              reason: 'entries without sequence numbers (written by an earlier version) are not archived',
+            });
+          }
+          if (end && walk.lastSeq! <= end.seq) {
+            // Moved by a run that stopped before it removed them from Redis.
+            if (walk.lastSeq === end.seq && walk.prev !== end.hash) {
+              return refuse({ id: row[0], reason: 'the entry differs from the archived entry of the same number' });
+            }
+            continue;
+          }
+          moving.push(row);
         }
         if (rows.length < BATCH) break;
         rows = (await redis.xrange(keys.audit(tenant), walk.cursor, '+', 'COUNT', BATCH)) as StreamRow[];
       }
       if (kept) {
         const reason = this.step({ ...walk }, kept);
-        if (reason) return this.refuseTrim(tenant, { id: kept[0], reason });
+        if (reason) return refuse({ id: kept[0], reason });
+      }
+      if (archive && moving.length > 0) {
+        await archive.append(tenant, moving);
+        end = { seq: walk.lastSeq!, hash: walk.prev, id: walk.cursor };
       }
       const anchor: SealedAnchor = { seq: walk.nextSeq, prev: walk.prev };
       const removed = Number(
@@ -140,7 +203,7 @@ export class AuditVerifier {
           keys.auditAnchor(tenant),
           keys.auditSealedAnchor(tenant),
           keys.auditHead(tenant),
-          String(before),
+          kept ? kept[0] : nextId(walk.cursor),
           oldest[0],
           kept?.[0] ?? '',
           walk.prev,
@@ -148,17 +211,16 @@ export class AuditVerifier {
           this.options.chain.sealAnchor(tenant, anchor),
         ),
       );
-      if (removed >= 0) return removed;
+      if (removed >= 0) return { removed, more: kept !== undefined && streamMs(kept[0]) < before };
       // Another replica trimmed or appended meanwhile: look again.
     }
-    return 0;
+    return { removed: 0, more: false };
   }
-
   private async check(tenant: string): Promise<AuditVerification> {
     const { redis, keys } = this.options;
     const keyed = this.options.chain.keyed;
-    const begun = await this.begin(tenant);
-    if ('broken' in begun) return { tenant, ok: false, entries: 0, keyed, broken: begun.broken };
+    const begun = await this.beginAcross(tenant);
+    if ('broken' in begun) return { tenant, ok: false, entries: begun.entries, keyed, broken: begun.broken };
     const { walk } = begun;
     const result = (broken?: { id: string; reason: string }): AuditVerification => ({
       tenant,
@@ -231,6 +293,63 @@ export class AuditVerifier {
   }
 
   /**
+   * Where the Redis part of a tenant's trail starts when the archive holds the part before it: the
+   * archive walked from its start (its sealed anchor, or the first entry), then Redis's part joined
+   * on where the archive ends. Entries moved meanwhile are read from the archive as it grows.
+   */
+  private async beginAcross(
+    tenant: string,
+  ): Promise<{ walk: Walk; rows: StreamRow[] } | { broken: { id: string; reason: string }; entries: number }> {
+    const archive = this.options.archive;
+    if (!archive) {
+      const begun = await this.begin(tenant);
+      if ('broken' in begun) return { ...begun, entries: 0 };
+      if ('behind' in begun) throw new Error('unreachable: only a walk through the archive can be behind');
+      return begun;
+    }
+    const walk: Walk = { prev: '', nextSeq: 1, entries: 0, unsequenced: 0, trailing: 0, cursor: '-', anchored: false };
+    const anchor = await archive.anchor(tenant);
+    if (anchor === 'invalid') {
+      const reason = "the archive's sealed anchor is not valid (rewritten without the audit secret)";
+      return { broken: { id: 'start', reason }, entries: 0 };
+    }
+    if (anchor) Object.assign(walk, { prev: anchor.prev, nextSeq: anchor.seq, anchored: true });
+    for (let round = 0; ; round++) {
+      for await (const row of archive.rows(tenant, walk.nextSeq - 1)) {
+        const first = walk.entries === 0;
+        const reason = this.step(walk, row);
+        if (reason === undefined) continue;
+        const start = first && bodyOf(row)?.prev !== walk.prev;
+        return {
+          broken: {
+            id: row[0],
+            reason: start
+              ? walk.anchored
+                ? `the archive does not start where its sealed anchor says (sequence number ${walk.nextSeq}): entries removed at the start`
+                : 'the archive does not start with the first entry and has no sealed anchor: entries removed at the start'
+              : reason,
+          },
+          entries: walk.entries,
+        };
+      }
+      walk.archived = walk.anchored || walk.entries > 0;
+      const begun = await this.begin(tenant, walk);
+      if ('broken' in begun) return { ...begun, entries: walk.entries };
+      if (!('behind' in begun)) return begun;
+      // Entries were moved to the archive after it was read: read on.
+      if (round >= 3) {
+        return {
+          broken: {
+            id: 'start',
+            reason: `entries ${walk.nextSeq} to ${begun.behind - 1} are neither in the archive nor in Redis: removed between the two`,
+          },
+          entries: walk.entries,
+        };
+      }
+    }
+  }
+
+  /**
    * Where a tenant's trail starts, read with its first entries in one transaction (so a trim cannot
    * fall between them): the sealed anchor, else the first entry of an untrimmed trail. Replicas of
    * earlier versions trimmed without sealing; the entries they left first (unsequenced) may start at
@@ -238,7 +357,10 @@ export class AuditVerifier {
    */
   private async begin(
     tenant: string,
-  ): Promise<{ walk: Walk; rows: StreamRow[] } | { broken: { id: string; reason: string } }> {
+    archived?: Walk,
+  ): Promise<
+    { walk: Walk; rows: StreamRow[] } | { broken: { id: string; reason: string } } | { behind: number }
+  > {
     const { redis, keys } = this.options;
     const replies = await redis
       .multi()
@@ -249,6 +371,7 @@ export class AuditVerifier {
     for (const [error] of replies) if (error) throw error;
     const [sealed, plain] = replies[0]![1] as (string | null)[];
     const rows = replies[1]![1] as StreamRow[];
+    if (archived?.archived) return this.join(tenant, archived, sealed ?? null, rows);
     const walk: Walk = { prev: '', nextSeq: 1, entries: 0, unsequenced: 0, trailing: 0, cursor: '-', anchored: false };
     if (sealed !== null && sealed !== undefined) {
       const anchor = this.options.chain.openAnchor(tenant, sealed);
@@ -282,11 +405,45 @@ export class AuditVerifier {
     return { walk, rows };
   }
 
+  /**
+   * Joins Redis's part of a trail onto a walk through the archive: Redis's sealed anchor names where
+   * the archive ends (or an earlier entry, while moved entries are still in Redis too). An anchor
+   * past the archive's end means the archive has grown since it was read (`behind`), or entries are
+   * missing.
+   */
+  private join(
+    tenant: string,
+    walk: Walk,
+    sealed: string | null,
+    rows: StreamRow[],
+  ): { walk: Walk; rows: StreamRow[] } | { broken: { id: string; reason: string } } | { behind: number } {
+    const ends = `the archive ends at sequence number ${walk.nextSeq - 1}`;
+    if (sealed === null) {
+      if (rows.length === 0) return { walk, rows };
+      return { broken: { id: 'start', reason: `${ends} but the trail in Redis has no sealed anchor` } };
+    }
+    const anchor = this.options.chain.openAnchor(tenant, sealed);
+    if (!anchor) {
+      return { broken: { id: 'start', reason: 'the sealed anchor is not valid (rewritten without the audit secret)' } };
+    }
+    if (anchor.seq > walk.nextSeq) return { behind: anchor.seq };
+    if (anchor.seq === walk.nextSeq && anchor.prev !== walk.prev) {
+      return {
+        broken: { id: 'start', reason: `${ends}, and the trail in Redis does not follow its last entry` },
+      };
+    }
+    return { walk, rows };
+  }
+
   /** Takes one entry along a walk. @returns why it breaks the chain, if it does. */
   private step(walk: Walk, [id, fields]: StreamRow): string | undefined {
-    walk.entries += 1;
     const body = field(fields, 'body');
     const parsed = bodyOf([id, fields]);
+    if (walk.archived && typeof parsed?.seq === 'number' && parsed.seq < walk.nextSeq) {
+      walk.cursor = id;
+      return undefined;
+    }
+    walk.entries += 1;
     if (!parsed) return 'the entry is not valid JSON';
     if (parsed.prev !== walk.prev) return 'it does not follow the entry before it (removed or reordered entries)';
     if (!this.options.chain.follows(walk.prev, body, field(fields, 'hash'))) {
@@ -318,4 +475,10 @@ export class AuditVerifier {
     );
     return 0;
   }
+}
+
+/** The stream id right after `id` (`<ms>-<seq + 1>`): a MINID that removes `id` and everything before it. */
+function nextId(id: string): string {
+  const [ms, seq] = id.split('-');
+  return `${ms}-${Number(seq ?? 0) + 1}`;
 }

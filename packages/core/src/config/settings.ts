@@ -209,7 +209,19 @@ export const GATEWAY_SETTINGS = {
     env: 'OPENCLAW_AUDIT_RETENTION_DAYS',
     schema: intText(0, 36_500),
     default: '365',
-    doc: 'Days audit entries are kept; older ones are trimmed hourly, and the rest stays verifiable (the first kept entry becomes the sealed anchor). A trail that does not verify up to the cut is not trimmed. 0: forever.',
+    doc: 'Days audit entries are kept; older ones are trimmed hourly (with an archive: whole archived days), and the rest stays verifiable (the first kept entry becomes the sealed anchor). A trail that does not verify up to the cut is not trimmed. 0: forever.',
+  }),
+  auditArchiveDir: setting({
+    env: 'OPENCLAW_AUDIT_ARCHIVE_DIR',
+    schema: z.string(),
+    default: '',
+    doc: "Folder of the audit archive: entries older than `OPENCLAW_AUDIT_ARCHIVE_AFTER_MS` move from Redis to append-only files here (a segment per tenant and day), so Redis holds only a recent window; `openclaw audit verify`, `export` and `tail` read across both. Every replica must mount the same volume (ReadWriteMany on Kubernetes). Retention then removes whole archived days. Empty: entries stay in Redis until retention trims them.",
+  }),
+  auditArchiveAfterMs: setting({
+    env: 'OPENCLAW_AUDIT_ARCHIVE_AFTER_MS',
+    schema: intText(1000, 86_400_000),
+    default: '60000',
+    doc: 'With an archive folder: how old an audit entry gets before it moves from Redis to the archive (checked every 5 s). Redis holds about this much of the trail.',
   }),
   auditPayloads: setting({
     env: 'OPENCLAW_AUDIT_PAYLOADS',

@@ -36,6 +36,8 @@ export const TIMINGS = {
   retryReleaseWaitMs: 5_000,
   /** How often audit trails are trimmed to their retention period. */
   auditTrimIntervalMs: 3_600_000,
+  /** With an audit archive, how often each replica moves entries past the recent window from Redis to it. */
+  auditArchiveIntervalMs: 5_000,
   /** After the drain window, how long requests still in progress get to be answered (else 1012 instead of 1001). */
   drainFinalAnswersMs: 1_000,
   /** Then how long clients get to answer the close frames before their connections are cut. */

@@ -26,6 +26,8 @@ export interface ClusterNodeOptions {
   keyPrefix: string;
   /** Key of the audit trail's hash chain (`OPENCLAW_AUDIT_SECRET`). */
   auditSecret: string;
+  /** Folder of the audit archive (`OPENCLAW_AUDIT_ARCHIVE_DIR`); absent: the trail stays in Redis. */
+  auditArchiveDir?: string;
   logger: Logger;
   /**
    * How long an agent instance stays listed without a heartbeat. Given by a replica, which hosts
@@ -107,7 +109,14 @@ export class ClusterNode {
     this.ledger = new TaskLedger(redis, keys);
     this.httpAgents = new HttpAgentClient(options.httpAgents);
     this.authorizer = new Authorizer(redis, keys, logger);
-    this.audit = new AuditLog({ redis, keys, replicaId: id, secret: options.auditSecret, logger });
+    this.audit = new AuditLog({
+      redis,
+      keys,
+      replicaId: id,
+      secret: options.auditSecret,
+      logger,
+      ...(options.auditArchiveDir ? { archiveDir: options.auditArchiveDir } : {}),
+    });
     this.asyncTasks = new AsyncTasks({
       redis,
       keys,

@@ -153,6 +153,11 @@ export class RedisKeys {
     return `${this.prefix}:{audit:${tenant}}:sealed-anchor`;
   }
 
+  /** String (with a TTL): the process moving a tenant's audit entries to the archive, one at a time. */
+  auditArchiveLock(tenant: string): string {
+    return `${this.prefix}:{audit:${tenant}}:archiving`;
+  }
+
   /** Set of tenants that have an audit trail. */
   auditTenants(): string {
     return `${this.prefix}:audit-tenants`;

@@ -7,7 +7,8 @@ const DEFAULT_REPORT_SPAN_MS = 24 * 3_600_000;
 
 /**
  * `GET /v1/audit?tenant=&limit=` (the last entries), `GET /v1/audit?tenant=&since=&until=` (entries
- * between two times: durations ago such as `1h`, ISO times or epoch ms), `GET
+ * between two times: durations ago such as `1h`, ISO times or epoch ms; at most `limit`, 10,000 by
+ * default: the next page starts `after=` the last entry's id), `GET
  * /v1/audit/report?tenant=&since=&until=` (a summary of the span; without `since`, the 24 hours
  * before `until`), `GET /v1/audit/verify?tenant=` (the chain). A tenant's admins read their own
  * tenant; cluster administrators ({@link CLUSTER_ADMIN}) may name any tenant, verify all of them,
@@ -42,14 +43,28 @@ export const auditEndpoints: Endpoints = async (replica, request) => {
     const failed = everyTenant ? await audit.read(UNAUTHENTICATED_TENANT, String(from), String(to), 1_000_000) : [];
     return send(res, 200, summarizeAudit(tenant, { since: from, until: to }, entries, failed));
   }
-  if (since !== null || until !== null) {
-    const from = since === null ? '-' : String(epochTime(since, 'since', now));
+  const after = query.get('after');
+  if (since !== null || until !== null || after !== null) {
+    const limit = limitOf(query.get('limit'), 10_000);
+    let from = since === null ? '-' : String(epochTime(since, 'since', now));
+    if (after !== null) {
+      const id = /^(\d{1,16})-(\d{1,16})$/.exec(after);
+      if (!id) throw new GatewayError('BAD_REQUEST', 'after: expected an audit entry id such as 1733212800000-0');
+      // The page after an entry: from the id right after it, or from `since` if that is later.
+      const next = `${id[1]}-${Number(id[2]) + 1}`;
+      if (from === '-' || Number(id[1]) >= Number(from)) from = next;
+    }
     const to = until === null ? '+' : String(epochTime(until, 'until', now));
-    return send(res, 200, await audit.read(tenant, from, to));
+    return send(res, 200, await audit.read(tenant, from, to, limit));
   }
-  const limit = Number(query.get('limit') ?? '50');
+  return send(res, 200, await audit.tail(tenant, limitOf(query.get('limit'), 50)));
+};
+
+/** The `limit` parameter: an integer from 1 to 10,000. */
+function limitOf(text: string | null, fallback: number): number {
+  const limit = Number(text ?? fallback);
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
     throw new GatewayError('BAD_REQUEST', 'limit: expected an integer from 1 to 10000');
   }
-  return send(res, 200, await audit.tail(tenant, limit));
-};
+  return limit;
+}
