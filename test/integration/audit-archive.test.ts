@@ -107,7 +107,18 @@ describe('audit archive', () => {
     const verified = await runCli(['audit', 'verify', '--tenant', tenant, '--url', url, '--api-key', ADMIN]);
     expect(verified).toMatchObject({ code: 0, stdout: `${tenant}: ok, 35 entries, sequence 1 to 35\n` });
 
-    const exported = await runCli(['audit', 'export', '--tenant', tenant, '--since', '1h', '--url', url, '--api-key', ADMIN]);
+    const exported = await runCli([
+      'audit',
+      'export',
+      '--tenant',
+      tenant,
+      '--since',
+      '1h',
+      '--url',
+      url,
+      '--api-key',
+      ADMIN,
+    ]);
     expect(exported.code).toBe(0);
     const entries = exported.stdout
       .trim()
@@ -184,7 +195,10 @@ describe('audit archive', () => {
     unlinkSync(first[0]!);
     expect(await log.verify('first')).toMatchObject({
       ok: false,
-      broken: { reason: 'the archive does not start with the first entry and has no sealed anchor: entries removed at the start' },
+      broken: {
+        reason:
+          'the archive does not start with the first entry and has no sealed anchor: entries removed at the start',
+      },
     });
 
     const middle = await trail('middle');

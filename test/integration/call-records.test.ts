@@ -126,7 +126,78 @@ describe('CallRecords', () => {
     await waitFor(async () => (await third.get('my-own-id'))?.status === 'canceled', { what: 'the end written' });
     expect(await other.get('no-such-task')).toBeUndefined();
   });
+
+  it('stores a record in about 120 bytes plus its output, and reads back every field it was given', async () => {
+    await writerConnection.flushall();
+    const writer = new CallRecords(writerConnection, keys);
+    const reader = new CallRecords(readerConnection, keys);
+    const now = Date.now();
+    const [done, none, failed, running, legacy] = [1, 2, 3, 4, 5].map((n) => newIdAt(now, n)) as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
+    const output = { text: 'x'.repeat(60), n: 1 };
+    void writer.create({ ...record(done, now - 2), principal: 'key:3f2a9c1e0b7d4a65' });
+    void writer.finish(done, 'completed', { output });
+    void writer.create(record(none, now));
+    void writer.finish(none, 'completed', { output: null });
+    void writer.create(record(failed, now));
+    const error = { code: 'TIMEOUT', message: 'the deadline passed', retryable: true };
+    void writer.finish(failed, 'failed', { error });
+    void writer.create(record(running, now));
+    void writer.setHolder(running, 'B', 'instance-1');
+    void writer.create(record(legacy, now));
+    await waitFor(async () => (await reader.get(running))?.holder === 'B', { what: 'the records written' });
+
+    const stored = (id: string) =>
+      readerConnection.hget(keys.callRecords(Math.floor(now / 60_000), shardOfTest(id)), id) as Promise<string>;
+    const doneRecord = await reader.get(done);
+    expect(doneRecord).toMatchObject({
+      taskId: done,
+      agent: 'echo',
+      task: 't',
+      status: 'completed',
+      createdAt: now - 2,
+      principal: 'key:3f2a9c1e0b7d4a65',
+      tenant: 'default',
+      output,
+    });
+    expect(doneRecord!.updatedAt).toBeGreaterThanOrEqual(now - 2);
+    // Where it ran is dropped once it has ended.
+    expect(doneRecord).not.toHaveProperty('holder');
+    const json = JSON.stringify(output).length;
+    expect((await stored(done)).length - json).toBeLessThanOrEqual(70);
+    expect(await reader.get(none)).toMatchObject({ status: 'completed', output: null });
+    const failedRecord = await reader.get(failed);
+    expect(failedRecord).toMatchObject({ status: 'failed', error });
+    expect(failedRecord).not.toHaveProperty('output');
+    expect(await reader.get(running)).toMatchObject({
+      status: 'working',
+      origin: 'A',
+      holder: 'B',
+      instanceId: 'instance-1',
+    });
+
+    // A record as earlier versions stored it (a JSON object) still reads.
+    const old = { ...record(legacy, now), status: 'completed', updatedAt: now + 5, output: 7 };
+    await writerConnection.hset(
+      keys.callRecords(Math.floor(now / 60_000), shardOfTest(legacy)),
+      legacy,
+      JSON.stringify(old),
+    );
+    expect(await reader.get(legacy)).toEqual(old);
+  });
 });
+
+/** The bucket shard of a task id, as the store computes it. */
+function shardOfTest(taskId: string): number {
+  let h = 0;
+  for (let i = taskId.length - 1; i >= Math.max(0, taskId.length - 8); i--) h = (h * 31 + taskId.charCodeAt(i)) >>> 0;
+  return h % 4;
+}
 
 /** A version 7 task id of a given time, made distinct by `n` in its random part. */
 function newIdAt(at: number, n: number): string {

@@ -135,9 +135,16 @@ export class AuditVerifier {
   }
 
   /** Removes entries older than `before` from Redis, after appending them to `archive` if given. */
-  private async cut(tenant: string, before: number, archive?: AuditArchive): Promise<{ removed: number; more: boolean }> {
+  private async cut(
+    tenant: string,
+    before: number,
+    archive?: AuditArchive,
+  ): Promise<{ removed: number; more: boolean }> {
     const { redis, keys } = this.options;
-    const refuse = (broken: { id: string; reason: string }) => ({ removed: this.refuseTrim(tenant, broken), more: false });
+    const refuse = (broken: { id: string; reason: string }) => ({
+      removed: this.refuseTrim(tenant, broken),
+      more: false,
+    });
     let end = archive ? await archive.end(tenant, true) : undefined;
     for (let attempt = 0; attempt < 5; attempt++) {
       const begun = await this.begin(tenant);
@@ -358,9 +365,7 @@ export class AuditVerifier {
   private async begin(
     tenant: string,
     archived?: Walk,
-  ): Promise<
-    { walk: Walk; rows: StreamRow[] } | { broken: { id: string; reason: string } } | { behind: number }
-  > {
+  ): Promise<{ walk: Walk; rows: StreamRow[] } | { broken: { id: string; reason: string } } | { behind: number }> {
     const { redis, keys } = this.options;
     const replies = await redis
       .multi()

@@ -215,7 +215,7 @@ export const GATEWAY_SETTINGS = {
     env: 'OPENCLAW_AUDIT_ARCHIVE_DIR',
     schema: z.string(),
     default: '',
-    doc: "Folder of the audit archive: entries older than `OPENCLAW_AUDIT_ARCHIVE_AFTER_MS` move from Redis to append-only files here (a segment per tenant and day), so Redis holds only a recent window; `openclaw audit verify`, `export` and `tail` read across both. Every replica must mount the same volume (ReadWriteMany on Kubernetes). Retention then removes whole archived days. Empty: entries stay in Redis until retention trims them.",
+    doc: 'Folder of the audit archive: entries older than `OPENCLAW_AUDIT_ARCHIVE_AFTER_MS` move from Redis to append-only files here (a segment per tenant and day), so Redis holds only a recent window; `openclaw audit verify`, `export` and `tail` read across both. Every replica must mount the same volume (ReadWriteMany on Kubernetes). Retention then removes whole archived days. Empty: entries stay in Redis until retention trims them.',
   }),
   auditArchiveAfterMs: setting({
     env: 'OPENCLAW_AUDIT_ARCHIVE_AFTER_MS',
