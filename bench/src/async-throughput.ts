@@ -7,9 +7,10 @@ import { Queue, QueueEvents } from 'bullmq';
 import Redis from 'ioredis';
 import WebSocket from 'ws';
 import { cpuMs, freePort, launch, runMain, startRedis, stopAll, waitForHttp } from './processes';
+import { RedisCommandCounter } from './redis-stats';
 import { writeDocSection } from './report';
 import { latency } from './stats';
-import { OPENCLAW_ENV } from './systems';
+import { cpuProfileArgs, createApiKeys, OPENCLAW_ENV, openClawReplicaArgs } from './systems';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const CLI = path.join(REPO, 'packages', 'cli', 'dist', 'bin.js');
@@ -31,6 +32,8 @@ interface System {
   name: string;
   run(data: unknown): Promise<void>;
   pids: { role: string; pid: number }[];
+  /** The system's Redis, whose commands are counted. */
+  redisUrl: string;
   close(): Promise<void>;
 }
 
@@ -41,11 +44,13 @@ interface Cell {
   seconds: number;
   latencies: number[];
   cpuMs: Record<string, number>;
+  /** Redis commands run meanwhile (INFO commandstats, scripts' inner commands included). */
+  commands: number;
 }
 
-function openWs(url: string): Promise<WebSocket> {
+function openWs(url: string, apiKey: string): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
+    const ws = new WebSocket(url, { perMessageDeflate: false, headers: { 'x-api-key': apiKey } });
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
   });
@@ -60,13 +65,24 @@ async function startOpenClaw(): Promise<{ async: System; sync: System }> {
   const port = await freePort();
   const gateway = launch(
     process.execPath,
-    [CLI, 'gateway', 'start', '--auth', 'none', '--port', String(port), '--host', '127.0.0.1', '--redis', redis.url],
+    [...cpuProfileArgs('async-openclaw-gateway'), ...openClawReplicaArgs(port, redis.url)],
     { name: 'async-openclaw-gateway', env: OPENCLAW_ENV },
   );
   const workers = Array.from({ length: WORKERS }, (_, i) =>
     launch(
       process.execPath,
-      [CLI, 'worker', 'start', '--redis', redis.url, '--worker-id', `bench-w${i + 1}`, '--port', '0'],
+      [
+        ...cpuProfileArgs(`async-openclaw-worker-${i + 1}`),
+        CLI,
+        'worker',
+        'start',
+        '--redis',
+        redis.url,
+        '--worker-id',
+        `bench-w${i + 1}`,
+        '--port',
+        '0',
+      ],
       {
         name: `async-openclaw-worker-${i + 1}`,
         env: { OPENCLAW_LOG_LEVEL: 'warn', OPENCLAW_WORKER_CONCURRENCY: String(WORKER_CONCURRENCY) },
@@ -74,13 +90,14 @@ async function startOpenClaw(): Promise<{ async: System; sync: System }> {
     ),
   );
   await waitForHttp(`http://127.0.0.1:${port}/readyz`);
-  const agent = await openWs(`ws://127.0.0.1:${port}`);
+  const keys = await createApiKeys(redis.url);
+  const agent = await openWs(`ws://127.0.0.1:${port}`, keys.agent);
   agent.on('message', (raw) => {
     const f = JSON.parse(String(raw)) as { event?: string; taskId?: string; data?: unknown };
     if (f.event === 'task') agent.send(JSON.stringify({ action: 'task.result', taskId: f.taskId, output: f.data }));
   });
   agent.send(JSON.stringify({ action: 'register', id: 0, name: 'echo', concurrency: 1024 }));
-  const caller = await openWs(`ws://127.0.0.1:${port}`);
+  const caller = await openWs(`ws://127.0.0.1:${port}`, keys.caller);
   const waiting = new Map<string, () => void>();
   const early = new Set<string>();
   const replies = new Map<number, (f: { ok: boolean; result?: { taskId: string }; error?: unknown }) => void>();
@@ -127,6 +144,7 @@ async function startOpenClaw(): Promise<{ async: System; sync: System }> {
       key: 'openclaw-async',
       name: 'OpenClaw async task (queue, worker, agent, completed event)',
       pids,
+      redisUrl: redis.url,
       close,
       async run(data) {
         const reply = await request({ action: 'coordinator', agent: 'echo', task: 'echo', data, mode: 'async' });
@@ -140,6 +158,7 @@ async function startOpenClaw(): Promise<{ async: System; sync: System }> {
       key: 'openclaw-sync',
       name: 'OpenClaw sync call (same agent, no queue)',
       pids,
+      redisUrl: redis.url,
       close,
       async run(data) {
         const reply = await request({ action: 'coordinator', agent: 'echo', task: 'echo', data });
@@ -179,6 +198,7 @@ async function startFloor(): Promise<System> {
     key: 'floor',
     name: 'bare BullMQ (floor): add, process, completed event',
     pids: [...workers.map((w, i) => ({ role: `worker ${i + 1}`, pid: w.pid! })), { role: 'redis', pid: redis.pid }],
+    redisUrl: redis.url,
     async run(data) {
       const job = await queue.add('echo', data, { removeOnComplete: { count: 1000 } });
       const id = job.id!;
@@ -195,7 +215,13 @@ async function startFloor(): Promise<System> {
 }
 
 /** Keeps `level` tasks in flight for `ms`; returns what completed inside the window. */
-async function measure(system: System, level: number, ms: number): Promise<Omit<Cell, 'system' | 'level'>> {
+async function measure(
+  system: System,
+  level: number,
+  ms: number,
+  counter: RedisCommandCounter,
+): Promise<Omit<Cell, 'system' | 'level'>> {
+  await counter.reset();
   const before = Object.fromEntries(system.pids.map((p) => [p.role, cpuMs(p.pid) ?? 0]));
   const latencies: number[] = [];
   const start = performance.now();
@@ -210,7 +236,8 @@ async function measure(system: System, level: number, ms: number): Promise<Omit<
   };
   await Promise.all(Array.from({ length: level }, (_, n) => loop(n)));
   const cpu = Object.fromEntries(system.pids.map((p) => [p.role, (cpuMs(p.pid) ?? 0) - (before[p.role] ?? 0)]));
-  return { tasks: latencies.length, seconds: ms / 1000, latencies, cpuMs: cpu };
+  const commands = Object.values(await counter.read()).reduce((sum, n) => sum + n, 0);
+  return { tasks: latencies.length, seconds: ms / 1000, latencies, cpuMs: cpu, commands };
 }
 
 async function main(): Promise<void> {
@@ -219,15 +246,26 @@ async function main(): Promise<void> {
   const floor = await startFloor();
   const systems = [openclaw.async, floor, openclaw.sync];
   const cells = new Map<string, Cell>();
+  const counters = new Map(systems.map((system) => [system.redisUrl, new RedisCommandCounter(system.redisUrl)]));
   for (let round = 0; round < ROUNDS; round++) {
     for (const level of LEVELS) {
       const order = systems.map((_, i) => systems[(i + round) % systems.length]!);
       for (const system of order) {
-        await measure(system, level, WARMUP_MS);
-        const result = await measure(system, level, MEASURE_MS);
+        const counter = counters.get(system.redisUrl)!;
+        await measure(system, level, WARMUP_MS, counter);
+        const result = await measure(system, level, MEASURE_MS, counter);
         const key = `${system.key}@${level}`;
-        const cell = cells.get(key) ?? { system: system.name, level, tasks: 0, seconds: 0, latencies: [], cpuMs: {} };
+        const cell = cells.get(key) ?? {
+          system: system.name,
+          level,
+          tasks: 0,
+          seconds: 0,
+          latencies: [],
+          cpuMs: {},
+          commands: 0,
+        };
         cell.tasks += result.tasks;
+        cell.commands += result.commands;
         cell.seconds += result.seconds;
         // One by one: spreading 100,000 latencies as arguments overflows the stack.
         for (const ms of result.latencies) cell.latencies.push(ms);
@@ -240,6 +278,7 @@ async function main(): Promise<void> {
     }
   }
   for (const system of systems) await system.close();
+  for (const counter of counters.values()) counter.close();
   await stopAll();
 
   const rate = (c: Cell) => c.tasks / c.seconds;
@@ -259,7 +298,8 @@ async function main(): Promise<void> {
       Object.entries(c.cpuMs)
         .map(([role, ms]) => `${role} ${((ms * 1000) / Math.max(1, c.tasks)).toFixed(0)}`)
         .join(', ');
-    return `| ${level} | ${perTask(a)} | ${perTask(f)} |`;
+    const commands = (c: Cell) => (c.commands / Math.max(1, c.tasks)).toFixed(1);
+    return `| ${level} | ${perTask(a)} | ${perTask(f)} | ${commands(a)} | ${commands(f)} |`;
   });
   const generated = [
     `Run of ${started.toISOString()}. ${ROUNDS} rounds; in each, for each level, each system gets ${WARMUP_MS / 1000} s`,
@@ -273,8 +313,8 @@ async function main(): Promise<void> {
     '',
     "CPU per task, µs, by process (OpenClaw: the gateway also runs the agent's and the submitter's side):",
     '',
-    '| in flight | OpenClaw async | bare BullMQ |',
-    '|---|---|---|',
+    '| in flight | OpenClaw async | bare BullMQ | OpenClaw Redis commands per task | BullMQ Redis commands per task |',
+    '|---|---|---|---|---|',
     ...cpuRows,
   ].join('\n');
   process.stdout.write(`${generated}\n`);

@@ -66,7 +66,7 @@ export const OPENCLAW_ENV = {
  * `<dir>/<name>.cpuprofile` when they stop (the benchmark stops them with SIGTERM); summarise one
  * with `node bench/dist/profile-summary.js <file>`.
  */
-function cpuProfileArgs(name: string): string[] {
+export function cpuProfileArgs(name: string): string[] {
   const dir = process.env.BENCH_CPU_PROF;
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(dir)}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
 }
@@ -135,7 +135,7 @@ async function verifyEcho(system: RunningSystem): Promise<RunningSystem> {
 }
 
 /** OpenClaw Gateway: two real replicas (`openclaw gateway start`); `coordinator` in, `task.result` back. */
-export async function startOpenClaw(): Promise<RunningSystem> {
+export async function startOpenClaw(extraEnv: Record<string, string> = {}): Promise<RunningSystem> {
   const redis = await startRedis('openclaw-redis');
   const ports = [await freePort(), await freePort()];
   const replicas = ports.map((port, i) =>
@@ -147,7 +147,7 @@ export async function startOpenClaw(): Promise<RunningSystem> {
         '--replica-id',
         `bench-${i === 0 ? 'a' : 'b'}`,
       ],
-      { name: `openclaw-replica-${i === 0 ? 'a' : 'b'}`, env: OPENCLAW_ENV },
+      { name: `openclaw-replica-${i === 0 ? 'a' : 'b'}`, env: { ...OPENCLAW_ENV, ...extraEnv } },
     ),
   );
   await Promise.all(ports.map((port) => waitForHttp(`http://127.0.0.1:${port}/readyz`)));

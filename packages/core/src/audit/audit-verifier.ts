@@ -88,7 +88,7 @@ export interface AuditVerifierOptions {
 }
 
 /** Entries moved to the archive per round trip of {@link AuditVerifier.archive}. */
-const ARCHIVE_BATCH = 20_000;
+const ARCHIVE_BATCH = 5_000;
 
 /**
  * Walks a tenant's audit trail from its start (the sealed anchor, or the first entry) to its end (the
