@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
 import Redis from 'ioredis';
 import WebSocket from 'ws';
-import { cpuMs, freePort, launch, runMain, startRedis, stopAll, waitForHttp } from './processes';
+import { cpuMs, freePort, launch, runMain, startRedis, stopAll, stopGracefully, waitForHttp } from './processes';
 import { RedisCommandCounter } from './redis-stats';
 import { writeDocSection } from './report';
 import { latency } from './stats';
@@ -236,7 +236,15 @@ async function measure(
   };
   await Promise.all(Array.from({ length: level }, (_, n) => loop(n)));
   const cpu = Object.fromEntries(system.pids.map((p) => [p.role, (cpuMs(p.pid) ?? 0) - (before[p.role] ?? 0)]));
-  const commands = Object.values(await counter.read()).reduce((sum, n) => sum + n, 0);
+  const counts = await counter.read();
+  const commands = Object.values(counts).reduce((sum, n) => sum + n, 0);
+  if (process.env.BENCH_COMMANDS === '1') {
+    const mix = Object.entries(counts)
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, n]) => `${name} ${(n / Math.max(1, latencies.length)).toFixed(2)}`)
+      .join(', ');
+    process.stderr.write(`${system.key} @${level}: commands per task: ${mix}\n`);
+  }
   return { tasks: latencies.length, seconds: ms / 1000, latencies, cpuMs: cpu, commands };
 }
 
@@ -279,6 +287,8 @@ async function main(): Promise<void> {
   }
   for (const system of systems) await system.close();
   for (const counter of counters.values()) counter.close();
+  // SIGTERM first, so that processes under BENCH_CPU_PROF write their profiles.
+  await stopGracefully(openclaw.async.pids.filter((p) => p.role !== 'redis'));
   await stopAll();
 
   const rate = (c: Cell) => c.tasks / c.seconds;

@@ -143,7 +143,8 @@ async function main(): Promise<void> {
   await stopAll();
 
   const steady = samples.filter((s) => s.at * 1000 >= WARMUP_MS);
-  if (steady.length < 3) throw new Error(`the soak must run past its warm-up (${WARMUP_MS / 1000} s) for a few samples`);
+  if (steady.length < 3)
+    throw new Error(`the soak must run past its warm-up (${WARMUP_MS / 1000} s) for a few samples`);
   const perMinute = (pick: (s: Sample) => number) => slope(steady.map((s) => [s.at / 60, pick(s)]));
   const rate = Math.round(totalCalls / elapsed);
   const archivePerCall = samples.at(-1)!.archiveBytes / totalCalls;

@@ -118,6 +118,44 @@ describe('async task permissions', () => {
     await Promise.all([operator.close(), foreignOperator.close(), caller.close(), other.close(), agent.close()]);
   });
 
+  it("streams another principal's task to an operator watching it from another replica, from the moment it subscribes", async () => {
+    const [a, b] = [cluster.gateways[0]!, cluster.gateways[1]!];
+    const headers = (key: string) => ({ headers: { 'x-api-key': key } });
+    const agent = await startAgent(b.url, {
+      name: 'watched-async',
+      answer: 'manual',
+      headers: headers(keys.agent).headers,
+    });
+    const caller = await TestSocket.open(a.url, headers(keys.caller));
+    const submitted = await caller.request({
+      action: 'coordinator',
+      id: 1,
+      agent: 'watched-async',
+      task: 'work',
+      data: 1,
+      mode: 'async',
+    });
+    const taskId = (submitted.result as { taskId: string }).taskId;
+    const task = await agent.socket.nextEvent('task');
+    expect(task.taskId).toBe(taskId);
+    // The operator is not the submitter: its replica follows the task's own channel.
+    const operator = await TestSocket.open(b.url, headers(keys.operator));
+    expect(await operator.request({ action: 'task.subscribe', id: 2, taskId })).toMatchObject({
+      ok: true,
+      result: { taskId, status: 'working' },
+    });
+    agent.socket.send({ action: 'task.progress', taskId, progress: { done: 50 } });
+    expect(await operator.nextEvent('task.progress')).toMatchObject({ taskId, progress: { done: 50 } });
+    agent.socket.send({ action: 'task.result', taskId, output: { ok: true } });
+    expect(await operator.nextEvent('task.status')).toMatchObject({
+      taskId,
+      status: 'completed',
+      output: { ok: true },
+    });
+    expect(await taskEnd(caller, taskId)).toMatchObject({ status: 'completed' });
+    await Promise.all([caller.close(), operator.close(), agent.close()]);
+  });
+
   it('refuses a workflow whose steps call an agent the principal may not call', async () => {
     const agentSocket = await TestSocket.open(cluster.gateways[0]!.url, { headers: { 'x-api-key': keys.agent } });
     const reply = await agentSocket.request({

@@ -27,9 +27,9 @@ interface PrincipalChannel {
 
 /**
  * Delivers async task events to clients on this replica. Events are published once per change (by
- * the ledger's transition script) to the submitter's channel, the task's channel and, for tasks that
- * need a human, the tenant's operator channel; this replica subscribes only to the channels of the
- * principals, tasks and tenants it has sessions for.
+ * the ledger's transition script) to the submitter's channel, the task's channel once someone else
+ * watches it and, for tasks that need a human, the tenant's operator channel; this replica
+ * subscribes only to the channels of the principals, tasks and tenants it has sessions for.
  *
  * Who receives what:
  * - every connection of the submitting principal that is not an agent instance, wherever it is
@@ -228,6 +228,9 @@ export class TaskEventRouter {
     }
     try {
       await subscribed;
+      // Events are published on the task's channel only once it is marked watched: after the
+      // subscription, before the replay, so that no event falls between the two.
+      if (viaTaskChannel) await this.ledger.markWatched(task.taskId).catch(() => undefined);
       await new Promise((resolve) => setImmediate(resolve));
       if (after !== undefined) {
         for (const event of await this.ledger.events(task.taskId, after)) {
@@ -235,6 +238,10 @@ export class TaskEventRouter {
         }
       } else if (isTerminal(task.status)) {
         this.sendWatched(session, task.taskId, watch, finalFrame(task));
+      } else if (viaTaskChannel) {
+        // An end published before the task was marked watched went to the submitter only.
+        const latest = await this.ledger.get(task.taskId).catch(() => undefined);
+        if (latest && isTerminal(latest.status)) this.sendWatched(session, task.taskId, watch, finalFrame(latest));
       }
     } finally {
       const buffered = watch.buffer ?? [];

@@ -54,11 +54,13 @@ export interface TransitionResult {
  * KEYS: task hash, events stream. ARGV: new status ('' for none), now, frame JSON (without cursor),
  * ttl ms, allowed-from ('' = any non-terminal, '*' = any, else a comma list), the `attempts` the
  * record must have ('' = any), a field that must have a value ('' = none) and that value, channel
- * count n, n channels, then field/value pairs (an empty value deletes the field).
- * Returns {applied (0/1), previous status, cursor}.
+ * count n, n channels, then field/value pairs (an empty value deletes the field), then the task's
+ * own channel, published to only once someone other than the submitter watches the task (the field
+ * `watched`, set by {@link TaskLedger.markWatched}). Returns {applied (0/1), previous status, cursor}.
  */
 const TRANSITION = `
-local cur = redis.call('HGET', KEYS[1], 'status')
+local now = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'watched', ARGV[7] ~= '' and ARGV[7] or 'status')
+local cur = now[1]
 if not cur then return {0, ''} end
 local allowed = ARGV[5]
 if allowed == '' then
@@ -66,11 +68,11 @@ if allowed == '' then
 elseif allowed ~= '*' then
   if not string.find(',' .. allowed .. ',', ',' .. cur .. ',', 1, true) then return {0, cur} end
 end
-if ARGV[6] ~= '' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[6] then return {0, cur} end
-if ARGV[7] ~= '' and redis.call('HGET', KEYS[1], ARGV[7]) ~= ARGV[8] then return {0, cur} end
+if ARGV[6] ~= '' and now[2] ~= ARGV[6] then return {0, cur} end
+if ARGV[7] ~= '' and now[4] ~= ARGV[8] then return {0, cur} end
 local n = tonumber(ARGV[9])
 local set = {}
-for i = 10 + n, #ARGV, 2 do
+for i = 10 + n, #ARGV - 1, 2 do
   if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
   else set[#set + 1] = ARGV[i]; set[#set + 1] = ARGV[i + 1] end
 end
@@ -82,6 +84,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 local msg = '{"cursor":"' .. id .. '",' .. string.sub(ARGV[3], 2)
 for i = 1, n do redis.call('PUBLISH', ARGV[9 + i], msg) end
+if now[3] then redis.call('PUBLISH', ARGV[#ARGV], msg) end
 return {1, cur, id}
 `;
 
@@ -128,7 +131,7 @@ export class TaskLedger {
     // One connection keeps the order of its commands: the record is written before the transition
     // reads it, without waiting for one round trip before starting the next.
     const written = this.guard(async () => {
-      await this.redis.multi().hset(key, fields).pexpire(key, task.retentionMs).exec();
+      await Promise.all([this.redis.hset(key, fields), this.redis.pexpire(key, task.retentionMs)]);
     });
     const announced = this.transition(task, {
       status: task.status,
@@ -163,10 +166,7 @@ export class TaskLedger {
       ...(change.status === undefined ? {} : { status: change.status }),
       ...change.event,
     };
-    const channels = [
-      this.keys.principalEvents(principalDigest(task.tenant, task.principal)),
-      this.keys.taskChannel(task.taskId),
-    ];
+    const channels = [this.keys.principalEvents(principalDigest(task.tenant, task.principal))];
     if (change.notifyOperators) channels.push(this.keys.operatorEvents(task.tenant));
     // Status changes (not progress) also go to the tenant's activity channel, which only replicas
     // with a `tasks.watch` connection subscribe to: a publish nobody listens to costs Redis little.
@@ -187,6 +187,7 @@ export class TaskLedger {
       ...channels,
     ];
     for (const [name, value] of Object.entries(change.fields ?? {})) args.push(name, value ?? '');
+    args.push(this.keys.taskChannel(task.taskId));
     const [applied, previous, cursor] = await this.guard(() => this.redis.ocTaskTransition(...args));
     const result: TransitionResult = { applied: applied === 1, previous: (previous || undefined) as TaskState };
     if (cursor !== undefined) result.cursor = cursor;
@@ -215,6 +216,15 @@ export class TaskLedger {
       if (del.length > 0) multi.hdel(key, ...del);
       await multi.exec();
     });
+  }
+
+  /**
+   * Marks a task as watched by someone other than its submitter: its events are published on its
+   * own channel from now on (the submitter's channel carries them anyway). The watcher subscribes to
+   * that channel first and reads the stream after this, so no event falls between the two.
+   */
+  async markWatched(taskId: string): Promise<void> {
+    await this.guard(() => this.redis.hset(this.keys.task(taskId), 'watched', '1'));
   }
 
   /** Whether someone asked to cancel the task (one field, not the whole record). */

@@ -27,18 +27,21 @@ export class TaskStatusIndex {
     now: number,
     retentionMs: number,
   ): Promise<void> {
-    const multi = this.redis.multi();
-    if (from !== undefined) multi.zrem(this.keys.taskIndex(tenant, from), taskId);
+    // Plain commands, in order on one connection (and pipelined with what else is sent in this
+    // turn): a listing checks each record's status, so a task seen for a moment in both indexes,
+    // or in neither, does no harm, and no transaction is needed.
+    const writes: Promise<unknown>[] = [];
+    if (from !== undefined) writes.push(this.redis.zrem(this.keys.taskIndex(tenant, from), taskId));
     const index = this.keys.taskIndex(tenant, to);
-    multi.zadd(index, now, taskId);
+    writes.push(this.redis.zadd(index, now, taskId));
     // Entries older than the retention (their records are gone) are trimmed now and then, not on
     // every change: the index of completed tasks grows with every task.
     this.writes = (this.writes + 1) % INDEX_TRIM_EVERY;
     if (this.writes === 0) {
-      multi.zremrangebyscore(index, '-inf', now - retentionMs);
-      multi.pexpire(index, retentionMs);
+      writes.push(this.redis.zremrangebyscore(index, '-inf', now - retentionMs));
+      writes.push(this.redis.pexpire(index, retentionMs));
     }
-    await multi.exec();
+    await Promise.all(writes);
   }
 
   /** The ids of a tenant's tasks that last changed to a status, most recent change first. */
