@@ -24,6 +24,7 @@ export { type Authenticator, NoAuthenticator } from './auth/static-key-authentic
 export { CLUSTER_ADMIN, isOperator, OPERATORS_TENANT, UNAUTHENTICATED_TENANT } from './auth/tenancy';
 export type { BusMessage, TaskAbortMessage, TaskDispatchMessage, TaskReplyMessage } from './bus/bus-message';
 export type { ClusterBus } from './bus/cluster-bus';
+export { InMemoryBus, InMemoryBusNetwork } from './bus/in-memory-bus';
 export { RedisClusterBus } from './bus/redis-cluster-bus';
 export {
   ConfigError,

@@ -1,0 +1,177 @@
+import { GatewayError } from '@openclaw/protocol';
+import { type BusMessage, type OutgoingBusMessage, parseBusMessage } from './bus-message';
+import { type BusHandler, BusStats, type ClusterBus } from './cluster-bus';
+
+/** The trace context of a hop that was given none (no trace is recorded in memory). */
+const UNTRACED = '00-00000000000000000000000000000000-0000000000000000-00';
+
+/**
+ * The replicas of one in-memory cluster: the buses made by {@link InMemoryBusNetwork.bus} reach
+ * each other as {@link RedisClusterBus}es reach each other through Redis, each message serialised
+ * and parsed as it would be on the wire, delivered on a later turn of the event loop, at most once.
+ * For tests of routing without Redis, and for embedding a one-process cluster.
+ *
+ * @example
+ * ```ts
+ * const network = new InMemoryBusNetwork();
+ * const a = network.bus('A');
+ * const b = network.bus('B');
+ * await Promise.all([a.start(), b.start()]);
+ * b.onMessage((message) => ...);
+ * await a.send('B', { type: 'task.cancel-request', taskId });
+ * ```
+ */
+export class InMemoryBusNetwork {
+  private readonly inboxes = new Map<string, InMemoryBus>();
+  /** Replicas cut off: they neither send nor receive (a partition, or a process that hangs). */
+  private readonly cut = new Set<string>();
+
+  /** A bus for one replica of this network (it receives once started). */
+  bus(replicaId: string): InMemoryBus {
+    return new InMemoryBus(this, replicaId);
+  }
+
+  /**
+   * Cuts a replica off, as a lost Redis connection would: what is sent to it from now on is lost,
+   * and what it sends fails with `UNAVAILABLE`; its subscription-lost handler runs. `restore` undoes it.
+   */
+  partition(replicaId: string): void {
+    if (this.cut.has(replicaId)) return;
+    this.cut.add(replicaId);
+    this.inboxes.get(replicaId)?.lost();
+  }
+
+  /** Ends a {@link InMemoryBusNetwork.partition}: the replica receives again, and resyncs. */
+  restore(replicaId: string): void {
+    if (!this.cut.delete(replicaId)) return;
+    this.inboxes.get(replicaId)?.resubscribed();
+  }
+
+  /** @internal */
+  join(bus: InMemoryBus): void {
+    this.inboxes.set(bus.replicaId, bus);
+  }
+
+  /** @internal */
+  leave(bus: InMemoryBus): void {
+    if (this.inboxes.get(bus.replicaId) === bus) this.inboxes.delete(bus.replicaId);
+  }
+
+  /** @internal */
+  reachable(replicaId: string): boolean {
+    return !this.cut.has(replicaId);
+  }
+
+  /** @internal Delivers a message's wire form to one inbox, or every one. @returns how many receive it. */
+  deliver(to: string | '*', json: string): number {
+    const targets =
+      to === '*' ? [...this.inboxes.values()] : this.inboxes.has(to) ? [this.inboxes.get(to)!] : ([] as InMemoryBus[]);
+    const receiving = targets.filter((bus) => !this.cut.has(bus.replicaId));
+    for (const bus of receiving) setImmediate(() => bus.receive(json));
+    return receiving.length;
+  }
+}
+
+/** One replica's bus on an {@link InMemoryBusNetwork}. */
+export class InMemoryBus implements ClusterBus {
+  readonly stats = new BusStats();
+  private handler: BusHandler = () => undefined;
+  private resubscribedHandler: () => void = () => undefined;
+  private subscriptionLostHandler: () => void = () => undefined;
+  private started = false;
+  private sequence = 0;
+
+  constructor(
+    private readonly network: InMemoryBusNetwork,
+    readonly replicaId: string,
+  ) {}
+
+  async start(): Promise<void> {
+    this.started = true;
+    this.network.join(this);
+  }
+
+  onMessage(handler: BusHandler): void {
+    this.handler = handler;
+  }
+
+  onResubscribed(handler: () => void): void {
+    this.resubscribedHandler = handler;
+  }
+
+  onSubscriptionLost(handler: () => void): void {
+    this.subscriptionLostHandler = handler;
+  }
+
+  async send(to: string, message: OutgoingBusMessage): Promise<number> {
+    this.checkConnected();
+    const receivers = this.network.deliver(to, JSON.stringify(this.stamp(message)));
+    this.stats.countSent(message.type);
+    return receivers;
+  }
+
+  async broadcast(message: OutgoingBusMessage): Promise<void> {
+    this.checkConnected();
+    this.network.deliver('*', JSON.stringify(this.stamp(message)));
+    this.stats.countSent(message.type);
+  }
+
+  healthy(): boolean {
+    return this.started && this.network.reachable(this.replicaId);
+  }
+
+  canaryAgeMs(): number {
+    return 0;
+  }
+
+  async close(): Promise<void> {
+    this.started = false;
+    this.network.leave(this);
+  }
+
+  /** @internal A message's wire form reaches this inbox. */
+  receive(json: string): void {
+    if (!this.started) return;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(json);
+    } catch {
+      this.stats.dropped += 1;
+      return;
+    }
+    const parsed = parseBusMessage(raw);
+    if (!parsed.success) {
+      this.stats.dropped += 1;
+      return;
+    }
+    this.stats.countReceived(parsed.data.type);
+    this.handler(parsed.data);
+  }
+
+  /** @internal */
+  lost(): void {
+    this.subscriptionLostHandler();
+  }
+
+  /** @internal */
+  resubscribed(): void {
+    this.resubscribedHandler();
+  }
+
+  private checkConnected(): void {
+    if (!this.started || !this.network.reachable(this.replicaId)) {
+      throw new GatewayError('UNAVAILABLE', 'the cluster bus is not connected');
+    }
+  }
+
+  private stamp(message: OutgoingBusMessage): BusMessage {
+    this.sequence += 1;
+    return {
+      id: `${this.replicaId}-${this.sequence.toString(36)}`,
+      sender: this.replicaId,
+      ts: Date.now(),
+      ...message,
+      traceparent: message.traceparent ?? UNTRACED,
+    } as BusMessage;
+  }
+}
