@@ -139,6 +139,9 @@ export async function startRedis(name: string): Promise<{ url: string; port: num
       '',
       '--appendonly',
       'no',
+      // As docs/operations.md recommends: expired keys freed in the background.
+      '--lazyfree-lazy-expire',
+      'yes',
       '--daemonize',
       'no',
       '--dir',
