@@ -39,6 +39,24 @@ describe('RedisClusterBus', () => {
     await redis.stop();
   });
 
+  it('counts an inbox that keeps receiving as healthy while its canary is late, and as deaf once nothing arrives', async () => {
+    const slow = await bus('slow');
+    const other = await bus('other');
+    // Its canaries stop coming back (as under heavy load, when they queue behind other traffic)...
+    (slow as unknown as { sendCanary: () => void }).sendCanary = () => undefined;
+    // ...while messages from another replica keep arriving.
+    const sending = setInterval(() => void other.send('slow', { type: 'task.cancel-request', taskId: 't' }), 50);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(slow.canaryAgeMs()).toBeGreaterThan(500);
+      expect(slow.healthy()).toBe(true);
+    } finally {
+      clearInterval(sending);
+    }
+    // Nothing at all for three canary intervals: deaf.
+    await waitFor(() => !slow.healthy(), { what: 'the silent inbox judged deaf', timeoutMs: 2_000, intervalMs: 20 });
+  });
+
   it('delivers a message to exactly the addressed replica, stamped with sender, id, time and trace context', async () => {
     const a = await bus('a');
     const b = await bus('b');

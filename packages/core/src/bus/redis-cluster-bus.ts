@@ -50,6 +50,8 @@ export class RedisClusterBus implements ClusterBus {
   private subscriptionLostHandler: () => void = () => {};
   private canaryTimer: NodeJS.Timeout | undefined;
   private lastCanaryAt = 0;
+  /** When the inbox last received anything (the canary, or a message from any process). */
+  private lastHeardAt = 0;
   /** When the bus last subscribed again by itself because its canary stopped coming back. */
   private lastHealAt = 0;
   private healing = false;
@@ -80,8 +82,9 @@ export class RedisClusterBus implements ClusterBus {
       return;
     }
     this.stats.countReceived(parsed.data.type);
+    this.lastHeardAt = Date.now();
     if (parsed.data.type === 'canary') {
-      this.lastCanaryAt = Date.now();
+      this.lastCanaryAt = this.lastHeardAt;
       return;
     }
     const message = parsed.data;
@@ -234,8 +237,11 @@ export class RedisClusterBus implements ClusterBus {
   healthy(): boolean {
     if (!this.subscribed || this.subscriber.status !== 'ready' || this.publisher.status !== 'ready') return false;
     const now = Date.now();
-    // A canary is sent every interval; three missed in a row means the subscriber stopped receiving.
-    return now - this.startedAt < 3 * this.canaryIntervalMs || now - this.lastCanaryAt < 3 * this.canaryIntervalMs;
+    // A canary is sent every interval; three missed in a row, with nothing else received meanwhile,
+    // means the subscriber stopped receiving. Under heavy load the canary may come late while other
+    // messages keep arriving: the inbox is then slow, not deaf.
+    const heard = Math.max(this.lastCanaryAt, this.lastHeardAt);
+    return now - this.startedAt < 3 * this.canaryIntervalMs || now - heard < 3 * this.canaryIntervalMs;
   }
 
   canaryAgeMs(): number {
@@ -315,7 +321,8 @@ export class RedisClusterBus implements ClusterBus {
     const silence = 4 * this.canaryIntervalMs;
     if (this.healing || !this.subscribed || this.closing) return;
     if (this.subscriber.status !== 'ready' || this.publisher.status !== 'ready') return;
-    if (now - this.lastCanaryAt < silence || now - this.startedAt < silence) return;
+    const heard = Math.max(this.lastCanaryAt, this.lastHeardAt);
+    if (now - heard < silence || now - this.startedAt < silence) return;
     if (now - this.lastHealAt < 3 * this.canaryIntervalMs) return;
     this.healing = true;
     this.lastHealAt = now;
