@@ -51,6 +51,25 @@ describe('CallRecords', () => {
     expect(await reader.get(ids[15]!)).toMatchObject({ status: 'working', principal: 'alice', origin: 'A' });
   });
 
+  it('writes calls that end one per turn, before their starts were written, together in one HSET', async () => {
+    const writer = new CallRecords(writerConnection, keys);
+    const reader = new CallRecords(readerConnection, keys);
+    await writerConnection.config('RESETSTAT');
+    const now = Date.now();
+    const ids = Array.from({ length: 10 }, (_, i) => newIdAt(now, 100 + i));
+    // One call at a time, each started and ended in a turn of its own (one call in flight).
+    for (const id of ids) {
+      void writer.create(record(id, now));
+      void writer.finish(id, 'completed', { output: id });
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await waitFor(async () => (await reader.get(ids[9]!))?.status === 'completed', { what: 'the calls written' });
+    const stats = await writerConnection.info('commandstats');
+    const hsets = Number(/^cmdstat_hset:calls=(\d+)/m.exec(stats)?.[1] ?? 0);
+    expect(hsets).toBeLessThanOrEqual(2);
+    for (const id of ids) expect(await reader.get(id)).toMatchObject({ status: 'completed', output: id });
+  });
+
   it("keeps a bucket as long as its longest-lived record needs, never shortening another process's", async () => {
     await writerConnection.flushall();
     const writer = new CallRecords(writerConnection, keys, { ttlMs: 60_000 });

@@ -27,7 +27,7 @@ return {1, id}
  * How long an entry may wait for others to join its batch. Entries are written on a clean shutdown
  * ({@link AuditWriter.drain}); a crash loses at most this much of the trail beyond what was in flight.
  */
-export const AUDIT_BATCH_MS = 5;
+export const AUDIT_BATCH_MS = 10;
 
 /** How often a process adds a tenant it writes for to the set of tenants with a trail again. */
 const TENANT_READD_MS = 60_000;

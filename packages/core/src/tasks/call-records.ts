@@ -39,6 +39,8 @@ export interface CallRecordsOptions {
 interface Tracked {
   record: CallRecord;
   lifetime: CallLifetime;
+  /** Whether a version of the record has been written (others may have read it). */
+  written?: boolean;
 }
 
 /**
@@ -62,6 +64,14 @@ return 1
  * A read from another replica that finds nothing for a call this young looks again once it is due.
  */
 const STARTED_RECORD_DELAY_MS = 20;
+
+/**
+ * How long the record of a call that ended before its start was written may wait to join others in
+ * one `HSET`: nobody could read that call yet, and a read from another replica looks again until
+ * {@link STARTED_RECORD_DELAY_MS} and more after it began. The end of a call whose start is written
+ * goes out at once.
+ */
+const ENDED_RECORD_DELAY_MS = 10;
 
 const TERMINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'canceled', 'rejected']);
 
@@ -91,6 +101,8 @@ export class CallRecords {
   private flushing = false;
   /** The delayed flush of started records, if one is due. */
   private flushTimer: NodeJS.Timeout | undefined;
+  /** When {@link CallRecords.flushTimer} fires. */
+  private flushDue = 0;
   /** Buckets this process has set to expire, and when (forgotten when Redis reconnects: it may be empty). */
   private readonly expiring = new Map<string, number>();
 
@@ -133,7 +145,7 @@ export class CallRecords {
   ): Promise<void> {
     const tracked =
       this.live.get(taskId) ??
-      (known ? { record: { ...known }, lifetime: { deadline: Date.now(), keyed: false } } : undefined);
+      (known ? { record: { ...known }, lifetime: { deadline: Date.now(), keyed: false }, written: true } : undefined);
     this.live.delete(taskId);
     if (!tracked) return;
     const { record } = tracked;
@@ -202,17 +214,23 @@ export class CallRecords {
   private write(tracked: Tracked): void {
     this.unwritten.set(tracked.record.taskId, tracked);
     if (this.flushing) return;
-    if (TERMINAL.has(tracked.record.status)) {
+    if (TERMINAL.has(tracked.record.status) && tracked.written) {
+      // Others may have read it as running: its end goes out at the end of this turn.
       clearTimeout(this.flushTimer);
       this.flushTimer = undefined;
       this.flushing = true;
       setImmediate(() => this.flush());
-    } else {
-      this.flushTimer ??= setTimeout(() => {
-        this.flushTimer = undefined;
-        this.flush();
-      }, STARTED_RECORD_DELAY_MS);
+      return;
     }
+    const delay = TERMINAL.has(tracked.record.status) ? ENDED_RECORD_DELAY_MS : STARTED_RECORD_DELAY_MS;
+    const due = Date.now() + delay;
+    if (this.flushTimer && this.flushDue <= due) return;
+    clearTimeout(this.flushTimer);
+    this.flushDue = due;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      this.flush();
+    }, delay);
   }
 
   /**
@@ -229,7 +247,9 @@ export class CallRecords {
       return;
     }
     const buckets = new Map<string, { expireAt: number; fields: string[] }>();
-    for (const { record, lifetime } of this.unwritten.values()) {
+    for (const tracked of this.unwritten.values()) {
+      tracked.written = true;
+      const { record, lifetime } = tracked;
       const keep = lifetime.keyed ? Math.max(this.ttlMs, TIMINGS.syncIdempotencyTtlMs) : this.ttlMs;
       const expireAt = Math.ceil((Math.max(Date.now(), lifetime.deadline) + keep) / EXPIRY_STEP_MS) * EXPIRY_STEP_MS;
       const key = this.keys.callRecords(
