@@ -150,6 +150,22 @@ describe('audit archive', () => {
     });
   }, 30_000);
 
+  it('refuses to start a replica whose archive folder cannot be written, and says why', async () => {
+    const notAFolder = path.join(ownArchive, 'a-file');
+    writeFileSync(notAFolder, '');
+    const started = await runCli(['gateway', 'start', '--auth', 'none', '--port', '0', '--redis', cluster.redis.url], {
+      OPENCLAW_AUDIT_ARCHIVE_DIR: path.join(notAFolder, 'audit'),
+      OPENCLAW_LOG_FORMAT: 'json',
+    });
+    expect(started.code).toBe(1);
+    const fatal = started.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { msg: string; err?: string })
+      .find((r) => r.msg === 'gateway failed to start');
+    expect(fatal?.err).toMatch(new RegExp(`^OPENCLAW_AUDIT_ARCHIVE_DIR: cannot write to ${notAFolder}/audit: ENOTDIR`));
+  });
+
   it('keeps the chain whole over several segments and several moves, and reads a span from them', async () => {
     const log = auditLog();
     const tenant = 'segments';

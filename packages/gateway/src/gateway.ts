@@ -263,6 +263,7 @@ export class Gateway {
       createLogger({ level: config.logLevel, format: config.logFormat, base: { replicaId: config.replicaId } });
     const gateway = new Gateway(config, logger, await loadCustomValidators(config.validators));
     try {
+      await gateway.audit.checkArchive();
       await gateway.open();
     } catch (error) {
       await gateway.close();

@@ -49,6 +49,22 @@ export class AuditArchive {
     private readonly segmentBytes = AUDIT_SEGMENT_BYTES,
   ) {}
 
+  /**
+   * Checks that the archive's folder can be written (creating it if needed), so that a replica with
+   * a missing or read-only volume refuses to start instead of letting Redis grow.
+   * @throws {Error} naming the folder and what went wrong.
+   */
+  static async checkWritable(dir: string): Promise<void> {
+    const probe = join(dir, `.write-check-${process.pid}`);
+    try {
+      await mkdir(dir, { recursive: true });
+      await writeSynced(probe, 'ok\n', 'w');
+      await unlink(probe);
+    } catch (error) {
+      throw new Error(`OPENCLAW_AUDIT_ARCHIVE_DIR: cannot write to ${dir}: ${(error as Error).message}`);
+    }
+  }
+
   /** Tenants with an archive. */
   async tenants(): Promise<string[]> {
     const names = await readdir(this.dir).catch(() => [] as string[]);

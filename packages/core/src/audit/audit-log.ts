@@ -72,6 +72,14 @@ export class AuditLog {
     });
   }
 
+  /**
+   * Checks that the archive's folder, if there is one, can be written.
+   * @throws {Error} naming the folder and what went wrong.
+   */
+  async checkArchive(): Promise<void> {
+    if (this.options.archiveDir) await AuditArchive.checkWritable(this.options.archiveDir);
+  }
+
   /** Whether entries are moved out of Redis to an archive. */
   get archived(): boolean {
     return this.archive !== undefined;
