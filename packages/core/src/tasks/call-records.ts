@@ -289,7 +289,11 @@ export class CallRecords {
   }
 }
 
-/** Task states by their number in a stored record. */
+/**
+ * Task states by their number in a stored record. A storage format, kept apart from the protocol's
+ * list on purpose: records written by one version are read by the next, so never reorder it; a new
+ * state goes at the end.
+ */
 const STATES: readonly TaskState[] = [
   'submitted',
   'working',
