@@ -205,7 +205,8 @@ export class AuditArchive {
       throw new Error(`the first line of ${segments[cut]!.path} is not an audit entry`);
     }
     await this.setAnchor(tenant, { seq: parsed.seq, prev: parsed.prev });
-    for (const segment of segments.slice(0, cut)) await unlink(segment.path);
+    // (Another replica expiring the same days at once may have removed some already.)
+    for (const segment of segments.slice(0, cut)) await unlink(segment.path).catch(ignoreMissing);
     return cut;
   }
 
@@ -346,4 +347,8 @@ async function syncDir(dir: string): Promise<void> {
 
 function utcDay(ms: number): number {
   return Math.floor(ms / 86_400_000);
+}
+
+function ignoreMissing(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'ENOENT') throw error;
 }

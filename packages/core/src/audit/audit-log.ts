@@ -147,7 +147,8 @@ export class AuditLog {
     const lock = keys.auditArchiveLock(tenant);
     if ((await redis.set(lock, replicaId, 'PX', ARCHIVE_LOCK_MS, 'NX')) !== 'OK') return 0;
     try {
-      return await this.verifier.archive(tenant, before);
+      // Half the lock's lifetime at most, so that the lock never expires while entries are moved.
+      return await this.verifier.archive(tenant, before, Date.now() + ARCHIVE_LOCK_MS / 2);
     } finally {
       await redis.eval(RELEASE, 1, lock, replicaId).catch(() => 0);
     }

@@ -122,15 +122,17 @@ export class AuditVerifier {
   /**
    * Moves a tenant's entries older than `before` (epoch ms) from Redis to the archive: checked like
    * {@link AuditVerifier.trim}'s, appended to the archive and synced, then removed from Redis with
-   * the sealed anchor moved past them. The caller makes sure one process does it at a time.
+   * the sealed anchor moved past them, in rounds of {@link ARCHIVE_BATCH}, until none is left or the
+   * time `until` has passed. The caller makes sure one process does it at a time.
    * @returns how many entries were moved.
    */
-  async archive(tenant: string, before: number): Promise<number> {
+  async archive(tenant: string, before: number, until = Number.POSITIVE_INFINITY): Promise<number> {
     let moved = 0;
     for (;;) {
       const { removed, more } = await this.cut(tenant, before, this.options.archive);
       moved += removed;
-      if (!more) return moved;
+      // A long backlog is moved over several rounds, each within the caller's lock.
+      if (!more || Date.now() >= until) return moved;
     }
   }
 
