@@ -56,3 +56,25 @@ export interface ClusterBus {
   readonly stats: BusStats;
   close(): Promise<void>;
 }
+
+/**
+ * The handlers a bus calls, as every {@link ClusterBus} keeps them: set by its owner, called on a
+ * message, on a lost subscription and on one restored.
+ */
+export abstract class BusHandlers {
+  protected handler: BusHandler = () => undefined;
+  protected resubscribedHandler: () => void = () => undefined;
+  protected subscriptionLostHandler: () => void = () => undefined;
+
+  onMessage(handler: BusHandler): void {
+    this.handler = handler;
+  }
+
+  onResubscribed(handler: () => void): void {
+    this.resubscribedHandler = handler;
+  }
+
+  onSubscriptionLost(handler: () => void): void {
+    this.subscriptionLostHandler = handler;
+  }
+}

@@ -1,6 +1,7 @@
 import { GatewayError } from '@openclaw/protocol';
+import type { Logger } from '../telemetry/logger';
 import { type BusMessage, type OutgoingBusMessage, parseBusMessage } from './bus-message';
-import { type BusHandler, BusStats, type ClusterBus } from './cluster-bus';
+import { BusHandlers, BusStats, type ClusterBus } from './cluster-bus';
 
 /** The trace context of a hop that was given none (no trace is recorded in memory). */
 const UNTRACED = '00-00000000000000000000000000000000-0000000000000000-00';
@@ -26,9 +27,9 @@ export class InMemoryBusNetwork {
   /** Replicas cut off: they neither send nor receive (a partition, or a process that hangs). */
   private readonly cut = new Set<string>();
 
-  /** A bus for one replica of this network (it receives once started). */
-  bus(replicaId: string): InMemoryBus {
-    return new InMemoryBus(this, replicaId);
+  /** A bus for one replica of this network (it receives once started); handler failures go to `logger`. */
+  bus(replicaId: string, logger?: Logger): InMemoryBus {
+    return new InMemoryBus(this, replicaId, logger);
   }
 
   /**
@@ -73,34 +74,22 @@ export class InMemoryBusNetwork {
 }
 
 /** One replica's bus on an {@link InMemoryBusNetwork}. */
-export class InMemoryBus implements ClusterBus {
+export class InMemoryBus extends BusHandlers implements ClusterBus {
   readonly stats = new BusStats();
-  private handler: BusHandler = () => undefined;
-  private resubscribedHandler: () => void = () => undefined;
-  private subscriptionLostHandler: () => void = () => undefined;
   private started = false;
   private sequence = 0;
 
   constructor(
     private readonly network: InMemoryBusNetwork,
     readonly replicaId: string,
-  ) {}
+    private readonly logger?: Logger,
+  ) {
+    super();
+  }
 
   async start(): Promise<void> {
     this.started = true;
     this.network.join(this);
-  }
-
-  onMessage(handler: BusHandler): void {
-    this.handler = handler;
-  }
-
-  onResubscribed(handler: () => void): void {
-    this.resubscribedHandler = handler;
-  }
-
-  onSubscriptionLost(handler: () => void): void {
-    this.subscriptionLostHandler = handler;
   }
 
   async send(to: string, message: OutgoingBusMessage): Promise<number> {
@@ -145,7 +134,12 @@ export class InMemoryBus implements ClusterBus {
       return;
     }
     this.stats.countReceived(parsed.data.type);
-    this.handler(parsed.data);
+    try {
+      this.handler(parsed.data);
+    } catch (error) {
+      // As on Redis: a handler's failure is logged, and the inbox keeps receiving.
+      this.logger?.error({ err: error, type: parsed.data.type }, 'bus handler failed');
+    }
   }
 
   /** @internal */

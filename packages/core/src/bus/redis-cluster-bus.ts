@@ -7,7 +7,7 @@ import type { Logger } from '../telemetry/logger';
 import { childTraceparent, isTraceparent } from '../telemetry/trace-context';
 import { contextOf, inSpan, traceparentOf, tracer, tracingActive } from '../telemetry/tracing';
 import { type BusMessage, type OutgoingBusMessage, parseBusMessage } from './bus-message';
-import { type BusHandler, BusStats, type ClusterBus } from './cluster-bus';
+import { BusHandlers, BusStats, type ClusterBus } from './cluster-bus';
 
 /** Options of {@link RedisClusterBus}. */
 export interface RedisClusterBusOptions {
@@ -28,7 +28,7 @@ export interface RedisClusterBusOptions {
  * proves the subscriber still receives: a subscriber that silently stops is the classic failure of
  * Redis-backed WebSocket clusters, and `healthy()` turns false when the canary stops arriving.
  */
-export class RedisClusterBus implements ClusterBus {
+export class RedisClusterBus extends BusHandlers implements ClusterBus {
   readonly replicaId: string;
   private readonly keys: RedisKeys;
   private readonly publisher: Redis;
@@ -45,9 +45,6 @@ export class RedisClusterBus implements ClusterBus {
   private readonly outbox = new Map<string, OutboxBatch>();
   private flushScheduled = false;
   private readonly broadcastChannel: string;
-  private handler: BusHandler = () => {};
-  private resubscribedHandler: () => void = () => {};
-  private subscriptionLostHandler: () => void = () => {};
   private canaryTimer: NodeJS.Timeout | undefined;
   private lastCanaryAt = 0;
   /** When the inbox last received anything (the canary, or a message from any process). */
@@ -134,6 +131,7 @@ export class RedisClusterBus implements ClusterBus {
   };
 
   constructor(options: RedisClusterBusOptions) {
+    super();
     this.replicaId = options.replicaId;
     this.keys = options.keys;
     this.publisher = options.publisher;
@@ -154,18 +152,6 @@ export class RedisClusterBus implements ClusterBus {
     this.lastCanaryAt = Date.now();
     this.canaryTimer = setInterval(() => this.sendCanary(), this.canaryIntervalMs);
     this.canaryTimer.unref();
-  }
-
-  onMessage(handler: BusHandler): void {
-    this.handler = handler;
-  }
-
-  onResubscribed(handler: () => void): void {
-    this.resubscribedHandler = handler;
-  }
-
-  onSubscriptionLost(handler: () => void): void {
-    this.subscriptionLostHandler = handler;
   }
 
   async send(to: string, message: OutgoingBusMessage): Promise<number> {
