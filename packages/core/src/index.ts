@@ -72,7 +72,7 @@ export { HttpAgentClient } from './tasks/http-agent-client';
 export { isTerminal, type LedgerTask, publicLedgerRecord, storableJson } from './tasks/ledger-record';
 export type { RouteKind } from './tasks/pending-calls';
 export { TaskDispatcher } from './tasks/task-dispatcher';
-export { principalDigest, TaskLedger } from './tasks/task-ledger';
+export { type BegunAttempt, principalDigest, TaskLedger, type TaskOwner } from './tasks/task-ledger';
 export { type EnqueueOptions, TASK_QUEUE_NAME, type TaskJobData, TaskQueue } from './tasks/task-queue';
 export type { AsyncTaskRequest, Submitted } from './tasks/task-submissions';
 export type { TaskViewer } from './tasks/task-viewer';

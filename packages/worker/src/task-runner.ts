@@ -4,6 +4,7 @@ import {
   type AsyncTasks,
   AwaitingApproval,
   approvalHash,
+  type BegunAttempt,
   GatewayError,
   isTerminal,
   type LedgerTask,
@@ -82,32 +83,40 @@ export class TaskRunner {
 
   private async attempt(job: Job<TaskJobData>, token: string | undefined): Promise<string> {
     const { ledger } = this.ctx;
-    const task = await ledger.get(job.data.taskId);
+    const begun = await this.begin(job.data);
+    const task = begun.task;
     if (!task || isTerminal(task.status)) return 'gone';
-    if (task.cancelRequested) {
-      await this.finish(task, 'canceled', { error: canceledError() });
-      return 'canceled';
+    let attempt = begun.attempt;
+    // Started in one step, the attempt named this worker in the same step that found no cancel: a
+    // cancel asked for since is sent here. Started from a record read earlier, it looks again below.
+    const startedAtOnce = attempt !== undefined;
+    if (attempt === undefined) {
+      // The record needs a decision before an attempt can start.
+      if (task.cancelRequested) {
+        await this.finish(task, 'canceled', { error: canceledError() });
+        return 'canceled';
+      }
+      if (task.response !== undefined) {
+        // A human answered: the answer is the task's output.
+        await this.finish(task, 'completed', { output: task.response.output });
+        return 'answered';
+      }
+      if (task.status === 'input-required') {
+        if (task.approvalId === undefined) return this.waitForHuman(job, token, task);
+        const waited = await this.waitForApproval(job, token, task);
+        if (waited !== 'approved') return waited;
+      }
+      // Only the worker holding the job's lock runs it, so counting from the record read above is safe;
+      // an attempt cut short by a dying worker was counted by that worker.
+      attempt = task.attempts + 1;
+      const started = await ledger.transition(task, {
+        status: 'working',
+        from: task.approvalId === undefined ? ['submitted', 'working'] : ['submitted', 'working', 'input-required'],
+        fields: { worker: this.ctx.workerId, startedAt: String(Date.now()), attempts: String(attempt) },
+        event: { attempt },
+      });
+      if (!started.applied) return 'changed';
     }
-    if (task.response !== undefined) {
-      // A human answered: the answer is the task's output.
-      await this.finish(task, 'completed', { output: task.response.output });
-      return 'answered';
-    }
-    if (task.status === 'input-required') {
-      if (task.approvalId === undefined) return this.waitForHuman(job, token, task);
-      const waited = await this.waitForApproval(job, token, task);
-      if (waited !== 'approved') return waited;
-    }
-    // Only the worker holding the job's lock runs it, so counting from the record read above is safe;
-    // an attempt cut short by a dying worker was counted by that worker.
-    const attempt = task.attempts + 1;
-    const started = await ledger.transition(task, {
-      status: 'working',
-      from: task.approvalId === undefined ? ['submitted', 'working'] : ['submitted', 'working', 'input-required'],
-      fields: { worker: this.ctx.workerId, startedAt: String(Date.now()), attempts: String(attempt) },
-      event: { attempt },
-    });
-    if (!started.applied) return 'changed';
     let output: unknown;
     try {
       const handle = await this.ctx.dispatcher.dispatch({
@@ -143,9 +152,10 @@ export class TaskRunner {
             .catch(() => undefined);
         },
       });
-      // A cancel that came between the check above and the dispatch: the flag is set before the
-      // cancel is sent, so one of the two sees it.
-      if (await ledger.cancelRequested(task.taskId)) this.ctx.dispatcher.cancelLocal(task.taskId);
+      // A cancel that came between the record's read and the start of the attempt: the flag is set
+      // before the cancel is sent, so one of the two sees it. (A cancel sent here before the dispatch
+      // began is kept by the dispatcher for it.)
+      if (!startedAtOnce && (await ledger.cancelRequested(task.taskId))) this.ctx.dispatcher.cancelLocal(task.taskId);
       output = await handle.output;
     } catch (error) {
       return this.failed(job, token, task, attempt, asGatewayError(error));
@@ -163,6 +173,18 @@ export class TaskRunner {
     // then run again, and its agent see it twice).
     await whileUnavailable(() => this.finish(task, 'completed', { output }, attempt));
     return 'completed';
+  }
+
+  /**
+   * Reads the task and starts the attempt in one step when nothing stands in the way; a job queued
+   * without its owner (by an earlier version) has its record read first.
+   */
+  private async begin(data: TaskJobData): Promise<BegunAttempt> {
+    const { ledger, workerId } = this.ctx;
+    if (data.tenant !== undefined && data.principal !== undefined) {
+      return ledger.begin({ taskId: data.taskId, tenant: data.tenant, principal: data.principal }, workerId);
+    }
+    return { task: await ledger.get(data.taskId) };
   }
 
   /** Ends a task and wakes its workflow, if any. */

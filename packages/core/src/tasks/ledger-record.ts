@@ -251,6 +251,8 @@ export function enqueueOptions(task: LedgerTask) {
     attempts: task.maxAttempts,
     backoffMs: task.backoffMs,
     retentionMs: task.retentionMs,
+    tenant: task.tenant,
+    principal: task.principal,
     traceparent: task.traceparent,
   };
 }

@@ -174,4 +174,30 @@ describe('TaskDispatcher ordering', () => {
     expect(calls).toEqual(['create working', 'holder B', 'finish completed']);
     dispatcher.close();
   });
+
+  it('cancels a dispatch whose cancel came before it began (a worker between starting an attempt and dispatching it)', async () => {
+    const { dispatcher, sent, resolvePick } = setup();
+    const cancel = (taskId: string) =>
+      dispatcher.handleCancelRequest({
+        type: 'task.cancel-request',
+        taskId,
+        id: 'm',
+        sender: 'B',
+        ts: 0,
+        traceparent: '',
+      });
+    cancel('t-early');
+    const handle = await dispatcher.dispatch({ ...request, taskId: 't-early', record: false });
+    await expect(handle.output).rejects.toMatchObject({ code: 'CANCELED' });
+    // Nothing reached an agent, and the cancel was used up: the next dispatch of the id runs.
+    expect(sent).toEqual([]);
+    const again = dispatcher.dispatch({ ...request, taskId: 't-early', record: false });
+    await Promise.resolve();
+    resolvePick({ kind: 'instance', instanceId: 'i1', replicaId: 'B' });
+    const running = await again;
+    expect(sent).toHaveLength(1);
+    expect(dispatcher.cancelLocal('t-early')).toBe(true);
+    await expect(running.output).rejects.toMatchObject({ code: 'CANCELED' });
+    dispatcher.close();
+  });
 });

@@ -14,6 +14,11 @@ import type { HttpAgentClient } from './http-agent-client';
 import { PendingCalls, type RouteKind } from './pending-calls';
 import { newTaskId } from './task-ids';
 
+/** How long a cancel for a task not waiting here is kept for a dispatch of it about to begin. */
+const EARLY_CANCEL_KEEP_MS = 10_000;
+/** At most this many such cancels are kept. */
+const EARLY_CANCELS_MAX = 1000;
+
 /** Options of {@link TaskDispatcher}. */
 export interface TaskDispatcherOptions {
   replicaId: string;
@@ -69,6 +74,11 @@ export class TaskDispatcher {
   private readonly pending: PendingCalls;
   /** What routing again needs of each routed call still waiting. */
   private readonly routings = new Map<string, Routing>();
+  /**
+   * Cancels asked for tasks that were not waiting here yet (a worker between the start of an attempt
+   * and its dispatch): a dispatch of one of them that begins before the time kept is canceled at once.
+   */
+  private readonly earlyCancels = new Map<string, number>();
   private closed = false;
   /** Aborted by {@link close}: ends the approval waits of calls still in admission. */
   private readonly closing = new AbortController();
@@ -173,6 +183,10 @@ export class TaskDispatcher {
     };
     // Waiting from before the pick: a reply can never find nobody expecting it.
     const output = this.pending.track(record, request, deadline);
+    if (this.takeEarlyCancel(taskId)) {
+      this.cancelLocal(taskId);
+      return { taskId, output };
+    }
     // Written first on this connection, so it is in Redis before any write that ends the task.
     if (request.record !== false) {
       void this.store.create(record, { deadline, keyed: request.idempotencyKey !== undefined }).catch(() => undefined);
@@ -333,9 +347,30 @@ export class TaskDispatcher {
     return true;
   }
 
-  /** Handles a cancel asked for on another replica. */
+  /**
+   * Handles a cancel asked for on another replica. One for a task not waiting here (yet) is kept a
+   * while, for a dispatch of it about to begin.
+   */
   handleCancelRequest(message: TaskCancelRequestMessage): void {
-    this.cancelLocal(message.taskId);
+    if (this.cancelLocal(message.taskId)) return;
+    const now = Date.now();
+    if (this.earlyCancels.size >= EARLY_CANCELS_MAX) {
+      for (const [taskId, until] of this.earlyCancels) if (until <= now) this.earlyCancels.delete(taskId);
+      // Still full: the oldest go (a Map keeps the order of insertion).
+      for (const taskId of this.earlyCancels.keys()) {
+        if (this.earlyCancels.size < EARLY_CANCELS_MAX) break;
+        this.earlyCancels.delete(taskId);
+      }
+    }
+    this.earlyCancels.set(message.taskId, now + EARLY_CANCEL_KEEP_MS);
+  }
+
+  private takeEarlyCancel(taskId: string): boolean {
+    if (this.earlyCancels.size === 0) return false;
+    const until = this.earlyCancels.get(taskId);
+    if (until === undefined) return false;
+    this.earlyCancels.delete(taskId);
+    return until > Date.now();
   }
 
   /**

@@ -88,8 +88,76 @@ if now[3] then redis.call('PUBLISH', ARGV[#ARGV], msg) end
 return {1, cur, id}
 `;
 
+/**
+ * KEYS: task hash, events stream. ARGV: ttl ms, frame JSON (without cursor), channel count n, n
+ * channels, then the record's field/value pairs. Writes a new task's record and its first event in
+ * one step. Returns the event's cursor.
+ */
+const CREATE = `
+local n = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4 + n))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', '${MAX_TASK_EVENTS}', '*', 'e', ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+local msg = '{"cursor":"' .. id .. '",' .. string.sub(ARGV[2], 2)
+for i = 1, n do redis.call('PUBLISH', ARGV[3 + i], msg) end
+return id
+`;
+
+/**
+ * KEYS: task hash, events stream. ARGV: worker id, now, tenant, principal, the event frame's JSON
+ * without its closing brace, channel count n, n channels, the task's own channel.
+ *
+ * Starts a worker's attempt at a task in one step when nothing stands in its way: the record is the
+ * submitter's (tenant and principal as the job says), `submitted` or `working`, with no cancel asked
+ * for, no human's answer and no approval to wait for. Then it counts the attempt, moves the task to
+ * `working` with this worker, appends and publishes the event (with `attempt`), and returns
+ * {1, the record as it was, cursor, attempt}. Otherwise it changes nothing and returns {0, the
+ * record} ({0} when there is none), for the worker to decide from the record.
+ */
+const BEGIN = `
+local h = redis.call('HGETALL', KEYS[1])
+if #h == 0 then return {0} end
+local f = {}
+for i = 1, #h, 2 do f[h[i]] = h[i + 1] end
+local st = f['status']
+if f['mode'] ~= 'async' or (st ~= 'submitted' and st ~= 'working') or f['cancelRequested'] == '1'
+  or f['response'] or (f['approvalId'] and f['approvalId'] ~= '')
+  or f['tenant'] ~= ARGV[3] or f['principal'] ~= ARGV[4] then return {0, h} end
+local attempt = (tonumber(f['attempts']) or 0) + 1
+redis.call('HSET', KEYS[1], 'status', 'working', 'worker', ARGV[1], 'startedAt', ARGV[2], 'attempts', attempt, 'updatedAt', ARGV[2])
+local frame = ARGV[5] .. ',"attempt":' .. attempt .. '}'
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', '${MAX_TASK_EVENTS}', '*', 'e', frame)
+if f['retentionMs'] then
+  redis.call('PEXPIRE', KEYS[1], f['retentionMs'])
+  redis.call('PEXPIRE', KEYS[2], f['retentionMs'])
+end
+local msg = '{"cursor":"' .. id .. '",' .. string.sub(frame, 2)
+local n = tonumber(ARGV[6])
+for i = 1, n do redis.call('PUBLISH', ARGV[6 + i], msg) end
+if f['watched'] then redis.call('PUBLISH', ARGV[7 + n], msg) end
+return {1, h, id, attempt}
+`;
+
 interface LedgerRedis extends Redis {
   ocTaskTransition(...args: (string | number)[]): Promise<[number, string, string?]>;
+  ocTaskCreate(...args: (string | number)[]): Promise<string>;
+  ocTaskBegin(...args: (string | number)[]): Promise<[number, string[]?, string?, number?]>;
+}
+
+/** Who a job's task belongs to, as the job carries it (the record's channels are named from it). */
+export interface TaskOwner {
+  taskId: string;
+  tenant: string;
+  principal: string;
+}
+
+/** What {@link TaskLedger.begin} found and did. */
+export interface BegunAttempt {
+  /** The record, as it is now; undefined when there is none. */
+  task: LedgerTask | undefined;
+  /** The attempt now started; undefined when the record needs the worker's decision first. */
+  attempt?: number;
 }
 
 /** The digest naming a principal's event channel. */
@@ -119,36 +187,73 @@ export class TaskLedger {
     this.redis = redis as LedgerRedis;
     if (typeof this.redis.ocTaskTransition !== 'function') {
       this.redis.defineCommand('ocTaskTransition', { numberOfKeys: 2, lua: TRANSITION });
+      this.redis.defineCommand('ocTaskCreate', { numberOfKeys: 2, lua: CREATE });
+      this.redis.defineCommand('ocTaskBegin', { numberOfKeys: 2, lua: BEGIN });
     }
     this.index = new TaskStatusIndex(redis, keys);
     this.idempotency = new AsyncIdempotencyKeys(redis, keys, async (taskId) => (await this.get(taskId)) !== undefined);
   }
 
-  /** Writes the record of a new task (status `submitted`) and its first event. */
+  /** Writes the record of a new task (status `submitted`) and its first event, in one step. */
   async create(task: LedgerTask): Promise<void> {
-    const key = this.keys.task(task.taskId);
-    const fields = encodeLedgerTask(task);
-    // One connection keeps the order of its commands: the record is written before the transition
-    // reads it, without waiting for one round trip before starting the next.
-    const written = this.guard(async () => {
-      await Promise.all([this.redis.hset(key, fields), this.redis.pexpire(key, task.retentionMs)]);
-    });
-    const announced = this.transition(task, {
+    const frame = {
+      event: 'task.status',
+      taskId: task.taskId,
       status: task.status,
-      from: [task.status],
       // The first event names the task, so a watcher that sees it first needs no lookup.
-      event: {
-        agent: task.agent,
-        task: task.task,
-        kind: task.kind,
-        submittedBy: task.principal,
-        ...(task.parentId === undefined ? {} : { parentId: task.parentId }),
-      },
-    });
-    await Promise.all([written, announced]);
-    void this.index
-      .move(task.tenant, task.taskId, undefined, task.status, Date.now(), task.retentionMs)
-      .catch(() => undefined);
+      agent: task.agent,
+      task: task.task,
+      kind: task.kind,
+      submittedBy: task.principal,
+      ...(task.parentId === undefined ? {} : { parentId: task.parentId }),
+    };
+    const channels = this.channels(task, task.status, frame.event, false);
+    const args: (string | number)[] = [
+      this.keys.task(task.taskId),
+      this.keys.taskEvents(task.taskId),
+      task.retentionMs,
+      JSON.stringify(frame),
+      channels.length,
+      ...channels,
+    ];
+    for (const [name, value] of Object.entries(encodeLedgerTask(task))) args.push(name, value);
+    await this.guard(() => this.redis.ocTaskCreate(...args));
+    this.index.move(task.tenant, task.taskId, undefined, task.status, Date.now(), task.retentionMs);
+  }
+
+  /**
+   * Starts a worker's attempt at a task in one round trip: reads the record and, when nothing stands
+   * in the way (a cancel, a human's answer, an approval, a finished task), counts the attempt and
+   * moves the task to `working` with its event. A task whose record needs a decision first is
+   * returned as it is, unchanged.
+   * @throws {GatewayError} `UNAVAILABLE` when Redis cannot be reached.
+   */
+  async begin(owner: TaskOwner, workerId: string): Promise<BegunAttempt> {
+    const now = Date.now();
+    const frame = JSON.stringify({ event: 'task.status', taskId: owner.taskId, status: 'working' });
+    const channels = this.channels(owner, 'working', 'task.status', false);
+    const [started, flat, , attempt] = await this.guard(() =>
+      this.redis.ocTaskBegin(
+        this.keys.task(owner.taskId),
+        this.keys.taskEvents(owner.taskId),
+        workerId,
+        now,
+        owner.tenant,
+        owner.principal,
+        frame.slice(0, -1),
+        channels.length,
+        ...channels,
+        this.keys.taskChannel(owner.taskId),
+      ),
+    );
+    const fields: Record<string, string> = {};
+    for (let i = 0; flat !== undefined && i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
+    const task = decodeLedgerTask(fields);
+    if (started !== 1 || task === undefined || attempt === undefined) return { task };
+    const previous = task.status;
+    Object.assign(task, { status: 'working', worker: workerId, startedAt: now, updatedAt: now, attempts: attempt });
+    if (previous !== 'working') this.index.move(task.tenant, task.taskId, previous, 'working', now, task.retentionMs);
+    return { task, attempt };
   }
 
   /**
@@ -166,12 +271,7 @@ export class TaskLedger {
       ...(change.status === undefined ? {} : { status: change.status }),
       ...change.event,
     };
-    const channels = [this.keys.principalEvents(principalDigest(task.tenant, task.principal))];
-    if (change.notifyOperators) channels.push(this.keys.operatorEvents(task.tenant));
-    // Status changes (not progress) also go to the tenant's activity channel, which only replicas
-    // with a `tasks.watch` connection subscribe to: a publish nobody listens to costs Redis little.
-    if (change.status !== undefined && frame.event === 'task.status')
-      channels.push(this.keys.taskActivity(task.tenant));
+    const channels = this.channels(task, change.status, frame.event as string, change.notifyOperators === true);
     const args: (string | number)[] = [
       this.keys.task(task.taskId),
       this.keys.taskEvents(task.taskId),
@@ -192,13 +292,27 @@ export class TaskLedger {
     const result: TransitionResult = { applied: applied === 1, previous: (previous || undefined) as TaskState };
     if (cursor !== undefined) result.cursor = cursor;
     if (result.applied && change.status !== undefined && previous !== change.status) {
-      // The index is secondary (listings check each record's status): off the caller's path. Writes
-      // on one connection keep their order, so two quick changes land in order.
-      void this.index
-        .move(task.tenant, task.taskId, previous as TaskState, change.status, now, task.retentionMs)
-        .catch(() => undefined);
+      // The index is secondary (listings check each record's status): written at the end of the turn.
+      this.index.move(task.tenant, task.taskId, previous as TaskState, change.status, now, task.retentionMs);
     }
     return result;
+  }
+
+  /**
+   * Where a task's event is published: its submitter's channel; the tenant's operators' when a human
+   * is needed; and for a change of status, the tenant's activity channel, which only replicas with a
+   * `tasks.watch` connection subscribe to (a publish nobody listens to costs Redis little).
+   */
+  private channels(
+    task: Pick<LedgerTask, 'tenant' | 'principal'>,
+    status: TaskState | undefined,
+    event: string,
+    notifyOperators: boolean,
+  ): string[] {
+    const channels = [this.keys.principalEvents(principalDigest(task.tenant, task.principal))];
+    if (notifyOperators) channels.push(this.keys.operatorEvents(task.tenant));
+    if (status !== undefined && event === 'task.status') channels.push(this.keys.taskActivity(task.tenant));
+    return channels;
   }
 
   /** Sets fields without an event (bookkeeping a client need not see). */

@@ -13,9 +13,15 @@ export const TASK_QUEUE_NAME = 'tasks';
 /** How often `released` looks at a job that a worker still holds. */
 const RELEASE_POLL_MS = 20;
 
-/** What a job carries: only the task's id (the ledger holds the rest) and its trace context. */
+/**
+ * What a job carries: the task's id (the ledger holds the rest), whose task it is (so that a worker
+ * can start it in one step, {@link TaskLedger.begin}), and its trace context. Jobs queued by
+ * earlier versions carry only the id.
+ */
 export interface TaskJobData {
   taskId: string;
+  tenant?: string;
+  principal?: string;
   traceparent?: string;
 }
 
@@ -28,6 +34,9 @@ export interface EnqueueOptions {
   backoffMs: number;
   /** How long failed jobs stay in BullMQ's failed set. */
   retentionMs: number;
+  /** Whose task it is. */
+  tenant: string;
+  principal: string;
   traceparent?: string;
   /** Run no earlier than this many ms from now. */
   delayMs?: number;
@@ -71,7 +80,7 @@ export class TaskQueue {
       removeOnFail: { age: Math.ceil(options.retentionMs / 1000) },
     };
     if (options.delayMs !== undefined && options.delayMs > 0) jobOptions.delay = options.delayMs;
-    const data: TaskJobData = { taskId };
+    const data: TaskJobData = { taskId, tenant: options.tenant, principal: options.principal };
     // The enqueue is a producer span; the job carries its context, so the worker's run is its child.
     await inSpan(
       `queue add ${options.kind}`,
