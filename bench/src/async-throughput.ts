@@ -172,10 +172,19 @@ async function startOpenClaw(): Promise<{ async: System; sync: System }> {
 async function startFloor(): Promise<System> {
   const redis = await startRedis('async-floor-redis');
   const workers = Array.from({ length: WORKERS }, (_, i) =>
-    launch(process.execPath, [path.join(__dirname, 'bullmq-worker.js'), redis.url, String(WORKER_CONCURRENCY)], {
-      name: `async-floor-worker-${i + 1}`,
-      ipc: true,
-    }),
+    launch(
+      process.execPath,
+      [
+        ...cpuProfileArgs(`async-floor-worker-${i + 1}`),
+        path.join(__dirname, 'bullmq-worker.js'),
+        redis.url,
+        String(WORKER_CONCURRENCY),
+      ],
+      {
+        name: `async-floor-worker-${i + 1}`,
+        ipc: true,
+      },
+    ),
   );
   const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
   const eventsConnection = new Redis(redis.url, { maxRetriesPerRequest: null });
@@ -288,7 +297,7 @@ async function main(): Promise<void> {
   for (const system of systems) await system.close();
   for (const counter of counters.values()) counter.close();
   // SIGTERM first, so that processes under BENCH_CPU_PROF write their profiles.
-  await stopGracefully(openclaw.async.pids.filter((p) => p.role !== 'redis'));
+  await stopGracefully(systems.flatMap((system) => system.pids).filter((p) => p.role !== 'redis'));
   await stopAll();
 
   const rate = (c: Cell) => c.tasks / c.seconds;

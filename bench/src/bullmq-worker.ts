@@ -14,3 +14,5 @@ const worker = new Worker('floor', async (job) => job.data, {
 worker.on('error', (error) => process.stderr.write(`worker error: ${error.message}\n`));
 // Exit with the benchmark (the IPC channel closes when it does).
 process.on('disconnect', () => process.exit(0));
+// A clean exit on SIGTERM, so that a worker under --cpu-prof writes its profile.
+process.on('SIGTERM', () => process.exit(0));

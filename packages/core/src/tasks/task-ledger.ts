@@ -162,8 +162,19 @@ export interface BegunAttempt {
 
 /** The digest naming a principal's event channel. */
 export function principalDigest(tenant: string, principal: string): string {
-  return createHash('sha256').update(`${tenant}\n${principal}`).digest('hex').slice(0, 32);
+  const key = `${tenant}\n${principal}`;
+  let digest = digests.get(key);
+  if (digest === undefined) {
+    digest = createHash('sha256').update(key).digest('hex').slice(0, 32);
+    // A bounded memo: a process sees a few principals' events over and over.
+    if (digests.size >= DIGESTS_MAX) digests.clear();
+    digests.set(key, digest);
+  }
+  return digest;
 }
+
+const DIGESTS_MAX = 10_000;
+const digests = new Map<string, string>();
 
 /**
  * The task ledger: one Redis hash per async task with its whole state, a capped stream of its
