@@ -147,4 +147,37 @@ describe('RedisClusterBus', () => {
     await waitFor(() => b.healthy(), { what: 'the bus to subscribe again by itself', timeoutMs: 5000 });
     await b.close();
   });
+
+  it('carries topics beside the inbox: to every process listening, only while it listens, the inbox untouched', async () => {
+    const a = await bus('topic-a', 1000);
+    const b = await bus('topic-b', 1000);
+    const c = await bus('topic-c', 1000);
+    const heard: string[] = [];
+    const inbox: BusMessage[] = [];
+    b.onMessage((message) => inbox.push(message));
+    for (const [name, x] of [
+      ['b', b],
+      ['c', c],
+    ] as const)
+      x.topics.onMessage((topic, json) => heard.push(`${name} ${topic} ${json}`));
+    const failing = () => {
+      throw new Error('a failing handler does not stop the others');
+    };
+    b.topics.onMessage(failing);
+    await b.topics.listen('events:x', 'events:y');
+    await c.topics.listen('events:x');
+    expect(await a.topics.publish('events:x', '{"n":1}')).toBe(2);
+    expect(await a.topics.publish('events:y', '{"n":2}')).toBe(1);
+    await waitFor(() => heard.length === 3, { what: 'the topic messages' });
+    expect(heard.sort()).toEqual(['b events:x {"n":1}', 'b events:y {"n":2}', 'c events:x {"n":1}']);
+    // A topic's messages never reach the inbox handler, and the inbox's never reach topic handlers.
+    await a.send('topic-b', { type: 'task.cancel-request', taskId: 't' });
+    await waitFor(() => inbox.length === 1, { what: 'the inbox message' });
+    expect(heard).toHaveLength(3);
+    b.topics.stop('events:x');
+    b.topics.offMessage(failing);
+    await waitFor(async () => (await a.topics.publish('events:x', '{"n":3}')) === 1, { what: 'b to stop listening' });
+    await waitFor(() => heard.includes('c events:x {"n":3}'), { what: 'c still listening' });
+    expect(heard.filter((h) => h.startsWith('b events:x'))).toHaveLength(1);
+  });
 });

@@ -23,7 +23,7 @@ export { grantsOf, type Principal, principalOf } from './auth/principal';
 export { type Authenticator, NoAuthenticator } from './auth/static-key-authenticator';
 export { CLUSTER_ADMIN, isOperator, OPERATORS_TENANT, UNAUTHENTICATED_TENANT } from './auth/tenancy';
 export type { BusMessage, TaskAbortMessage, TaskDispatchMessage, TaskReplyMessage } from './bus/bus-message';
-export type { ClusterBus } from './bus/cluster-bus';
+export type { BusTopics, ClusterBus, TopicHandler } from './bus/cluster-bus';
 export { InMemoryBus, InMemoryBusNetwork } from './bus/in-memory-bus';
 export { RedisClusterBus } from './bus/redis-cluster-bus';
 export {
@@ -71,6 +71,7 @@ export type { TaskCaller } from './tasks/dispatch-request';
 export { HttpAgentClient } from './tasks/http-agent-client';
 export { isTerminal, type LedgerTask, publicLedgerRecord, storableJson } from './tasks/ledger-record';
 export type { RouteKind } from './tasks/pending-calls';
+export { canSee, type FoundTask, publicRecord, TaskDirectory } from './tasks/task-directory';
 export { TaskDispatcher } from './tasks/task-dispatcher';
 export { type BegunAttempt, principalDigest, TaskLedger, type TaskOwner } from './tasks/task-ledger';
 export { type EnqueueOptions, TASK_QUEUE_NAME, type TaskJobData, TaskQueue } from './tasks/task-queue';

@@ -93,32 +93,23 @@ export const ACTION_HANDLERS: { [A in RequestAction]: Handler<A> } = {
   },
 
   async 'task.subscribe'(ctx, { session }, params) {
-    requirePermission(ctx, session, 'task:read');
-    const task = await ctx.tasks.findAsync(session.principal, params.taskId);
-    if (task) {
-      if (session.subscriptions >= MAX_SUBSCRIPTIONS_PER_SESSION) {
-        throw new GatewayError(
-          'RATE_LIMITED',
-          `at most ${MAX_SUBSCRIPTIONS_PER_SESSION} task subscriptions per connection`,
-        );
-      }
-      // In place now; the replay (and live events) follow the response.
-      ctx.taskEvents.watch(session, task, params.after).catch((error: unknown) => {
-        ctx.logger.warn({ err: error, taskId: task.taskId }, 'task event replay failed');
-      });
-      return { taskId: task.taskId, status: task.status };
-    }
-    const record = await ctx.store.get(params.taskId);
-    if (!record || record.principal !== session.principal.id)
-      throw new GatewayError('NOT_FOUND', `no task '${params.taskId}'`);
+    const found = await ctx.tasks.find(session.principal, params.taskId);
     if (session.subscriptions >= MAX_SUBSCRIPTIONS_PER_SESSION) {
       throw new GatewayError(
         'RATE_LIMITED',
         `at most ${MAX_SUBSCRIPTIONS_PER_SESSION} task subscriptions per connection`,
       );
     }
-    watchTask(ctx, session, params.taskId, record.status);
-    return { taskId: record.taskId, status: record.status };
+    if (found.mode === 'sync') {
+      watchTask(ctx, session, params.taskId, found.record.status);
+      return { taskId: found.record.taskId, status: found.record.status };
+    }
+    const { task } = found;
+    // In place now; the replay (and live events) follow the response.
+    ctx.taskEvents.watch(session, task, params.after).catch((error: unknown) => {
+      ctx.logger.warn({ err: error, taskId: task.taskId }, 'task event replay failed');
+    });
+    return { taskId: task.taskId, status: task.status };
   },
 
   'task.respond'(ctx, { session }, params) {

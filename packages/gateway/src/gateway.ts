@@ -203,10 +203,10 @@ export class Gateway {
       logger,
       state: () => ({ draining: this.draining, connections: this.hub.connectionCount }),
     });
-    this.taskEvents = new TaskEventRouter(this.subscriber, keys, ledger, this.authorizer, logger);
+    this.taskEvents = new TaskEventRouter(node.bus.topics, keys, ledger, this.authorizer, logger);
     this.tasks = new TaskOperations({
       asyncTasks: this.asyncTasks,
-      store,
+      directory: node.tasks,
       authorizer: this.authorizer,
       audit: this.audit,
     });

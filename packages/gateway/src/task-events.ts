@@ -1,5 +1,6 @@
 import {
   type Authorizer,
+  type BusTopics,
   GatewayError,
   isTerminal,
   type LedgerTask,
@@ -9,7 +10,6 @@ import {
   type TaskLedger,
 } from '@openclaw/core';
 import type { ServerFrame, TaskState } from '@openclaw/protocol';
-import type Redis from 'ioredis';
 import type { Session } from './session';
 
 /** A `task.subscribe` watch: the last event delivered, and live events held back during a replay. */
@@ -27,7 +27,7 @@ interface PrincipalChannel {
 
 /**
  * Delivers async task events to clients on this replica. Events are published once per change (by
- * the ledger's transition script) to the submitter's channel, the task's channel once someone else
+ * the ledger's scripts, on topics of the cluster bus) to the submitter's channel, the task's channel once someone else
  * watches it and, for tasks that need a human, the tenant's operator channel; this replica
  * subscribes only to the channels of the principals, tasks and tenants it has sessions for.
  *
@@ -100,7 +100,7 @@ export class TaskEventRouter {
   };
 
   constructor(
-    private readonly subscriber: Redis,
+    private readonly topics: BusTopics,
     private readonly keys: RedisKeys,
     private readonly ledger: TaskLedger,
     private readonly authorizer: Authorizer,
@@ -108,11 +108,11 @@ export class TaskEventRouter {
   ) {}
 
   start(): void {
-    this.subscriber.on('message', this.onMessage);
+    this.topics.onMessage(this.onMessage);
   }
 
   stop(): void {
-    this.subscriber.off('message', this.onMessage);
+    this.topics.offMessage(this.onMessage);
   }
 
   /** A new connection: listen for its principal's task events and its tenant's operator notices. */
@@ -168,7 +168,7 @@ export class TaskEventRouter {
       this.activity.set(channel, sessions);
       sessions.add(session);
       try {
-        await this.subscriber.subscribe(channel);
+        await this.topics.listen(channel);
       } catch {
         this.unwatchAll(session);
         throw new GatewayError('UNAVAILABLE', 'could not subscribe to task activity: Redis is unreachable');
@@ -222,7 +222,7 @@ export class TaskEventRouter {
       if (!watchers) {
         watchers = new Set();
         this.taskWatchers.set(channel, watchers);
-        subscribed = this.subscriber.subscribe(channel).catch(() => undefined);
+        subscribed = this.topics.listen(channel).catch(() => undefined);
       }
       watchers.add(session);
     }
@@ -263,7 +263,7 @@ export class TaskEventRouter {
       ...this.operators.keys(),
       ...this.activity.keys(),
     ];
-    if (channels.length > 0) await this.subscriber.subscribe(...channels).catch(() => undefined);
+    await this.topics.listen(...channels).catch(() => undefined);
     for (const session of sessions) {
       for (const [taskId, watch] of this.watches.get(session) ?? []) {
         if (watch.cursor === undefined) continue;
@@ -332,14 +332,13 @@ export class TaskEventRouter {
   }
 
   private subscribe(channel: string): void {
-    this.subscriber.subscribe(channel).catch((error: unknown) => {
+    this.topics.listen(channel).catch((error: unknown) => {
       this.logger.warn({ err: error, channel }, 'could not subscribe to task events');
     });
   }
 
   private unsubscribe(channel: string): void {
-    if (this.subscriber.status !== 'ready') return;
-    this.subscriber.unsubscribe(channel).catch(() => undefined);
+    this.topics.stop(channel);
   }
 }
 

@@ -3,14 +3,15 @@ import {
   type AsyncTasks,
   type AuditLog,
   type Authorizer,
-  type CallRecords,
+  type FoundTask,
   GatewayError,
   grantsOf,
   type LedgerTask,
   type Principal,
   publicLedgerRecord,
-  publicTaskRecord,
+  publicRecord,
   type Submitted,
+  type TaskDirectory,
   type TaskViewer,
 } from '@openclaw/core';
 import { type TaskState, type WorkflowDefinition, workflowCalls } from '@openclaw/protocol';
@@ -31,7 +32,8 @@ export interface TaskCaller {
 /** What the task operations need of the replica. */
 export interface TaskOperationsDeps {
   asyncTasks: AsyncTasks;
-  store: CallRecords;
+  /** Finds a task by id, sync or async. */
+  directory: TaskDirectory;
   authorizer: Authorizer;
   audit: AuditLog;
 }
@@ -74,16 +76,19 @@ export class TaskOperations {
     return task;
   }
 
+  /**
+   * The task of that id, sync or async, if the caller may see it (`task:read`).
+   * @throws {GatewayError} `NOT_FOUND` when there is none the caller may see.
+   */
+  async find(principal: Principal, taskId: string): Promise<FoundTask> {
+    this.require(principal, 'task:read');
+    return this.deps.directory.visible(taskId, this.viewer(principal));
+  }
+
   /** A task record (`task:read`): an async task or workflow as {@link taskView} shows it, or the caller's own sync call. */
   async get(caller: TaskCaller, taskId: string): Promise<unknown> {
-    this.require(caller.principal, 'task:read');
-    const task = await this.findAsync(caller.principal, taskId);
-    if (task) return taskView(this.deps.asyncTasks, task);
-    const record = await this.deps.store.get(taskId);
-    if (!record || record.principal !== caller.principal.id || record.tenant !== caller.principal.tenant) {
-      throw new GatewayError('NOT_FOUND', `no task '${taskId}'`);
-    }
-    return publicTaskRecord(record);
+    const found = await this.find(caller.principal, taskId);
+    return found.mode === 'async' ? taskView(this.deps.asyncTasks, found.task) : publicRecord(found);
   }
 
   /** The visible async tasks in a status, newest change first (`task:read`). */

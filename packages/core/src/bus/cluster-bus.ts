@@ -23,6 +23,64 @@ export class BusStats {
 /** Receives every valid message addressed to this replica. */
 export type BusHandler = (message: BusMessage) => void;
 
+/** Receives a message published on a topic this process listens to: the topic, and the message's JSON text. */
+export type TopicHandler = (topic: string, json: string) => void;
+
+/**
+ * Topics: channels of events that any number of processes listen to, each only while it needs
+ * them (a principal's task events, one task's watchers, a tenant's operators, a tenant's activity;
+ * named by `RedisKeys`). Delivery is at most once, as for the inbox: a listener that may have missed
+ * messages reads what it needs from where they are kept (a task's events from its stream).
+ *
+ * The task ledger's scripts publish a task's events on these topics themselves, in the same atomic
+ * step that records the change: an event is then published if and only if its change was made, even
+ * when the process that made it dies right after.
+ */
+export interface BusTopics {
+  /**
+   * Starts listening to topics (again, for those it listens to already).
+   * @throws {GatewayError} `UNAVAILABLE` when the bus cannot subscribe now.
+   */
+  listen(...topics: string[]): Promise<void>;
+  /** Stops listening to topics. */
+  stop(...topics: string[]): void;
+  /**
+   * Publishes a message (JSON text) on a topic. @returns how many processes listen to it.
+   * @throws {GatewayError} `UNAVAILABLE` when the bus cannot publish now.
+   */
+  publish(topic: string, json: string): Promise<number>;
+  /** Adds a handler of the messages on the topics this process listens to. */
+  onMessage(handler: TopicHandler): void;
+  /** Removes a handler added by {@link BusTopics.onMessage}. */
+  offMessage(handler: TopicHandler): void;
+}
+
+/** The handlers of a process's topics, as every {@link BusTopics} keeps them. */
+export class TopicHandlers {
+  private readonly handlers = new Set<TopicHandler>();
+  /** The topics listened to, to listen again after the subscription was lost and is back. */
+  protected readonly listening = new Set<string>();
+
+  onMessage(handler: TopicHandler): void {
+    this.handlers.add(handler);
+  }
+
+  offMessage(handler: TopicHandler): void {
+    this.handlers.delete(handler);
+  }
+
+  /** Hands a message on a topic to the handlers; a failing handler does not stop the others. */
+  protected deliver(topic: string, json: string, logger?: { error(o: object, m: string): void }): void {
+    for (const handler of this.handlers) {
+      try {
+        handler(topic, json);
+      } catch (error) {
+        logger?.error({ err: error, topic }, 'topic handler failed');
+      }
+    }
+  }
+}
+
 /**
  * Replica-to-replica messaging: each replica has one inbox; a message goes to exactly one replica.
  * Delivery is at most once (pub/sub): callers hold their own deadlines.
@@ -53,6 +111,8 @@ export interface ClusterBus {
   healthy(): boolean;
   /** Milliseconds since this replica last received its own canary (how long it may have been deaf). */
   canaryAgeMs(): number;
+  /** Event topics, beside the replica's inbox. */
+  readonly topics: BusTopics;
   readonly stats: BusStats;
   close(): Promise<void>;
 }

@@ -37,4 +37,30 @@ describe('InMemoryBus', () => {
     await next();
     expect(got).toHaveLength(2);
   });
+
+  it('carries topics to every bus listening, only while it listens and is reachable', async () => {
+    const network = new InMemoryBusNetwork();
+    const a = network.bus('A');
+    const b = network.bus('B');
+    const c = network.bus('C');
+    await Promise.all([a.start(), b.start(), c.start()]);
+    const heard: string[] = [];
+    b.topics.onMessage((topic, json) => heard.push(`B ${topic} ${json}`));
+    c.topics.onMessage((topic, json) => heard.push(`C ${topic} ${json}`));
+    await b.topics.listen('t1');
+    await c.topics.listen('t1', 't2');
+    expect(await a.topics.publish('t1', '1')).toBe(2);
+    expect(await a.topics.publish('t2', '2')).toBe(1);
+    await next();
+    expect(heard.sort()).toEqual(['B t1 1', 'C t1 1', 'C t2 2']);
+    b.topics.stop('t1');
+    network.partition('C');
+    expect(await a.topics.publish('t1', '3')).toBe(0);
+    await expect(c.topics.publish('t1', 'x')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    network.restore('C');
+    await c.close();
+    expect(await a.topics.publish('t2', '4')).toBe(0);
+    await next();
+    expect(heard).toHaveLength(3);
+  });
 });

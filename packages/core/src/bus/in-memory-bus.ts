@@ -1,7 +1,7 @@
 import { GatewayError } from '@openclaw/protocol';
 import type { Logger } from '../telemetry/logger';
 import { type BusMessage, type OutgoingBusMessage, parseBusMessage } from './bus-message';
-import { BusHandlers, BusStats, type ClusterBus } from './cluster-bus';
+import { BusHandlers, BusStats, type BusTopics, type ClusterBus, TopicHandlers } from './cluster-bus';
 
 /** The trace context of a hop that was given none (no trace is recorded in memory). */
 const UNTRACED = '00-00000000000000000000000000000000-0000000000000000-00';
@@ -26,6 +26,8 @@ export class InMemoryBusNetwork {
   private readonly inboxes = new Map<string, InMemoryBus>();
   /** Replicas cut off: they neither send nor receive (a partition, or a process that hangs). */
   private readonly cut = new Set<string>();
+  /** Who listens to each topic. */
+  private readonly listeners = new Map<string, Set<InMemoryBus>>();
 
   /** A bus for one replica of this network (it receives once started); handler failures go to `logger`. */
   bus(replicaId: string, logger?: Logger): InMemoryBus {
@@ -59,6 +61,22 @@ export class InMemoryBusNetwork {
   }
 
   /** @internal */
+  listen(bus: InMemoryBus, topic: string, on: boolean): void {
+    const buses = this.listeners.get(topic);
+    if (on) {
+      if (buses) buses.add(bus);
+      else this.listeners.set(topic, new Set([bus]));
+    } else if (buses?.delete(bus) && buses.size === 0) this.listeners.delete(topic);
+  }
+
+  /** @internal Delivers a message on a topic to every bus listening. @returns how many receive it. */
+  publish(topic: string, json: string): number {
+    const receiving = [...(this.listeners.get(topic) ?? [])].filter((bus) => !this.cut.has(bus.replicaId));
+    for (const bus of receiving) setImmediate(() => bus.topics.received(topic, json));
+    return receiving.length;
+  }
+
+  /** @internal */
   reachable(replicaId: string): boolean {
     return !this.cut.has(replicaId);
   }
@@ -76,6 +94,7 @@ export class InMemoryBusNetwork {
 /** One replica's bus on an {@link InMemoryBusNetwork}. */
 export class InMemoryBus extends BusHandlers implements ClusterBus {
   readonly stats = new BusStats();
+  readonly topics: InMemoryBusTopics;
   private started = false;
   private sequence = 0;
 
@@ -85,6 +104,7 @@ export class InMemoryBus extends BusHandlers implements ClusterBus {
     private readonly logger?: Logger,
   ) {
     super();
+    this.topics = new InMemoryBusTopics(network, this, logger);
   }
 
   async start(): Promise<void> {
@@ -115,6 +135,7 @@ export class InMemoryBus extends BusHandlers implements ClusterBus {
 
   async close(): Promise<void> {
     this.started = false;
+    this.topics.close();
     this.network.leave(this);
   }
 
@@ -152,7 +173,8 @@ export class InMemoryBus extends BusHandlers implements ClusterBus {
     this.resubscribedHandler();
   }
 
-  private checkConnected(): void {
+  /** @internal Throws `UNAVAILABLE` unless this bus is started and not cut off. */
+  checkConnected(): void {
     if (!this.started || !this.network.reachable(this.replicaId)) {
       throw new GatewayError('UNAVAILABLE', 'the cluster bus is not connected');
     }
@@ -167,5 +189,46 @@ export class InMemoryBus extends BusHandlers implements ClusterBus {
       ...message,
       traceparent: message.traceparent ?? UNTRACED,
     } as BusMessage;
+  }
+}
+
+/** The topics of one {@link InMemoryBus}. */
+class InMemoryBusTopics extends TopicHandlers implements BusTopics {
+  constructor(
+    private readonly network: InMemoryBusNetwork,
+    private readonly bus: InMemoryBus,
+    private readonly logger?: Logger,
+  ) {
+    super();
+  }
+
+  async listen(...topics: string[]): Promise<void> {
+    this.bus.checkConnected();
+    for (const topic of topics) {
+      this.listening.add(topic);
+      this.network.listen(this.bus, topic, true);
+    }
+  }
+
+  stop(...topics: string[]): void {
+    for (const topic of topics) {
+      this.listening.delete(topic);
+      this.network.listen(this.bus, topic, false);
+    }
+  }
+
+  async publish(topic: string, json: string): Promise<number> {
+    this.bus.checkConnected();
+    return this.network.publish(topic, json);
+  }
+
+  /** @internal */
+  received(topic: string, json: string): void {
+    if (this.listening.has(topic)) this.deliver(topic, json, this.logger);
+  }
+
+  /** @internal The bus closed: it listens to nothing any more. */
+  close(): void {
+    this.stop(...this.listening);
   }
 }

@@ -7,7 +7,7 @@ import type { Logger } from '../telemetry/logger';
 import { childTraceparent, isTraceparent } from '../telemetry/trace-context';
 import { contextOf, inSpan, traceparentOf, tracer, tracingActive } from '../telemetry/tracing';
 import { type BusMessage, type OutgoingBusMessage, parseBusMessage } from './bus-message';
-import { BusHandlers, BusStats, type ClusterBus } from './cluster-bus';
+import { BusHandlers, BusStats, type BusTopics, type ClusterBus, TopicHandlers } from './cluster-bus';
 
 /** Options of {@link RedisClusterBus}. */
 export interface RedisClusterBusOptions {
@@ -57,9 +57,13 @@ export class RedisClusterBus extends BusHandlers implements ClusterBus {
   private lostSubscription = false;
   private closing: Promise<void> | undefined;
   readonly stats = new BusStats();
+  readonly topics: RedisBusTopics;
 
   private readonly onRawMessage = (channel: string, raw: string): void => {
-    if (channel !== this.channel && channel !== this.broadcastChannel) return;
+    if (channel !== this.channel && channel !== this.broadcastChannel) {
+      this.topics.received(channel, raw);
+      return;
+    }
     let json: unknown;
     try {
       json = JSON.parse(raw);
@@ -140,6 +144,7 @@ export class RedisClusterBus extends BusHandlers implements ClusterBus {
     this.canaryIntervalMs = options.canaryIntervalMs ?? 2000;
     this.channel = this.keys.inbox(this.replicaId);
     this.broadcastChannel = this.keys.broadcast();
+    this.topics = new RedisBusTopics(this.publisher, this.subscriber, this.logger);
   }
 
   async start(): Promise<void> {
@@ -319,6 +324,7 @@ export class RedisClusterBus extends BusHandlers implements ClusterBus {
           { silentMs: now - this.lastCanaryAt },
           'bus inbox was silent while connected; subscribed again',
         );
+        this.topics.relisten();
         this.resubscribedHandler();
       },
       (error: unknown) => {
@@ -331,6 +337,54 @@ export class RedisClusterBus extends BusHandlers implements ClusterBus {
   private drop(reason: string): void {
     this.stats.dropped += 1;
     this.logger.warn({ reason }, 'dropped an invalid bus message');
+  }
+}
+
+/** {@link BusTopics} over Redis pub/sub, on the bus's own connections. */
+class RedisBusTopics extends TopicHandlers implements BusTopics {
+  constructor(
+    private readonly publisher: Redis,
+    private readonly subscriber: Redis,
+    private readonly logger: Logger,
+  ) {
+    super();
+  }
+
+  async listen(...topics: string[]): Promise<void> {
+    if (topics.length === 0) return;
+    for (const topic of topics) this.listening.add(topic);
+    try {
+      await this.subscriber.subscribe(...topics);
+    } catch (error) {
+      throw new GatewayError('UNAVAILABLE', 'the cluster bus could not subscribe: Redis is unreachable', {
+        cause: error,
+      });
+    }
+  }
+
+  stop(...topics: string[]): void {
+    for (const topic of topics) this.listening.delete(topic);
+    // While the connection is down there is nothing to stop (it subscribes again only to what is listened to).
+    if (topics.length === 0 || this.subscriber.status !== 'ready') return;
+    this.subscriber.unsubscribe(...topics).catch(() => undefined);
+  }
+
+  async publish(topic: string, json: string): Promise<number> {
+    try {
+      return await this.publisher.publish(topic, json);
+    } catch (error) {
+      throw new GatewayError('UNAVAILABLE', 'the cluster bus could not publish', { cause: error });
+    }
+  }
+
+  /** A message on a channel other than the inbox: handed on if this process listens to it. */
+  received(topic: string, json: string): void {
+    if (this.listening.has(topic)) this.deliver(topic, json, this.logger);
+  }
+
+  /** Subscribes every topic listened to again (the bus found its subscription gone). */
+  relisten(): void {
+    if (this.listening.size > 0) this.subscriber.subscribe(...this.listening).catch(() => undefined);
   }
 }
 

@@ -1,5 +1,5 @@
-import type Redis from 'ioredis';
 import type { AuditLog } from '../audit/audit-log';
+import type { BusTopics } from '../bus/cluster-bus';
 import type { RedisKeys } from '../redis/redis-keys';
 import { type Approval, publicApproval } from './approval-record';
 import type { ApprovalWaits } from './approval-waits';
@@ -9,7 +9,8 @@ export type ApprovalChange = 'requested' | 'decision' | 'expired' | 'consumed';
 
 /** Options of {@link ApprovalNotices}. */
 export interface ApprovalNoticesOptions {
-  redis: Redis;
+  /** Where operators hear of them (the tenant's operator topic). */
+  topics: BusTopics;
   keys: RedisKeys;
   /** Writes every step to the audit trail. */
   audit?: AuditLog;
@@ -21,18 +22,18 @@ export interface ApprovalNoticesOptions {
 
 /**
  * Who hears of an approval's steps once they are in Redis: the tenant's audit trail (every step,
- * refusals included), its operators (on the tenant's operator channel), the calls on this process
+ * refusals included), its operators (on the tenant's operator topic of the bus), the calls on this process
  * waiting for it, and the process's hook.
  */
 export class ApprovalNotices {
-  private readonly redis: Redis;
+  private readonly topics: BusTopics;
   private readonly keys: RedisKeys;
   private readonly audit: AuditLog | undefined;
   private readonly waits: ApprovalWaits;
   private readonly onChange: ((approval: Approval, change: ApprovalChange) => void) | undefined;
 
   constructor(options: ApprovalNoticesOptions) {
-    this.redis = options.redis;
+    this.topics = options.topics;
     this.keys = options.keys;
     this.audit = options.audit;
     this.waits = options.waits;
@@ -63,7 +64,7 @@ export class ApprovalNotices {
       event: change === 'requested' ? 'approval.requested' : 'approval.updated',
       ...publicApproval(approval),
     };
-    void this.redis.publish(this.keys.operatorEvents(approval.tenant), JSON.stringify(frame)).catch(() => undefined);
+    void this.topics.publish(this.keys.operatorEvents(approval.tenant), JSON.stringify(frame)).catch(() => undefined);
     if (change !== 'requested') this.waits.notify(approval.approvalId);
     try {
       this.onChange?.(approval, change);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { GatewayError } from '@openclaw/protocol';
 import type Redis from 'ioredis';
 import type { AuditLog } from '../audit/audit-log';
+import type { BusTopics } from '../bus/cluster-bus';
 import { MAX_STORED_OUTPUT_BYTES } from '../config/limits';
 import { TIMINGS } from '../config/timings';
 import type { RedisKeys } from '../redis/redis-keys';
@@ -55,6 +56,8 @@ export type ConsumeResult =
 export interface ApprovalsOptions {
   redis: Redis;
   keys: RedisKeys;
+  /** Where operators hear of approvals asked for and decided. */
+  topics: BusTopics;
   /** Writes every step to the audit trail. */
   audit?: AuditLog;
   /** How often a waiting call looks at its approval in Redis (a missed notice costs at most this). Default 1000 ms. */
@@ -89,7 +92,7 @@ export class Approvals {
       expire: (tenant, approvalId) => this.expire(tenant, approvalId),
     });
     this.notices = new ApprovalNotices({
-      redis,
+      topics: options.topics,
       keys,
       ...(options.audit ? { audit: options.audit } : {}),
       waits: this.waits,

@@ -13,6 +13,7 @@ import type { AsyncTaskDefaults } from '../tasks/async-task-defaults';
 import { AsyncTasks } from '../tasks/async-tasks';
 import { CallRecords } from '../tasks/call-records';
 import { HttpAgentClient } from '../tasks/http-agent-client';
+import { TaskDirectory } from '../tasks/task-directory';
 import { TaskDispatcher, type TaskDispatcherOptions } from '../tasks/task-dispatcher';
 import { TaskLedger } from '../tasks/task-ledger';
 import { TaskQueue } from '../tasks/task-queue';
@@ -70,6 +71,8 @@ export class ClusterNode {
   /** Records of async tasks and workflows. */
   readonly ledger: TaskLedger;
   readonly asyncTasks: AsyncTasks;
+  /** Finds any task by id, sync call or async task. */
+  readonly tasks: TaskDirectory;
   readonly httpAgents: HttpAgentClient;
   /** Permissions, through the cluster's policy (followed as it changes). */
   readonly authorizer: Authorizer;
@@ -117,6 +120,7 @@ export class ClusterNode {
       logger,
       ...(options.auditArchiveDir ? { archiveDir: options.auditArchiveDir } : {}),
     });
+    this.tasks = new TaskDirectory(this.ledger, this.store);
     this.asyncTasks = new AsyncTasks({
       redis,
       keys,
@@ -130,6 +134,7 @@ export class ClusterNode {
     this.approvals = new Approvals({
       redis,
       keys,
+      topics: bus.topics,
       audit: this.audit,
       onChange: (approval, change) => {
         if (change !== 'decision' && change !== 'expired') return;

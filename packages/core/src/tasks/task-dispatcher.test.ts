@@ -42,6 +42,13 @@ function setup() {
     onSubscriptionLost: () => undefined,
     healthy: () => true,
     canaryAgeMs: () => 0,
+    topics: {
+      listen: async () => undefined,
+      stop: () => undefined,
+      publish: async () => 0,
+      onMessage: () => undefined,
+      offMessage: () => undefined,
+    },
     stats: new BusStats(),
     close: async () => undefined,
   };
