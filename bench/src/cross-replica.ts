@@ -286,7 +286,9 @@ async function main(): Promise<void> {
     for (const system of systems) system.close();
     for (const counter of counters.values()) counter.close();
     // Profiled replicas must exit by themselves to write their profiles.
-    if (process.env.BENCH_CPU_PROF) await stopGracefully(systems[0]!.processes.filter((p) => p.role !== 'redis'));
+    if (process.env.BENCH_CPU_PROF) {
+      await stopGracefully(systems.slice(0, 2).flatMap((s) => s.processes.filter((p) => p.role !== 'redis')));
+    }
     await stopAll();
   }
 

@@ -271,10 +271,14 @@ export async function startSocketIo(): Promise<RunningSystem> {
   const redis = await startRedis('socketio-redis');
   const ports = [await freePort(), await freePort()];
   const servers = ports.map((port, i) =>
-    launch(process.execPath, [SOCKETIO_SERVER, String(port), redis.url], {
-      name: `socketio-server-${i === 0 ? 'a' : 'b'}`,
-      ipc: true,
-    }),
+    launch(
+      process.execPath,
+      [...cpuProfileArgs(`socketio-server-${i === 0 ? 'a' : 'b'}`), SOCKETIO_SERVER, String(port), redis.url],
+      {
+        name: `socketio-server-${i === 0 ? 'a' : 'b'}`,
+        ipc: true,
+      },
+    ),
   );
   await Promise.all(ports.map((port) => waitForPort(port)));
 

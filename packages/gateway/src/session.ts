@@ -91,13 +91,18 @@ export class Session {
 
   /** Sends a frame; closes with 1013 if the peer has let too much queue up. */
   send(frame: ServerFrame): void {
+    this.sendJson(JSON.stringify(frame));
+  }
+
+  /** Sends a frame that is JSON text already (an event as it was published); as {@link send}. */
+  sendJson(json: string): void {
     if (!this.open) return;
     if (this.socket.bufferedAmount > this.maxBufferedBytes) {
       this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer: outbound buffer limit exceeded');
       return;
     }
     this.cork();
-    this.socket.send(JSON.stringify(frame));
+    this.socket.send(json);
   }
 
   /**

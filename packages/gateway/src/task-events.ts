@@ -81,7 +81,8 @@ export class TaskEventRouter {
       for (const session of principal.sessions) {
         const watch = this.watches.get(session)?.get(taskId);
         if (watch) this.deliverWatched(session, taskId, watch, frame);
-        else if (session.instances.size === 0 && !this.seesAll(session, frame)) session.send(frame as ServerFrame);
+        // As published: the frame is not changed on this route.
+        else if (session.instances.size === 0 && !this.seesAll(session, frame)) session.sendJson(raw);
       }
     } else if (watchers) {
       for (const session of watchers) {
