@@ -121,3 +121,34 @@ describe('a request-path Redis connection that loses a reply', () => {
     }
   });
 });
+
+describe('a request-path Redis connection', () => {
+  let redis: RedisServerProcess;
+
+  beforeAll(async () => {
+    redis = await RedisServerProcess.start();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  it("pipelines a turn's commands into one write, but sends a publish at once (the bus batches its own)", async () => {
+    const command = createRedisConnection({
+      url: redis.url,
+      role: 'command',
+      name: 'pipe:cmd',
+      logger: silentLogger(),
+    });
+    try {
+      await connectRedis(command, redis.url, 5_000);
+      const reads = [command.get('a'), command.get('b')];
+      const published = command.publish('nobody', 'x');
+      // The two reads wait for the end of the turn together; the publish did not join them.
+      expect(command.autoPipelineQueueSize).toBe(2);
+      expect(await published).toBe(0);
+      expect(await Promise.all(reads)).toEqual([null, null]);
+    } finally {
+      command.disconnect();
+    }
+  });
+});

@@ -38,8 +38,16 @@ export function createRedisConnection(options: RedisConnectionOptions): Redis {
   };
   const roleOptions: RedisOptions =
     options.role === 'command'
-      ? // Auto-pipelining: commands issued in the same tick go out in one write (many calls in flight).
-        { enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResubscribe: false, enableAutoPipelining: true }
+      ? {
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 0,
+          autoResubscribe: false,
+          // Auto-pipelining: commands issued in the same tick go out in one write (many calls in flight).
+          enableAutoPipelining: true,
+          // Except publishes: the bus already sends one per inbox per turn, and a pipeline of one
+          // command costs more than the command (at one call in flight, every publish is alone).
+          autoPipeliningIgnoredCommands: ['publish'],
+        }
       : { enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: true };
   const target = redisTarget(options.url);
   const client =
