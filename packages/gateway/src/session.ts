@@ -91,7 +91,7 @@ export class Session {
 
   /** Sends a frame; closes with 1013 if the peer has let too much queue up. */
   send(frame: ServerFrame): void {
-    this.sendJson(JSON.stringify(frame));
+    if (this.open) this.sendJson(JSON.stringify(frame));
   }
 
   /** Sends a frame that is JSON text already (an event as it was published); as {@link send}. */
