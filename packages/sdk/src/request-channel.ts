@@ -116,7 +116,9 @@ export class RequestChannel {
     let lastError: GatewayError | undefined;
     for (let number = 1; ; number++) {
       try {
-        return await attempt(Math.max(1, deadline - Date.now()), lastError);
+        // The first attempt gets the whole timeout as given (not less a millisecond that passed since).
+        const left = number === 1 ? options.timeoutMs : Math.max(1, deadline - Date.now());
+        return await attempt(left, lastError);
       } catch (error) {
         const delayMs = options.enabled ? retryDelay(error, number, deadline) : undefined;
         if (delayMs === undefined) throw error;
