@@ -22,6 +22,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '2');
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? '2000');
 const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? '5000');
 const LEVELS = (process.env.BENCH_LEVELS ?? '1,32,128').split(',').map(Number);
+/** Only these systems (comma-separated keys), to profile one alone; the tables need all three. */
+const ONLY = process.env.BENCH_SYSTEMS?.split(',');
 /** Jobs one worker process runs at once, for OpenClaw and for the floor alike. */
 const WORKER_CONCURRENCY = 128;
 const WORKERS = 2;
@@ -134,6 +136,8 @@ async function startOpenClaw(): Promise<{ async: System; sync: System }> {
     { role: 'gateway', pid: gateway.pid! },
     ...workers.map((w, i) => ({ role: `worker ${i + 1}`, pid: w.pid! })),
     { role: 'redis', pid: redis.pid },
+    // The benchmark process: here the submitter's and the agent's WebSocket clients.
+    { role: 'bench', pid: process.pid },
   ];
   const close = async (): Promise<void> => {
     caller.terminate();
@@ -206,7 +210,12 @@ async function startFloor(): Promise<System> {
   return {
     key: 'floor',
     name: 'bare BullMQ (floor): add, process, completed event',
-    pids: [...workers.map((w, i) => ({ role: `worker ${i + 1}`, pid: w.pid! })), { role: 'redis', pid: redis.pid }],
+    pids: [
+      ...workers.map((w, i) => ({ role: `worker ${i + 1}`, pid: w.pid! })),
+      { role: 'redis', pid: redis.pid },
+      // The benchmark process: here `queue.add` and the `QueueEvents` reader.
+      { role: 'bench', pid: process.pid },
+    ],
     redisUrl: redis.url,
     async run(data) {
       const job = await queue.add('echo', data, { removeOnComplete: { count: 1000 } });
@@ -261,7 +270,7 @@ async function main(): Promise<void> {
   const started = new Date();
   const openclaw = await startOpenClaw();
   const floor = await startFloor();
-  const systems = [openclaw.async, floor, openclaw.sync];
+  const systems = [openclaw.async, floor, openclaw.sync].filter((s) => !ONLY || ONLY.includes(s.key));
   const cells = new Map<string, Cell>();
   const counters = new Map(systems.map((system) => [system.redisUrl, new RedisCommandCounter(system.redisUrl)]));
   for (let round = 0; round < ROUNDS; round++) {
@@ -297,9 +306,22 @@ async function main(): Promise<void> {
   for (const system of systems) await system.close();
   for (const counter of counters.values()) counter.close();
   // SIGTERM first, so that processes under BENCH_CPU_PROF write their profiles.
-  await stopGracefully(systems.flatMap((system) => system.pids).filter((p) => p.role !== 'redis'));
+  await stopGracefully(
+    systems.flatMap((system) => system.pids).filter((p) => p.role !== 'redis' && p.role !== 'bench'),
+  );
   await stopAll();
 
+  if (systems.length < 3) {
+    for (const cell of cells.values()) {
+      const perTask = Object.entries(cell.cpuMs)
+        .map(([role, ms]) => `${role} ${((ms * 1000) / Math.max(1, cell.tasks)).toFixed(0)}`)
+        .join(', ');
+      process.stdout.write(
+        `${cell.system} @${cell.level}: ${(cell.tasks / cell.seconds).toFixed(0)}/s; µs per task: ${perTask}\n`,
+      );
+    }
+    return;
+  }
   const rate = (c: Cell) => c.tasks / c.seconds;
   const rows = LEVELS.map((level) => {
     const a = cells.get(`openclaw-async@${level}`)!;
@@ -330,7 +352,8 @@ async function main(): Promise<void> {
     '|---|---|---|---|---|---|---|---|---|',
     ...rows,
     '',
-    "CPU per task, µs, by process (OpenClaw: the gateway also runs the agent's and the submitter's side):",
+    "CPU per task, µs, by process. `bench` is the benchmark process: for OpenClaw the submitter's and the",
+    "agent's WebSocket clients, for BullMQ `queue.add` and the `QueueEvents` reader.",
     '',
     '| in flight | OpenClaw async | bare BullMQ | OpenClaw Redis commands per task | BullMQ Redis commands per task |',
     '|---|---|---|---|---|',

@@ -1,5 +1,5 @@
 import * as net from 'node:net';
-import { connectRedis, createRedisConnection, silentLogger } from '@openclaw/core';
+import { asyncTaskDefaults, ClusterNode, connectRedis, createRedisConnection, LuaScript, silentLogger } from '@openclaw/core';
 import Redis from 'ioredis';
 import { RedisServerProcess } from '../helpers/redis-server';
 import { waitFor } from '../helpers/wait';
@@ -149,6 +149,54 @@ describe('a request-path Redis connection', () => {
       expect(await Promise.all(reads)).toEqual([null, null]);
     } finally {
       command.disconnect();
+    }
+  });
+  it('runs a script by its digest, and sends it whole only when Redis does not know it', async () => {
+    const command = createRedisConnection({ url: redis.url, role: 'command', name: 'lua:cmd', logger: silentLogger() });
+    const calls = async (name: string): Promise<number> => {
+      const stats = await command.info('commandstats');
+      return Number(new RegExp(`^cmdstat_${name}:calls=(\\d+)`, 'm').exec(stats)?.[1] ?? 0);
+    };
+    try {
+      await connectRedis(command, redis.url, 5_000);
+      await command.config('RESETSTAT');
+      const add = new LuaScript('add', 1, "return redis.call('INCRBY', KEYS[1], ARGV[1])");
+      // New to this connection: sent whole (EVAL caches it in Redis), then by its digest.
+      expect(await add.run<number>(command, 'lua:n', 2)).toBe(2);
+      expect(await add.run<number>(command, 'lua:n', 3)).toBe(5);
+      expect([await calls('eval'), await calls('evalsha')]).toEqual([1, 1]);
+      // Forgotten by Redis (a restart, a failover): EVALSHA fails with NOSCRIPT, and it is sent whole again.
+      await command.script('FLUSH');
+      expect(await add.run<number>(command, 'lua:n', 1)).toBe(6);
+      expect([await calls('eval'), await calls('evalsha')]).toEqual([2, 2]);
+      expect(await add.run<number>(command, 'lua:n', 1)).toBe(7);
+      expect([await calls('eval'), await calls('evalsha')]).toEqual([2, 3]);
+      await expect(add.run(command)).rejects.toThrow('script add takes 1 keys, got 0 arguments');
+      // An error of the script itself is the caller's.
+      await command.set('lua:text', 'x');
+      await expect(add.run(command, 'lua:text', 1)).rejects.toThrow(/not an integer/);
+    } finally {
+      command.disconnect();
+    }
+  });
+
+  it("carries none of the cluster's scripts on a connection (a pipeline would copy each of them)", async () => {
+    const node = new ClusterNode({
+      id: 'lua-node',
+      redisUrl: redis.url,
+      keyPrefix: 'lua-node',
+      auditSecret: 'lua-node-audit-secret-of-at-least-32-chars',
+      logger: silentLogger(),
+      httpAgents: { allowPrivate: false, maxResponseBytes: 1024, maxJsonDepth: 32 },
+      taskDefaults: asyncTaskDefaults(),
+    });
+    try {
+      await node.open();
+      // Every component is built and has written to Redis at least once (registry, presence).
+      const defined = (client: unknown) => Object.keys((client as { scriptsSet: object }).scriptsSet);
+      expect(defined(node.redis)).toEqual([]);
+    } finally {
+      await node.close();
     }
   });
 });

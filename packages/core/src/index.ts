@@ -59,6 +59,7 @@ export type {
 export { valueAt } from './matching/value-path';
 export { ClusterNode } from './node/cluster-node';
 export { runService } from './process/run-service';
+export { LuaScript, type ScriptArg } from './redis/lua-script';
 export { connectRedis, createRedisConnection, redactRedisUrl } from './redis/redis-connection';
 export { RedisKeys } from './redis/redis-keys';
 export { AgentRegistry } from './registry/agent-registry';

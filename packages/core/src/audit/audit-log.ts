@@ -1,4 +1,5 @@
 import type Redis from 'ioredis';
+import { LuaScript } from '../redis/lua-script';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { AuditArchive } from './audit-archive';
@@ -31,10 +32,14 @@ export interface AuditLogOptions {
 const ARCHIVE_LOCK_MS = 120_000;
 
 /** Releases a lock if this process still holds it. KEYS: lock. ARGV: holder. */
-const RELEASE = `
+const RELEASE = new LuaScript(
+  'audit-lock-release',
+  1,
+  `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
-`;
+`,
+);
 
 /**
  * The audit trail: one Redis Stream per tenant, each entry chained to the previous one by a keyed
@@ -150,7 +155,7 @@ export class AuditLog {
       // Half the lock's lifetime at most, so that the lock never expires while entries are moved.
       return await this.verifier.archive(tenant, before, Date.now() + ARCHIVE_LOCK_MS / 2);
     } finally {
-      await redis.eval(RELEASE, 1, lock, replicaId).catch(() => 0);
+      await RELEASE.run(redis, lock, replicaId).catch(() => 0);
     }
   }
 
@@ -172,7 +177,7 @@ export class AuditLog {
       }
       return await this.archive.expire(tenant, before);
     } finally {
-      await redis.eval(RELEASE, 1, lock, replicaId).catch(() => 0);
+      await RELEASE.run(redis, lock, replicaId).catch(() => 0);
     }
   }
 

@@ -1,4 +1,5 @@
 import type Redis from 'ioredis';
+import { LuaScript } from '../redis/lua-script';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import type { AuditArchive } from './audit-archive';
@@ -35,7 +36,10 @@ export interface AuditVerification {
  * anchor, sealed anchor, head. ARGV[5], ARGV[6]: the plain and the sealed anchor. Returns -1 if it
  * moved, else how many entries were removed.
  */
-const TRIM = `
+const TRIM = new LuaScript(
+  'audit-trim',
+  4,
+  `
 local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
 if not oldest or oldest[1] ~= ARGV[2] then return -1 end
 local kept = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', 1)[1]
@@ -49,7 +53,8 @@ redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])
 redis.call('SET', KEYS[2], ARGV[5])
 redis.call('SET', KEYS[3], ARGV[6])
 return before - redis.call('XLEN', KEYS[1])
-`;
+`,
+);
 
 /** Entries read per round trip when walking a trail. */
 const BATCH = 1000;
@@ -205,9 +210,8 @@ export class AuditVerifier {
       }
       const anchor: SealedAnchor = { seq: walk.nextSeq, prev: walk.prev };
       const removed = Number(
-        await redis.eval(
-          TRIM,
-          4,
+        await TRIM.run(
+          redis,
           keys.audit(tenant),
           keys.auditAnchor(tenant),
           keys.auditSealedAnchor(tenant),

@@ -1,4 +1,5 @@
 import type Redis from 'ioredis';
+import { LuaScript } from '../redis/lua-script';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import type { AuditChain } from './audit-chain';
@@ -10,7 +11,10 @@ import type { AuditEvent } from './audit-entry';
  * hash) pairs. The keys share a hash tag (one slot). The plain head is what replicas of earlier
  * versions compare, so that their entries still join the one chain during a rolling update.
  */
-const APPEND = `
+const APPEND = new LuaScript(
+  'audit-append',
+  3,
+  `
 local head = redis.call('GET', KEYS[2]) or ''
 local sealed = redis.call('GET', KEYS[3]) or ''
 if head ~= ARGV[1] or sealed ~= ARGV[2] then return {0, head, sealed} end
@@ -21,7 +25,8 @@ end
 redis.call('SET', KEYS[2], ARGV[#ARGV])
 redis.call('SET', KEYS[3], ARGV[3])
 return {1, id}
-`;
+`,
+);
 
 /**
  * How long an entry may wait for others to join its batch. Entries are written on a clean shutdown
@@ -156,19 +161,16 @@ export class AuditWriter {
             prev = hash;
           }
           const sealed = this.options.chain.sealHead(tenant, seq, prev);
-          const reply = (await redis
-            .eval(
-              APPEND,
-              3,
-              keys.audit(tenant),
-              keys.auditHead(tenant),
-              keys.auditSealedHead(tenant),
-              head.plain,
-              head.sealed,
-              sealed,
-              ...args,
-            )
-            .catch(() => [0, head.plain, head.sealed])) as [number, string, string];
+          const reply = (await APPEND.run(
+            redis,
+            keys.audit(tenant),
+            keys.auditHead(tenant),
+            keys.auditSealedHead(tenant),
+            head.plain,
+            head.sealed,
+            sealed,
+            ...args,
+          ).catch(() => [0, head.plain, head.sealed])) as [number, string, string];
           if (reply[0] === 1) {
             this.heads.set(tenant, { plain: prev, sealed, seq });
             written = true;

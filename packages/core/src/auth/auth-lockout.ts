@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import type Redis from 'ioredis';
+import { LuaScript } from '../redis/lua-script';
 import type { RedisKeys } from '../redis/redis-keys';
 
 /** Options of {@link AuthLockout}. */
@@ -11,7 +12,10 @@ export interface AuthLockoutOptions {
 }
 
 /** Counts a failure; locks the address when the count reaches ARGV[1]. KEYS: failures, lock. */
-const RECORD_FAILURE = `
+const RECORD_FAILURE = new LuaScript(
+  'auth-record-failure',
+  2,
+  `
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 if n >= tonumber(ARGV[1]) then
@@ -20,7 +24,8 @@ if n >= tonumber(ARGV[1]) then
   return 1
 end
 return 0
-`;
+`,
+);
 
 /**
  * Locks out an address after repeated failed authentications, cluster-wide (counters in Redis), so
@@ -43,17 +48,14 @@ export class AuthLockout {
   /** Counts a failed authentication. @returns whether the address is now locked out. */
   async recordFailure(address: string): Promise<boolean> {
     if (this.options.maxFailures === 0 || this.redis.status !== 'ready') return false;
-    const locked = await this.redis
-      .eval(
-        RECORD_FAILURE,
-        2,
-        this.keys.authFailures(address),
-        this.keys.authLock(address),
-        this.options.maxFailures,
-        this.options.windowMs,
-        this.options.lockoutMs,
-      )
-      .catch(() => 0);
+    const locked = await RECORD_FAILURE.run(
+      this.redis,
+      this.keys.authFailures(address),
+      this.keys.authLock(address),
+      this.options.maxFailures,
+      this.options.windowMs,
+      this.options.lockoutMs,
+    ).catch(() => 0);
     return locked === 1;
   }
 }

@@ -1,12 +1,16 @@
 import type Redis from 'ioredis';
 import { TIMINGS } from '../config/timings';
+import { LuaScript } from '../redis/lua-script';
 import type { RedisKeys } from '../redis/redis-keys';
 
 /**
  * Takes a slot if the principal has fewer than ARGV[3] live connections. KEYS: the principal's set.
  * ARGV: session id, expiry score, limit, TTL. Entries of replicas that died expire by themselves.
  */
-const ACQUIRE = `
+const ACQUIRE = new LuaScript(
+  'connection-acquire',
+  1,
+  `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -15,7 +19,8 @@ if limit > 0 and redis.call('ZCARD', KEYS[1]) >= limit then return 0 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
 return 1
-`;
+`,
+);
 
 /**
  * Writes (or writes again) the entries of live sessions of one principal, expiring TTL ms from now
@@ -23,13 +28,17 @@ return 1
  * (Redis restarted empty, an outage longer than the TTL, connections admitted while Redis was down)
  * are counted again.
  */
-const REFRESH = `
+const REFRESH = new LuaScript(
+  'connection-refresh',
+  1,
+  `
 local t = redis.call('TIME')
 local expires = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
 for i = 2, #ARGV do redis.call('ZADD', KEYS[1], expires, ARGV[i]) end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
 return #ARGV - 1
-`;
+`,
+);
 
 /**
  * Caps the live connections of a principal across the cluster: a sorted set per principal of its
@@ -48,9 +57,14 @@ export class ConnectionLimiter {
    */
   async acquire(principal: string, sessionId: string, limit: number): Promise<boolean> {
     if (limit <= 0 || this.redis.status !== 'ready') return true;
-    const taken = await this.redis
-      .eval(ACQUIRE, 1, this.keys.connections(principal), sessionId, 0, limit, TIMINGS.connectionEntryTtlMs)
-      .catch(() => 1);
+    const taken = await ACQUIRE.run(
+      this.redis,
+      this.keys.connections(principal),
+      sessionId,
+      0,
+      limit,
+      TIMINGS.connectionEntryTtlMs,
+    ).catch(() => 1);
     return taken === 1;
   }
 
@@ -73,7 +87,7 @@ export class ConnectionLimiter {
       else byPrincipal.set(s.principal, [s.sessionId]);
     }
     const writes = [...byPrincipal].map(([principal, ids]) =>
-      this.redis.eval(REFRESH, 1, this.keys.connections(principal), TIMINGS.connectionEntryTtlMs, ...ids),
+      REFRESH.run(this.redis, this.keys.connections(principal), TIMINGS.connectionEntryTtlMs, ...ids),
     );
     return Promise.allSettled(writes).then(() => undefined);
   }

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import { LuaScript } from '../redis/lua-script';
 
 /**
  * Records a decision. KEYS: approval hash, pending index. ARGV: id, principal, decision, reason, now.
@@ -71,35 +71,9 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 `;
 
-/** A Redis connection with the approvals' scripts as commands. */
-export interface ApprovalRedis extends Redis {
-  ocApprovalDecide(
-    key: string,
-    pending: string,
-    id: string,
-    principal: string,
-    decision: string,
-    reason: string,
-    now: number,
-  ): Promise<string[]>;
-  ocApprovalConsume(
-    key: string,
-    pending: string,
-    id: string,
-    hash: string,
-    now: number,
-    taskId: string,
-  ): Promise<string>;
-  ocApprovalExpire(key: string, pending: string, id: string, now: number): Promise<number>;
-}
-
-/** Defines the approvals' scripts on a connection (once; a second call finds them there). */
-export function withApprovalScripts(redis: Redis): ApprovalRedis {
-  const scripted = redis as ApprovalRedis;
-  if (typeof scripted.ocApprovalDecide !== 'function') {
-    scripted.defineCommand('ocApprovalDecide', { numberOfKeys: 2, lua: DECIDE });
-    scripted.defineCommand('ocApprovalConsume', { numberOfKeys: 2, lua: CONSUME });
-    scripted.defineCommand('ocApprovalExpire', { numberOfKeys: 2, lua: EXPIRE });
-  }
-  return scripted;
-}
+/** The approvals' scripts. */
+export const APPROVAL_SCRIPTS = {
+  decide: new LuaScript('approval-decide', 2, DECIDE),
+  consume: new LuaScript('approval-consume', 2, CONSUME),
+  expire: new LuaScript('approval-expire', 2, EXPIRE),
+};

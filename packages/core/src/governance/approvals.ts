@@ -17,7 +17,7 @@ import {
   approvalsUnavailable,
   decodeApproval,
 } from './approval-record';
-import { type ApprovalRedis, withApprovalScripts } from './approval-scripts';
+import { APPROVAL_SCRIPTS } from './approval-scripts';
 import { ApprovalWaits } from './approval-waits';
 import type { Direction } from './validator';
 
@@ -76,7 +76,7 @@ export interface ApprovalsOptions {
  * is {@link ApprovalListing}'s, waiting {@link ApprovalWaits}', and telling {@link ApprovalNotices}'.
  */
 export class Approvals {
-  private readonly redis: ApprovalRedis;
+  private readonly redis: Redis;
   private readonly keys: RedisKeys;
   private readonly waits: ApprovalWaits;
   private readonly notices: ApprovalNotices;
@@ -84,7 +84,7 @@ export class Approvals {
 
   constructor(options: ApprovalsOptions) {
     const { redis, keys } = options;
-    this.redis = withApprovalScripts(redis);
+    this.redis = redis;
     this.keys = keys;
     this.waits = new ApprovalWaits({
       pollMs: options.pollMs ?? 1000,
@@ -214,8 +214,9 @@ export class Approvals {
     }
     const now = Date.now();
     const key = this.keys.approval(decider.tenant, approvalId);
-    const [result, status, decisions] = await this.redis
-      .ocApprovalDecide(
+    const [result, status, decisions] = await APPROVAL_SCRIPTS.decide
+      .run<string[]>(
+        this.redis,
         key,
         this.keys.approvalsPending(decider.tenant),
         approvalId,
@@ -265,8 +266,9 @@ export class Approvals {
    */
   async consume(tenant: string, approvalId: string, hash: string, by: string, taskId?: string): Promise<ConsumeResult> {
     const now = Date.now();
-    const result = (await this.redis
-      .ocApprovalConsume(
+    const result = (await APPROVAL_SCRIPTS.consume
+      .run<string>(
+        this.redis,
         this.keys.approval(tenant, approvalId),
         this.keys.approvalsPending(tenant),
         approvalId,
@@ -299,8 +301,9 @@ export class Approvals {
 
   /** Ends a pending approval past its time. @returns the approval as it now is. */
   async expire(tenant: string, approvalId: string): Promise<Approval | undefined> {
-    const done = await this.redis
-      .ocApprovalExpire(
+    const done = await APPROVAL_SCRIPTS.expire
+      .run<number>(
+        this.redis,
         this.keys.approval(tenant, approvalId),
         this.keys.approvalsPending(tenant),
         approvalId,

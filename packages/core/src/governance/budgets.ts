@@ -2,6 +2,7 @@ import type Redis from 'ioredis';
 import type { BudgetConfig } from '../config/governance-policy';
 import { glob } from '../matching/glob';
 import { valueAt } from '../matching/value-path';
+import { LuaScript } from '../redis/lua-script';
 import type { GovernedMessage, Validator } from './validator';
 
 /** Where budget counters live (one key per budget, subject and window, expiring with the window). */
@@ -15,7 +16,10 @@ export interface BudgetStore {
  * Atomically: if the counter is below the limit, adds `amount` (0 only reads) and answers the new
  * value; else answers -1 and leaves it. KEYS: counter. ARGV: limit, amount, ttl ms.
  */
-const TAKE = `
+const TAKE = new LuaScript(
+  'budget-take',
+  1,
+  `
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 if used >= tonumber(ARGV[1]) then return {-1, tostring(used)} end
 if tonumber(ARGV[2]) > 0 then
@@ -23,11 +27,8 @@ if tonumber(ARGV[2]) > 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
 return {1, tostring(used)}
-`;
-
-interface BudgetRedis extends Redis {
-  ocBudgetTake(key: string, limit: number, amount: number, ttlMs: number): Promise<[number, string]>;
-}
+`,
+);
 
 /** The validators of a policy's budgets (tier 2, one each, named `budget:<name>`). */
 export function budgetValidators(
@@ -36,8 +37,7 @@ export function budgetValidators(
   store: BudgetStore | undefined,
 ): Validator[] {
   if (!store) return [];
-  const redis = store.redis as BudgetRedis;
-  if (typeof redis.ocBudgetTake !== 'function') redis.defineCommand('ocBudgetTake', { numberOfKeys: 1, lua: TAKE });
+  const redis = store.redis;
   return budgets.map((budget) => ({
     name: `budget:${budget.name}`,
     ...settings,
@@ -56,7 +56,7 @@ export function budgetValidators(
         if (amount > 0) await redis.incrbyfloat(key, amount).then(() => redis.pexpire(key, ttl));
         return { decision: 'allow' };
       }
-      const [ok, used] = await redis.ocBudgetTake(key, budget.limit, cost ? 0 : 1, ttl);
+      const [ok, used] = await TAKE.run<[number, string]>(redis, key, budget.limit, cost ? 0 : 1, ttl);
       if (ok === 1) return { decision: 'allow' };
       const refillsInMs = (window + 1) * budget.windowMs - Date.now();
       return {

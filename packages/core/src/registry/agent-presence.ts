@@ -5,10 +5,6 @@ import { encodeTasks, guarded } from './registry-redis';
 import { SWEEP_REPLICA, UNREGISTER_INSTANCE } from './registry-scripts';
 
 /** The presence scripts, as ioredis commands (`defineCommand`). */
-interface PresenceRedis extends Redis {
-  ocUnregisterInstance(...args: (string | number)[]): Promise<unknown>;
-  ocSweepReplica(...args: (string | number)[]): Promise<unknown>;
-}
 
 /** An agent instance attached to this replica. `agent` is the qualified name ({@link qualifiedAgent}). */
 export interface InstanceRegistration {
@@ -48,7 +44,7 @@ const LOAD_REPORT_MS = 100;
  * replica marks its agents as moving until they register again elsewhere.
  */
 export class AgentPresence {
-  private readonly redis: PresenceRedis;
+  private readonly redis: Redis;
   private readonly keys: RedisKeys;
   private readonly replicaId: string;
   private readonly ttl: number | undefined;
@@ -66,12 +62,7 @@ export class AgentPresence {
   private loadTimer: NodeJS.Timeout | undefined;
 
   constructor(options: AgentPresenceOptions) {
-    this.redis = options.redis as PresenceRedis;
-    // EVALSHA with a fallback to EVAL (after a Redis restart empties the script cache).
-    if (typeof this.redis.ocUnregisterInstance !== 'function') {
-      this.redis.defineCommand('ocUnregisterInstance', { numberOfKeys: 5, lua: UNREGISTER_INSTANCE });
-      this.redis.defineCommand('ocSweepReplica', { numberOfKeys: 2, lua: SWEEP_REPLICA });
-    }
+    this.redis = options.redis;
     this.keys = options.keys;
     this.replicaId = options.replicaId;
     this.ttl = options.presenceTtlMs;
@@ -147,7 +138,8 @@ export class AgentPresence {
     if (!registration) return;
     this.local.delete(instanceId);
     await guarded(this.redis, () =>
-      this.redis.ocUnregisterInstance(
+      UNREGISTER_INSTANCE.run(
+        this.redis,
         this.keys.instance(instanceId),
         this.keys.instanceLoad(instanceId),
         this.keys.agentInstances(registration.agent),
@@ -191,7 +183,7 @@ export class AgentPresence {
     for (const replica of replicas) {
       if (replica === this.replicaId) continue;
       const n = Number(
-        await this.redis.ocSweepReplica(this.keys.replicas(), this.keys.agents(), this.keys.registry, replica),
+        await SWEEP_REPLICA.run(this.redis, this.keys.replicas(), this.keys.agents(), this.keys.registry, replica),
       );
       if (n >= 0) this.announce();
       if (n > 0) {

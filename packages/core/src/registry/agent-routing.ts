@@ -9,9 +9,6 @@ import { LIST_AGENTS } from './registry-scripts';
 import { type RoutedInstance, RouteTable } from './route-table';
 
 /** The routing scripts, as ioredis commands (`defineCommand`). */
-interface RoutingRedis extends Redis {
-  ocListAgents(...args: (string | number)[]): Promise<unknown>;
-}
 
 /**
  * The registry name of a tenant's agent: `<tenant>/<name>`. Tenants and agent names cannot contain
@@ -83,7 +80,7 @@ export interface AgentRoutingOptions {
  * has expired.
  */
 export class AgentRouting {
-  private readonly redis: RoutingRedis;
+  private readonly redis: Redis;
   private readonly keys: RedisKeys;
   /** The copy of the registry that calls are routed from. */
   readonly table: RouteTable;
@@ -92,11 +89,7 @@ export class AgentRouting {
   readonly announce: () => void;
 
   constructor(options: AgentRoutingOptions) {
-    this.redis = options.redis as RoutingRedis;
-    // EVALSHA with a fallback to EVAL (after a Redis restart empties the script cache).
-    if (typeof this.redis.ocListAgents !== 'function') {
-      this.redis.defineCommand('ocListAgents', { numberOfKeys: 2, lua: LIST_AGENTS });
-    }
+    this.redis = options.redis;
     this.keys = options.keys;
     this.table = new RouteTable({
       redis: options.redis,
@@ -190,7 +183,7 @@ export class AgentRouting {
   async list(tenant?: string): Promise<AgentInfo[]> {
     const only = tenant === undefined ? '' : qualifiedAgent(tenant, '');
     const json = (await guarded(this.redis, () =>
-      this.redis.ocListAgents(this.keys.agents(), this.keys.httpAgents(), this.keys.registry, only),
+      LIST_AGENTS.run(this.redis, this.keys.agents(), this.keys.httpAgents(), this.keys.registry, only),
     )) as string;
     const raw = JSON.parse(json) as unknown;
     // cjson encodes an empty table as {}: normalise.

@@ -3,9 +3,6 @@ import type { RedisKeys } from '../redis/redis-keys';
 import { LEASE_TOKENS } from './registry-scripts';
 
 /** The lease script, as an ioredis command (`defineCommand`). */
-interface LeaseRedis extends Redis {
-  ocLeaseTokens(...args: (string | number)[]): Promise<unknown>;
-}
 
 /** A cluster-wide limit: `rate` tokens a second, up to `burst` saved (rate 0: no limit). */
 export interface RateLimit {
@@ -48,17 +45,14 @@ export function leaseSize(limit: Pick<RateLimit, 'rate' | 'burst'>): number {
  * and not spent within {@link LEASE_TTL_MS} are dropped.
  */
 export class RateLeases {
-  private readonly redis: LeaseRedis;
+  private readonly redis: Redis;
   private readonly leases = new Map<string, Lease>();
 
   constructor(
     redis: Redis,
     private readonly keys: RedisKeys,
   ) {
-    this.redis = redis as LeaseRedis;
-    if (typeof this.redis.ocLeaseTokens !== 'function') {
-      this.redis.defineCommand('ocLeaseTokens', { numberOfKeys: 1, lua: LEASE_TOKENS });
-    }
+    this.redis = redis;
   }
 
   /**
@@ -131,7 +125,10 @@ export class RateLeases {
   }
 
   private async lease(key: string, limit: RateLimit): Promise<[number, number]> {
-    const reply = (await this.redis.ocLeaseTokens(key, limit.rate, limit.burst, leaseSize(limit))) as [number, string];
+    const reply = (await LEASE_TOKENS.run(this.redis, key, limit.rate, limit.burst, leaseSize(limit))) as [
+      number,
+      string,
+    ];
     return [Number(reply[0]), Number(reply[1])];
   }
 

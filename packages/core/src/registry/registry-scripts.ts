@@ -1,3 +1,5 @@
+import { LuaScript } from '../redis/lua-script';
+
 /**
  * Lua scripts of the agent registry. Each runs atomically in Redis; registry keys share one hash
  * tag, so each script touches one slot. ARGV[1] is always the registry prefix (`RedisKeys.registry`).
@@ -14,7 +16,10 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
  * of them, as many as the bucket holds. KEYS: the bucket. ARGV: rate (tokens/s), burst, wanted.
  * Returns {granted, retryAfterMs}: granted 0 with the time until a token is back.
  */
-export const LEASE_TOKENS = `
+export const LEASE_TOKENS = new LuaScript(
+  'lease-tokens',
+  1,
+  `
 ${NOW}
 local rate, burst, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local b = redis.call('HMGET', KEYS[1], 't', 'ts')
@@ -26,7 +31,8 @@ if granted < 1 then return {0, tostring(math.ceil((1 - tokens) * 1000 / rate))} 
 redis.call('HSET', KEYS[1], 't', tostring(tokens - granted), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return {granted, '0'}
-`;
+`,
+);
 
 /**
  * The whole routing directory, for the copy each replica routes from: the registry version, the
@@ -34,7 +40,10 @@ return {granted, '0'}
  * replica (until when), and the HTTP agents, as JSON. KEYS: agents set, HTTP agents set, replicas
  * set, version, moving agents. ARGV: prefix.
  */
-export const DIRECTORY = `
+export const DIRECTORY = new LuaScript(
+  'directory',
+  5,
+  `
 local prefix = ARGV[1]
 ${NOW}
 local out = {version = redis.call('GET', KEYS[4]) or '0', alive = {}, instances = {}, moving = {}, http = {}}
@@ -54,40 +63,52 @@ for _, name in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   if h[1] then table.insert(out.http, {name, h[1], h[2] or '', h[3] or ''}) end
 end
 return cjson.encode(out)
-`;
+`,
+);
 
 /**
  * The registry version and which replicas' heartbeats are current: what a replica checks between
  * directory loads. KEYS: replicas set, version. ARGV: prefix. Returns {version, alive replica ids...}.
  */
-export const LIVENESS = `
+export const LIVENESS = new LuaScript(
+  'liveness',
+  2,
+  `
 local prefix = ARGV[1]
 local out = {redis.call('GET', KEYS[2]) or '0'}
 for _, r in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if redis.call('EXISTS', prefix .. 'replica:' .. r .. ':alive') == 1 then table.insert(out, r) end
 end
 return out
-`;
+`,
+);
 
 /**
  * Removes one instance. KEYS: instance hash, load set, agent instances set, replica instances set,
  * agents set. ARGV: prefix, instanceId, agent.
  */
-export const UNREGISTER_INSTANCE = `
+export const UNREGISTER_INSTANCE = new LuaScript(
+  'unregister-instance',
+  5,
+  `
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[2])
 redis.call('SREM', KEYS[4], ARGV[2])
 if redis.call('SCARD', KEYS[3]) == 0 then redis.call('SREM', KEYS[5], ARGV[3]) end
 redis.call('INCR', ARGV[1] .. 'version')
 return 1
-`;
+`,
+);
 
 /**
  * Removes every instance of a replica whose heartbeat key has expired; does nothing if it is alive.
  * Idempotent, so several replicas may sweep the same dead one. KEYS: replicas set, agents set.
  * ARGV: prefix, replicaId. Returns the number of instances removed, or -1 if the replica is alive.
  */
-export const SWEEP_REPLICA = `
+export const SWEEP_REPLICA = new LuaScript(
+  'sweep-replica',
+  2,
+  `
 local prefix = ARGV[1]
 local r = ARGV[2]
 if redis.call('EXISTS', prefix .. 'replica:' .. r .. ':alive') == 1 then return -1 end
@@ -106,14 +127,18 @@ redis.call('DEL', setKey)
 redis.call('SREM', KEYS[1], r)
 redis.call('INCR', prefix .. 'version')
 return #ids
-`;
+`,
+);
 
 /**
  * Lists agents with live instances, and HTTP agents, as JSON. KEYS: agents set, HTTP agents set.
  * ARGV: prefix, and a name prefix (a tenant's `<tenant>/`): only names starting with it are listed,
  * without it. Empty: every name.
  */
-export const LIST_AGENTS = `
+export const LIST_AGENTS = new LuaScript(
+  'list-agents',
+  2,
+  `
 local prefix = ARGV[1]
 local only = ARGV[2] or ''
 ${NOW}
@@ -158,4 +183,5 @@ for _, name in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   end
 end
 return cjson.encode(out)
-`;
+`,
+);

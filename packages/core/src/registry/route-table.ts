@@ -4,10 +4,6 @@ import type { Logger } from '../telemetry/logger';
 import { DIRECTORY, LIVENESS } from './registry-scripts';
 
 /** The directory scripts, as ioredis commands (`defineCommand`). */
-interface DirectoryRedis extends Redis {
-  ocDirectory(...args: (string | number)[]): Promise<unknown>;
-  ocLiveness(...args: (string | number)[]): Promise<unknown>;
-}
 
 /** An agent instance as routing sees it. */
 export interface RoutedInstance {
@@ -55,7 +51,7 @@ interface DirectoryJson {
  * a moment ago on another replica is found.
  */
 export class RouteTable {
-  private readonly redis: DirectoryRedis;
+  private readonly redis: Redis;
   private readonly keys: RedisKeys;
   private readonly logger: Logger;
   private readonly checkIntervalMs: number;
@@ -71,11 +67,7 @@ export class RouteTable {
   private checking = false;
 
   constructor(options: RouteTableOptions) {
-    this.redis = options.redis as DirectoryRedis;
-    if (typeof this.redis.ocDirectory !== 'function') {
-      this.redis.defineCommand('ocDirectory', { numberOfKeys: 5, lua: DIRECTORY });
-      this.redis.defineCommand('ocLiveness', { numberOfKeys: 2, lua: LIVENESS });
-    }
+    this.redis = options.redis;
     this.keys = options.keys;
     this.logger = options.logger;
     this.checkIntervalMs = options.checkIntervalMs;
@@ -151,7 +143,8 @@ export class RouteTable {
     if (this.checking || this.redis.status !== 'ready') return;
     this.checking = true;
     try {
-      const reply = (await this.redis.ocLiveness(
+      const reply = (await LIVENESS.run(
+        this.redis,
         this.keys.replicas(),
         this.keys.registryVersion(),
         this.keys.registry,
@@ -166,7 +159,8 @@ export class RouteTable {
   }
 
   private async load(): Promise<void> {
-    const json = (await this.redis.ocDirectory(
+    const json = (await DIRECTORY.run(
+      this.redis,
       this.keys.agents(),
       this.keys.httpAgents(),
       this.keys.replicas(),

@@ -1,17 +1,18 @@
 import { createHash } from 'node:crypto';
 import { GatewayError } from '@openclaw/protocol';
 import type Redis from 'ioredis';
+import { LuaScript } from '../redis/lua-script';
 import type { RedisKeys } from '../redis/redis-keys';
 
 /** KEYS: idempotency key. ARGV: task id. Deletes the key only if it still stands for that task. */
-const RELEASE_KEY = `
+const RELEASE_KEY = new LuaScript(
+  'release-idempotency-key',
+  1,
+  `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
-`;
-
-interface IdempotencyRedis extends Redis {
-  ocReleaseIdempotencyKey(key: string, taskId: string): Promise<number>;
-}
+`,
+);
 
 /**
  * A tenant's idempotency keys of async tasks: each stands for the task first submitted with it, for
@@ -19,22 +20,15 @@ interface IdempotencyRedis extends Redis {
  * they come (the ledger turns them into `UNAVAILABLE`).
  */
 export class AsyncIdempotencyKeys {
-  private readonly redis: IdempotencyRedis;
-
   /**
    * @param taskExists whether a task's record still exists: a key that outlived its task's record
    * is free again.
    */
   constructor(
-    redis: Redis,
+    private readonly redis: Redis,
     private readonly keys: RedisKeys,
     private readonly taskExists: (taskId: string) => Promise<boolean>,
-  ) {
-    this.redis = redis as IdempotencyRedis;
-    if (typeof this.redis.ocReleaseIdempotencyKey !== 'function') {
-      this.redis.defineCommand('ocReleaseIdempotencyKey', { numberOfKeys: 1, lua: RELEASE_KEY });
-    }
-  }
+  ) {}
 
   /**
    * Claims a key for a new task.
@@ -65,7 +59,7 @@ export class AsyncIdempotencyKeys {
    * @returns whether the key was released.
    */
   async release(tenant: string, key: string, taskId: string): Promise<boolean> {
-    return (await this.redis.ocReleaseIdempotencyKey(this.redisKey(tenant, key), taskId)) === 1;
+    return (await RELEASE_KEY.run<number>(this.redis, this.redisKey(tenant, key), taskId)) === 1;
   }
 
   private redisKey(tenant: string, key: string): string {

@@ -3,6 +3,7 @@ import { GatewayError, MAX_TIMEOUT_MS } from '@openclaw/protocol';
 import type Redis from 'ioredis';
 import { MAX_STORED_OUTPUT_BYTES } from '../config/limits';
 import { TIMINGS } from '../config/timings';
+import { LuaScript } from '../redis/lua-script';
 import type { RedisKeys } from '../redis/redis-keys';
 import { taskIdTime } from './task-ids';
 
@@ -47,7 +48,10 @@ interface Tracked {
  * Sets a key's expiry to ARGV[1] (epoch ms) unless it already expires later (what `PEXPIREAT ... GT`
  * does on Redis 7, here for Redis 5 and later). KEYS: the key.
  */
-const EXTEND_EXPIRY = `
+const EXTEND_EXPIRY = new LuaScript(
+  'call-records-extend-expiry',
+  1,
+  `
 local at = tonumber(ARGV[1])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl == -2 then return 0 end
@@ -57,7 +61,8 @@ if ttl >= 0 then
 end
 redis.call('PEXPIREAT', KEYS[1], at)
 return 1
-`;
+`,
+);
 
 /**
  * How long a started call's record may wait to be written: a call that ends sooner is written once.
@@ -272,7 +277,7 @@ export class CallRecords {
         this.expiring.set(key, bucket.expireAt);
         // Set on a new bucket, moved later on one with an earlier expiry, never earlier: another
         // replica's record in the same bucket may need longer.
-        this.redis.eval(EXTEND_EXPIRY, 1, key, bucket.expireAt).catch(() => this.expiring.delete(key));
+        EXTEND_EXPIRY.run(this.redis, key, bucket.expireAt).catch(() => this.expiring.delete(key));
       }
     }
     if (this.expiring.size > 16 * SHARDS * this.slicesKept()) {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { GatewayError, type TaskState } from '@openclaw/protocol';
 import type Redis from 'ioredis';
+import { LuaScript } from '../redis/lua-script';
 import type { RedisKeys } from '../redis/redis-keys';
 import { AsyncIdempotencyKeys } from './async-idempotency-keys';
 import { decodeLedgerTask, encodeLedgerTask, type LedgerTask } from './ledger-record';
@@ -139,11 +140,9 @@ if f['watched'] then redis.call('PUBLISH', ARGV[7 + n], msg) end
 return {1, h, id, attempt}
 `;
 
-interface LedgerRedis extends Redis {
-  ocTaskTransition(...args: (string | number)[]): Promise<[number, string, string?]>;
-  ocTaskCreate(...args: (string | number)[]): Promise<string>;
-  ocTaskBegin(...args: (string | number)[]): Promise<[number, string[]?, string?, number?]>;
-}
+const TRANSITION_SCRIPT = new LuaScript('task-transition', 2, TRANSITION);
+const CREATE_SCRIPT = new LuaScript('task-create', 2, CREATE);
+const BEGIN_SCRIPT = new LuaScript('task-begin', 2, BEGIN);
 
 /** Who a job's task belongs to, as the job carries it (the record's channels are named from it). */
 export interface TaskOwner {
@@ -187,7 +186,7 @@ const digests = new Map<string, string>();
  * `task-status-index.ts`; idempotency keys in `async-idempotency-keys.ts`.
  */
 export class TaskLedger {
-  private readonly redis: LedgerRedis;
+  private readonly redis: Redis;
   private readonly index: TaskStatusIndex;
   private readonly idempotency: AsyncIdempotencyKeys;
 
@@ -195,12 +194,7 @@ export class TaskLedger {
     redis: Redis,
     readonly keys: RedisKeys,
   ) {
-    this.redis = redis as LedgerRedis;
-    if (typeof this.redis.ocTaskTransition !== 'function') {
-      this.redis.defineCommand('ocTaskTransition', { numberOfKeys: 2, lua: TRANSITION });
-      this.redis.defineCommand('ocTaskCreate', { numberOfKeys: 2, lua: CREATE });
-      this.redis.defineCommand('ocTaskBegin', { numberOfKeys: 2, lua: BEGIN });
-    }
+    this.redis = redis;
     this.index = new TaskStatusIndex(redis, keys);
     this.idempotency = new AsyncIdempotencyKeys(redis, keys, async (taskId) => (await this.get(taskId)) !== undefined);
   }
@@ -228,7 +222,7 @@ export class TaskLedger {
       ...channels,
     ];
     for (const [name, value] of Object.entries(encodeLedgerTask(task))) args.push(name, value);
-    await this.guard(() => this.redis.ocTaskCreate(...args));
+    await this.guard(() => CREATE_SCRIPT.run<string>(this.redis, ...args));
     this.index.move(task.tenant, task.taskId, undefined, task.status, Date.now(), task.retentionMs);
   }
 
@@ -244,7 +238,8 @@ export class TaskLedger {
     const frame = JSON.stringify({ event: 'task.status', taskId: owner.taskId, status: 'working' });
     const channels = this.channels(owner, 'working', 'task.status', false);
     const [started, flat, , attempt] = await this.guard(() =>
-      this.redis.ocTaskBegin(
+      BEGIN_SCRIPT.run<[number, string[]?, string?, number?]>(
+        this.redis,
         this.keys.task(owner.taskId),
         this.keys.taskEvents(owner.taskId),
         workerId,
@@ -299,7 +294,9 @@ export class TaskLedger {
     ];
     for (const [name, value] of Object.entries(change.fields ?? {})) args.push(name, value ?? '');
     args.push(this.keys.taskChannel(task.taskId));
-    const [applied, previous, cursor] = await this.guard(() => this.redis.ocTaskTransition(...args));
+    const [applied, previous, cursor] = await this.guard(() =>
+      TRANSITION_SCRIPT.run<[number, string, string?]>(this.redis, ...args),
+    );
     const result: TransitionResult = { applied: applied === 1, previous: (previous || undefined) as TaskState };
     if (cursor !== undefined) result.cursor = cursor;
     if (result.applied && change.status !== undefined && previous !== change.status) {
