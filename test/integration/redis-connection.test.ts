@@ -1,5 +1,12 @@
 import * as net from 'node:net';
-import { asyncTaskDefaults, ClusterNode, connectRedis, createRedisConnection, LuaScript, silentLogger } from '@openclaw/core';
+import {
+  asyncTaskDefaults,
+  ClusterNode,
+  connectRedis,
+  createRedisConnection,
+  LuaScript,
+  silentLogger,
+} from '@openclaw/core';
 import Redis from 'ioredis';
 import { RedisServerProcess } from '../helpers/redis-server';
 import { waitFor } from '../helpers/wait';

@@ -4,8 +4,6 @@ import type { Logger } from '../telemetry/logger';
 import { encodeTasks, guarded } from './registry-redis';
 import { SWEEP_REPLICA, UNREGISTER_INSTANCE } from './registry-scripts';
 
-/** The presence scripts, as ioredis commands (`defineCommand`). */
-
 /** An agent instance attached to this replica. `agent` is the qualified name ({@link qualifiedAgent}). */
 export interface InstanceRegistration {
   instanceId: string;

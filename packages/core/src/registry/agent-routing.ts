@@ -8,8 +8,6 @@ import { encodeTasks, guarded } from './registry-redis';
 import { LIST_AGENTS } from './registry-scripts';
 import { type RoutedInstance, RouteTable } from './route-table';
 
-/** The routing scripts, as ioredis commands (`defineCommand`). */
-
 /**
  * The registry name of a tenant's agent: `<tenant>/<name>`. Tenants and agent names cannot contain
  * `/`, so two tenants' agents of the same name never meet.

@@ -3,8 +3,6 @@ import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { DIRECTORY, LIVENESS } from './registry-scripts';
 
-/** The directory scripts, as ioredis commands (`defineCommand`). */
-
 /** An agent instance as routing sees it. */
 export interface RoutedInstance {
   id: string;
