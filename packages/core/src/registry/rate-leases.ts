@@ -2,8 +2,6 @@ import type Redis from 'ioredis';
 import type { RedisKeys } from '../redis/redis-keys';
 import { LEASE_TOKENS } from './registry-scripts';
 
-/** The lease script, as an ioredis command (`defineCommand`). */
-
 /** A cluster-wide limit: `rate` tokens a second, up to `burst` saved (rate 0: no limit). */
 export interface RateLimit {
   id: string;
