@@ -10,7 +10,7 @@ import { cpuMs, freePort, launch, runMain, startRedis, stopAll, stopGracefully, 
 import { RedisCommandCounter } from './redis-stats';
 import { writeDocSection } from './report';
 import { latency } from './stats';
-import { cpuProfileArgs, createApiKeys, OPENCLAW_ENV, openClawReplicaArgs } from './systems';
+import { cpuProfileArgs, createApiKeys, imageNodeOptions, OPENCLAW_ENV, openClawReplicaArgs } from './systems';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const CLI = path.join(REPO, 'packages', 'cli', 'dist', 'bin.js');
@@ -87,7 +87,11 @@ async function startOpenClaw(): Promise<{ async: System; sync: System }> {
       ],
       {
         name: `async-openclaw-worker-${i + 1}`,
-        env: { OPENCLAW_LOG_LEVEL: 'warn', OPENCLAW_WORKER_CONCURRENCY: String(WORKER_CONCURRENCY) },
+        env: {
+          NODE_OPTIONS: imageNodeOptions(),
+          OPENCLAW_LOG_LEVEL: 'warn',
+          OPENCLAW_WORKER_CONCURRENCY: String(WORKER_CONCURRENCY),
+        },
       },
     ),
   );

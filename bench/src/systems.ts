@@ -1,6 +1,7 @@
 // The three systems under test. Each runs two server processes (A and B) on a redis-server of its own;
 // the echo agent connects to B and the caller to A, both from the benchmark process, one connection each.
 
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { ApiKeyStore, RedisKeys } from '@openclaw/core';
@@ -52,6 +53,7 @@ const API_KEY_SECRET = 'bench-api-key-secret-of-at-least-32-characters';
  * come; the per-connection rate limit is lifted, nothing else changes.
  */
 export const OPENCLAW_ENV = {
+  NODE_OPTIONS: imageNodeOptions(),
   OPENCLAW_API_KEY_SECRET: API_KEY_SECRET,
   OPENCLAW_LOG_LEVEL: 'warn',
   OPENCLAW_RATE_LIMIT: '1000000',
@@ -60,6 +62,14 @@ export const OPENCLAW_ENV = {
   OPENCLAW_PRINCIPAL_RATE: '10000000',
   OPENCLAW_PRINCIPAL_BURST: '10000000',
 };
+
+/** The Node.js options the image runs its processes with (`NODE_OPTIONS` in `deploy/Dockerfile`). */
+export function imageNodeOptions(): string {
+  const dockerfile = readFileSync(path.join(REPO, 'deploy', 'Dockerfile'), 'utf8');
+  const found = /^\s*NODE_OPTIONS="([^"]*)"/m.exec(dockerfile);
+  if (!found) throw new Error('deploy/Dockerfile sets no NODE_OPTIONS');
+  return found[1]!;
+}
 
 /**
  * With `BENCH_CPU_PROF=<dir>`, OpenClaw's replicas run under `node --cpu-prof` and write

@@ -180,6 +180,8 @@ describe('deploy/: Dockerfile, docker-compose.yml, nginx and Prometheus configur
     expect(final).toMatch(/^ENTRYPOINT \["node", "\/app\/packages\/cli\/dist\/bin\.js"\]$/m);
     expect(final).toMatch(/^CMD \["gateway", "start"\]$/m);
     expect(final).toMatch(/^STOPSIGNAL SIGTERM$/m);
+    // The young generation is capped (shorter collection pauses); the benchmarks read the same line.
+    expect(final).toMatch(/^\s+NODE_OPTIONS="--max-semi-space-size=4" \\$/m);
     // The ports it exposes are the defaults of the settings.
     expect(final).toMatch(
       new RegExp(`^EXPOSE ${GATEWAY_SETTINGS.port.default} ${WORKER_SETTINGS.workerPort.default}$`, 'm'),
