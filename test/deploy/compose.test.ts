@@ -181,7 +181,7 @@ describe('deploy/: Dockerfile, docker-compose.yml, nginx and Prometheus configur
     expect(final).toMatch(/^CMD \["gateway", "start"\]$/m);
     expect(final).toMatch(/^STOPSIGNAL SIGTERM$/m);
     // The young generation is capped (shorter collection pauses); the benchmarks read the same line.
-    expect(final).toMatch(/^\s+NODE_OPTIONS="--max-semi-space-size=4" \\$/m);
+    expect(final).toMatch(/^\s+NODE_OPTIONS="--max-semi-space-size=8" \\$/m);
     // The ports it exposes are the defaults of the settings.
     expect(final).toMatch(
       new RegExp(`^EXPOSE ${GATEWAY_SETTINGS.port.default} ${WORKER_SETTINGS.workerPort.default}$`, 'm'),
