@@ -115,6 +115,43 @@ describe('RedisClusterBus', () => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  it('publishes the messages of one event-loop iteration together, even when sent from separate I/O callbacks', async () => {
+    const a = await bus('iteration-batcher');
+    const b = await bus('iteration-batched');
+    const got: string[] = [];
+    b.onMessage((m) => {
+      if (m.type === 'task.cancel-request') got.push(m.taskId);
+    });
+    const listener = await client();
+    const publishes: string[] = [];
+    listener.on('message', (channel: string, raw: string) => {
+      if (channel === keys.inbox('iteration-batched')) publishes.push(raw);
+    });
+    await listener.subscribe(keys.inbox('iteration-batched'));
+    try {
+      // Callbacks of one phase of the loop, as frames read from several sockets in one wake-up are:
+      // the ticks and microtasks between them run, and the batch still waits for the last one.
+      const sent = await new Promise<number[]>((resolve) => {
+        const results: Promise<number>[] = [];
+        for (let i = 0; i < 3; i++) {
+          setImmediate(() => {
+            results.push(a.send('iteration-batched', { type: 'task.cancel-request', taskId: `i${i}` }));
+            if (results.length === 3) void Promise.all(results).then(resolve);
+          });
+        }
+      });
+      expect(sent).toEqual([2, 2, 2]);
+      await waitFor(() => got.length === 3, { what: 'the 3 messages' });
+      expect(got).toEqual(['i0', 'i1', 'i2']);
+      await waitFor(() => publishes.length > 0, { what: 'the publish at the plain subscriber' });
+      expect(publishes).toHaveLength(1);
+      expect(JSON.parse(publishes[0]!)).toHaveLength(3);
+    } finally {
+      await listener.unsubscribe();
+    }
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it('drops invalid envelopes without harm and keeps receiving', async () => {
     const a = await bus('valid');
     const got: BusMessage[] = [];

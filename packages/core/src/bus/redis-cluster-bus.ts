@@ -173,8 +173,10 @@ export class RedisClusterBus extends BusHandlers implements ClusterBus {
   }
 
   /**
-   * Queues a message for a replica's inbox. The messages for one inbox queued in one turn of the
-   * event loop are published together, as a JSON array (one PUBLISH, one read at the other end).
+   * Queues a message for a replica's inbox. The messages for one inbox queued in one iteration of
+   * the event loop are published together, as a JSON array (one PUBLISH, one read at the other end):
+   * the batch leaves after the iteration's I/O callbacks, so frames that came in on different
+   * connections in one wake-up (one caller connection per call) share it too.
    */
   private enqueue(to: string, json: string, type: string): Promise<number> {
     let batch = this.outbox.get(to);
@@ -184,7 +186,7 @@ export class RedisClusterBus extends BusHandlers implements ClusterBus {
       this.outbox.set(to, batch);
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        process.nextTick(() => this.flushOutbox());
+        setImmediate(() => this.flushOutbox());
       }
     }
     batch.messages.push(json);
@@ -246,6 +248,8 @@ export class RedisClusterBus extends BusHandlers implements ClusterBus {
 
   private async doClose(): Promise<void> {
     if (this.canaryTimer) clearInterval(this.canaryTimer);
+    // What was sent before the close leaves now, while the publisher is still open.
+    if (this.flushScheduled) this.flushOutbox();
     this.subscriber.off('message', this.onRawMessage);
     this.subscriber.off('close', this.onSubscriberClose);
     this.subscriber.off('ready', this.onSubscriberReady);
