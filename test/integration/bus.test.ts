@@ -83,20 +83,28 @@ describe('RedisClusterBus', () => {
     await Promise.all([a.close(), b.close(), c.close()]);
   });
 
-  it('publishes the messages for one inbox sent in one turn together, delivered in order', async () => {
-    const a = await bus('batcher');
-    const b = await bus('batched');
+  /**
+   * Two buses, the ids of the cancel requests the second receives, and what a plain subscriber of its
+   * inbox sees: each PUBLISH as one message.
+   */
+  const batchedPair = async (from: string, to: string) => {
+    const a = await bus(from);
+    const b = await bus(to);
     const got: string[] = [];
     b.onMessage((m) => {
       if (m.type === 'task.cancel-request') got.push(m.taskId);
     });
-    // A plain subscriber of the inbox sees each PUBLISH as one message.
     const listener = await client();
     const publishes: string[] = [];
     listener.on('message', (channel: string, raw: string) => {
-      if (channel === keys.inbox('batched')) publishes.push(raw);
+      if (channel === keys.inbox(to)) publishes.push(raw);
     });
-    await listener.subscribe(keys.inbox('batched'));
+    await listener.subscribe(keys.inbox(to));
+    return { a, b, got, listener, publishes };
+  };
+
+  it('publishes the messages for one inbox sent in one turn together, delivered in order', async () => {
+    const { a, b, got, listener, publishes } = await batchedPair('batcher', 'batched');
     try {
       const sent = Array.from({ length: 50 }, (_, i) =>
         a.send('batched', { type: 'task.cancel-request', taskId: `t${i}` }),
@@ -116,18 +124,7 @@ describe('RedisClusterBus', () => {
   });
 
   it('publishes the messages of one event-loop iteration together, even when sent from separate I/O callbacks', async () => {
-    const a = await bus('iteration-batcher');
-    const b = await bus('iteration-batched');
-    const got: string[] = [];
-    b.onMessage((m) => {
-      if (m.type === 'task.cancel-request') got.push(m.taskId);
-    });
-    const listener = await client();
-    const publishes: string[] = [];
-    listener.on('message', (channel: string, raw: string) => {
-      if (channel === keys.inbox('iteration-batched')) publishes.push(raw);
-    });
-    await listener.subscribe(keys.inbox('iteration-batched'));
+    const { a, b, got, listener, publishes } = await batchedPair('iteration-batcher', 'iteration-batched');
     try {
       // Callbacks of one phase of the loop, as frames read from several sockets in one wake-up are:
       // the ticks and microtasks between them run, and the batch still waits for the last one.
