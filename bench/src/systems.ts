@@ -74,11 +74,16 @@ export function imageNodeOptions(): string {
 /**
  * With `BENCH_CPU_PROF=<dir>`, OpenClaw's replicas run under `node --cpu-prof` and write
  * `<dir>/<name>.cpuprofile` when they stop (the benchmark stops them with SIGTERM); summarise one
- * with `node bench/dist/profile-summary.js <file>`.
+ * with `node bench/dist/profile-summary.js <file>`. `BENCH_NODE_ARGS` adds node options of its own
+ * (`--trace-gc`, say, which `NODE_OPTIONS` refuses; each process's log in `bench/results/logs` shows it).
  */
 export function cpuProfileArgs(name: string): string[] {
   const dir = process.env.BENCH_CPU_PROF;
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(dir)}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+  const extra = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  return [
+    ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(dir)}`, `--cpu-prof-name=${name}.cpuprofile`] : []),
+    ...extra,
+  ];
 }
 
 /**
