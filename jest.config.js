@@ -33,6 +33,19 @@ module.exports = {
       moduleNameMapper,
       slowTestThreshold: 20,
     },
+    {
+      // The routing, async task, workflow and approval suites again, on a Redis Cluster (three
+      // masters with a replica each) instead of one Redis: `startCluster` reads OPENCLAW_TEST_REDIS.
+      displayName: 'integration-redis-cluster',
+      rootDir: __dirname,
+      testMatch: ['<rootDir>/test/integration/{routing,async-tasks,workflows,approvals}.test.ts'],
+      globalSetup: '<rootDir>/test/helpers/required-tools.ts',
+      setupFiles: ['<rootDir>/test/helpers/on-redis-cluster.ts'],
+      testEnvironment: 'node',
+      transform,
+      moduleNameMapper,
+      slowTestThreshold: 20,
+    },
   ],
   // Integration tests start real processes; unit tests finish far sooner.
   testTimeout: 60_000,

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { GatewayProcess, type GatewayProcessOptions } from './gateway-process';
+import { RedisClusterProcesses } from './redis-cluster';
 import { RedisServerProcess } from './redis-server';
 import { WorkerProcess } from './worker-process';
 import { type Frame, TestSocket } from './ws-client';
@@ -18,11 +19,13 @@ export interface ClusterOptions {
   workerEnv?: Readonly<Record<string, string | undefined>>;
   /** Redis with AOF (`appendfsync always`), for tests that restart it and expect nothing lost. */
   appendOnly?: boolean;
+  /** Run on a Redis Cluster (three masters with a replica each) instead of one Redis. */
+  redisCluster?: boolean;
 }
 
-/** A real Redis and real gateway replicas, with a key prefix of their own. */
-export interface Cluster {
-  redis: RedisServerProcess;
+/** A real Redis (or Redis Cluster) and real gateway replicas, with a key prefix of their own. */
+export interface Cluster<R extends RedisServerProcess | RedisClusterProcesses = RedisServerProcess> {
+  redis: R;
   gateways: GatewayProcess[];
   workers: WorkerProcess[];
   keyPrefix: string;
@@ -43,11 +46,20 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-/** Starts Redis and `replicas` gateways named `A`, `B`, ... */
-export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
-  const redis = await RedisServerProcess.start(
-    options.appendOnly ? { args: ['--appendonly', 'yes', '--appendfsync', 'always'] } : {},
-  );
+/** Starts Redis (or a Redis Cluster) and `replicas` gateways named `A`, `B`, ... */
+export async function startCluster(
+  options: ClusterOptions & { redisCluster: true },
+): Promise<Cluster<RedisClusterProcesses>>;
+export async function startCluster(options?: ClusterOptions): Promise<Cluster>;
+export async function startCluster(
+  options: ClusterOptions = {},
+): Promise<Cluster<RedisServerProcess | RedisClusterProcesses>> {
+  const redis =
+    (options.redisCluster ?? process.env.OPENCLAW_TEST_REDIS === 'cluster')
+      ? await RedisClusterProcesses.start()
+      : await RedisServerProcess.start(
+          options.appendOnly ? { args: ['--appendonly', 'yes', '--appendfsync', 'always'] } : {},
+        );
   const keyPrefix = `t${randomBytes(4).toString('hex')}`;
   const gateways: GatewayProcess[] = [];
   const launch = (id: string, env?: Readonly<Record<string, string | undefined>>, port?: number) =>

@@ -4,6 +4,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
+import Redis from 'ioredis';
 import { type ExitStatus, exitOf, isRunning, releasePath, trackChild, trackPath } from './child-reaper';
 import { OutputLog } from './output-log';
 import { freePort } from './ports';
@@ -124,6 +125,13 @@ export class RedisServerProcess {
   /** `redis://127.0.0.1:<port>`, or `rediss://127.0.0.1:<port>` for a TLS server. */
   get url(): string {
     return `${this.tls ? 'rediss' : 'redis'}://127.0.0.1:${this.port}`;
+  }
+
+  /** A new client of the test's own (the caller disconnects it). */
+  client(): Redis {
+    const client = new Redis(this.url, { maxRetriesPerRequest: null });
+    client.on('error', () => undefined);
+    return client;
   }
 
   /** Process id of the running server, or `undefined` while it is down. */

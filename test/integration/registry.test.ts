@@ -169,6 +169,33 @@ describe('AgentRegistry', () => {
     await r1.close();
   });
 
+  it('sweeps no replica while its own heartbeat could not be written (Redis stalled, as in a failover), then only after a grace', async () => {
+    // Heartbeats every 400 ms; a gap of more than 800 ms between two of its own is a stall.
+    const live = registry('live', 2000);
+    // A long TTL: it writes no heartbeat of its own during the test.
+    const other = registry('other', 60_000);
+    await started(live, other);
+    await other.registerInstance({ instanceId: 'ghost', agent: 'haunt', tasks: [], concurrency: 1 });
+    // Its heartbeat ends during the stall below.
+    await client.set(keys.replicaAlive('other'), '1', 'PX', 2500);
+    const pauser = new Redis(redis.url);
+    try {
+      // Every command waits 3 s, the connections stay up: what a master failing over looks like.
+      await pauser.call('CLIENT', 'PAUSE', '3000', 'ALL');
+      const resumedAt = Date.now() + 3000;
+      await waitFor(() => Date.now() >= resumedAt + 800, { what: 'the stall to end', timeoutMs: 10_000 });
+    } finally {
+      pauser.disconnect();
+    }
+    // Other replicas could not write their heartbeats either: none is taken for dead yet.
+    expect(await client.exists(keys.instance('ghost'))).toBe(1);
+    // One presence TTL after its own heartbeat came back, a replica still silent is dead.
+    await waitFor(async () => (await client.exists(keys.instance('ghost'))) === 0, {
+      what: 'the silent replica swept after the grace',
+      timeoutMs: 10_000,
+    });
+  });
+
   it('stops routing to a dead replica within a check interval and sweeps its instances away', async () => {
     const live = registry('live', 1000);
     // A long TTL: its next heartbeat (TTL/5) cannot undo the simulated crash during the test.

@@ -56,34 +56,40 @@ describe('routing across replicas', () => {
     await agent.close();
   });
 
-  it('sends a cross-replica task as one publish to the holder inbox and one reply to the origin inbox', async () => {
-    const agent = await startAgent(b, { name: 'counted' });
-    const caller = await TestSocket.open(a);
-    const monitor = new Redis(cluster.redis.url, { lazyConnect: true });
-    await monitor.connect();
-    const m = await monitor.monitor();
-    const publishes: string[] = [];
-    const fence = `fence-${process.pid}-${Date.now()}`;
-    let fenced = false;
-    m.on('monitor', (_time: string, args: string[]) => {
-      if (args[0]?.toLowerCase() === 'echo' && args[1] === fence) fenced = true;
-      if (args[0]?.toLowerCase() === 'publish' && !(args[2] ?? '').includes('"canary"')) publishes.push(args[1]!);
-    });
-    try {
-      const response = await caller.request({ action: 'coordinator', id: 1, agent: 'counted', task: 't' });
-      expect(response.ok).toBe(true);
-      // MONITOR reports commands in the order Redis ran them: once it has reported a command sent
-      // after the response, it has reported every publish of the call.
-      await monitor.echo(fence);
-      await waitFor(() => fenced, { what: 'MONITOR to report the fence command' });
-    } finally {
-      m.disconnect();
-      monitor.disconnect();
-    }
-    expect(publishes).toEqual([`${cluster.keyPrefix}:{inbox:B}`, `${cluster.keyPrefix}:{inbox:A}`]);
-    await caller.close();
-    await agent.close();
-  });
+  // On Redis Cluster the inboxes use sharded pub/sub: redis-cluster.test.ts counts those publishes.
+  const singleRedis = process.env.OPENCLAW_TEST_REDIS === 'cluster' ? it.skip : it;
+
+  singleRedis(
+    'sends a cross-replica task as one publish to the holder inbox and one reply to the origin inbox',
+    async () => {
+      const agent = await startAgent(b, { name: 'counted' });
+      const caller = await TestSocket.open(a);
+      const monitor = new Redis(cluster.redis.url, { lazyConnect: true });
+      await monitor.connect();
+      const m = await monitor.monitor();
+      const publishes: string[] = [];
+      const fence = `fence-${process.pid}-${Date.now()}`;
+      let fenced = false;
+      m.on('monitor', (_time: string, args: string[]) => {
+        if (args[0]?.toLowerCase() === 'echo' && args[1] === fence) fenced = true;
+        if (args[0]?.toLowerCase() === 'publish' && !(args[2] ?? '').includes('"canary"')) publishes.push(args[1]!);
+      });
+      try {
+        const response = await caller.request({ action: 'coordinator', id: 1, agent: 'counted', task: 't' });
+        expect(response.ok).toBe(true);
+        // MONITOR reports commands in the order Redis ran them: once it has reported a command sent
+        // after the response, it has reported every publish of the call.
+        await monitor.echo(fence);
+        await waitFor(() => fenced, { what: 'MONITOR to report the fence command' });
+      } finally {
+        m.disconnect();
+        monitor.disconnect();
+      }
+      expect(publishes).toEqual([`${cluster.keyPrefix}:{inbox:B}`, `${cluster.keyPrefix}:{inbox:A}`]);
+      await caller.close();
+      await agent.close();
+    },
+  );
 
   it('spreads tasks over instances on different replicas and honours concurrency', async () => {
     const onA = await startAgent(a, { name: 'pool', concurrency: 1, label: 'A', answer: 'manual' });

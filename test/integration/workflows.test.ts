@@ -415,9 +415,11 @@ describe('workflows', () => {
       { what: 'the first attempt of the late branch' },
     );
     // Its job disappears from the queue (as after a botched manual cleanup).
-    const queue = new Queue('tasks', { connection: { url: cluster.redis.url }, prefix: `${cluster.keyPrefix}:{q}` });
+    const connection = cluster.redis.client();
+    const queue = new Queue('tasks', { connection, prefix: `${cluster.keyPrefix}:{q}` });
     await waitFor(async () => (await queue.remove(lateId)) === 1, { what: 'the late job removed' });
     await queue.close();
+    connection.disconnect();
     agents.push(await startAgent(a!.url, { name: 'not-yet' }));
     const task = await agents[0]!.socket.nextEvent('task', 10_000);
     agents[0]!.socket.send({ action: 'task.result', taskId: task.taskId, output: 'now' });

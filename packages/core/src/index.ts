@@ -60,7 +60,14 @@ export { valueAt } from './matching/value-path';
 export { ClusterNode } from './node/cluster-node';
 export { runService } from './process/run-service';
 export { LuaScript, type ScriptArg } from './redis/lua-script';
-export { connectRedis, createRedisConnection, redactRedisUrl } from './redis/redis-connection';
+export {
+  connectRedis,
+  createRedisConnection,
+  isCluster,
+  type RedisClient,
+  RedisReadiness,
+  redactRedisUrl,
+} from './redis/redis-connection';
 export { RedisKeys } from './redis/redis-keys';
 export { AgentRegistry } from './registry/agent-registry';
 export { type CallLimits, qualifiedAgent } from './registry/agent-routing';

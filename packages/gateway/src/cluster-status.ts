@@ -1,3 +1,4 @@
+import type { RedisClient } from '@openclaw/core';
 import {
   type AgentRegistry,
   type Approvals,
@@ -9,7 +10,6 @@ import {
   type ValidatorStats,
 } from '@openclaw/core';
 import type { ValidatorSummary } from '@openclaw/protocol';
-import type Redis from 'ioredis';
 import {
   type RedisHealth,
   type ReplicaHealth,
@@ -46,7 +46,7 @@ export interface ClusterStatus {
 
 /** What the cluster status is read from. */
 export interface ClusterStatusSources {
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   replicaReports: ReplicaReports;
   registry: AgentRegistry;

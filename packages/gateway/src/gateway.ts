@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { RedisClient } from '@openclaw/core';
 import {
   type AgentRegistry,
   ApiKeyStore,
@@ -24,7 +25,6 @@ import {
   TIMINGS,
   type Validator,
 } from '@openclaw/core';
-import type Redis from 'ioredis';
 import { ConnectionAdmission, createAuthenticator } from './admission';
 import { AgentHost } from './agent-host';
 import { ClusterSnapshotFeed } from './cluster-snapshot-feed';
@@ -61,13 +61,13 @@ export class Gateway {
   readonly logger: Logger;
   readonly registry: AgentRegistry;
   readonly counters = new ReplicaCounters();
-  /** What this replica shares with every member of the cluster: Redis, bus, registry, tasks, policy, governance. */
+  /** What this replica shares with every member of the cluster: RedisClient, bus, registry, tasks, policy, governance. */
   private readonly node: ClusterNode;
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keys: RedisKeys;
-  private readonly subscriber: Redis;
+  private readonly subscriber: RedisClient;
   /** The producer connection of the task queue (BullMQ keeps its own scripts on it). */
-  private readonly queueConnection: Redis;
+  private readonly queueConnection: RedisClient;
   private readonly bus: RedisClusterBus;
   /** Async tasks and workflows. */
   readonly asyncTasks: AsyncTasks;
@@ -278,7 +278,7 @@ export class Gateway {
   }
 
   readiness(): Readiness {
-    const redis = this.redis.status === 'ready';
+    const redis = this.node.redisReadiness.ready;
     const bus = this.bus.healthy();
     return { ready: redis && bus && !this.draining, redis, bus, draining: this.draining };
   }

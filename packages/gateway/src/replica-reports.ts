@@ -1,8 +1,7 @@
 import { hostname } from 'node:os';
-import type { RedisKeys, ValidatorStats } from '@openclaw/core';
+import type { RedisClient, RedisKeys, ValidatorStats } from '@openclaw/core';
 import { TIMINGS } from '@openclaw/core';
 import type { ValidatorSummary } from '@openclaw/protocol';
-import type Redis from 'ioredis';
 import type { LatencySummary } from './replica-counters';
 
 const REPORT_TTL_MS = 3 * TIMINGS.replicaReportIntervalMs;
@@ -51,7 +50,7 @@ export class ReplicaReports {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly report: () => Omit<ReplicaReport, 'host' | 'pid' | 'at'>,
   ) {}

@@ -136,6 +136,7 @@ export class SessionHub {
           span.setAttribute('openclaw.outcome', admitted.code);
           span.setStatus({ code: SpanStatusCode.ERROR, message: admitted.code });
         } else {
+          await this.deps.taskEvents.prepare(admitted.principal);
           span.setAttribute('openclaw.outcome', 'accepted');
           span.setAttribute('openclaw.session', admitted.sessionId);
         }

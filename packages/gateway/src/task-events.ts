@@ -5,6 +5,7 @@ import {
   isTerminal,
   type LedgerTask,
   type Logger,
+  type Principal,
   principalDigest,
   type RedisKeys,
   type TaskLedger,
@@ -114,6 +115,18 @@ export class TaskEventRouter {
 
   stop(): void {
     this.topics.offMessage(this.onMessage);
+  }
+
+  /**
+   * Before a connection opens: resolves once this replica listens to the principal's task events,
+   * so that no event of a task submitted on the new connection can come before the subscription
+   * (a first subscription of the process may take a round trip more, on Redis Cluster). Never
+   * rejects: a connection opens anyway, and its client reads missed events from the task's stream.
+   */
+  async prepare(principal: Principal): Promise<void> {
+    const channel = this.keys.principalEvents(principalDigest(principal.tenant, principal.id));
+    if (this.principals.has(channel)) return;
+    await this.topics.listen(channel).catch(() => undefined);
   }
 
   /** A new connection: listen for its principal's task events and its tenant's operator notices. */

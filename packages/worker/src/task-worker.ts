@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
+import type { RedisClient } from '@openclaw/core';
 import {
   type Approvals,
   type AsyncTasks,
@@ -27,7 +28,6 @@ import {
 } from '@openclaw/core';
 import { SpanKind } from '@opentelemetry/api';
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
-import type Redis from 'ioredis';
 import { type RunnerContext, TaskRunner, whileUnavailable } from './task-runner';
 import { startWorkerHttp, WorkerMetrics } from './worker-metrics';
 import { WorkflowRunner } from './workflow-runner';
@@ -65,10 +65,10 @@ export class TaskWorker {
   readonly config: WorkerConfig;
   readonly logger: Logger;
   private readonly keys: RedisKeys;
-  /** What this worker shares with every member of the cluster: Redis, bus, registry, tasks, policy, governance. */
+  /** What this worker shares with every member of the cluster: RedisClient, bus, registry, tasks, policy, governance. */
   private readonly node: ClusterNode;
-  private readonly redis: Redis;
-  private readonly workerConnection: Redis;
+  private readonly redis: RedisClient;
+  private readonly workerConnection: RedisClient;
   private readonly bus: RedisClusterBus;
   private readonly dispatcher: TaskDispatcher;
   private readonly queue: TaskQueue;
@@ -163,7 +163,7 @@ export class TaskWorker {
 
   /** Ready to take jobs: Redis and its bus inbox work, and it is not draining. */
   readiness(): { ready: boolean; redis: boolean; bus: boolean; draining: boolean } {
-    const redis = this.redis.status === 'ready' && this.workerConnection.status === 'ready';
+    const redis = this.node.redisReadiness.ready && this.workerConnection.status === 'ready';
     const bus = this.bus.healthy();
     return { ready: redis && bus && !this.draining, redis, bus, draining: this.draining };
   }

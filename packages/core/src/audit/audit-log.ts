@@ -1,5 +1,5 @@
-import type Redis from 'ioredis';
 import { LuaScript } from '../redis/lua-script';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { AuditArchive } from './audit-archive';
@@ -10,7 +10,7 @@ import { AuditWriter } from './audit-writer';
 
 /** Options of {@link AuditLog}. */
 export interface AuditLogOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   replicaId: string;
   /**

@@ -1,5 +1,5 @@
-import type Redis from 'ioredis';
 import { LuaScript } from '../redis/lua-script';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import type { AuditArchive } from './audit-archive';
@@ -84,7 +84,7 @@ interface Walk {
 
 /** Options of {@link AuditVerifier}. */
 export interface AuditVerifierOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   chain: AuditChain;
   logger: Logger;

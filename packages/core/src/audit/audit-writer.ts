@@ -1,5 +1,5 @@
-import type Redis from 'ioredis';
 import { LuaScript } from '../redis/lua-script';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import type { AuditChain } from './audit-chain';
@@ -49,7 +49,7 @@ interface Head {
 
 /** Options of {@link AuditWriter}. */
 export interface AuditWriterOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   /** Named in every entry this writer records. */
   replicaId: string;

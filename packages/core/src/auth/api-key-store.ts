@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { GatewayError } from '@openclaw/protocol';
-import type Redis from 'ioredis';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import { ROLE_NAMES } from './roles';
 
@@ -42,7 +42,7 @@ export class ApiKeyStore {
   private readonly pepper: Buffer;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     secret: string,
   ) {

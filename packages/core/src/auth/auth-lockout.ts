@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
-import type Redis from 'ioredis';
 import { LuaScript } from '../redis/lua-script';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 
 /** Options of {@link AuthLockout}. */
@@ -33,7 +33,7 @@ return 0
  */
 export class AuthLockout {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly options: AuthLockoutOptions,
   ) {}

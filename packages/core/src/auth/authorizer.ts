@@ -1,5 +1,5 @@
 import { GatewayError } from '@openclaw/protocol';
-import type Redis from 'ioredis';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { Policy } from './policy';
@@ -24,7 +24,7 @@ export class Authorizer {
   private polling = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly logger: Logger,
   ) {}

@@ -1,6 +1,6 @@
-import type Redis from 'ioredis';
 import { TIMINGS } from '../config/timings';
 import { LuaScript } from '../redis/lua-script';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 
 /**
@@ -47,7 +47,7 @@ return #ARGV - 1
  */
 export class ConnectionLimiter {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 

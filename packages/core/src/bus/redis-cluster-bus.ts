@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { GatewayError } from '@openclaw/protocol';
 import { type Context, context, type Span, SpanKind, trace } from '@opentelemetry/api';
-import type Redis from 'ioredis';
+import { isCluster, type RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { childTraceparent, isTraceparent } from '../telemetry/trace-context';
@@ -14,9 +14,9 @@ export interface RedisClusterBusOptions {
   replicaId: string;
   keys: RedisKeys;
   /** Command connection used to publish (not owned: the caller closes it). */
-  publisher: Redis;
+  publisher: RedisClient;
   /** The process's subscribe-mode connection (not owned). */
-  subscriber: Redis;
+  subscriber: RedisClient;
   logger: Logger;
   /** How often the replica sends itself a canary message. Default 2000 ms. */
   canaryIntervalMs?: number;
@@ -24,18 +24,22 @@ export interface RedisClusterBusOptions {
 
 /**
  * {@link ClusterBus} over Redis pub/sub: one channel per replica (`RedisKeys.inbox`), so routing a
- * task is one PUBLISH to one replica, never a broadcast. A periodic canary published to its own inbox
+ * task is one PUBLISH to one replica, never a broadcast. On Redis Cluster the inboxes and the
+ * broadcast channel use sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`): a message goes to the one shard
+ * that owns its channel's slot, instead of to every node of the cluster. A periodic canary published to its own inbox
  * proves the subscriber still receives: a subscriber that silently stops is the classic failure of
  * Redis-backed WebSocket clusters, and `healthy()` turns false when the canary stops arriving.
  */
 export class RedisClusterBus extends BusHandlers implements ClusterBus {
   readonly replicaId: string;
   private readonly keys: RedisKeys;
-  private readonly publisher: Redis;
-  private readonly subscriber: Redis;
+  private readonly publisher: RedisClient;
+  private readonly subscriber: RedisClient;
   private readonly logger: Logger;
   private readonly canaryIntervalMs: number;
   private readonly channel: string;
+  /** Sharded pub/sub for the inboxes (on Redis Cluster). */
+  private readonly sharded: boolean;
   /** The trace context of messages sent with none while tracing is off. */
   private readonly untracedParent = childTraceparent();
   /** Message ids: a random prefix of this process, then a counter (unique without a random draw each). */
@@ -144,14 +148,17 @@ export class RedisClusterBus extends BusHandlers implements ClusterBus {
     this.canaryIntervalMs = options.canaryIntervalMs ?? 2000;
     this.channel = this.keys.inbox(this.replicaId);
     this.broadcastChannel = this.keys.broadcast();
+    this.sharded = isCluster(this.subscriber);
     this.topics = new RedisBusTopics(this.publisher, this.subscriber, this.logger);
   }
 
   async start(): Promise<void> {
+    // Topics arrive as classic messages in both modes; inboxes as sharded ones on Redis Cluster.
     this.subscriber.on('message', this.onRawMessage);
+    if (this.sharded) this.subscriber.on('smessage', this.onRawMessage);
     this.subscriber.on('close', this.onSubscriberClose);
     this.subscriber.on('ready', this.onSubscriberReady);
-    await this.subscriber.subscribe(this.channel, this.broadcastChannel);
+    await this.subscribeInbox();
     this.subscribed = true;
     this.startedAt = Date.now();
     this.lastCanaryAt = Date.now();
@@ -203,7 +210,7 @@ export class RedisClusterBus extends BusHandlers implements ClusterBus {
 
   private publishBatch(to: string, batch: OutboxBatch): void {
     const payload = batch.messages.length === 1 ? batch.messages[0]! : `[${batch.messages.join(',')}]`;
-    this.publisher.publish(this.keys.inbox(to), payload).then(
+    this.publishInbox(this.keys.inbox(to), payload).then(
       (receivers) => {
         for (const type of batch.types) this.stats.countSent(type);
         batch.resolve(receivers);
@@ -219,7 +226,7 @@ export class RedisClusterBus extends BusHandlers implements ClusterBus {
     if (this.publisher.status !== 'ready')
       throw new GatewayError('UNAVAILABLE', 'the cluster bus is not connected to Redis');
     try {
-      await this.publisher.publish(this.broadcastChannel, JSON.stringify(this.stamp(message)));
+      await this.publishInbox(this.broadcastChannel, JSON.stringify(this.stamp(message)));
       this.stats.countSent(message.type);
     } catch (error) {
       this.stats.publishErrors += 1;
@@ -251,12 +258,31 @@ export class RedisClusterBus extends BusHandlers implements ClusterBus {
     // What was sent before the close leaves now, while the publisher is still open.
     if (this.flushScheduled) this.flushOutbox();
     this.subscriber.off('message', this.onRawMessage);
+    this.subscriber.off('smessage', this.onRawMessage);
     this.subscriber.off('close', this.onSubscriberClose);
     this.subscriber.off('ready', this.onSubscriberReady);
     if (this.subscribed && this.subscriber.status === 'ready') {
-      await this.subscriber.unsubscribe(this.channel, this.broadcastChannel).catch(() => undefined);
+      await (this.sharded
+        ? Promise.all([this.subscriber.sunsubscribe(this.channel), this.subscriber.sunsubscribe(this.broadcastChannel)])
+        : this.subscriber.unsubscribe(this.channel, this.broadcastChannel)
+      ).catch(() => undefined);
     }
     this.subscribed = false;
+  }
+
+  /** Subscribes the inbox and the broadcast channel (sharded: one command each, as their slots differ). */
+  private async subscribeInbox(): Promise<void> {
+    if (this.sharded) {
+      await Promise.all([this.subscriber.ssubscribe(this.channel), this.subscriber.ssubscribe(this.broadcastChannel)]);
+    } else {
+      await this.subscriber.subscribe(this.channel, this.broadcastChannel);
+    }
+  }
+
+  private publishInbox(channel: string, payload: string): Promise<number> {
+    return this.sharded
+      ? (this.publisher.spublish(channel, payload) as Promise<number>)
+      : this.publisher.publish(channel, payload);
   }
 
   /**
@@ -321,7 +347,7 @@ export class RedisClusterBus extends BusHandlers implements ClusterBus {
     if (now - this.lastHealAt < 3 * this.canaryIntervalMs) return;
     this.healing = true;
     this.lastHealAt = now;
-    this.subscriber.subscribe(this.channel, this.broadcastChannel).then(
+    this.subscribeInbox().then(
       () => {
         this.healing = false;
         this.logger.warn(
@@ -347,8 +373,8 @@ export class RedisClusterBus extends BusHandlers implements ClusterBus {
 /** {@link BusTopics} over Redis pub/sub, on the bus's own connections. */
 class RedisBusTopics extends TopicHandlers implements BusTopics {
   constructor(
-    private readonly publisher: Redis,
-    private readonly subscriber: Redis,
+    private readonly publisher: RedisClient,
+    private readonly subscriber: RedisClient,
     private readonly logger: Logger,
   ) {
     super();

@@ -1,10 +1,10 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import { type Approval, type ApprovalStatus, approvalsUnavailable, decodeApproval } from './approval-record';
 
 /** Options of {@link ApprovalListing}. */
 export interface ApprovalListingOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   /** Ends a pending approval past its time (found so by a listing). */
   expire: (tenant: string, approvalId: string) => Promise<unknown>;
@@ -16,7 +16,7 @@ export interface ApprovalListingOptions {
  * are past their retention are dropped on the way.
  */
 export class ApprovalListing {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keys: RedisKeys;
   private readonly expire: (tenant: string, approvalId: string) => Promise<unknown>;
 
@@ -59,10 +59,11 @@ export class ApprovalListing {
     const tenants = await this.redis.smembers(this.keys.approvalTenants());
     if (tenants.length === 0) return {};
     const now = Date.now();
-    const pipeline = this.redis.pipeline();
-    for (const tenant of tenants) pipeline.zcount(this.keys.approvalsPending(tenant), `(${now}`, '+inf');
-    const results = (await pipeline.exec()) ?? [];
-    return Object.fromEntries(tenants.map((tenant, i) => [tenant, Number(results[i]?.[1] ?? 0)]));
+    // One command per tenant: each tenant's approvals have their own slot.
+    const counts = await Promise.all(
+      tenants.map((tenant) => this.redis.zcount(this.keys.approvalsPending(tenant), `(${now}`, '+inf').catch(() => 0)),
+    );
+    return Object.fromEntries(tenants.map((tenant, i) => [tenant, counts[i]!]));
   }
 
   private async many(tenant: string, ids: string[]): Promise<Approval[]> {

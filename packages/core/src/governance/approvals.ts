@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { GatewayError } from '@openclaw/protocol';
-import type Redis from 'ioredis';
 import type { AuditLog } from '../audit/audit-log';
 import type { BusTopics } from '../bus/cluster-bus';
 import { MAX_STORED_OUTPUT_BYTES } from '../config/limits';
 import { TIMINGS } from '../config/timings';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import { ApprovalListing } from './approval-listing';
 import { type ApprovalChange, ApprovalNotices } from './approval-notices';
@@ -54,7 +54,7 @@ export type ConsumeResult =
 
 /** Options of {@link Approvals}. */
 export interface ApprovalsOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   /** Where operators hear of approvals asked for and decided. */
   topics: BusTopics;
@@ -76,7 +76,7 @@ export interface ApprovalsOptions {
  * is {@link ApprovalListing}'s, waiting {@link ApprovalWaits}', and telling {@link ApprovalNotices}'.
  */
 export class Approvals {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keys: RedisKeys;
   private readonly waits: ApprovalWaits;
   private readonly notices: ApprovalNotices;

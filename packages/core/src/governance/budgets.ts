@@ -1,13 +1,13 @@
-import type Redis from 'ioredis';
 import type { BudgetConfig } from '../config/governance-policy';
 import { glob } from '../matching/glob';
 import { valueAt } from '../matching/value-path';
 import { LuaScript } from '../redis/lua-script';
+import type { RedisClient } from '../redis/redis-connection';
 import type { GovernedMessage, Validator } from './validator';
 
 /** Where budget counters live (one key per budget, subject and window, expiring with the window). */
 export interface BudgetStore {
-  redis: Redis;
+  redis: RedisClient;
   /** The key of one counter. */
   key(budget: string, subject: string, window: number): string;
 }

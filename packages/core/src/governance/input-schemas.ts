@@ -1,5 +1,4 @@
 import Ajv, { type ValidateFunction } from 'ajv';
-import type Redis from 'ioredis';
 import { TIMINGS } from '../config/timings';
 import {
   linearRegExpEngine,
@@ -8,11 +7,12 @@ import {
   PatternError,
   withinMatchBudget,
 } from '../matching/linear-regexp';
+import type { RedisClient } from '../redis/redis-connection';
 import type { Validator, ValidatorAnswer } from './validator';
 
 /** Where agents' input schemas are kept: one hash per agent (task name → JSON Schema text). */
 export interface SchemaStore {
-  redis: Redis;
+  redis: RedisClient;
   key(tenant: string, agent: string): string;
 }
 

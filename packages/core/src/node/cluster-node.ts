@@ -1,4 +1,3 @@
-import type Redis from 'ioredis';
 import { AuditLog } from '../audit/audit-log';
 import { Authorizer } from '../auth/authorizer';
 import { RedisClusterBus } from '../bus/redis-cluster-bus';
@@ -6,7 +5,7 @@ import { TIMINGS } from '../config/timings';
 import { Approvals } from '../governance/approvals';
 import { auditVerdicts, GovernanceGate, validatorAgents } from '../governance/governance-gate';
 import type { Validator } from '../governance/validator';
-import { connectRedis, createRedisConnection } from '../redis/redis-connection';
+import { connectRedis, createRedisConnection, type RedisClient, RedisReadiness } from '../redis/redis-connection';
 import { RedisKeys } from '../redis/redis-keys';
 import { AgentRegistry } from '../registry/agent-registry';
 import type { AsyncTaskDefaults } from '../tasks/async-task-defaults';
@@ -59,11 +58,13 @@ export class ClusterNode {
   readonly keys: RedisKeys;
   readonly logger: Logger;
   /** Commands and publishing. */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** The bus inbox and task event channels (a connection in subscriber mode). */
-  readonly subscriber: Redis;
+  readonly subscriber: RedisClient;
   /** The task queue's producer side (BullMQ keeps its own scripts on it). */
-  readonly queueConnection: Redis;
+  readonly queueConnection: RedisClient;
+  /** Whether Redis can serve now (on Redis Cluster: every master answers), for readiness. */
+  readonly redisReadiness: RedisReadiness;
   readonly bus: RedisClusterBus;
   readonly registry: AgentRegistry;
   /** Records of sync calls. */
@@ -93,12 +94,13 @@ export class ClusterNode {
     this.hostsAgents = options.presenceTtlMs !== undefined;
     const keys = new RedisKeys(options.keyPrefix);
     this.keys = keys;
-    const connection = (role: 'command' | 'subscriber', suffix: string): Redis =>
+    const connection = (role: 'command' | 'subscriber', suffix: string): RedisClient =>
       createRedisConnection({ url: options.redisUrl, role, name: `${id}:${suffix}`, logger });
     const redis = connection('command', 'cmd');
     this.redis = redis;
     this.subscriber = connection('subscriber', 'sub');
     this.queueConnection = connection('command', 'queue');
+    this.redisReadiness = new RedisReadiness(this.redis);
     this.bus = new RedisClusterBus({ replicaId: id, keys, publisher: redis, subscriber: this.subscriber, logger });
     this.registry = new AgentRegistry({
       redis,
@@ -176,12 +178,13 @@ export class ClusterNode {
    * Connects its Redis connections (and `extra` ones of the process), joins the bus, announces the
    * replica when it hosts agents, and loads the policy. Rejects if Redis cannot be reached in 10 s.
    */
-  async open(extra: readonly Redis[] = []): Promise<void> {
+  async open(extra: readonly RedisClient[] = []): Promise<void> {
     await Promise.all(
       [this.redis, this.subscriber, this.queueConnection, ...extra].map((client) =>
         connectRedis(client, this.redisUrl, TIMINGS.startupRedisTimeoutMs),
       ),
     );
+    this.redisReadiness.start();
     await this.bus.start();
     if (this.hostsAgents) await this.registry.start();
     await this.registry.startRouting();
@@ -193,9 +196,10 @@ export class ClusterNode {
    * the audit trail, closes the bus, HTTP agent connections and the queue, then every Redis
    * connection (and `extra` ones). Call it once the process has stopped using its parts.
    */
-  async close(extra: readonly Redis[] = []): Promise<void> {
+  async close(extra: readonly RedisClient[] = []): Promise<void> {
     this.authorizer.close();
     this.dispatcher.close();
+    this.redisReadiness.stop();
     await Promise.allSettled([
       this.hostsAgents ? this.registry.close() : this.registry.routing.table.stop(),
       this.bus.close(),
@@ -207,7 +211,7 @@ export class ClusterNode {
   }
 }
 
-async function quit(client: Redis): Promise<void> {
+async function quit(client: RedisClient): Promise<void> {
   if (client.status === 'ready') {
     await client.quit().catch(() => client.disconnect());
   } else {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis-connection';
 
 /** An argument of a script: a key or a value, as Redis receives it. */
 export type ScriptArg = string | number;
@@ -22,7 +22,7 @@ export type ScriptArg = string | number;
 export class LuaScript {
   readonly sha: string;
   /** Connections that sent this script whole once: Redis knows it unless it lost its scripts since. */
-  private readonly sentOn = new WeakSet<Redis>();
+  private readonly sentOn = new WeakSet<RedisClient>();
 
   /**
    * @param name for errors and logs.
@@ -37,7 +37,7 @@ export class LuaScript {
   }
 
   /** Runs the script with its keys first, then its other arguments. */
-  async run<T = unknown>(redis: Redis, ...args: ScriptArg[]): Promise<T> {
+  async run<T = unknown>(redis: RedisClient, ...args: ScriptArg[]): Promise<T> {
     if (args.length < this.numberOfKeys) {
       throw new Error(`script ${this.name} takes ${this.numberOfKeys} keys, got ${args.length} arguments`);
     }

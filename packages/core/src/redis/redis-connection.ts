@@ -1,5 +1,5 @@
-import Redis, { type RedisOptions } from 'ioredis';
-import { redisTarget } from '../config/redis-url';
+import Redis, { Cluster, type RedisOptions } from 'ioredis';
+import { CLUSTER_OPTIONS, type RedisClusterTarget, redisTarget } from '../config/redis-url';
 import type { Logger } from '../telemetry/logger';
 
 /**
@@ -12,6 +12,9 @@ import type { Logger } from '../telemetry/logger';
  *   (re)subscriptions issued during an outage go out as soon as it reconnects.
  */
 export type RedisRole = 'command' | 'subscriber';
+
+/** A connection to one Redis (alone or behind Sentinel) or to a Redis Cluster (`redis+cluster://`). */
+export type RedisClient = Redis | Cluster;
 
 /** Options of {@link createRedisConnection}. */
 export interface RedisConnectionOptions {
@@ -27,7 +30,7 @@ export interface RedisConnectionOptions {
  * would kill the process on a Redis blip) and a reconnect strategy that never gives up.
  * The client connects lazily: call `connect()`.
  */
-export function createRedisConnection(options: RedisConnectionOptions): Redis {
+export function createRedisConnection(options: RedisConnectionOptions): RedisClient {
   const common: RedisOptions = {
     lazyConnect: true,
     connectionName: options.name,
@@ -51,9 +54,11 @@ export function createRedisConnection(options: RedisConnectionOptions): Redis {
       : { enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: true };
   const target = redisTarget(options.url);
   const client =
-    target.kind === 'url'
-      ? new Redis(options.url, { ...common, ...roleOptions })
-      : new Redis({ ...target.options, ...common, ...roleOptions });
+    target.kind === 'cluster'
+      ? clusterConnection(target, options.role, common, roleOptions)
+      : target.kind === 'url'
+        ? new Redis(options.url, { ...common, ...roleOptions })
+        : new Redis({ ...target.options, ...common, ...roleOptions });
   let lastError = '';
   client.on('error', (error: Error) => {
     // One line per distinct error, not one per reconnect attempt.
@@ -69,8 +74,46 @@ export function createRedisConnection(options: RedisConnectionOptions): Redis {
   return client;
 }
 
+/**
+ * A Redis Cluster client for one role. Commands go to the master owning their key's slot (scripts to
+ * the slot of their first key), following MOVED and ASK through resharding and failover. The
+ * subscriber uses sharded pub/sub: one subscriber connection per master, each `SSUBSCRIBE` on the
+ * master that owns the channel's slot, moved with the slot.
+ */
+function clusterConnection(
+  target: RedisClusterTarget,
+  role: RedisRole,
+  common: RedisOptions,
+  roleOptions: RedisOptions,
+): Cluster {
+  const {
+    enableOfflineQueue,
+    enableAutoPipelining,
+    autoPipeliningIgnoredCommands,
+    retryStrategy,
+    lazyConnect,
+    ...node
+  } = { ...common, ...roleOptions };
+  return new Cluster(target.nodes, {
+    ...CLUSTER_OPTIONS,
+    lazyConnect,
+    enableOfflineQueue,
+    enableReadyCheck: true,
+    ...(enableAutoPipelining
+      ? { enableAutoPipelining, autoPipeliningIgnoredCommands: [...(autoPipeliningIgnoredCommands ?? []), 'spublish'] }
+      : {}),
+    shardedSubscribers: role === 'subscriber',
+    redisOptions: { ...node, ...target.redisOptions },
+  });
+}
+
+/** Whether a client is a Redis Cluster client. */
+export function isCluster(client: RedisClient): client is Cluster {
+  return (client as Cluster).isCluster === true;
+}
+
 /** Whether a client can take commands right now. */
-export function isRedisReady(client: Redis): boolean {
+export function isRedisReady(client: RedisClient): boolean {
   return client.status === 'ready';
 }
 
@@ -78,7 +121,7 @@ export function isRedisReady(client: Redis): boolean {
  * Starts connecting a client (if it is not already; ioredis keeps retrying) and resolves once it is
  * ready. @throws {Error} naming the URL (without credentials) if it is not ready within `timeoutMs`.
  */
-export async function connectRedis(client: Redis, url: string, timeoutMs: number): Promise<void> {
+export async function connectRedis(client: RedisClient, url: string, timeoutMs: number): Promise<void> {
   // The last connection error, so that the start-up failure says why (a refused connection, a
   // certificate the process does not trust, a wrong password) and not only that time ran out.
   let lastError: string | undefined;
@@ -114,5 +157,77 @@ export function redactRedisUrl(url: string): string {
   return url.replace(/\/\/([^@/]*)@/, (_, credentials: string) => {
     const colon = credentials.indexOf(':');
     return colon === -1 ? '//***@' : `//${credentials.slice(0, colon)}:***@`;
+  });
+}
+
+/**
+ * Whether a connection can serve now, for readiness. One Redis (alone or behind Sentinel): its
+ * connection is ready. A Redis Cluster: also, the master of every slot answered a `PING` in the last
+ * probe (one every `intervalMs`). A master that dies leaves its slots unserved until its replica
+ * takes over, while the cluster client's own status stays ready; the probe sees the new master once
+ * the client reloads the slot map after the failover.
+ */
+export class RedisReadiness {
+  private mastersAnswer = true;
+  private timer: NodeJS.Timeout | undefined;
+  private probing = false;
+
+  constructor(
+    private readonly client: RedisClient,
+    private readonly intervalMs = 1000,
+  ) {}
+
+  start(): void {
+    if (!isCluster(this.client) || this.timer) return;
+    this.timer = setInterval(() => void this.probe(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  get ready(): boolean {
+    return this.client.status === 'ready' && this.mastersAnswer;
+  }
+
+  private async probe(): Promise<void> {
+    const cluster = this.client as Cluster;
+    if (this.probing || cluster.status !== 'ready') return;
+    this.probing = true;
+    try {
+      // The masters that own slots in the client's slot map: one that died is dropped from the
+      // client's nodes at once, but keeps its slots in the map until the cluster promotes a replica.
+      const nodes = new Map(cluster.nodes('master').map((node) => [`${node.options.host}:${node.options.port}`, node]));
+      const owners = new Set<string>();
+      for (const keys of cluster.slots) if (keys?.[0]) owners.add(keys[0]);
+      const answers = await Promise.all(
+        [...owners].map((key) => {
+          const node = nodes.get(key);
+          return node ? answersWithin(node, this.intervalMs / 2) : false;
+        }),
+      );
+      this.mastersAnswer = owners.size > 0 && answers.every(Boolean);
+    } finally {
+      this.probing = false;
+    }
+  }
+}
+
+/** Whether one node answers a PING within `ms`. */
+function answersWithin(node: Redis, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    node.ping().then(
+      () => {
+        clearTimeout(timer);
+        resolve(true);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(false);
+      },
+    );
   });
 }

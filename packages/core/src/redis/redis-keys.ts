@@ -212,24 +212,27 @@ export class RedisKeys {
     return `${this.prefix}:{tev:all:${tenant}}`;
   }
 
-  /** Sorted set: replicas that report to the cluster view, scored by when their report expires. */
+  /**
+   * Sorted set: replicas that report to the cluster view, scored by when their report expires. The
+   * processes' heartbeats share one slot: each is written together with its index in one transaction.
+   */
   replicaReports(): string {
-    return `${this.prefix}:replica-reports`;
+    return `${this.prefix}:{${this.prefix}:procs}:replica-reports`;
   }
 
   /** String (JSON, with a TTL): what a replica last reported about itself (`openclaw gateway status`). */
   replicaReport(replicaId: string): string {
-    return `${this.prefix}:replica-report:${replicaId}`;
+    return `${this.prefix}:{${this.prefix}:procs}:replica-report:${replicaId}`;
   }
 
   /** Sorted set: live worker processes, scored by when their heartbeat expires. */
   workers(): string {
-    return `${this.prefix}:workers`;
+    return `${this.prefix}:{${this.prefix}:procs}:workers`;
   }
 
   /** Hash: what a worker reports about itself (id, host, pid, startedAt, concurrency, active). */
   worker(workerId: string): string {
-    return `${this.prefix}:worker:${workerId}`;
+    return `${this.prefix}:{${this.prefix}:procs}:worker:${workerId}`;
   }
 
   /** BullMQ's key prefix: every queue key shares one hash tag, as BullMQ's scripts need. */

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { encodeTasks, guarded } from './registry-redis';
@@ -19,7 +19,7 @@ export interface InstanceRegistration {
 /** Options of {@link AgentPresence}. */
 export interface AgentPresenceOptions {
   /** Command connection (not owned: the caller closes it). */
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   replicaId: string;
   /**
@@ -42,7 +42,7 @@ const LOAD_REPORT_MS = 100;
  * replica marks its agents as moving until they register again elsewhere.
  */
 export class AgentPresence {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keys: RedisKeys;
   private readonly replicaId: string;
   private readonly ttl: number | undefined;
@@ -52,6 +52,8 @@ export class AgentPresence {
   private sweepTimer: NodeJS.Timeout | undefined;
   /** No sweep before this time (ms): set when the Redis connection comes back. */
   private sweepAfter = 0;
+  /** When this replica's heartbeat was last written. */
+  private lastHeartbeatAt = 0;
   private heartbeatRunning = false;
   private closing: Promise<void> | undefined;
   private readonly announce: () => void;
@@ -100,7 +102,7 @@ export class AgentPresence {
       this.sweepAfter = Date.now() + this.presenceTtlMs;
     });
     await this.heartbeat();
-    const every = Math.max(200, Math.floor(this.presenceTtlMs / 5));
+    const every = this.heartbeatEveryMs;
     this.heartbeatTimer = setInterval(() => void this.heartbeat().catch(() => undefined), every);
     this.sweepTimer = setInterval(() => void this.sweep().catch(() => undefined), every);
     this.heartbeatTimer.unref();
@@ -173,13 +175,29 @@ export class AgentPresence {
     this.announce();
   }
 
-  /** Removes the instances of every replica whose heartbeat expired. @returns how many were removed. */
+  private maySweep(): boolean {
+    const now = Date.now();
+    if (this.redis.status !== 'ready' || now < this.sweepAfter) return false;
+    return this.lastHeartbeatAt === 0 || now - this.lastHeartbeatAt <= 2 * this.heartbeatEveryMs;
+  }
+
+  private get heartbeatEveryMs(): number {
+    return Math.max(200, Math.floor(this.presenceTtlMs / 5));
+  }
+
+  /**
+   * Removes the instances of every replica whose heartbeat expired. Only while this replica's own
+   * heartbeat is current: one that cannot write its own cannot tell a dead replica from a shared
+   * outage. @returns how many were removed.
+   */
   async sweep(): Promise<number> {
-    if (this.redis.status !== 'ready' || Date.now() < this.sweepAfter) return 0;
+    if (!this.maySweep()) return 0;
     const replicas = await this.redis.smembers(this.keys.replicas());
     let removed = 0;
     for (const replica of replicas) {
       if (replica === this.replicaId) continue;
+      // Again before each: a read that waited out a failover comes back after heartbeats were missed.
+      if (!this.maySweep()) break;
       const n = Number(
         await SWEEP_REPLICA.run(this.redis, this.keys.replicas(), this.keys.agents(), this.keys.registry, replica),
       );
@@ -226,6 +244,14 @@ export class AgentPresence {
     try {
       const key = this.keys.replicaAlive(this.replicaId);
       const refreshed = await this.redis.set(key, String(Date.now()), 'PX', this.presenceTtlMs, 'XX');
+      const now = Date.now();
+      if (this.lastHeartbeatAt > 0 && now - this.lastHeartbeatAt > 2 * this.heartbeatEveryMs) {
+        // This heartbeat could not be written for a while, and the others' likely neither (on Redis
+        // Cluster, the registry's master failing over while the connection stays up): give them one
+        // presence TTL to write theirs again before taking any for dead.
+        this.sweepAfter = Math.max(this.sweepAfter, now + this.presenceTtlMs);
+      }
+      this.lastHeartbeatAt = now;
       if (refreshed === 'OK') return;
       await this.redis
         .multi()

@@ -1,5 +1,5 @@
 import type { AgentInfo } from '@openclaw/protocol';
-import type Redis from 'ioredis';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { AgentPresence, type InstanceRegistration } from './agent-presence';
@@ -7,7 +7,7 @@ import { AgentRouting, type HttpAgentRegistration, type PickOptions, type PickRe
 
 /** Options of {@link AgentRegistry}. */
 export interface AgentRegistryOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   replicaId: string;
   /**

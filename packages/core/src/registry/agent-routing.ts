@@ -1,6 +1,6 @@
 import type { AgentInfo } from '@openclaw/protocol';
 import { GatewayError } from '@openclaw/protocol';
-import type Redis from 'ioredis';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { RateLeases } from './rate-leases';
@@ -59,7 +59,7 @@ export interface PickOptions {
 /** Options of {@link AgentRouting}. */
 export interface AgentRoutingOptions {
   /** Command connection (not owned: the caller closes it). */
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   logger: Logger;
   /** How often the routing copy checks the registry version and the replicas' heartbeats. */
@@ -78,7 +78,7 @@ export interface AgentRoutingOptions {
  * has expired.
  */
 export class AgentRouting {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keys: RedisKeys;
   /** The copy of the registry that calls are routed from. */
   readonly table: RouteTable;

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import { LEASE_TOKENS } from './registry-scripts';
 
@@ -43,11 +43,11 @@ export function leaseSize(limit: Pick<RateLimit, 'rate' | 'burst'>): number {
  * and not spent within {@link LEASE_TTL_MS} are dropped.
  */
 export class RateLeases {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly leases = new Map<string, Lease>();
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {
     this.redis = redis;

@@ -1,5 +1,5 @@
 import { GatewayError } from '@openclaw/protocol';
-import type Redis from 'ioredis';
+import type { RedisClient } from '../redis/redis-connection';
 
 /**
  * Runs a registry operation on Redis; a Redis that is not ready, or that fails the operation, is
@@ -7,7 +7,7 @@ import type Redis from 'ioredis';
  * @throws {GatewayError} `UNAVAILABLE` when Redis cannot be reached.
  * @internal
  */
-export async function guarded<T>(redis: Redis, operation: () => Promise<T>): Promise<T> {
+export async function guarded<T>(redis: RedisClient, operation: () => Promise<T>): Promise<T> {
   if (redis.status !== 'ready') {
     throw new GatewayError('UNAVAILABLE', 'the cluster registry (Redis) is unavailable; retry shortly');
   }

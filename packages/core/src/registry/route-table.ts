@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { DIRECTORY, LIVENESS } from './registry-scripts';
@@ -24,7 +24,7 @@ export interface RoutedHttpAgent {
 /** Options of {@link RouteTable}. */
 export interface RouteTableOptions {
   /** Command connection (not owned). */
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   logger: Logger;
   /** How often the registry version and the replicas' heartbeats are checked. */
@@ -49,7 +49,7 @@ interface DirectoryJson {
  * a moment ago on another replica is found.
  */
 export class RouteTable {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keys: RedisKeys;
   private readonly logger: Logger;
   private readonly checkIntervalMs: number;

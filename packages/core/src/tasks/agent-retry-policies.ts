@@ -1,6 +1,6 @@
 import { type RetryPolicy, RetryPolicySchema } from '@openclaw/protocol';
-import type Redis from 'ioredis';
 import { TIMINGS } from '../config/timings';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 
 const RETRY_CACHE_MAX = 10_000;
@@ -14,7 +14,7 @@ export class AgentRetryPolicies {
 
   /** @param retentionMs how long a policy is kept after it was last set. */
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly retentionMs: number,
   ) {}

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { GatewayError } from '@openclaw/protocol';
-import type Redis from 'ioredis';
 import { LuaScript } from '../redis/lua-script';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 
 /** KEYS: idempotency key. ARGV: task id. Deletes the key only if it still stands for that task. */
@@ -25,7 +25,7 @@ export class AsyncIdempotencyKeys {
    * is free again.
    */
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly taskExists: (taskId: string) => Promise<boolean>,
   ) {}

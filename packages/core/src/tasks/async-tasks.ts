@@ -1,6 +1,6 @@
 import type { RetryPolicy, TaskState, WorkflowDefinition } from '@openclaw/protocol';
-import type Redis from 'ioredis';
 import type { ClusterBus } from '../bus/cluster-bus';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { AgentRetryPolicies } from './agent-retry-policies';
@@ -20,7 +20,7 @@ import { type TaskViewer, visible, visibleTask } from './task-viewer';
 
 /** Options of {@link AsyncTasks}. */
 export interface AsyncTasksOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   ledger: TaskLedger;
   queue: TaskQueue;

@@ -1,9 +1,9 @@
 import type { TaskRecord, TaskState, WireError } from '@openclaw/protocol';
 import { GatewayError, MAX_TIMEOUT_MS } from '@openclaw/protocol';
-import type Redis from 'ioredis';
 import { MAX_STORED_OUTPUT_BYTES } from '../config/limits';
 import { TIMINGS } from '../config/timings';
 import { LuaScript } from '../redis/lua-script';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import { taskIdTime } from './task-ids';
 
@@ -113,7 +113,7 @@ export class CallRecords {
 
   constructor(
     /** @internal The command connection, shared with the dispatcher for idempotency keys. */
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     /** @internal */
     readonly keys: RedisKeys,
     options: CallRecordsOptions = {},

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { GatewayError, type TaskState } from '@openclaw/protocol';
-import type Redis from 'ioredis';
 import { LuaScript } from '../redis/lua-script';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import { AsyncIdempotencyKeys } from './async-idempotency-keys';
 import { decodeLedgerTask, encodeLedgerTask, type LedgerTask } from './ledger-record';
@@ -186,12 +186,12 @@ const digests = new Map<string, string>();
  * `task-status-index.ts`; idempotency keys in `async-idempotency-keys.ts`.
  */
 export class TaskLedger {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly index: TaskStatusIndex;
   private readonly idempotency: AsyncIdempotencyKeys;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     readonly keys: RedisKeys,
   ) {
     this.redis = redis;
@@ -366,12 +366,14 @@ export class TaskLedger {
   /** Reads many records at once (missing ones are left out). */
   async getMany(taskIds: readonly string[]): Promise<LedgerTask[]> {
     if (taskIds.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const id of taskIds) pipeline.hgetall(this.keys.task(id));
-    const results = await this.guard(() => pipeline.exec());
+    // One command per record, not one pipeline: records live in their own slots (on Redis Cluster, on
+    // several nodes); auto-pipelining still sends the reads of one turn together, per node.
+    const results = await this.guard(() =>
+      Promise.all(taskIds.map((id) => this.redis.hgetall(this.keys.task(id)).catch(() => undefined))),
+    );
     const out: LedgerTask[] = [];
-    for (const [error, h] of results ?? []) {
-      const task = error ? undefined : decodeLedgerTask(h as Record<string, string>);
+    for (const h of results) {
+      const task = h === undefined ? undefined : decodeLedgerTask(h);
       if (task) out.push(task);
     }
     return out;

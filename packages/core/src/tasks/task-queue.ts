@@ -1,7 +1,7 @@
 import { GatewayError } from '@openclaw/protocol';
 import { SpanKind } from '@opentelemetry/api';
 import { type Job, type JobsOptions, Queue } from 'bullmq';
-import type Redis from 'ioredis';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
 import { inSpan, traceparentOf } from '../telemetry/tracing';
@@ -60,7 +60,7 @@ export type JobState =
 export class TaskQueue {
   readonly queue: Queue<TaskJobData>;
 
-  constructor(connection: Redis, keys: RedisKeys, logger: Logger) {
+  constructor(connection: RedisClient, keys: RedisKeys, logger: Logger) {
     this.queue = new Queue<TaskJobData>(TASK_QUEUE_NAME, { connection, prefix: keys.queuePrefix() });
     // An unhandled 'error' event would kill the process on a Redis blip.
     this.queue.on('error', (error: Error) => logger.warn({ err: error.message }, 'task queue error'));

@@ -1,5 +1,5 @@
 import type { TaskState } from '@openclaw/protocol';
-import type Redis from 'ioredis';
+import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 
 /** One flush in this many also trims the indexes it wrote of entries past the retention. */
@@ -32,7 +32,7 @@ export class TaskStatusIndex {
   private flushes = 0;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 

@@ -1,0 +1,203 @@
+import Redis from 'ioredis';
+import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
+import type { GatewayProcess } from '../helpers/gateway-process';
+import type { RedisClusterProcesses } from '../helpers/redis-cluster';
+import { taskStatuses } from '../helpers/tasks';
+import { delay, waitFor } from '../helpers/wait';
+import { TestSocket } from '../helpers/ws-client';
+
+describe('on Redis Cluster (three masters, a replica each)', () => {
+  let cluster: Cluster<RedisClusterProcesses>;
+
+  beforeAll(async () => {
+    cluster = await startCluster({ redisCluster: true, replicas: 2, workers: 1 });
+  });
+  afterAll(async () => {
+    await cluster.stop();
+  });
+
+  it('routes a call across replicas, with the inboxes on sharded pub/sub in their own shards', async () => {
+    const [a, b] = cluster.gateways;
+    const agent = await startAgent(b!.url, { name: 'echo' });
+    const caller = await TestSocket.open(a!.url);
+    const masters = (await cluster.redis.topology()).filter((n) => n.role === 'master').map((n) => n.port);
+    const publishes = async () => {
+      let sharded = 0;
+      let classic = 0;
+      for (const port of masters) {
+        const node = new Redis({ host: '127.0.0.1', port });
+        const stats = await node.info('commandstats');
+        node.disconnect();
+        sharded += Number(/cmdstat_spublish:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+        classic += Number(/cmdstat_publish:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+      }
+      return { sharded, classic };
+    };
+    // One call: a canary may share the count (each replica sends itself one every 2 s), so take the
+    // fewest over a few calls.
+    let fewest = { sharded: Number.POSITIVE_INFINITY, classic: Number.POSITIVE_INFINITY };
+    for (let i = 1; i <= 3; i++) {
+      const before = await publishes();
+      const reply = await caller.request({ action: 'coordinator', id: i, agent: 'echo', task: 't', data: { n: 1 } });
+      expect(reply).toMatchObject({
+        ok: true,
+        result: { status: 'completed', output: { echo: { n: 1 }, by: 'echo' } },
+      });
+      const after = await publishes();
+      if (after.sharded - before.sharded < fewest.sharded) {
+        fewest = { sharded: after.sharded - before.sharded, classic: after.classic - before.classic };
+      }
+    }
+    // One sharded publish to the agent's replica, one back: none broadcast to every node.
+    expect(fewest).toEqual({ sharded: 2, classic: 0 });
+
+    // Each replica's inbox is a sharded channel, subscribed on the master that owns its slot only.
+    for (const replica of ['A', 'B']) {
+      const inbox = `${cluster.keyPrefix}:{inbox:${replica}}`;
+      const owner = await cluster.redis.masterOf(inbox);
+      for (const port of masters) {
+        const node = new Redis({ host: '127.0.0.1', port });
+        try {
+          const sharded = (await node.call('PUBSUB', 'SHARDCHANNELS', inbox)) as string[];
+          expect({ port, sharded }).toEqual({ port, sharded: port === owner ? [inbox] : [] });
+          expect(await node.call('PUBSUB', 'CHANNELS', inbox)).toEqual([]);
+        } finally {
+          node.disconnect();
+        }
+      }
+    }
+    await Promise.all([caller.close(), agent.close()]);
+  });
+
+  it('runs an async task through the queue and a worker, with its events and its record on any replica', async () => {
+    const [a, b] = cluster.gateways;
+    const agent = await startAgent(b!.url, { name: 'async-echo' });
+    const caller = await TestSocket.open(a!.url);
+    const reply = await caller.request({
+      action: 'coordinator',
+      id: 1,
+      agent: 'async-echo',
+      task: 't',
+      data: { n: 2 },
+      mode: 'async',
+    });
+    expect(reply).toMatchObject({ ok: true, result: { status: 'submitted' } });
+    const taskId = (reply.result as { taskId: string }).taskId;
+    const statuses = await taskStatuses(caller, taskId);
+    expect(statuses.map((s) => s.status)).toEqual(['submitted', 'working', 'completed']);
+    const other = await TestSocket.open(b!.url);
+    expect((await other.request({ action: 'task.get', id: 2, taskId })).result).toMatchObject({
+      status: 'completed',
+      output: { echo: { n: 2 } },
+    });
+    await Promise.all([caller.close(), other.close(), agent.close()]);
+  });
+});
+
+describe('a Redis Cluster master killed under load', () => {
+  let cluster: Cluster<RedisClusterProcesses>;
+
+  beforeAll(async () => {
+    cluster = await startCluster({ redisCluster: true, replicas: 2, workers: 1 });
+  });
+  afterAll(async () => {
+    await cluster.stop();
+  });
+
+  it('fails calls only with retryable errors while its replica takes over, loses no async task, and recovers by itself', async () => {
+    const [a, b] = cluster.gateways as [GatewayProcess, GatewayProcess];
+    const agent = await startAgent(b.url, { name: 'survivor', concurrency: 64 });
+    const caller = await TestSocket.open(a.url);
+    let n = 0;
+    const call = () =>
+      caller.request({ action: 'coordinator', id: `c${n++}`, agent: 'survivor', task: 't', data: n }, 15_000);
+    expect(await call()).toMatchObject({ ok: true });
+
+    // The master holding the task queue: the hardest one to lose.
+    const victim = await cluster.redis.masterOf(`${cluster.keyPrefix}:{q}:tasks:id`);
+    const failures: { code: string; retryable?: boolean }[] = [];
+    const submitted: string[] = [];
+    const refused: { code: string; retryable?: boolean }[] = [];
+    let stop = false;
+    let ok = 0;
+    const syncLoad = async () => {
+      while (!stop) {
+        const reply = await call();
+        if (reply.ok) ok += 1;
+        else failures.push(reply.error as { code: string; retryable?: boolean });
+      }
+    };
+    const asyncLoad = async () => {
+      while (!stop) {
+        const reply = await caller.request(
+          { action: 'coordinator', id: `s${n++}`, agent: 'survivor', task: 't', data: n, mode: 'async' },
+          15_000,
+        );
+        if (reply.ok) submitted.push((reply.result as { taskId: string }).taskId);
+        else refused.push(reply.error as { code: string; retryable?: boolean });
+        await delay(20);
+      }
+    };
+    const loads = [...Array.from({ length: 4 }, syncLoad), asyncLoad()];
+    await delay(500);
+    const killedAt = Date.now();
+    await cluster.redis.node(victim).kill();
+    const readiness: { at: number; ready: boolean }[] = [];
+    let watching = true;
+    const watchReadiness = (async () => {
+      while (watching) {
+        const ready = (await fetch(`${a.httpUrl}/readyz`)).status === 200;
+        if (readiness.at(-1)?.ready !== ready) readiness.push({ at: Date.now() - killedAt, ready });
+        await delay(100);
+      }
+    })();
+    await waitFor(
+      async () => {
+        const topology = await cluster.redis.topology();
+        return (
+          topology.some((node) => node.port === victim && node.failed) &&
+          topology.filter((node) => node.role === 'master' && !node.failed && node.slots.length > 0).length === 3
+        );
+      },
+      { what: 'the failover', timeoutMs: 45_000, intervalMs: 100 },
+    );
+    const failedOverAt = Date.now() - killedAt;
+    const okBefore = ok;
+    await waitFor(() => ok > okBefore + 20, { what: 'calls to flow again', timeoutMs: 20_000 });
+    stop = true;
+    await Promise.all(loads);
+    // Ready again by itself: both replicas.
+    for (const g of cluster.gateways) {
+      await waitFor(async () => (await fetch(`${g.httpUrl}/readyz`)).status === 200, {
+        what: `${g.replicaId} ready again`,
+        timeoutMs: 30_000,
+      });
+    }
+    const readyAgainAt = Date.now() - killedAt;
+    watching = false;
+    await watchReadiness;
+
+    // Readiness turned red while a master of the slots was gone, and green again by itself.
+    expect(readiness.some((r) => !r.ready)).toBe(true);
+    for (const failure of [...failures, ...refused])
+      expect(failure.retryable ? failure : failure.code).toMatchObject({ retryable: true });
+    // Every task whose submit was answered completes.
+    const watcher = await TestSocket.open(b.url);
+    await waitFor(
+      async () => {
+        const got = await Promise.all(
+          submitted.map((taskId, i) => watcher.request({ action: 'task.get', id: `g${i}`, taskId })),
+        );
+        const open = got.filter((g) => (g.result as { status?: string } | undefined)?.status !== 'completed');
+        if (open.length > 0) throw new Error(`${open.length} not completed, e.g. ${JSON.stringify(open[0])}`);
+        return true;
+      },
+      { what: `all ${submitted.length} async tasks to complete`, timeoutMs: 60_000, intervalMs: 500 },
+    );
+    console.log(
+      `cluster failover after ${failedOverAt} ms, both replicas ready again after ${readyAgainAt} ms: ${ok} calls ok, ${failures.length} calls and ${refused.length} submits failed (${[...new Set([...failures, ...refused].map((f) => f.code))].join(', ')}); ` +
+        `${submitted.length} async tasks all completed; readiness ${JSON.stringify(readiness)}`,
+    );
+    await Promise.all([caller.close(), watcher.close(), agent.close()]);
+  }, 150_000);
+});
