@@ -90,7 +90,7 @@ async function drive(
 function cpuSnapshot(system: RunningSystem): Partial<Record<CpuRole, number>> {
   const usage = process.cpuUsage();
   const snapshot: Partial<Record<CpuRole, number>> = { client: (usage.user + usage.system) / 1000 };
-  for (const p of system.processes) snapshot[p.role] = cpuMs(p.pid);
+  for (const p of system.processes) snapshot[p.role as CpuRole] = cpuMs(p.pid);
   return snapshot;
 }
 

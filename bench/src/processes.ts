@@ -123,7 +123,10 @@ export async function waitForHttp(url: string, timeoutMs = 15_000): Promise<void
 }
 
 /** A redis-server of the benchmark's own on a free port, without persistence. */
-export async function startRedis(name: string): Promise<{ url: string; port: number; pid: number }> {
+export async function startRedis(
+  name: string,
+  extraArgs: readonly string[] = [],
+): Promise<{ url: string; port: number; pid: number }> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'openclaw-bench-redis-'));
   tempDirs.add(dir);
@@ -131,6 +134,7 @@ export async function startRedis(name: string): Promise<{ url: string; port: num
     'redis-server',
     // Its own directory, so nothing it might write lands in the repository.
     [
+      ...extraArgs,
       '--port',
       String(port),
       '--bind',
@@ -151,6 +155,67 @@ export async function startRedis(name: string): Promise<{ url: string; port: num
   );
   await waitForPort(port);
   return { url: `redis://127.0.0.1:${port}`, port, pid: child.pid! };
+}
+
+/**
+ * A Redis Cluster of `masters` masters and no replicas (`redis-cli --cluster create`), each with the
+ * settings of {@link startRedis}: `url` is the `redis+cluster://` URL naming every master.
+ */
+export async function startRedisCluster(
+  name: string,
+  masters: number,
+): Promise<{ url: string; masters: { url: string; port: number; pid: number }[] }> {
+  const nodes: { url: string; port: number; pid: number }[] = [];
+  for (let i = 0; i < masters; i++) {
+    const args = [
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      'nodes.conf',
+      '--cluster-port',
+      String(await freePort()),
+    ];
+    nodes.push(await startRedis(`${name}-${i + 1}`, args));
+  }
+  const create = spawn(
+    'redis-cli',
+    ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'],
+    { stdio: 'ignore' },
+  );
+  const code = await new Promise<number | null>((resolve) => create.once('exit', resolve));
+  if (code !== 0) throw new Error(`redis-cli --cluster create exited with ${code}`);
+  const until = Date.now() + 20_000;
+  for (const node of nodes) {
+    for (;;) {
+      const info = await redisCommand(node.port, 'CLUSTER INFO');
+      if (/cluster_state:ok/.test(info)) break;
+      if (Date.now() > until) throw new Error(`the Redis Cluster ${name} is not ready: ${info}`);
+      await sleep(100);
+    }
+  }
+  return { url: `redis+cluster://${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`, masters: nodes };
+}
+
+/** One inline command to the Redis on `port`, its reply as text. */
+function redisCommand(port: number, command: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    let reply = '';
+    socket.once('error', () => resolve(''));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString();
+      // A bulk reply: `$<length>\r\n<text>\r\n`.
+      const header = /^\$(\d+)\r\n/.exec(reply);
+      if (header && reply.length >= header[0].length + Number(header[1]) + 2) {
+        socket.destroy();
+        resolve(reply.slice(header[0].length, header[0].length + Number(header[1])));
+      } else if (/^[-+]/.test(reply) && reply.endsWith('\r\n')) {
+        socket.destroy();
+        resolve(reply);
+      }
+    });
+    socket.connect(port, '127.0.0.1', () => socket.write(`${command}\r\n`));
+  });
 }
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ; 100 on every mainstream Linux). */

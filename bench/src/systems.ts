@@ -4,9 +4,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { ApiKeyStore, RedisKeys } from '@openclaw/core';
+import { ApiKeyStore, connectRedis, createRedisConnection, RedisKeys, silentLogger } from '@openclaw/core';
 import type Redis from 'ioredis';
-import IORedis from 'ioredis';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
 import { Pending } from './pending';
@@ -14,7 +13,8 @@ import { freePort, launch, startRedis, waitForHttp, waitForPort } from './proces
 
 /** A process of a system whose CPU time is measured. */
 export interface ServerProcess {
-  role: 'server A' | 'server B' | 'redis';
+  /** `redis 1`, `redis 2`, ...: the masters of a Redis Cluster. */
+  role: 'server A' | 'server B' | 'redis' | `redis ${number}`;
   pid: number;
 }
 
@@ -112,7 +112,8 @@ export function openClawReplicaArgs(port: number, redisUrl: string): string[] {
 
 /** Stored API keys of the echo agent (role `agent`) and of the caller (role `caller`), as operators make them. */
 export async function createApiKeys(redisUrl: string): Promise<{ agent: string; caller: string }> {
-  const redis = new IORedis(redisUrl);
+  const redis = createRedisConnection({ url: redisUrl, role: 'command', name: 'bench', logger: silentLogger() });
+  await connectRedis(redis, redisUrl, 10_000);
   try {
     const store = new ApiKeyStore(redis, new RedisKeys('openclaw'), API_KEY_SECRET);
     const make = async (role: string) =>
@@ -150,8 +151,11 @@ async function verifyEcho(system: RunningSystem): Promise<RunningSystem> {
 }
 
 /** OpenClaw Gateway: two real replicas (`openclaw gateway start`); `coordinator` in, `task.result` back. */
-export async function startOpenClaw(extraEnv: Record<string, string> = {}): Promise<RunningSystem> {
-  const redis = await startRedis('openclaw-redis');
+export async function startOpenClaw(
+  extraEnv: Record<string, string> = {},
+  on?: { url: string; processes: ServerProcess[]; name: string },
+): Promise<RunningSystem> {
+  const redis = on ?? (await startRedis('openclaw-redis'));
   const ports = [await freePort(), await freePort()];
   const replicas = ports.map((port, i) =>
     launch(
@@ -193,16 +197,16 @@ export async function startOpenClaw(extraEnv: Record<string, string> = {}): Prom
   const caller = await openCaller();
   return verifyEcho({
     key: 'openclaw',
-    name: 'OpenClaw Gateway',
+    name: on?.name ?? 'OpenClaw Gateway',
     request: caller.request,
     openCaller,
     processes: [
       { role: 'server A', pid: replicas[0]!.pid! },
       { role: 'server B', pid: replicas[1]!.pid! },
-      { role: 'redis', pid: redis.pid },
+      ...(on ? on.processes : [{ role: 'redis' as const, pid: (redis as { pid: number }).pid }]),
     ],
     redisUrl: redis.url,
-    inspect: openClawReservations,
+    ...(on ? {} : { inspect: openClawReservations }),
     close() {
       caller.close();
       agent.terminate();

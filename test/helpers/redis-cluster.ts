@@ -180,6 +180,37 @@ export class RedisClusterProcesses {
     return owner.port;
   }
 
+  /** The slot of a key or channel name. */
+  async slotOf(key: string): Promise<number> {
+    const running = this.nodes.find((n) => n.isRunning)!;
+    return Number(await command(running.port, ['CLUSTER', 'KEYSLOT', key]));
+  }
+
+  /**
+   * Moves one slot, with its keys, to the master on `toPort`, as `redis-cli --cluster reshard` does:
+   * the target imports, the source migrates, the keys move in batches (`MIGRATE`), then every master
+   * learns the new owner. Clients see `ASK` redirections meanwhile and `MOVED` after.
+   */
+  async moveSlot(slot: number, toPort: number): Promise<void> {
+    const topology = await this.topology();
+    const source = topology.find((n) => n.role === 'master' && n.slots.some(([a, b]) => slot >= a && slot <= b));
+    const target = topology.find((n) => n.port === toPort);
+    if (!source || !target || target.role !== 'master') throw new Error(`cannot move slot ${slot} to ${toPort}`);
+    if (source.port === toPort) return;
+    await command(target.port, ['CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', source.id]);
+    await command(source.port, ['CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', target.id]);
+    for (;;) {
+      const keys = (await command(source.port, ['CLUSTER', 'GETKEYSINSLOT', String(slot), '100'])) as string[];
+      if (keys.length === 0) break;
+      await command(source.port, ['MIGRATE', '127.0.0.1', String(target.port), '', '0', '5000', 'KEYS', ...keys]);
+    }
+    await command(target.port, ['CLUSTER', 'SETSLOT', String(slot), 'NODE', target.id]);
+    await command(source.port, ['CLUSTER', 'SETSLOT', String(slot), 'NODE', target.id]);
+    for (const n of topology.filter((m) => m.role === 'master' && m.port !== source.port && m.port !== target.port)) {
+      await command(n.port, ['CLUSTER', 'SETSLOT', String(slot), 'NODE', target.id]);
+    }
+  }
+
   /**
    * Resolves once every running node reports `cluster_state:ok` and every slot has a master that is
    * up. @throws naming the nodes that are not there yet after `timeoutMs`.

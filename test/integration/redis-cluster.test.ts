@@ -92,6 +92,78 @@ describe('on Redis Cluster (three masters, a replica each)', () => {
     });
     await Promise.all([caller.close(), other.close(), agent.close()]);
   });
+
+  it('keeps routing and running tasks while the slots of an inbox, the registry and the queue move', async () => {
+    const [a, b] = cluster.gateways as [GatewayProcess, GatewayProcess];
+    const agent = await startAgent(b.url, { name: 'mover', concurrency: 64 });
+    const caller = await TestSocket.open(a.url);
+    let n = 0;
+    let ok = 0;
+    let stop = false;
+    const failures: { code: string; retryable?: boolean }[] = [];
+    const submitted: string[] = [];
+    const syncLoad = async () => {
+      while (!stop) {
+        const reply = await caller.request({ action: 'coordinator', id: `c${n++}`, agent: 'mover', task: 't' }, 15_000);
+        if (reply.ok) ok += 1;
+        else failures.push(reply.error as { code: string; retryable?: boolean });
+      }
+    };
+    const asyncLoad = async () => {
+      while (!stop) {
+        const reply = await caller.request(
+          { action: 'coordinator', id: `s${n++}`, agent: 'mover', task: 't', mode: 'async' },
+          15_000,
+        );
+        if (reply.ok) submitted.push((reply.result as { taskId: string }).taskId);
+        else failures.push(reply.error as { code: string; retryable?: boolean });
+        await delay(20);
+      }
+    };
+    const loads = [...Array.from({ length: 4 }, syncLoad), asyncLoad()];
+    const p = cluster.keyPrefix;
+    const inbox = `${p}:{inbox:B}`;
+    const moved: string[] = [];
+    for (const name of [inbox, `${p}:{${p}:reg}:version`, `${p}:{q}:tasks:id`]) {
+      const slot = await cluster.redis.slotOf(name);
+      const from = await cluster.redis.masterOf(name);
+      const to = (await cluster.redis.topology()).find((m) => m.role === 'master' && m.port !== from)!.port;
+      await cluster.redis.moveSlot(slot, to);
+      expect(await cluster.redis.masterOf(name)).toBe(to);
+      moved.push(`${name} (slot ${slot}) ${from} -> ${to}`);
+      const before = ok;
+      await waitFor(() => ok > before + 20, { what: `calls to go on after moving ${name}`, timeoutMs: 20_000 });
+    }
+    stop = true;
+    await Promise.all(loads);
+    for (const failure of failures)
+      expect(failure.retryable ? failure : failure.code).toMatchObject({ retryable: true });
+    // B's inbox subscription followed its slot to the new master.
+    const node = new Redis({ host: '127.0.0.1', port: await cluster.redis.masterOf(inbox) });
+    try {
+      await waitFor(async () => ((await node.call('PUBSUB', 'SHARDCHANNELS', inbox)) as string[]).length === 1, {
+        what: 'the inbox subscribed on its new master',
+      });
+    } finally {
+      node.disconnect();
+    }
+    const watcher = await TestSocket.open(b.url);
+    await waitFor(
+      async () => {
+        const got = await Promise.all(
+          submitted.map((taskId, i) => watcher.request({ action: 'task.get', id: `g${i}`, taskId })),
+        );
+        const open = got.filter((g) => (g.result as { status?: string } | undefined)?.status !== 'completed');
+        if (open.length > 0) throw new Error(`${open.length} not completed, e.g. ${JSON.stringify(open[0])}`);
+        return true;
+      },
+      { what: `all ${submitted.length} async tasks to complete`, timeoutMs: 30_000, intervalMs: 500 },
+    );
+    console.log(
+      `slots moved under load: ${moved.join('; ')}; ${ok} calls ok, ${failures.length} failed; ${submitted.length} async tasks all completed`,
+    );
+    await Promise.all([caller.close(), watcher.close(), agent.close()]);
+  }, 120_000);
 });
 
 describe('a Redis Cluster master killed under load', () => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { GatewayError } from '@openclaw/protocol';
 import { type Context, context, type Span, SpanKind, trace } from '@opentelemetry/api';
+import type { Cluster } from 'ioredis';
 import { isCluster, type RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
@@ -208,10 +209,22 @@ export class RedisClusterBus extends BusHandlers implements ClusterBus {
     this.outbox.clear();
   }
 
-  private publishBatch(to: string, batch: OutboxBatch): void {
+  private publishBatch(to: string, batch: OutboxBatch, tries = 1): void {
     const payload = batch.messages.length === 1 ? batch.messages[0]! : `[${batch.messages.join(',')}]`;
     this.publishInbox(this.keys.inbox(to), payload).then(
       (receivers) => {
+        if (receivers === 0 && this.sharded) {
+          if (to === this.replicaId) {
+            // Our own inbox has no subscriber on the master that owns its slot now: the slot moved
+            // (resharding, failover). Learn the new owner now, which subscribes there again.
+            void (this.subscriber as Cluster).refreshSlotsCache?.();
+          } else if (tries < INBOX_MOVE_TRIES && !this.closing) {
+            // No one received it, so it can be sent again: the inbox's slot may be moving, and its
+            // replica subscribing on the new master (within about a second).
+            setTimeout(() => this.publishBatch(to, batch, tries + 1), INBOX_MOVE_RETRY_MS);
+            return;
+          }
+        }
         for (const type of batch.types) this.stats.countSent(type);
         batch.resolve(receivers);
       },
@@ -421,6 +434,14 @@ class RedisBusTopics extends TopicHandlers implements BusTopics {
 function contextOfSpan(span: Span, parent: Context | undefined): Context {
   return trace.setSpan(parent ?? context.active(), span);
 }
+
+/**
+ * On Redis Cluster, a message no replica received is published again this many times in all,
+ * this far apart, before its sender is told so: an inbox whose slot just moved is subscribed again
+ * on its new master within about a second.
+ */
+const INBOX_MOVE_TRIES = 5;
+const INBOX_MOVE_RETRY_MS = 250;
 
 /** Most bytes of messages published together to one inbox; a bigger batch is split. */
 const MAX_BATCH_BYTES = 512 * 1024;

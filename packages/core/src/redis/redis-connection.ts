@@ -103,6 +103,9 @@ function clusterConnection(
       ? { enableAutoPipelining, autoPipeliningIgnoredCommands: [...(autoPipeliningIgnoredCommands ?? []), 'spublish'] }
       : {}),
     shardedSubscribers: role === 'subscriber',
+    // A slot that moves takes its sharded subscriptions with it, silently: the subscriber learns the
+    // new owner (and subscribes there) from the slot map, read every second.
+    ...(role === 'subscriber' ? { slotsRefreshInterval: 1000 } : {}),
     redisOptions: { ...node, ...target.redisOptions },
   });
 }
