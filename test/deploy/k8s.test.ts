@@ -8,13 +8,14 @@
  * `kubectl kustomize`'s. A later block breaks the manifests in memory, one way at a time, and
  * expects the matching check to object: a check that cannot fail proves nothing.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+import { Job } from 'kubernetes-models/batch/v1';
 import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service } from 'kubernetes-models/v1';
@@ -140,6 +141,12 @@ function roleOf(pod: PodSpec): Role | undefined {
   if (line.includes('redis-server') || /^(docker\.io\/)?(library\/)?redis[:@]/.test(main.image)) return 'redis';
   if (main.image.includes('jaeger')) return 'jaeger';
   return undefined;
+}
+
+/** Whether a Redis workload runs cluster nodes (`--cluster-enabled yes`). */
+function isRedisCluster(w: Workload): boolean {
+  const args = w.pod.containers[0]?.args ?? [];
+  return args[args.indexOf('--cluster-enabled') + 1] === 'yes';
 }
 
 function byRole(objects: K8sObject[], role: Role): Workload {
@@ -311,6 +318,7 @@ const MODELS: Record<string, Validate> = {
   'v1/PersistentVolumeClaim': model(PersistentVolumeClaim),
   'apps/v1/Deployment': model(Deployment),
   'apps/v1/StatefulSet': model(StatefulSet),
+  'batch/v1/Job': model(Job),
   'autoscaling/v2/HorizontalPodAutoscaler': model(HorizontalPodAutoscaler),
   'policy/v1/PodDisruptionBudget': model(PodDisruptionBudget),
   'networking.k8s.io/v1/Ingress': model(Ingress),
@@ -752,12 +760,25 @@ const CHECKS = {
         const found = peers === 'any' ? undefined : onlyPods(w, peers);
         const names = found === undefined ? 'sources beyond its pods' : [...found].map((x) => x.id).join(', ');
         const ids = new Set([...(found ?? [])].map((x) => x.id));
+        // The nodes of a Redis Cluster replicate from each other and move slots between them.
+        if (role === 'redis' && isRedisCluster(w)) ids.delete(w.id);
         if (found === undefined || ids.size !== 2 || !ids.has(gateway.id) || !ids.has(worker.id)) {
           problems.push(`${w.id}: port ${port} admits ${names}, not exactly the gateways and the workers`);
         }
       };
       onlyGatewaysAndWorkers('redis', 6379);
       onlyGatewaysAndWorkers('jaeger', 4318);
+      // A Redis Cluster's nodes talk to each other on the cluster bus, and nothing else does.
+      const redis = byRole(objects, 'redis');
+      const bus = redis.pod.containers[0]!.ports?.find((p) => p.name === 'cluster-bus');
+      if (bus !== undefined) {
+        const peers = admitted(redis, bus.containerPort);
+        const found = peers === 'any' ? undefined : onlyPods(redis, peers);
+        const ids = new Set([...(found ?? [])].map((x) => x.id));
+        if (found === undefined || ids.size !== 1 || !ids.has(redis.id)) {
+          problems.push(`${redis.id}: the cluster bus port ${bus.containerPort} admits not exactly the Redis nodes`);
+        }
+      }
 
       const monitoring = { 'kubernetes.io/metadata.name': 'monitoring' };
       for (const w of [gateway, worker]) {
@@ -925,22 +946,24 @@ const DEV_CHECK: Check = (objects) => {
 // ---------------------------------------------------------------------------------------------
 // The renderings.
 
-/** The dev overlay plus the Gateway API component, from a scratch kustomization (relative paths only). */
-function withGatewayApi(scratch: string): string {
-  const rel = (to: string) => path.relative(scratch, path.join(K8S, to)).split(path.sep).join('/');
+/** An overlay plus a component, from a scratch kustomization of its own (relative paths only). */
+function withComponent(scratch: string, overlay: string, component: string): string {
+  const dir = path.join(scratch, path.basename(component));
+  mkdirSync(dir, { recursive: true });
+  const rel = (to: string) => path.relative(dir, path.join(K8S, to)).split(path.sep).join('/');
   writeFileSync(
-    path.join(scratch, 'kustomization.yaml'),
+    path.join(dir, 'kustomization.yaml'),
     [
       'apiVersion: kustomize.config.k8s.io/v1beta1',
       'kind: Kustomization',
       'resources:',
-      `  - ${rel('overlays/dev')}`,
+      `  - ${rel(overlay)}`,
       'components:',
-      `  - ${rel('components/gateway-api')}`,
+      `  - ${rel(component)}`,
       '',
     ].join('\n'),
   );
-  return scratch;
+  return dir;
 }
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'openclaw-k8s-'));
@@ -950,7 +973,8 @@ const TARGETS: Record<string, string> = {
   base: path.join(K8S, 'base'),
   dev: path.join(K8S, 'overlays/dev'),
   prod: path.join(K8S, 'overlays/prod'),
-  'dev + Gateway API': withGatewayApi(scratch),
+  'dev + Gateway API': withComponent(scratch, 'overlays/dev', 'components/gateway-api'),
+  'prod + Redis Cluster': withComponent(scratch, 'overlays/prod', 'components/redis-cluster'),
 };
 
 const rendered = new Map<string, K8sObject[]>();
@@ -988,6 +1012,28 @@ describe.each(Object.keys(TARGETS))('k8s: %s', (name) => {
 });
 
 describe('k8s: environments', () => {
+  test('the Redis Cluster component runs six cluster nodes under stable names, joined once by a Job', () => {
+    const objects = render('prod + Redis Cluster');
+    const redis = byRole(objects, 'redis');
+    const args = redis.pod.containers[0]!.args ?? [];
+    const option = (name: string) => args[args.indexOf(`--${name}`) + 1];
+    expect((redis.object.spec as { replicas?: number }).replicas).toBe(6);
+    expect(isRedisCluster(redis)).toBe(true);
+    expect(option('cluster-config-file')).toBe('/data/nodes.conf');
+    expect(option('cluster-announce-hostname')).toBe('$(POD_NAME).redis');
+    expect(option('cluster-preferred-endpoint-type')).toBe('hostname');
+    expect(redis.pod.containers[0]!.env).toContainEqual({
+      name: 'POD_NAME',
+      valueFrom: { fieldRef: { fieldPath: 'metadata.name' } },
+    });
+    const jobs = objects.filter((o) => o.kind === 'Job');
+    expect(jobs.map((j) => j.metadata.name)).toEqual(['redis-cluster-create']);
+    const script = JSON.stringify(podSpec(jobs[0]!));
+    expect(script).toContain('--cluster create');
+    expect(script).toContain('--cluster-replicas 1');
+    for (const name of ['base', 'dev', 'prod']) expect(render(name).some((o) => o.kind === 'Job')).toBe(false);
+  });
+
   test('prod runs at least three gateways, pins its image and renders no Secret', () => {
     expect(PROD_CHECK(render('prod'))).toEqual([]);
     expect(render('prod').some(isExampleSecret)).toBe(false);
@@ -1230,6 +1276,33 @@ describe('k8s: the checks catch broken manifests', () => {
     const broken = render(target);
     breakIt(broken);
     expect(check(broken)).not.toEqual([]);
+  });
+});
+
+describe('k8s: the checks catch a broken Redis Cluster', () => {
+  const gatewayPeer = {
+    podSelector: { matchLabels: { 'app.kubernetes.io/name': 'openclaw', 'app.kubernetes.io/component': 'gateway' } },
+  };
+  test.each([
+    [
+      'the cluster bus open to the gateways',
+      (o: K8sObject[]) =>
+        spec<NetworkPolicySpec>(o, 'NetworkPolicy', 'redis-from-openclaw').ingress![1]!.from!.push(gatewayPeer),
+    ],
+    [
+      'the nodes open to every pod of the namespace',
+      (o: K8sObject[]) =>
+        spec<NetworkPolicySpec>(o, 'NetworkPolicy', 'redis-from-openclaw').ingress![0]!.from!.push({ podSelector: {} }),
+    ],
+    [
+      'the nodes closed to each other on the cluster bus',
+      (o: K8sObject[]) => void spec<NetworkPolicySpec>(o, 'NetworkPolicy', 'redis-from-openclaw').ingress!.pop(),
+    ],
+  ] as const)('%s', (_description, breakIt) => {
+    expect(network.run(render('prod + Redis Cluster'))).toEqual([]);
+    const broken = render('prod + Redis Cluster');
+    breakIt(broken);
+    expect(network.run(broken)).not.toEqual([]);
   });
 });
 
