@@ -2,7 +2,8 @@
 // run: req/s and latency, CPU per call of each process, and each master's share of the commands and
 // of the Redis CPU (does the load spread over the shards?).
 // Settings (environment): BENCH_LEVELS (default "32,128"), BENCH_ROUNDS (2), BENCH_WARMUP_MS (2000),
-// BENCH_MEASURE_MS (5000), BENCH_WRITE_DOC=0 to leave docs/performance.md alone.
+// BENCH_MEASURE_MS (5000), BENCH_TENANTS (8: each with its echo agent and caller, calls in turn),
+// BENCH_WRITE_DOC=0 to leave docs/performance.md alone.
 import path from 'node:path';
 import { cpuMs, runMain, startRedis, startRedisCluster, stopAll } from './processes';
 import { RedisCommandCounter } from './redis-stats';
@@ -21,6 +22,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '2');
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? '2000');
 const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? '5000');
 const MASTERS = 3;
+const TENANTS = Number(process.env.BENCH_TENANTS ?? '8');
 const PAYLOAD = { text: 'x'.repeat(64) };
 
 interface Setup {
@@ -97,6 +99,7 @@ async function main(): Promise<void> {
         url: single.url,
         processes: [{ role: 'redis', pid: single.pid }],
         name: 'one Redis',
+        tenants: TENANTS,
       },
     ),
     redis: [{ role: 'redis', pid: single.pid, counter: new RedisCommandCounter(single.url) }],
@@ -110,6 +113,7 @@ async function main(): Promise<void> {
         url: cluster.url,
         processes: masters.map(({ role, pid }): ServerProcess => ({ role, pid })),
         name: `Redis Cluster, ${MASTERS} masters`,
+        tenants: TENANTS,
       },
     ),
     redis: masters.map((m) => ({ role: m.role, pid: m.pid, counter: new RedisCommandCounter(m.url) })),
@@ -155,8 +159,8 @@ async function main(): Promise<void> {
   const ordered = LEVELS.flatMap((level) => setups.map((s) => cells.get(`${s.system.name}@${level}`)!));
   const generated = `Run of ${started.toISOString()}. ${ROUNDS} rounds; in each, for each level, each setup gets ${WARMUP_MS / 1000} s
 of warm-up and ${MEASURE_MS / 1000} s measured. Two OpenClaw replicas (API keys, audit, governance as in
-production), the caller on one and the echo agent on the other; the cluster's masters have no
-replicas. CPU from \`/proc/<pid>/stat\`; commands from each master's \`INFO commandstats\`.
+production); ${TENANTS} tenants, each with its echo agent on one replica and its caller on the other,
+called in turn; the cluster's masters have no replicas. CPU from \`/proc/<pid>/stat\`; commands from each master's \`INFO commandstats\`.
 
 ${tables(ordered)}`;
   process.stdout.write(`${generated}\n`);

@@ -111,13 +111,13 @@ export function openClawReplicaArgs(port: number, redisUrl: string): string[] {
 }
 
 /** Stored API keys of the echo agent (role `agent`) and of the caller (role `caller`), as operators make them. */
-export async function createApiKeys(redisUrl: string): Promise<{ agent: string; caller: string }> {
+export async function createApiKeys(redisUrl: string, tenant = 'default'): Promise<{ agent: string; caller: string }> {
   const redis = createRedisConnection({ url: redisUrl, role: 'command', name: 'bench', logger: silentLogger() });
   await connectRedis(redis, redisUrl, 10_000);
   try {
     const store = new ApiKeyStore(redis, new RedisKeys('openclaw'), API_KEY_SECRET);
     const make = async (role: string) =>
-      (await store.create({ name: `bench ${role}`, role, tenant: 'default', createdBy: 'bench' })).key;
+      (await store.create({ name: `bench ${role}`, role, tenant, createdBy: 'bench' })).key;
     return { agent: await make('agent'), caller: await make('caller') };
   } finally {
     redis.disconnect();
@@ -153,7 +153,7 @@ async function verifyEcho(system: RunningSystem): Promise<RunningSystem> {
 /** OpenClaw Gateway: two real replicas (`openclaw gateway start`); `coordinator` in, `task.result` back. */
 export async function startOpenClaw(
   extraEnv: Record<string, string> = {},
-  on?: { url: string; processes: ServerProcess[]; name: string },
+  on?: { url: string; processes: ServerProcess[]; name: string; tenants?: number },
 ): Promise<RunningSystem> {
   const redis = on ?? (await startRedis('openclaw-redis'));
   const ports = [await freePort(), await freePort()];
@@ -171,8 +171,44 @@ export async function startOpenClaw(
   );
   await Promise.all(ports.map((port) => waitForHttp(`http://127.0.0.1:${port}/readyz`)));
 
-  const keys = await createApiKeys(redis.url);
-  const agent = await openWs(`ws://127.0.0.1:${ports[1]}`, keys.agent);
+  // One tenant by default; with `tenants`, as many, each with its echo agent on B and its caller on A
+  // (the calls go to the tenants in turn): tenants' audit trails and records are keys of their own.
+  const tenants = Array.from({ length: on?.tenants ?? 1 }, (_, i) => (i === 0 ? 'default' : `tenant-${i}`));
+  const agents: WebSocket[] = [];
+  const callers: Caller[] = [];
+  let openCaller = (): Promise<Caller> => Promise.reject(new Error('no tenant'));
+  for (const tenant of tenants) {
+    const keys = await createApiKeys(redis.url, tenant);
+    agents.push(await echoAgent(ports[1]!, keys.agent));
+    const open = () => openClawCaller(ports[0]!, keys.caller);
+    if (callers.length === 0) openCaller = open;
+    callers.push(await open());
+  }
+  let turn = 0;
+  const request =
+    callers.length === 1 ? callers[0]!.request : (data: unknown) => callers[turn++ % callers.length]!.request(data);
+  return verifyEcho({
+    key: 'openclaw',
+    name: on?.name ?? 'OpenClaw Gateway',
+    request,
+    openCaller,
+    processes: [
+      { role: 'server A', pid: replicas[0]!.pid! },
+      { role: 'server B', pid: replicas[1]!.pid! },
+      ...(on ? on.processes : [{ role: 'redis' as const, pid: (redis as { pid: number }).pid }]),
+    ],
+    redisUrl: redis.url,
+    ...(on ? {} : { inspect: openClawReservations }),
+    close() {
+      for (const caller of callers) caller.close();
+      for (const agent of agents) agent.terminate();
+    },
+  });
+}
+
+/** The echo agent `echo` on the replica at `port`, registered: every task's data comes back as its output. */
+async function echoAgent(port: number, apiKey: string): Promise<WebSocket> {
+  const agent = await openWs(`ws://127.0.0.1:${port}`, apiKey);
   const registered = new Promise<void>((resolve, reject) => {
     agent.on('message', (raw) => {
       const f = JSON.parse(String(raw)) as {
@@ -192,26 +228,7 @@ export async function startOpenClaw(
   });
   agent.send(JSON.stringify({ action: 'register', id: 0, name: 'echo', concurrency: ECHO_AGENT_CONCURRENCY }));
   await registered;
-
-  const openCaller = () => openClawCaller(ports[0]!, keys.caller);
-  const caller = await openCaller();
-  return verifyEcho({
-    key: 'openclaw',
-    name: on?.name ?? 'OpenClaw Gateway',
-    request: caller.request,
-    openCaller,
-    processes: [
-      { role: 'server A', pid: replicas[0]!.pid! },
-      { role: 'server B', pid: replicas[1]!.pid! },
-      ...(on ? on.processes : [{ role: 'redis' as const, pid: (redis as { pid: number }).pid }]),
-    ],
-    redisUrl: redis.url,
-    ...(on ? {} : { inspect: openClawReservations }),
-    close() {
-      caller.close();
-      agent.terminate();
-    },
-  });
+  return agent;
 }
 
 /** A caller of OpenClaw: `coordinator` frames out, responses matched by id. */

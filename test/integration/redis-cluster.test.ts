@@ -66,6 +66,10 @@ describe('on Redis Cluster (three masters, a replica each)', () => {
         }
       }
     }
+    // The cluster view reports Redis as the cluster's masters together.
+    const view = (await (await fetch(`${a!.httpUrl}/v1/cluster`)).json()) as { redis: Record<string, unknown> };
+    expect(view.redis).toMatchObject({ reachable: true, role: 'cluster', masters: 3, aofEnabled: false });
+    expect(view.redis.usedMemoryBytes).toEqual(expect.any(Number));
     await Promise.all([caller.close(), agent.close()]);
   });
 

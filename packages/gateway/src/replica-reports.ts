@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { RedisClient, RedisKeys, ValidatorStats } from '@openclaw/core';
-import { TIMINGS } from '@openclaw/core';
+import { isCluster, TIMINGS } from '@openclaw/core';
 import type { ValidatorSummary } from '@openclaw/protocol';
 import type { LatencySummary } from './replica-counters';
 
@@ -40,6 +40,8 @@ export interface RedisHealth {
   maxmemoryPolicy?: string;
   aofEnabled?: boolean;
   connectedClients?: number;
+  /** On Redis Cluster: how many masters; the figures above are then summed over them (memory, clients). */
+  masters?: number;
 }
 
 /**
@@ -90,29 +92,42 @@ export class ReplicaReports {
     return out.sort((a, b) => (a.replicaId < b.replicaId ? -1 : 1));
   }
 
-  /** What Redis says about itself (INFO). */
+  /** What Redis says about itself (INFO); on Redis Cluster, what its masters say, together. */
   async redisHealth(): Promise<RedisHealth> {
-    let text: string;
+    const clients = isCluster(this.redis) ? this.redis.nodes('master') : [this.redis];
+    let texts: string[];
     try {
-      text = await this.redis.info();
+      texts = await Promise.all(clients.map((client) => client.info()));
     } catch {
       return { reachable: false };
     }
-    const field = (name: string): string | undefined => new RegExp(`^${name}:(.*)$`, 'm').exec(text)?.[1]?.trim();
-    const num = (name: string): number | undefined => {
-      const v = field(name);
-      return v === undefined ? undefined : Number(v);
+    if (texts.length === 0) return { reachable: false };
+    const infos = texts.map(
+      (text) =>
+        (name: string): string | undefined =>
+          new RegExp(`^${name}:(.*)$`, 'm').exec(text)?.[1]?.trim(),
+    );
+    const first = infos[0]!;
+    const sum = (name: string): number | undefined => {
+      const values = infos.map((field) => field(name));
+      return values.every((v) => v === undefined) ? undefined : values.reduce((a, v) => a + Number(v ?? 0), 0);
     };
-    return {
+    const same = (name: string): string | undefined => {
+      const values = new Set(infos.map((field) => field(name)));
+      return values.size === 1 ? first(name) : 'mixed';
+    };
+    const health: RedisHealth = {
       reachable: true,
-      version: field('redis_version'),
-      role: field('role'),
-      uptimeSeconds: num('uptime_in_seconds'),
-      usedMemoryBytes: num('used_memory'),
-      maxmemoryPolicy: field('maxmemory_policy'),
-      aofEnabled: field('aof_enabled') === '1',
-      connectedClients: num('connected_clients'),
+      version: same('redis_version'),
+      role: isCluster(this.redis) ? 'cluster' : first('role'),
+      uptimeSeconds: Math.min(...infos.map((field) => Number(field('uptime_in_seconds') ?? 0))),
+      usedMemoryBytes: sum('used_memory'),
+      maxmemoryPolicy: same('maxmemory_policy'),
+      aofEnabled: infos.every((field) => field('aof_enabled') === '1'),
+      connectedClients: sum('connected_clients'),
     };
+    if (isCluster(this.redis)) health.masters = clients.length;
+    return health;
   }
 
   private async publish(): Promise<void> {

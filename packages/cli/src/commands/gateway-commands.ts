@@ -29,7 +29,7 @@ export function addGatewayCommands(program: Command, defaults: RemoteDefaults): 
       if (c.scope === 'tenant') return print(tenantStatusText(c));
       const ready = c.replicas.filter((r) => r.ready).length;
       const redis = c.redis.reachable
-        ? `redis ${c.redis.version} up ${formatDuration((c.redis.uptimeSeconds ?? 0) * 1000)}, ${formatBytes(c.redis.usedMemoryBytes ?? 0)}, ${c.redis.connectedClients} clients, aof ${c.redis.aofEnabled ? 'on' : 'off'}, ${c.redis.maxmemoryPolicy}`
+        ? `redis ${c.redis.version}${c.redis.masters === undefined ? '' : ` cluster of ${c.redis.masters} masters`} up ${formatDuration((c.redis.uptimeSeconds ?? 0) * 1000)}, ${formatBytes(c.redis.usedMemoryBytes ?? 0)}, ${c.redis.connectedClients} clients, aof ${c.redis.aofEnabled ? 'on' : 'off'}, ${c.redis.maxmemoryPolicy}`
         : 'redis unreachable';
       const lines = [
         `cluster: ${c.replicas.length} replica(s), ${ready} ready; ${c.workers.length} worker(s); ${redis}`,
