@@ -2,7 +2,7 @@ import Redis from 'ioredis';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
 import type { GatewayProcess } from '../helpers/gateway-process';
 import type { RedisClusterProcesses } from '../helpers/redis-cluster';
-import { taskStatuses } from '../helpers/tasks';
+import { submitAsync, taskEnd, taskStatuses } from '../helpers/tasks';
 import { delay, waitFor } from '../helpers/wait';
 import { TestSocket } from '../helpers/ws-client';
 
@@ -276,4 +276,49 @@ describe('a Redis Cluster master killed under load', () => {
     );
     await Promise.all([caller.close(), watcher.close(), agent.close()]);
   }, 150_000);
+});
+
+describe('the Redis Cluster node holding a replica’s task-event subscription dies', () => {
+  let cluster: Cluster<RedisClusterProcesses>;
+
+  beforeAll(async () => {
+    cluster = await startCluster({ redisCluster: true, replicas: 2, workers: 1 });
+  });
+  afterAll(async () => {
+    await cluster.stop();
+  });
+
+  it('resyncs: a watched task whose end was published meanwhile still reaches its caller', async () => {
+    const [a, b] = cluster.gateways as [GatewayProcess, GatewayProcess];
+    const agent = await startAgent(b.url, { name: 'held', answer: 'manual' });
+    const caller = await TestSocket.open(a.url);
+    const taskId = await submitAsync(caller, { agent: 'held', task: 't' });
+    const submitted = await caller.nextFrame(
+      (f) => f.event === 'task.status' && f.taskId === taskId,
+      10_000,
+      'submitted',
+    );
+    expect((await caller.request({ action: 'task.subscribe', id: 'w', taskId, after: submitted.cursor })).ok).toBe(
+      true,
+    );
+    const task = await agent.socket.nextEvent('task', 15_000);
+    // The node where replica A's classic subscriptions (the task events) live: any node, master or replica.
+    let host: number | undefined;
+    for (const node of cluster.redis.nodes) {
+      const probe = new Redis({ host: '127.0.0.1', port: node.port });
+      const clients = String(await probe.call('CLIENT', 'LIST'));
+      probe.disconnect();
+      if (/name=ioredis-cluster\(subscriber\):A:sub\b/.test(clients)) host = node.port;
+    }
+    expect(host).toBeDefined();
+    await cluster.redis.node(host!).kill();
+    // The task ends while A's subscription moves to another node.
+    agent.socket.send({ action: 'task.result', taskId: task.taskId, output: 'done' });
+    await a.waitForLog((r) => r.msg === 'cluster bus subscription restored; resyncing the registry', {
+      what: 'replica A to resync after losing the node',
+      timeoutMs: 20_000,
+    });
+    expect(await taskEnd(caller, taskId, 30_000)).toMatchObject({ status: 'completed', output: 'done' });
+    await Promise.all([caller.close(), agent.close()]);
+  }, 90_000);
 });

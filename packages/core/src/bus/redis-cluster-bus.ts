@@ -60,6 +60,7 @@ export class RedisClusterBus extends BusHandlers implements ClusterBus {
   private startedAt = 0;
   private subscribed = false;
   private lostSubscription = false;
+  private nodeGoneTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   readonly stats = new BusStats();
   readonly topics: RedisBusTopics;
@@ -130,6 +131,23 @@ export class RedisClusterBus extends BusHandlers implements ClusterBus {
     this.subscriptionLostHandler();
   };
 
+  /**
+   * On Redis Cluster, a node left the client's pool (it died, or lost its slots). The connection
+   * that holds the topics' classic subscriptions may have been on it: ioredis moves it to another node
+   * and subscribes again by itself, but what was published meanwhile is gone, and nothing else says
+   * so (the cluster client stays ready). Treated as a resubscription: owners resync.
+   */
+  private readonly onNodeGone = (): void => {
+    if (!this.subscribed || this.closing || this.nodeGoneTimer) return;
+    this.nodeGoneTimer = setTimeout(() => {
+      this.nodeGoneTimer = undefined;
+      if (!this.subscribed || this.closing) return;
+      this.topics.relisten();
+      this.resubscribedHandler();
+    }, NODE_GONE_SETTLE_MS);
+    this.nodeGoneTimer.unref();
+  };
+
   private readonly onSubscriberReady = (): void => {
     // ioredis re-subscribes by itself; anything published meanwhile is gone, so owners resync.
     if (!this.lostSubscription) return;
@@ -156,7 +174,10 @@ export class RedisClusterBus extends BusHandlers implements ClusterBus {
   async start(): Promise<void> {
     // Topics arrive as classic messages in both modes; inboxes as sharded ones on Redis Cluster.
     this.subscriber.on('message', this.onRawMessage);
-    if (this.sharded) this.subscriber.on('smessage', this.onRawMessage);
+    if (this.sharded) {
+      this.subscriber.on('smessage', this.onRawMessage);
+      this.subscriber.on('-node', this.onNodeGone);
+    }
     this.subscriber.on('close', this.onSubscriberClose);
     this.subscriber.on('ready', this.onSubscriberReady);
     await this.subscribeInbox();
@@ -272,6 +293,8 @@ export class RedisClusterBus extends BusHandlers implements ClusterBus {
     if (this.flushScheduled) this.flushOutbox();
     this.subscriber.off('message', this.onRawMessage);
     this.subscriber.off('smessage', this.onRawMessage);
+    this.subscriber.off('-node', this.onNodeGone);
+    clearTimeout(this.nodeGoneTimer);
     this.subscriber.off('close', this.onSubscriberClose);
     this.subscriber.off('ready', this.onSubscriberReady);
     if (this.subscribed && this.subscriber.status === 'ready') {
@@ -441,6 +464,8 @@ function contextOfSpan(span: Span, parent: Context | undefined): Context {
  * on its new master within about a second.
  */
 const INBOX_MOVE_TRIES = 5;
+/** How long after a node left a cluster client's pool the owners resync (ioredis moves subscriptions first). */
+const NODE_GONE_SETTLE_MS = 500;
 const INBOX_MOVE_RETRY_MS = 250;
 
 /** Most bytes of messages published together to one inbox; a bigger batch is split. */
