@@ -51,6 +51,19 @@ describe('CallRecords', () => {
     expect(await reader.get(ids[15]!)).toMatchObject({ status: 'working', principal: 'alice', origin: 'A' });
   });
 
+  it('finds a call whose id was made in one minute and whose start came in the next', async () => {
+    const writer = new CallRecords(writerConnection, keys);
+    const reader = new CallRecords(readerConnection, keys);
+    // The id at the last millisecond of a minute; the call routed (and its record started) 150 ms
+    // later, in the next minute, as on a loaded replica.
+    const minuteEnd = (Math.floor(Date.now() / 60_000) + 1) * 60_000 - 1;
+    const id = newIdAt(minuteEnd, 900);
+    void writer.create(record(id, minuteEnd + 150));
+    void writer.finish(id, 'completed', { output: 'late' });
+    await waitFor(async () => (await reader.get(id)) !== undefined, { what: 'the record found', timeoutMs: 2_000 });
+    expect(await reader.get(id)).toMatchObject({ status: 'completed', output: 'late' });
+  });
+
   it('writes calls that end one per turn, before their starts were written, together in one HSET', async () => {
     const writer = new CallRecords(writerConnection, keys);
     const reader = new CallRecords(readerConnection, keys);

@@ -257,8 +257,10 @@ export class CallRecords {
       const { record, lifetime } = tracked;
       const keep = lifetime.keyed ? Math.max(this.ttlMs, TIMINGS.syncIdempotencyTtlMs) : this.ttlMs;
       const expireAt = Math.ceil((Math.max(Date.now(), lifetime.deadline) + keep) / EXPIRY_STEP_MS) * EXPIRY_STEP_MS;
+      // The minute of the task id, where readers look: the call may have started in the next one
+      // (its id is made at admission, and a loaded replica routes it some time later).
       const key = this.keys.callRecords(
-        Math.floor(record.createdAt / SLICE_MS),
+        Math.floor((taskIdTime(record.taskId) ?? record.createdAt) / SLICE_MS),
         shardOf(record.taskId),
         lifetime.keyed,
       );
