@@ -21,6 +21,8 @@ export interface ClusterOptions {
   appendOnly?: boolean;
   /** Run on a Redis Cluster (three masters with a replica each) instead of one Redis. */
   redisCluster?: boolean;
+  /** The Redis Cluster's `cluster-node-timeout` in ms (how soon a dead master fails over). Default 2000. */
+  redisClusterNodeTimeoutMs?: number;
 }
 
 /** A real Redis (or Redis Cluster) and real gateway replicas, with a key prefix of their own. */
@@ -56,7 +58,7 @@ export async function startCluster(
 ): Promise<Cluster<RedisServerProcess | RedisClusterProcesses>> {
   const redis =
     (options.redisCluster ?? process.env.OPENCLAW_TEST_REDIS === 'cluster')
-      ? await RedisClusterProcesses.start()
+      ? await RedisClusterProcesses.start({ nodeTimeoutMs: options.redisClusterNodeTimeoutMs })
       : await RedisServerProcess.start(
           options.appendOnly ? { args: ['--appendonly', 'yes', '--appendfsync', 'always'] } : {},
         );

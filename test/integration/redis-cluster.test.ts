@@ -305,3 +305,94 @@ describe('the Redis Cluster node holding a replica’s task-event subscription d
     await Promise.all([caller.close(), agent.close()]);
   }, 90_000);
 });
+
+describe('an agent’s answer to an async task during a Redis Cluster failover', () => {
+  let cluster: Cluster<RedisClusterProcesses>;
+  let caller: TestSocket;
+  let agent: Awaited<ReturnType<typeof startAgent>>;
+
+  beforeAll(async () => {
+    // A failover of 6 to 8 s, as with the node timeout of the k8s component (5 s), longer than the
+    // few seconds an earlier version kept trying.
+    cluster = await startCluster({ redisCluster: true, replicas: 2, workers: 1, redisClusterNodeTimeoutMs: 5000 });
+    const [a, b] = cluster.gateways as [GatewayProcess, GatewayProcess];
+    agent = await startAgent(b.url, { name: 'answers', answer: 'manual', concurrency: 16 });
+    caller = await TestSocket.open(a.url);
+  });
+  afterAll(async () => {
+    await Promise.all([caller?.close(), agent?.close()]);
+    await cluster.stop();
+  });
+
+  /** Kills a master and waits until its replica has taken over its slots. */
+  async function failOver(victim: number): Promise<void> {
+    await cluster.redis.node(victim).kill();
+    await waitFor(
+      async () => {
+        const topology = await cluster.redis.topology();
+        return (
+          topology.some((node) => node.port === victim && node.failed) &&
+          topology.filter((node) => node.role === 'master' && !node.failed && node.slots.length > 0).length === 3
+        );
+      },
+      { what: 'the failover', timeoutMs: 45_000, intervalMs: 100 },
+    );
+  }
+
+  /** The masters that still have a replica to take over from them. */
+  async function mastersWithReplica(): Promise<Set<number>> {
+    const topology = await cluster.redis.topology();
+    const backed = new Set<number>();
+    for (const node of topology) {
+      const master = topology.find((m) => m.id === node.masterId);
+      if (node.role === 'replica' && !node.failed && master && !master.failed) backed.add(master.port);
+    }
+    return backed;
+  }
+
+  /** Submits a task and waits until the agent holds it. */
+  async function held(n: number): Promise<{ taskId: string }> {
+    const taskId = await submitAsync(caller, { agent: 'answers', task: 't', data: n });
+    await agent.socket.nextFrame((f) => f.event === 'task' && f.taskId === taskId, 15_000, `task ${n}`);
+    return { taskId };
+  }
+
+  it('delivers it when the master of the worker’s inbox dies as the agent answers: the task completes in its first attempt', async () => {
+    const { taskId } = await held(1);
+    const inbox = await cluster.redis.masterOf(`${cluster.keyPrefix}:{inbox:W1}`);
+    await cluster.redis.node(inbox).kill();
+    agent.socket.send({ action: 'task.result', taskId, output: 'through the failover' });
+    const end = await taskEnd(caller, taskId, 45_000);
+    expect(end).toMatchObject({ status: 'completed', output: 'through the failover', attempt: 1 });
+    expect(await caller.request({ action: 'task.get', id: 'g1', taskId })).toMatchObject({
+      ok: true,
+      result: { status: 'completed', attempts: 1 },
+    });
+    await failOver(inbox);
+  }, 90_000);
+
+  it('records it when the master of the task’s record dies as the agent answers: the task completes in its first attempt', async () => {
+    await cluster.redis.waitUntilHealthy();
+    const backed = await mastersWithReplica();
+    // A task whose record lives on a master that can still fail over (the one killed before cannot).
+    let chosen: { taskId: string; master: number } | undefined;
+    const others: string[] = [];
+    for (let n = 0; !chosen && n < 20; n++) {
+      const { taskId } = await held(n + 10);
+      const master = await cluster.redis.masterOf(`${cluster.keyPrefix}:{task:${taskId}}`);
+      if (backed.has(master)) chosen = { taskId, master };
+      else others.push(taskId);
+    }
+    expect(chosen).toBeDefined();
+    const { taskId, master } = chosen!;
+    await cluster.redis.node(master).kill();
+    agent.socket.send({ action: 'task.result', taskId, output: 'kept' });
+    const end = await taskEnd(caller, taskId, 45_000);
+    expect(end).toMatchObject({ status: 'completed', output: 'kept', attempt: 1 });
+    expect(await caller.request({ action: 'task.get', id: 'g2', taskId })).toMatchObject({
+      ok: true,
+      result: { status: 'completed', attempts: 1 },
+    });
+    for (const other of others) agent.socket.send({ action: 'task.result', taskId: other, output: 'other' });
+  }, 90_000);
+});

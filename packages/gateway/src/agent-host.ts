@@ -16,6 +16,15 @@ import type { ActionParams } from '@openclaw/protocol';
 import { SpanKind } from '@opentelemetry/api';
 import type { Session } from './session';
 
+/** How often an answer the bus could not publish is sent again. */
+const REPLY_RETRY_MS = 250;
+/**
+ * How long an answer the bus could not publish is sent again at most: longer than a Redis Cluster
+ * failover (3 to 5 s measured with a node timeout of 2 s), shorter than the lock a worker holds on
+ * its job (30 s).
+ */
+const REPLY_RETRY_FOR_MS = 20_000;
+
 /** One agent's instances attached to this replica (`GET /status`). */
 export interface LocalAgentStatus {
   name: string;
@@ -230,7 +239,7 @@ export class AgentHost {
         `this connection holds no open task '${params.taskId}' (it may have been canceled or timed out)`,
       );
     }
-    const { instance, origin, traceparent } = found;
+    const { instance, origin, traceparent, deadline } = found;
     authorize(instance.agent);
     let outcome: TaskReplyMessage['outcome'];
     if (action === 'task.progress') {
@@ -246,7 +255,7 @@ export class AgentHost {
     inSpan(
       `agent ${action}`,
       { kind: SpanKind.SERVER, parent: traceparent, attributes: { 'openclaw.agent': instance.agent } },
-      () => this.reply(origin, params.taskId, instance.instanceId, traceparentOf() ?? traceparent, outcome),
+      () => this.reply(origin, params.taskId, instance.instanceId, traceparentOf() ?? traceparent, outcome, deadline),
     );
     return { taskId: params.taskId };
   }
@@ -258,14 +267,21 @@ export class AgentHost {
       const instance = this.instances.get(instanceId);
       this.instances.delete(instanceId);
       if (instance) {
-        for (const [taskId, { origin, traceparent }] of instance.openTasks) {
-          this.reply(origin, taskId, instanceId, traceparent, {
-            kind: 'failure',
-            error: new GatewayError(
-              'AGENT_UNAVAILABLE',
-              `agent '${instance.agent}' disconnected before answering`,
-            ).toWire(),
-          });
+        for (const [taskId, { origin, traceparent, deadline }] of instance.openTasks) {
+          this.reply(
+            origin,
+            taskId,
+            instanceId,
+            traceparent,
+            {
+              kind: 'failure',
+              error: new GatewayError(
+                'AGENT_UNAVAILABLE',
+                `agent '${instance.agent}' disconnected before answering`,
+              ).toWire(),
+            },
+            deadline,
+          );
         }
         instance.openTasks.clear();
       }
@@ -303,19 +319,37 @@ export class AgentHost {
     return undefined;
   }
 
+  /**
+   * Sends a task's outcome to its origin. An answer exists only here once the agent has sent it: when
+   * the bus cannot publish (Redis down, or a Redis Cluster master failing over), it is sent again
+   * every {@link REPLY_RETRY_MS} until the task's deadline, for at most {@link REPLY_RETRY_FOR_MS}.
+   * A copy that did arrive before an error is harmless: the origin settles a task once. Progress is
+   * not sent again.
+   */
   private reply(
     origin: string,
     taskId: string,
     instanceId: string,
     traceparent: string,
     outcome: TaskReplyMessage['outcome'],
+    until = Number.POSITIVE_INFINITY,
   ): void {
-    this.bus.send(origin, { type: 'task.reply', taskId, instanceId, outcome, traceparent }).then(
-      (receivers) => {
-        if (receivers > 0) return;
-        this.logger.debug({ taskId, origin }, 'reply dropped: the origin replica (or worker) is gone');
-      },
-      (error: unknown) => this.logger.warn({ err: error, taskId }, 'could not send a reply to the origin replica'),
-    );
+    const giveUpAt = Math.min(until, Date.now() + REPLY_RETRY_FOR_MS);
+    const send = (): void => {
+      this.bus.send(origin, { type: 'task.reply', taskId, instanceId, outcome, traceparent }).then(
+        (receivers) => {
+          if (receivers > 0) return;
+          this.logger.debug({ taskId, origin }, 'reply dropped: the origin replica (or worker) is gone');
+        },
+        (error: unknown) => {
+          if (outcome.kind !== 'progress' && Date.now() + REPLY_RETRY_MS < giveUpAt) {
+            setTimeout(send, REPLY_RETRY_MS).unref();
+            return;
+          }
+          this.logger.warn({ err: error, taskId }, 'could not send a reply to the origin replica');
+        },
+      );
+    };
+    send();
   }
 }

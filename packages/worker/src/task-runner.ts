@@ -53,6 +53,13 @@ export async function whileUnavailable<T>(write: () => Promise<T>, tries = 10): 
   }
 }
 
+/**
+ * How many times an agent's output is written before the attempt gives up: 20 s, longer than a Redis
+ * Cluster failover (about 4 s with a `cluster-node-timeout` of 2 s, 6 to 8 s with 5 s), shorter than
+ * the lock on the job (30 s), which BullMQ renews meanwhile.
+ */
+const OUTPUT_WRITE_TRIES = 40;
+
 /** The end of one run of a job: it parks (delayed) and will run again. */
 export async function park(job: Job<TaskJobData>, token: string | undefined, until: number): Promise<never> {
   await job.moveToDelayed(Math.max(until, Date.now()), token);
@@ -169,9 +176,9 @@ export class TaskRunner {
         new GatewayError('PAYLOAD_TOO_LARGE', 'the agent returned more than 256 KiB, which a task record cannot keep'),
       );
     }
-    // The output is only here: keep trying to record it a while before giving up (the task would
-    // then run again, and its agent see it twice).
-    await whileUnavailable(() => this.finish(task, 'completed', { output }, attempt));
+    // The output is only here: keep trying to record it through a Redis Cluster failover before
+    // giving up (the task would then run again, and its agent see it twice).
+    await whileUnavailable(() => this.finish(task, 'completed', { output }, attempt), OUTPUT_WRITE_TRIES);
     return 'completed';
   }
 

@@ -18,6 +18,10 @@ import { newTaskId } from './task-ids';
 const EARLY_CANCEL_KEEP_MS = 10_000;
 /** At most this many such cancels are kept. */
 const EARLY_CANCELS_MAX = 1000;
+/** How often a replica that sent a cancel to a call's origin reads the call's record for its end. */
+const CANCEL_POLL_MS = 5;
+/** How long a replica that sent a cancel to a call's origin waits for the origin to record it. */
+const CANCEL_RECORD_WAIT_MS = 2_000;
 
 /** Options of {@link TaskDispatcher}. */
 export interface TaskDispatcherOptions {
@@ -388,19 +392,39 @@ export class TaskDispatcher {
       throw new GatewayError('CONFLICT', `task '${taskId}' has already ended (${record.status})`);
     }
     const receivers = await this.bus.send(record.origin, { type: 'task.cancel-request', taskId });
-    if (receivers === 0) {
-      // The origin (and so the caller) is gone: still stop the agent and record the cancel.
-      if (record.holder && record.instanceId) {
-        await this.bus
-          .send(record.holder, { type: 'task.abort', taskId, instanceId: record.instanceId, reason: 'canceled' })
-          .catch(() => undefined);
+    if (receivers > 0) {
+      await this.recordedEnd(taskId);
+      return;
+    }
+    // The origin (and so the caller) is gone: still stop the agent and record the cancel.
+    if (record.holder && record.instanceId) {
+      await this.bus
+        .send(record.holder, { type: 'task.abort', taskId, instanceId: record.instanceId, reason: 'canceled' })
+        .catch(() => undefined);
+    }
+    await this.store.finish(
+      taskId,
+      'canceled',
+      { error: new GatewayError('CANCELED', 'the task was canceled').toWire() },
+      record,
+    );
+  }
+
+  /**
+   * Waits until the origin, told to cancel a call, has written its end: a `task.get` on any replica
+   * after the cancel's answer reads it. Reads the record every {@link CANCEL_POLL_MS}, for up to
+   * {@link CANCEL_RECORD_WAIT_MS} (an origin that writes nothing by then still got the cancel).
+   * @throws {GatewayError} `CONFLICT` when the call ended otherwise first (it completed, or failed).
+   */
+  private async recordedEnd(taskId: string): Promise<void> {
+    const giveUpAt = Date.now() + CANCEL_RECORD_WAIT_MS;
+    while (Date.now() < giveUpAt) {
+      await new Promise((resolve) => setTimeout(resolve, CANCEL_POLL_MS));
+      const status = (await this.store.get(taskId).catch(() => undefined))?.status;
+      if (status === 'canceled') return;
+      if (status !== undefined && status !== 'working' && status !== 'submitted') {
+        throw new GatewayError('CONFLICT', `task '${taskId}' has already ended (${status})`);
       }
-      await this.store.finish(
-        taskId,
-        'canceled',
-        { error: new GatewayError('CANCELED', 'the task was canceled').toWire() },
-        record,
-      );
     }
   }
 
