@@ -23,10 +23,11 @@ export class NginxProcess {
     private readonly exited: Promise<ExitStatus>,
   ) {}
 
-  static async start(upstreamPorts: readonly number[]): Promise<NginxProcess> {
+  /** @param listenPort the port to listen on (one reserved with `freePort()` before); default: a free one. */
+  static async start(upstreamPorts: readonly number[], listenPort?: number): Promise<NginxProcess> {
     const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'openclaw-nginx-'));
     trackPath(dir);
-    const port = await freePort();
+    const port = listenPort ?? (await freePort());
     fs.copyFileSync(NGINX_CONF, path.join(dir, 'nginx.conf'));
     fs.writeFileSync(
       path.join(dir, 'openclaw-upstream.conf'),

@@ -33,18 +33,16 @@ export {
   loadWorkerConfig,
   type WorkerConfig,
 } from './config/gateway-config';
+export { parseRegionPeers, type RegionPeer } from './config/region-peers';
 export { GATEWAY_SETTINGS, type Setting, WORKER_SETTINGS } from './config/settings';
 export { TIMINGS } from './config/timings';
 export { toWireError } from './errors/gateway-error';
 export { type Approval, approvalHash, publicApproval } from './governance/approval-record';
 export { Approvals } from './governance/approvals';
-
 // The extension point for operators' own validators (docs/governance.md, "Custom validators").
 export { type CustomValidator, loadCustomValidators } from './governance/custom-validators';
 export { AwaitingApproval, GovernanceGate } from './governance/governance-gate';
-
 export { type SchemaStore, schemaProblem, storeSchemas } from './governance/input-schemas';
-
 export { GovernancePipeline, validatorsOf } from './governance/pipeline';
 export { scan } from './governance/scanners';
 export type {
@@ -69,6 +67,12 @@ export {
   redactRedisUrl,
 } from './redis/redis-connection';
 export { RedisKeys } from './redis/redis-keys';
+export {
+  type ForwardedAnswer,
+  type ForwardedCall,
+  ForwardedCallSchema,
+  RegionLink,
+} from './regions/region-link';
 export { AgentRegistry } from './registry/agent-registry';
 export { type CallLimits, qualifiedAgent } from './registry/agent-routing';
 export { checkAgentUrl } from './tasks/agent-url';

@@ -10,7 +10,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['config'],
   ['telemetry'],
   ['redis'],
-  ['audit', 'auth', 'bus', 'registry', 'process'],
+  ['audit', 'auth', 'bus', 'registry', 'process', 'regions'],
   ['governance'],
   ['tasks'],
   ['node'],

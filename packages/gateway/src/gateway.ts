@@ -21,6 +21,7 @@ import {
   loadCustomValidators,
   type RedisClusterBus,
   type RedisKeys,
+  type RegionLink,
   type TaskDispatcher,
   TIMINGS,
   type Validator,
@@ -75,6 +76,10 @@ export class Gateway {
   readonly tasks: TaskOperations;
   private readonly taskEvents: TaskEventRouter;
   private readonly dispatcher: TaskDispatcher;
+  /** The dispatcher, as the region link's endpoints run forwarded calls with it. */
+  readonly regionDispatcher: TaskDispatcher;
+  /** The link to other regions, when this cluster is linked with some. */
+  readonly regionLink: RegionLink | undefined;
   private readonly agents: AgentHost;
   private readonly httpAgents: HttpAgentClient;
   /** Who may connect and call the HTTP API. */
@@ -126,6 +131,7 @@ export class Gateway {
       taskDefaults: asyncTaskDefaults(config),
       validators,
       onRouted: (route, seconds) => this.prometheus.observeRouted(route, seconds),
+      regions: { region: config.region, peers: config.regionPeers, secret: config.regionSecret },
     });
     this.node = node;
     const keys = node.keys;
@@ -141,6 +147,8 @@ export class Gateway {
     this.audit = node.audit;
     this.governance = node.governance;
     this.dispatcher = node.dispatcher;
+    this.regionDispatcher = node.dispatcher;
+    this.regionLink = node.regions;
     this.agents = new AgentHost(this.bus, this.registry, logger);
     const ledger = node.ledger;
     this.asyncTasks = node.asyncTasks;

@@ -107,6 +107,7 @@ export class TaskWorker {
       // workflow's record (fixed by the gateway at start). These only serve a record written without them.
       taskDefaults: asyncTaskDefaults(),
       validators,
+      regions: { region: config.region, peers: config.regionPeers, secret: config.regionSecret },
     });
     this.node = node;
     this.keys = node.keys;

@@ -18,6 +18,35 @@ describe('loadGatewayConfig', () => {
     expect(Object.isFrozen(c)).toBe(true);
   });
 
+  it('reads linked regions, and names what is wrong with them', () => {
+    const secret = 'r'.repeat(32);
+    const c = loadGatewayConfig({
+      flags: { auth: 'none' },
+      env: {
+        OPENCLAW_REGION: 'eu-west',
+        OPENCLAW_REGION_PEERS: 'us-east=https://gw.us.example.com/, ap=http://10.0.0.5:18789',
+        OPENCLAW_REGION_SECRET: secret,
+      },
+    });
+    expect(c.regionPeers).toEqual([
+      { name: 'us-east', url: 'https://gw.us.example.com' },
+      { name: 'ap', url: 'http://10.0.0.5:18789' },
+    ]);
+    const load = (env: Record<string, string>) => () => loadGatewayConfig({ flags: { auth: 'none' }, env });
+    expect(load({ OPENCLAW_REGION_PEERS: 'us=http://a:1' })).toThrow(
+      /OPENCLAW_REGION_PEERS needs OPENCLAW_REGION .* and OPENCLAW_REGION_SECRET/,
+    );
+    expect(
+      load({ OPENCLAW_REGION: 'eu', OPENCLAW_REGION_SECRET: secret, OPENCLAW_REGION_PEERS: 'eu=http://a:1' }),
+    ).toThrow(/names this region \('eu'\) itself/);
+    expect(load({ OPENCLAW_REGION_PEERS: 'us' })).toThrow(/OPENCLAW_REGION_PEERS.*"us": expected name=url/);
+    expect(load({ OPENCLAW_REGION_PEERS: 'us=ftp://a' })).toThrow(/expected an http:\/\/ or https:\/\/ URL/);
+    expect(load({ OPENCLAW_REGION_PEERS: 'us=http://a/x' })).toThrow(/with no path/);
+    expect(load({ OPENCLAW_REGION_PEERS: 'us=http://a,us=http://b' })).toThrow(/region 'us' is named twice/);
+    expect(load({ OPENCLAW_REGION: 'EU West' })).toThrow(/OPENCLAW_REGION.*lowercase letters/);
+    expect(load({ OPENCLAW_REGION_SECRET: 'short' })).toThrow(/OPENCLAW_REGION_SECRET.*at least 32 characters/);
+  });
+
   it('lets flags override the environment', () => {
     const c = loadGatewayConfig({
       env: { OPENCLAW_PORT: '1000', REDIS_URL: 'redis://r:1', OPENCLAW_AUTH: 'none' },

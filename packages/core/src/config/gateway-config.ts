@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import type { z } from 'zod';
+import type { RegionPeer } from './region-peers';
 import { GATEWAY_SETTINGS, type Setting, WORKER_SETTINGS } from './settings';
 
 type Settings = typeof GATEWAY_SETTINGS;
@@ -51,6 +52,7 @@ export function loadGatewayConfig(sources: ConfigSources = {}): GatewayConfig {
         'OPENCLAW_AUTH=jwt needs OPENCLAW_JWT_ISSUER (with or without OPENCLAW_JWT_JWKS_URL) or OPENCLAW_JWT_SECRET',
       );
     }
+    problems.push(...regionProblems(out));
     if (out.auth === 'none' && !isLoopbackHost(out.host as string) && out.allowInsecureBind !== true) {
       problems.push(
         `OPENCLAW_HOST / --host: auth "none" only listens on loopback, got ${JSON.stringify(out.host)}; ` +
@@ -64,6 +66,19 @@ export function loadGatewayConfig(sources: ConfigSources = {}): GatewayConfig {
   return Object.freeze(out) as GatewayConfig;
 }
 
+/** What is wrong with the region settings taken together (each is valid alone). */
+function regionProblems(out: Record<string, unknown>): string[] {
+  const peers = out.regionPeers as RegionPeer[];
+  const problems: string[] = [];
+  if (peers.length > 0 && (out.region === '' || out.regionSecret === '')) {
+    problems.push("OPENCLAW_REGION_PEERS needs OPENCLAW_REGION (this region's name) and OPENCLAW_REGION_SECRET");
+  }
+  if (peers.some((p) => p.name === out.region)) {
+    problems.push(`OPENCLAW_REGION_PEERS names this region ('${String(out.region)}') itself`);
+  }
+  return problems;
+}
+
 /** The worker's configuration: parsed once at start-up, frozen. */
 export type WorkerConfig = {
   readonly [K in keyof typeof WORKER_SETTINGS]: (typeof WORKER_SETTINGS)[K] extends Setting<infer T> ? T : never;
@@ -75,6 +90,7 @@ export type WorkerConfig = {
  */
 export function loadWorkerConfig(sources: ConfigSources = {}): WorkerConfig {
   const { out, problems } = parseSettings(WORKER_SETTINGS, sources);
+  if (problems.length === 0) problems.push(...regionProblems(out));
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   return Object.freeze(out) as WorkerConfig;
 }

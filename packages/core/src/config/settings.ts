@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { redisTarget } from './redis-url';
+import { isRegionName, parseRegionPeers, type RegionPeer } from './region-peers';
 
 /** Reads a boolean the way operators write it. */
 const booleanText = z
@@ -195,6 +196,31 @@ export const GATEWAY_SETTINGS = {
     schema: z.string().refine((v) => v === '' || v.length >= 16, 'expected at least 16 characters'),
     default: '',
     doc: 'When set, `GET /metrics` needs `Authorization: Bearer <this token>` (Prometheus `authorization` / `bearer_token`). Empty: `/metrics` is open, like `/healthz`; keep the port off the public network. Never logged.',
+  }),
+  region: setting({
+    env: 'OPENCLAW_REGION',
+    schema: z.string().refine((v) => v === '' || isRegionName(v), 'expected 1 to 32 lowercase letters, digits or "-"'),
+    default: '',
+    doc: 'Name of the region this cluster is (e.g. `eu-west`), when it is linked with clusters in other regions (OPENCLAW_REGION_PEERS). The same on every replica of the cluster.',
+  }),
+  regionPeers: setting({
+    env: 'OPENCLAW_REGION_PEERS',
+    schema: z.string().transform((v, ctx): RegionPeer[] => {
+      try {
+        return parseRegionPeers(v);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
+    default: '',
+    doc: "The regions this cluster is linked with, as `name=url` pairs separated by commas (`us-east=https://gw.us-east.example.com`): a call for an agent with no instance here goes to the first of them that has one. The URL is where that region's gateways are reached (their load balancer), with no path. Needs OPENCLAW_REGION and OPENCLAW_REGION_SECRET.",
+  }),
+  regionSecret: setting({
+    env: 'OPENCLAW_REGION_SECRET',
+    schema: z.string().refine((v) => v === '' || v.length >= 32, 'expected at least 32 characters'),
+    default: '',
+    doc: "Secret shared by all linked regions: the link between their gateways is authenticated with it (a bearer token, over HTTPS between regions). At least 32 characters; never logged. Anyone holding it can call any tenant's agents through the link.",
   }),
   jaegerUrl: setting({
     env: 'OPENCLAW_JAEGER_URL',
@@ -529,6 +555,10 @@ export const WORKER_SETTINGS = {
   /** HTTP agents' answers are checked by the worker too, and held to the same size. */
   maxJsonDepth: GATEWAY_SETTINGS.maxJsonDepth,
   maxFrameBytes: GATEWAY_SETTINGS.maxFrameBytes,
+  /** A task for an agent that only a linked region has is sent there, as a replica's call is. */
+  region: GATEWAY_SETTINGS.region,
+  regionPeers: GATEWAY_SETTINGS.regionPeers,
+  regionSecret: GATEWAY_SETTINGS.regionSecret,
   workerPort: setting({
     env: 'OPENCLAW_WORKER_PORT',
     flag: 'port',

@@ -1,12 +1,14 @@
 import { AuditLog } from '../audit/audit-log';
 import { Authorizer } from '../auth/authorizer';
 import { RedisClusterBus } from '../bus/redis-cluster-bus';
+import type { RegionPeer } from '../config/region-peers';
 import { TIMINGS } from '../config/timings';
 import { Approvals } from '../governance/approvals';
 import { auditVerdicts, GovernanceGate, validatorAgents } from '../governance/governance-gate';
 import type { Validator } from '../governance/validator';
 import { connectRedis, createRedisConnection, type RedisClient, RedisReadiness } from '../redis/redis-connection';
 import { RedisKeys } from '../redis/redis-keys';
+import { RegionLink } from '../regions/region-link';
 import { AgentRegistry } from '../registry/agent-registry';
 import type { AsyncTaskDefaults } from '../tasks/async-task-defaults';
 import { AsyncTasks } from '../tasks/async-tasks';
@@ -44,6 +46,8 @@ export interface ClusterNodeOptions {
   validators?: Validator[];
   /** Each routed call's route and time, for metrics. */
   onRouted?: TaskDispatcherOptions['onRouted'];
+  /** This region and the regions it is linked with (`OPENCLAW_REGION`, `..._PEERS`, `..._SECRET`). */
+  regions?: { region: string; peers: readonly RegionPeer[]; secret: string };
 }
 
 /**
@@ -83,6 +87,8 @@ export class ClusterNode {
   /** The governance pipeline of the policy in force, on every routed message. */
   readonly governance: GovernanceGate;
   readonly dispatcher: TaskDispatcher;
+  /** The link to other regions, when this cluster is linked with some. */
+  readonly regions: RegionLink | undefined;
   private readonly redisUrl: string;
   private readonly hostsAgents: boolean;
 
@@ -162,6 +168,10 @@ export class ClusterNode {
       approvals: this.approvals,
       custom: options.validators ?? [],
     });
+    if (options.regions && options.regions.peers.length > 0) {
+      this.regions = new RegionLink({ ...options.regions, redis, keys, replicaId: id, logger });
+    }
+    const audit = this.audit;
     this.dispatcher = new TaskDispatcher({
       replicaId: id,
       registry: this.registry,
@@ -171,6 +181,18 @@ export class ClusterNode {
       logger,
       governance: this.governance,
       ...(options.onRouted ? { onRouted: options.onRouted } : {}),
+      ...(this.regions
+        ? {
+            regions: this.regions,
+            onForwarded: (request, region) =>
+              audit.record(request.caller.tenant, {
+                type: 'task.forwarded',
+                principal: request.caller.principal,
+                outcome: 'ok',
+                details: { agent: request.agent, task: request.task, region },
+              }),
+          }
+        : {}),
     });
   }
 
@@ -189,6 +211,7 @@ export class ClusterNode {
     if (this.hostsAgents) await this.registry.start();
     await this.registry.startRouting();
     await this.authorizer.start();
+    this.regions?.start();
   }
 
   /**
@@ -197,6 +220,7 @@ export class ClusterNode {
    * connection (and `extra` ones). Call it once the process has stopped using its parts.
    */
   async close(extra: readonly RedisClient[] = []): Promise<void> {
+    this.regions?.close();
     this.authorizer.close();
     this.dispatcher.close();
     this.redisReadiness.stop();

@@ -275,6 +275,16 @@ export class RedisKeys {
     return `${this.prefix}:{broadcast}`;
   }
 
+  /** Set: the qualified names of the agents a linked region can run, as this region last read them. */
+  regionAgents(region: string): string {
+    return `${this.prefix}:{regions}:agents:${region}`;
+  }
+
+  /** String: which replica reads the linked regions' agents this round (expires with the round). */
+  regionRefreshLock(): string {
+    return `${this.prefix}:{regions}:refresh`;
+  }
+
   /** Pub/sub channel: a replica's own inbox. Only that replica subscribes to it. */
   inbox(replicaId: string): string {
     return `${this.prefix}:{inbox:${replicaId}}`;

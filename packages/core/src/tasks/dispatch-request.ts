@@ -52,6 +52,8 @@ export interface DispatchRequest {
    * ledger, written by the worker.
    */
   record?: boolean;
+  /** The region a forwarded call came from: it runs here or nowhere (never sent on to a third). */
+  fromRegion?: string;
 }
 
 /** How a dispatched message that needs an approval waits for it. */

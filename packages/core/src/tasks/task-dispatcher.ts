@@ -1,8 +1,10 @@
 import { GatewayError } from '@openclaw/protocol';
 import type { OutgoingBusMessage, TaskCancelRequestMessage, TaskReplyMessage } from '../bus/bus-message';
 import type { ClusterBus } from '../bus/cluster-bus';
+import type { RegionPeer } from '../config/region-peers';
 import { fromWireError } from '../errors/gateway-error';
 import type { GovernanceGate } from '../governance/governance-gate';
+import type { RegionLink } from '../regions/region-link';
 import type { AgentRegistry } from '../registry/agent-registry';
 import { type PickResult, qualifiedAgent } from '../registry/agent-routing';
 import type { Logger } from '../telemetry/logger';
@@ -40,6 +42,10 @@ export interface TaskDispatcherOptions {
    * on another; `http`: an HTTP agent), how long it took from dispatch, and whether it completed.
    */
   onRouted?: (route: RouteKind, seconds: number, completed: boolean) => void;
+  /** The link to other regions, when this cluster is linked with some. */
+  regions?: RegionLink;
+  /** Told of every call sent to another region (for the audit trail). */
+  onForwarded?: (request: DispatchRequest, region: string) => void;
 }
 
 /** The dispatch of a task to an instance. */
@@ -72,6 +78,8 @@ export class TaskDispatcher {
   private readonly bus: ClusterBus;
   private readonly store: CallRecords;
   private readonly http: HttpAgentClient;
+  private readonly regions: RegionLink | undefined;
+  private readonly onForwarded: ((request: DispatchRequest, region: string) => void) | undefined;
   private readonly logger: Logger;
   private readonly governance: DispatchGovernance | undefined;
   private readonly idempotency: CallIdempotencyKeys;
@@ -93,6 +101,8 @@ export class TaskDispatcher {
     this.bus = options.bus;
     this.store = options.store;
     this.http = options.http;
+    this.regions = options.regions;
+    this.onForwarded = options.onForwarded;
     this.logger = options.logger;
     this.governance = options.governance
       ? new DispatchGovernance({ gate: options.governance, replicaId: options.replicaId, signal: this.closing.signal })
@@ -206,6 +216,20 @@ export class TaskDispatcher {
     } catch (error) {
       throw this.pending.refuse(taskId, asGatewayError(error));
     }
+    if (pick.kind === 'none' && this.regions && request.fromRegion === undefined) {
+      // No instance in this region: a linked region that has one runs it (a call from another
+      // region is never sent on: no loops).
+      let peer: RegionPeer | undefined;
+      try {
+        peer = await this.regions.regionOf(agent);
+      } catch (error) {
+        throw this.pending.refuse(taskId, asGatewayError(error).undispatched());
+      }
+      if (peer) {
+        this.sendToRegion(request, taskId, peer, deadline);
+        return { taskId, output };
+      }
+    }
     if (pick.kind !== 'instance' && pick.kind !== 'http') throw this.pending.refuse(taskId, refusalOf(pick, request));
     const routing: Routing = { request, agent, message, createdAt, refusedBy: new Set() };
     this.routings.set(taskId, routing);
@@ -301,6 +325,57 @@ export class TaskDispatcher {
       );
   }
 
+  /**
+   * Ends a call with its agent's output, once governance has judged it (the deadline still runs):
+   * the caller gets it as judged (masked where a validator redacted), or the refusal.
+   */
+  private settleOutput(taskId: string, output: unknown): void {
+    const p = this.pending.get(taskId);
+    if (!p) return;
+    const judged = this.governance?.judgeOutput(p, output);
+    if (!judged) {
+      this.pending.settle(taskId, { output });
+      return;
+    }
+    judged.then(
+      (out) => this.pending.settle(taskId, { output: out }),
+      (error: unknown) => this.pending.settle(taskId, { error: asGatewayError(error) }),
+    );
+  }
+
+  /**
+   * Sends a call to a linked region whose directory entry names the agent: the link's POST ends it
+   * (aborted when the caller cancels or its deadline passes). The other region judges and audits
+   * it as its own; the output is judged here again before the caller gets it.
+   */
+  private sendToRegion(request: DispatchRequest, taskId: string, peer: RegionPeer, deadline: number): void {
+    const regions = this.regions!;
+    const signal = this.pending.dispatchedToHttpAgent(taskId);
+    if (!signal) return; // Ended (canceled) before the directory answered.
+    const from = originOf(request.caller);
+    regions
+      .forward(
+        peer,
+        {
+          taskId,
+          region: regions.region,
+          tenant: request.caller.tenant,
+          principal: request.caller.principal,
+          agent: request.agent,
+          task: request.task,
+          data: request.data ?? null,
+          timeoutMs: Math.max(1, deadline - Date.now()),
+          from: { agent: from.agent, onBehalfOf: from.onBehalfOf, chain: from.chain },
+        },
+        signal,
+      )
+      .then(
+        (output) => this.settleOutput(taskId, output),
+        (error: unknown) => this.pending.settle(taskId, { error: asGatewayError(error) }),
+      );
+    this.onForwarded?.(request, peer.name);
+  }
+
   /** Handles an agent's reply (from the bus, or from this replica's own agents). */
   handleReply(message: TaskReplyMessage): void {
     const p = this.pending.get(message.taskId);
@@ -314,19 +389,9 @@ export class TaskDispatcher {
           this.logger.warn({ err: error }, 'progress listener failed');
         }
         return;
-      case 'result': {
-        const judged = this.governance?.judgeOutput(p, outcome.output);
-        if (!judged) {
-          this.pending.settle(p.taskId, { output: outcome.output });
-          return;
-        }
-        // The agent's output is judged too before the caller gets it (the deadline still runs).
-        judged.then(
-          (output) => this.pending.settle(p.taskId, { output }),
-          (error: unknown) => this.pending.settle(p.taskId, { error: asGatewayError(error) }),
-        );
+      case 'result':
+        this.settleOutput(p.taskId, outcome.output);
         return;
-      }
       case 'agent-error':
         this.pending.settle(p.taskId, {
           error: new GatewayError('AGENT_ERROR', outcome.error.message || 'the agent reported an error', {

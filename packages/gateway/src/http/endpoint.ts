@@ -20,9 +20,10 @@ import type { GatewayPrometheus } from '../gateway-prometheus';
 import type { ReplicaReports } from '../replica-reports';
 import type { GatewayStatus, Readiness } from '../replica-status';
 import type { TaskOperations } from '../task-operations';
+import type { RegionEndpointsReplica } from './region-endpoints';
 
 /** What the HTTP API needs of its replica: its parts and its status, nothing of its sockets. */
-export interface HttpApiReplica {
+export interface HttpApiReplica extends RegionEndpointsReplica {
   readonly config: GatewayConfig;
   readonly logger: Logger;
   readonly audit: AuditLog;

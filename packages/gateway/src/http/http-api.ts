@@ -21,6 +21,7 @@ import { clusterEndpoints } from './cluster-endpoints';
 import { type Endpoints, type HttpApiReplica, noEndpoint } from './endpoint';
 import { routeName, send } from './http-io';
 import { policyEndpoints } from './policy-endpoints';
+import { regionEndpoints } from './region-endpoints';
 import { taskEndpoints } from './task-endpoints';
 
 /** Which group of endpoints serves a path (every one of them needs an authenticated principal). */
@@ -99,6 +100,8 @@ export class HttpApi {
       return send(res, readiness.ready ? 200 : 503, readiness);
     }
     if (this.dashboard.serve(req, res, path)) return;
+    // Linked regions authenticate with the regions' shared secret, not as a principal.
+    if (path.startsWith('/v1/regions/')) return regionEndpoints(this.replica, req, res, path);
     // Browsers may reach a replica on localhost: a page from another origin must not drive its API.
     if (!isOriginAllowed(req.headers.origin, this.replica.config, req.headers.host)) {
       this.replica.admission.auditOriginRefused(req, path);

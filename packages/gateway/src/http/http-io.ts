@@ -26,21 +26,20 @@ export function requireJson(req: IncomingMessage): void {
 }
 
 /** Reads a body of at most {@link MAX_BODY_BYTES} as UTF-8 text. */
-export async function readText(req: IncomingMessage): Promise<string> {
+export async function readText(req: IncomingMessage, maxBytes = MAX_BODY_BYTES): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES)
-      throw new GatewayError('PAYLOAD_TOO_LARGE', `request body is larger than ${MAX_BODY_BYTES} bytes`);
+    if (size > maxBytes) throw new GatewayError('PAYLOAD_TOO_LARGE', `request body is larger than ${maxBytes} bytes`);
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
 }
 
 /** Reads a JSON body nested at most `maxDepth` levels (the content type is not checked). */
-export async function readJson(req: IncomingMessage, maxDepth: number): Promise<unknown> {
-  const text = await readText(req);
+export async function readJson(req: IncomingMessage, maxDepth: number, maxBytes = MAX_BODY_BYTES): Promise<unknown> {
+  const text = await readText(req, maxBytes);
   let body: unknown;
   try {
     body = JSON.parse(text);
