@@ -3,6 +3,7 @@ import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
 import type { GatewayProcess } from '../helpers/gateway-process';
 import { NginxProcess } from '../helpers/nginx';
 import { freePort } from '../helpers/ports';
+import { submitAsync, taskEnd } from '../helpers/tasks';
 import { waitFor } from '../helpers/wait';
 import { TestSocket } from '../helpers/ws-client';
 
@@ -29,7 +30,13 @@ describe('two linked regions', () => {
     const eastPort = await freePort();
     west = await startCluster({ auth: 'apikey', apiKeys: [ADMIN], env: regionEnv('west', 'east', eastPort) });
     westLb = await NginxProcess.start(west.gateways.map((g) => g.port));
-    east = await startCluster({ auth: 'apikey', apiKeys: [ADMIN], env: regionEnv('east', 'west', westLb.port) });
+    east = await startCluster({
+      auth: 'apikey',
+      apiKeys: [ADMIN],
+      env: regionEnv('east', 'west', westLb.port),
+      workers: 1,
+      workerEnv: regionEnv('east', 'west', westLb.port),
+    });
     eastLb = await NginxProcess.start(
       east.gateways.map((g) => g.port),
       eastPort,
@@ -70,6 +77,10 @@ describe('two linked regions', () => {
     expect(translator.received.at(-1)).toMatchObject({ taskId, task: 'translate', data: 'mundo' });
     expect(translator.received.at(-1)?.from).toMatchObject({ principal: expect.any(String) });
 
+    // Timed as a call routed to another region.
+    expect(await (await fetch(`${eastA.httpUrl}/metrics`)).text()).toMatch(
+      /openclaw_routing_duration_seconds_count\{route="region"\} [1-9]/,
+    );
     // Audited where it was made (forwarded to west) and where it ran (from east).
     const eastAudit = await auditTail(eastA.httpUrl, ADMIN, 'default');
     expect(eastAudit).toContainEqual(
@@ -89,6 +100,10 @@ describe('two linked regions', () => {
         details: expect.objectContaining({ taskId, fromRegion: 'east', agent: 'translator' }),
       }),
     );
+
+    // An async task in the east for the same agent: the east's worker sends it to the west too.
+    const asyncId = await submitAsync(caller, { agent: 'translator', task: 'translate', data: 'async' });
+    expect(await taskEnd(caller, asyncId)).toMatchObject({ status: 'completed', output: { text: 'hola async' } });
 
     // And the other way: an agent in the east, called from the west.
     const summarizer = await startAgent(eastB.url, {

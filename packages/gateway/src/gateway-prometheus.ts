@@ -102,7 +102,7 @@ export class GatewayPrometheus extends ProcessMetrics {
     });
     this.routing = new Histogram({
       name: 'openclaw_routing_duration_seconds',
-      help: 'From dispatch to the end of a routed task, by where its agent was: local (this replica), remote (another replica), http (an HTTP agent).',
+      help: 'From dispatch to the end of a routed task, by where its agent was: local (this replica), remote (another replica), http (an HTTP agent), region (a linked region).',
       labelNames: ['route'],
       buckets: LATENCY_BUCKETS,
       registers: [registry],

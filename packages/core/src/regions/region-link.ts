@@ -22,6 +22,8 @@ export interface ForwardedCall {
   timeoutMs: number;
   /** The calling agent, the principal it acts for and the chain of a delegation, as the agent is told. */
   from?: { agent?: string; onBehalfOf?: string; chain?: string[] };
+  /** The caller's roles, for the receiving region's governance rules. */
+  roles?: string[];
 }
 
 /** What a region answers to a forwarded call. */
@@ -46,6 +48,7 @@ export const ForwardedCallSchema = z
       })
       .strict()
       .optional(),
+    roles: z.array(z.string().max(64)).max(32).optional(),
   })
   .strict();
 

@@ -6,7 +6,7 @@ import type { CallRecord, CallRecords } from './call-records';
 import type { DispatchApproval, DispatchRequest, TaskCaller } from './dispatch-request';
 
 /** Where a routed task's agent was. */
-export type RouteKind = 'local' | 'remote' | 'http';
+export type RouteKind = 'local' | 'remote' | 'http' | 'region';
 
 /** A routed call waiting here for its end. */
 export interface PendingCall {
@@ -19,6 +19,8 @@ export interface PendingCall {
   instanceId?: string;
   /** Aborts an HTTP agent call. */
   abort?: AbortController;
+  /** The linked region the call was sent to, if it was. */
+  region?: string;
   timer: NodeJS.Timeout;
   deadline: number;
   /** When it was dispatched (performance.now()), for the routing time. */
@@ -168,14 +170,16 @@ export class PendingCalls {
   }
 
   /**
-   * Records that a task's pick chose an HTTP agent. @returns the signal that aborts the HTTP call
-   * when the task ends, or undefined when it ended (canceled) before the pick returned.
+   * Records that a task's pick chose an HTTP agent (or that it goes to a linked `region`). @returns
+   * the signal that aborts the HTTP call when the task ends, or undefined when it ended (canceled)
+   * before the pick returned.
    */
-  dispatchedToHttpAgent(taskId: string): AbortSignal | undefined {
+  dispatchedToHttpAgent(taskId: string, region?: string): AbortSignal | undefined {
     const abort = new AbortController();
     const waiting = this.calls.get(taskId);
     if (!waiting) return undefined;
     waiting.abort = abort;
+    waiting.region = region;
     return abort.signal;
   }
 
@@ -201,7 +205,14 @@ export class PendingCalls {
     clearTimeout(p.timer);
     if (p.instanceId) this.addLoad(p.instanceId, -1);
     if (this.onRouted && (p.holder !== undefined || p.abort !== undefined)) {
-      const route: RouteKind = p.abort !== undefined ? 'http' : p.holder === this.replicaId ? 'local' : 'remote';
+      const route: RouteKind =
+        p.region !== undefined
+          ? 'region'
+          : p.abort !== undefined
+            ? 'http'
+            : p.holder === this.replicaId
+              ? 'local'
+              : 'remote';
       this.onRouted(route, (performance.now() - p.startedAt) / 1000, 'output' in result);
     }
     if ('output' in result) {

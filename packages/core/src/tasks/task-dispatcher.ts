@@ -13,7 +13,7 @@ import type { CallRecord, CallRecords } from './call-records';
 import { DispatchGovernance } from './dispatch-governance';
 import { type DispatchHandle, type DispatchRequest, originOf, type ReplayedCall } from './dispatch-request';
 import type { HttpAgentClient } from './http-agent-client';
-import { PendingCalls, type RouteKind } from './pending-calls';
+import { type PendingCall, PendingCalls, type RouteKind } from './pending-calls';
 import { newTaskId } from './task-ids';
 
 /** How long a cancel for a task not waiting here is kept for a dispatch of it about to begin. */
@@ -329,17 +329,15 @@ export class TaskDispatcher {
    * Ends a call with its agent's output, once governance has judged it (the deadline still runs):
    * the caller gets it as judged (masked where a validator redacted), or the refusal.
    */
-  private settleOutput(taskId: string, output: unknown): void {
-    const p = this.pending.get(taskId);
-    if (!p) return;
+  private settleOutput(p: PendingCall, output: unknown): void {
     const judged = this.governance?.judgeOutput(p, output);
     if (!judged) {
-      this.pending.settle(taskId, { output });
+      this.pending.settle(p.taskId, { output });
       return;
     }
     judged.then(
-      (out) => this.pending.settle(taskId, { output: out }),
-      (error: unknown) => this.pending.settle(taskId, { error: asGatewayError(error) }),
+      (out) => this.pending.settle(p.taskId, { output: out }),
+      (error: unknown) => this.pending.settle(p.taskId, { error: asGatewayError(error) }),
     );
   }
 
@@ -350,7 +348,7 @@ export class TaskDispatcher {
    */
   private sendToRegion(request: DispatchRequest, taskId: string, peer: RegionPeer, deadline: number): void {
     const regions = this.regions!;
-    const signal = this.pending.dispatchedToHttpAgent(taskId);
+    const signal = this.pending.dispatchedToHttpAgent(taskId, peer.name);
     if (!signal) return; // Ended (canceled) before the directory answered.
     const from = originOf(request.caller);
     regions
@@ -366,11 +364,15 @@ export class TaskDispatcher {
           data: request.data ?? null,
           timeoutMs: Math.max(1, deadline - Date.now()),
           from: { agent: from.agent, onBehalfOf: from.onBehalfOf, chain: from.chain },
+          roles: request.caller.roles === undefined ? undefined : [...request.caller.roles],
         },
         signal,
       )
       .then(
-        (output) => this.settleOutput(taskId, output),
+        (output) => {
+          const p = this.pending.get(taskId);
+          if (p) this.settleOutput(p, output);
+        },
         (error: unknown) => this.pending.settle(taskId, { error: asGatewayError(error) }),
       );
     this.onForwarded?.(request, peer.name);
@@ -390,7 +392,7 @@ export class TaskDispatcher {
         }
         return;
       case 'result':
-        this.settleOutput(p.taskId, outcome.output);
+        this.settleOutput(p, outcome.output);
         return;
       case 'agent-error':
         this.pending.settle(p.taskId, {

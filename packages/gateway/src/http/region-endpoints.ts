@@ -96,6 +96,7 @@ async function receiveCall(
         agent: call.from?.agent,
         onBehalfOf: call.from?.onBehalfOf,
         chain: call.from?.chain,
+        roles: call.roles,
       },
       taskId: call.taskId,
       traceparent: traceparentOf(),
