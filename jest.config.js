@@ -38,7 +38,7 @@ module.exports = {
       // masters with a replica each) instead of one Redis: `startCluster` reads OPENCLAW_TEST_REDIS.
       displayName: 'integration-redis-cluster',
       rootDir: __dirname,
-      testMatch: ['<rootDir>/test/integration/{routing,async-tasks,workflows,approvals}.test.ts'],
+      testMatch: ['<rootDir>/test/integration/{routing,async-tasks,workflows,approvals,state}.test.ts'],
       globalSetup: '<rootDir>/test/helpers/required-tools.ts',
       setupFiles: ['<rootDir>/test/helpers/on-redis-cluster.ts'],
       testEnvironment: 'node',

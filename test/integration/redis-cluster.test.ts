@@ -72,6 +72,20 @@ async function allCompleted(url: string, taskIds: readonly string[], timeoutMs: 
   }
 }
 
+/** Resolves once the killed master `victim` is marked failed and its replica serves its slots. */
+async function failedOver(redis: RedisClusterProcesses, victim: number): Promise<void> {
+  await waitFor(
+    async () => {
+      const topology = await redis.topology();
+      return (
+        topology.some((node) => node.port === victim && node.failed) &&
+        topology.filter((node) => node.role === 'master' && !node.failed && node.slots.length > 0).length === 3
+      );
+    },
+    { what: 'the failover', timeoutMs: 45_000, intervalMs: 100 },
+  );
+}
+
 describe('on Redis Cluster (three masters, a replica each)', () => {
   let cluster: Cluster<RedisClusterProcesses>;
 
@@ -209,16 +223,7 @@ describe('a Redis Cluster master killed under load', () => {
         await delay(100);
       }
     })();
-    await waitFor(
-      async () => {
-        const topology = await cluster.redis.topology();
-        return (
-          topology.some((node) => node.port === victim && node.failed) &&
-          topology.filter((node) => node.role === 'master' && !node.failed && node.slots.length > 0).length === 3
-        );
-      },
-      { what: 'the failover', timeoutMs: 45_000, intervalMs: 100 },
-    );
+    await failedOver(cluster.redis, victim);
     const failedOverAt = Date.now() - killedAt;
     await load.flowing(20, 'calls to flow again');
     await load.stop();
@@ -324,21 +329,6 @@ describe('an agent’s answer to an async task during a Redis Cluster failover',
     await cluster.stop();
   });
 
-  /** Kills a master and waits until its replica has taken over its slots. */
-  async function failOver(victim: number): Promise<void> {
-    await cluster.redis.node(victim).kill();
-    await waitFor(
-      async () => {
-        const topology = await cluster.redis.topology();
-        return (
-          topology.some((node) => node.port === victim && node.failed) &&
-          topology.filter((node) => node.role === 'master' && !node.failed && node.slots.length > 0).length === 3
-        );
-      },
-      { what: 'the failover', timeoutMs: 45_000, intervalMs: 100 },
-    );
-  }
-
   /** The masters that still have a replica to take over from them. */
   async function mastersWithReplica(): Promise<Set<number>> {
     const topology = await cluster.redis.topology();
@@ -368,7 +358,7 @@ describe('an agent’s answer to an async task during a Redis Cluster failover',
       ok: true,
       result: { status: 'completed', attempts: 1 },
     });
-    await failOver(inbox);
+    await failedOver(cluster.redis, inbox);
   }, 90_000);
 
   it('records it when the master of the task’s record dies as the agent answers: the task completes in its first attempt', async () => {

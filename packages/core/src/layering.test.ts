@@ -10,7 +10,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['config'],
   ['telemetry'],
   ['redis'],
-  ['audit', 'auth', 'bus', 'registry', 'process', 'regions'],
+  ['audit', 'auth', 'bus', 'registry', 'process', 'regions', 'state'],
   ['governance'],
   ['tasks'],
   ['node'],

@@ -4,6 +4,7 @@ import { decideApproval, getApproval, listApprovals } from './approval-access';
 import { CALL_ACTIONS } from './call-actions';
 import { callerOf, type Handler, type HandlerContext } from './handler-context';
 import type { Session } from './session';
+import { STATE_ACTIONS } from './state-actions';
 
 /** Most `task.subscribe` watches one connection may hold. */
 export const MAX_SUBSCRIPTIONS_PER_SESSION = 64;
@@ -72,6 +73,7 @@ export const ACTION_HANDLERS: { [A in RequestAction]: Handler<A> } = {
   },
 
   ...CALL_ACTIONS,
+  ...STATE_ACTIONS,
 
   'task.get'(ctx, { session }, params) {
     return ctx.tasks.get(callerOf(session), params.taskId);

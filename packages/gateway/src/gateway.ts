@@ -22,6 +22,7 @@ import {
   type RedisClusterBus,
   type RedisKeys,
   type RegionLink,
+  StateStore,
   type TaskDispatcher,
   TIMINGS,
   type Validator,
@@ -38,6 +39,7 @@ import { type MetricsSnapshot, ReplicaCounters } from './replica-counters';
 import { ReplicaReports } from './replica-reports';
 import type { GatewayStatus, Readiness } from './replica-status';
 import { SessionHub } from './session-hub';
+import { StateWatches } from './state-watches';
 import { TaskEventRouter } from './task-events';
 import { TaskOperations } from './task-operations';
 import { GATEWAY_VERSION } from './version';
@@ -75,6 +77,9 @@ export class Gateway {
   /** The task operations of both transports. */
   readonly tasks: TaskOperations;
   private readonly taskEvents: TaskEventRouter;
+  /** Shared state of the tenants. */
+  readonly state: StateStore;
+  private readonly stateWatches: StateWatches;
   private readonly dispatcher: TaskDispatcher;
   /** The dispatcher, as the region link's endpoints run forwarded calls with it. */
   readonly regionDispatcher: TaskDispatcher;
@@ -212,6 +217,14 @@ export class Gateway {
       state: () => ({ draining: this.draining, connections: this.hub.connectionCount }),
     });
     this.taskEvents = new TaskEventRouter(node.bus.topics, keys, ledger, this.authorizer, logger);
+    this.state = new StateStore({
+      redis: this.redis,
+      keys,
+      logger,
+      processId: config.replicaId,
+      maxValueBytes: config.stateMaxValueBytes,
+    });
+    this.stateWatches = new StateWatches(node.bus.topics, logger);
     this.tasks = new TaskOperations({
       asyncTasks: this.asyncTasks,
       directory: node.tasks,
@@ -229,6 +242,8 @@ export class Gateway {
       snapshotFeed: this.snapshotFeed,
       schemaStore: { redis: this.redis, key: (tenant, agent) => keys.agentSchemas(tenant, agent) },
       taskEvents: this.taskEvents,
+      state: this.state,
+      stateWatches: this.stateWatches,
       agents: this.agents,
       metrics: this.counters,
       audit: this.audit,
@@ -376,6 +391,7 @@ export class Gateway {
     });
     await this.node.open();
     this.taskEvents.start();
+    this.state.start();
     this.server.on('upgrade', (req, socket, head) => this.hub.upgrade(req, socket, head));
     this.server.on('clientError', (_error, socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
@@ -464,6 +480,7 @@ export class Gateway {
       this.hub.close(),
     ]);
     this.taskEvents.stop();
+    this.state.close();
     await this.node.close();
   }
 }

@@ -9,6 +9,7 @@ import type {
   DelegationIssuer,
   Logger,
   SchemaStore,
+  StateStore,
   TaskDispatcher,
 } from '@openclaw/core';
 import { traceparentOf } from '@openclaw/core';
@@ -17,6 +18,7 @@ import type { AgentHost } from './agent-host';
 import type { ClusterSnapshotFeed } from './cluster-snapshot-feed';
 import type { ReplicaCounters } from './replica-counters';
 import type { Session } from './session';
+import type { StateWatches } from './state-watches';
 import type { TaskEventRouter } from './task-events';
 import type { TaskCaller, TaskOperations } from './task-operations';
 
@@ -37,6 +39,10 @@ export interface HandlerContext {
   /** Agents' declared input schemas. */
   schemaStore: SchemaStore;
   taskEvents: TaskEventRouter;
+  /** Shared state of the tenants (`state.*`). */
+  state: StateStore;
+  /** Connections on this replica that watch namespaces (`state.watch`). */
+  stateWatches: StateWatches;
   agents: AgentHost;
   metrics: ReplicaCounters;
   audit: AuditLog;

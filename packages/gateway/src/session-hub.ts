@@ -225,6 +225,7 @@ export class SessionHub {
       this.sessions.delete(session);
       this.deps.taskEvents.detach(session);
       this.deps.snapshotFeed.unwatch(session);
+      this.deps.context.stateWatches.detach(session);
       this.deps.connections.release(principal.id, session.id);
       counters.connectionsCurrent -= 1;
       void this.deps.agents.detach(session);

@@ -2,7 +2,9 @@ import { z } from 'zod';
 import {
   AgentNameSchema,
   ApprovalIdSchema,
+  NamespaceSchema,
   RequestIdSchema,
+  StateKeySchema,
   TaskIdSchema,
   TaskNameSchema,
   TaskStateSchema,
@@ -148,6 +150,44 @@ export const TasksUnwatchParamsSchema = z.object({});
 /** `agents.list`: no parameters. */
 export const AgentsListParamsSchema = z.object({});
 
+/** The longest time-to-live of a state key: one year. */
+export const MAX_STATE_TTL_MS = 365 * 24 * 3_600_000;
+
+/** `state.get`: one key of the tenant's shared state. */
+export const StateGetParamsSchema = z.object({ namespace: NamespaceSchema, key: StateKeySchema });
+
+/** `state.set`: writes a key; `ifVersion` makes it a compare-and-set (0: only if absent). */
+export const StateSetParamsSchema = z
+  .object({
+    namespace: NamespaceSchema,
+    key: StateKeySchema,
+    value: z.unknown(),
+    ttlMs: z.number().int().min(1).max(MAX_STATE_TTL_MS).optional(),
+    ifVersion: z.number().int().min(0).optional(),
+  })
+  .refine((p) => p.value !== undefined, { message: 'a value is required (any JSON, null included)', path: ['value'] });
+
+/** `state.delete`: removes a key; with `ifVersion`, only while that is its version. */
+export const StateDeleteParamsSchema = z.object({
+  namespace: NamespaceSchema,
+  key: StateKeySchema,
+  ifVersion: z.number().int().min(0).optional(),
+});
+
+/** `state.list`: the keys of a namespace, with a prefix, a page at a time. */
+export const StateListParamsSchema = z.object({
+  namespace: NamespaceSchema,
+  prefix: z.string().max(512).optional(),
+  limit: z.number().int().min(1).max(1000).optional(),
+  cursor: z.string().min(1).max(1024).nullable().optional(),
+});
+
+/** `state.watch`: `state.changed` events for the keys of a namespace (with a prefix), made on any replica. */
+export const StateWatchParamsSchema = z.object({ namespace: NamespaceSchema, prefix: z.string().max(512).optional() });
+
+/** `state.unwatch`: ends a `state.watch` of the same namespace and prefix. */
+export const StateUnwatchParamsSchema = StateWatchParamsSchema;
+
 /** `ping`: no parameters. */
 export const PingParamsSchema = z.object({});
 
@@ -189,6 +229,12 @@ export const ACTION_PARAMS = {
   'tasks.watch': TasksWatchParamsSchema,
   'tasks.unwatch': TasksUnwatchParamsSchema,
   'agents.list': AgentsListParamsSchema,
+  'state.get': StateGetParamsSchema,
+  'state.set': StateSetParamsSchema,
+  'state.delete': StateDeleteParamsSchema,
+  'state.list': StateListParamsSchema,
+  'state.watch': StateWatchParamsSchema,
+  'state.unwatch': StateUnwatchParamsSchema,
   ping: PingParamsSchema,
   'task.result': TaskResultParamsSchema,
   'task.error': TaskErrorParamsSchema,

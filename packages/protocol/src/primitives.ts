@@ -50,3 +50,17 @@ export const WireErrorSchema = z.object({
   dispatched: z.boolean().optional(),
 });
 export type WireError = z.infer<typeof WireErrorSchema>;
+
+/** A namespace of shared state, or a memory thread: `^[a-z0-9][a-z0-9._:-]{0,127}$`. */
+export const NamespaceSchema = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9._:-]{0,127}$/,
+    'expected ^[a-z0-9][a-z0-9._:-]{0,127}$ (lowercase letters, digits, ".", "_", ":", "-")',
+  );
+
+/** A key of shared state: 1 to 512 characters. */
+export const StateKeySchema = z
+  .string()
+  .min(1, 'expected 1 to 512 characters')
+  .max(512, 'expected 1 to 512 characters');

@@ -7,10 +7,10 @@ export const BUILT_IN_ROLES: Readonly<Record<string, readonly string[]>> = Objec
   Object.assign(Object.create(null) as Record<string, readonly string[]>, {
     /** Everything, including managing API keys. */
     admin: ['*'],
-    /** Registers as any agent and answers tasks; reads its tasks; lists agents. */
-    agent: ['agent:register:*', 'task:read', 'agent:list'],
-    /** Calls any agent; reads and cancels its own tasks; lists agents. */
-    caller: ['agent:invoke:*', 'task:read', 'task:cancel', 'agent:list'],
+    /** Registers as any agent and answers tasks; reads its tasks; lists agents; reads and writes shared state. */
+    agent: ['agent:register:*', 'task:read', 'agent:list', 'state:read:*', 'state:write:*'],
+    /** Calls any agent; reads and cancels its own tasks; lists agents; reads and writes shared state. */
+    caller: ['agent:invoke:*', 'task:read', 'task:cancel', 'agent:list', 'state:read:*', 'state:write:*'],
     /**
      * Watches and acts on every async task of the tenant: answers escalations, retries dead letters,
      * decides approvals; watches the cluster and the tenant's audit tail (Mission Control).
@@ -26,6 +26,7 @@ export const BUILT_IN_ROLES: Readonly<Record<string, readonly string[]>> = Objec
       'agent:list',
       'cluster:read',
       'audit:read',
+      'state:read:*',
     ],
     /** Sees and decides the tenant's approvals. */
     approver: ['approval:read', 'approval:decide', 'agent:list'],

@@ -197,6 +197,12 @@ export const GATEWAY_SETTINGS = {
     default: '',
     doc: 'When set, `GET /metrics` needs `Authorization: Bearer <this token>` (Prometheus `authorization` / `bearer_token`). Empty: `/metrics` is open, like `/healthz`; keep the port off the public network. Never logged.',
   }),
+  stateMaxValueBytes: setting({
+    env: 'OPENCLAW_STATE_MAX_VALUE_BYTES',
+    schema: intText(1, 16 * 1024 * 1024),
+    default: String(256 * 1024),
+    doc: 'Largest value of a shared-state key, in UTF-8 bytes of its JSON (`state.set`); larger ones are refused with PAYLOAD_TOO_LARGE. A value must also fit in a frame (OPENCLAW_MAX_FRAME_BYTES).',
+  }),
   region: setting({
     env: 'OPENCLAW_REGION',
     schema: z.string().refine((v) => v === '' || isRegionName(v), 'expected 1 to 32 lowercase letters, digits or "-"'),

@@ -275,6 +275,46 @@ export class RedisKeys {
     return `${this.prefix}:{broadcast}`;
   }
 
+  /** The common part of the keys of one namespace of a tenant's shared state (one slot). */
+  private stateBase(tenant: string, namespace: string): string {
+    return `${this.prefix}:{st:${tenant}:${namespace}}`;
+  }
+
+  /** Hash: one key of shared state (`v` its value as JSON, `ver`, `at`, `exp`). */
+  stateValue(tenant: string, namespace: string, key: string): string {
+    return `${this.stateBase(tenant, namespace)}:k:${key}`;
+  }
+
+  /** Sorted set, all scores 0: the keys of a namespace, in byte order (`state.list`). */
+  stateIndex(tenant: string, namespace: string): string {
+    return `${this.stateBase(tenant, namespace)}:index`;
+  }
+
+  /** Sorted set: the keys of a namespace that expire, scored by when (Redis time, ms). */
+  stateExpiry(tenant: string, namespace: string): string {
+    return `${this.stateBase(tenant, namespace)}:exp`;
+  }
+
+  /** Hash: the version of each key of a namespace that expires (its `expire` event names it). */
+  stateExpiryVersions(tenant: string, namespace: string): string {
+    return `${this.stateBase(tenant, namespace)}:expv`;
+  }
+
+  /** Pub/sub channel: the changes of a namespace's keys (`state.changed`). */
+  stateChannel(tenant: string, namespace: string): string {
+    return `${this.stateBase(tenant, namespace)}:ch`;
+  }
+
+  /** Sorted set: the namespaces (`<tenant>/<namespace>`) with keys that expire, by the soonest. */
+  stateExpiring(): string {
+    return `${this.prefix}:{state}:expiring`;
+  }
+
+  /** String: which process sweeps expired state keys this round. */
+  stateSweepLock(): string {
+    return `${this.prefix}:{state}:sweep`;
+  }
+
   /** Set: the qualified names of the agents a linked region can run, as this region last read them. */
   regionAgents(region: string): string {
     return `${this.prefix}:{regions}:agents:${region}`;

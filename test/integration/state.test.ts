@@ -1,0 +1,292 @@
+import { auditTail, createApiKey } from '../helpers/cli';
+import { type Cluster, startCluster } from '../helpers/cluster';
+import { waitFor } from '../helpers/wait';
+import { type Frame, TestSocket } from '../helpers/ws-client';
+
+const ADMIN = 'bootstrap-admin-key-for-state-0001';
+const SECRET = 'a-server-secret-of-at-least-32-characters!';
+
+/** Shared state (`state.*`) on two real replicas and one Redis, with tenants and roles. */
+describe('shared state', () => {
+  let cluster: Cluster;
+  const keys: Record<string, string> = {};
+  const sockets: TestSocket[] = [];
+  let n = 0;
+  const as = async (key: string, replica: number): Promise<TestSocket> => {
+    const socket = await TestSocket.open(cluster.gateways[replica]!.url, { headers: { 'x-api-key': keys[key]! } });
+    sockets.push(socket);
+    return socket;
+  };
+  const ask = (socket: TestSocket, action: string, params: Record<string, unknown>) =>
+    socket.request({ action, id: `r${n++}`, ...params });
+
+  beforeAll(async () => {
+    cluster = await startCluster({
+      replicas: 2,
+      auth: 'apikey',
+      apiKeys: [ADMIN],
+      env: { OPENCLAW_API_KEY_SECRET: SECRET },
+    });
+    const url = cluster.gateways[0]!.httpUrl;
+    for (const tenant of ['acme', 'globex']) {
+      keys[`${tenant}-caller`] = await createApiKey(url, ADMIN, { name: `${tenant}-caller`, role: 'caller', tenant });
+      keys[`${tenant}-admin`] = await createApiKey(url, ADMIN, { name: `${tenant}-admin`, role: 'admin', tenant });
+    }
+    keys['acme-approver'] = await createApiKey(url, ADMIN, { name: 'acme-approver', role: 'approver', tenant: 'acme' });
+  });
+  afterAll(async () => {
+    await Promise.all(sockets.map((s) => s.close()));
+    await cluster.stop();
+  });
+
+  it('writes on one replica and reads on the other, versioned, with compare-and-set and delete', async () => {
+    const a = await as('acme-caller', 0);
+    const b = await as('acme-caller', 1);
+    const at = Date.now();
+    expect(await ask(a, 'state.set', { namespace: 'orders', key: 'o-1', value: { total: 10 } })).toMatchObject({
+      ok: true,
+      result: { version: 1 },
+    });
+    const read = await ask(b, 'state.get', { namespace: 'orders', key: 'o-1' });
+    expect(read).toMatchObject({
+      ok: true,
+      result: { namespace: 'orders', key: 'o-1', value: { total: 10 }, version: 1 },
+    });
+    expect((read.result as { updatedAt: number }).updatedAt).toBeGreaterThanOrEqual(at - 1000);
+    expect((read.result as { expiresAt?: number }).expiresAt).toBeUndefined();
+    expect(await ask(b, 'state.set', { namespace: 'orders', key: 'o-1', value: null })).toMatchObject({
+      result: { version: 2 },
+    });
+    expect(await ask(a, 'state.get', { namespace: 'orders', key: 'o-1' })).toMatchObject({
+      result: { value: null, version: 2 },
+    });
+    // Compare-and-set: a stale version, and "only if absent" on a key that exists, are refused.
+    for (const ifVersion of [1, 0, 3]) {
+      expect(await ask(a, 'state.set', { namespace: 'orders', key: 'o-1', value: 'x', ifVersion })).toMatchObject({
+        ok: false,
+        error: { code: 'CONFLICT', details: { version: 2 } },
+      });
+    }
+    expect(await ask(a, 'state.set', { namespace: 'orders', key: 'o-2', value: 'new', ifVersion: 0 })).toMatchObject({
+      result: { version: 1 },
+    });
+    expect(await ask(a, 'state.set', { namespace: 'orders', key: 'o-1', value: 'x', ifVersion: 2 })).toMatchObject({
+      result: { version: 3 },
+    });
+    expect(await ask(b, 'state.delete', { namespace: 'orders', key: 'o-1', ifVersion: 2 })).toMatchObject({
+      error: { code: 'CONFLICT', details: { version: 3 } },
+    });
+    expect(await ask(b, 'state.delete', { namespace: 'orders', key: 'o-1', ifVersion: 3 })).toMatchObject({
+      result: { deleted: true },
+    });
+    expect(await ask(b, 'state.delete', { namespace: 'orders', key: 'o-1' })).toMatchObject({
+      result: { deleted: false },
+    });
+    expect(await ask(a, 'state.get', { namespace: 'orders', key: 'o-1' })).toMatchObject({
+      ok: false,
+      error: { code: 'NOT_FOUND' },
+    });
+    expect(await ask(a, 'state.delete', { namespace: 'orders', key: 'o-1', ifVersion: 1 })).toMatchObject({
+      error: { code: 'CONFLICT', details: { version: 0 } },
+    });
+    // Writes are audited in the tenant's trail.
+    const trail = await auditTail(cluster.gateways[0]!.httpUrl, ADMIN, 'acme');
+    expect(trail).toContainEqual(
+      expect.objectContaining({
+        type: 'state.changed',
+        details: expect.objectContaining({ namespace: 'orders', key: 'o-1', op: 'delete' }),
+      }),
+    );
+  });
+
+  it('lists a namespace a page at a time, with a prefix, each key once', async () => {
+    const a = await as('acme-caller', 0);
+    for (let i = 0; i < 25; i++) {
+      await ask(a, 'state.set', { namespace: 'catalog', key: `item:${String(i).padStart(2, '0')}`, value: i });
+    }
+    await ask(a, 'state.set', { namespace: 'catalog', key: 'other', value: 0 });
+    await ask(a, 'state.set', { namespace: 'catalog', key: 'itemless', value: 0 });
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await ask(a, 'state.list', { namespace: 'catalog', prefix: 'item:', limit: 10, cursor });
+      expect(page.ok).toBe(true);
+      const result = page.result as { items: { key: string; version: number; updatedAt: number }[]; cursor?: string };
+      expect(result.items.length).toBeLessThanOrEqual(10);
+      for (const item of result.items) {
+        expect(item).toMatchObject({ version: 1, updatedAt: expect.any(Number) });
+        seen.push(item.key);
+      }
+      cursor = result.cursor ?? undefined;
+      pages += 1;
+    } while (cursor !== undefined && pages < 10);
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen.sort()).toEqual(Array.from({ length: 25 }, (_, i) => `item:${String(i).padStart(2, '0')}`));
+    const all = await ask(a, 'state.list', { namespace: 'catalog' });
+    expect((all.result as { items: unknown[] }).items).toHaveLength(27);
+    expect((all.result as { cursor?: string }).cursor).toBeUndefined();
+    expect(await ask(a, 'state.list', { namespace: 'catalog', prefix: 'item:', cursor: 'not a cursor' })).toMatchObject(
+      { ok: false, error: { code: 'BAD_REQUEST', details: [{ field: 'cursor' }] } },
+    );
+    expect(await ask(a, 'state.list', { namespace: 'nothing-here' })).toMatchObject({
+      ok: true,
+      result: { items: [] },
+    });
+  });
+
+  it('tells watchers on every replica of sets, deletes and expiries, for their prefix only', async () => {
+    const writer = await as('acme-caller', 0);
+    const watcher = await as('acme-caller', 1);
+    expect(await ask(watcher, 'state.watch', { namespace: 'sessions', prefix: 'user:' })).toMatchObject({
+      ok: true,
+      result: { watching: true },
+    });
+    const changes: Frame[] = [];
+    const next = async () => {
+      const frame = await watcher.nextEvent('state.changed', 10_000);
+      changes.push(frame);
+      return frame;
+    };
+    await ask(writer, 'state.set', { namespace: 'sessions', key: 'admin:1', value: 1 });
+    await ask(writer, 'state.set', { namespace: 'sessions', key: 'user:1', value: 'a' });
+    expect(await next()).toEqual({
+      event: 'state.changed',
+      namespace: 'sessions',
+      key: 'user:1',
+      version: 1,
+      op: 'set',
+    });
+    await ask(writer, 'state.delete', { namespace: 'sessions', key: 'user:1' });
+    expect(await next()).toMatchObject({ key: 'user:1', version: 1, op: 'delete' });
+    const set = await ask(writer, 'state.set', { namespace: 'sessions', key: 'user:2', value: 'b', ttlMs: 400 });
+    expect(set).toMatchObject({ ok: true, result: { version: 1, expiresAt: expect.any(Number) } });
+    expect(await ask(watcher, 'state.get', { namespace: 'sessions', key: 'user:2' })).toMatchObject({
+      result: { value: 'b', expiresAt: (set.result as { expiresAt: number }).expiresAt },
+    });
+    expect(await next()).toMatchObject({ key: 'user:2', op: 'set' });
+    expect(await next()).toMatchObject({ key: 'user:2', version: 1, op: 'expire' });
+    expect(await ask(writer, 'state.get', { namespace: 'sessions', key: 'user:2' })).toMatchObject({
+      error: { code: 'NOT_FOUND' },
+    });
+    expect(
+      (
+        (await ask(writer, 'state.list', { namespace: 'sessions', prefix: 'user:' })).result as {
+          items: unknown[];
+        }
+      ).items,
+    ).toEqual([]);
+    // A write without a TTL keeps the key: setting it again ends an earlier TTL.
+    await ask(writer, 'state.set', { namespace: 'sessions', key: 'user:3', value: 1, ttlMs: 300 });
+    await ask(writer, 'state.set', { namespace: 'sessions', key: 'user:3', value: 2 });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await ask(writer, 'state.get', { namespace: 'sessions', key: 'user:3' })).toMatchObject({
+      result: { value: 2, version: 2 },
+    });
+    expect(changes.some((c) => c.key === 'admin:1')).toBe(false);
+    expect(await ask(watcher, 'state.unwatch', { namespace: 'sessions', prefix: 'user:' })).toMatchObject({
+      result: { watching: false },
+    });
+  });
+
+  it('never shows one tenant another’s state, and asks for state permissions per namespace', async () => {
+    const acme = await as('acme-caller', 0);
+    const globex = await as('globex-caller', 1);
+    const globexAdmin = await as('globex-admin', 0);
+    await ask(acme, 'state.set', { namespace: 'secrets', key: 'plan', value: 'acme only' });
+    expect(await ask(globex, 'state.watch', { namespace: 'secrets' })).toMatchObject({ ok: true });
+    for (const other of [globex, globexAdmin]) {
+      expect(await ask(other, 'state.get', { namespace: 'secrets', key: 'plan' })).toMatchObject({
+        error: { code: 'NOT_FOUND' },
+      });
+      expect(await ask(other, 'state.list', { namespace: 'secrets' })).toMatchObject({ result: { items: [] } });
+    }
+    // The same namespace and key in another tenant are another key.
+    expect(await ask(globex, 'state.set', { namespace: 'secrets', key: 'plan', value: 'globex' })).toMatchObject({
+      result: { version: 1 },
+    });
+    expect(await globex.nextEvent('state.changed', 5_000)).toMatchObject({ key: 'plan', version: 1 });
+    await ask(acme, 'state.set', { namespace: 'secrets', key: 'plan', value: 'acme again' });
+    await expect(globex.nextEvent('state.changed', 1_000)).rejects.toThrow(/timed out/);
+    expect(await ask(acme, 'state.get', { namespace: 'secrets', key: 'plan' })).toMatchObject({
+      result: { value: 'acme again', version: 2 },
+    });
+    const approver = await as('acme-approver', 1);
+    expect(await ask(approver, 'state.get', { namespace: 'secrets', key: 'plan' })).toMatchObject({
+      error: { code: 'FORBIDDEN', details: { permission: 'state:read:secrets' } },
+    });
+    expect(await ask(approver, 'state.set', { namespace: 'secrets', key: 'plan', value: 1 })).toMatchObject({
+      error: { code: 'FORBIDDEN', details: { permission: 'state:write:secrets' } },
+    });
+  });
+
+  it('answers bad names, types and sizes with BAD_REQUEST or PAYLOAD_TOO_LARGE naming the field', async () => {
+    const a = await as('acme-caller', 0);
+    const cases: [Record<string, unknown>, string][] = [
+      [{ namespace: 'Bad NS', key: 'k', value: 1 }, 'namespace'],
+      [{ namespace: 'ok', key: '', value: 1 }, 'key'],
+      [{ namespace: 'ok', key: 'k'.repeat(513), value: 1 }, 'key'],
+      [{ namespace: 'ok', key: 'k' }, 'value'],
+      [{ namespace: 'ok', key: 'k', value: 1, ttlMs: -5 }, 'ttlMs'],
+      [{ namespace: 'ok', key: 'k', value: 1, ifVersion: 'one' }, 'ifVersion'],
+      [{ namespace: 7, key: 'k', value: 1 }, 'namespace'],
+    ];
+    for (const [params, field] of cases) {
+      const reply = await ask(a, 'state.set', params);
+      expect(reply).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST' } });
+      expect((reply.error as { details: { field: string }[] }).details.map((d) => d.field)).toContain(field);
+    }
+    const big = await ask(a, 'state.set', { namespace: 'ok', key: 'big', value: 'x'.repeat(300 * 1024) });
+    expect(big).toMatchObject({
+      ok: false,
+      error: { code: 'PAYLOAD_TOO_LARGE', details: [{ field: 'value' }] },
+    });
+    expect(await ask(a, 'state.list', { namespace: 'ok', limit: 5000 })).toMatchObject({
+      error: { code: 'BAD_REQUEST', details: [{ field: 'limit' }] },
+    });
+    // Still connected and served.
+    expect(await ask(a, 'ping', {})).toMatchObject({ ok: true });
+  });
+
+  it('lets exactly one of many concurrent compare-and-set writers on two replicas win each round', async () => {
+    const writers = await Promise.all(Array.from({ length: 16 }, (_, i) => as('acme-caller', i % 2)));
+    await ask(writers[0]!, 'state.set', { namespace: 'race', key: 'counter', value: 0 });
+    for (let round = 1; round <= 5; round++) {
+      const replies = await Promise.all(
+        writers.map((w, i) =>
+          ask(w, 'state.set', { namespace: 'race', key: 'counter', value: { round, writer: i }, ifVersion: round }),
+        ),
+      );
+      const won = replies.filter((r) => r.ok);
+      expect(won).toHaveLength(1);
+      expect(won[0]).toMatchObject({ result: { version: round + 1 } });
+      for (const lost of replies.filter((r) => !r.ok)) {
+        expect(lost).toMatchObject({ error: { code: 'CONFLICT', details: { version: round + 1 } } });
+      }
+    }
+  });
+
+  // One Redis killed and restarted (a Redis Cluster's failover is tested in redis-cluster.test.ts).
+  const singleRedis = process.env.OPENCLAW_TEST_REDIS === 'cluster' ? it.skip : it;
+  singleRedis(
+    'answers UNAVAILABLE while Redis is down, and serves again once it is back',
+    async () => {
+      const a = await as('acme-caller', 0);
+      await ask(a, 'state.set', { namespace: 'outage', key: 'k', value: 1 });
+      await cluster.redis.kill();
+      await waitFor(
+        async () => (await ask(a, 'state.get', { namespace: 'outage', key: 'k' })).error?.code === 'UNAVAILABLE',
+        { what: 'UNAVAILABLE while Redis is down', timeoutMs: 10_000 },
+      );
+      expect(await ask(a, 'state.set', { namespace: 'outage', key: 'k', value: 2 })).toMatchObject({
+        error: { code: 'UNAVAILABLE', retryable: true },
+      });
+      await cluster.redis.restart();
+      await waitFor(async () => (await ask(a, 'state.set', { namespace: 'outage', key: 'k', value: 3 })).ok === true, {
+        what: 'state served again',
+        timeoutMs: 20_000,
+      });
+    },
+    60_000,
+  );
+});
