@@ -1,13 +1,14 @@
 import { auditTail, createApiKey } from '../helpers/cli';
-import { type Cluster, startCluster } from '../helpers/cluster';
+import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
+import { submitAsync, taskEnd } from '../helpers/tasks';
 import { waitFor } from '../helpers/wait';
 import { type Frame, TestSocket } from '../helpers/ws-client';
 
 const ADMIN = 'bootstrap-admin-key-for-state-0001';
 const SECRET = 'a-server-secret-of-at-least-32-characters!';
 
-/** Shared state (`state.*`) on two real replicas and one Redis, with tenants and roles. */
-describe('shared state', () => {
+/** Shared state (`state.*`) and memory (`memory.*`) on two real replicas and one Redis, with tenants and roles. */
+describe('shared state and memory', () => {
   let cluster: Cluster;
   const keys: Record<string, string> = {};
   const sockets: TestSocket[] = [];
@@ -25,13 +26,15 @@ describe('shared state', () => {
       replicas: 2,
       auth: 'apikey',
       apiKeys: [ADMIN],
-      env: { OPENCLAW_API_KEY_SECRET: SECRET },
+      env: { OPENCLAW_API_KEY_SECRET: SECRET, OPENCLAW_MEMORY_MAX_ENTRIES: '50' },
+      workers: 1,
     });
     const url = cluster.gateways[0]!.httpUrl;
     for (const tenant of ['acme', 'globex']) {
       keys[`${tenant}-caller`] = await createApiKey(url, ADMIN, { name: `${tenant}-caller`, role: 'caller', tenant });
       keys[`${tenant}-admin`] = await createApiKey(url, ADMIN, { name: `${tenant}-admin`, role: 'admin', tenant });
     }
+    keys['acme-agent'] = await createApiKey(url, ADMIN, { name: 'acme-agent', role: 'agent', tenant: 'acme' });
     keys['acme-approver'] = await createApiKey(url, ADMIN, { name: 'acme-approver', role: 'approver', tenant: 'acme' });
   });
   afterAll(async () => {
@@ -264,6 +267,133 @@ describe('shared state', () => {
         expect(lost).toMatchObject({ error: { code: 'CONFLICT', details: { version: round + 1 } } });
       }
     }
+  });
+
+  it('keeps a thread of entries in order, read whole, after a number or the newest few, on any replica', async () => {
+    const a = await as('acme-caller', 0);
+    const b = await as('acme-caller', 1);
+    expect(
+      await ask(a, 'memory.append', {
+        thread: 'case-7',
+        entries: [
+          { role: 'customer', content: 'My bill is wrong' },
+          { role: 'query-agent', content: { route: 'billing' }, meta: { confidence: 0.4 } },
+        ],
+      }),
+    ).toMatchObject({ ok: true, result: { thread: 'case-7', seq: 2 } });
+    expect(
+      await ask(b, 'memory.append', { thread: 'case-7', entries: [{ role: 'billing', content: 'Refund issued' }] }),
+    ).toMatchObject({ result: { seq: 3 } });
+    const whole = await ask(b, 'memory.read', { thread: 'case-7' });
+    expect(whole).toMatchObject({
+      ok: true,
+      result: {
+        thread: 'case-7',
+        entries: [
+          { seq: 1, role: 'customer', content: 'My bill is wrong', at: expect.any(Number) },
+          { seq: 2, role: 'query-agent', content: { route: 'billing' }, meta: { confidence: 0.4 } },
+          { seq: 3, role: 'billing', content: 'Refund issued' },
+        ],
+      },
+    });
+    const seqs = async (params: Record<string, unknown>) =>
+      (
+        (await ask(a, 'memory.read', { thread: 'case-7', ...params })).result as { entries: { seq: number }[] }
+      ).entries.map((e) => e.seq);
+    expect(await seqs({ after: 1 })).toEqual([2, 3]);
+    expect(await seqs({ last: 2 })).toEqual([2, 3]);
+    expect(await seqs({ after: 1, last: 1 })).toEqual([3]);
+    expect(await seqs({ after: 3 })).toEqual([]);
+    expect(await ask(a, 'memory.read', { thread: 'never-written' })).toMatchObject({ result: { entries: [] } });
+    // Cleared, and numbered on from where it was: numbers are never reused.
+    expect(await ask(b, 'memory.clear', { thread: 'case-7' })).toMatchObject({ result: { cleared: 3 } });
+    expect(await seqs({})).toEqual([]);
+    expect(
+      await ask(a, 'memory.append', { thread: 'case-7', entries: [{ role: 'customer', content: 'Thanks' }] }),
+    ).toMatchObject({ result: { seq: 4 } });
+    // Another tenant's thread of the same name is another thread; a principal without the permission is refused.
+    const globex = await as('globex-admin', 0);
+    expect(await ask(globex, 'memory.read', { thread: 'case-7' })).toMatchObject({ result: { entries: [] } });
+    expect(await ask(globex, 'memory.clear', { thread: 'case-7' })).toMatchObject({ result: { cleared: 0 } });
+    expect(await seqs({})).toEqual([4]);
+    const approver = await as('acme-approver', 1);
+    expect(await ask(approver, 'memory.read', { thread: 'case-7' })).toMatchObject({
+      error: { code: 'FORBIDDEN', details: { permission: 'memory:read:case-7' } },
+    });
+  });
+
+  it('keeps a thread’s newest entries, drops it when idle, and refuses bad entries naming the field', async () => {
+    const a = await as('acme-caller', 0);
+    for (let i = 0; i < 3; i++) {
+      await ask(a, 'memory.append', {
+        thread: 'long',
+        entries: Array.from({ length: 20 }, (_, j) => ({ role: 'r', content: i * 20 + j + 1 })),
+      });
+    }
+    const kept = (await ask(a, 'memory.read', { thread: 'long' })).result as {
+      entries: { seq: number; content: number }[];
+    };
+    // OPENCLAW_MEMORY_MAX_ENTRIES is 50 here.
+    expect(kept.entries.map((e) => e.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 11));
+    expect(kept.entries.every((e) => e.seq === e.content)).toBe(true);
+    // Idle retention: the thread's keys expire 7 days (the default) after the last append.
+    const redis = cluster.redis.client();
+    const ttl = await redis.pttl(`${cluster.keyPrefix}:{mem:acme:long}:log`);
+    redis.disconnect();
+    expect(ttl).toBeGreaterThan(7 * 24 * 3_600_000 - 60_000);
+    expect(ttl).toBeLessThanOrEqual(7 * 24 * 3_600_000);
+    const bad: [Record<string, unknown>, string][] = [
+      [{ thread: 'x', entries: [] }, 'entries'],
+      [{ thread: 'x', entries: [{ content: 'no role' }] }, 'entries.0.role'],
+      [{ thread: 'x', entries: [{ role: 'r' }] }, 'entries.0.content'],
+      [{ thread: 'Not A Thread', entries: [{ role: 'r', content: 1 }] }, 'thread'],
+      [{ thread: 'x', entries: Array.from({ length: 101 }, () => ({ role: 'r', content: 1 })) }, 'entries'],
+    ];
+    for (const [params, field] of bad) {
+      const reply = await ask(a, 'memory.append', params);
+      expect(reply).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST' } });
+      expect((reply.error as { details: { field: string }[] }).details.map((d) => d.field)).toContain(field);
+    }
+    expect(await ask(a, 'memory.read', { thread: 'x', last: 0 })).toMatchObject({
+      error: { code: 'BAD_REQUEST', details: [{ field: 'last' }] },
+    });
+    expect(
+      await ask(a, 'memory.append', { thread: 'x', entries: [{ role: 'r', content: 'x'.repeat(300 * 1024) }] }),
+    ).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE', details: [{ field: 'entries' }] } });
+  });
+
+  it('gives a call’s thread to its agent, in sync calls, async tasks and every step of a workflow', async () => {
+    const agent = await startAgent(cluster.gateways[1]!.url, {
+      name: 'support',
+      headers: { 'x-api-key': keys['acme-agent']! },
+      answer: (t) => ({ action: 'task.result', taskId: t.taskId, output: { thread: t.thread ?? null } }),
+    });
+    const caller = await as('acme-caller', 0);
+    expect(await ask(caller, 'coordinator', { agent: 'support', task: 'answer', thread: 'case-9' })).toMatchObject({
+      ok: true,
+      result: { output: { thread: 'case-9' } },
+    });
+    expect(await ask(caller, 'coordinator', { agent: 'support', task: 'answer' })).toMatchObject({
+      result: { output: { thread: null } },
+    });
+    const asyncId = await submitAsync(caller, { agent: 'support', task: 'answer', thread: 'case-10' });
+    expect(await taskEnd(caller, asyncId)).toMatchObject({ status: 'completed', output: { thread: 'case-10' } });
+    const started = await ask(caller, 'workflow.start', {
+      workflow: {
+        steps: [
+          { id: 'first', agent: 'support', task: 'answer' },
+          { id: 'second', agent: 'support', task: 'answer' },
+        ],
+      },
+      thread: 'case-11',
+    });
+    const workflowId = (started.result as { taskId: string }).taskId;
+    expect(await taskEnd(caller, workflowId)).toMatchObject({ status: 'completed' });
+    expect(agent.received.slice(-2).map((t) => t.thread)).toEqual(['case-11', 'case-11']);
+    expect(await ask(caller, 'coordinator', { agent: 'support', task: 'answer', thread: 'Bad Thread' })).toMatchObject({
+      error: { code: 'BAD_REQUEST', details: [{ field: 'thread' }] },
+    });
+    await agent.close();
   });
 
   // One Redis killed and restarted (a Redis Cluster's failover is tested in redis-cluster.test.ts).

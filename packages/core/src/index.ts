@@ -75,6 +75,7 @@ export {
 } from './regions/region-link';
 export { AgentRegistry } from './registry/agent-registry';
 export { type CallLimits, qualifiedAgent } from './registry/agent-routing';
+export { type MemoryEntry, type MemoryEntryInput, MemoryStore } from './state/memory-store';
 export {
   type StateChange,
   type StateEntry,

@@ -132,6 +132,7 @@ export const ACTION_HANDLERS: { [A in RequestAction]: Handler<A> } = {
       params.workflow,
       params.input ?? null,
       params.idempotencyKey,
+      params.thread,
     );
     return { taskId: submitted.taskId, status: submitted.status };
   },

@@ -190,6 +190,7 @@ export class AgentHost {
       from: message.from,
       deadline: message.deadline,
       attempt: message.attempt,
+      thread: message.thread,
     });
   }
 

@@ -110,6 +110,7 @@ export const CALL_ACTIONS: { coordinator: Handler<'coordinator'>; delegate: Hand
           idempotencyKey: params.idempotencyKey,
           retry: params.retry,
           escalation: params.escalation,
+          thread: params.thread,
         },
       );
       return { taskId: submitted.taskId, status: submitted.status };
@@ -143,6 +144,7 @@ export const CALL_ACTIONS: { coordinator: Handler<'coordinator'>; delegate: Hand
           delegationDepth: delegated?.depth,
         },
         idempotencyKey: params.idempotencyKey,
+        thread: params.thread,
         // The call's trace (this action's span) goes with the task to the agent.
         traceparent: traceparentOf(),
         onProgress: (progress) => session.send({ event: 'task.progress', id, taskId: handle.taskId, progress }),

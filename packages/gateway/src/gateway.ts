@@ -19,6 +19,7 @@ import {
   type HttpAgentClient,
   type Logger,
   loadCustomValidators,
+  MemoryStore,
   type RedisClusterBus,
   type RedisKeys,
   type RegionLink,
@@ -80,6 +81,8 @@ export class Gateway {
   /** Shared state of the tenants. */
   readonly state: StateStore;
   private readonly stateWatches: StateWatches;
+  /** Conversation threads of the tenants. */
+  readonly memory: MemoryStore;
   private readonly dispatcher: TaskDispatcher;
   /** The dispatcher, as the region link's endpoints run forwarded calls with it. */
   readonly regionDispatcher: TaskDispatcher;
@@ -225,6 +228,13 @@ export class Gateway {
       maxValueBytes: config.stateMaxValueBytes,
     });
     this.stateWatches = new StateWatches(node.bus.topics, logger);
+    this.memory = new MemoryStore({
+      redis: this.redis,
+      keys,
+      maxEntries: config.memoryMaxEntries,
+      idleMs: config.memoryIdleMs,
+      maxAppendBytes: config.stateMaxValueBytes,
+    });
     this.tasks = new TaskOperations({
       asyncTasks: this.asyncTasks,
       directory: node.tasks,
@@ -243,6 +253,7 @@ export class Gateway {
       schemaStore: { redis: this.redis, key: (tenant, agent) => keys.agentSchemas(tenant, agent) },
       taskEvents: this.taskEvents,
       state: this.state,
+      memory: this.memory,
       stateWatches: this.stateWatches,
       agents: this.agents,
       metrics: this.counters,

@@ -8,6 +8,7 @@ import type {
   CallRecords,
   DelegationIssuer,
   Logger,
+  MemoryStore,
   SchemaStore,
   StateStore,
   TaskDispatcher,
@@ -41,6 +42,8 @@ export interface HandlerContext {
   taskEvents: TaskEventRouter;
   /** Shared state of the tenants (`state.*`). */
   state: StateStore;
+  /** Conversation threads of the tenants (`memory.*`). */
+  memory: MemoryStore;
   /** Connections on this replica that watch namespaces (`state.watch`). */
   stateWatches: StateWatches;
   agents: AgentHost;

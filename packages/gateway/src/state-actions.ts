@@ -3,11 +3,25 @@ import type { Handler, HandlerContext } from './handler-context';
 import type { Session } from './session';
 import { MAX_STATE_WATCHES_PER_SESSION } from './state-watches';
 
-type StateAction = 'state.get' | 'state.set' | 'state.delete' | 'state.list' | 'state.watch' | 'state.unwatch';
+type StateAction =
+  | 'state.get'
+  | 'state.set'
+  | 'state.delete'
+  | 'state.list'
+  | 'state.watch'
+  | 'state.unwatch'
+  | 'memory.append'
+  | 'memory.read'
+  | 'memory.clear';
 
 /** Refuses a principal without `state:<access>:<namespace>` (wildcards as everywhere in the policy). */
 function requireState(ctx: HandlerContext, session: Session, access: 'read' | 'write', namespace: string): void {
   ctx.authorizer.require(session.principal, `state:${access}:${namespace}`);
+}
+
+/** Refuses a principal without `memory:<access>:<thread>`. */
+function requireMemory(ctx: HandlerContext, session: Session, access: 'read' | 'write', thread: string): void {
+  ctx.authorizer.require(session.principal, `memory:${access}:${thread}`);
 }
 
 /** Audits a change of a key (reads are not audited; their permission refusals are). */
@@ -26,7 +40,8 @@ function auditChange(
 
 /**
  * Shared state, per tenant (the connection's), in namespaces: keys with JSON values, versioned for
- * compare-and-set, with optional expiry, listed a page at a time, and watched on any replica.
+ * compare-and-set, with optional expiry, listed a page at a time, and watched on any replica. And
+ * memory: conversation threads, ordered logs of entries.
  */
 export const STATE_ACTIONS: { [A in StateAction]: Handler<A> } = {
   async 'state.get'(ctx, { session }, { namespace, key }) {
@@ -67,5 +82,34 @@ export const STATE_ACTIONS: { [A in StateAction]: Handler<A> } = {
   'state.unwatch'(ctx, { session }, { namespace, prefix }) {
     const channel = ctx.state.channel(session.principal.tenant, namespace);
     return { watching: false, ended: ctx.stateWatches.unwatch(session, channel, prefix ?? '') };
+  },
+
+  async 'memory.append'(ctx, { session }, { thread, entries }) {
+    requireMemory(ctx, session, 'write', thread);
+    const seq = await ctx.memory.append(session.principal.tenant, thread, entries);
+    ctx.audit.record(session.principal.tenant, {
+      type: 'memory.appended',
+      principal: session.principal.id,
+      outcome: 'ok',
+      details: { thread, seq, entries: entries.length },
+    });
+    return { thread, seq };
+  },
+
+  async 'memory.read'(ctx, { session }, { thread, after, last }) {
+    requireMemory(ctx, session, 'read', thread);
+    return { thread, entries: await ctx.memory.read(session.principal.tenant, thread, { after, last }) };
+  },
+
+  async 'memory.clear'(ctx, { session }, { thread }) {
+    requireMemory(ctx, session, 'write', thread);
+    const cleared = await ctx.memory.clear(session.principal.tenant, thread);
+    ctx.audit.record(session.principal.tenant, {
+      type: 'memory.cleared',
+      principal: session.principal.id,
+      outcome: 'ok',
+      details: { thread, cleared },
+    });
+    return { cleared };
   },
 };

@@ -160,6 +160,7 @@ export class TaskOperations {
     workflow: WorkflowDefinition,
     input: unknown,
     idempotencyKey?: string,
+    thread?: string,
   ): Promise<Submitted> {
     for (const call of workflowCalls(workflow.steps)) {
       this.require(caller.principal, `agent:invoke:${call.agent}`);
@@ -171,6 +172,7 @@ export class TaskOperations {
       {
         ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
         ...(caller.traceparent === undefined ? {} : { traceparent: caller.traceparent }),
+        ...(thread === undefined ? {} : { thread }),
       },
     );
     this.audit(

@@ -57,6 +57,8 @@ export const CoordinatorParamsSchema = z.object({
    * earlier attempt timed out waiting for it. It lets the call through once.
    */
   approvalId: ApprovalIdSchema.optional(),
+  /** A memory thread of the conversation this call belongs to: the agent finds it in its `task` event. */
+  thread: NamespaceSchema.optional(),
 });
 
 /**
@@ -102,6 +104,8 @@ export const WorkflowStartParamsSchema = z.object({
   workflow: WorkflowDefinitionSchema,
   input: z.unknown().optional(),
   idempotencyKey: z.string().min(1).max(256).optional(),
+  /** A memory thread: every step's agent finds it in its `task` event. */
+  thread: NamespaceSchema.optional(),
 });
 
 /** `task.respond`: an operator's answer to a task waiting in `input-required`. */
@@ -188,6 +192,33 @@ export const StateWatchParamsSchema = z.object({ namespace: NamespaceSchema, pre
 /** `state.unwatch`: ends a `state.watch` of the same namespace and prefix. */
 export const StateUnwatchParamsSchema = StateWatchParamsSchema;
 
+/** One entry appended to a memory thread. */
+export const MemoryEntrySchema = z.object({
+  role: z
+    .string()
+    .min(1)
+    .max(64)
+    .refine((role) => !/[\p{Cc}]/u.test(role), 'roles have no control characters'),
+  content: z.unknown().refine((c) => c !== undefined, 'content is required (any JSON)'),
+  meta: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** `memory.append`: adds entries to the end of a thread, in order. */
+export const MemoryAppendParamsSchema = z.object({
+  thread: NamespaceSchema,
+  entries: z.array(MemoryEntrySchema).min(1).max(100),
+});
+
+/** `memory.read`: a thread's entries, oldest first: all, after a sequence number, or the newest few. */
+export const MemoryReadParamsSchema = z.object({
+  thread: NamespaceSchema,
+  after: z.number().int().min(0).optional(),
+  last: z.number().int().min(1).max(10_000).optional(),
+});
+
+/** `memory.clear`: empties a thread (its sequence numbers are never reused). */
+export const MemoryClearParamsSchema = z.object({ thread: NamespaceSchema });
+
 /** `ping`: no parameters. */
 export const PingParamsSchema = z.object({});
 
@@ -235,6 +266,9 @@ export const ACTION_PARAMS = {
   'state.list': StateListParamsSchema,
   'state.watch': StateWatchParamsSchema,
   'state.unwatch': StateUnwatchParamsSchema,
+  'memory.append': MemoryAppendParamsSchema,
+  'memory.read': MemoryReadParamsSchema,
+  'memory.clear': MemoryClearParamsSchema,
   ping: PingParamsSchema,
   'task.result': TaskResultParamsSchema,
   'task.error': TaskErrorParamsSchema,

@@ -55,8 +55,20 @@ export const TaskEventSchema = z.object({
   attempt: z.number().int().positive(),
   /** W3C trace context of the dispatch: an agent's own spans for the task can continue this trace. */
   traceparent: z.string().optional(),
+  /** The memory thread of the conversation the call belongs to (`memory.read` it), when it has one. */
+  thread: z.string().optional(),
 });
 export type TaskEvent = z.infer<typeof TaskEventSchema>;
+
+/** `state.changed`: a key of a watched namespace was set, deleted or expired, on any replica. */
+export const StateChangedEventSchema = z.object({
+  event: z.literal('state.changed'),
+  namespace: z.string(),
+  key: z.string(),
+  version: z.number().int(),
+  op: z.enum(['set', 'delete', 'expire']),
+});
+export type StateChangedEvent = z.infer<typeof StateChangedEventSchema>;
 
 /** `task.cancel`: the caller canceled a task the agent is working on. */
 export const TaskCancelEventSchema = z.object({ event: z.literal('task.cancel'), taskId: TaskIdSchema });
@@ -153,6 +165,7 @@ export const EventSchema = z.discriminatedUnion('event', [
   ApprovalRequestedEventSchema,
   ApprovalUpdatedEventSchema,
   ClusterSnapshotEventSchema,
+  StateChangedEventSchema,
 ]);
 export type Event = z.infer<typeof EventSchema>;
 

@@ -145,6 +145,7 @@ export class TaskRunner {
           delegationDepth: task.delegationDepth,
         },
         traceparent: traceparentOf() ?? task.traceparent,
+        thread: task.thread,
         // A message that needs an approval parks the task (AwaitingApproval); once approved, the
         // attempt that follows uses the approval, bound to this very message.
         approval: { mode: 'park', approvalId: task.approvalId },

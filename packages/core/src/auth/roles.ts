@@ -7,10 +7,27 @@ export const BUILT_IN_ROLES: Readonly<Record<string, readonly string[]>> = Objec
   Object.assign(Object.create(null) as Record<string, readonly string[]>, {
     /** Everything, including managing API keys. */
     admin: ['*'],
-    /** Registers as any agent and answers tasks; reads its tasks; lists agents; reads and writes shared state. */
-    agent: ['agent:register:*', 'task:read', 'agent:list', 'state:read:*', 'state:write:*'],
-    /** Calls any agent; reads and cancels its own tasks; lists agents; reads and writes shared state. */
-    caller: ['agent:invoke:*', 'task:read', 'task:cancel', 'agent:list', 'state:read:*', 'state:write:*'],
+    /** Registers as any agent and answers tasks; reads its tasks; lists agents; reads and writes shared state and memory. */
+    agent: [
+      'agent:register:*',
+      'task:read',
+      'agent:list',
+      'state:read:*',
+      'state:write:*',
+      'memory:read:*',
+      'memory:write:*',
+    ],
+    /** Calls any agent; reads and cancels its own tasks; lists agents; reads and writes shared state and memory. */
+    caller: [
+      'agent:invoke:*',
+      'task:read',
+      'task:cancel',
+      'agent:list',
+      'state:read:*',
+      'state:write:*',
+      'memory:read:*',
+      'memory:write:*',
+    ],
     /**
      * Watches and acts on every async task of the tenant: answers escalations, retries dead letters,
      * decides approvals; watches the cluster and the tenant's audit tail (Mission Control).
@@ -27,6 +44,7 @@ export const BUILT_IN_ROLES: Readonly<Record<string, readonly string[]>> = Objec
       'cluster:read',
       'audit:read',
       'state:read:*',
+      'memory:read:*',
     ],
     /** Sees and decides the tenant's approvals. */
     approver: ['approval:read', 'approval:decide', 'agent:list'],

@@ -24,6 +24,8 @@ export const TaskDispatchMessageSchema = z.object({
   from: TaskOriginSchema,
   deadline: z.number().int(),
   attempt: z.number().int().positive(),
+  /** The memory thread of the conversation, if the call has one. */
+  thread: z.string().optional(),
 });
 
 /** Holder to origin: the agent's result, error or progress for a task. */

@@ -203,6 +203,18 @@ export const GATEWAY_SETTINGS = {
     default: String(256 * 1024),
     doc: 'Largest value of a shared-state key, in UTF-8 bytes of its JSON (`state.set`); larger ones are refused with PAYLOAD_TOO_LARGE. A value must also fit in a frame (OPENCLAW_MAX_FRAME_BYTES).',
   }),
+  memoryMaxEntries: setting({
+    env: 'OPENCLAW_MEMORY_MAX_ENTRIES',
+    schema: intText(1, 1_000_000),
+    default: '1000',
+    doc: 'Entries a memory thread keeps: appending more drops the oldest (their sequence numbers are not reused).',
+  }),
+  memoryIdleMs: setting({
+    env: 'OPENCLAW_MEMORY_IDLE_MS',
+    schema: intText(1000, 10 * 365 * 24 * 3_600_000),
+    default: String(7 * 24 * 3_600_000),
+    doc: 'How long a memory thread is kept after its last append (7 days by default); then it is dropped whole.',
+  }),
   region: setting({
     env: 'OPENCLAW_REGION',
     schema: z.string().refine((v) => v === '' || isRegionName(v), 'expected 1 to 32 lowercase letters, digits or "-"'),

@@ -305,6 +305,16 @@ export class RedisKeys {
     return `${this.stateBase(tenant, namespace)}:ch`;
   }
 
+  /** Sorted set: a memory thread's entries, scored by sequence number (`<seq> <json>`). */
+  memoryLog(tenant: string, thread: string): string {
+    return `${this.prefix}:{mem:${tenant}:${thread}}:log`;
+  }
+
+  /** String: the last sequence number of a memory thread (kept when the thread is cleared). */
+  memorySeq(tenant: string, thread: string): string {
+    return `${this.prefix}:{mem:${tenant}:${thread}}:seq`;
+  }
+
   /** Sorted set: the namespaces (`<tenant>/<namespace>`) with keys that expire, by the soonest. */
   stateExpiring(): string {
     return `${this.prefix}:{state}:expiring`;

@@ -62,7 +62,7 @@ export class AsyncTasks {
     from: Submitter,
     workflow: WorkflowDefinition,
     input: unknown,
-    options: { idempotencyKey?: string; traceparent?: string } = {},
+    options: { idempotencyKey?: string; traceparent?: string; thread?: string } = {},
   ): Promise<Submitted> {
     return this.submissions.startWorkflow(from, workflow, input, options);
   }

@@ -52,6 +52,8 @@ export interface DispatchRequest {
    * ledger, written by the worker.
    */
   record?: boolean;
+  /** The memory thread of the conversation the call belongs to (the agent finds it in its `task` event). */
+  thread?: string;
   /** The region a forwarded call came from: it runs here or nowhere (never sent on to a third). */
   fromRegion?: string;
 }

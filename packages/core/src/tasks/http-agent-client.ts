@@ -16,6 +16,8 @@ export interface HttpAgentRequest {
   deadline: number;
   from: { principal: string; agent?: string; onBehalfOf?: string; chain?: string[] };
   attempt: number;
+  /** The memory thread of the conversation, if the call has one. */
+  thread?: string;
 }
 
 /** Options of {@link HttpAgentClient}. */

@@ -76,6 +76,8 @@ export interface LedgerTask {
   stepDefaults?: { attempts: number; backoffMs: number; timeoutMs: number };
   retentionMs: number;
   traceparent?: string;
+  /** The memory thread of the conversation (a workflow's steps share it). */
+  thread?: string;
 }
 
 /** JSON of an output if it is small enough to keep, else undefined. */
@@ -121,6 +123,7 @@ export function encodeLedgerTask(task: LedgerTask): Record<string, string> {
   if (task.stepDefaults !== undefined) out.stepDefaults = JSON.stringify(task.stepDefaults);
   if (task.grants !== undefined) out.grants = JSON.stringify(task.grants);
   if (task.traceparent !== undefined) out.traceparent = task.traceparent;
+  if (task.thread !== undefined) out.thread = task.thread;
   return out;
 }
 
@@ -188,6 +191,7 @@ export function decodeLedgerTask(h: Record<string, string>): LedgerTask | undefi
     grants: json<PrincipalGrants>(h.grants),
     delegationDepth: num(h.delegationDepth),
     traceparent: h.traceparent,
+    thread: h.thread,
   };
   for (const [name, value] of Object.entries(optional)) {
     if (value !== undefined) (task as unknown as Record<string, unknown>)[name] = value;

@@ -194,6 +194,7 @@ export class TaskDispatcher {
       attempt: request.attempt ?? 1,
       traceparent: request.traceparent,
       instanceId: '',
+      thread: request.thread,
     };
     // Waiting from before the pick: a reply can never find nobody expecting it.
     const output = this.pending.track(record, request, deadline);
@@ -316,6 +317,7 @@ export class TaskDispatcher {
           deadline,
           from: originOf(request.caller),
           attempt: request.attempt ?? 1,
+          thread: request.thread,
         },
         signal,
       )

@@ -35,6 +35,8 @@ export interface AsyncTaskRequest {
   retry?: RetryPolicy;
   escalation?: EscalationPolicy;
   traceparent?: string;
+  /** The memory thread of the conversation, given to the agent with every attempt. */
+  thread?: string;
 }
 
 /** What submitting answers: the task, and whether an idempotency key matched an earlier one. */
@@ -114,6 +116,7 @@ export class TaskSubmissions {
       retentionMs: this.defaults.retentionMs,
     };
     if (request.traceparent !== undefined) task.traceparent = request.traceparent;
+    if (request.thread !== undefined) task.thread = request.thread;
     return this.enqueueNew(task, request.idempotencyKey);
   }
 
@@ -122,7 +125,7 @@ export class TaskSubmissions {
     from: Submitter,
     workflow: WorkflowDefinition,
     input: unknown,
-    options: { idempotencyKey?: string; traceparent?: string } = {},
+    options: { idempotencyKey?: string; traceparent?: string; thread?: string } = {},
   ): Promise<Submitted> {
     const now = Date.now();
     const deadlineMs = workflow.deadlineMs ?? this.defaults.workflowDeadlineMs;
@@ -158,6 +161,7 @@ export class TaskSubmissions {
       },
     };
     if (options.traceparent !== undefined) task.traceparent = options.traceparent;
+    if (options.thread !== undefined) task.thread = options.thread;
     return this.enqueueNew(task, options.idempotencyKey);
   }
 
@@ -203,6 +207,7 @@ export class TaskSubmissions {
       retentionMs: parent.retentionMs,
     };
     if (parent.traceparent !== undefined) task.traceparent = parent.traceparent;
+    if (parent.thread !== undefined) task.thread = parent.thread;
     await this.ledger.create(task);
     await this.queue.add(task.taskId, enqueueOptions(task));
   }
