@@ -203,7 +203,7 @@ describe('the SDK follows an async task across the loss of its replica', () => {
       await waitFor(() => progress.length === 1, { what: 'the first progress' });
       lb.setUpstream(b!.port);
       await a!.kill();
-      await waitFor(() => client.state === 'connected' && client.session?.replica === 'B', {
+      await waitFor(() => client.connectionState === 'connected' && client.session?.replica === 'B', {
         what: 'the client reconnected to replica B',
         timeoutMs: 15_000,
       });

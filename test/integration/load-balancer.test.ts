@@ -115,7 +115,7 @@ describe('behind nginx (deploy/nginx/nginx.conf)', () => {
     const caller = await open();
     for (const i of moved) {
       await waitFor(
-        async () => clients[i]!.session?.replica !== leaving.replicaId && clients[i]!.state === 'connected',
+        async () => clients[i]!.session?.replica !== leaving.replicaId && clients[i]!.connectionState === 'connected',
         {
           what: `agent worker-${i} to reconnect`,
         },

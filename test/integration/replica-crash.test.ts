@@ -56,11 +56,14 @@ describe('a replica killed under load, behind nginx', () => {
     const killedAt = Date.now();
     await victim.kill();
     // Its agents reconnect through nginx to the others and register again.
-    await waitFor(() => onVictim.every((c) => c.state === 'connected' && c.session?.replica !== victim.replicaId), {
-      what: 'the agents of the killed replica to reconnect elsewhere',
-      // Ten times the bound: the machine is shared; the time taken is printed.
-      timeoutMs: 10 * BACK_WITHIN_MS,
-    });
+    await waitFor(
+      () => onVictim.every((c) => c.connectionState === 'connected' && c.session?.replica !== victim.replicaId),
+      {
+        what: 'the agents of the killed replica to reconnect elsewhere',
+        // Ten times the bound: the machine is shared; the time taken is printed.
+        timeoutMs: 10 * BACK_WITHIN_MS,
+      },
+    );
     const reconnectedMs = Date.now() - killedAt;
     const okAtKill = sync.get('ok') ?? 0;
     await waitFor(() => (sync.get('ok') ?? 0) >= okAtKill + 100, {

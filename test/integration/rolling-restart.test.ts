@@ -88,9 +88,12 @@ describe('a rolling restart of every replica under load, behind nginx', () => {
 
     // Every agent instance is back, on the new replicas.
     const newIds = new Set(balanced.cluster.gateways.map((g) => g.replicaId));
-    await waitFor(() => agents.every((c) => c.state === 'connected' && newIds.has(c.session?.replica ?? '')), {
-      what: 'every agent on a new replica',
-    });
+    await waitFor(
+      () => agents.every((c) => c.connectionState === 'connected' && newIds.has(c.session?.replica ?? '')),
+      {
+        what: 'every agent on a new replica',
+      },
+    );
     // Every async task submitted reaches its end, completed.
     const unique = [...new Set(submitted)];
     const statuses = await outcomesOf(submitter, unique);

@@ -1,3 +1,4 @@
+import { connect, type GatewayClient, type StateChange } from '@openclaw/sdk';
 import { auditTail, createApiKey } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
 import { submitAsync, taskEnd } from '../helpers/tasks';
@@ -395,6 +396,71 @@ describe('shared state and memory', () => {
     });
     await agent.close();
   });
+
+  it('serves the SDK: client.state and client.memory, ctx.thread and ctx.memory, and a watch that outlives a replica restart', async () => {
+    const clients: GatewayClient[] = [];
+    const open = async (key: string, replica: number) => {
+      const client = await connect({
+        url: cluster.gateways[replica]!.url,
+        apiKey: keys[key],
+        reconnect: { initialDelayMs: 50, maxDelayMs: 500 },
+      });
+      clients.push(client);
+      return client;
+    };
+    const agentClient = await open('acme-agent', 0);
+    const caller = await open('acme-caller', 0);
+    const watcher = await open('acme-caller', 1);
+    // An agent that reads the conversation so far and adds its answer to it.
+    const support = agentClient.agent('sdk-support');
+    support.handle('answer', async (_data, ctx) => {
+      const history = (await ctx.memory?.read()) ?? [];
+      await ctx.memory?.append({ role: 'sdk-support', content: `seen ${history.length}` });
+      return { thread: ctx.thread ?? null, seen: history.map((e) => e.content) };
+    });
+    await support.register();
+    await caller.memory.append('sdk-case', { role: 'customer', content: 'hello' });
+    expect(await caller.call('sdk-support', 'answer', {}, { thread: 'sdk-case' })).toEqual({
+      thread: 'sdk-case',
+      seen: ['hello'],
+    });
+    expect((await caller.memory.read('sdk-case')).map((e) => [e.seq, e.role, e.content])).toEqual([
+      [1, 'customer', 'hello'],
+      [2, 'sdk-support', 'seen 1'],
+    ]);
+    expect(await caller.call('sdk-support', 'answer', {})).toEqual({ thread: null, seen: [] });
+
+    // State, with compare-and-set and a watch.
+    const changes: StateChange[] = [];
+    await watcher.state.watch('sdk-ns', (change) => changes.push(change), { prefix: 'k' });
+    expect(await caller.state.set('sdk-ns', 'k1', { a: 1 }, { ifVersion: 0 })).toMatchObject({ version: 1 });
+    expect(await caller.state.get('sdk-ns', 'k1')).toMatchObject({ value: { a: 1 }, version: 1 });
+    expect(await caller.state.get('sdk-ns', 'missing')).toBeUndefined();
+    await expect(caller.state.set('sdk-ns', 'k1', 2, { ifVersion: 0 })).rejects.toMatchObject({
+      code: 'CONFLICT',
+      details: { version: 1 },
+    });
+    const listed: string[] = [];
+    for await (const item of caller.state.keys('sdk-ns')) listed.push(item.key);
+    expect(listed).toEqual(['k1']);
+    await waitFor(() => changes.length === 1, { what: 'the first change' });
+    // The watcher's replica restarts: the SDK reconnects and watches again by itself.
+    const { replica } = await cluster.replaceReplica(cluster.gateways[1]!, 'B2');
+    await waitFor(() => watcher.connectionState === 'connected' && watcher.session?.replica === replica.replicaId, {
+      what: 'the watcher reconnected to the new replica',
+      timeoutMs: 20_000,
+    });
+    await waitFor(
+      async () => {
+        await caller.state.set('sdk-ns', 'k2', Date.now());
+        return changes.some((c) => c.key === 'k2');
+      },
+      { what: 'a change after the restart to reach the watcher', timeoutMs: 10_000, intervalMs: 200 },
+    );
+    expect(await caller.state.delete('sdk-ns', 'k1')).toBe(true);
+    await waitFor(() => changes.some((c) => c.key === 'k1' && c.op === 'delete'), { what: 'the delete' });
+    await Promise.all(clients.map((c) => c.close()));
+  }, 60_000);
 
   // One Redis killed and restarted (a Redis Cluster's failover is tested in redis-cluster.test.ts).
   const singleRedis = process.env.OPENCLAW_TEST_REDIS === 'cluster' ? it.skip : it;

@@ -1,6 +1,7 @@
 import { type RegisterResult, RegisterResultSchema, type TaskEvent } from '@openclaw/protocol';
 import { GatewayError } from './errors';
 import { parseResult } from './result-parsing';
+import { MemoryClient, type ThreadMemory, threadMemory } from './shared-state';
 import { clampTimer } from './timer';
 
 /** Options of {@link GatewayClient.agent}: what `register` tells the gateway. */
@@ -48,6 +49,10 @@ export interface TaskContext {
   readonly signal: AbortSignal;
   /** Reports intermediate progress to the caller (`task.progress`). Best effort: dropped while disconnected. */
   progress(value: unknown): void;
+  /** The memory thread of the conversation, when the call named one. */
+  readonly thread?: string;
+  /** That thread's memory, to read and extend (`memory.read`, `memory.append`), when there is a thread. */
+  readonly memory?: ThreadMemory;
 }
 
 /**
@@ -110,6 +115,8 @@ export class AgentHandle {
   readonly name: string;
   private readonly options: AgentOptions;
   private readonly transport: AgentTransport;
+  /** Memory, for the handlers of tasks that come with a thread. */
+  private readonly memory: MemoryClient;
   private readonly handlers = new Map<string, TaskHandler>();
   private readonly running = new Map<string, RunningTask>();
   private registration: RegisterResult | undefined;
@@ -121,6 +128,9 @@ export class AgentHandle {
     this.name = name;
     this.options = options;
     this.transport = transport;
+    this.memory = new MemoryClient(
+      <T>(action: string, params: Record<string, unknown>) => transport.request(action, params) as Promise<T>,
+    );
   }
 
   /**
@@ -209,6 +219,9 @@ export class AgentHandle {
       deadline: event.deadline,
       attempt: event.attempt,
       traceparent: event.traceparent,
+      ...(typeof event.thread === 'string'
+        ? { thread: event.thread, memory: threadMemory(this.memory, event.thread) }
+        : {}),
       signal: controller.signal,
       progress: (value) => {
         if (entry.orphaned || this.running.get(event.taskId) !== entry) return;

@@ -14,6 +14,8 @@ export interface RequestOptions {
 export interface CallOptions {
   /** The task's deadline at the gateway, in milliseconds. Default 30 000 (the protocol's default). */
   timeoutMs?: number;
+  /** The memory thread of the conversation: the agent finds it as `ctx.thread` (and `ctx.memory`). */
+  thread?: string;
   /** Aborting it rejects the call with `CANCELED` and cancels the task at the gateway. */
   signal?: AbortSignal;
   /** Called with each `task.progress` the agent reports while the call is in flight. */
@@ -69,6 +71,8 @@ export interface DelegateOptions {
 export interface SubmitOptions {
   /** The task's deadline, in milliseconds. Default 30 000 (the protocol's default). */
   timeoutMs?: number;
+  /** The memory thread of the conversation: the agent finds it as `ctx.thread` (and `ctx.memory`). */
+  thread?: string;
   /** A repeated key (per tenant) returns the first task instead of creating another. */
   idempotencyKey?: string;
   /** Retries of retryable failures: attempts in all and the first backoff (default: the agent's, else the cluster's). */

@@ -56,7 +56,7 @@ describe('connect', () => {
     expect(connection.all('hello')).toEqual([
       { action: 'hello', id: 1, protocol: 1, client: { name: 'billing', version: SDK_VERSION } },
     ]);
-    expect(client.state).toBe('connected');
+    expect(client.connectionState).toBe('connected');
     expect(client.session).toEqual({
       protocol: 1,
       sessionId: 'session-1',
@@ -232,7 +232,7 @@ describe('requests', () => {
     expect(error.code).toBe('UNAVAILABLE');
     expect(error.retryable).toBe(false);
     expect(await closed).toEqual({ code: 1000, reason: 'closed by the client' });
-    expect(client.state).toBe('closed');
+    expect(client.connectionState).toBe('closed');
     expect((await failure(client.ping())).retryable).toBe(false);
   });
 });
@@ -444,7 +444,7 @@ describe('call: transparent retries', () => {
     const error = await failure(output);
     expect(error).toMatchObject({ code: 'UNAVAILABLE', retryable: true, dispatched: undefined });
     expect(error.details).toEqual({ closeCode: 1001, reason: 'proxy reloading' });
-    await waitUntil(() => client.state === 'connected', 'the client to reconnect');
+    await waitUntil(() => client.connectionState === 'connected', 'the client to reconnect');
     await client.ping();
     expect((await gateway.connection(1)).all('coordinator')).toEqual([]);
   });
@@ -465,7 +465,7 @@ describe('call: transparent retries', () => {
     expect(error).toMatchObject({ code: 'UNAVAILABLE', dispatched: false, details: { closeCode: 1001 } });
     expect(Date.now() - started).toBeLessThan(550);
     const second = await gateway.connection(1);
-    await waitUntil(() => client.state === 'connected', 'the client to reconnect');
+    await waitUntil(() => client.connectionState === 'connected', 'the client to reconnect');
     await client.ping();
     expect(second.all('coordinator')).toEqual([]);
   });
@@ -506,7 +506,7 @@ describe('call: transparent retries', () => {
     );
     // Within the gateway's retryAfterMs (300 ms) the client must still be waiting: time has to pass.
     await delay(50);
-    expect(client.state).toBe('reconnecting');
+    expect(client.connectionState).toBe('reconnecting');
     expect(client.listenerCount('connected') + client.listenerCount('closed')).toBe(0);
     const second = await gateway.connection(1);
     await waitUntil(() => second.all('coordinator').length === 40, '40 calls sent again');
@@ -682,7 +682,7 @@ describe('reconnection', () => {
     const info: ConnectedInfo = await connected;
     expect(info.reconnected).toBe(true);
     expect(info.session?.sessionId).toBe('session-2');
-    expect(client.state).toBe('connected');
+    expect(client.connectionState).toBe('connected');
 
     const second = await gateway.connection(1);
     expect(second.frames.map((frame) => frame.action)).toEqual(['hello', 'register']);
@@ -764,7 +764,7 @@ describe('reconnection', () => {
       for (let i = 0; i < 4; i++) {
         (await gateway.connection(i)).socket.terminate();
         await gateway.connection(i + 1);
-        await waitUntil(() => client.state === 'connected', 'the client to reconnect');
+        await waitUntil(() => client.connectionState === 'connected', 'the client to reconnect');
       }
       // Half of each step's cap: 40, 80, 160, 320 ms.
       expect(delays).toEqual([20, 40, 80, 160]);
@@ -791,7 +791,7 @@ describe('reconnection', () => {
     expect(await closed).toEqual({ code: 1008, reason: 'the gateway closed the connection with 1008' });
     await delay(100); // ten initial backoff windows
     expect(gateway.connections).toHaveLength(1);
-    expect(client.state).toBe('closed');
+    expect(client.connectionState).toBe('closed');
   });
 
   it('does not reconnect when reconnection is off', async () => {
@@ -852,7 +852,7 @@ describe('reconnection', () => {
     // Past the 200 ms backoff, when a reconnection would have started: time has to pass.
     await delay(250);
     expect(gateway.connections).toHaveLength(1);
-    expect(client.state).toBe('closed');
+    expect(client.connectionState).toBe('closed');
   });
 });
 

@@ -44,6 +44,7 @@ import { GatewayConnection } from './gateway-connection';
 import { isDrainClose, RequestChannel } from './request-channel';
 import { parseResult } from './result-parsing';
 import { ServedAgents } from './served-agents';
+import { MemoryClient, StateClient } from './shared-state';
 import { TaskWaits } from './task-waits';
 
 /**
@@ -82,6 +83,10 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
   /** {@link GatewayClient.waitForTask}s in progress, by task id. */
   private readonly taskWaits = new TaskWaits();
   private starting: Promise<this> | undefined;
+  /** The tenant's shared state: versioned keys in namespaces (docs/state.md). */
+  readonly state: StateClient;
+  /** The tenant's memory: conversation threads (docs/state.md). */
+  readonly memory: MemoryClient;
 
   constructor(options: GatewayClientOptions) {
     super();
@@ -95,6 +100,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
         onEvent: (frame, text) => this.onEvent(frame, text),
         onConnected: () => {
           for (const wait of this.taskWaits.all()) this.events.guard(() => wait.onConnected());
+          this.events.guard(() => this.state.onConnected());
         },
         onSocketClosed: (code, reason, byClient) => {
           this.requests.connectionClosed(code, reason, byClient);
@@ -105,6 +111,9 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
       this.events,
     );
     this.requests = new RequestChannel(this.connection, this.events, resolved.requestTimeoutMs);
+    const send = <T>(action: string, params: Record<string, unknown>) => this.request<T>(action, params);
+    this.state = new StateClient(send, (error) => this.events.reportError(error));
+    this.memory = new MemoryClient(send);
     this.agents = new ServedAgents({
       request: (action, params) => this.request(action, params),
       sendReply: (frame) => this.requests.sendReply(frame),
@@ -112,8 +121,8 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
     });
   }
 
-  /** Where the client is in its life. */
-  get state(): ClientState {
+  /** Where the client is in its life: `idle`, `connecting`, `connected`, `reconnecting` or `closed`. */
+  get connectionState(): ClientState {
     return this.connection.state;
   }
 
@@ -206,6 +215,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
     if (options.parentTaskId !== undefined) params.parentTaskId = options.parentTaskId;
     if (options.approvalId !== undefined) params.approvalId = options.approvalId;
     if (options.traceparent !== undefined) params.traceparent = options.traceparent;
+    if (options.thread !== undefined) params.thread = options.thread;
     const result = parseResult(
       CoordinatorResultSchema,
       await this.requests
@@ -250,6 +260,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
     if (options.idempotencyKey !== undefined) params.idempotencyKey = options.idempotencyKey;
     if (options.retry !== undefined) params.retry = options.retry;
     if (options.escalation !== undefined) params.escalation = options.escalation;
+    if (options.thread !== undefined) params.thread = options.thread;
     const result = (await this.request('coordinator', params, { signal: options.signal })) as {
       taskId?: unknown;
       status?: unknown;
@@ -273,10 +284,11 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
   async startWorkflow(
     workflow: WorkflowDefinition,
     input?: unknown,
-    options: { idempotencyKey?: string; signal?: AbortSignal } = {},
+    options: { idempotencyKey?: string; signal?: AbortSignal; thread?: string } = {},
   ): Promise<{ taskId: string; status: TaskState }> {
     const params: Record<string, unknown> = { workflow, input: input ?? null };
     if (options.idempotencyKey !== undefined) params.idempotencyKey = options.idempotencyKey;
+    if (options.thread !== undefined) params.thread = options.thread;
     return (await this.request('workflow.start', params, { signal: options.signal })) as {
       taskId: string;
       status: TaskState;
@@ -455,6 +467,9 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
         this.events.emit('task.status', event);
         return;
       }
+      case 'state.changed':
+        this.state.onChanged(frame);
+        return;
       case 'approval.required':
       case 'approval.requested':
       case 'approval.updated':

@@ -52,4 +52,15 @@ export type {
 export { GatewayError, type GatewayErrorOptions, InputRequired, UnexpectedFrameError } from './errors';
 export { CALL_GRACE_MS, connect, GatewayClient } from './gateway-client';
 export type { ProgressListener } from './pending-requests';
+export {
+  MemoryClient,
+  type MemoryEntry,
+  type MemoryEntryInput,
+  type StateChange,
+  StateClient,
+  type StateEntry,
+  type StateListItem,
+  type StateWatch,
+  type ThreadMemory,
+} from './shared-state';
 export { SDK_VERSION } from './version';
