@@ -52,19 +52,23 @@ describe('examples', () => {
     }
   });
 
-  it('runs the customer-service workflow: answered, resolved by support, escalated by a condition, handed off by default', async () => {
+  it('runs the customer-service workflow: answered, resolved by support, escalated by a condition, handed off by default, the conversation in memory', async () => {
     const example = run('customer-service.mjs', cluster.gateways[0]!.url);
     expect(await withTimeout(example.exited, 30_000, 'the customer-service example to finish')).toBe(0);
     expect(example.output()).toBe(
       [
         '"What are your opening hours?": completed, answered by query-agent: We are open 9 to 17.',
         '  steps: query > route=answered > reply',
+        '  memory: customer > query-agent',
         '"The app shows error 42": completed, answered by tech-support: Error 42: update the app to 2.1.',
         '  steps: query > route=technical > support > (escalate skipped) > reply',
+        '  memory: customer > query-agent > tech-support',
         '"The app crashes at start": completed, answered by a person: Reinstall the app; we will call you.',
         '  steps: query > route=technical > support > escalate > reply',
+        '  memory: customer > query-agent > a person',
         '"My bill is wrong": completed, answered by a person: Reinstall the app; we will call you.',
         '  steps: query > route=default > handoff > reply',
+        '  memory: customer > query-agent > a person',
         '',
       ].join('\n'),
     );

@@ -1,3 +1,4 @@
+import { connect, InputRequired } from '@openclaw/sdk';
 import { Queue } from 'bullmq';
 import { runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster, type TestAgent } from '../helpers/cluster';
@@ -169,51 +170,70 @@ describe('workflows', () => {
     await caller.close();
   });
 
-  it('escalates a customer query to a human, who answers through the CLI; the flow carries on with the answer', async () => {
-    const [a, b] = cluster.gateways;
-    agents.push(
-      await startAgent(a!.url, {
-        name: 'support-bot',
-        answer: (t) =>
-          (t.data as { question: string }).question.includes('refund')
-            ? {
-                action: 'task.error',
-                taskId: t.taskId,
-                error: { code: 'INPUT_REQUIRED', message: 'refunds need a human', details: { customer: 'c-9' } },
-              }
-            : { action: 'task.result', taskId: t.taskId, output: 'FAQ answer' },
-      }),
-      await startAgent(b!.url, {
-        name: 'mailer',
-        answer: (t) => ({ action: 'task.result', taskId: t.taskId, output: { sent: t.data } }),
-      }),
-    );
-    const operator = await TestSocket.open(b!.url);
-    await operator.request({ action: 'hello', id: 0 });
+  it('escalates a customer query through technical support to a human, each agent reading and extending the conversation’s memory', async () => {
+    const [a, b, c] = cluster.gateways;
+    // The agents (SDK clients on three replicas) get the conversation from its memory thread, not
+    // from the call's data, and add their part to it.
+    const clients = await Promise.all([a!, b!, c!].map((g) => connect({ url: g.url })));
+    const query = clients[0]!.agent('query-agent');
+    query.handle('triage', async (_data, ctx) => {
+      const [first] = (await ctx.memory?.read({ last: 100 })) ?? [];
+      const technical = /refund|error/.test(String(first?.content));
+      await ctx.memory?.append({ role: 'query-agent', content: technical ? 'for technical support' : 'answered' });
+      return { route: technical ? 'technical' : 'answered' };
+    });
+    const support = clients[1]!.agent('tech-support');
+    support.handle('answer', async (_data, ctx) => {
+      const history = (await ctx.memory?.read()) ?? [];
+      await ctx.memory?.append({ role: 'tech-support', content: 'a refund needs a person' });
+      throw new InputRequired('refunds need a human', { customer: 'c-9', seen: history.map((e) => e.role) });
+    });
+    const mailer = clients[2]!.agent('mailer');
+    mailer.handle('send', async (answer, ctx) => {
+      const history = (await ctx.memory?.read()) ?? [];
+      await ctx.memory?.append({ role: 'mailer', content: `sent: ${String(answer)}` });
+      return { sent: answer, after: history.map((e) => e.role) };
+    });
+    await Promise.all([query.register(), support.register(), mailer.register()]);
+
     const customer = await TestSocket.open(a!.url, {});
-    const taskId = await start(
-      customer,
-      {
+    const thread = `case-${Date.now()}`;
+    await customer.request({
+      action: 'memory.append',
+      id: 'm',
+      thread,
+      entries: [{ role: 'customer', content: 'I want a refund for order 7' }],
+    });
+    const started = await customer.request({
+      action: 'workflow.start',
+      id: 'wf',
+      thread,
+      workflow: {
         name: 'customer-service',
         steps: [
-          { id: 'answer', agent: 'support-bot', task: 'answer', escalation: { timeoutMs: 600_000 } },
+          { id: 'query', agent: 'query-agent', task: 'triage' },
+          { id: 'support', agent: 'tech-support', task: 'answer', escalation: { timeoutMs: 600_000 } },
           { id: 'reply', agent: 'mailer', task: 'send' },
         ],
       },
-      { question: 'I want a refund' },
-    );
+    });
+    const taskId = (started.result as { taskId: string }).taskId;
     // The workflow shows it waits for a human.
     const waiting = await customer.nextFrame(
       (f) => f.event === 'task.status' && f.taskId === taskId && f.status === 'input-required',
       20_000,
       'the workflow in input-required',
     );
-    expect(waiting.question).toMatchObject({ step: 'answer' });
+    expect(waiting.question).toMatchObject({ step: 'support' });
     const list = await runCli(['task', 'list', '--status', 'input-required', '--json', '--url', b!.httpUrl]);
     const escalated = (JSON.parse(list.stdout) as { taskId: string; parentId?: string; question: unknown }[]).find(
       (t) => t.parentId === taskId,
     );
-    expect(escalated?.question).toEqual({ message: 'refunds need a human', details: { customer: 'c-9' } });
+    // Technical support saw the customer and the query agent in the thread.
+    expect(escalated?.question).toEqual({
+      message: 'refunds need a human',
+      details: { customer: 'c-9', seen: ['customer', 'query-agent'] },
+    });
     const respond = await runCli([
       'task',
       'respond',
@@ -225,8 +245,21 @@ describe('workflows', () => {
     ]);
     expect(respond.code).toBe(0);
     const end = await taskEnd(customer, taskId);
-    expect(end).toMatchObject({ status: 'completed', output: { sent: 'Refund approved: 20 EUR' } });
-    await Promise.all([operator.close(), customer.close()]);
+    expect(end).toMatchObject({
+      status: 'completed',
+      output: { sent: 'Refund approved: 20 EUR', after: ['customer', 'query-agent', 'tech-support'] },
+    });
+    const memory = await customer.request({ action: 'memory.read', id: 'r', thread });
+    expect((memory.result as { entries: { seq: number; role: string }[] }).entries.map((e) => [e.seq, e.role])).toEqual(
+      [
+        [1, 'customer'],
+        [2, 'query-agent'],
+        [3, 'tech-support'],
+        [4, 'mailer'],
+      ],
+    );
+    await customer.close();
+    await Promise.all(clients.map((client) => client.close()));
   });
 
   it('shows which step waits for a human, for whom and since when, and no attempts once it is done', async () => {
