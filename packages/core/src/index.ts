@@ -90,6 +90,7 @@ export type { TaskCaller } from './tasks/dispatch-request';
 export { HttpAgentClient } from './tasks/http-agent-client';
 export { isTerminal, type LedgerTask, publicLedgerRecord, storableJson } from './tasks/ledger-record';
 export type { RouteKind } from './tasks/pending-calls';
+export { type CachePolicy, type CacheStats, canonicalJson, ResultCache } from './tasks/result-cache';
 export { canSee, type FoundTask, publicRecord, TaskDirectory } from './tasks/task-directory';
 export { TaskDispatcher } from './tasks/task-dispatcher';
 export { type BegunAttempt, principalDigest, TaskLedger, type TaskOwner } from './tasks/task-ledger';

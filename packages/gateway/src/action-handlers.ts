@@ -6,6 +6,9 @@ import { callerOf, type Handler, type HandlerContext } from './handler-context';
 import type { Session } from './session';
 import { STATE_ACTIONS } from './state-actions';
 
+/** The protocol 1.1 additions this gateway has (`hello`'s `features`). */
+const PROTOCOL_FEATURES = ['state', 'memory', 'cache'] as const;
+
 /** Most `task.subscribe` watches one connection may hold. */
 export const MAX_SUBSCRIPTIONS_PER_SESSION = 64;
 const SUBSCRIBE_POLL_MS = 250;
@@ -37,6 +40,7 @@ export const ACTION_HANDLERS: { [A in RequestAction]: Handler<A> } = {
         maxJsonDepth: ctx.limits.maxJsonDepth,
         heartbeatMs: ctx.limits.heartbeatMs,
       },
+      features: [...PROTOCOL_FEATURES],
     };
   },
 
@@ -63,6 +67,8 @@ export const ACTION_HANDLERS: { [A in RequestAction]: Handler<A> } = {
     }
     if (params.retry !== undefined)
       await ctx.asyncTasks.setAgentRetry(session.principal.tenant, params.name, params.retry);
+    if (params.cache !== undefined)
+      await ctx.resultCache.setPolicy(session.principal.tenant, params.name, params.cache);
     ctx.audit.record(session.principal.tenant, {
       type: 'agent.registered',
       principal: session.principal.id,
@@ -170,6 +176,18 @@ export const ACTION_HANDLERS: { [A in RequestAction]: Handler<A> } = {
   'tasks.unwatch'(ctx, { session }) {
     ctx.taskEvents.unwatchAll(session);
     return { watching: false };
+  },
+
+  async 'cache.invalidate'(ctx, { session }, { agent, task }) {
+    requirePermission(ctx, session, 'cache:invalidate');
+    const invalidated = await ctx.resultCache.invalidate(session.principal.tenant, agent, task);
+    ctx.audit.record(session.principal.tenant, {
+      type: 'cache.invalidated',
+      principal: session.principal.id,
+      outcome: 'ok',
+      details: { agent, task: task ?? null, invalidated },
+    });
+    return { invalidated };
   },
 
   async 'agents.list'(ctx, { session }) {

@@ -125,6 +125,7 @@ export const CALL_ACTIONS: { coordinator: Handler<'coordinator'>; delegate: Hand
     const started = performance.now();
     let outcome = 'ok';
     let taskId: string | undefined;
+    let cached = false;
     session.inFlight += 1;
     try {
       const handle = await ctx.dispatcher.dispatch({
@@ -145,6 +146,7 @@ export const CALL_ACTIONS: { coordinator: Handler<'coordinator'>; delegate: Hand
         },
         idempotencyKey: params.idempotencyKey,
         thread: params.thread,
+        cache: params.cache !== false,
         // The call's trace (this action's span) goes with the task to the agent.
         traceparent: traceparentOf(),
         onProgress: (progress) => session.send({ event: 'task.progress', id, taskId: handle.taskId, progress }),
@@ -167,9 +169,12 @@ export const CALL_ACTIONS: { coordinator: Handler<'coordinator'>; delegate: Hand
         },
       });
       taskId = handle.taskId;
+      cached = handle.cached === true;
       if (id !== null) session.callsByRequestId.set(id, handle.taskId);
       const output = await handle.output;
-      return { taskId: handle.taskId, status: 'completed', output };
+      return cached
+        ? { taskId: handle.taskId, status: 'completed', output, cached: true }
+        : { taskId: handle.taskId, status: 'completed', output };
     } catch (error) {
       outcome = error instanceof GatewayError ? error.code : 'INTERNAL';
       throw error;
@@ -187,6 +192,7 @@ export const CALL_ACTIONS: { coordinator: Handler<'coordinator'>; delegate: Hand
           task: params.task,
           taskId: taskId ?? null,
           ms: Math.round(ms),
+          ...(cached ? { cached: true } : {}),
           onBehalfOf: delegated?.onBehalfOf ?? null,
           chain: delegated ? [...delegated.chain, session.principal.id].join(' > ') : null,
           ...(ctx.auditPayloads

@@ -1,4 +1,4 @@
-import { LATENCY_BUCKETS, type MetricSources, ProcessMetrics, type RouteKind } from '@openclaw/core';
+import { type CacheStats, LATENCY_BUCKETS, type MetricSources, ProcessMetrics, type RouteKind } from '@openclaw/core';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { ReplicaCounters } from './replica-counters';
 
@@ -10,6 +10,8 @@ export interface GatewayMetricSources extends MetricSources {
   inFlight(): number;
   /** Bytes queued for clients that have not read them yet: in all, and for the worst connection. */
   outboundBuffered(): { bytes: number; largest: number };
+  /** The result cache's counts on this replica. */
+  cache: CacheStats;
 }
 
 /**
@@ -50,6 +52,28 @@ export class GatewayPrometheus extends ProcessMetrics {
       registers: [registry],
       collect() {
         this.set(sources.outboundBuffered().largest);
+      },
+    });
+    const cache = sources.cache;
+    new Counter({
+      name: 'openclaw_cache_lookups_total',
+      help: 'Calls to cacheable tasks, by result: hit (answered from the cache), shared (answered by an identical call in flight), miss (sent to the agent). Agent calls saved: hit plus shared.',
+      labelNames: ['result'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc({ result: 'hit' }, cache.hits);
+        this.inc({ result: 'shared' }, cache.shared);
+        this.inc({ result: 'miss' }, cache.misses);
+      },
+    });
+    new Counter({
+      name: 'openclaw_cache_stored_total',
+      help: 'Agent outputs stored in the result cache.',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(cache.stored);
       },
     });
     new Counter({

@@ -172,6 +172,7 @@ export class Gateway {
       connectionsByRole: () => this.hub.byRole(),
       inFlight: () => this.dispatcher.inFlight,
       outboundBuffered: () => this.hub.outboundBuffered(),
+      cache: node.resultCache.stats,
     });
     this.counters.onCall = (ms) => this.prometheus.observeCall(ms / 1000);
     this.snapshotFeed = new ClusterSnapshotFeed(
@@ -254,6 +255,7 @@ export class Gateway {
       taskEvents: this.taskEvents,
       state: this.state,
       memory: this.memory,
+      resultCache: node.resultCache,
       stateWatches: this.stateWatches,
       agents: this.agents,
       metrics: this.counters,

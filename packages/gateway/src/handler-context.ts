@@ -9,6 +9,7 @@ import type {
   DelegationIssuer,
   Logger,
   MemoryStore,
+  ResultCache,
   SchemaStore,
   StateStore,
   TaskDispatcher,
@@ -42,6 +43,8 @@ export interface HandlerContext {
   taskEvents: TaskEventRouter;
   /** Shared state of the tenants (`state.*`). */
   state: StateStore;
+  /** Outputs of cacheable tasks (`register` policies, `cache.invalidate`). */
+  resultCache: ResultCache;
   /** Conversation threads of the tenants (`memory.*`). */
   memory: MemoryStore;
   /** Connections on this replica that watch namespaces (`state.watch`). */

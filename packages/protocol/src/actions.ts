@@ -17,6 +17,9 @@ export const HelloParamsSchema = z.object({
   client: z.object({ name: z.string().max(128), version: z.string().max(64) }).optional(),
 });
 
+/** The longest a result stays cached: one day. */
+export const MAX_CACHE_TTL_MS = 86_400_000;
+
 /** `register`: this connection becomes an instance of the named agent. */
 export const RegisterParamsSchema = z.object({
   name: AgentNameSchema,
@@ -28,6 +31,14 @@ export const RegisterParamsSchema = z.object({
   retry: RetryPolicySchema.optional(),
   /** A JSON Schema per task for its input: requests that do not match are refused before dispatch. */
   inputSchemas: z.record(TaskNameSchema, z.record(z.string(), z.unknown())).optional(),
+  /** Tasks whose successful outputs the gateway may cache, for `ttlMs` (`"*"`: every task). */
+  cache: z
+    .object({
+      tasks: z.array(z.union([TaskNameSchema, z.literal('*')])).max(256),
+      ttlMs: z.number().int().min(1).max(MAX_CACHE_TTL_MS),
+    })
+    .strict()
+    .optional(),
 });
 
 /** The largest deadline a caller may ask for: one hour. */
@@ -59,6 +70,8 @@ export const CoordinatorParamsSchema = z.object({
   approvalId: ApprovalIdSchema.optional(),
   /** A memory thread of the conversation this call belongs to: the agent finds it in its `task` event. */
   thread: NamespaceSchema.optional(),
+  /** `false`: not answered from the result cache (nor stored in it); the stored entry stays. */
+  cache: z.boolean().optional(),
 });
 
 /**
@@ -219,6 +232,9 @@ export const MemoryReadParamsSchema = z.object({
 /** `memory.clear`: empties a thread (its sequence numbers are never reused). */
 export const MemoryClearParamsSchema = z.object({ thread: NamespaceSchema });
 
+/** `cache.invalidate`: empties an agent's cached results (of one task, or all). */
+export const CacheInvalidateParamsSchema = z.object({ agent: AgentNameSchema, task: TaskNameSchema.optional() });
+
 /** `ping`: no parameters. */
 export const PingParamsSchema = z.object({});
 
@@ -269,6 +285,7 @@ export const ACTION_PARAMS = {
   'memory.append': MemoryAppendParamsSchema,
   'memory.read': MemoryReadParamsSchema,
   'memory.clear': MemoryClearParamsSchema,
+  'cache.invalidate': CacheInvalidateParamsSchema,
   ping: PingParamsSchema,
   'task.result': TaskResultParamsSchema,
   'task.error': TaskErrorParamsSchema,

@@ -21,6 +21,8 @@ export const HelloResultSchema = z.object({
     maxJsonDepth: z.number().int().optional(),
     heartbeatMs: z.number().int(),
   }),
+  /** Protocol 1.1 features this gateway has: `state`, `memory` and `cache` (absent from a 1.0 gateway). */
+  features: z.array(z.string()).optional(),
 });
 export type HelloResult = z.infer<typeof HelloResultSchema>;
 
@@ -28,7 +30,13 @@ export const RegisterResultSchema = z.object({ agent: AgentNameSchema, instanceI
 export type RegisterResult = z.infer<typeof RegisterResultSchema>;
 
 export const CoordinatorResultSchema = z.union([
-  z.object({ taskId: TaskIdSchema, status: z.literal('completed'), output: z.unknown() }),
+  z.object({
+    taskId: TaskIdSchema,
+    status: z.literal('completed'),
+    output: z.unknown(),
+    /** Answered by the result cache (or an identical call in flight), not by the agent for this call. */
+    cached: z.boolean().optional(),
+  }),
   z.object({ taskId: TaskIdSchema, status: z.literal('submitted') }),
 ]);
 export type CoordinatorResult = z.infer<typeof CoordinatorResultSchema>;

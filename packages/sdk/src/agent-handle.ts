@@ -15,6 +15,11 @@ export interface AgentOptions {
   concurrency?: number;
   /** Free metadata, stored with the instance in the cluster registry. */
   meta?: Record<string, unknown>;
+  /**
+   * Tasks whose outputs the gateway may cache (`'*'`: all), for `ttlMs`: identical calls are then
+   * answered from the cache without reaching this agent (docs/state.md#result-cache).
+   */
+  cache?: { tasks: string[]; ttlMs: number };
 }
 
 /** Who sent a task. */
@@ -276,6 +281,7 @@ export class AgentHandle {
     if (tasks.length > 0) params.tasks = tasks;
     if (this.options.concurrency !== undefined) params.concurrency = this.options.concurrency;
     if (this.options.meta !== undefined) params.meta = this.options.meta;
+    if (this.options.cache !== undefined) params.cache = this.options.cache;
     return params;
   }
 

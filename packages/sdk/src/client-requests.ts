@@ -16,6 +16,8 @@ export interface CallOptions {
   timeoutMs?: number;
   /** The memory thread of the conversation: the agent finds it as `ctx.thread` (and `ctx.memory`). */
   thread?: string;
+  /** `false`: not answered from the gateway's result cache (nor stored in it). */
+  cache?: boolean;
   /** Aborting it rejects the call with `CANCELED` and cancels the task at the gateway. */
   signal?: AbortSignal;
   /** Called with each `task.progress` the agent reports while the call is in flight. */

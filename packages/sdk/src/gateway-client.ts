@@ -216,6 +216,7 @@ export class GatewayClient extends EventEmitter<GatewayClientEvents> {
     if (options.approvalId !== undefined) params.approvalId = options.approvalId;
     if (options.traceparent !== undefined) params.traceparent = options.traceparent;
     if (options.thread !== undefined) params.thread = options.thread;
+    if (options.cache !== undefined) params.cache = options.cache;
     const result = parseResult(
       CoordinatorResultSchema,
       await this.requests

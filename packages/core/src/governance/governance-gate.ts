@@ -112,8 +112,9 @@ export class GovernanceGate {
    * @throws {GatewayError} `POLICY_DENIED` (details: validator, tier, reason, direction; approvalId
    * when an approval refused it), `TIMEOUT` (the deadline came while the approval was pending),
    * {@link AwaitingApproval} (mode `park`).
+   * @param seen set to `approved: true` when the message went on only with an approval.
    */
-  async check(message: GovernedMessage, approval?: ApprovalContext): Promise<unknown> {
+  async check(message: GovernedMessage, approval?: ApprovalContext, seen?: { approved: boolean }): Promise<unknown> {
     const pipeline = this.pipeline();
     if (pipeline.empty) return message.data;
     const outcome = await inSpan(
@@ -131,6 +132,7 @@ export class GovernanceGate {
     if (outcome.decision === 'allow') return outcome.data;
     const decisive = outcome.decisive!;
     if (outcome.decision === 'require-approval') {
+      if (seen) seen.approved = true;
       if (this.approvals && approval) return this.approve(message, outcome.data, decisive, approval);
       throw refusal(message, decisive, `${decisive.reason ?? 'approval required'}: no approval can be asked for here`);
     }

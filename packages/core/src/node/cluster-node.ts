@@ -14,6 +14,7 @@ import type { AsyncTaskDefaults } from '../tasks/async-task-defaults';
 import { AsyncTasks } from '../tasks/async-tasks';
 import { CallRecords } from '../tasks/call-records';
 import { HttpAgentClient } from '../tasks/http-agent-client';
+import { ResultCache } from '../tasks/result-cache';
 import { TaskDirectory } from '../tasks/task-directory';
 import { TaskDispatcher, type TaskDispatcherOptions } from '../tasks/task-dispatcher';
 import { TaskLedger } from '../tasks/task-ledger';
@@ -87,6 +88,8 @@ export class ClusterNode {
   /** The governance pipeline of the policy in force, on every routed message. */
   readonly governance: GovernanceGate;
   readonly dispatcher: TaskDispatcher;
+  /** Outputs of cacheable tasks, and the single flight of identical calls. */
+  readonly resultCache: ResultCache;
   /** The link to other regions, when this cluster is linked with some. */
   readonly regions: RegionLink | undefined;
   private readonly redisUrl: string;
@@ -172,7 +175,9 @@ export class ClusterNode {
       this.regions = new RegionLink({ ...options.regions, redis, keys, replicaId: id, logger });
     }
     const audit = this.audit;
+    this.resultCache = new ResultCache({ redis, keys, topics: this.bus.topics, logger });
     this.dispatcher = new TaskDispatcher({
+      cache: this.resultCache,
       replicaId: id,
       registry: this.registry,
       bus: this.bus,

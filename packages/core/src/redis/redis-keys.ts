@@ -305,6 +305,31 @@ export class RedisKeys {
     return `${this.stateBase(tenant, namespace)}:ch`;
   }
 
+  /** String: an agent's result-cache policy (JSON `{tasks, ttlMs}`), from its latest registration. */
+  cachePolicy(tenant: string, agent: string): string {
+    return `${this.prefix}:{cache:${tenant}:${agent}}:policy`;
+  }
+
+  /** String: a cached output (JSON), by the digest of its task and canonical input. */
+  cacheEntry(tenant: string, agent: string, digest: string): string {
+    return `${this.prefix}:{cache:${tenant}:${agent}}:e:${digest}`;
+  }
+
+  /** Hash: the digests of an agent's cached outputs, and their tasks (to invalidate by task). */
+  cacheIndex(tenant: string, agent: string): string {
+    return `${this.prefix}:{cache:${tenant}:${agent}}:index`;
+  }
+
+  /** String: an identical call is in flight (single flight), until it ends or its deadline. */
+  cacheFlight(tenant: string, agent: string, digest: string): string {
+    return `${this.prefix}:{cache:${tenant}:${agent}}:f:${digest}`;
+  }
+
+  /** Pub/sub channel: the outcome of a call in flight, for the identical calls waiting for it. */
+  cacheChannel(tenant: string, agent: string, digest: string): string {
+    return `${this.prefix}:{cache:${tenant}:${agent}}:c:${digest}`;
+  }
+
   /** Sorted set: a memory thread's entries, scored by sequence number (`<seq> <json>`). */
   memoryLog(tenant: string, thread: string): string {
     return `${this.prefix}:{mem:${tenant}:${thread}}:log`;

@@ -34,6 +34,8 @@ export class DispatchGovernance {
   private readonly gate: GovernanceGate;
   private readonly replicaId: string;
   private readonly signal: AbortSignal;
+  /** Requests judged by the full pipeline that went on as they were. */
+  private readonly unchangedRequests = new WeakSet<DispatchRequest>();
 
   constructor(options: DispatchGovernanceOptions) {
     this.gate = options.gate;
@@ -57,11 +59,19 @@ export class DispatchGovernance {
    * Judges an agent's output before the caller gets it. @returns undefined when it passes as it is,
    * else the output as judged, once any approval is given.
    */
-  judgeOutput(call: AnsweredCall, output: unknown): Promise<unknown> | undefined {
+  judgeOutput(call: AnsweredCall, output: unknown, seen?: { approved: boolean }): Promise<unknown> | undefined {
     if (call.skipGovernance) return undefined;
     const message = governanceMessage(call.caller, call.agent, call.task, 'response', output ?? null);
     if (this.gate.passes(message)) return undefined;
-    return this.gate.check(message, this.approvalContext(call.approval, call.taskId, call.deadline));
+    return this.gate.check(message, this.approvalContext(call.approval, call.taskId, call.deadline), seen);
+  }
+
+  /**
+   * Whether a request {@link DispatchGovernance.judgeRequest} answered went on as it was: nothing
+   * redacted, no approval needed (what the result cache may serve).
+   */
+  unchanged(judged: DispatchRequest): boolean {
+    return this.unchangedRequests.has(judged);
   }
 
   private async held(
@@ -70,11 +80,14 @@ export class DispatchGovernance {
     taskId: string,
     deadline: number,
   ): Promise<DispatchRequest> {
-    const data = await this.gate.check(message, this.approvalContext(request.approval, taskId, deadline));
+    const seen = { approved: false };
+    const data = await this.gate.check(message, this.approvalContext(request.approval, taskId, deadline), seen);
     if (Date.now() >= deadline) {
       throw new GatewayError('TIMEOUT', `the deadline of task '${request.task}' passed while it was judged`);
     }
-    return { ...request, data };
+    const judged = { ...request, data };
+    if (data === message.data && !seen.approved) this.unchangedRequests.add(judged);
+    return judged;
   }
 
   private approvalContext(

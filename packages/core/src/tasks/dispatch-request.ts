@@ -52,6 +52,11 @@ export interface DispatchRequest {
    * ledger, written by the worker.
    */
   record?: boolean;
+  /**
+   * Whether the result cache may answer it (a sync `coordinator` call that did not say `cache:
+   * false`). Default: no (async attempts, validator calls).
+   */
+  cache?: boolean;
   /** The memory thread of the conversation the call belongs to (the agent finds it in its `task` event). */
   thread?: string;
   /** The region a forwarded call came from: it runs here or nowhere (never sent on to a third). */
@@ -78,6 +83,8 @@ export interface DispatchHandle {
   taskId: string;
   /** True when an idempotency key matched a completed call: `output` is that call's output. */
   replayed?: boolean;
+  /** True when the result cache answered: a stored output, or an identical call's in flight. */
+  cached?: boolean;
   /** Resolves with the agent's output; rejects with a {@link GatewayError}. Always settles by the deadline. */
   output: Promise<unknown>;
 }

@@ -14,6 +14,7 @@ import { DispatchGovernance } from './dispatch-governance';
 import { type DispatchHandle, type DispatchRequest, originOf, type ReplayedCall } from './dispatch-request';
 import type { HttpAgentClient } from './http-agent-client';
 import { type PendingCall, PendingCalls, type RouteKind } from './pending-calls';
+import type { ResultCache } from './result-cache';
 import { newTaskId } from './task-ids';
 
 /** How long a cancel for a task not waiting here is kept for a dispatch of it about to begin. */
@@ -44,6 +45,8 @@ export interface TaskDispatcherOptions {
   onRouted?: (route: RouteKind, seconds: number, completed: boolean) => void;
   /** The link to other regions, when this cluster is linked with some. */
   regions?: RegionLink;
+  /** The result cache, for calls to tasks their agents declared cacheable. */
+  cache?: ResultCache;
   /** Told of every call sent to another region (for the audit trail). */
   onForwarded?: (request: DispatchRequest, region: string) => void;
 }
@@ -79,6 +82,9 @@ export class TaskDispatcher {
   private readonly store: CallRecords;
   private readonly http: HttpAgentClient;
   private readonly regions: RegionLink | undefined;
+  private readonly cache: ResultCache | undefined;
+  /** Calls that lead a cache flight, and whether governance changed their output (then not cached). */
+  private readonly leading = new Map<string, { judged: boolean }>();
   private readonly onForwarded: ((request: DispatchRequest, region: string) => void) | undefined;
   private readonly logger: Logger;
   private readonly governance: DispatchGovernance | undefined;
@@ -102,6 +108,7 @@ export class TaskDispatcher {
     this.store = options.store;
     this.http = options.http;
     this.regions = options.regions;
+    this.cache = options.cache;
     this.onForwarded = options.onForwarded;
     this.logger = options.logger;
     this.governance = options.governance
@@ -131,13 +138,59 @@ export class TaskDispatcher {
     const taskId = request.taskId ?? newTaskId();
     const deadline = Date.now() + request.timeoutMs;
     let replay: ReplayedCall | undefined;
+    let plain = false;
     try {
-      ({ request, replay } = await this.admit(request, taskId, deadline));
+      ({ request, replay, plain } = await this.admit(request, taskId, deadline));
     } catch (error) {
       throw asGatewayError(error).undispatched();
     }
     if (replay) return { taskId: replay.taskId, replayed: true, output: Promise.resolve(replay.output) };
+    // Only a request governance let through as it was may be answered from (or fill) the cache.
+    if (this.cache && request.cache === true && plain && request.idempotencyKey === undefined) {
+      const ttlMs = await this.cache.ttlOf(request.caller.tenant, request.agent, request.task);
+      if (ttlMs !== undefined) return this.viaCache(this.cache, request, taskId, deadline, ttlMs);
+    }
     return this.route(request, taskId, deadline);
+  }
+
+  /**
+   * A call to a cacheable task: answered from the cache, or by an identical call in flight, or routed
+   * (leading the flight), its output then stored unless governance changed it.
+   */
+  private async viaCache(
+    cache: ResultCache,
+    request: DispatchRequest,
+    taskId: string,
+    deadline: number,
+    ttlMs: number,
+  ): Promise<DispatchHandle> {
+    const { tenant } = request.caller;
+    const outcome = await cache.lookup(tenant, request.agent, request.task, request.data, ttlMs, deadline);
+    if (outcome.kind !== 'lead') return { taskId, cached: true, output: Promise.resolve(outcome.output) };
+    this.leading.set(taskId, { judged: false });
+    let handle: DispatchHandle;
+    try {
+      handle = await this.route(request, taskId, deadline);
+    } catch (error) {
+      this.leading.delete(taskId);
+      await outcome.done({ error: asGatewayError(error) });
+      throw error;
+    }
+    // The caller is answered once a cacheable output is stored: a call made after the answer finds it.
+    const output = handle.output.then(
+      async (out) => {
+        const judged = this.leading.get(taskId)?.judged ?? true;
+        this.leading.delete(taskId);
+        await outcome.done({ output: out, cacheable: !judged });
+        return out;
+      },
+      async (error: unknown) => {
+        this.leading.delete(taskId);
+        await outcome.done({ error: asGatewayError(error) });
+        throw error;
+      },
+    );
+    return { ...handle, output };
   }
 
   /**
@@ -148,7 +201,7 @@ export class TaskDispatcher {
     request: DispatchRequest,
     taskId: string,
     deadline: number,
-  ): Promise<{ request: DispatchRequest; replay?: ReplayedCall }> {
+  ): Promise<{ request: DispatchRequest; replay?: ReplayedCall; plain: boolean }> {
     if (this.closed) throw new GatewayError('UNAVAILABLE', 'this replica is shutting down; retry on another');
     if (!this.bus.healthy()) {
       // A reply could not reach us: refuse now rather than time out later.
@@ -157,14 +210,18 @@ export class TaskDispatcher {
     // Refused (POLICY_DENIED) before anything is written or routed; masked where a validator
     // redacted; held here (within the deadline) while it waits for an approval.
     const judged = this.governance?.judgeRequest(request, taskId, deadline);
-    if (judged) request = await judged;
+    let plain = true;
+    if (judged) {
+      request = await judged;
+      plain = this.governance!.unchanged(request);
+    }
     if (request.idempotencyKey !== undefined) {
       const replay = await this.idempotency.claim(request, taskId);
-      if (replay) return { request, replay };
+      if (replay) return { request, replay, plain };
     }
     // Checked again after the waits above: a replica that began shutting down dispatches nothing more.
     if (this.closed) throw new GatewayError('UNAVAILABLE', 'this replica is shutting down; retry on another');
-    return { request };
+    return { request, plain };
   }
 
   /** Picks an instance (or HTTP agent) for an admitted task and sends it there. */
@@ -332,13 +389,19 @@ export class TaskDispatcher {
    * the caller gets it as judged (masked where a validator redacted), or the refusal.
    */
   private settleOutput(p: PendingCall, output: unknown): void {
-    const judged = this.governance?.judgeOutput(p, output);
+    const leading = this.leading.get(p.taskId);
+    const seen = leading ? { approved: false } : undefined;
+    const judged = this.governance?.judgeOutput(p, output ?? null, seen);
     if (!judged) {
       this.pending.settle(p.taskId, { output });
       return;
     }
     judged.then(
-      (out) => this.pending.settle(p.taskId, { output: out }),
+      (out) => {
+        // Redacted, or let through by an approval: not for the cache.
+        if (leading && (out !== (output ?? null) || seen?.approved)) leading.judged = true;
+        this.pending.settle(p.taskId, { output: out });
+      },
       (error: unknown) => this.pending.settle(p.taskId, { error: asGatewayError(error) }),
     );
   }
