@@ -1,5 +1,5 @@
 import { connect, type GatewayClient, type StateChange } from '@openclaw/sdk';
-import { auditTail, createApiKey } from '../helpers/cli';
+import { auditTail, createApiKey, runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
 import { submitAsync, taskEnd } from '../helpers/tasks';
 import { waitFor } from '../helpers/wait';
@@ -460,6 +460,59 @@ describe('shared state and memory', () => {
     expect(await caller.state.delete('sdk-ns', 'k1')).toBe(true);
     await waitFor(() => changes.some((c) => c.key === 'k1' && c.op === 'delete'), { what: 'the delete' });
     await Promise.all(clients.map((c) => c.close()));
+  }, 60_000);
+
+  it('serves state, memory and cache invalidation over HTTP and the CLI, with the same permissions', async () => {
+    const url = cluster.gateways[0]!.httpUrl;
+    const http = (key: string, method: string, path: string, body?: unknown) =>
+      fetch(`${url}${path}`, {
+        method,
+        headers: { 'x-api-key': keys[key]!, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    const put = await http('acme-caller', 'PUT', '/v1/state/http-ns/a%2Fkey', { value: { n: 1 } });
+    expect(put.status).toBe(200);
+    expect(await put.json()).toMatchObject({ version: 1 });
+    expect(await (await http('acme-caller', 'GET', '/v1/state/http-ns/a%2Fkey')).json()).toMatchObject({
+      key: 'a/key',
+      value: { n: 1 },
+      version: 1,
+    });
+    const conflict = await http('acme-caller', 'PUT', '/v1/state/http-ns/a%2Fkey', { value: 2, ifVersion: 0 });
+    expect(conflict.status).toBe(409);
+    expect(await conflict.json()).toMatchObject({ error: { code: 'CONFLICT', details: { version: 1 } } });
+    expect((await http('acme-caller', 'PUT', '/v1/state/Bad%20NS/k', { value: 1 })).status).toBe(400);
+    expect((await http('acme-approver', 'GET', '/v1/state/http-ns/a%2Fkey')).status).toBe(403);
+    expect((await http('globex-admin', 'GET', '/v1/state/http-ns/a%2Fkey')).status).toBe(404);
+    expect(await (await http('acme-caller', 'GET', '/v1/state/http-ns?prefix=a')).json()).toMatchObject({
+      items: [{ key: 'a/key', version: 1 }],
+    });
+    expect(
+      await (
+        await http('acme-caller', 'POST', '/v1/memory/http-thread', { entries: [{ role: 'r', content: 'x' }] })
+      ).json(),
+    ).toMatchObject({ seq: 1 });
+    expect(await (await http('acme-caller', 'GET', '/v1/memory/http-thread?last=1')).json()).toMatchObject({
+      entries: [{ seq: 1, role: 'r', content: 'x' }],
+    });
+    expect((await http('acme-caller', 'POST', '/v1/cache/invalidate', { agent: 'nobody' })).status).toBe(403);
+    expect(await (await http('acme-admin', 'POST', '/v1/cache/invalidate', { agent: 'nobody' })).json()).toEqual({
+      invalidated: 0,
+    });
+
+    // The CLI, with the caller's key.
+    const cli = (...args: string[]) => runCli([...args, '--url', url, '--api-key', keys['acme-caller']!]);
+    expect((await cli('state', 'set', 'cli-ns', 'greeting', '"hello"')).stdout.trim()).toBe('version 1');
+    expect((await cli('state', 'get', 'cli-ns', 'greeting')).stdout.trim()).toBe('"hello"');
+    expect((await cli('state', 'list', 'cli-ns')).stdout).toContain('greeting');
+    const stale = await cli('state', 'set', 'cli-ns', 'greeting', '"again"', '--if-version', '0');
+    expect(stale.code).not.toBe(0);
+    expect(stale.stderr).toContain("key 'greeting' of namespace 'cli-ns' is at version 1, not 0");
+    expect((await cli('state', 'delete', 'cli-ns', 'greeting')).stdout.trim()).toBe('deleted');
+    expect((await cli('memory', 'read', 'http-thread')).stdout).toMatch(/^1 \S+ r: x$/m);
+    const refused = await cli('cache', 'invalidate', '--agent', 'nobody');
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('cache:invalidate');
   }, 60_000);
 
   // One Redis killed and restarted (a Redis Cluster's failover is tested in redis-cluster.test.ts).

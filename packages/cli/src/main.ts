@@ -6,6 +6,7 @@ import { addAuditCommands } from './commands/audit-commands';
 import { addGatewayCommands } from './commands/gateway-commands';
 import { addGovernanceCommands } from './commands/governance-commands';
 import { addPolicyCommands } from './commands/policy-commands';
+import { addStateCommands } from './commands/state-commands';
 import { addTaskCommands } from './commands/task-commands';
 import { addUpCommand } from './commands/up-command';
 import { addWorkerCommands } from './commands/worker-commands';
@@ -37,6 +38,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   addApprovalCommands(program, defaults);
   addWorkerCommands(program, defaults);
   addTaskCommands(program, defaults);
+  addStateCommands(program, defaults);
   addUpCommand(program);
   await program.parseAsync([...argv]);
 }

@@ -23,6 +23,7 @@ import {
   type RedisClusterBus,
   type RedisKeys,
   type RegionLink,
+  type ResultCache,
   StateStore,
   type TaskDispatcher,
   TIMINGS,
@@ -88,6 +89,8 @@ export class Gateway {
   readonly regionDispatcher: TaskDispatcher;
   /** The link to other regions, when this cluster is linked with some. */
   readonly regionLink: RegionLink | undefined;
+  /** Outputs of cacheable tasks. */
+  readonly resultCache: ResultCache;
   private readonly agents: AgentHost;
   private readonly httpAgents: HttpAgentClient;
   /** Who may connect and call the HTTP API. */
@@ -157,6 +160,7 @@ export class Gateway {
     this.dispatcher = node.dispatcher;
     this.regionDispatcher = node.dispatcher;
     this.regionLink = node.regions;
+    this.resultCache = node.resultCache;
     this.agents = new AgentHost(this.bus, this.registry, logger);
     const ledger = node.ledger;
     this.asyncTasks = node.asyncTasks;

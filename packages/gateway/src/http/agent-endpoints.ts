@@ -1,5 +1,5 @@
 import { checkAgentUrl, GatewayError, qualifiedAgent } from '@openclaw/core';
-import { AgentNameSchema, RetryPolicySchema, TaskNameSchema } from '@openclaw/protocol';
+import { AgentNameSchema, RegisterParamsSchema, RetryPolicySchema, TaskNameSchema } from '@openclaw/protocol';
 import { z } from 'zod';
 import { type Endpoints, noEndpoint } from './endpoint';
 import { parseBody, readJson, requireJson, send } from './http-io';
@@ -12,6 +12,8 @@ export const HttpAgentBodySchema = z.object({
   timeoutMs: z.number().int().min(1).max(3_600_000).optional(),
   /** Default retries of async tasks sent to this agent. */
   retry: RetryPolicySchema.optional(),
+  /** Tasks whose outputs the gateway may cache, and for how long (as `register`'s `cache`). */
+  cache: RegisterParamsSchema.shape.cache,
 });
 
 /**
@@ -33,6 +35,7 @@ export const agentEndpoints: Endpoints = async (replica, request) => {
     const agent = { name: body.name, url: url.toString(), tasks: body.tasks ?? [], timeoutMs: body.timeoutMs };
     await replica.registry.registerHttpAgent({ ...agent, name: qualifiedAgent(principal.tenant, agent.name) });
     if (body.retry !== undefined) await replica.asyncTasks.setAgentRetry(principal.tenant, agent.name, body.retry);
+    if (body.cache !== undefined) await replica.resultCache.setPolicy(principal.tenant, agent.name, body.cache);
     replica.logger.info({ agent: agent.name, url: agent.url, principal: principal.id }, 'registered an HTTP agent');
     replica.audit.record(principal.tenant, {
       type: 'http-agent.registered',

@@ -22,6 +22,7 @@ import { type Endpoints, type HttpApiReplica, noEndpoint } from './endpoint';
 import { routeName, send } from './http-io';
 import { policyEndpoints } from './policy-endpoints';
 import { regionEndpoints } from './region-endpoints';
+import { stateEndpoints } from './state-endpoints';
 import { taskEndpoints } from './task-endpoints';
 
 /** Which group of endpoints serves a path (every one of them needs an authenticated principal). */
@@ -38,6 +39,11 @@ const ROUTES: readonly { serves: (path: string) => boolean; endpoints: Endpoints
   },
   { serves: (path) => path === '/v1/approvals' || path.startsWith('/v1/approvals/'), endpoints: approvalEndpoints },
   { serves: (path) => path === '/v1/agents' || path.startsWith('/v1/agents/'), endpoints: agentEndpoints },
+  {
+    serves: (path) =>
+      path.startsWith('/v1/state/') || path.startsWith('/v1/memory/') || path === '/v1/cache/invalidate',
+    endpoints: stateEndpoints,
+  },
   {
     serves: (path) => ['/status', '/v1/cluster', '/v1/cluster/metrics', '/v1/workers', '/v1/metrics'].includes(path),
     endpoints: clusterEndpoints,
