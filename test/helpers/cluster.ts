@@ -149,6 +149,8 @@ export interface TestAgentOptions {
   answer?: ((task: Frame) => Frame | undefined) | 'manual';
   label?: string;
   headers?: Record<string, string>;
+  /** The result-cache declaration sent with `register` (`{tasks, ttlMs}`). */
+  cache?: unknown;
 }
 
 /** Connects an agent to a replica over the raw protocol. */
@@ -161,6 +163,7 @@ export async function startAgent(url: string, options: TestAgentOptions): Promis
     name: options.name,
     concurrency: options.concurrency,
     tasks: options.tasks,
+    cache: options.cache,
   });
   if (reply.ok !== true) throw new Error(`register failed: ${JSON.stringify(reply)}`);
   const answer =

@@ -1,5 +1,5 @@
 import { applyPolicy, auditTail, createApiKey } from '../helpers/cli';
-import { type Cluster, startCluster, type TestAgent } from '../helpers/cluster';
+import { type Cluster, startAgent, startCluster, type TestAgent } from '../helpers/cluster';
 import { waitFor } from '../helpers/wait';
 import { type Frame, TestSocket } from '../helpers/ws-client';
 
@@ -26,32 +26,21 @@ describe('result cache', () => {
     cache: unknown,
     answer?: (task: Frame, count: number) => Frame | undefined,
   ): Promise<TestAgent & { count(): number }> => {
-    const socket = await TestSocket.open(cluster.gateways[1]!.url, {
+    let count = 0;
+    const agent = await startAgent(cluster.gateways[1]!.url, {
+      name,
+      concurrency: 64,
+      cache,
       headers: { 'x-api-key': keys[`${tenant}-agent`]! },
+      answer: (task) => {
+        count += 1;
+        return answer
+          ? answer(task, count)
+          : { action: 'task.result', taskId: task.taskId, output: { price: 10, calls: count } };
+      },
     });
-    open.push(socket);
-    expect(await socket.request({ action: 'register', id: 'reg', name, concurrency: 64, cache })).toMatchObject({
-      ok: true,
-    });
-    const received: Frame[] = [];
-    void (async () => {
-      for (;;) {
-        let task: Frame;
-        try {
-          task = await socket.nextEvent('task', 3_600_000);
-        } catch {
-          return;
-        }
-        received.push(task);
-        const frame = answer
-          ? answer(task, received.length)
-          : { action: 'task.result', taskId: task.taskId, output: { price: 10, calls: received.length } };
-        if (frame) socket.send(frame);
-      }
-    })();
-    return { socket, received, close: () => socket.close(), count: () => received.length } as unknown as TestAgent & {
-      count(): number;
-    };
+    open.push(agent);
+    return Object.assign(agent, { count: () => count });
   };
 
   beforeAll(async () => {

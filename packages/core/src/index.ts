@@ -75,13 +75,8 @@ export {
 } from './regions/region-link';
 export { AgentRegistry } from './registry/agent-registry';
 export { type CallLimits, qualifiedAgent } from './registry/agent-routing';
-export { type MemoryEntry, type MemoryEntryInput, MemoryStore } from './state/memory-store';
-export {
-  type StateChange,
-  type StateEntry,
-  type StateListItem,
-  StateStore,
-} from './state/state-store';
+export { MemoryStore } from './state/memory-store';
+export { StateStore } from './state/state-store';
 export { checkAgentUrl } from './tasks/agent-url';
 export { asyncTaskDefaults } from './tasks/async-task-defaults';
 export { AsyncTasks } from './tasks/async-tasks';

@@ -191,3 +191,41 @@ export const DelegateResultSchema = z.object({
 export type DelegateResult = z.infer<typeof DelegateResultSchema>;
 
 export const PingResultSchema = z.object({ pong: z.literal(true), time: z.number().int() });
+
+/** A key of shared state, as `state.get` answers it. */
+export interface StateEntry<T = unknown> {
+  namespace: string;
+  key: string;
+  value: T;
+  version: number;
+  updatedAt: number;
+  expiresAt?: number;
+}
+
+/** A key in a `state.list` page. */
+export interface StateListItem {
+  key: string;
+  version: number;
+  updatedAt: number;
+}
+
+/** A change of a watched key, as the `state.changed` event tells it (less the event's name). */
+export interface StateChange {
+  namespace: string;
+  key: string;
+  version: number;
+  op: 'set' | 'delete' | 'expire';
+}
+
+/** An entry to append to a memory thread. */
+export interface MemoryEntryInput {
+  role: string;
+  content: unknown;
+  meta?: Record<string, unknown>;
+}
+
+/** An entry of a memory thread, as `memory.read` answers it. */
+export interface MemoryEntry extends MemoryEntryInput {
+  seq: number;
+  at: number;
+}

@@ -1,32 +1,10 @@
+import type { MemoryEntry, MemoryEntryInput, StateChange, StateEntry, StateListItem } from '@openclaw/protocol';
 import { GatewayError } from './errors';
+
+export type { MemoryEntry, MemoryEntryInput, StateChange, StateEntry, StateListItem };
 
 /** Sends one request; the client's `request`. */
 type Send = <T>(action: string, params: Record<string, unknown>) => Promise<T>;
-
-/** A key of shared state, as `state.get` answers it. */
-export interface StateEntry<T = unknown> {
-  namespace: string;
-  key: string;
-  value: T;
-  version: number;
-  updatedAt: number;
-  expiresAt?: number;
-}
-
-/** A key in a listing. */
-export interface StateListItem {
-  key: string;
-  version: number;
-  updatedAt: number;
-}
-
-/** A change of a watched key, made on any replica (the `state.changed` event). */
-export interface StateChange {
-  namespace: string;
-  key: string;
-  version: number;
-  op: 'set' | 'delete' | 'expire';
-}
 
 /** A watch started by {@link StateClient.watch}. */
 export interface StateWatch {
@@ -166,19 +144,6 @@ export class StateClient {
       );
     }
   }
-}
-
-/** An entry to append to a memory thread. */
-export interface MemoryEntryInput {
-  role: string;
-  content: unknown;
-  meta?: Record<string, unknown>;
-}
-
-/** An entry of a memory thread. */
-export interface MemoryEntry extends MemoryEntryInput {
-  seq: number;
-  at: number;
 }
 
 /**

@@ -1,20 +1,7 @@
-import { GatewayError } from '@openclaw/protocol';
+import { GatewayError, type MemoryEntry, type MemoryEntryInput } from '@openclaw/protocol';
 import { LuaScript } from '../redis/lua-script';
 import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
-
-/** An entry to append to a thread. */
-export interface MemoryEntryInput {
-  role: string;
-  content: unknown;
-  meta?: Record<string, unknown>;
-}
-
-/** An entry of a thread, as `memory.read` answers it. */
-export interface MemoryEntry extends MemoryEntryInput {
-  seq: number;
-  at: number;
-}
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {

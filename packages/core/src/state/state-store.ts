@@ -1,33 +1,8 @@
-import { GatewayError } from '@openclaw/protocol';
+import { GatewayError, type StateEntry, type StateListItem } from '@openclaw/protocol';
 import { LuaScript } from '../redis/lua-script';
 import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
 import type { Logger } from '../telemetry/logger';
-
-/** One key of shared state, as `state.get` answers it. */
-export interface StateEntry {
-  namespace: string;
-  key: string;
-  value: unknown;
-  version: number;
-  updatedAt: number;
-  expiresAt?: number;
-}
-
-/** One key in a listing. */
-export interface StateListItem {
-  key: string;
-  version: number;
-  updatedAt: number;
-}
-
-/** A change of a key, as every replica receives it (the `state.changed` event, less its name). */
-export interface StateChange {
-  namespace: string;
-  key: string;
-  version: number;
-  op: 'set' | 'delete' | 'expire';
-}
 
 /** Options of {@link StateStore}. */
 export interface StateStoreOptions {
