@@ -9,6 +9,7 @@ import {
   type TaskAbortMessage,
   type TaskDispatchMessage,
   type TaskReplyMessage,
+  TIMINGS,
   traceparentOf,
   tracingActive,
 } from '@openclaw/core';
@@ -19,11 +20,11 @@ import type { Session } from './session';
 /** How often an answer the bus could not publish is sent again. */
 const REPLY_RETRY_MS = 250;
 /**
- * How long an answer the bus could not publish is sent again at most: longer than a Redis Cluster
- * failover (3 to 5 s measured with a node timeout of 2 s), shorter than the lock a worker holds on
- * its job (30 s).
+ * How long an answer the bus could not publish (or that reached no one) is sent again at most: longer
+ * than a Redis Cluster failover (3 to 5 s measured with a node timeout of 2 s, 6 to 8 s with 5 s),
+ * shorter than the lock a worker holds on its job (30 s).
  */
-const REPLY_RETRY_FOR_MS = 20_000;
+const REPLY_RETRY_FOR_MS = TIMINGS.replyRetryMs;
 
 /** One agent's instances attached to this replica (`GET /status`). */
 export interface LocalAgentStatus {
@@ -322,10 +323,10 @@ export class AgentHost {
 
   /**
    * Sends a task's outcome to its origin. An answer exists only here once the agent has sent it: when
-   * the bus cannot publish (Redis down, or a Redis Cluster master failing over), it is sent again
-   * every {@link REPLY_RETRY_MS} until the task's deadline, for at most {@link REPLY_RETRY_FOR_MS}.
-   * A copy that did arrive before an error is harmless: the origin settles a task once. Progress is
-   * not sent again.
+   * the bus cannot publish (Redis down, or a Redis Cluster master failing over), or the answer reached
+   * no one (the origin subscribing again), it is sent again every {@link REPLY_RETRY_MS} until the
+   * task's deadline, for at most {@link REPLY_RETRY_FOR_MS}. A copy that did arrive before an error is
+   * harmless: the origin settles a task once. Progress is not sent again.
    */
   private reply(
     origin: string,
@@ -340,6 +341,10 @@ export class AgentHost {
       this.bus.send(origin, { type: 'task.reply', taskId, instanceId, outcome, traceparent }).then(
         (receivers) => {
           if (receivers > 0) return;
+          if (outcome.kind !== 'progress' && Date.now() + REPLY_RETRY_MS < giveUpAt) {
+            setTimeout(send, REPLY_RETRY_MS).unref();
+            return;
+          }
           this.logger.debug({ taskId, origin }, 'reply dropped: the origin replica (or worker) is gone');
         },
         (error: unknown) => {

@@ -54,6 +54,12 @@ export const TIMINGS = {
   workerHandbackMs: 5_000,
   /** How soon a job whose ledger write failed (Redis trouble) runs again, without spending an attempt. */
   workerLedgerRetryMs: 1_000,
+  /**
+   * How long an agent's answer that could not be published, or reached no one, is sent again (within
+   * its deadline); on Redis Cluster, also how long a process whose inbox stopped receiving (its master
+   * failing over) keeps waiting for the answers of calls held elsewhere.
+   */
+  replyRetryMs: 20_000,
   /** How long a waiting workflow sleeps at most before it looks at its steps again, even if nothing woke it. */
   workflowGuardMs: 30_000,
 } as const;

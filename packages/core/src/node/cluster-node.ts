@@ -6,7 +6,13 @@ import { TIMINGS } from '../config/timings';
 import { Approvals } from '../governance/approvals';
 import { auditVerdicts, GovernanceGate, validatorAgents } from '../governance/governance-gate';
 import type { Validator } from '../governance/validator';
-import { connectRedis, createRedisConnection, type RedisClient, RedisReadiness } from '../redis/redis-connection';
+import {
+  connectRedis,
+  createRedisConnection,
+  isCluster,
+  type RedisClient,
+  RedisReadiness,
+} from '../redis/redis-connection';
 import { RedisKeys } from '../redis/redis-keys';
 import { RegionLink } from '../regions/region-link';
 import { AgentRegistry } from '../registry/agent-registry';
@@ -178,6 +184,9 @@ export class ClusterNode {
     this.resultCache = new ResultCache({ redis, keys, topics: this.bus.topics, logger });
     this.dispatcher = new TaskDispatcher({
       cache: this.resultCache,
+      // On Redis Cluster an inbox goes quiet while its master fails over, and the holders send their
+      // answers again for as long as this: calls wait for them rather than fail at once.
+      busLossGraceMs: isCluster(redis) ? TIMINGS.replyRetryMs : 0,
       replicaId: id,
       registry: this.registry,
       bus: this.bus,

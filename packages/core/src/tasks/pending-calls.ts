@@ -44,6 +44,12 @@ export interface PendingCallsOptions {
   watchIntervalMs: number;
   /** Told of every routed task as it ends (see `TaskDispatcherOptions.onRouted`). */
   onRouted?: (route: RouteKind, seconds: number, completed: boolean) => void;
+  /**
+   * How long the bus may be unhealthy, or a holder be without a current heartbeat, before the calls
+   * held on other replicas (or on that holder) are failed: their answers are sent again by their
+   * holders meanwhile. Default 0: at once.
+   */
+  busLossGraceMs?: number;
 }
 
 /**
@@ -54,6 +60,11 @@ export interface PendingCallsOptions {
  * held by a replica that died, or whose replies cannot reach this replica.
  */
 export class PendingCalls {
+  /** Since when the bus has been unhealthy, while it is. */
+  private unhealthySince: number | undefined;
+  /** Holders of calls found without a current heartbeat, and since when. */
+  private readonly holderGoneSince = new Map<string, number>();
+  private readonly busLossGraceMs: number;
   private readonly replicaId: string;
   private readonly registry: PendingCallsOptions['registry'];
   private readonly bus: ClusterBus;
@@ -69,6 +80,7 @@ export class PendingCalls {
 
   constructor(options: PendingCallsOptions) {
     this.replicaId = options.replicaId;
+    this.busLossGraceMs = options.busLossGraceMs ?? 0;
     this.registry = options.registry;
     this.bus = options.bus;
     this.store = options.store;
@@ -291,6 +303,8 @@ export class PendingCalls {
       const remote = [...this.calls.values()].filter((p) => p.holder !== undefined && p.holder !== this.replicaId);
       if (remote.length === 0) return;
       if (!this.bus.healthy()) {
+        this.unhealthySince ??= Date.now();
+        if (Date.now() - this.unhealthySince < this.busLossGraceMs) return;
         for (const p of remote) {
           this.settle(p.taskId, {
             error: new GatewayError('UNAVAILABLE', 'lost the connection to the cluster bus; the reply cannot arrive'),
@@ -298,10 +312,19 @@ export class PendingCalls {
         }
         return;
       }
+      this.unhealthySince = undefined;
       const holders = new Set(remote.map((p) => p.holder!));
+      for (const gone of this.holderGoneSince.keys()) if (!holders.has(gone)) this.holderGoneSince.delete(gone);
       for (const holder of holders) {
         const alive = await this.registry.isReplicaAlive(holder).catch(() => true);
-        if (alive) continue;
+        if (alive) {
+          this.holderGoneSince.delete(holder);
+          continue;
+        }
+        // On Redis Cluster a holder may be unable to write its heartbeat while a master fails over.
+        const since = this.holderGoneSince.get(holder) ?? Date.now();
+        this.holderGoneSince.set(holder, since);
+        if (Date.now() - since < this.busLossGraceMs) continue;
         for (const p of remote) {
           if (p.holder === holder) {
             this.settle(p.taskId, {

@@ -45,6 +45,11 @@ export interface TaskDispatcherOptions {
   onRouted?: (route: RouteKind, seconds: number, completed: boolean) => void;
   /** The link to other regions, when this cluster is linked with some. */
   regions?: RegionLink;
+  /**
+   * How long the bus may be unhealthy before calls held on other replicas are failed (see
+   * `PendingCallsOptions.busLossGraceMs`). Default 0.
+   */
+  busLossGraceMs?: number;
   /** The result cache, for calls to tasks their agents declared cacheable. */
   cache?: ResultCache;
   /** Told of every call sent to another region (for the audit trail). */
@@ -122,6 +127,7 @@ export class TaskDispatcher {
       store: options.store,
       watchIntervalMs: options.watchIntervalMs ?? 1000,
       onRouted: options.onRouted,
+      busLossGraceMs: options.busLossGraceMs,
     });
   }
 
