@@ -281,6 +281,42 @@ governance:
     expect(apiRequests.filter((p) => p !== '/v1/cluster').every((p) => p.endsWith('/events'))).toBe(true);
   });
 
+  it("shows the tenant's namespaces, a namespace's keys and a key's value, and the cache's hit rates", async () => {
+    const caller = await TestSocket.open(cluster.gateways[1]!.url, { headers: { 'x-api-key': keys.caller } });
+    await caller.request({ action: 'state.set', id: 's1', namespace: 'orders', key: 'order-17', value: { total: 42 } });
+    await caller.request({ action: 'state.set', id: 's2', namespace: 'orders', key: 'order-18', value: { total: 7 } });
+    const agent = await startAgent(cluster.gateways[0]!.url, {
+      name: 'pricer',
+      cache: { tasks: ['quote'], ttlMs: 60_000 },
+      headers: { 'x-api-key': keys.agent },
+    });
+    for (let i = 0; i < 3; i++) {
+      const reply = await caller.request({
+        action: 'coordinator',
+        id: `q${i}`,
+        agent: 'pricer',
+        task: 'quote',
+        data: { sku: 'x' },
+      });
+      expect(reply).toMatchObject({ ok: true });
+    }
+    await page.getByRole('tab', { name: 'State' }).click();
+    const orders = page.locator('tr[data-namespace="orders"]');
+    await orders.waitFor({ timeout: 10_000 });
+    expect(await orders.locator('td').first().textContent()).toBe('2');
+    await orders.getByRole('button', { name: 'orders' }).click();
+    const key = page.locator('tr[data-state-key="order-17"]');
+    await key.waitFor({ timeout: 10_000 });
+    await key.getByRole('button', { name: 'order-17' }).click();
+    await page.locator('pre[data-value="order-17"]', { hasText: '"total": 42' }).waitFor({ timeout: 10_000 });
+    // One call reached the agent, two were answered from the cache: 2 of 3 saved. The counters reach
+    // Redis every couple of seconds, and the view reads them again every few.
+    await page.locator('td[data-hit-rate="pricer"]', { hasText: '66.7%' }).waitFor({ timeout: 20_000 });
+    expect(agent.received).toHaveLength(1);
+    await screenshot('state-and-cache');
+    await Promise.all([caller.close(), agent.close()]);
+  });
+
   it('tasks.watch: operators get every task of the tenant, without outputs; callers may not', async () => {
     const operator = await TestSocket.open(cluster.gateways[1]!.url, { headers: { 'x-api-key': keys.operator } });
     const caller = await TestSocket.open(cluster.gateways[0]!.url, { headers: { 'x-api-key': keys.caller } });

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { runCli } from '../helpers/cli';
 import { type Cluster, startCluster } from '../helpers/cluster';
+import { waitFor } from '../helpers/wait';
 import { TestSocket } from '../helpers/ws-client';
 
 type Handler = (body: Record<string, unknown>, req: IncomingMessage, res: ServerResponse) => void;
@@ -92,6 +93,54 @@ describe('HTTP agents', () => {
       { name: 'my-agent', kind: 'http', instances: 0, tasks: ['*'], url: agent.url('/ok') },
     ]);
     await caller.close();
+  });
+
+  it('caches the outputs an HTTP agent declares cacheable with `agent register --cache-tasks`, counted by `cache stats`', async () => {
+    const gw = cluster.gateways[0]!.httpUrl;
+    const halfFlags = await runCli([
+      'agent',
+      'register',
+      '--name',
+      'quoter',
+      '--url',
+      agent.url('/ok'),
+      '--gateway',
+      gw,
+      '--cache-tasks',
+      'quote',
+    ]);
+    expect(halfFlags.code).not.toBe(0);
+    expect(halfFlags.stderr).toContain('--cache-tasks and --cache-ttl-ms go together');
+    const badTtl = await runCli([
+      ...['agent', 'register', '--name', 'quoter', '--url', agent.url('/ok'), '--gateway', gw],
+      ...['--cache-tasks', 'quote', '--cache-ttl-ms', 'soon'],
+    ]);
+    expect(badTtl.stderr).toContain('--cache-ttl-ms: expected a positive integer, got "soon"');
+    const registered = await runCli([
+      ...['agent', 'register', '--name', 'quoter', '--url', agent.url('/ok'), '--gateway', gw],
+      ...['--cache-tasks', 'quote, rate', '--cache-ttl-ms', '60000'],
+    ]);
+    expect(registered.code).toBe(0);
+    const caller = await TestSocket.open(cluster.gateways[1]!.url);
+    const seenBefore = agent.seen.length;
+    const results = [];
+    for (let i = 0; i < 3; i++) {
+      results.push(
+        await caller.request({ action: 'coordinator', id: i, agent: 'quoter', task: 'quote', data: { sku: 'z' } }),
+      );
+    }
+    expect(results.map((r) => (r.result as { cached?: boolean }).cached)).toEqual([undefined, true, true]);
+    expect(agent.seen.length - seenBefore).toBe(1);
+    await caller.close();
+    // The counters reach Redis every couple of seconds.
+    let table = '';
+    await waitFor(
+      async () => {
+        table = (await runCli(['cache', 'stats', '--url', gw])).stdout;
+        return /quoter\s+quote,rate\s+60000\s+1\s+2\s+0\s+1\s+66\.7%/.test(table);
+      },
+      { what: `cache stats of quoter, got:\n${table}` },
+    );
   });
 
   it.each([

@@ -162,6 +162,47 @@ describe('result cache', () => {
     expect(slow.count()).toBe(2);
   });
 
+  it("reports each agent's policy, entries, hits and misses over GET /v1/cache, to its own tenant only", async () => {
+    const agent = await cachingAgent('globex', 'stats-pricer', { tasks: ['quote'], ttlMs: 60_000 });
+    const a = await as('globex-caller', 0);
+    const b = await as('globex-caller', 1);
+    for (const socket of [a, b, a, b]) await call(socket, { agent: 'stats-pricer', data: { sku: 's' } });
+    expect(agent.count()).toBe(1);
+    const cacheOf = async (key: string, replica = 0) => {
+      const response = await fetch(`${cluster.gateways[replica]!.httpUrl}/v1/cache`, {
+        headers: { 'x-api-key': keys[key]! },
+      });
+      return { status: response.status, body: (await response.json()) as { agents: Record<string, unknown>[] } };
+    };
+    // Counted on both replicas; the counters reach Redis every couple of seconds.
+    await waitFor(
+      async () => {
+        const { body } = await cacheOf('globex-admin', 1);
+        const row = body.agents.find((r) => r.agent === 'stats-pricer');
+        return row?.hits === 3 && row.misses === 1;
+      },
+      { what: "stats-pricer's hits and misses" },
+    );
+    const { body } = await cacheOf('globex-admin');
+    expect(body.agents.find((r) => r.agent === 'stats-pricer')).toEqual({
+      agent: 'stats-pricer',
+      policy: { tasks: ['quote'], ttlMs: 60_000 },
+      entries: 1,
+      hits: 3,
+      misses: 1,
+      shared: 0,
+      stored: 1,
+    });
+    // Another tenant sees its own agents only; a caller may not read the figures.
+    const acme = await cacheOf('acme-admin');
+    expect(acme.status).toBe(200);
+    expect(acme.body.agents.map((r) => r.agent)).not.toContain('stats-pricer');
+    expect(await cacheOf('globex-caller')).toMatchObject({
+      status: 403,
+      body: { error: { code: 'FORBIDDEN', details: { permission: 'cache:read' } } },
+    });
+  });
+
   it('does not cache an output that governance redacted', async () => {
     await applyPolicy(cluster, ADMIN, 'governance:\n  secrets: { action: redact, directions: [response] }\n');
     const leaky = await cachingAgent('acme', 'leaky', { tasks: ['*'], ttlMs: 60_000 }, (task, count) => ({

@@ -500,6 +500,16 @@ describe('shared state and memory', () => {
       invalidated: 0,
     });
 
+    // The namespaces a principal may read, with their key counts; never another tenant's.
+    const namespacesOf = async (key: string) =>
+      ((await (await http(key, 'GET', '/v1/state')).json()) as { namespaces: { namespace: string; keys: number }[] })
+        .namespaces;
+    expect(await namespacesOf('acme-caller')).toContainEqual(
+      expect.objectContaining({ namespace: 'http-ns', keys: 1, since: expect.any(Number) }),
+    );
+    expect((await namespacesOf('globex-admin')).map((n) => n.namespace)).not.toContain('http-ns');
+    expect(await namespacesOf('acme-approver')).toEqual([]);
+
     // The CLI, with the caller's key.
     const cli = (...args: string[]) => runCli([...args, '--url', url, '--api-key', keys['acme-caller']!]);
     expect((await cli('state', 'set', 'cli-ns', 'greeting', '"hello"')).stdout.trim()).toBe('version 1');
@@ -508,7 +518,10 @@ describe('shared state and memory', () => {
     const stale = await cli('state', 'set', 'cli-ns', 'greeting', '"again"', '--if-version', '0');
     expect(stale.code).not.toBe(0);
     expect(stale.stderr).toContain("key 'greeting' of namespace 'cli-ns' is at version 1, not 0");
+    expect((await cli('state', 'namespaces')).stdout).toMatch(/^cli-ns\s+1$/m);
     expect((await cli('state', 'delete', 'cli-ns', 'greeting')).stdout.trim()).toBe('deleted');
+    // Emptied: listed with no keys for a while (a writer may fill it again), then no more.
+    expect((await cli('state', 'namespaces')).stdout).toMatch(/^cli-ns\s+0$/m);
     expect((await cli('memory', 'read', 'http-thread')).stdout).toMatch(/^1 \S+ r: x$/m);
     const refused = await cli('cache', 'invalidate', '--agent', 'nobody');
     expect(refused.code).not.toBe(0);

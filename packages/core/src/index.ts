@@ -76,7 +76,7 @@ export {
 export { AgentRegistry } from './registry/agent-registry';
 export { type CallLimits, qualifiedAgent } from './registry/agent-routing';
 export { MemoryStore } from './state/memory-store';
-export { StateStore } from './state/state-store';
+export { MAX_LISTED_NAMESPACES, type NamespaceSummary, StateStore } from './state/state-store';
 export { checkAgentUrl } from './tasks/agent-url';
 export { asyncTaskDefaults } from './tasks/async-task-defaults';
 export { AsyncTasks } from './tasks/async-tasks';
@@ -85,7 +85,13 @@ export type { TaskCaller } from './tasks/dispatch-request';
 export { HttpAgentClient } from './tasks/http-agent-client';
 export { isTerminal, type LedgerTask, publicLedgerRecord, storableJson } from './tasks/ledger-record';
 export type { RouteKind } from './tasks/pending-calls';
-export { type CachePolicy, type CacheStats, canonicalJson, ResultCache } from './tasks/result-cache';
+export {
+  type AgentCacheSummary,
+  type CachePolicy,
+  type CacheStats,
+  canonicalJson,
+  ResultCache,
+} from './tasks/result-cache';
 export { canSee, type FoundTask, publicRecord, TaskDirectory } from './tasks/task-directory';
 export { TaskDispatcher } from './tasks/task-dispatcher';
 export { type BegunAttempt, principalDigest, TaskLedger, type TaskOwner } from './tasks/task-ledger';

@@ -1,9 +1,11 @@
 import { Connection, RequestError } from './connection.js';
 import { replaceContent } from './dom.js';
 import {
+  type AgentCacheView,
   type ApprovalView,
   type AuditView,
   initialState,
+  type NamespaceView,
   type Snapshot,
   type State,
   TASK_STATES,
@@ -60,6 +62,7 @@ function draw(): void {
     agents: () => views.agents(state),
     tasks: () => views.tasks(state, actions),
     approvals: () => views.approvals(state, actions),
+    state: () => views.stateView(state, actions),
     audit: () => views.audit(state),
   }[state.view]();
   replaceContent(panel, content);
@@ -89,6 +92,7 @@ function setConnection(text: string, mode: 'live' | 'down' | 'off'): void {
 function show(view: View, focus = false): void {
   state.view = view;
   if (location.hash !== `#${view}`) history.replaceState(null, '', `#${view}`);
+  if (view === 'state') void loadShared();
   draw();
   if (focus) $(`tab-${view}`).focus();
 }
@@ -181,7 +185,83 @@ const actions: views.Actions = {
   retry(taskId) {
     void taskCommand('task.retry', taskId, 'submitted again');
   },
+  openNamespace(namespace) {
+    Object.assign(state.shared, { namespace, keys: [], keysMore: false, key: undefined, value: undefined });
+    render();
+    void loadShared();
+  },
+  openKey(key) {
+    Object.assign(state.shared, { key, value: undefined });
+    render();
+    void loadShared();
+  },
 };
+
+// ------------------------------------------------------------------------------------ state, cache
+
+/** How often the state and cache view is read again while it is shown. */
+const SHARED_REFRESH_MS = 5000;
+let sharedTimer: number | undefined;
+let sharedLoading = false;
+/** Something was opened while a read was under way: read again when it ends. */
+let sharedAgain = false;
+
+/**
+ * Reads what the state and cache view shows (namespaces, the open namespace's first page of keys,
+ * the open key, the cache figures), and again every few seconds while the view is shown.
+ */
+async function loadShared(): Promise<void> {
+  window.clearTimeout(sharedTimer);
+  sharedTimer = undefined;
+  if (state.view !== 'state' || !connection) return;
+  if (sharedLoading) {
+    sharedAgain = true;
+    return;
+  }
+  sharedLoading = true;
+  sharedAgain = false;
+  const s = state.shared;
+  const { namespace, key } = s;
+  const at = (ns: string, k?: string) =>
+    `/v1/state/${encodeURIComponent(ns)}${k === undefined ? '' : `/${encodeURIComponent(k)}`}`;
+  try {
+    const [listed, cache, page, value] = await Promise.all([
+      fetchJson<{ namespaces: NamespaceView[] }>('/v1/state'),
+      fetchJson<{ agents: AgentCacheView[] }>('/v1/cache').catch((error: unknown) => {
+        if (error instanceof RequestError && error.wire.code === 'FORBIDDEN') return undefined;
+        throw error;
+      }),
+      namespace === undefined
+        ? undefined
+        : fetchJson<{ items: typeof s.keys; cursor?: string }>(`${at(namespace)}?limit=100`),
+      namespace === undefined || key === undefined
+        ? undefined
+        : fetchJson<NonNullable<typeof s.value>>(at(namespace, key)).catch((error: unknown) => {
+            if (error instanceof RequestError && error.wire.code === 'NOT_FOUND') return null;
+            throw error;
+          }),
+    ]);
+    s.loaded = true;
+    s.error = undefined;
+    s.namespaces = listed.namespaces;
+    s.cacheForbidden = cache === undefined;
+    s.cache = cache?.agents ?? [];
+    // What was opened meanwhile is read on the next round.
+    if (page && s.namespace === namespace) {
+      s.keys = page.items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      s.keysMore = page.cursor !== undefined && page.cursor !== null;
+    }
+    if (value !== undefined && s.namespace === namespace && s.key === key) s.value = value;
+  } catch (error) {
+    s.loaded = true;
+    s.error = `Could not read the state and cache: ${messageOf(error)}`;
+  } finally {
+    sharedLoading = false;
+  }
+  render();
+  if (state.view === 'state')
+    sharedTimer = window.setTimeout(() => void loadShared(), sharedAgain ? 0 : SHARED_REFRESH_MS);
+}
 
 async function taskCommand(action: string, taskId: string, done: string): Promise<void> {
   try {
@@ -361,6 +441,7 @@ async function onOpen(): Promise<void> {
     $('who').textContent = `${hello.principal?.id} · tenant ${hello.principal?.tenant}`;
     setConnection(`Live · replica ${hello.replica}`, 'live');
     await c.request('cluster.watch', { intervalMs: 2000 });
+    if (state.view === 'state') void loadShared();
   } catch (error) {
     setConnection(`Connected, but: ${messageOf(error)}`, 'down');
   }

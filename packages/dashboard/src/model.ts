@@ -1,4 +1,4 @@
-import type { ApprovalRecord, TaskState, ValidatorSummary } from '@openclaw/protocol';
+import type { ApprovalRecord, StateEntry, StateListItem, TaskState, ValidatorSummary } from '@openclaw/protocol';
 import type { RatePoint, ReplicaRequests } from './rates.js';
 
 export type { TaskState };
@@ -123,8 +123,42 @@ export interface TaskEventView {
 
 export type ApprovalView = ApprovalRecord;
 
-export type View = 'overview' | 'agents' | 'tasks' | 'approvals' | 'audit';
-export const VIEWS: readonly View[] = ['overview', 'agents', 'tasks', 'approvals', 'audit'];
+/** A namespace of shared state (`GET /v1/state`). */
+export interface NamespaceView {
+  namespace: string;
+  keys: number;
+  since: number;
+}
+
+/** An agent's result cache (`GET /v1/cache`). */
+export interface AgentCacheView {
+  agent: string;
+  policy?: { tasks: string[]; ttlMs: number };
+  entries: number;
+  hits: number;
+  misses: number;
+  shared: number;
+  stored: number;
+}
+
+/** The state and cache view: read over HTTP while it is shown. */
+export interface SharedView {
+  loaded: boolean;
+  error: string | undefined;
+  namespaces: NamespaceView[];
+  /** The namespace whose keys are shown, and its first page of keys. */
+  namespace: string | undefined;
+  keys: StateListItem[];
+  keysMore: boolean;
+  /** The key whose value is shown; its entry (null: gone; undefined: loading). */
+  key: string | undefined;
+  value: StateEntry | null | undefined;
+  cache: AgentCacheView[];
+  cacheForbidden: boolean;
+}
+
+export type View = 'overview' | 'agents' | 'tasks' | 'approvals' | 'state' | 'audit';
+export const VIEWS: readonly View[] = ['overview', 'agents', 'tasks', 'approvals', 'state', 'audit'];
 
 /** Everything the page shows, fed by the WebSocket. */
 export interface State {
@@ -150,6 +184,7 @@ export interface State {
   approvalNotes: Map<string, { text: string; bad: boolean }>;
   busy: Set<string>;
   audit: Map<string, AuditView>;
+  shared: SharedView;
 }
 
 export function initialState(): State {
@@ -172,5 +207,17 @@ export function initialState(): State {
     approvalNotes: new Map(),
     busy: new Set(),
     audit: new Map(),
+    shared: {
+      loaded: false,
+      error: undefined,
+      namespaces: [],
+      namespace: undefined,
+      keys: [],
+      keysMore: false,
+      key: undefined,
+      value: undefined,
+      cache: [],
+      cacheForbidden: false,
+    },
   };
 }

@@ -9,6 +9,10 @@ export interface Actions {
   reason(approvalId: string, text: string): void;
   cancel(taskId: string): void;
   retry(taskId: string): void;
+  /** Shows a namespace's keys (undefined: none). */
+  openNamespace(namespace: string | undefined): void;
+  /** Shows a key's value (undefined: none). */
+  openKey(key: string | undefined): void;
 }
 
 export function badge(status: string): HTMLElement {

@@ -13,27 +13,36 @@ export function addAgentCommands(program: Command, defaults: RemoteDefaults): vo
     .requiredOption('--url <url>', "the agent's HTTP endpoint, e.g. http://localhost:8000")
     .option('--tasks <tasks>', 'comma-separated tasks it handles (default: any)')
     .option('--timeout-ms <ms>', 'its own deadline per task, if shorter than the caller’s')
+    .option('--cache-tasks <tasks>', "comma-separated tasks whose outputs the gateway may cache ('*': all)")
+    .option('--cache-ttl-ms <ms>', 'how long a cached output is used (with --cache-tasks)')
     .action(
       async (o: {
         name: string;
         url: string;
         tasks?: string;
         timeoutMs?: string;
+        cacheTasks?: string;
+        cacheTtlMs?: string;
         gateway: string;
         apiKey?: string;
         json?: boolean;
       }) => {
         const body: Record<string, unknown> = { name: o.name, url: o.url };
-        if (o.tasks)
-          body.tasks = o.tasks
-            .split(',')
-            .map((t) => t.trim())
-            .filter(Boolean);
+        if (o.tasks) body.tasks = splitList(o.tasks);
         if (o.timeoutMs !== undefined) {
           const ms = Number(o.timeoutMs);
           if (!Number.isInteger(ms) || ms < 1)
             throw new Error(`--timeout-ms: expected a positive integer, got ${JSON.stringify(o.timeoutMs)}`);
           body.timeoutMs = ms;
+        }
+        if ((o.cacheTasks === undefined) !== (o.cacheTtlMs === undefined)) {
+          throw new Error('--cache-tasks and --cache-ttl-ms go together: which tasks, and for how long');
+        }
+        if (o.cacheTasks !== undefined && o.cacheTtlMs !== undefined) {
+          const ttlMs = Number(o.cacheTtlMs);
+          if (!Number.isInteger(ttlMs) || ttlMs < 1)
+            throw new Error(`--cache-ttl-ms: expected a positive integer, got ${JSON.stringify(o.cacheTtlMs)}`);
+          body.cache = { tasks: splitList(o.cacheTasks), ttlMs };
         }
         const result = (await fetchJson({ url: o.gateway, apiKey: o.apiKey }, '/v1/agents', {
           method: 'POST',
@@ -79,4 +88,11 @@ export function addAgentCommands(program: Command, defaults: RemoteDefaults): vo
         )}\n`,
       );
     });
+}
+
+function splitList(text: string): string[] {
+  return text
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
 }

@@ -5,7 +5,8 @@ import { renderTable } from '../table';
 type Remote = RemoteOptions & { json?: boolean };
 
 /**
- * `openclaw state get | set | list | delete`, `openclaw memory read` and `openclaw cache invalidate`:
+ * `openclaw state get | set | list | delete | namespaces`, `openclaw memory read` and `openclaw cache
+ * invalidate | stats`:
  * the tenant's shared state, memory threads and result cache, over the replica's HTTP API.
  */
 export function addStateCommands(program: Command, defaults: RemoteDefaults): void {
@@ -77,6 +78,22 @@ export function addStateCommands(program: Command, defaults: RemoteDefaults): vo
       );
     });
 
+  withRemoteOptions(state.command('namespaces'), defaults)
+    .description('list the namespaces you may read, with their key counts')
+    .action(async (o: Remote) => {
+      const { namespaces } = (await fetchJson(o, '/v1/state')) as {
+        namespaces: { namespace: string; keys: number; since: number }[];
+      };
+      if (o.json) return print(JSON.stringify(namespaces, null, 2));
+      if (namespaces.length === 0) return print('no namespaces');
+      print(
+        renderTable(
+          ['namespace', 'keys'],
+          namespaces.map((n) => [n.namespace, String(n.keys)]),
+        ),
+      );
+    });
+
   const memory = program.command('memory').description("the tenant's memory: conversation threads");
   withRemoteOptions(memory.command('read'), defaults)
     .description('print a thread, oldest entry first')
@@ -110,6 +127,45 @@ export function addStateCommands(program: Command, defaults: RemoteDefaults): vo
       const result = (await fetchJson(o, '/v1/cache/invalidate', { method: 'POST', body })) as { invalidated: number };
       print(o.json ? JSON.stringify(result, null, 2) : `${result.invalidated} cached results removed`);
     });
+
+  withRemoteOptions(cache.command('stats'), defaults)
+    .description("each agent's cache: policy, entries, hits, misses and agent calls saved")
+    .action(async (o: Remote) => {
+      const { agents } = (await fetchJson(o, '/v1/cache')) as { agents: AgentCacheRow[] };
+      if (o.json) return print(JSON.stringify(agents, null, 2));
+      if (agents.length === 0) return print('no agent declares cacheable tasks');
+      print(
+        renderTable(
+          ['agent', 'tasks', 'ttl ms', 'entries', 'hits', 'shared', 'misses', 'hit rate'],
+          agents.map((a) => [
+            a.agent,
+            a.policy ? a.policy.tasks.join(',') : '-',
+            a.policy ? String(a.policy.ttlMs) : '-',
+            String(a.entries),
+            String(a.hits),
+            String(a.shared),
+            String(a.misses),
+            hitRate(a),
+          ]),
+        ),
+      );
+    });
+}
+
+interface AgentCacheRow {
+  agent: string;
+  policy?: { tasks: string[]; ttlMs: number };
+  entries: number;
+  hits: number;
+  misses: number;
+  shared: number;
+}
+
+/** Calls answered without the agent (hits and shared flights), of all cacheable calls. */
+function hitRate(a: AgentCacheRow): string {
+  const saved = a.hits + a.shared;
+  const total = saved + a.misses;
+  return total === 0 ? '-' : `${((100 * saved) / total).toFixed(1)}%`;
 }
 
 function parseJson(text: string, what: string): unknown {

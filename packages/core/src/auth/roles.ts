@@ -30,7 +30,8 @@ export const BUILT_IN_ROLES: Readonly<Record<string, readonly string[]>> = Objec
     ],
     /**
      * Watches and acts on every async task of the tenant: answers escalations, retries dead letters,
-     * decides approvals; watches the cluster and the tenant's audit tail (Mission Control).
+     * decides approvals; watches the cluster and the tenant's audit tail (Mission Control); reads
+     * shared state, memory and the result cache's figures.
      */
     operator: [
       'task:read',
@@ -45,6 +46,7 @@ export const BUILT_IN_ROLES: Readonly<Record<string, readonly string[]>> = Objec
       'audit:read',
       'state:read:*',
       'memory:read:*',
+      'cache:read',
     ],
     /** Sees and decides the tenant's approvals. */
     approver: ['approval:read', 'approval:decide', 'agent:list'],

@@ -226,6 +226,7 @@ export class ClusterNode {
     await this.registry.startRouting();
     await this.authorizer.start();
     this.regions?.start();
+    this.resultCache.start();
   }
 
   /**
@@ -242,6 +243,7 @@ export class ClusterNode {
       this.hostsAgents ? this.registry.close() : this.registry.routing.table.stop(),
       this.bus.close(),
       this.audit.drain(),
+      this.resultCache.close(),
     ]);
     this.httpAgents.close();
     await this.asyncTasks.queue.close().catch(() => undefined);

@@ -300,6 +300,14 @@ export class RedisKeys {
     return `${this.stateBase(tenant, namespace)}:expv`;
   }
 
+  /**
+   * Sorted set: a tenant's namespaces of shared state, scored by when each last went from empty to
+   * holding a key (the view of namespaces; pruned when one stays empty).
+   */
+  stateNamespaces(tenant: string): string {
+    return `${this.prefix}:{stns:${tenant}}`;
+  }
+
   /** Pub/sub channel: the changes of a namespace's keys (`state.changed`). */
   stateChannel(tenant: string, namespace: string): string {
     return `${this.stateBase(tenant, namespace)}:ch`;
@@ -328,6 +336,14 @@ export class RedisKeys {
   /** Pub/sub channel: the outcome of a call in flight, for the identical calls waiting for it. */
   cacheChannel(tenant: string, agent: string, digest: string): string {
     return `${this.prefix}:{cache:${tenant}:${agent}}:c:${digest}`;
+  }
+
+  /**
+   * Hash: a tenant's result-cache counters since the cluster began, summed over its processes: fields
+   * `<counter>:<agent>`, counters `hits`, `misses`, `shared` and `stored`.
+   */
+  cacheStats(tenant: string): string {
+    return `${this.prefix}:{cachestats:${tenant}}`;
   }
 
   /** Sorted set: a memory thread's entries, scored by sequence number (`<seq> <json>`). */

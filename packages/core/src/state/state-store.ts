@@ -24,7 +24,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 /**
  * Writes a key. KEYS: value, index, expiry, expiry versions. ARGV: key, value JSON, ifVersion ('' for
  * none), updatedAt, ttlMs ('' for none), channel, namespace, expiresAt (as reported). Returns {1, version, expires (Redis ms)
- * or 0} or {0, current version} when `ifVersion` is not current.
+ * or 0, 1 when the key is the namespace's only one} or {0, current version} when `ifVersion` is not current.
  */
 const SET = new LuaScript(
   'state-set',
@@ -48,9 +48,10 @@ else
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('HDEL', KEYS[4], ARGV[1])
 end
-redis.call('ZADD', KEYS[2], 0, ARGV[1])
+local only = 0
+if redis.call('ZADD', KEYS[2], 0, ARGV[1]) == 1 and redis.call('ZCARD', KEYS[2]) == 1 then only = 1 end
 redis.call('PUBLISH', ARGV[6], cjson.encode({namespace = ARGV[7], key = ARGV[1], version = ver, op = 'set'}))
-return {1, ver, expires}
+return {1, ver, expires, only}
 `,
 );
 
@@ -118,6 +119,35 @@ if ARGV[2] == '' then redis.call('ZREM', KEYS[1], ARGV[1]) else redis.call('ZADD
 return 1
 `,
 );
+
+/**
+ * Takes a namespace out of a tenant's namespaces if its entry is still the one that was read (a
+ * write that made it non-empty again since then has renewed the entry). KEYS: namespaces. ARGV:
+ * namespace, score read.
+ */
+const FORGET_NAMESPACE = new LuaScript(
+  'state-forget-namespace',
+  1,
+  `
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 0
+`,
+);
+
+/** How long an empty namespace stays listed (a writer may be about to fill it again). */
+const EMPTY_NAMESPACE_KEPT_MS = 60_000;
+
+/** How many namespaces {@link StateStore.namespaces} lists at most. */
+export const MAX_LISTED_NAMESPACES = 1000;
+
+/** A namespace of a tenant, as `GET /v1/state` lists it. */
+export interface NamespaceSummary {
+  namespace: string;
+  /** How many keys it holds now (expired keys not yet swept included). */
+  keys: number;
+  /** When it last went from empty to holding a key (ms). */
+  since: number;
+}
 
 /** How many namespaces one sweep round ends keys in at most. */
 const SWEEP_NAMESPACES = 100;
@@ -196,8 +226,8 @@ export class StateStore {
       );
     }
     const now = Date.now();
-    const [applied, version, expires] = await this.guard(() =>
-      SET.run<[number, number, number?]>(
+    const [applied, version, expires, only] = await this.guard(() =>
+      SET.run<[number, number, number?, number?]>(
         this.redis,
         ...this.keysOf(tenant, namespace, key),
         key,
@@ -211,6 +241,8 @@ export class StateStore {
       ),
     );
     if (applied === 0) throw conflict(namespace, key, options.ifVersion ?? 0, version);
+    // A namespace that was empty is (again) one of the tenant's: listed by `namespaces()`.
+    if (only === 1) await this.guard(() => this.redis.zadd(this.keys.stateNamespaces(tenant), now, namespace));
     if (options.ttlMs === undefined) return { version };
     await this.guard(() =>
       NOTE_EXPIRY.run(this.redis, this.keys.stateExpiring(), `${tenant}/${namespace}`, String(expires), ''),
@@ -283,6 +315,38 @@ export class StateStore {
       }
     }
     return members.length === limit ? { items, cursor: encodeCursor(members.at(-1)!) } : { items };
+  }
+
+  /**
+   * The tenant's namespaces that `accept` lets through (the caller's `state:read` permission), in byte
+   * order, with how many keys each holds; at most {@link MAX_LISTED_NAMESPACES}. A namespace left
+   * empty for a minute drops out of the list (and comes back with its next key).
+   * @throws {GatewayError} `UNAVAILABLE`.
+   */
+  async namespaces(tenant: string, accept: (namespace: string) => boolean): Promise<NamespaceSummary[]> {
+    const listKey = this.keys.stateNamespaces(tenant);
+    const flat = await this.guard(() => this.redis.zrange(listKey, 0, -1, 'WITHSCORES'));
+    const seen: { namespace: string; score: string }[] = [];
+    for (let i = 0; i < flat.length; i += 2) {
+      if (accept(flat[i]!)) seen.push({ namespace: flat[i]!, score: flat[i + 1]! });
+    }
+    seen.sort((a, b) => (a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : 0));
+    const listed = seen.slice(0, MAX_LISTED_NAMESPACES);
+    // One command each: a tenant's namespaces live in different slots on Redis Cluster.
+    const counts = await this.guard(() =>
+      Promise.all(listed.map(({ namespace }) => this.redis.zcard(this.keys.stateIndex(tenant, namespace)))),
+    );
+    const now = Date.now();
+    const out: NamespaceSummary[] = [];
+    listed.forEach(({ namespace, score }, i) => {
+      const since = Number(score);
+      if (counts[i] === 0 && now - since > EMPTY_NAMESPACE_KEPT_MS) {
+        void FORGET_NAMESPACE.run(this.redis, listKey, namespace, score).catch(() => undefined);
+        return;
+      }
+      out.push({ namespace, keys: counts[i]!, since });
+    });
+    return out;
   }
 
   /** One round: ends the expired keys of the namespaces that have some, if no other process does now. */

@@ -28,6 +28,26 @@ export interface CacheStats {
   stored: number;
 }
 
+/** One agent's cache, as `GET /v1/cache` reports it: its policy, entries and counters. */
+export interface AgentCacheSummary {
+  agent: string;
+  /** Its cacheable tasks and their ttl, from its latest registration; absent when none. */
+  policy?: CachePolicy;
+  /** Outputs stored now (entries that expired but are still indexed included). */
+  entries: number;
+  /** Counters since the cluster began, over every process (written every couple of seconds). */
+  hits: number;
+  misses: number;
+  shared: number;
+  stored: number;
+}
+
+type Counter = 'hits' | 'misses' | 'shared' | 'stored';
+const COUNTERS: readonly Counter[] = ['hits', 'misses', 'shared', 'stored'];
+
+/** How often a process adds its counters of each tenant to Redis. */
+const STATS_FLUSH_MS = 2000;
+
 /** How long a policy read from Redis is used before it is read again. */
 const POLICY_MEMO_MS = 1000;
 /** How often a call waiting for an identical call in flight looks whether it is still in flight. */
@@ -65,6 +85,9 @@ export class ResultCache {
   private readonly policies = new Map<string, { policy: CachePolicy | undefined; at: number }>();
   /** Calls in flight on this replica, by entry key: waiters on the same replica join them. */
   private readonly local = new Map<string, Promise<{ output: unknown } | { error: WireError }>>();
+  /** Counts not yet added to Redis: by tenant, then by field (`<counter>:<agent>`). */
+  private unflushed = new Map<string, Map<string, number>>();
+  private flushTimer: NodeJS.Timeout | undefined;
   /** Waiters for flights led by other replicas, by channel. */
   private readonly waiting = new Map<string, Set<(message: string) => void>>();
 
@@ -75,6 +98,97 @@ export class ResultCache {
 
   constructor(private readonly options: ResultCacheOptions) {
     options.topics.onMessage(this.onMessage);
+  }
+
+  /** Starts adding this process's counters to the tenant's totals in Redis, every couple of seconds. */
+  start(): void {
+    this.flushTimer = setInterval(() => void this.flush(), STATS_FLUSH_MS);
+    this.flushTimer.unref();
+  }
+
+  /** Stops the counters, after adding the last of them. */
+  async close(): Promise<void> {
+    clearInterval(this.flushTimer);
+    this.flushTimer = undefined;
+    await this.flush();
+  }
+
+  /**
+   * The tenant's agents' caches: each agent of `agents` (the registered ones) with a policy, and every
+   * agent with counters. Sorted by name.
+   * @throws {GatewayError} `UNAVAILABLE` when Redis cannot be reached.
+   */
+  async summary(tenant: string, agents: readonly string[]): Promise<AgentCacheSummary[]> {
+    try {
+      return await this.readSummary(tenant, agents);
+    } catch (error) {
+      throw new GatewayError('UNAVAILABLE', 'the result cache (Redis) is unavailable; retry shortly', { cause: error });
+    }
+  }
+
+  private async readSummary(tenant: string, agents: readonly string[]): Promise<AgentCacheSummary[]> {
+    const { redis, keys } = this.options;
+    const counters = await redis.hgetall(keys.cacheStats(tenant));
+    const byAgent = new Map<string, AgentCacheSummary>();
+    const row = (agent: string): AgentCacheSummary => {
+      let summary = byAgent.get(agent);
+      if (!summary) {
+        summary = { agent, entries: 0, hits: 0, misses: 0, shared: 0, stored: 0 };
+        byAgent.set(agent, summary);
+      }
+      return summary;
+    };
+    for (const [field, value] of Object.entries(counters)) {
+      const colon = field.indexOf(':');
+      const counter = field.slice(0, colon) as Counter;
+      if (COUNTERS.includes(counter)) row(field.slice(colon + 1))[counter] = Number(value);
+    }
+    const names = [...new Set([...agents, ...byAgent.keys()])];
+    // One command each: an agent's cache keys live in its own slot on Redis Cluster.
+    const found = await Promise.all(
+      names.map((agent) =>
+        Promise.all([redis.get(keys.cachePolicy(tenant, agent)), redis.hlen(keys.cacheIndex(tenant, agent))]),
+      ),
+    );
+    names.forEach((agent, i) => {
+      const [policy, entries] = found[i]!;
+      if (policy === null && !byAgent.has(agent)) return;
+      const summary = row(agent);
+      summary.entries = entries;
+      if (policy !== null) summary.policy = JSON.parse(policy) as CachePolicy;
+    });
+    return [...byAgent.values()].sort((a, b) => (a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : 0));
+  }
+
+  private count(tenant: string, agent: string, counter: Counter): void {
+    this.stats[counter] += 1;
+    let fields = this.unflushed.get(tenant);
+    if (!fields) {
+      fields = new Map();
+      this.unflushed.set(tenant, fields);
+    }
+    const field = `${counter}:${agent}`;
+    fields.set(field, (fields.get(field) ?? 0) + 1);
+  }
+
+  /** Adds the counts since the last flush to the tenants' totals; counts that fail wait for the next. */
+  private async flush(): Promise<void> {
+    if (this.unflushed.size === 0) return;
+    const batch = this.unflushed;
+    this.unflushed = new Map();
+    const { redis, keys } = this.options;
+    await Promise.all(
+      [...batch].map(async ([tenant, fields]) => {
+        const pipeline = redis.pipeline();
+        for (const [field, n] of fields) pipeline.hincrby(keys.cacheStats(tenant), field, n);
+        const results = await pipeline.exec().catch(() => null);
+        if (results?.every(([error]) => !error)) return;
+        // Not written: counted again with the next round's.
+        const again = this.unflushed.get(tenant) ?? new Map<string, number>();
+        for (const [field, n] of fields) again.set(field, (again.get(field) ?? 0) + n);
+        this.unflushed.set(tenant, again);
+      }),
+    );
   }
 
   /** Stores an agent's cache policy (its latest registration's), or removes it. */
@@ -121,20 +235,20 @@ export class ResultCache {
     for (;;) {
       const stored = await redis.get(entry).catch(() => null);
       if (stored !== null) {
-        this.stats.hits += 1;
+        this.count(tenant, agent, 'hits');
         return { kind: 'hit', output: JSON.parse(stored) };
       }
       const here = this.local.get(entry);
-      if (here) return this.shared(await here);
+      if (here) return this.shared(tenant, agent, await here);
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw new GatewayError('TIMEOUT', `the call did not end within its deadline`);
       const lead = await redis.set(flight, '1', 'PX', remaining, 'NX').catch(() => 'OK');
       if (lead === 'OK') {
-        this.stats.misses += 1;
+        this.count(tenant, agent, 'misses');
         return { kind: 'lead', done: this.leader(tenant, agent, task, digest, entry, flight, ttlMs) };
       }
       const outcome = await this.awaitFlight(entry, flight, keys.cacheChannel(tenant, agent, digest), deadline);
-      if (outcome) return this.shared(outcome);
+      if (outcome) return this.shared(tenant, agent, outcome);
       // The flight ended with no word (its replica died): look again, and lead it if nobody does.
     }
   }
@@ -155,9 +269,9 @@ export class ResultCache {
     return results.slice(0, digests.length).reduce((n, [, removed]) => n + Number(removed ?? 0), 0);
   }
 
-  private shared(outcome: { output: unknown } | { error: WireError }): CacheOutcome {
+  private shared(tenant: string, agent: string, outcome: { output: unknown } | { error: WireError }): CacheOutcome {
     if ('error' in outcome) throw GatewayError.fromWire(outcome.error);
-    this.stats.shared += 1;
+    this.count(tenant, agent, 'shared');
     return { kind: 'shared', output: outcome.output };
   }
 
@@ -201,9 +315,7 @@ export class ResultCache {
         .hset(index, digest, task)
         .pexpire(index, ttlMs)
         .exec()
-        .then(() => {
-          this.stats.stored += 1;
-        })
+        .then(() => this.count(tenant, agent, 'stored'))
         .catch((error: unknown) =>
           this.options.logger.warn({ err: (error as Error).message }, 'could not cache a result'),
         )

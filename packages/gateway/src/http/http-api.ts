@@ -41,7 +41,11 @@ const ROUTES: readonly { serves: (path: string) => boolean; endpoints: Endpoints
   { serves: (path) => path === '/v1/agents' || path.startsWith('/v1/agents/'), endpoints: agentEndpoints },
   {
     serves: (path) =>
-      path.startsWith('/v1/state/') || path.startsWith('/v1/memory/') || path === '/v1/cache/invalidate',
+      path === '/v1/state' ||
+      path.startsWith('/v1/state/') ||
+      path.startsWith('/v1/memory/') ||
+      path === '/v1/cache' ||
+      path === '/v1/cache/invalidate',
     endpoints: stateEndpoints,
   },
   {

@@ -1,4 +1,4 @@
-import { GatewayError, type MemoryStore, type ResultCache, type StateStore } from '@openclaw/core';
+import { type AgentRegistry, GatewayError, type MemoryStore, type ResultCache, type StateStore } from '@openclaw/core';
 import {
   CacheInvalidateParamsSchema,
   MemoryAppendParamsSchema,
@@ -16,6 +16,7 @@ export interface StateEndpointsReplica {
   readonly state: StateStore;
   readonly memory: MemoryStore;
   readonly resultCache: ResultCache;
+  readonly registry: AgentRegistry;
 }
 
 /** A number from the query string, or undefined when absent. @throws {GatewayError} `BAD_REQUEST`. */
@@ -49,6 +50,8 @@ function segment(raw: string, field: string, schema: typeof NamespaceSchema | ty
  * /v1/state/<ns>/<key>` (`PUT` body `{value, ttlMs?, ifVersion?}`, `DELETE ?ifVersion=`),
  * `GET|POST|DELETE /v1/memory/<thread>` (read: `after`, `last`; append: `{entries}`; clear), and
  * `POST /v1/cache/invalidate` (`{agent, task?}`). Keys and names are percent-encoded in the path.
+ * And two views for operators: `GET /v1/state` (the namespaces the principal may read, with their
+ * key counts) and `GET /v1/cache` (each agent's cache policy, entries, hits and misses; `cache:read`).
  */
 export const stateEndpoints: Endpoints = async (replica, request) => {
   const { req, res, principal, path, method } = request;
@@ -59,6 +62,19 @@ export const stateEndpoints: Endpoints = async (replica, request) => {
     requireJson(req);
     return readJson(req, replica.config.maxJsonDepth, replica.config.maxFrameBytes);
   };
+
+  if (path === '/v1/state' && method === 'GET') {
+    const namespaces = await replica.state.namespaces(tenant, (namespace) =>
+      replica.authorizer.can(principal, `state:read:${namespace}`),
+    );
+    return send(res, 200, { namespaces });
+  }
+
+  if (path === '/v1/cache' && method === 'GET') {
+    replica.authorizer.require(principal, 'cache:read');
+    const agents = (await replica.registry.list(tenant)).map((a) => a.name);
+    return send(res, 200, { agents: await replica.resultCache.summary(tenant, agents) });
+  }
 
   if (path === '/v1/cache/invalidate' && method === 'POST') {
     const { agent, task } = parseBody(CacheInvalidateParamsSchema, await body(), 'cache.invalidate');
