@@ -5,7 +5,7 @@
 // Writes docs/performance.md between the state markers (BENCH_WRITE_DOC=0 to leave it alone).
 import path from 'node:path';
 import Redis from 'ioredis';
-import WebSocket from 'ws';
+import { frameClient, measureFor } from './load';
 import { freePort, launch, runMain, startRedis, stopAll, waitForHttp } from './processes';
 import { writeDocSection } from './report';
 import { latency } from './stats';
@@ -20,53 +20,6 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '2');
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? '1500');
 const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? '4000');
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? '32');
-
-/** A request/response WebSocket client: `request()` resolves with the response frame. */
-async function client(url: string): Promise<{
-  ws: WebSocket;
-  request: (frame: Record<string, unknown>) => Promise<Record<string, unknown>>;
-}> {
-  const ws = new WebSocket(url, { perMessageDeflate: false });
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-  });
-  const waiting = new Map<number, (frame: Record<string, unknown>) => void>();
-  let next = 1;
-  ws.on('message', (raw) => {
-    const frame = JSON.parse(String(raw)) as Record<string, unknown>;
-    if (typeof frame.id !== 'number') return;
-    if (frame.ok !== true) throw new Error(`request failed: ${String(raw)}`);
-    waiting.get(frame.id)?.(frame);
-    waiting.delete(frame.id);
-  });
-  return {
-    ws,
-    request: (frame) =>
-      new Promise((resolve) => {
-        const id = next++;
-        waiting.set(id, resolve);
-        ws.send(JSON.stringify({ ...frame, id }));
-      }),
-  };
-}
-
-/** Runs `op` with IN_FLIGHT loops for `ms`; the latencies of those that ended in time. */
-async function measure(ms: number, op: (i: number) => Promise<unknown>): Promise<number[]> {
-  const until = performance.now() + ms;
-  const samples: number[] = [];
-  let n = 0;
-  await Promise.all(
-    Array.from({ length: IN_FLIGHT }, async () => {
-      while (performance.now() < until) {
-        const t = performance.now();
-        await op(n++);
-        if (performance.now() <= until) samples.push(performance.now() - t);
-      }
-    }),
-  );
-  return samples;
-}
 
 async function main(): Promise<void> {
   const started = new Date();
@@ -97,7 +50,7 @@ async function main(): Promise<void> {
   const valueJson = JSON.stringify(value);
 
   // The agent: on replica B, counts the tasks it gets.
-  const agent = await client(`ws://127.0.0.1:${ports[1]}`);
+  const agent = await frameClient(`ws://127.0.0.1:${ports[1]}`);
   let agentCalls = 0;
   agent.ws.on('message', (raw) => {
     const f = JSON.parse(String(raw)) as { event?: string; taskId?: string; data?: unknown };
@@ -111,7 +64,7 @@ async function main(): Promise<void> {
     concurrency: 1024,
     cache: { tasks: ['quote'], ttlMs: 600_000 },
   });
-  const caller = await client(`ws://127.0.0.1:${ports[0]}`);
+  const caller = await frameClient(`ws://127.0.0.1:${ports[0]}`);
 
   type Setup = { key: string; name: string; op: (i: number) => Promise<unknown> };
   const setups: Setup[] = [
@@ -147,8 +100,8 @@ async function main(): Promise<void> {
   const cells = new Map<string, { samples: number[]; seconds: number }>();
   for (let round = 0; round < ROUNDS; round++) {
     for (const setup of setups) {
-      await measure(WARMUP_MS, setup.op);
-      const samples = await measure(MEASURE_MS, setup.op);
+      await measureFor(WARMUP_MS, IN_FLIGHT, setup.op);
+      const samples = await measureFor(MEASURE_MS, IN_FLIGHT, setup.op);
       const cell = cells.get(setup.key) ?? { samples: [], seconds: 0 };
       for (const ms of samples) cell.samples.push(ms);
       cell.seconds += MEASURE_MS / 1000;
@@ -160,7 +113,7 @@ async function main(): Promise<void> {
   // Half the calls repeat one of 100 earlier inputs, half are new: how many reach the agent.
   const before = agentCalls;
   let calls = 0;
-  await measure(MEASURE_MS, async (i) => {
+  await measureFor(MEASURE_MS, IN_FLIGHT, async (i) => {
     calls += 1;
     const data = i % 2 === 0 ? { sku: `popular-${i % 100}` } : { sku: `once-${i}` };
     return caller.request({ action: 'coordinator', agent: 'quoter', task: 'quote', data });

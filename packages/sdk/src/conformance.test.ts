@@ -149,9 +149,8 @@ function handler(behaviour: Frame): TaskHandler {
     if (Array.isArray(behaviour.progress)) for (const value of behaviour.progress) ctx.progress(value);
     if (behaviour.raises) {
       const { code, message, retryable } = behaviour.raises as Frame;
-      if (typeof code === 'string') {
-        throw new GatewayError(code, String(message), { retryable: retryable === true });
-      }
+      // An error with a string `code` (and `retryable`) is how a handler reports its own code.
+      if (typeof code === 'string') throw Object.assign(new Error(String(message)), { code, retryable });
       throw new Error(String(message));
     }
     if (behaviour.context === true) {
@@ -175,8 +174,35 @@ function handler(behaviour: Frame): TaskHandler {
 }
 
 /** Starts what the case asks of the client. @returns its promise (undefined for `serve` and `connect`). */
+/** The fields of the README's operations, as the cases give them. */
+interface Operation {
+  op: string;
+  agent: string;
+  task: string;
+  data?: Json;
+  timeoutMs?: number;
+  thread?: string;
+  cache?: boolean;
+  idempotencyKey?: string;
+  transparentRetry?: boolean;
+  taskId: string;
+  namespace: string;
+  key: string;
+  value?: Json;
+  ttlMs?: number;
+  ifVersion?: number;
+  entries: { role: string; content: Json }[];
+  after?: number;
+  last?: number;
+  approvalId: string;
+  decision: 'approve' | 'reject';
+  reason?: string;
+  concurrency?: number;
+  handlers: Record<string, Frame>;
+}
+
 function start(client: GatewayClient, action: Frame & { op: string }, agents: AgentHandle[]): Promise<unknown> {
-  const a = action as Record<string, never>;
+  const a = action as unknown as Operation;
   switch (action.op) {
     case 'connect':
       return Promise.resolve(undefined);
@@ -203,14 +229,14 @@ function start(client: GatewayClient, action: Frame & { op: string }, agents: Ag
     case 'stateSet':
       return client.state.set(a.namespace, a.key, a.value, { ttlMs: a.ttlMs, ifVersion: a.ifVersion });
     case 'memoryAppend':
-      return client.memory.append(a.thread, a.entries);
+      return client.memory.append(String(a.thread), a.entries);
     case 'memoryRead':
-      return client.memory.read(a.thread, { after: a.after, last: a.last });
+      return client.memory.read(String(a.thread), { after: a.after, last: a.last });
     case 'decide':
       return client.approvalDecide(a.approvalId, a.decision, a.reason);
     case 'serve': {
       const agent = client.agent(a.agent, a.concurrency === undefined ? {} : { concurrency: a.concurrency });
-      for (const [task, behaviour] of Object.entries(a.handlers as Record<string, Frame>)) {
+      for (const [task, behaviour] of Object.entries(a.handlers)) {
         agent.handle(task, handler(behaviour));
       }
       agents.push(agent);

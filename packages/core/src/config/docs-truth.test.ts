@@ -32,3 +32,24 @@ describe('docs say nothing stale about features that exist', () => {
     expect(found).toEqual([]);
   });
 });
+
+describe("the README's five-minute examples are the files in examples/, as they ship", () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  // A link line "[`examples/<file>`](examples/<file>):", a blank line, then the fenced file.
+  const shown = [...readme.matchAll(/^\[`(examples\/[^`]+)`\]\(\1\):\n\n```\w+\n([\s\S]*?)\n```$/gm)];
+
+  it('shows the agents and callers of both SDKs', () => {
+    expect(shown.map((m) => m[1])).toEqual(
+      expect.arrayContaining([
+        'examples/agent.mjs',
+        'examples/caller.mjs',
+        'examples/python/agent.py',
+        'examples/python/caller.py',
+      ]),
+    );
+  });
+
+  it.each(shown.map((m) => [m[1]!, m[2]!] as const))('%s', (file, text) => {
+    expect(text).toBe(readFileSync(join(ROOT, file), 'utf8').trimEnd());
+  });
+});
