@@ -151,6 +151,8 @@ export interface TestAgentOptions {
   headers?: Record<string, string>;
   /** The result-cache declaration sent with `register` (`{tasks, ttlMs}`). */
   cache?: unknown;
+  /** JSON Schemas of its tasks' data, sent with `register` (`inputSchemas`). */
+  inputSchemas?: Record<string, unknown>;
 }
 
 /** Connects an agent to a replica over the raw protocol. */
@@ -164,6 +166,7 @@ export async function startAgent(url: string, options: TestAgentOptions): Promis
     concurrency: options.concurrency,
     tasks: options.tasks,
     cache: options.cache,
+    inputSchemas: options.inputSchemas,
   });
   if (reply.ok !== true) throw new Error(`register failed: ${JSON.stringify(reply)}`);
   const answer =

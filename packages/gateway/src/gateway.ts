@@ -24,6 +24,7 @@ import {
   type RedisKeys,
   type RegionLink,
   type ResultCache,
+  type SchemaStore,
   StateStore,
   type TaskDispatcher,
   TIMINGS,
@@ -84,9 +85,10 @@ export class Gateway {
   private readonly stateWatches: StateWatches;
   /** Conversation threads of the tenants. */
   readonly memory: MemoryStore;
-  private readonly dispatcher: TaskDispatcher;
-  /** The dispatcher, as the region link's endpoints run forwarded calls with it. */
-  readonly regionDispatcher: TaskDispatcher;
+  /** Routes calls: WebSocket `coordinator` calls, calls forwarded by linked regions, MCP tool calls. */
+  readonly dispatcher: TaskDispatcher;
+  /** The input schemas agents declared (MCP lists them as tools). */
+  readonly schemaStore: SchemaStore;
   /** The link to other regions, when this cluster is linked with some. */
   readonly regionLink: RegionLink | undefined;
   /** Outputs of cacheable tasks. */
@@ -158,7 +160,7 @@ export class Gateway {
     this.audit = node.audit;
     this.governance = node.governance;
     this.dispatcher = node.dispatcher;
-    this.regionDispatcher = node.dispatcher;
+    this.schemaStore = { redis: this.redis, key: (tenant, agent) => keys.agentSchemas(tenant, agent) };
     this.regionLink = node.regions;
     this.resultCache = node.resultCache;
     this.agents = new AgentHost(this.bus, this.registry, logger);
@@ -255,7 +257,7 @@ export class Gateway {
       asyncTasks: this.asyncTasks,
       approvals: this.approvals,
       snapshotFeed: this.snapshotFeed,
-      schemaStore: { redis: this.redis, key: (tenant, agent) => keys.agentSchemas(tenant, agent) },
+      schemaStore: this.schemaStore,
       taskEvents: this.taskEvents,
       state: this.state,
       memory: this.memory,

@@ -20,11 +20,12 @@ import type { GatewayPrometheus } from '../gateway-prometheus';
 import type { ReplicaReports } from '../replica-reports';
 import type { GatewayStatus, Readiness } from '../replica-status';
 import type { TaskOperations } from '../task-operations';
+import type { McpEndpointReplica } from './mcp-endpoint';
 import type { RegionEndpointsReplica } from './region-endpoints';
 import type { StateEndpointsReplica } from './state-endpoints';
 
 /** What the HTTP API needs of its replica: its parts and its status, nothing of its sockets. */
-export interface HttpApiReplica extends RegionEndpointsReplica, StateEndpointsReplica {
+export interface HttpApiReplica extends RegionEndpointsReplica, StateEndpointsReplica, McpEndpointReplica {
   readonly config: GatewayConfig;
   readonly logger: Logger;
   readonly audit: AuditLog;

@@ -20,6 +20,7 @@ import { auditEndpoints } from './audit-endpoints';
 import { clusterEndpoints } from './cluster-endpoints';
 import { type Endpoints, type HttpApiReplica, noEndpoint } from './endpoint';
 import { routeName, send } from './http-io';
+import { mcpEndpoint } from './mcp-endpoint';
 import { policyEndpoints } from './policy-endpoints';
 import { regionEndpoints } from './region-endpoints';
 import { stateEndpoints } from './state-endpoints';
@@ -48,6 +49,7 @@ const ROUTES: readonly { serves: (path: string) => boolean; endpoints: Endpoints
       path === '/v1/cache/invalidate',
     endpoints: stateEndpoints,
   },
+  { serves: (path) => path === '/mcp', endpoints: mcpEndpoint },
   {
     serves: (path) => ['/status', '/v1/cluster', '/v1/cluster/metrics', '/v1/workers', '/v1/metrics'].includes(path),
     endpoints: clusterEndpoints,

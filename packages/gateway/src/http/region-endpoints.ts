@@ -19,7 +19,7 @@ export interface RegionEndpointsReplica {
   readonly audit: AuditLog;
   readonly registry: AgentRegistry;
   readonly regionLink: RegionLink | undefined;
-  readonly regionDispatcher: TaskDispatcher;
+  readonly dispatcher: TaskDispatcher;
 }
 
 /**
@@ -81,11 +81,11 @@ async function receiveCall(
   let outcome = 'ok';
   let settled = false;
   const hungUp = (): void => {
-    if (!settled) replica.regionDispatcher.cancelLocal(call.taskId);
+    if (!settled) replica.dispatcher.cancelLocal(call.taskId);
   };
   res.once('close', hungUp);
   try {
-    const handle = await replica.regionDispatcher.dispatch({
+    const handle = await replica.dispatcher.dispatch({
       agent: call.agent,
       task: call.task,
       data: call.data ?? null,
