@@ -1,6 +1,12 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { applyPolicy, auditTail, createApiKey } from '../helpers/cli';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { CallToolRequestSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { applyPolicy, auditTail, createApiKey, runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster, type TestAgent } from '../helpers/cluster';
 import { waitFor } from '../helpers/wait';
 import { TestSocket } from '../helpers/ws-client';
@@ -66,7 +72,8 @@ describe('MCP server', () => {
       replicas: 2,
       auth: 'apikey',
       apiKeys: [ADMIN],
-      env: { OPENCLAW_API_KEY_SECRET: SECRET },
+      // The outside MCP server of the last test listens on loopback.
+      env: { OPENCLAW_API_KEY_SECRET: SECRET, OPENCLAW_HTTP_AGENTS_ALLOW_PRIVATE: 'true' },
     });
     const url = cluster.gateways[0]!.httpUrl;
     for (const tenant of ['acme', 'globex']) {
@@ -212,4 +219,126 @@ governance:
     expect(progress[0]?.message).toMatch(/waiting for an approval \(rule:big-orders: orders over ten need a person\)/);
     await applyPolicy(cluster, ADMIN, 'governance: {}\n');
   });
+
+  it("registers an outside MCP server as an agent: its tools are the agent's tasks, called through the gate", async () => {
+    const outside = await startOutsideMcpServer();
+    try {
+      const gw = cluster.gateways[0]!.httpUrl;
+      const registered = await runCli([
+        ...['agent', 'register', '--name', 'calc', '--mcp', outside.url, '--gateway', gw],
+        ...['--api-key', keys['acme-agent']!],
+      ]);
+      expect(registered.stderr).toBe('');
+      expect(registered.stdout).toBe(`registered MCP server as agent 'calc' -> ${outside.url} (tools: add, explode)\n`);
+      const usage = await runCli(['agent', 'register', '--name', 'calc', '--gateway', gw]);
+      expect(usage.code).toBe(2);
+      expect(usage.stderr).toContain('either --url <url> (an HTTP endpoint) or --mcp <url> (an MCP server)');
+
+      // A native caller on the other replica calls a tool as a task.
+      const caller = await TestSocket.open(cluster.gateways[1]!.url, {
+        headers: { 'x-api-key': keys['acme-caller']! },
+      });
+      open.push(caller);
+      expect(
+        await caller.request({ action: 'coordinator', id: 1, agent: 'calc', task: 'add', data: { a: 2, b: 3 } }),
+      ).toMatchObject({ ok: true, result: { status: 'completed', output: { sum: 5 } } });
+      // The tool's error is the agent's error; arguments against the tool's schema never reach it.
+      expect(
+        await caller.request({ action: 'coordinator', id: 2, agent: 'calc', task: 'explode', data: {} }),
+      ).toMatchObject({ ok: false, error: { code: 'AGENT_ERROR', message: 'boom: the tool failed' } });
+      expect(
+        await caller.request({ action: 'coordinator', id: 3, agent: 'calc', task: 'add', data: { a: 'two', b: 3 } }),
+      ).toMatchObject({ ok: false, error: { code: 'POLICY_DENIED' } });
+      expect(outside.calls).toEqual(['add', 'explode']);
+
+      // Governance and the audit, as for any agent.
+      await applyPolicy(
+        cluster,
+        ADMIN,
+        'governance:\n  rules:\n    - name: no-big-sums\n      when: { agent: calc, data: { a: { gt: 1000 } } }\n      verdict: deny\n',
+      );
+      expect(
+        await caller.request({ action: 'coordinator', id: 4, agent: 'calc', task: 'add', data: { a: 5000, b: 1 } }),
+      ).toMatchObject({ ok: false, error: { code: 'POLICY_DENIED' } });
+      expect(outside.calls).toHaveLength(2);
+      await applyPolicy(cluster, ADMIN, 'governance: {}\n');
+      const trail = await auditTail(gw, ADMIN, 'acme');
+      expect(trail).toContainEqual(
+        expect.objectContaining({ type: 'http-agent.registered', details: expect.objectContaining({ agent: 'calc' }) }),
+      );
+
+      // And it is a tool of this gateway's own MCP server too.
+      const client = await mcp('acme-caller', 1);
+      expect((await client.listTools()).tools.map((t) => t.name)).toEqual(expect.arrayContaining(['calc.add']));
+      expect((await client.callTool({ name: 'calc.add', arguments: { a: 1, b: 1 } })).structuredContent).toEqual({
+        sum: 2,
+      });
+    } finally {
+      await outside.close();
+    }
+  });
 });
+
+/**
+ * An MCP server as an outside team would build it with `@modelcontextprotocol/sdk` (the low-level
+ * `Server` over Streamable HTTP, with sessions): `add` sums two numbers, `explode` fails.
+ */
+async function startOutsideMcpServer(): Promise<{ url: string; calls: string[]; close(): Promise<void> }> {
+  const calls: string[] = [];
+  const transports = new Map<string, StreamableHTTPServerTransport>();
+  const build = (): Server => {
+    const server = new Server({ name: 'calculator', version: '1.0.0' }, { capabilities: { tools: {} } });
+    server.setRequestHandler(ListToolsRequestSchema, async () => ({
+      tools: [
+        {
+          name: 'add',
+          description: 'Adds two numbers',
+          inputSchema: {
+            type: 'object',
+            properties: { a: { type: 'number' }, b: { type: 'number' } },
+            required: ['a', 'b'],
+          },
+        },
+        { name: 'explode', description: 'Always fails', inputSchema: { type: 'object' } },
+      ],
+    }));
+    server.setRequestHandler(CallToolRequestSchema, async (request) => {
+      calls.push(request.params.name);
+      if (request.params.name === 'explode') {
+        return { isError: true, content: [{ type: 'text', text: 'boom: the tool failed' }] };
+      }
+      const { a, b } = request.params.arguments as { a: number; b: number };
+      return { content: [{ type: 'text', text: String(a + b) }], structuredContent: { sum: a + b } };
+    });
+    return server;
+  };
+  const http: HttpServer = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = chunks.length > 0 ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown) : undefined;
+    const sessionId = req.headers['mcp-session-id'];
+    let transport = typeof sessionId === 'string' ? transports.get(sessionId) : undefined;
+    if (!transport) {
+      const created = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => {
+          transports.set(id, created);
+        },
+      });
+      await build().connect(created);
+      transport = created;
+    }
+    await transport.handleRequest(req, res, body);
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const { port } = http.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    calls,
+    close: async () => {
+      await Promise.all([...transports.values()].map((t) => t.close()));
+      http.closeAllConnections();
+      await new Promise((resolve) => http.close(resolve));
+    },
+  };
+}

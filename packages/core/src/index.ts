@@ -77,7 +77,7 @@ export { AgentRegistry } from './registry/agent-registry';
 export { type CallLimits, qualifiedAgent } from './registry/agent-routing';
 export { MemoryStore } from './state/memory-store';
 export { MAX_LISTED_NAMESPACES, type NamespaceSummary, StateStore } from './state/state-store';
-export { checkAgentUrl } from './tasks/agent-url';
+export { agentProtocol, checkAgentUrl } from './tasks/agent-url';
 export { asyncTaskDefaults } from './tasks/async-task-defaults';
 export { AsyncTasks } from './tasks/async-tasks';
 export { CallRecords, publicTaskRecord } from './tasks/call-records';

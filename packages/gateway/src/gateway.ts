@@ -94,7 +94,8 @@ export class Gateway {
   /** Outputs of cacheable tasks. */
   readonly resultCache: ResultCache;
   private readonly agents: AgentHost;
-  private readonly httpAgents: HttpAgentClient;
+  /** Calls HTTP agents and outside MCP servers. */
+  readonly httpAgents: HttpAgentClient;
   /** Who may connect and call the HTTP API. */
   readonly admission: ConnectionAdmission;
   /** The tamper-evident audit trail. */

@@ -8,26 +8,37 @@ export function addAgentCommands(program: Command, defaults: RemoteDefaults): vo
   const agent = program.command('agent').description('register and list agents');
 
   withRemoteOptions(agent.command('register'), defaults, { urlFlag: '--gateway' })
-    .description('register an HTTP agent: the gateway POSTs each task to its URL')
+    .description(
+      'register an HTTP agent (the gateway POSTs each task to its URL) or an outside MCP server (its tools become the tasks)',
+    )
     .requiredOption('--name <name>', 'agent name (^[a-z0-9][a-z0-9._-]{0,62}$)')
-    .requiredOption('--url <url>', "the agent's HTTP endpoint, e.g. http://localhost:8000")
+    .option('--url <url>', "the agent's HTTP endpoint, e.g. http://localhost:8000")
+    .option('--mcp <url>', "an MCP server's Streamable HTTP endpoint, e.g. http://localhost:9000/mcp")
     .option('--tasks <tasks>', 'comma-separated tasks it handles (default: any)')
     .option('--timeout-ms <ms>', 'its own deadline per task, if shorter than the caller’s')
     .option('--cache-tasks <tasks>', "comma-separated tasks whose outputs the gateway may cache ('*': all)")
     .option('--cache-ttl-ms <ms>', 'how long a cached output is used (with --cache-tasks)')
     .action(
-      async (o: {
-        name: string;
-        url: string;
-        tasks?: string;
-        timeoutMs?: string;
-        cacheTasks?: string;
-        cacheTtlMs?: string;
-        gateway: string;
-        apiKey?: string;
-        json?: boolean;
-      }) => {
-        const body: Record<string, unknown> = { name: o.name, url: o.url };
+      async (
+        o: {
+          name: string;
+          url?: string;
+          mcp?: string;
+          tasks?: string;
+          timeoutMs?: string;
+          cacheTasks?: string;
+          cacheTtlMs?: string;
+          gateway: string;
+          apiKey?: string;
+          json?: boolean;
+        },
+        command: Command,
+      ) => {
+        if ((o.url === undefined) === (o.mcp === undefined)) {
+          // A usage error, as commander's own: exit 2, with the help hint.
+          command.error('error: give the agent either --url <url> (an HTTP endpoint) or --mcp <url> (an MCP server)');
+        }
+        const body: Record<string, unknown> = { name: o.name, url: o.url ?? `mcp+${o.mcp}` };
         if (o.tasks) body.tasks = splitList(o.tasks);
         if (o.timeoutMs !== undefined) {
           const ms = Number(o.timeoutMs);
@@ -50,10 +61,14 @@ export function addAgentCommands(program: Command, defaults: RemoteDefaults): vo
         })) as {
           name: string;
           url: string;
+          tasks: string[];
+          protocol?: string;
         };
-        process.stdout.write(
-          o.json ? `${JSON.stringify(result, null, 2)}\n` : `registered HTTP agent '${result.name}' -> ${result.url}\n`,
-        );
+        const what =
+          result.protocol === 'mcp'
+            ? `MCP server as agent '${result.name}' -> ${o.mcp} (tools: ${result.tasks.join(', ')})`
+            : `HTTP agent '${result.name}' -> ${result.url}`;
+        process.stdout.write(o.json ? `${JSON.stringify(result, null, 2)}\n` : `registered ${what}\n`);
       },
     );
 

@@ -105,6 +105,14 @@ function embeddedIPv4(w: number[]): string[] | undefined {
 }
 
 /**
+ * What an agent URL speaks: `mcp+http://...` or `mcp+https://...` is an outside MCP server (Streamable
+ * HTTP) at the URL without `mcp+`; any other URL is a plain HTTP agent.
+ */
+export function agentProtocol(raw: string): { protocol: 'http' | 'mcp'; url: string } {
+  return raw.startsWith('mcp+') ? { protocol: 'mcp', url: raw.slice(4) } : { protocol: 'http', url: raw };
+}
+
+/**
  * Checks the URL of an HTTP agent: http or https, no credentials in it, and (unless allowed) a host
  * that resolves to public addresses only, so a client cannot make the gateway call into its own
  * network (SSRF). Called at registration; before every call the HTTP agent client checks again, with

@@ -5,7 +5,8 @@ import type { LookupFunction } from 'node:net';
 import { DEFAULT_LIMITS, GatewayError, nestingProblem } from '@openclaw/protocol';
 import { SpanKind } from '@opentelemetry/api';
 import { inSpan, traceparentOf } from '../telemetry/tracing';
-import { checkAgentUrl, isPrivateAddress } from './agent-url';
+import { agentProtocol, checkAgentUrl, isPrivateAddress } from './agent-url';
+import { type McpTool, McpToolClient } from './mcp-tool-client';
 
 /** The JSON body POSTed to an HTTP agent. Documented in docs/http-agents.md. */
 export interface HttpAgentRequest {
@@ -54,18 +55,47 @@ function guardedLookup(): LookupFunction {
   };
 }
 
+/** An answer to a POST. */
+interface Posted {
+  status: number;
+  text: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
 /**
  * Calls HTTP agents: one POST per task with a JSON body; the JSON response is the task's output.
  * Non-2xx responses, bodies that are not JSON, and timeouts become protocol errors. Connections are
- * kept alive between calls.
+ * kept alive between calls. An agent whose URL starts with `mcp+` is an outside MCP server: a task is
+ * a `tools/call` of the tool of its name ({@link McpToolClient}), over the same guarded POST.
  */
 export class HttpAgentClient {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256 });
   private readonly lookup: LookupFunction | undefined;
+  private readonly mcp = new McpToolClient((target, body, headers, signal) => this.post(target, body, headers, signal));
 
   constructor(private readonly options: HttpAgentClientOptions) {
     this.lookup = options.allowPrivate ? undefined : guardedLookup();
+  }
+
+  /**
+   * The tools of an outside MCP server (`mcp+http(s)://...`), to register it as an agent.
+   * @throws {GatewayError} `AGENT_UNAVAILABLE` when it cannot be reached in `timeoutMs`; `AGENT_ERROR`
+   * when it does not answer as an MCP server.
+   */
+  async mcpTools(url: string, timeoutMs: number): Promise<McpTool[]> {
+    const target = await this.target(url);
+    const deadline = AbortSignal.timeout(timeoutMs);
+    try {
+      return await this.mcp.listTools(target, deadline);
+    } catch (error) {
+      throw this.failure(
+        error,
+        undefined,
+        deadline,
+        () => new GatewayError('AGENT_UNAVAILABLE', 'the MCP server did not answer in time'),
+      );
+    }
   }
 
   /**
@@ -81,34 +111,29 @@ export class HttpAgentClient {
   }
 
   private async call(url: string, request: HttpAgentRequest, signal?: AbortSignal): Promise<unknown> {
-    let target: URL;
-    try {
-      target = await checkAgentUrl(url, { allowPrivate: this.options.allowPrivate, resolve: false });
-    } catch (error) {
-      throw new GatewayError('AGENT_UNAVAILABLE', `HTTP agent URL cannot be used now: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
+    const target = await this.target(url);
     const remaining = request.deadline - Date.now();
     if (remaining <= 0) throw timeout(request);
     const deadline = AbortSignal.timeout(remaining);
     const combined = signal ? AbortSignal.any([deadline, signal]) : deadline;
+    if (agentProtocol(url).protocol === 'mcp') {
+      try {
+        return await this.mcp.callTool(target, request.task, request.data, combined);
+      } catch (error) {
+        throw this.failure(error, signal, deadline, () => timeout(request));
+      }
+    }
     const body = JSON.stringify(request);
-    let response: { status: number; text: string };
+    let response: Posted;
     try {
-      response = await this.post(target, body, request.taskId, combined);
-    } catch (error) {
-      if (error instanceof GatewayError) throw error;
-      if (signal?.aborted) throw new GatewayError('CANCELED', 'the task was canceled');
-      if (deadline.aborted) throw timeout(request);
-      const reason = (error as { code?: string }).code ?? 'network error';
-      throw new GatewayError(
-        'AGENT_UNAVAILABLE',
-        reason === PRIVATE_TARGET
-          ? 'HTTP agent URL now resolves to a private address'
-          : 'HTTP agent could not be reached',
-        { cause: error, details: { reason } },
+      response = await this.post(
+        target,
+        body,
+        { accept: 'application/json', 'x-openclaw-task-id': request.taskId },
+        combined,
       );
+    } catch (error) {
+      throw this.failure(error, signal, deadline, () => timeout(request));
     }
     if (response.status < 200 || response.status > 299) {
       throw new GatewayError('AGENT_ERROR', `HTTP agent answered with status ${response.status}`, {
@@ -133,18 +158,44 @@ export class HttpAgentClient {
     return output;
   }
 
+  /** The URL to POST to, checked again now (it may resolve elsewhere than at registration). */
+  private async target(url: string): Promise<URL> {
+    try {
+      return await checkAgentUrl(agentProtocol(url).url, { allowPrivate: this.options.allowPrivate, resolve: false });
+    } catch (error) {
+      throw new GatewayError('AGENT_UNAVAILABLE', `HTTP agent URL cannot be used now: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
+
+  /** A failed exchange as a protocol error: the agent's own, a cancel, the deadline, or the network. */
+  private failure(
+    error: unknown,
+    signal: AbortSignal | undefined,
+    deadline: AbortSignal,
+    late: () => GatewayError,
+  ): GatewayError {
+    if (error instanceof GatewayError) return error;
+    if (signal?.aborted) return new GatewayError('CANCELED', 'the task was canceled');
+    if (deadline.aborted) return late();
+    const reason = (error as { code?: string }).code ?? 'network error';
+    return new GatewayError(
+      'AGENT_UNAVAILABLE',
+      reason === PRIVATE_TARGET
+        ? 'HTTP agent URL now resolves to a private address'
+        : 'HTTP agent could not be reached',
+      { cause: error, details: { reason } },
+    );
+  }
+
   /** Closes kept-alive connections. */
   close(): void {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }
 
-  private post(
-    target: URL,
-    body: string,
-    taskId: string,
-    signal: AbortSignal,
-  ): Promise<{ status: number; text: string }> {
+  private post(target: URL, body: string, headers: Record<string, string>, signal: AbortSignal): Promise<Posted> {
     const limit = this.options.maxResponseBytes;
     const secure = target.protocol === 'https:';
     const traceparent = traceparentOf();
@@ -157,10 +208,9 @@ export class HttpAgentClient {
           lookup: this.lookup,
           signal,
           headers: {
+            ...headers,
             'content-type': 'application/json',
-            accept: 'application/json',
             'content-length': Buffer.byteLength(body),
-            'x-openclaw-task-id': taskId,
             // The call's trace continues in the agent, if it reads W3C trace context.
             ...(traceparent === undefined ? {} : { traceparent }),
           },
@@ -183,7 +233,13 @@ export class HttpAgentClient {
             }
             chunks.push(chunk);
           });
-          res.once('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+          res.once('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              text: Buffer.concat(chunks).toString('utf8'),
+              headers: res.headers,
+            }),
+          );
           res.once('error', reject);
         },
       );

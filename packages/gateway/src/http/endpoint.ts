@@ -9,6 +9,7 @@ import {
   CLUSTER_ADMIN,
   type GatewayConfig,
   GatewayError,
+  type HttpAgentClient,
   isOperator,
   type Logger,
   OPERATORS_TENANT,
@@ -34,6 +35,8 @@ export interface HttpApiReplica extends RegionEndpointsReplica, StateEndpointsRe
   /** Stored API keys, when `OPENCLAW_API_KEY_SECRET` is set. */
   readonly apiKeys: ApiKeyStore | undefined;
   readonly registry: AgentRegistry;
+  /** Calls HTTP agents and outside MCP servers (and lists an MCP server's tools at registration). */
+  readonly httpAgents: HttpAgentClient;
   readonly asyncTasks: AsyncTasks;
   readonly tasks: TaskOperations;
   readonly prometheus: GatewayPrometheus;
