@@ -5,6 +5,16 @@ const transform = {
     { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } },
   ],
 };
+// The A2A SDK's CommonJS build requires `jose`, which ships as ES modules only: compiled to CommonJS
+// for the tests like the TypeScript (every other package in node_modules is left as it is).
+const integrationTransform = {
+  ...transform,
+  '^.+/node_modules/jose/.+\\.js$': [
+    '@swc/jest',
+    { jsc: { parser: { syntax: 'ecmascript' }, target: 'es2022' }, module: { type: 'commonjs' } },
+  ],
+};
+const transformIgnorePatterns = ['^(?!.*/node_modules/jose/).*/node_modules/'];
 // Unit tests import sibling packages from source, so they run without a build.
 const moduleNameMapper = {
   '^@openclaw/(protocol|core|gateway|sdk|cli)$': '<rootDir>/packages/$1/src/index.ts',
@@ -29,7 +39,8 @@ module.exports = {
       // Stops at once, naming what to install, when redis-server, nginx, promtool or Chromium is missing.
       globalSetup: '<rootDir>/test/helpers/required-tools.ts',
       testEnvironment: 'node',
-      transform,
+      transform: integrationTransform,
+      transformIgnorePatterns,
       moduleNameMapper,
       slowTestThreshold: 20,
     },

@@ -232,7 +232,9 @@ governance:
       expect(registered.stdout).toBe(`registered MCP server as agent 'calc' -> ${outside.url} (tools: add, explode)\n`);
       const usage = await runCli(['agent', 'register', '--name', 'calc', '--gateway', gw]);
       expect(usage.code).toBe(2);
-      expect(usage.stderr).toContain('either --url <url> (an HTTP endpoint) or --mcp <url> (an MCP server)');
+      expect(usage.stderr).toContain(
+        'one of --url <url> (an HTTP endpoint), --mcp <url> (an MCP server) or --a2a <url>',
+      );
 
       // A native caller on the other replica calls a tool as a task.
       const caller = await TestSocket.open(cluster.gateways[1]!.url, {

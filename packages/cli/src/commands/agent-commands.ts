@@ -14,6 +14,7 @@ export function addAgentCommands(program: Command, defaults: RemoteDefaults): vo
     .requiredOption('--name <name>', 'agent name (^[a-z0-9][a-z0-9._-]{0,62}$)')
     .option('--url <url>', "the agent's HTTP endpoint, e.g. http://localhost:8000")
     .option('--mcp <url>', "an MCP server's Streamable HTTP endpoint, e.g. http://localhost:9000/mcp")
+    .option('--a2a <url>', "an A2A agent's Agent Card, e.g. http://localhost:9100/.well-known/agent-card.json")
     .option('--tasks <tasks>', 'comma-separated tasks it handles (default: any)')
     .option('--timeout-ms <ms>', 'its own deadline per task, if shorter than the caller’s')
     .option('--cache-tasks <tasks>', "comma-separated tasks whose outputs the gateway may cache ('*': all)")
@@ -24,6 +25,7 @@ export function addAgentCommands(program: Command, defaults: RemoteDefaults): vo
           name: string;
           url?: string;
           mcp?: string;
+          a2a?: string;
           tasks?: string;
           timeoutMs?: string;
           cacheTasks?: string;
@@ -34,11 +36,15 @@ export function addAgentCommands(program: Command, defaults: RemoteDefaults): vo
         },
         command: Command,
       ) => {
-        if ((o.url === undefined) === (o.mcp === undefined)) {
+        const given = [o.url, o.mcp, o.a2a].filter((u) => u !== undefined);
+        if (given.length !== 1) {
           // A usage error, as commander's own: exit 2, with the help hint.
-          command.error('error: give the agent either --url <url> (an HTTP endpoint) or --mcp <url> (an MCP server)');
+          command.error(
+            'error: give the agent one of --url <url> (an HTTP endpoint), --mcp <url> (an MCP server) or --a2a <url> (an A2A Agent Card)',
+          );
         }
-        const body: Record<string, unknown> = { name: o.name, url: o.url ?? `mcp+${o.mcp}` };
+        const url = o.url ?? (o.mcp !== undefined ? `mcp+${o.mcp}` : `a2a+${o.a2a}`);
+        const body: Record<string, unknown> = { name: o.name, url };
         if (o.tasks) body.tasks = splitList(o.tasks);
         if (o.timeoutMs !== undefined) {
           const ms = Number(o.timeoutMs);
@@ -67,7 +73,9 @@ export function addAgentCommands(program: Command, defaults: RemoteDefaults): vo
         const what =
           result.protocol === 'mcp'
             ? `MCP server as agent '${result.name}' -> ${o.mcp} (tools: ${result.tasks.join(', ')})`
-            : `HTTP agent '${result.name}' -> ${result.url}`;
+            : result.protocol === 'a2a'
+              ? `A2A agent '${result.name}' -> ${result.url.slice('a2a+'.length)} (skills: ${result.tasks.join(', ')})`
+              : `HTTP agent '${result.name}' -> ${result.url}`;
         process.stdout.write(o.json ? `${JSON.stringify(result, null, 2)}\n` : `registered ${what}\n`);
       },
     );

@@ -105,11 +105,14 @@ function embeddedIPv4(w: number[]): string[] | undefined {
 }
 
 /**
- * What an agent URL speaks: `mcp+http://...` or `mcp+https://...` is an outside MCP server (Streamable
- * HTTP) at the URL without `mcp+`; any other URL is a plain HTTP agent.
+ * What an agent URL speaks: `mcp+http(s)://...` is an outside MCP server (Streamable HTTP), and
+ * `a2a+http(s)://...` an outside A2A agent (its JSON-RPC endpoint; at registration, its Agent Card),
+ * at the URL without the prefix; any other URL is a plain HTTP agent.
  */
-export function agentProtocol(raw: string): { protocol: 'http' | 'mcp'; url: string } {
-  return raw.startsWith('mcp+') ? { protocol: 'mcp', url: raw.slice(4) } : { protocol: 'http', url: raw };
+export function agentProtocol(raw: string): { protocol: 'http' | 'mcp' | 'a2a'; url: string } {
+  if (raw.startsWith('mcp+')) return { protocol: 'mcp', url: raw.slice(4) };
+  if (raw.startsWith('a2a+')) return { protocol: 'a2a', url: raw.slice(4) };
+  return { protocol: 'http', url: raw };
 }
 
 /**

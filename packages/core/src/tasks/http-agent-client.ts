@@ -5,6 +5,7 @@ import type { LookupFunction } from 'node:net';
 import { DEFAULT_LIMITS, GatewayError, nestingProblem } from '@openclaw/protocol';
 import { SpanKind } from '@opentelemetry/api';
 import { inSpan, traceparentOf } from '../telemetry/tracing';
+import { type A2aAgentCard, A2aAgentClient } from './a2a-agent-client';
 import { agentProtocol, checkAgentUrl, isPrivateAddress } from './agent-url';
 import { type McpTool, McpToolClient } from './mcp-tool-client';
 
@@ -66,16 +67,33 @@ interface Posted {
  * Calls HTTP agents: one POST per task with a JSON body; the JSON response is the task's output.
  * Non-2xx responses, bodies that are not JSON, and timeouts become protocol errors. Connections are
  * kept alive between calls. An agent whose URL starts with `mcp+` is an outside MCP server: a task is
- * a `tools/call` of the tool of its name ({@link McpToolClient}), over the same guarded POST.
+ * a `tools/call` of the tool of its name ({@link McpToolClient}); one starting with `a2a+` an outside
+ * A2A agent: a task is a `SendMessage` ({@link A2aAgentClient}); both over the same guarded exchange.
  */
 export class HttpAgentClient {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256 });
   private readonly lookup: LookupFunction | undefined;
-  private readonly mcp = new McpToolClient((target, body, headers, signal) => this.post(target, body, headers, signal));
+  private readonly mcp = new McpToolClient((target, body, headers, signal) =>
+    this.exchange('POST', target, body, headers, signal),
+  );
+  private readonly a2a = new A2aAgentClient((method, target, body, headers, signal) =>
+    this.exchange(method, target, body, headers, signal),
+  );
 
   constructor(private readonly options: HttpAgentClientOptions) {
     this.lookup = options.allowPrivate ? undefined : guardedLookup();
+  }
+
+  /**
+   * The Agent Card of an outside A2A agent, to register it as an agent.
+   * @throws {GatewayError} `AGENT_UNAVAILABLE` when it cannot be read in `timeoutMs`; `BAD_REQUEST`
+   * when it is not a card with an A2A 1.0 JSON-RPC interface.
+   */
+  a2aCard(cardUrl: string, timeoutMs: number): Promise<A2aAgentCard> {
+    return this.readAtRegistration(cardUrl, timeoutMs, 'the Agent Card could not be read in time', (target, signal) =>
+      this.a2a.card(target, signal),
+    );
   }
 
   /**
@@ -83,18 +101,25 @@ export class HttpAgentClient {
    * @throws {GatewayError} `AGENT_UNAVAILABLE` when it cannot be reached in `timeoutMs`; `AGENT_ERROR`
    * when it does not answer as an MCP server.
    */
-  async mcpTools(url: string, timeoutMs: number): Promise<McpTool[]> {
+  mcpTools(url: string, timeoutMs: number): Promise<McpTool[]> {
+    return this.readAtRegistration(url, timeoutMs, 'the MCP server did not answer in time', (target, signal) =>
+      this.mcp.listTools(target, signal),
+    );
+  }
+
+  /** What registering an outside agent reads of it, within `timeoutMs`, as protocol errors. */
+  private async readAtRegistration<T>(
+    url: string,
+    timeoutMs: number,
+    late: string,
+    read: (target: URL, signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
     const target = await this.target(url);
     const deadline = AbortSignal.timeout(timeoutMs);
     try {
-      return await this.mcp.listTools(target, deadline);
+      return await read(target, deadline);
     } catch (error) {
-      throw this.failure(
-        error,
-        undefined,
-        deadline,
-        () => new GatewayError('AGENT_UNAVAILABLE', 'the MCP server did not answer in time'),
-      );
+      throw this.failure(error, undefined, deadline, () => new GatewayError('AGENT_UNAVAILABLE', late));
     }
   }
 
@@ -116,9 +141,12 @@ export class HttpAgentClient {
     if (remaining <= 0) throw timeout(request);
     const deadline = AbortSignal.timeout(remaining);
     const combined = signal ? AbortSignal.any([deadline, signal]) : deadline;
-    if (agentProtocol(url).protocol === 'mcp') {
+    const { protocol } = agentProtocol(url);
+    if (protocol !== 'http') {
       try {
-        return await this.mcp.callTool(target, request.task, request.data, combined);
+        return protocol === 'mcp'
+          ? await this.mcp.callTool(target, request.task, request.data, combined)
+          : await this.a2a.send(target, request.task, request.data, combined);
       } catch (error) {
         throw this.failure(error, signal, deadline, () => timeout(request));
       }
@@ -126,7 +154,8 @@ export class HttpAgentClient {
     const body = JSON.stringify(request);
     let response: Posted;
     try {
-      response = await this.post(
+      response = await this.exchange(
+        'POST',
         target,
         body,
         { accept: 'application/json', 'x-openclaw-task-id': request.taskId },
@@ -195,7 +224,14 @@ export class HttpAgentClient {
     this.httpsAgent.destroy();
   }
 
-  private post(target: URL, body: string, headers: Record<string, string>, signal: AbortSignal): Promise<Posted> {
+  /** One HTTP exchange (a POST with a JSON body, or a GET), through the guarded lookup, size-limited. */
+  private exchange(
+    method: 'GET' | 'POST',
+    target: URL,
+    body: string | undefined,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<Posted> {
     const limit = this.options.maxResponseBytes;
     const secure = target.protocol === 'https:';
     const traceparent = traceparentOf();
@@ -203,14 +239,15 @@ export class HttpAgentClient {
       const req = (secure ? https : http).request(
         target,
         {
-          method: 'POST',
+          method,
           agent: secure ? this.httpsAgent : this.httpAgent,
           lookup: this.lookup,
           signal,
           headers: {
             ...headers,
-            'content-type': 'application/json',
-            'content-length': Buffer.byteLength(body),
+            ...(body === undefined
+              ? {}
+              : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }),
             // The call's trace continues in the agent, if it reads W3C trace context.
             ...(traceparent === undefined ? {} : { traceparent }),
           },

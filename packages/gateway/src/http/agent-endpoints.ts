@@ -16,15 +16,17 @@ export const HttpAgentBodySchema = z.object({
   cache: RegisterParamsSchema.shape.cache,
 });
 
-/** How long registering an outside MCP server waits for its list of tools. */
-const MCP_LIST_TIMEOUT_MS = 10_000;
+/** How long registering an outside MCP server or A2A agent waits for its tools or its Agent Card. */
+const AGENT_READ_TIMEOUT_MS = 10_000;
 
 /**
  * `GET /v1/agents` (the tenant's agents), `POST /v1/agents` (register an HTTP agent, which the
  * gateway calls by POST; its URL passes the SSRF guard), `DELETE /v1/agents/<name>` (remove an HTTP
  * agent). Registering and removing need `agent:register:<name>`. A URL starting with `mcp+` is an
  * outside MCP server: registering it reads its tools, which become the agent's tasks, and their
- * input schemas the agent's (so governance checks the arguments of every call).
+ * input schemas the agent's (so governance checks the arguments of every call). One starting with
+ * `a2a+` is an outside A2A agent's Agent Card: its skills become the tasks, and it is called at the
+ * JSON-RPC endpoint the card names.
  */
 export const agentEndpoints: Endpoints = async (replica, request) => {
   const { req, res, principal, path, method } = request;
@@ -39,24 +41,28 @@ export const agentEndpoints: Endpoints = async (replica, request) => {
     const { protocol, url: plain } = agentProtocol(body.url);
     const url = await checkAgentUrl(plain, { allowPrivate: replica.config.httpAgentsAllowPrivateResolved });
     let tasks = body.tasks ?? [];
+    let endpoint = url;
+    if (protocol === 'a2a') {
+      // The URL is the Agent Card's; the agent is called at the JSON-RPC endpoint the card names,
+      // which must pass the same guard.
+      const card = await replica.httpAgents.a2aCard(url.toString(), AGENT_READ_TIMEOUT_MS);
+      endpoint = await checkAgentUrl(card.endpoint, { allowPrivate: replica.config.httpAgentsAllowPrivateResolved });
+      tasks = offeredTasks(
+        card.skills.map((skill) => skill.id),
+        body.tasks,
+        `the Agent Card at ${url} names no skill`,
+        'skills',
+      );
+    }
     if (protocol === 'mcp') {
-      const tools = await replica.httpAgents.mcpTools(`mcp+${url}`, MCP_LIST_TIMEOUT_MS);
-      const offered = tools.filter((tool) => body.tasks === undefined || body.tasks.includes(tool.name));
-      if (offered.length === 0) {
-        throw new GatewayError(
-          'BAD_REQUEST',
-          `the MCP server at ${url} lists no tool${body.tasks ? ' of those named in tasks' : ''}`,
-          {
-            details: [
-              {
-                field: body.tasks ? 'tasks' : 'url',
-                message: `its tools: ${tools.map((t) => t.name).join(', ') || 'none'}`,
-              },
-            ],
-          },
-        );
-      }
-      tasks = offered.map((tool) => tool.name);
+      const tools = await replica.httpAgents.mcpTools(`mcp+${url}`, AGENT_READ_TIMEOUT_MS);
+      tasks = offeredTasks(
+        tools.map((tool) => tool.name),
+        body.tasks,
+        `the MCP server at ${url} lists no tool`,
+        'tools',
+      );
+      const offered = tools.filter((tool) => tasks.includes(tool.name));
       const schemas = Object.fromEntries(
         offered.filter((tool) => tool.inputSchema !== undefined).map((tool) => [tool.name, tool.inputSchema]),
       );
@@ -64,7 +70,7 @@ export const agentEndpoints: Endpoints = async (replica, request) => {
     }
     const agent = {
       name: body.name,
-      url: protocol === 'mcp' ? `mcp+${url}` : url.toString(),
+      url: protocol === 'http' ? url.toString() : `${protocol}+${endpoint}`,
       tasks,
       timeoutMs: body.timeoutMs,
     };
@@ -94,3 +100,15 @@ export const agentEndpoints: Endpoints = async (replica, request) => {
   });
   return send(res, 200, { name, removed: true });
 };
+
+/**
+ * The tasks an outside agent offers (its tools or skills), of those `asked` for if any.
+ * @throws {GatewayError} `BAD_REQUEST` when none is left, listing what it offers.
+ */
+function offeredTasks(offers: string[], asked: string[] | undefined, none: string, what: string): string[] {
+  const tasks = offers.filter((task) => asked === undefined || asked.includes(task));
+  if (tasks.length > 0) return tasks;
+  throw new GatewayError('BAD_REQUEST', `${none}${asked ? ' of those named in tasks' : ''}`, {
+    details: [{ field: asked ? 'tasks' : 'url', message: `its ${what}: ${offers.join(', ') || 'none'}` }],
+  });
+}
