@@ -76,7 +76,7 @@ export {
 export { AgentRegistry } from './registry/agent-registry';
 export { type CallLimits, qualifiedAgent } from './registry/agent-routing';
 export { MemoryStore } from './state/memory-store';
-export { MAX_LISTED_NAMESPACES, type NamespaceSummary, StateStore } from './state/state-store';
+export { MAX_LISTED_NAMESPACES, StateStore } from './state/state-store';
 export { agentProtocol, checkAgentUrl } from './tasks/agent-url';
 export { asyncTaskDefaults } from './tasks/async-task-defaults';
 export { AsyncTasks } from './tasks/async-tasks';
@@ -86,7 +86,6 @@ export { HttpAgentClient } from './tasks/http-agent-client';
 export { isTerminal, type LedgerTask, publicLedgerRecord, storableJson } from './tasks/ledger-record';
 export type { RouteKind } from './tasks/pending-calls';
 export {
-  type AgentCacheSummary,
   type CachePolicy,
   type CacheStats,
   canonicalJson,

@@ -1,4 +1,12 @@
-import type { ApprovalRecord, StateEntry, StateListItem, TaskState, ValidatorSummary } from '@openclaw/protocol';
+import type {
+  AgentCacheSummary,
+  ApprovalRecord,
+  NamespaceSummary,
+  StateEntry,
+  StateListItem,
+  TaskState,
+  ValidatorSummary,
+} from '@openclaw/protocol';
 import type { RatePoint, ReplicaRequests } from './rates.js';
 
 export type { TaskState };
@@ -124,22 +132,10 @@ export interface TaskEventView {
 export type ApprovalView = ApprovalRecord;
 
 /** A namespace of shared state (`GET /v1/state`). */
-export interface NamespaceView {
-  namespace: string;
-  keys: number;
-  since: number;
-}
+export type NamespaceView = NamespaceSummary;
 
 /** An agent's result cache (`GET /v1/cache`). */
-export interface AgentCacheView {
-  agent: string;
-  policy?: { tasks: string[]; ttlMs: number };
-  entries: number;
-  hits: number;
-  misses: number;
-  shared: number;
-  stored: number;
-}
+export type AgentCacheView = AgentCacheSummary;
 
 /** The state and cache view: read over HTTP while it is shown. */
 export interface SharedView {

@@ -109,6 +109,7 @@ export {
   WireErrorSchema,
 } from './primitives';
 export {
+  type AgentCacheSummary,
   type AgentInfo,
   AgentInfoSchema,
   AgentsListResultSchema,
@@ -123,6 +124,7 @@ export {
   HelloResultSchema,
   type MemoryEntry,
   type MemoryEntryInput,
+  type NamespaceSummary,
   PingResultSchema,
   type PrincipalInfo,
   PrincipalSchema,

@@ -209,6 +209,29 @@ export interface StateListItem {
   updatedAt: number;
 }
 
+/** A namespace of a tenant's shared state, as `GET /v1/state` lists it. */
+export interface NamespaceSummary {
+  namespace: string;
+  /** How many keys it holds now (expired keys not yet swept included). */
+  keys: number;
+  /** When it last went from empty to holding a key (ms). */
+  since: number;
+}
+
+/** One agent's result cache, as `GET /v1/cache` reports it: its policy, entries and counters. */
+export interface AgentCacheSummary {
+  agent: string;
+  /** Its cacheable tasks and their ttl, from its latest registration; absent when none. */
+  policy?: { tasks: string[]; ttlMs: number };
+  /** Outputs stored now (entries that expired but are still indexed included). */
+  entries: number;
+  /** Counters since the cluster began, over every process (written every couple of seconds). */
+  hits: number;
+  misses: number;
+  shared: number;
+  stored: number;
+}
+
 /** A change of a watched key, as the `state.changed` event tells it (less the event's name). */
 export interface StateChange {
   namespace: string;

@@ -1,3 +1,4 @@
+import type { AgentCacheSummary } from '@openclaw/protocol';
 import type { Command } from 'commander';
 import { fetchJson, type RemoteDefaults, type RemoteOptions, withRemoteOptions } from '../http-client';
 import { renderTable } from '../table';
@@ -131,7 +132,7 @@ export function addStateCommands(program: Command, defaults: RemoteDefaults): vo
   withRemoteOptions(cache.command('stats'), defaults)
     .description("each agent's cache: policy, entries, hits, misses and agent calls saved")
     .action(async (o: Remote) => {
-      const { agents } = (await fetchJson(o, '/v1/cache')) as { agents: AgentCacheRow[] };
+      const { agents } = (await fetchJson(o, '/v1/cache')) as { agents: AgentCacheSummary[] };
       if (o.json) return print(JSON.stringify(agents, null, 2));
       if (agents.length === 0) return print('no agent declares cacheable tasks');
       print(
@@ -152,17 +153,8 @@ export function addStateCommands(program: Command, defaults: RemoteDefaults): vo
     });
 }
 
-interface AgentCacheRow {
-  agent: string;
-  policy?: { tasks: string[]; ttlMs: number };
-  entries: number;
-  hits: number;
-  misses: number;
-  shared: number;
-}
-
 /** Calls answered without the agent (hits and shared flights), of all cacheable calls. */
-function hitRate(a: AgentCacheRow): string {
+function hitRate(a: AgentCacheSummary): string {
   const saved = a.hits + a.shared;
   const total = saved + a.misses;
   return total === 0 ? '-' : `${((100 * saved) / total).toFixed(1)}%`;

@@ -1,4 +1,4 @@
-import { GatewayError, type StateEntry, type StateListItem } from '@openclaw/protocol';
+import { GatewayError, type NamespaceSummary, type StateEntry, type StateListItem } from '@openclaw/protocol';
 import { LuaScript } from '../redis/lua-script';
 import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
@@ -139,15 +139,6 @@ const EMPTY_NAMESPACE_KEPT_MS = 60_000;
 
 /** How many namespaces {@link StateStore.namespaces} lists at most. */
 export const MAX_LISTED_NAMESPACES = 1000;
-
-/** A namespace of a tenant, as `GET /v1/state` lists it. */
-export interface NamespaceSummary {
-  namespace: string;
-  /** How many keys it holds now (expired keys not yet swept included). */
-  keys: number;
-  /** When it last went from empty to holding a key (ms). */
-  since: number;
-}
 
 /** How many namespaces one sweep round ends keys in at most. */
 const SWEEP_NAMESPACES = 100;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { GatewayError, type WireError } from '@openclaw/protocol';
+import { type AgentCacheSummary, GatewayError, type WireError } from '@openclaw/protocol';
 import type { BusTopics } from '../bus/cluster-bus';
 import type { RedisClient } from '../redis/redis-connection';
 import type { RedisKeys } from '../redis/redis-keys';
@@ -24,20 +24,6 @@ export interface CacheStats {
   hits: number;
   misses: number;
   /** Calls answered by an identical call in flight (single flight). */
-  shared: number;
-  stored: number;
-}
-
-/** One agent's cache, as `GET /v1/cache` reports it: its policy, entries and counters. */
-export interface AgentCacheSummary {
-  agent: string;
-  /** Its cacheable tasks and their ttl, from its latest registration; absent when none. */
-  policy?: CachePolicy;
-  /** Outputs stored now (entries that expired but are still indexed included). */
-  entries: number;
-  /** Counters since the cluster began, over every process (written every couple of seconds). */
-  hits: number;
-  misses: number;
   shared: number;
   stored: number;
 }
