@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AgentCard, formatSSEEvent, Role, SSE_HEADERS, TaskState } from '@a2a-js/sdk';
+import { AgentCard, formatSSEEvent, Role, SSE_HEADERS, type StreamResponse, type Task, TaskState } from '@a2a-js/sdk';
+import { Client, ClientFactory, DefaultAgentCardResolver, JsonRpcTransportFactory } from '@a2a-js/sdk/client';
+import { LegacyJsonRpcTransport } from '@a2a-js/sdk/compat/v0_3/client';
 import {
   AgentEvent,
   type AgentExecutor,
@@ -12,43 +14,52 @@ import {
   validateVersion,
 } from '@a2a-js/sdk/server';
 import { applyPolicy, auditTail, createApiKey, runCli } from '../helpers/cli';
-import { type Cluster, startCluster } from '../helpers/cluster';
+import { type Cluster, startAgent, startCluster, type TestAgent } from '../helpers/cluster';
 import { waitFor } from '../helpers/wait';
 import { TestSocket } from '../helpers/ws-client';
 
 const ADMIN = 'bootstrap-admin-key-for-a2a-tests-01';
 const SECRET = 'a-server-secret-of-at-least-32-characters!';
 
+let cluster: Cluster;
+const keys: Record<string, string> = {};
+const sockets: TestSocket[] = [];
+
+// One cluster for both sides of A2A: two replicas, and a worker for the async tasks A2A tasks are.
+beforeAll(async () => {
+  cluster = await startCluster({
+    replicas: 2,
+    workers: 1,
+    auth: 'apikey',
+    apiKeys: [ADMIN],
+    // The outside agents listen on loopback.
+    env: { OPENCLAW_API_KEY_SECRET: SECRET, OPENCLAW_HTTP_AGENTS_ALLOW_PRIVATE: 'true' },
+  });
+  const url = cluster.gateways[0]!.httpUrl;
+  for (const tenant of ['acme', 'globex']) {
+    for (const role of ['caller', 'agent', 'approver']) {
+      const name = tenant === 'acme' ? role : `${tenant}-${role}`;
+      keys[name] = await createApiKey(url, ADMIN, { name: `a2a-${tenant}-${role}`, role, tenant });
+    }
+  }
+});
+afterAll(async () => {
+  await Promise.all(sockets.map((s) => s.close()));
+  await cluster?.stop();
+});
+
 /**
  * Outside A2A agents (servers built with the official `@a2a-js/sdk`) registered by their Agent Card
  * and called by gateway callers like any agent: governed, audited, canceled, on two real replicas.
  */
 describe('A2A agents outside the cluster', () => {
-  let cluster: Cluster;
   let outside: OutsideA2a;
-  const keys: Record<string, string> = {};
-  const sockets: TestSocket[] = [];
 
   beforeAll(async () => {
-    [cluster, outside] = await Promise.all([
-      startCluster({
-        replicas: 2,
-        auth: 'apikey',
-        apiKeys: [ADMIN],
-        // The outside agents listen on loopback.
-        env: { OPENCLAW_API_KEY_SECRET: SECRET, OPENCLAW_HTTP_AGENTS_ALLOW_PRIVATE: 'true' },
-      }),
-      startOutsideA2a(),
-    ]);
-    const url = cluster.gateways[0]!.httpUrl;
-    for (const role of ['caller', 'agent']) {
-      keys[role] = await createApiKey(url, ADMIN, { name: `a2a-${role}`, role, tenant: 'acme' });
-    }
+    outside = await startOutsideA2a();
   });
   afterAll(async () => {
-    await Promise.all(sockets.map((s) => s.close()));
     await outside?.close();
-    await cluster?.stop();
   });
 
   const register = (name: string, cardUrl: string, ...more: string[]) =>
@@ -142,6 +153,332 @@ describe('A2A agents outside the cluster', () => {
     expect(missing.stderr).toContain('could not be read: HTTP 404');
     const noSkill = await register('picky', outside.cardUrl('echo'), '--tasks', 'translate');
     expect(noSkill.stderr).toContain('names no skill of those named in tasks');
+  });
+});
+
+/**
+ * The gateway as an A2A server: every agent is an A2A agent at /a2a/<agent>, driven by the official
+ * `@a2a-js/sdk` client (A2A 1.0, and its v0.3 transport for the 0.3 method names) against two real
+ * replicas and a worker. An A2A task is the gateway's async task.
+ */
+describe('A2A server', () => {
+  const agents: TestAgent[] = [];
+  afterAll(async () => {
+    await Promise.all(agents.map((a) => a.close()));
+  });
+
+  const withKey =
+    (key: string): typeof fetch =>
+    (input, init) => {
+      const headers = new Headers(init?.headers);
+      headers.set('x-api-key', key);
+      return fetch(input, { ...init, headers });
+    };
+  /** An SDK client of an agent, from its card on a replica; `polling`: SendMessage returns at once. */
+  const a2a = (agent: string, key: string, replica = 0, polling = false): Promise<Client> => {
+    const fetchImpl = withKey(keys[key] ?? key);
+    return new ClientFactory({
+      transports: [new JsonRpcTransportFactory({ fetchImpl })],
+      cardResolver: new DefaultAgentCardResolver({ fetchImpl }),
+      clientConfig: { polling },
+    }).createFromUrl(`${cluster.gateways[replica]!.httpUrl}/a2a/${agent}/`);
+  };
+  const message = (value: unknown, metadata?: Record<string, unknown>) => ({
+    message: {
+      messageId: randomUUID(),
+      role: Role.ROLE_USER,
+      parts: [typeof value === 'string' ? text(value) : data(value)],
+      contextId: '',
+      taskId: '',
+      metadata,
+      extensions: [],
+      referenceTaskIds: [],
+    },
+    tenant: '',
+    configuration: undefined,
+    metadata: undefined,
+  });
+  const raw = async (agent: string, body: unknown, key = 'caller'): Promise<Record<string, unknown>> => {
+    const res = await fetch(`${cluster.gateways[0]!.httpUrl}/a2a/${agent}`, {
+      method: 'POST',
+      headers: { 'x-api-key': keys[key]!, 'content-type': 'application/json' },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    return (await res.json()) as Record<string, unknown>;
+  };
+
+  /**
+   * A native agent on replica 1: `quote` answers with what it got, `report` sends two progress
+   * reports first, `hang` never answers (until canceled).
+   */
+  const nativeAgent = async (name: string, key = 'agent'): Promise<TestAgent> => {
+    const agent: TestAgent = await startAgent(cluster.gateways[1]!.url, {
+      name,
+      concurrency: 8,
+      tasks: ['quote', 'report', 'hang'],
+      headers: { 'x-api-key': keys[key]! },
+      inputSchemas: { quote: { type: 'object', properties: { sku: { type: 'string' } } } },
+      answer: (task) => {
+        if (task.task === 'hang') return undefined;
+        if (task.task === 'report') {
+          for (const stage of ['reading', 'writing']) {
+            agent.socket.send({ action: 'task.progress', taskId: task.taskId, progress: { stage } });
+          }
+        }
+        return { action: 'task.result', taskId: task.taskId, output: { got: task.data, task: task.task } };
+      },
+    });
+    agents.push(agent);
+    return agent;
+  };
+  const outputOf = (task: Task): unknown => {
+    const content = task.artifacts[0]?.parts[0]?.content;
+    return content?.$case === 'data' || content?.$case === 'text' ? content.value : undefined;
+  };
+
+  it("publishes an agent's Agent Card and runs a message as a task on an agent attached to the other replica", async () => {
+    await nativeAgent('pricer');
+    const client = await a2a('pricer', 'caller', 0);
+    const card = await client.getAgentCard();
+    expect(card.name).toBe('pricer');
+    expect(card.capabilities?.streaming).toBe(true);
+    expect(card.skills.map((s) => s.id)).toEqual(['hang', 'quote', 'report']);
+    expect(card.skills.find((s) => s.id === 'quote')?.description).toContain('"sku"');
+    const endpoint = `${cluster.gateways[0]!.httpUrl}/a2a/pricer`;
+    expect(card.supportedInterfaces).toEqual([
+      expect.objectContaining({ url: endpoint, protocolBinding: 'JSONRPC', protocolVersion: '1.0' }),
+      expect.objectContaining({ url: endpoint, protocolBinding: 'JSONRPC', protocolVersion: '0.3' }),
+    ]);
+    expect(Object.keys(card.securitySchemes)).toEqual(['apiKey', 'bearer']);
+
+    const task = (await client.sendMessage(message({ sku: 'a-1' }, { 'openclaw/task': 'quote' }))) as Task;
+    expect(task.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    expect(outputOf(task)).toEqual({ got: { sku: 'a-1' }, task: 'quote' });
+    // The A2A task is the gateway's task: same id, same output, seen over the WebSocket on the other replica.
+    const socket = await TestSocket.open(cluster.gateways[1]!.url, { headers: { 'x-api-key': keys.caller! } });
+    sockets.push(socket);
+    expect(await socket.request({ action: 'task.get', id: 1, taskId: task.id })).toMatchObject({
+      ok: true,
+      result: { taskId: task.id, agent: 'pricer', task: 'quote', status: 'completed', output: { got: { sku: 'a-1' } } },
+    });
+    // Its context is its memory thread; the audit names A2A.
+    expect(task.contextId).toMatch(/^[0-9a-f-]{36}$/);
+    const trail = await auditTail(cluster.gateways[0]!.httpUrl, ADMIN, 'acme');
+    expect(trail).toContainEqual(
+      expect.objectContaining({
+        type: 'task.submitted',
+        details: expect.objectContaining({ agent: 'pricer', taskId: task.id, via: 'a2a' }),
+      }),
+    );
+  });
+
+  it("streams a task's status, progress and artifact, and closes the stream when it ends", async () => {
+    await nativeAgent('reporter');
+    const client = await a2a('reporter', 'caller', 1);
+    const events: StreamResponse['payload'][] = [];
+    for await (const event of client.sendMessageStream(message({ q: 1 }, { 'openclaw/task': 'report' }))) {
+      events.push(event.payload);
+    }
+    // The task first (submitted, or working already), then its updates.
+    expect(events[0]?.$case).toBe('task');
+    const states = events.flatMap((e) => (e?.$case === 'statusUpdate' ? [e.value.status?.state] : []));
+    expect(states[0]).toBe(TaskState.TASK_STATE_WORKING);
+    expect(states.at(-1)).toBe(TaskState.TASK_STATE_COMPLETED);
+    const progress = events.flatMap((e) =>
+      e?.$case === 'statusUpdate' && e.value.status?.message
+        ? e.value.status.message.parts.map((p) => (p.content?.$case === 'data' ? p.content.value : undefined))
+        : [],
+    );
+    expect(progress).toEqual([{ stage: 'reading' }, { stage: 'writing' }]);
+    const artifact = events.find((e) => e?.$case === 'artifactUpdate');
+    expect(artifact?.$case === 'artifactUpdate' && artifact.value.artifact?.parts[0]?.content).toEqual({
+      $case: 'data',
+      value: { got: { q: 1 }, task: 'report' },
+    });
+    // The artifact comes before the last status.
+    expect(events.at(-1)?.$case).toBe('statusUpdate');
+  });
+
+  it('resumes an async task from another replica, and cancels one that is running', async () => {
+    const agent = await nativeAgent('runner');
+    // Submitted on replica 0 without waiting; followed from replica 1 until it ends.
+    const submitter = await a2a('runner', 'caller', 0, true);
+    const submitted = (await submitter.sendMessage(message('go', { 'openclaw/task': 'report' }))) as Task;
+    expect([TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_WORKING, TaskState.TASK_STATE_COMPLETED]).toContain(
+      submitted.status?.state,
+    );
+    const elsewhere = await a2a('runner', 'caller', 1);
+    const followed: StreamResponse['payload'][] = [];
+    for await (const event of elsewhere.resubscribeTask({ id: submitted.id, tenant: '' })) followed.push(event.payload);
+    expect(followed[0]?.$case).toBe('task');
+    const last = followed.at(-1);
+    expect(
+      last?.$case === 'task'
+        ? last.value.status?.state
+        : last?.$case === 'statusUpdate'
+          ? last.value.status?.state
+          : '',
+    ).toBe(TaskState.TASK_STATE_COMPLETED);
+    const read = await elsewhere.getTask({ id: submitted.id, tenant: '', historyLength: undefined });
+    expect(outputOf(read)).toEqual({ got: 'go', task: 'report' });
+
+    // A task the agent holds: canceled through A2A, the agent is told.
+    const hanging = (await submitter.sendMessage(message({}, { 'openclaw/task': 'hang' }))) as Task;
+    await waitFor(async () => agent.received.some((t) => t.taskId === hanging.id), { what: 'the task at the agent' });
+    const canceled = await elsewhere.cancelTask({ id: hanging.id, tenant: '', metadata: undefined });
+    expect(canceled.status?.state).toBe(TaskState.TASK_STATE_CANCELED);
+    await agent.socket.nextEvent('task.cancel', 10_000);
+    // An ended task cannot be canceled; another tenant does not see it.
+    await expect(elsewhere.cancelTask({ id: hanging.id, tenant: '', metadata: undefined })).rejects.toThrow(
+      /cannot be canceled/,
+    );
+    expect(
+      await raw('runner', { jsonrpc: '2.0', id: 1, method: 'GetTask', params: { id: hanging.id } }, 'globex-caller'),
+    ).toMatchObject({ error: { code: 'NOT_FOUND' } });
+  });
+
+  it('refuses bad credentials, other tenants and bad requests with clear errors', async () => {
+    await expect(a2a('pricer', 'not-a-key-of-this-cluster')).rejects.toThrow(/401/);
+    // Another tenant's agent is not there at all.
+    await expect(a2a('pricer', 'globex-caller')).rejects.toThrow(/404/);
+    // An approver may not invoke agents: no card either.
+    await expect(a2a('pricer', 'approver')).rejects.toThrow(/404/);
+    const unauthenticated = await fetch(`${cluster.gateways[0]!.httpUrl}/a2a/pricer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'SendMessage', params: {} }),
+    });
+    expect(unauthenticated.status).toBe(401);
+
+    expect(await raw('pricer', '{not json')).toMatchObject({ id: null, error: { code: -32700 } });
+    expect(await raw('pricer', { jsonrpc: '2.0', id: 1, method: 'Teleport', params: {} })).toMatchObject({
+      id: 1,
+      error: { code: -32601 },
+    });
+    expect(
+      await raw('pricer', { jsonrpc: '2.0', id: 2, method: 'CreateTaskPushNotificationConfig', params: {} }),
+    ).toMatchObject({ error: { code: -32003 } });
+    expect(await raw('pricer', { jsonrpc: '2.0', id: 3, method: 'SendMessage', params: {} })).toMatchObject({
+      error: { code: -32602, message: "'message' must be an object" },
+    });
+    const send = (parts: unknown[], metadata?: unknown) =>
+      raw('pricer', {
+        jsonrpc: '2.0',
+        id: 4,
+        method: 'SendMessage',
+        params: { message: { messageId: randomUUID(), role: 'ROLE_USER', parts, metadata } },
+      });
+    // Three tasks and none named; a task it does not have; a file part.
+    expect(await send([{ text: 'hi' }])).toMatchObject({
+      error: { code: -32602, message: expect.stringContaining('several tasks (hang, quote, report)') },
+    });
+    expect(await send([{ text: 'hi' }], { 'openclaw/task': 'fly' })).toMatchObject({
+      error: { code: -32602, message: expect.stringContaining("no task 'fly'") },
+    });
+    expect(await send([{ url: 'https://example.com/a.pdf' }], { 'openclaw/task': 'quote' })).toMatchObject({
+      error: { code: -32005 },
+    });
+    expect(
+      await raw('pricer', { jsonrpc: '2.0', id: 5, method: 'GetTask', params: { id: 'no-such-task' } }),
+    ).toMatchObject({
+      error: { code: -32001 },
+    });
+  });
+
+  it('applies governance: a denied message is a rejected task, one held for approval is input-required', async () => {
+    await applyPolicy(
+      cluster,
+      ADMIN,
+      `
+governance:
+  rules:
+    - name: no-bulk
+      when: { agent: pricer, task: quote, data: { qty: { gt: 100 } } }
+      verdict: deny
+      reason: bulk quotes go through sales
+    - name: big-orders
+      when: { agent: pricer, task: quote, data: { qty: { gt: 10 } } }
+      verdict: require-approval
+      reason: orders over ten need a person
+`,
+    );
+    try {
+      const client = await a2a('pricer', 'caller', 0);
+      const denied = (await client.sendMessage(message({ sku: 'a', qty: 500 }, { 'openclaw/task': 'quote' }))) as Task;
+      expect(denied.status?.state).toBe(TaskState.TASK_STATE_REJECTED);
+      const why = denied.status?.message?.parts[0]?.content;
+      expect(why?.$case === 'text' && why.value).toMatch(/^POLICY_DENIED: .*bulk quotes go through sales/);
+
+      // Held: the blocking call returns input-required, naming the approval; an approval lets it run.
+      const held = (await client.sendMessage(message({ sku: 'a', qty: 20 }, { 'openclaw/task': 'quote' }))) as Task;
+      expect(held.status?.state).toBe(TaskState.TASK_STATE_INPUT_REQUIRED);
+      const said = held.status?.message?.parts[0]?.content;
+      expect(said?.$case === 'text' && said.value).toMatch(
+        /^waiting for an approval \(rule:big-orders: orders over ten need a person\); approval /,
+      );
+      const approvalId = said?.$case === 'text' ? said.value.split('approval ').at(-1)! : '';
+      const approver = await TestSocket.open(cluster.gateways[1]!.url, { headers: { 'x-api-key': keys.approver! } });
+      sockets.push(approver);
+      // Followed from the other replica: input-required first; approved, it runs and completes.
+      const stream = (await a2a('pricer', 'caller', 1)).resubscribeTask({ id: held.id, tenant: '' });
+      const stateOf = (p: StreamResponse['payload']) =>
+        p?.$case === 'task' ? p.value.status?.state : p?.$case === 'statusUpdate' ? p.value.status?.state : undefined;
+      const states = [stateOf((await stream.next()).value?.payload)];
+      expect(
+        await approver.request({ action: 'approval.decide', id: 'd', approvalId, decision: 'approve', reason: 'ok' }),
+      ).toMatchObject({ ok: true });
+      for await (const event of stream) states.push(stateOf(event.payload));
+      expect(states[0]).toBe(TaskState.TASK_STATE_INPUT_REQUIRED);
+      expect(states.at(-1)).toBe(TaskState.TASK_STATE_COMPLETED);
+      const done = await client.getTask({ id: held.id, tenant: '', historyLength: undefined });
+      expect(outputOf(done)).toEqual({ got: { sku: 'a', qty: 20 }, task: 'quote' });
+    } finally {
+      await applyPolicy(cluster, ADMIN, 'governance: {}\n');
+    }
+  });
+
+  it('accepts the A2A 0.3 method names (message/send, message/stream, tasks/get, tasks/cancel)', async () => {
+    const fetchImpl = withKey(keys.caller!);
+    const base = `${cluster.gateways[1]!.httpUrl}/a2a/pricer`;
+    const card = await new DefaultAgentCardResolver({ fetchImpl }).resolve(`${base}/`);
+    const legacy = new Client(new LegacyJsonRpcTransport({ endpoint: base, fetchImpl }), card);
+    const task = (await legacy.sendMessage(message('plain text', { 'openclaw/task': 'report' }))) as Task;
+    expect(task.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    expect(outputOf(task)).toEqual({ got: 'plain text', task: 'report' });
+    expect(outputOf(await legacy.getTask({ id: task.id, tenant: '', historyLength: undefined }))).toEqual({
+      got: 'plain text',
+      task: 'report',
+    });
+    const kinds: string[] = [];
+    for await (const event of legacy.sendMessageStream(message([1, 2], { 'openclaw/task': 'report' }))) {
+      kinds.push(event.payload?.$case ?? '');
+    }
+    expect(kinds[0]).toBe('task');
+    expect(kinds).toContain('artifactUpdate');
+    expect(kinds.at(-1)).toBe('statusUpdate');
+    // On the wire: lower-case states, kinds, and `final` on the last status update.
+    const wire = await raw('pricer', {
+      jsonrpc: '2.0',
+      id: 9,
+      method: 'message/send',
+      params: {
+        message: {
+          kind: 'message',
+          messageId: randomUUID(),
+          role: 'user',
+          parts: [{ kind: 'data', data: { sku: 'z' } }],
+        },
+        metadata: { 'openclaw/task': 'quote' },
+      },
+    });
+    expect(wire).toMatchObject({
+      id: 9,
+      result: {
+        kind: 'task',
+        status: { state: 'completed' },
+        artifacts: [{ parts: [{ kind: 'data', data: { got: { sku: 'z' }, task: 'quote' } }] }],
+      },
+    });
   });
 });
 

@@ -79,7 +79,7 @@ export class Gateway {
   readonly asyncTasks: AsyncTasks;
   /** The task operations of both transports. */
   readonly tasks: TaskOperations;
-  private readonly taskEvents: TaskEventRouter;
+  readonly taskEvents: TaskEventRouter;
   /** Shared state of the tenants. */
   readonly state: StateStore;
   private readonly stateWatches: StateWatches;

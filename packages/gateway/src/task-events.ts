@@ -13,6 +13,20 @@ import {
 import type { ServerFrame, TaskState } from '@openclaw/protocol';
 import type { Session } from './session';
 
+/**
+ * What a `task.subscribe` watch delivers to: a client's connection, or a listener in this process
+ * (an A2A event stream, see {@link TaskEventRouter.follow}).
+ */
+export interface TaskWatcher {
+  readonly principal: Principal;
+  readonly open: boolean;
+  subscriptions: number;
+  send(frame: ServerFrame): void;
+}
+
+/** A task's events as {@link TaskEventRouter.follow} hands them over: `task.status` and `task.progress` frames. */
+export type TaskEventListener = (frame: Record<string, unknown>) => void;
+
 /** A `task.subscribe` watch: the last event delivered, and live events held back during a replay. */
 interface Watch {
   cursor: string | undefined;
@@ -45,12 +59,14 @@ interface PrincipalChannel {
  */
 export class TaskEventRouter {
   private readonly principals = new Map<string, PrincipalChannel>();
-  private readonly taskWatchers = new Map<string, Set<Session>>();
+  private readonly taskWatchers = new Map<string, Set<TaskWatcher>>();
+  /** The listeners {@link follow} added, replayed with the connections after a lost subscription. */
+  private readonly followers = new Set<TaskWatcher>();
   private readonly operators = new Map<string, Set<Session>>();
   /** `tasks.watch` connections by their tenant's activity channel. */
   private readonly activity = new Map<string, Set<Session>>();
   private readonly watchingAll = new WeakSet<Session>();
-  private readonly watches = new WeakMap<Session, Map<string, Watch>>();
+  private readonly watches = new WeakMap<TaskWatcher, Map<string, Watch>>();
 
   private readonly onMessage = (channel: string, raw: string): void => {
     const everyTask = this.activity.get(channel);
@@ -214,7 +230,12 @@ export class TaskEventRouter {
    * lost or sent twice); what it sends goes out on a later turn of the event loop, after the
    * response to `task.subscribe`.
    */
-  async watch(session: Session, task: LedgerTask, after: string | undefined): Promise<void> {
+  async watch(
+    session: TaskWatcher,
+    task: LedgerTask,
+    after: string | undefined,
+    viaTaskChannel = task.principal !== session.principal.id,
+  ): Promise<void> {
     // A connection that closed while its request was handled was detached already: a watch added now
     // would never be removed.
     if (!session.open) return;
@@ -225,7 +246,6 @@ export class TaskEventRouter {
     }
     const existing = watches.get(task.taskId);
     if (existing) this.unwatch(session, task.taskId);
-    const viaTaskChannel = task.principal !== session.principal.id;
     const watch: Watch = { cursor: after, buffer: [], viaTaskChannel };
     watches.set(task.taskId, watch);
     session.subscriptions += 1;
@@ -265,10 +285,40 @@ export class TaskEventRouter {
   }
 
   /**
+   * Follows a task for a listener in this process, on whichever replica the task runs: replays its
+   * events after `after` (every kept event with `'0-0'`), then hands over live ones until the task
+   * ends. Without `after`, a task that has ended gets its final status. Events come through the
+   * task's own channel, so a listener of any principal gets them.
+   * @returns a function that stops following (called by itself once the task has ended).
+   */
+  async follow(
+    principal: Principal,
+    task: LedgerTask,
+    after: string | undefined,
+    listener: TaskEventListener,
+  ): Promise<() => void> {
+    const follower: TaskWatcher = {
+      principal,
+      open: true,
+      subscriptions: 0,
+      send: (frame) => listener(frame as unknown as Record<string, unknown>),
+    };
+    this.followers.add(follower);
+    const stop = (): void => {
+      if (!this.followers.delete(follower)) return;
+      (follower as { open: boolean }).open = false;
+      this.unwatch(follower, task.taskId);
+    };
+    await this.watch(follower, task, after, true);
+    if (!this.watches.get(follower)?.has(task.taskId)) stop();
+    return stop;
+  }
+
+  /**
    * After the subscriber lost Redis and came back: events published meanwhile were lost for live
    * delivery, so every watch is replayed from its cursor.
    */
-  async resync(sessions: Iterable<Session>): Promise<void> {
+  async resync(sessions: Iterable<TaskWatcher>): Promise<void> {
     // The subscription may have been lost without ioredis knowing to restore it: subscribe again
     // (a no-op for channels that are still subscribed).
     const channels = [
@@ -278,7 +328,7 @@ export class TaskEventRouter {
       ...this.activity.keys(),
     ];
     await this.topics.listen(...channels).catch(() => undefined);
-    for (const session of sessions) {
+    for (const session of [...sessions, ...this.followers]) {
       for (const [taskId, watch] of this.watches.get(session) ?? []) {
         if (watch.cursor === undefined) continue;
         const events = await this.ledger.events(taskId, watch.cursor).catch(() => []);
@@ -310,7 +360,7 @@ export class TaskEventRouter {
     return frame.event === 'task.status' && this.watchingAll.has(session);
   }
 
-  private deliverWatched(session: Session, taskId: string, watch: Watch, frame: Record<string, unknown>): void {
+  private deliverWatched(session: TaskWatcher, taskId: string, watch: Watch, frame: Record<string, unknown>): void {
     if (watch.buffer) {
       watch.buffer.push(frame);
       return;
@@ -319,18 +369,19 @@ export class TaskEventRouter {
     this.sendWatched(session, taskId, watch, frame);
   }
 
-  private sendWatched(session: Session, taskId: string, watch: Watch, frame: Record<string, unknown>): void {
+  private sendWatched(session: TaskWatcher, taskId: string, watch: Watch, frame: Record<string, unknown>): void {
     if (typeof frame.cursor === 'string') watch.cursor = frame.cursor;
     session.send(frame as ServerFrame);
     if (frame.event === 'task.status' && isTerminal(frame.status as TaskState)) this.unwatch(session, taskId);
   }
 
-  private unwatch(session: Session, taskId: string): void {
+  private unwatch(session: TaskWatcher, taskId: string): void {
     const watches = this.watches.get(session);
     const watch = watches?.get(taskId);
     if (!watches || !watch) return;
     watches.delete(taskId);
     session.subscriptions -= 1;
+    if (watches.size === 0) this.followers.delete(session);
     if (watch.viaTaskChannel) {
       const channel = this.keys.taskChannel(taskId);
       const watchers = this.taskWatchers.get(channel);

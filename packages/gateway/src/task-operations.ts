@@ -27,6 +27,8 @@ export interface TaskCaller {
   delegation?: { onBehalfOf: string; chain: string[]; depth: number };
   /** The trace of the request, carried to the task's agent. */
   traceparent?: string;
+  /** The protocol the request came by when it is not the gateway's own (`a2a`), for the audit. */
+  via?: string;
 }
 
 /** What the task operations need of the replica. */
@@ -205,7 +207,12 @@ export class TaskOperations {
     details: Record<string, string | number | boolean | null>,
     outcome = 'ok',
   ): void {
-    this.deps.audit.record(caller.principal.tenant, { type, principal: caller.principal.id, outcome, details });
+    this.deps.audit.record(caller.principal.tenant, {
+      type,
+      principal: caller.principal.id,
+      outcome,
+      details: caller.via === undefined ? details : { ...details, via: caller.via },
+    });
   }
 }
 

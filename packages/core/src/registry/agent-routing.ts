@@ -134,6 +134,24 @@ export class AgentRouting {
     return this.choose(agent, task, options);
   }
 
+  /**
+   * Charges one request to the cluster-wide limits of its principal and tenant, as a routed call is
+   * charged: for requests that do not route a call now (an async task submitted over HTTP).
+   * @throws {GatewayError} `RATE_LIMITED`, with `retryAfterMs`, naming the scope refused.
+   */
+  async admit(limits: CallLimits): Promise<void> {
+    const refused = await this.leases.take([
+      { scope: 'principal', limit: limits.principal },
+      { scope: 'tenant', limit: limits.tenant },
+    ]);
+    if (refused) {
+      throw new GatewayError('RATE_LIMITED', `too many requests for this ${refused.scope} across the cluster`, {
+        retryAfterMs: refused.retryAfterMs,
+        details: { scope: refused.scope },
+      });
+    }
+  }
+
   /** The pick from the copy as it is. */
   private choose(agent: string, task: string, options: PickOptions): PickResult {
     const all = this.table.instancesOf(agent);

@@ -21,12 +21,17 @@ import type { GatewayPrometheus } from '../gateway-prometheus';
 import type { ReplicaReports } from '../replica-reports';
 import type { GatewayStatus, Readiness } from '../replica-status';
 import type { TaskOperations } from '../task-operations';
+import type { A2aEndpointReplica } from './a2a-endpoint';
 import type { McpEndpointReplica } from './mcp-endpoint';
 import type { RegionEndpointsReplica } from './region-endpoints';
 import type { StateEndpointsReplica } from './state-endpoints';
 
 /** What the HTTP API needs of its replica: its parts and its status, nothing of its sockets. */
-export interface HttpApiReplica extends RegionEndpointsReplica, StateEndpointsReplica, McpEndpointReplica {
+export interface HttpApiReplica
+  extends RegionEndpointsReplica,
+    StateEndpointsReplica,
+    McpEndpointReplica,
+    A2aEndpointReplica {
   readonly config: GatewayConfig;
   readonly logger: Logger;
   readonly audit: AuditLog;

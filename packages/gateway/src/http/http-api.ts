@@ -13,6 +13,7 @@ import { SpanKind } from '@opentelemetry/api';
 import { DashboardAssets } from '../dashboard-assets';
 import { isOriginAllowed } from '../origin';
 import { GATEWAY_VERSION } from '../version';
+import { a2aEndpoint } from './a2a-endpoint';
 import { agentEndpoints } from './agent-endpoints';
 import { apiKeyEndpoints } from './api-key-endpoints';
 import { approvalEndpoints } from './approval-endpoints';
@@ -50,6 +51,7 @@ const ROUTES: readonly { serves: (path: string) => boolean; endpoints: Endpoints
     endpoints: stateEndpoints,
   },
   { serves: (path) => path === '/mcp', endpoints: mcpEndpoint },
+  { serves: (path) => path.startsWith('/a2a/'), endpoints: a2aEndpoint },
   {
     serves: (path) => ['/status', '/v1/cluster', '/v1/cluster/metrics', '/v1/workers', '/v1/metrics'].includes(path),
     endpoints: clusterEndpoints,

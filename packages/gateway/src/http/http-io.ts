@@ -82,6 +82,8 @@ export function epochTime(text: string, field: string, now: number): number {
 
 /** A path as a span name: ids replaced, so names stay few (`/v1/tasks/:id/cancel`). */
 export function routeName(path: string): string {
+  // An agent's A2A endpoint and card: one route each, whatever the agent.
+  if (path.startsWith('/a2a/')) return path.endsWith('.json') ? '/a2a/:agent/agent-card' : '/a2a/:agent';
   return path
     .split('/')
     .map((part, i) =>
@@ -92,4 +94,30 @@ export function routeName(path: string): string {
         : part,
     )
     .join('/');
+}
+
+/** A response as server-sent events: messages as they come, then the last one, and the end. */
+export class EventStream {
+  private started = false;
+
+  constructor(private readonly res: ServerResponse) {}
+
+  message(body: unknown): void {
+    if (this.res.writableEnded || this.res.destroyed) return;
+    if (!this.started) {
+      this.started = true;
+      this.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    }
+    this.res.write(`event: message\ndata: ${JSON.stringify(body)}\n\n`);
+  }
+
+  end(body: unknown): void {
+    this.message(body);
+    this.res.end();
+  }
+
+  /** Whether the response has ended, or the client hung up. */
+  get closed(): boolean {
+    return this.res.writableEnded || this.res.destroyed;
+  }
 }

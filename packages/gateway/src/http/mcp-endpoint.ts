@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
 import {
   type AgentRegistry,
   type Authorizer,
@@ -14,7 +13,7 @@ import { MAX_TIMEOUT_MS, type WireError } from '@openclaw/protocol';
 import { callLimits } from '../session-hub';
 import { GATEWAY_VERSION } from '../version';
 import type { ApiRequest, Endpoints } from './endpoint';
-import { readJson, send } from './http-io';
+import { EventStream, readJson, send } from './http-io';
 
 /** What the MCP endpoint needs beyond every endpoint's replica. */
 export interface McpEndpointReplica {
@@ -290,25 +289,4 @@ function progressText(progress: unknown): string {
 
 function rpcError(id: JsonRpcId, code: number, message: string): Record<string, unknown> {
   return { jsonrpc: '2.0', id, error: { code, message } };
-}
-
-/** A response as server-sent events: messages as they come, then the last one, and the end. */
-class EventStream {
-  private started = false;
-
-  constructor(private readonly res: ServerResponse) {}
-
-  message(body: unknown): void {
-    if (this.res.writableEnded || this.res.destroyed) return;
-    if (!this.started) {
-      this.started = true;
-      this.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-    }
-    this.res.write(`event: message\ndata: ${JSON.stringify(body)}\n\n`);
-  }
-
-  end(body: unknown): void {
-    this.message(body);
-    this.res.end();
-  }
 }
