@@ -5,7 +5,12 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { CallToolRequestSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CallToolRequestSchema,
+  CallToolResultSchema,
+  CreateTaskResultSchema,
+  ListToolsRequestSchema,
+} from '@modelcontextprotocol/sdk/types.js';
 import { applyPolicy, auditTail, createApiKey, runCli } from '../helpers/cli';
 import { type Cluster, startAgent, startCluster, type TestAgent } from '../helpers/cluster';
 import { waitFor } from '../helpers/wait';
@@ -70,6 +75,8 @@ describe('MCP server', () => {
   beforeAll(async () => {
     cluster = await startCluster({
       replicas: 2,
+      // Tool calls run as tasks are the gateway's async tasks.
+      workers: 1,
       auth: 'apikey',
       apiKeys: [ADMIN],
       // The outside MCP server of the last test listens on loopback.
@@ -137,6 +144,58 @@ describe('MCP server', () => {
       expect.objectContaining({ progress: 1, message: '{"stage":"reading"}' }),
       expect.objectContaining({ progress: 2, message: '{"stage":"writing"}' }),
     ]);
+  });
+
+  it('runs a tool call as a task: created, polled and read, the gateway’s own task; and cancels one', async () => {
+    await agentWithSchemas('acme', 'longer');
+    const client = await mcp('acme-caller', 0);
+    expect((await client.listTools()).tools.find((t) => t.name === 'longer.report')?.execution).toEqual({
+      taskSupport: 'optional',
+    });
+    const messages = [];
+    for await (const message of client.experimental.tasks.callToolStream(
+      { name: 'longer.report', arguments: { q: 9 } },
+      CallToolResultSchema,
+      { task: { ttl: 60_000 } },
+    )) {
+      messages.push(message);
+    }
+    expect(messages[0]).toMatchObject({ type: 'taskCreated', task: { status: 'working' } });
+    expect(messages.at(-1)).toMatchObject({
+      type: 'result',
+      result: { structuredContent: { got: { q: 9 }, task: 'report' } },
+    });
+    const taskId = messages[0]!.type === 'taskCreated' ? messages[0]!.task.taskId : '';
+    const socket = await TestSocket.open(cluster.gateways[1]!.url, { headers: { 'x-api-key': keys['acme-caller']! } });
+    open.push(socket);
+    expect(await socket.request({ action: 'task.get', id: 1, taskId })).toMatchObject({
+      ok: true,
+      result: { taskId, agent: 'longer', task: 'report', status: 'completed' },
+    });
+
+    // A call the agent holds: canceled through MCP, its result is the cancellation.
+    const holder = await startAgent(cluster.gateways[1]!.url, {
+      name: 'holder',
+      headers: { 'x-api-key': keys['acme-agent']! },
+      inputSchemas: { hold: { type: 'object' } },
+      answer: () => undefined,
+    });
+    open.push(holder);
+    const created = await client.request(
+      { method: 'tools/call', params: { name: 'holder.hold', arguments: {}, task: {} } },
+      CreateTaskResultSchema,
+    );
+    await waitFor(async () => holder.received.length === 1, { what: 'the held call at the agent' });
+    const canceled = await client.experimental.tasks.cancelTask(created.task.taskId);
+    expect(canceled.status).toBe('cancelled');
+    await holder.socket.nextEvent('task.cancel', 10_000);
+    const result = await client.experimental.tasks.getTaskResult(created.task.taskId, CallToolResultSchema);
+    expect(result.isError).toBe(true);
+    await expect(client.experimental.tasks.cancelTask(created.task.taskId)).rejects.toThrow(/cannot be canceled/);
+    const trail = await auditTail(cluster.gateways[0]!.httpUrl, ADMIN, 'acme');
+    expect(trail).toContainEqual(
+      expect.objectContaining({ type: 'task.canceled', details: expect.objectContaining({ via: 'mcp' }) }),
+    );
   });
 
   it('keeps tenants apart, refuses bad credentials with 401, and names a bad tool call', async () => {

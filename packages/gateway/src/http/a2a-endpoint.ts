@@ -11,13 +11,13 @@ import {
   traceparentOf,
 } from '@openclaw/core';
 import { AgentNameSchema, NamespaceSchema, type TaskState } from '@openclaw/protocol';
-import { callLimits } from '../session-hub';
 import type { TaskEventRouter } from '../task-events';
 import type { TaskCaller } from '../task-operations';
 import { GATEWAY_VERSION } from '../version';
 import { A2A_ERRORS, type A2aVersion, A2aWire, contextOf, dataOfParts } from './a2a-wire';
 import type { ApiRequest, Endpoints, HttpApiReplica } from './endpoint';
 import { EventStream, readJson, send } from './http-io';
+import { awaitTask, submitTask } from './outside-tasks';
 
 /** What the A2A endpoint needs beyond every endpoint's replica. */
 export interface A2aEndpointReplica {
@@ -291,7 +291,13 @@ class A2aCall {
     const blocking = this.wire.version === '1.0' ? config.returnImmediately !== true : config.blocking !== false;
     // The answer is the task ({task} in 1.0; the task itself, with its kind, in 0.3).
     if (!blocking || isTerminal(task.status)) return this.answer(this.wire.taskEvent(task));
-    const settled = await this.until(task, (status) => isTerminal(status) || status === 'input-required');
+    const settled = await awaitTask(
+      this.replica,
+      this.caller,
+      task,
+      this.res,
+      (status) => isTerminal(status) || status === 'input-required',
+    );
     if (settled) this.answer(this.wire.taskEvent(settled));
   }
 
@@ -337,8 +343,8 @@ class A2aCall {
       );
     }
     await this.replica.tasks.cancel(this.caller, task.taskId);
-    const ended = await this.until(task, isTerminal, CANCEL_WAIT_MS);
-    this.answer(this.wire.task(ended ?? (await this.replica.asyncTasks.ledger.get(task.taskId)) ?? task));
+    const ended = await awaitTask(this.replica, this.caller, task, this.res, isTerminal, CANCEL_WAIT_MS);
+    if (ended) this.answer(this.wire.task(ended));
   }
 
   /** The task a request names, if it is this agent's and the principal may see it. */
@@ -390,10 +396,7 @@ class A2aCall {
     if (messageId !== undefined && (typeof messageId !== 'string' || messageId.length > 200)) {
       throw new RpcError(A2A_ERRORS.invalidParams, 'message.messageId must be a string of at most 200 characters');
     }
-    const { principal } = this.request;
-    this.replica.authorizer.require(principal, `agent:invoke:${this.agent}`);
-    await this.replica.registry.routing.admit(callLimits(this.replica.config, principal));
-    const submitted = await this.replica.tasks.submit(this.caller, {
+    return submitTask(this.replica, this.caller, {
       agent: this.agent,
       task,
       data,
@@ -403,10 +406,6 @@ class A2aCall {
         ? { idempotencyKey: `a2a:${this.agent}:${messageId}` }
         : {}),
     });
-    const record = await this.replica.asyncTasks.ledger.get(submitted.taskId);
-    if (!record)
-      throw new GatewayError('UNAVAILABLE', 'the task was submitted but could not be read back; read it with GetTask');
-    return record;
   }
 
   /** The agent's task a message runs: the one its metadata names, or the agent's only task. */
@@ -433,40 +432,6 @@ class A2aCall {
         ? `agent '${this.agent}' declares no tasks: name one in the message's metadata '${TASK_METADATA}'`
         : `agent '${this.agent}' has several tasks (${this.tasks.join(', ')}): name one in the message's metadata '${TASK_METADATA}'`,
     );
-  }
-
-  /**
-   * Follows a task until a status passes `done` (or `waitMs`, or the client hangs up).
-   * @returns the task's record then; undefined if the client hung up or the wait ran out.
-   */
-  private async until(
-    task: LedgerTask,
-    done: (status: TaskState) => boolean,
-    waitMs?: number,
-  ): Promise<LedgerTask | undefined> {
-    let stop: (() => void) | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    let onClose: (() => void) | undefined;
-    try {
-      const reached = await new Promise<boolean>((resolve, reject) => {
-        onClose = () => resolve(false);
-        this.res.once('close', onClose);
-        if (waitMs !== undefined) timer = setTimeout(() => resolve(false), waitMs);
-        this.replica.taskEvents
-          .follow(this.request.principal, task, '0-0', (frame) => {
-            if (frame.event === 'task.status' && done(frame.status as TaskState)) resolve(true);
-          })
-          .then((s) => {
-            stop = s;
-          }, reject);
-      });
-      if (!reached && this.res.destroyed) return undefined;
-      return (await this.replica.asyncTasks.ledger.get(task.taskId)) ?? undefined;
-    } finally {
-      clearTimeout(timer);
-      if (onClose) this.res.off('close', onClose);
-      stop?.();
-    }
   }
 
   /** Relays a task's events after `after` to a stream, until the task ends or the client hangs up. */

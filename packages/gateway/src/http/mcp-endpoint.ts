@@ -3,17 +3,21 @@ import {
   type AgentRegistry,
   type Authorizer,
   GatewayError,
+  isTerminal,
+  type LedgerTask,
   type Principal,
   type SchemaStore,
   type TaskDispatcher,
   toWireError,
   traceparentOf,
 } from '@openclaw/core';
-import { MAX_TIMEOUT_MS, type WireError } from '@openclaw/protocol';
+import { MAX_TIMEOUT_MS, type TaskState, type WireError } from '@openclaw/protocol';
 import { callLimits } from '../session-hub';
+import type { TaskCaller } from '../task-operations';
 import { GATEWAY_VERSION } from '../version';
 import type { ApiRequest, Endpoints } from './endpoint';
 import { EventStream, readJson, send } from './http-io';
+import { awaitTask, submitTask } from './outside-tasks';
 
 /** What the MCP endpoint needs beyond every endpoint's replica. */
 export interface McpEndpointReplica {
@@ -30,6 +34,22 @@ const PARSE_ERROR = -32700;
 const INVALID_REQUEST = -32600;
 const METHOD_NOT_FOUND = -32601;
 const INVALID_PARAMS = -32602;
+/** MCP task statuses of the gateway's task states. */
+const MCP_STATUS: Record<TaskState, string> = {
+  submitted: 'working',
+  working: 'working',
+  'input-required': 'input_required',
+  completed: 'completed',
+  failed: 'failed',
+  rejected: 'failed',
+  canceled: 'cancelled',
+};
+/** How often a client should read a running task (`pollInterval`). */
+const POLL_INTERVAL_MS = 500;
+/** How long `tasks/cancel` waits for a running task to stop before it answers with the task as it is. */
+const CANCEL_WAIT_MS = 5_000;
+/** The `_meta` key that ties a result to its task. */
+const RELATED_TASK = 'io.modelcontextprotocol/related-task';
 /** How long a tool call may take when the client does not say (`_meta["openclaw/timeoutMs"]`). */
 const DEFAULT_TOOL_TIMEOUT_MS = 30_000;
 
@@ -94,7 +114,11 @@ export const mcpEndpoint: Endpoints = async (replica, request) => {
       const asked = (params as { protocolVersion?: unknown } | undefined)?.protocolVersion;
       return answer({
         protocolVersion: typeof asked === 'string' && PROTOCOL_VERSIONS.includes(asked) ? asked : PROTOCOL_VERSIONS[0],
-        capabilities: { tools: { listChanged: false } },
+        capabilities: {
+          tools: { listChanged: false },
+          // Tool calls may run as tasks (MCP 2025-11-25): the gateway's async tasks.
+          tasks: { cancel: {}, requests: { tools: { call: {} } } },
+        },
         serverInfo: { name: 'openclaw-gateway', version: GATEWAY_VERSION },
         instructions:
           "Each tool is a task of an agent of this gateway's cluster, named <agent>.<task>; calls go through the gateway's permissions, governance and audit.",
@@ -105,7 +129,13 @@ export const mcpEndpoint: Endpoints = async (replica, request) => {
     case 'tools/list':
       return answer({ tools: (await toolsOf(replica, request.principal)).map(describe) });
     case 'tools/call':
-      return callTool(replica, request, id, params);
+      return (params as { task?: unknown } | undefined)?.task !== undefined
+        ? callToolAsTask(replica, request, id, params)
+        : callTool(replica, request, id, params);
+    case 'tasks/get':
+    case 'tasks/result':
+    case 'tasks/cancel':
+      return taskRequest(replica, request, id, rpcMethod, params);
     default:
       return send(res, 200, rpcError(id, METHOD_NOT_FOUND, `method '${rpcMethod}' is not served`));
   }
@@ -120,6 +150,8 @@ function describe(tool: Tool): Record<string, unknown> {
       tool.wrapped ? " The task's data is the argument 'data'." : ''
     }`,
     inputSchema: tool.inputSchema,
+    // Long calls may run as tasks (`params.task`), read with tasks/get and tasks/result.
+    execution: { taskSupport: 'optional' },
   };
 }
 
@@ -152,6 +184,138 @@ async function toolsOf(
   return tools.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
+/** The tool a `tools/call` names and the task data of its arguments; a string says what is wrong. */
+async function toolCall(
+  replica: Parameters<Endpoints>[0],
+  principal: Principal,
+  params: unknown,
+): Promise<{ tool: Tool; data: unknown } | string> {
+  const p = (params ?? {}) as { name?: unknown; arguments?: unknown };
+  if (typeof p.name !== 'string') return "'name' must be a tool name";
+  if (
+    p.arguments !== undefined &&
+    (p.arguments === null || typeof p.arguments !== 'object' || Array.isArray(p.arguments))
+  ) {
+    return "'arguments' must be an object";
+  }
+  const matching = (await toolsOf(replica, principal)).filter((tool) => tool.name === p.name);
+  if (matching.length !== 1) {
+    return `tool '${p.name}': ${matching.length === 0 ? 'no such tool, or not one you may call' : 'two agents give tools of this name'}`;
+  }
+  const tool = matching[0]!;
+  const args = (p.arguments ?? {}) as Record<string, unknown>;
+  return { tool, data: tool.wrapped ? (args.data ?? null) : args };
+}
+
+/**
+ * `tools/call` with `task`: the call runs as one of the gateway's async tasks (durable, governed on
+ * every attempt, held in `input_required` for an approval). Answered at once with the task; the
+ * client reads it with `tasks/get`, its result with `tasks/result`, and may cancel it.
+ */
+async function callToolAsTask(
+  replica: Parameters<Endpoints>[0],
+  request: ApiRequest,
+  id: string | number,
+  params: unknown,
+): Promise<void> {
+  const { res, principal } = request;
+  const p = (params ?? {}) as { task?: unknown; _meta?: Record<string, unknown> };
+  if (p.task === null || typeof p.task !== 'object' || Array.isArray(p.task)) {
+    return send(res, 200, rpcError(id, INVALID_PARAMS, "'task' must be an object ({ttl?})"));
+  }
+  const called = await toolCall(replica, principal, params);
+  if (typeof called === 'string') return send(res, 200, rpcError(id, INVALID_PARAMS, called));
+  try {
+    const task = await submitTask(replica, taskCaller(principal), {
+      agent: called.tool.agent,
+      task: called.tool.task,
+      data: called.data,
+      timeoutMs: toolTimeout(p._meta?.['openclaw/timeoutMs']),
+    });
+    send(res, 200, { jsonrpc: '2.0', id, result: { task: mcpTask(task) } });
+  } catch (error) {
+    const wire = toWireError(error);
+    send(res, 200, { jsonrpc: '2.0', id, result: toolError(wire, '') });
+  }
+}
+
+/** `tasks/get`, `tasks/result` (waits for the end) and `tasks/cancel` of a tool call run as a task. */
+async function taskRequest(
+  replica: Parameters<Endpoints>[0],
+  request: ApiRequest,
+  id: string | number,
+  method: string,
+  params: unknown,
+): Promise<void> {
+  const { res, principal } = request;
+  const taskId = (params as { taskId?: unknown } | undefined)?.taskId;
+  if (typeof taskId !== 'string' || taskId === '')
+    return send(res, 200, rpcError(id, INVALID_PARAMS, "'taskId' must be a task id"));
+  const caller = taskCaller(principal);
+  replica.tasks.require(principal, 'task:read');
+  const task = await replica.tasks.findAsync(principal, taskId).catch((error: unknown) => {
+    if (error instanceof GatewayError && error.code === 'NOT_FOUND') return undefined;
+    throw error;
+  });
+  if (task?.kind !== 'task') return send(res, 200, rpcError(id, INVALID_PARAMS, `no task '${taskId}'`));
+  const answer = (result: unknown) => send(res, 200, { jsonrpc: '2.0', id, result });
+  if (method === 'tasks/get') return answer(mcpTask(task));
+  if (method === 'tasks/cancel') {
+    if (isTerminal(task.status)) {
+      return send(
+        res,
+        200,
+        rpcError(id, INVALID_PARAMS, `task ${taskId} has ended (${task.status}): it cannot be canceled`),
+      );
+    }
+    await replica.tasks.cancel(caller, taskId);
+    const ended = await awaitTask(replica, caller, task, res, isTerminal, CANCEL_WAIT_MS);
+    if (ended) answer(mcpTask(ended));
+    return;
+  }
+  const ended = await awaitTask(replica, caller, task, res, isTerminal);
+  if (!ended) return;
+  const related = { [RELATED_TASK]: { taskId } };
+  const result =
+    ended.status === 'completed'
+      ? toolResult(ended.output ?? null, taskId)
+      : toolError(
+          ended.error ?? { code: 'CANCELED', message: `the task ended ${ended.status}`, retryable: false },
+          taskId,
+        );
+  answer({ ...result, _meta: { ...(result._meta as object), ...related } });
+}
+
+/** A principal calling over MCP, for the task operations and their audit. */
+function taskCaller(principal: Principal): TaskCaller {
+  const caller: TaskCaller = { principal, via: 'mcp' };
+  const traceparent = traceparentOf();
+  if (traceparent !== undefined) caller.traceparent = traceparent;
+  return caller;
+}
+
+/** A gateway task as an MCP task. */
+function mcpTask(task: LedgerTask): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    taskId: task.taskId,
+    status: MCP_STATUS[task.status],
+    ttl: task.retentionMs,
+    createdAt: new Date(task.createdAt).toISOString(),
+    lastUpdatedAt: new Date(task.updatedAt).toISOString(),
+    pollInterval: POLL_INTERVAL_MS,
+  };
+  if (task.error !== undefined) out.statusMessage = `${task.error.code}: ${task.error.message}`;
+  else if (task.status === 'input-required') {
+    const approval = (task.question as { approval?: { validator?: string; reason?: string | null } } | undefined)
+      ?.approval;
+    out.statusMessage =
+      task.approvalId !== undefined
+        ? `waiting for an approval (${approval?.validator ?? 'governance'}${approval?.reason ? `: ${approval.reason}` : ''}); approval ${task.approvalId}`
+        : 'waiting for a human to answer';
+  }
+  return out;
+}
+
 /** `tools/call`: the task as a sync call, its progress streamed when the client asked for it. */
 async function callTool(
   replica: Parameters<Endpoints>[0],
@@ -160,22 +324,10 @@ async function callTool(
   params: unknown,
 ): Promise<void> {
   const { res, principal } = request;
-  const p = (params ?? {}) as { name?: unknown; arguments?: unknown; _meta?: Record<string, unknown> };
-  if (typeof p.name !== 'string') return send(res, 200, rpcError(id, INVALID_PARAMS, "'name' must be a tool name"));
-  if (
-    p.arguments !== undefined &&
-    (p.arguments === null || typeof p.arguments !== 'object' || Array.isArray(p.arguments))
-  ) {
-    return send(res, 200, rpcError(id, INVALID_PARAMS, "'arguments' must be an object"));
-  }
-  const matching = (await toolsOf(replica, principal)).filter((tool) => tool.name === p.name);
-  if (matching.length !== 1) {
-    const why = matching.length === 0 ? 'no such tool, or not one you may call' : 'two agents give tools of this name';
-    return send(res, 200, rpcError(id, INVALID_PARAMS, `tool '${p.name}': ${why}`));
-  }
-  const tool = matching[0]!;
-  const args = (p.arguments ?? {}) as Record<string, unknown>;
-  const data = tool.wrapped ? (args.data ?? null) : args;
+  const p = (params ?? {}) as { _meta?: Record<string, unknown> };
+  const called = await toolCall(replica, principal, params);
+  if (typeof called === 'string') return send(res, 200, rpcError(id, INVALID_PARAMS, called));
+  const { tool, data } = called;
   const token = p._meta?.progressToken;
   const timeoutMs = toolTimeout(p._meta?.['openclaw/timeoutMs']);
   const stream = typeof token === 'string' || typeof token === 'number' ? new EventStream(res) : undefined;
