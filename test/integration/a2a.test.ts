@@ -33,7 +33,12 @@ beforeAll(async () => {
     auth: 'apikey',
     apiKeys: [ADMIN],
     // The outside agents listen on loopback.
-    env: { OPENCLAW_API_KEY_SECRET: SECRET, OPENCLAW_HTTP_AGENTS_ALLOW_PRIVATE: 'true' },
+    // Approvers' keys held to one request a second (burst 2), for the rate-limit test.
+    env: {
+      OPENCLAW_API_KEY_SECRET: SECRET,
+      OPENCLAW_HTTP_AGENTS_ALLOW_PRIVATE: 'true',
+      OPENCLAW_ROLE_RATES: 'approver=1/2',
+    },
   });
   const url = cluster.gateways[0]!.httpUrl;
   for (const tenant of ['acme', 'globex']) {
@@ -383,6 +388,48 @@ describe('A2A server', () => {
     ).toMatchObject({
       error: { code: -32001 },
     });
+  });
+
+  it("charges A2A messages to the principal's cluster-wide rate limit", async () => {
+    // An approver's key (rate 1/s, burst 2), allowed to call agents by a role the policy binds to it.
+    keys.metered = await createApiKey(cluster.gateways[0]!.httpUrl, ADMIN, {
+      name: 'a2a-metered',
+      role: 'approver',
+      tenant: 'acme',
+    });
+    const hello = await TestSocket.open(cluster.gateways[0]!.url, { headers: { 'x-api-key': keys.metered } });
+    const { result } = await hello.request({ action: 'hello', id: 'h' });
+    await hello.close();
+    const principal = (result as { principal: { id: string } }).principal.id;
+    await applyPolicy(
+      cluster,
+      ADMIN,
+      `roles:\n  metered:\n    inherits: [caller]\nbindings:\n  - role: metered\n    principals: ["${principal}"]\n`,
+    );
+    try {
+      const send = () =>
+        raw(
+          'pricer',
+          {
+            jsonrpc: '2.0',
+            id: 1,
+            method: 'SendMessage',
+            params: {
+              message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ data: { sku: 'r' } }] },
+              metadata: { 'openclaw/task': 'quote' },
+              configuration: { returnImmediately: true },
+            },
+          },
+          'metered',
+        );
+      const answers = [await send(), await send(), await send()];
+      expect(answers.slice(0, 2).every((a) => a.result !== undefined)).toBe(true);
+      expect(answers[2]).toMatchObject({
+        error: { code: -32000, data: { error: { code: 'RATE_LIMITED', retryable: true } } },
+      });
+    } finally {
+      await applyPolicy(cluster, ADMIN, 'governance: {}\n');
+    }
   });
 
   it('applies governance: a denied message is a rejected task, one held for approval is input-required', async () => {

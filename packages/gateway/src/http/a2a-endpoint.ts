@@ -488,7 +488,10 @@ class A2aCall {
         if (frame.event !== 'task.status') return;
         const status = frame.status as TaskState;
         if (!isTerminal(status)) {
-          if (status === last && status !== 'input-required') return;
+          // A replayed `submitted` after the task was shown further on, or the same status again: nothing new.
+          if ((status === 'submitted' && last !== 'submitted') || (status === last && status !== 'input-required')) {
+            return;
+          }
           last = status;
           const said =
             status === 'input-required'
