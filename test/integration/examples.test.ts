@@ -36,7 +36,7 @@ describe('examples', () => {
     await cluster.stop();
   });
 
-  it('runs the agent on one replica and the caller on another', async () => {
+  it('runs the agent on one replica, and the caller and an A2A client on another', async () => {
     const agent = run('agent.mjs', cluster.gateways[1]!.url);
     try {
       await waitFor(() => agent.output().includes('my-agent is ready'), {
@@ -46,6 +46,20 @@ describe('examples', () => {
       const caller = run('caller.mjs', cluster.gateways[0]!.url);
       expect(await withTimeout(caller.exited, 15_000, 'the example caller to finish')).toBe(0);
       expect(caller.output()).toBe("progress { stage: 'counting' }\noutput { words: 4 }\n");
+      // The same agent, reached by an A2A client through the other replica's A2A endpoint.
+      const a2a = run('a2a-client.mjs', cluster.gateways[0]!.url, {
+        OPENCLAW_A2A_URL: `${cluster.gateways[0]!.httpUrl}/a2a/my-agent/`,
+      });
+      expect(await withTimeout(a2a.exited, 15_000, 'the example A2A client to finish')).toBe(0);
+      expect(a2a.output()).toBe(
+        [
+          'task TASK_STATE_COMPLETED { words: 3 }',
+          "progress { stage: 'counting' }",
+          'artifact { words: 3 }',
+          'stream ended TASK_STATE_COMPLETED',
+          '',
+        ].join('\n'),
+      );
     } finally {
       agent.child.kill('SIGTERM');
       await agent.exited;

@@ -53,3 +53,20 @@ describe("the README's five-minute examples are the files in examples/, as they 
     expect(text).toBe(readFileSync(join(ROOT, file), 'utf8').trimEnd());
   });
 });
+
+describe('the examples the docs pages show are the files in examples/, as they ship', () => {
+  // A link line "[`examples/<file>`](../examples/<file>):", a blank line, then the fenced file.
+  const shown = pages
+    .filter((page) => page !== join(ROOT, 'README.md'))
+    .flatMap((page) => [
+      ...readFileSync(page, 'utf8').matchAll(/^\[`(examples\/[^`]+)`\]\(\.\.\/\1\):\n\n```\w+\n([\s\S]*?)\n```$/gm),
+    ]);
+
+  it('shows the A2A client', () => {
+    expect(shown.map((m) => m[1])).toContain('examples/a2a-client.mjs');
+  });
+
+  it.each(shown.map((m) => [m[1]!, m[2]!] as const))('%s', (file, text) => {
+    expect(text).toBe(readFileSync(join(ROOT, file), 'utf8').trimEnd());
+  });
+});
