@@ -356,10 +356,16 @@ describe('A2A server', () => {
     expect(unauthenticated.status).toBe(401);
 
     expect(await raw('pricer', '{not json')).toMatchObject({ id: null, error: { code: -32700 } });
-    expect(await raw('pricer', { jsonrpc: '2.0', id: 1, method: 'Teleport', params: {} })).toMatchObject({
-      id: 1,
-      error: { code: -32601 },
+    for (const method of ['Teleport', 'toString', '__proto__', 'constructor']) {
+      expect(await raw('pricer', { jsonrpc: '2.0', id: 1, method, params: {} })).toMatchObject({
+        id: 1,
+        error: { code: -32601, message: `method '${method}' is not served` },
+      });
+    }
+    const badEscape = await fetch(`${cluster.gateways[0]!.httpUrl}/a2a/%E0%A4%A/.well-known/agent-card.json`, {
+      headers: { 'x-api-key': keys.caller! },
     });
+    expect(badEscape.status).toBe(404);
     expect(
       await raw('pricer', { jsonrpc: '2.0', id: 2, method: 'CreateTaskPushNotificationConfig', params: {} }),
     ).toMatchObject({ error: { code: -32003 } });

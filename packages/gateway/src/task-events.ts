@@ -62,6 +62,8 @@ export class TaskEventRouter {
   private readonly taskWatchers = new Map<string, Set<TaskWatcher>>();
   /** The listeners {@link follow} added, replayed with the connections after a lost subscription. */
   private readonly followers = new Set<TaskWatcher>();
+  /** How many tasks each principal follows on this replica (tenant and id, NUL-joined). */
+  private readonly followed = new Map<string, number>();
   private readonly operators = new Map<string, Set<Session>>();
   /** `tasks.watch` connections by their tenant's activity channel. */
   private readonly activity = new Map<string, Set<Session>>();
@@ -297,6 +299,16 @@ export class TaskEventRouter {
     after: string | undefined,
     listener: TaskEventListener,
   ): Promise<() => void> {
+    const who = `${principal.tenant}\u0000${principal.id}`;
+    const count = this.followed.get(who) ?? 0;
+    if (count >= MAX_FOLLOWED_PER_PRINCIPAL) {
+      throw new GatewayError(
+        'RATE_LIMITED',
+        `at most ${MAX_FOLLOWED_PER_PRINCIPAL} task streams and waits may be open per principal on a replica`,
+        { retryAfterMs: 1000 },
+      );
+    }
+    this.followed.set(who, count + 1);
     const follower: TaskWatcher = {
       principal,
       open: true,
@@ -305,11 +317,21 @@ export class TaskEventRouter {
     };
     this.followers.add(follower);
     const stop = (): void => {
-      if (!this.followers.delete(follower)) return;
+      if (!follower.open) return;
       (follower as { open: boolean }).open = false;
+      this.followers.delete(follower);
+      const left = (this.followed.get(who) ?? 1) - 1;
+      if (left > 0) this.followed.set(who, left);
+      else this.followed.delete(who);
       this.unwatch(follower, task.taskId);
     };
-    await this.watch(follower, task, after, true);
+    try {
+      await this.watch(follower, task, after, true);
+    } catch (error) {
+      stop();
+      throw error;
+    }
+    // Ended already (its last event was replayed): nothing more will come.
     if (!this.watches.get(follower)?.has(task.taskId)) stop();
     return stop;
   }
@@ -381,7 +403,7 @@ export class TaskEventRouter {
     if (!watches || !watch) return;
     watches.delete(taskId);
     session.subscriptions -= 1;
-    if (watches.size === 0) this.followers.delete(session);
+
     if (watch.viaTaskChannel) {
       const channel = this.keys.taskChannel(taskId);
       const watchers = this.taskWatchers.get(channel);
@@ -406,6 +428,9 @@ export class TaskEventRouter {
     this.topics.stop(channel);
   }
 }
+
+/** How many tasks one principal may follow at once on a replica (A2A streams, waits for a task's end). */
+export const MAX_FOLLOWED_PER_PRINCIPAL = 100;
 
 /** Whether stream id `a` comes after `b`. */
 function after(a: string, b: string): boolean {

@@ -76,7 +76,12 @@ class RpcError extends Error {
 export const a2aEndpoint: Endpoints = async (replica, request) => {
   const { res, path, method } = request;
   const match = /^\/a2a\/([^/]+)(\/\.well-known\/(agent-card|agent)\.json)?$/.exec(path);
-  const agent = match ? decodeURIComponent(match[1]!) : '';
+  let agent = '';
+  try {
+    agent = match ? decodeURIComponent(match[1]!) : '';
+  } catch {
+    // A malformed escape: no agent has that name.
+  }
   if (!match || !AgentNameSchema.safeParse(agent).success) {
     throw new GatewayError(
       'NOT_FOUND',
@@ -126,7 +131,8 @@ export const a2aEndpoint: Endpoints = async (replica, request) => {
       rpcError(rpcId, A2A_ERRORS.versionNotSupported, `A2A version ${version} is not served: 1.0 and 0.3 are`),
     );
   }
-  const known = METHODS[rpcMethod];
+  // Own keys only: `toString` or `__proto__` is no method.
+  const known = Object.hasOwn(METHODS, rpcMethod) ? METHODS[rpcMethod] : undefined;
   if (!known) {
     const [code, why] = PUSH_METHODS.test(rpcMethod)
       ? [A2A_ERRORS.pushNotSupported, 'push notifications are not offered: stream the task, or read it with GetTask']
@@ -214,6 +220,8 @@ function publicBase(req: IncomingMessage): string {
 class A2aCall {
   private readonly res: ServerResponse;
   private readonly caller: TaskCaller;
+  /** The event stream, once one has begun: an error then ends it as its last event. */
+  private stream: EventStream | undefined;
 
   constructor(
     private readonly replica: HttpApiReplica,
@@ -246,7 +254,7 @@ class A2aCall {
           return this.answer(await agentCard(this.replica, this.request, this.agent, this.tasks));
       }
     } catch (error) {
-      this.fail(error);
+      this.fail(error, this.stream);
     }
   }
 
@@ -305,6 +313,7 @@ class A2aCall {
   private async streamMessage(params: Record<string, unknown>): Promise<void> {
     const task = await this.submit(params);
     const stream = new EventStream(this.res);
+    this.stream = stream;
     stream.message(this.event(this.wire.taskEvent(task)));
     // Every event of the task from its start: the first ones may have come before the stream.
     await this.relay(task, '0-0', stream, task.status);
@@ -314,6 +323,7 @@ class A2aCall {
   private async subscribe(params: Record<string, unknown>): Promise<void> {
     const found = await this.visibleTask(params);
     const stream = new EventStream(this.res);
+    this.stream = stream;
     if (isTerminal(found.status)) return stream.end(this.event(this.wire.taskEvent(found)));
     // Listening first, then the snapshot: an event between the two is sent twice, never lost.
     const early: Record<string, unknown>[] = [];

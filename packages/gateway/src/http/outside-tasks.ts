@@ -47,6 +47,7 @@ export async function awaitTask(
 ): Promise<LedgerTask | undefined> {
   if (done(task.status)) return task;
   let stop: (() => void) | undefined;
+  let finished = false;
   let timer: NodeJS.Timeout | undefined;
   const hungUp = new Promise<false>((resolve) => res.once('close', () => resolve(false)));
   try {
@@ -60,13 +61,16 @@ export async function awaitTask(
             if (frame.event === 'task.status' && done(frame.status as TaskState)) resolve(true);
           })
           .then((stopping) => {
-            stop = stopping;
+            // Hung up while the watch was being set up: stop it now.
+            if (finished) stopping();
+            else stop = stopping;
           }, reject);
       }),
     ]);
     if (!reached && res.destroyed) return undefined;
     return (await replica.asyncTasks.ledger.get(task.taskId)) ?? task;
   } finally {
+    finished = true;
     clearTimeout(timer);
     stop?.();
   }
