@@ -339,7 +339,16 @@ describe('A2A server', () => {
     );
     expect(
       await raw('runner', { jsonrpc: '2.0', id: 1, method: 'GetTask', params: { id: hanging.id } }, 'globex-caller'),
-    ).toMatchObject({ error: { code: 'NOT_FOUND' } });
+    ).toMatchObject({ error: { code: -32001 } });
+    // Its tasks outlive the agent's connection: read once the agent has gone.
+    await agent.close();
+    await waitFor(async () => (await a2a('runner', 'caller').catch((e: Error) => e)) instanceof Error, {
+      what: 'the agent to leave',
+    });
+    expect(outputOf(await elsewhere.getTask({ id: submitted.id, tenant: '', historyLength: undefined }))).toEqual({
+      got: 'go',
+      task: 'report',
+    });
   });
 
   it('refuses bad credentials, other tenants and bad requests with clear errors', async () => {

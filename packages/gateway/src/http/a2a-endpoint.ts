@@ -88,10 +88,13 @@ export const a2aEndpoint: Endpoints = async (replica, request) => {
       `no A2A agent at ${path}: expected /a2a/<agent> or its /.well-known/agent-card.json`,
     );
   }
-  const tasks = await offeredTasks(replica, request.principal, agent);
   if (match[2] !== undefined) {
     if (method !== 'GET') throw new GatewayError('NOT_FOUND', `no endpoint ${method} ${path}`);
-    return send(res, 200, await agentCard(replica, request, agent, tasks));
+    return send(
+      res,
+      200,
+      await agentCard(replica, request, agent, await offeredTasks(replica, request.principal, agent)),
+    );
   }
   if (method !== 'POST') {
     res.writeHead(405, { allow: 'POST', 'content-type': 'application/json' });
@@ -142,7 +145,7 @@ export const a2aEndpoint: Endpoints = async (replica, request) => {
   if (params !== undefined && (params === null || typeof params !== 'object' || Array.isArray(params))) {
     return send(res, 200, rpcError(rpcId, A2A_ERRORS.invalidParams, "'params' must be an object"));
   }
-  const call = new A2aCall(replica, request, agent, tasks, new A2aWire(known.version), rpcId);
+  const call = new A2aCall(replica, request, agent, new A2aWire(known.version), rpcId);
   return call.run(known.op, (params ?? {}) as Record<string, unknown>);
 };
 
@@ -227,7 +230,6 @@ class A2aCall {
     private readonly replica: HttpApiReplica,
     private readonly request: ApiRequest,
     private readonly agent: string,
-    private readonly tasks: string[],
     private readonly wire: A2aWire,
     private readonly id: RpcId,
   ) {
@@ -251,7 +253,7 @@ class A2aCall {
         case 'subscribe':
           return await this.subscribe(params);
         case 'card':
-          return this.answer(await agentCard(this.replica, this.request, this.agent, this.tasks));
+          return this.answer(await agentCard(this.replica, this.request, this.agent, await this.offered()));
       }
     } catch (error) {
       this.fail(error, this.stream);
@@ -394,7 +396,7 @@ class A2aCall {
       const text = (error as Error).message;
       throw new RpcError(/a file/.test(text) ? A2A_ERRORS.contentTypeNotSupported : A2A_ERRORS.invalidParams, text);
     }
-    const task = this.taskOf(message, params);
+    const task = await this.taskOf(message, params);
     const contextId = message.contextId === undefined || message.contextId === '' ? randomUUID() : message.contextId;
     if (!NamespaceSchema.safeParse(contextId).success) {
       throw new RpcError(
@@ -418,8 +420,17 @@ class A2aCall {
     });
   }
 
+  /**
+   * The agent's tasks, for a new message or its card: the agent must be there (a task already
+   * submitted is read, followed and canceled whether or not its agent is connected now).
+   */
+  private offered(): Promise<string[]> {
+    return offeredTasks(this.replica, this.request.principal, this.agent);
+  }
+
   /** The agent's task a message runs: the one its metadata names, or the agent's only task. */
-  private taskOf(message: Record<string, unknown>, params: Record<string, unknown>): string {
+  private async taskOf(message: Record<string, unknown>, params: Record<string, unknown>): Promise<string> {
+    const tasks = await this.offered();
     const named =
       (message.metadata as Record<string, unknown> | undefined)?.[TASK_METADATA] ??
       (params.metadata as Record<string, unknown> | undefined)?.[TASK_METADATA];
@@ -427,20 +438,20 @@ class A2aCall {
       if (typeof named !== 'string' || named === '') {
         throw new RpcError(A2A_ERRORS.invalidParams, `metadata '${TASK_METADATA}' must name a task (a skill id)`);
       }
-      if (this.tasks.length > 0 && !this.tasks.includes(named)) {
+      if (tasks.length > 0 && !tasks.includes(named)) {
         throw new RpcError(
           A2A_ERRORS.invalidParams,
-          `agent '${this.agent}' has no task '${named}': its skills are ${this.tasks.join(', ')}`,
+          `agent '${this.agent}' has no task '${named}': its skills are ${tasks.join(', ')}`,
         );
       }
       return named;
     }
-    if (this.tasks.length === 1) return this.tasks[0]!;
+    if (tasks.length === 1) return tasks[0]!;
     throw new RpcError(
       A2A_ERRORS.invalidParams,
-      this.tasks.length === 0
+      tasks.length === 0
         ? `agent '${this.agent}' declares no tasks: name one in the message's metadata '${TASK_METADATA}'`
-        : `agent '${this.agent}' has several tasks (${this.tasks.join(', ')}): name one in the message's metadata '${TASK_METADATA}'`,
+        : `agent '${this.agent}' has several tasks (${tasks.join(', ')}): name one in the message's metadata '${TASK_METADATA}'`,
     );
   }
 
