@@ -314,7 +314,7 @@ class A2aCall {
   /** `SendStreamingMessage`: a new task, then its status, progress and artifact as server-sent events. */
   private async streamMessage(params: Record<string, unknown>): Promise<void> {
     const task = await this.submit(params);
-    const stream = new EventStream(this.res);
+    const stream = new EventStream(this.res, this.replica.config.maxBufferedBytes);
     this.stream = stream;
     stream.message(this.event(this.wire.taskEvent(task)));
     // Every event of the task from its start: the first ones may have come before the stream.
@@ -324,7 +324,7 @@ class A2aCall {
   /** `SubscribeToTask`: the task as it is, then its events until it ends. */
   private async subscribe(params: Record<string, unknown>): Promise<void> {
     const found = await this.visibleTask(params);
-    const stream = new EventStream(this.res);
+    const stream = new EventStream(this.res, this.replica.config.maxBufferedBytes);
     this.stream = stream;
     if (isTerminal(found.status)) return stream.end(this.event(this.wire.taskEvent(found)));
     // Listening first, then the snapshot: an event between the two is sent twice, never lost.

@@ -96,14 +96,25 @@ export function routeName(path: string): string {
     .join('/');
 }
 
-/** A response as server-sent events: messages as they come, then the last one, and the end. */
+/**
+ * A response as server-sent events: messages as they come, then the last one, and the end. A client
+ * that reads slower than the events come is cut off once `maxBufferedBytes` wait for it (as a slow
+ * WebSocket consumer is): it may read the task and follow it again.
+ */
 export class EventStream {
   private started = false;
 
-  constructor(private readonly res: ServerResponse) {}
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly maxBufferedBytes = Number.POSITIVE_INFINITY,
+  ) {}
 
   message(body: unknown): void {
     if (this.res.writableEnded || this.res.destroyed) return;
+    if (this.res.writableLength > this.maxBufferedBytes) {
+      this.res.destroy();
+      return;
+    }
     if (!this.started) {
       this.started = true;
       this.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });

@@ -330,7 +330,10 @@ async function callTool(
   const { tool, data } = called;
   const token = p._meta?.progressToken;
   const timeoutMs = toolTimeout(p._meta?.['openclaw/timeoutMs']);
-  const stream = typeof token === 'string' || typeof token === 'number' ? new EventStream(res) : undefined;
+  const stream =
+    typeof token === 'string' || typeof token === 'number'
+      ? new EventStream(res, replica.config.maxBufferedBytes)
+      : undefined;
 
   const taskId = randomUUID();
   let settled = false;
