@@ -6,8 +6,12 @@ function router() {
   const handlers: ((topic: string, json: string) => void)[] = [];
   const listening = new Set<string>();
   const topics = {
-    listen: async (...names: string[]) => names.forEach((n) => listening.add(n)),
-    stop: (...names: string[]) => names.forEach((n) => listening.delete(n)),
+    listen: async (...names: string[]) => {
+      for (const name of names) listening.add(name);
+    },
+    stop: (...names: string[]) => {
+      for (const name of names) listening.delete(name);
+    },
     onMessage: (h: (topic: string, json: string) => void) => handlers.push(h),
     offMessage: () => undefined,
   } as unknown as BusTopics;
@@ -20,8 +24,9 @@ function router() {
     {} as Logger,
   );
   events.start();
-  const publish = (taskId: string, frame: Record<string, unknown>) =>
-    handlers.forEach((h) => h(`task:${taskId}`, JSON.stringify({ taskId, ...frame })));
+  const publish = (taskId: string, frame: Record<string, unknown>): void => {
+    for (const handler of handlers) handler(`task:${taskId}`, JSON.stringify({ taskId, ...frame }));
+  };
   return { events, publish, listening };
 }
 
