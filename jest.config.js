@@ -38,6 +38,7 @@ module.exports = {
       testMatch: ['<rootDir>/test/**/*.test.ts'],
       // Stops at once, naming what to install, when redis-server, nginx, promtool or Chromium is missing.
       globalSetup: '<rootDir>/test/helpers/required-tools.ts',
+      globalTeardown: '<rootDir>/test/helpers/exit-watchdog.ts',
       testEnvironment: 'node',
       transform: integrationTransform,
       transformIgnorePatterns,
@@ -51,6 +52,7 @@ module.exports = {
       rootDir: __dirname,
       testMatch: ['<rootDir>/test/integration/{routing,async-tasks,workflows,approvals,state}.test.ts'],
       globalSetup: '<rootDir>/test/helpers/required-tools.ts',
+      globalTeardown: '<rootDir>/test/helpers/exit-watchdog.ts',
       setupFiles: ['<rootDir>/test/helpers/on-redis-cluster.ts'],
       testEnvironment: 'node',
       transform,
@@ -61,6 +63,7 @@ module.exports = {
   // Integration tests start real processes; unit tests finish far sooner.
   testTimeout: 60_000,
   // Reports what a test left open. Leaked child processes are killed and fail the run
-  // (test/helpers/child-reaper.ts); anything else left open keeps jest from exiting.
+  // (test/helpers/child-reaper.ts); anything else left open keeps jest from exiting, for a minute:
+  // then test/helpers/exit-watchdog.ts ends the run as failed.
   detectOpenHandles: true,
 };

@@ -3,6 +3,7 @@ import * as net from 'node:net';
 import { Redis } from 'ioredis';
 import { WebSocketServer } from 'ws';
 import { freePort } from './ports';
+import { parseMonitorLine, RedisMonitor } from './redis-monitor';
 import { RedisServerProcess } from './redis-server';
 import requiredTools from './required-tools';
 import { waitFor } from './wait';
@@ -114,6 +115,54 @@ describe('RedisServerProcess', () => {
     await expect(RedisServerProcess.start({ args: ['--no-such-option', 'x'] })).rejects.toThrow(
       /exited \(code 1, signal null\) before it was ready:\n[\s\S]*no-such-option/,
     );
+  });
+});
+
+describe('RedisMonitor', () => {
+  test('reports every command run while it starts, in order, with the arguments unescaped', async () => {
+    const server = await RedisServerProcess.start();
+    const busy = client(server.url);
+    await busy.connect();
+    try {
+      // Commands keep arriving while MONITOR is being answered, so the first ones may share a packet
+      // with its OK (which ioredis's own monitor() reports as a "Command queue state error").
+      let sent = 0;
+      let running = true;
+      const load = (async () => {
+        // Twenty at a time, so the server writes their reports out in bursts.
+        while (running) {
+          const batch = Array.from({ length: 20 }, (_, i) => busy.set('harness:n', String(sent + i + 1)));
+          sent += batch.length;
+          await Promise.all(batch);
+        }
+      })();
+      const seen: string[][] = [];
+      const monitor = await RedisMonitor.open(server.url, (command) => seen.push([...command]));
+      const awkward = 'say "hi"\n\ttab\u00e9';
+      await busy.echo(awkward);
+      await waitFor(() => seen.some((c) => c[0] === 'echo'), { what: 'the echo reported' });
+      running = false;
+      await load;
+      monitor.close();
+      const numbers = seen.filter((c) => c[0] === 'set').map((c) => Number(c[2]));
+      // None missing: each SET reported, from the first, one after another.
+      expect(numbers.length).toBeGreaterThan(0);
+      expect(numbers).toEqual(numbers.map((_, i) => numbers[0]! + i));
+      expect(seen.find((c) => c[0] === 'echo')).toEqual(['echo', Buffer.from(awkward).toString('latin1')]);
+    } finally {
+      busy.disconnect();
+      await server.stop();
+    }
+  });
+
+  test('parses a line as Redis writes it', () => {
+    expect(parseMonitorLine('+1700000000.123456 [0 lua] "GET" "a:{b}"')).toEqual(['GET', 'a:{b}']);
+    expect(parseMonitorLine('+1.2 [0 127.0.0.1:5000] "publish" "c" "{\\"k\\":\\"v\\"}\\x00\\\\"')).toEqual([
+      'publish',
+      'c',
+      '{"k":"v"}\x00\\',
+    ]);
+    expect(parseMonitorLine('+OK')).toEqual([]);
   });
 });
 

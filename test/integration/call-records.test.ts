@@ -1,5 +1,6 @@
 import { CallRecords, RedisKeys } from '@openclaw/core';
 import Redis from 'ioredis';
+import { RedisMonitor } from '../helpers/redis-monitor';
 import { RedisServerProcess } from '../helpers/redis-server';
 import { waitFor } from '../helpers/wait';
 
@@ -114,17 +115,9 @@ describe('CallRecords', () => {
   it('writes a call that ends within a moment once, and finds a call started a moment ago elsewhere', async () => {
     const writer = new CallRecords(writerConnection, keys);
     const other = new CallRecords(readerConnection, keys);
-    const monitored = new Redis(redis.url);
-    const monitor = await monitored.monitor();
     const writes: string[] = [];
-    monitor.on('monitor', (_time: string, args: string[]) => {
-      if (args[0]?.toLowerCase() === 'hset')
-        writes.push(
-          args
-            .slice(2)
-            .filter((_, i) => i % 2 === 0)
-            .join(','),
-        );
+    const monitor = await RedisMonitor.open(redis.url, ([name, , ...fieldsAndValues]) => {
+      if (name === 'hset') writes.push(fieldsAndValues.filter((_, i) => i % 2 === 0).join(','));
     });
     try {
       const now = Date.now();
@@ -141,8 +134,7 @@ describe('CallRecords', () => {
       await waitFor(() => writes.some((w) => w.split(',').includes(running)), { what: 'the running record written' });
       expect(writes.filter((w) => w.split(',').includes(quick))).toHaveLength(1);
     } finally {
-      monitor.disconnect();
-      monitored.disconnect();
+      monitor.close();
     }
   });
 

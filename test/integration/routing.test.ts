@@ -1,5 +1,6 @@
 import Redis from 'ioredis';
 import { type Cluster, startAgent, startCluster } from '../helpers/cluster';
+import { RedisMonitor } from '../helpers/redis-monitor';
 import { waitFor } from '../helpers/wait';
 import { TestSocket } from '../helpers/ws-client';
 
@@ -64,26 +65,24 @@ describe('routing across replicas', () => {
     async () => {
       const agent = await startAgent(b, { name: 'counted' });
       const caller = await TestSocket.open(a);
-      const monitor = new Redis(cluster.redis.url, { lazyConnect: true });
-      await monitor.connect();
-      const m = await monitor.monitor();
       const publishes: string[] = [];
       const fence = `fence-${process.pid}-${Date.now()}`;
       let fenced = false;
-      m.on('monitor', (_time: string, args: string[]) => {
-        if (args[0]?.toLowerCase() === 'echo' && args[1] === fence) fenced = true;
-        if (args[0]?.toLowerCase() === 'publish' && !(args[2] ?? '').includes('"canary"')) publishes.push(args[1]!);
+      const monitor = await RedisMonitor.open(cluster.redis.url, ([name, first, second]) => {
+        if (name === 'echo' && first === fence) fenced = true;
+        if (name === 'publish' && !(second ?? '').includes('"canary"')) publishes.push(first!);
       });
+      const fencing = new Redis(cluster.redis.url);
       try {
         const response = await caller.request({ action: 'coordinator', id: 1, agent: 'counted', task: 't' });
         expect(response.ok).toBe(true);
         // MONITOR reports commands in the order Redis ran them: once it has reported a command sent
         // after the response, it has reported every publish of the call.
-        await monitor.echo(fence);
+        await fencing.echo(fence);
         await waitFor(() => fenced, { what: 'MONITOR to report the fence command' });
       } finally {
-        m.disconnect();
-        monitor.disconnect();
+        monitor.close();
+        fencing.disconnect();
       }
       expect(publishes).toEqual([`${cluster.keyPrefix}:{inbox:B}`, `${cluster.keyPrefix}:{inbox:A}`]);
       await caller.close();
