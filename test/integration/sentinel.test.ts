@@ -94,6 +94,23 @@ describe('Redis Sentinel', () => {
       } finally {
         direct.disconnect();
       }
+      // Sentinel learns of replicas from the master's INFO (every 10 s): one it has not seen yet could
+      // not be promoted once the master is gone, and there would never be a master again.
+      const watcher = new Redis(sentinel.port, '127.0.0.1');
+      try {
+        await waitFor(
+          async () => {
+            const known = (await watcher.call('SENTINEL', 'REPLICAS', 'mymaster')) as string[][];
+            return known.some((fields) => {
+              const flags = fields[fields.indexOf('flags') + 1] ?? '';
+              return fields.includes(String(replica.port)) && !/s_down|disconnected/.test(flags);
+            });
+          },
+          { what: 'Sentinel to know the replica', timeoutMs: 20_000 },
+        );
+      } finally {
+        watcher.disconnect();
+      }
       await master.kill();
 
       // Until Sentinel has promoted the replica, calls fail, fast and retryable; then they work again.
@@ -108,7 +125,10 @@ describe('Redis Sentinel', () => {
         },
         // One call every 200 ms at most while there is no master.
         { what: 'calls to work again after the failover', timeoutMs: 45_000, intervalMs: 200 },
-      );
+      ).catch((error: Error) => {
+        const codes = [...new Set(failures.map((f) => f.code))].join(', ') || 'none';
+        throw new Error(`${error.message}; ${failures.length} calls answered with an error (${codes})`);
+      });
       for (const failure of failures)
         expect(failure.retryable ? failure : failure.code).toMatchObject({ retryable: true });
       const promoted = new Redis(replica.port, '127.0.0.1');
