@@ -160,13 +160,24 @@ describe('openclaw worker start', () => {
     expect(bad.stderr).toMatch(
       /openclaw worker: invalid configuration:\n {2}--concurrency: expected an integer from 1 to 10000 \(got "0"\)/,
     );
-    const lock = await runCli(['worker', 'start'], { OPENCLAW_WORKER_LOCK_MS: '10' });
+    const lock = await runCli(['worker', 'start'], {
+      OPENCLAW_WORKER_LOCK_MS: '10',
+      OPENCLAW_REDIS_STARTUP_TIMEOUT_MS: '5',
+    });
     expect(lock.stderr).toMatch(/OPENCLAW_WORKER_LOCK_MS: expected an integer from 1000 to 600000/);
-    const unreachable = await runCli(['worker', 'start', '--redis', 'redis://127.0.0.1:1'], {}, 30_000);
+    expect(lock.stderr).toMatch(/OPENCLAW_REDIS_STARTUP_TIMEOUT_MS: expected an integer from 1000 to 3600000/);
+    // It keeps trying for OPENCLAW_REDIS_STARTUP_TIMEOUT_MS (10 s by default), then gives up.
+    const startedAt = Date.now();
+    const unreachable = await runCli(
+      ['worker', 'start', '--redis', 'redis://127.0.0.1:1'],
+      { OPENCLAW_REDIS_STARTUP_TIMEOUT_MS: '2000' },
+      30_000,
+    );
     expect(unreachable.code).toBe(1);
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(2000);
     expect(unreachable.stdout).toMatch(/worker failed to start/);
     expect(unreachable.stdout).toMatch(
-      /cannot reach Redis at redis:\/\/127\.0\.0\.1:1 within 10 s \(last error: connect ECONNREFUSED 127\.0\.0\.1:1\)/,
+      /cannot reach Redis at redis:\/\/127\.0\.0\.1:1 within 2 s \(last error: connect ECONNREFUSED 127\.0\.0\.1:1\)/,
     );
   });
 });

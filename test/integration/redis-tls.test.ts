@@ -24,8 +24,14 @@ async function clientNames(redis: RedisServerProcess, ca: Buffer): Promise<strin
 
 /** A replica of this Redis that is expected to fail at start-up: resolves once it has exited. */
 async function failedReplica(redisUrl: string, env: Record<string, string | undefined>): Promise<GatewayProcess> {
-  // Longer than the replica's own 10 s Redis deadline, so what ends it is the replica, not the harness.
-  const gateway = new GatewayProcess({ redisUrl, keyPrefix: 'tls-refused', env, startTimeoutMs: 30_000 });
+  // The replica gives up on Redis after 2 s; the harness waits far longer, so what ends it is the
+  // replica, not the harness.
+  const gateway = new GatewayProcess({
+    redisUrl,
+    keyPrefix: 'tls-refused',
+    env: { ...env, OPENCLAW_REDIS_STARTUP_TIMEOUT_MS: '2000' },
+    startTimeoutMs: 30_000,
+  });
   await expect(gateway.start()).rejects.toThrow(/exited \(code 1, signal null\) before it was ready/);
   return gateway;
 }
@@ -133,7 +139,7 @@ describe('Redis over TLS (rediss://) with a private CA', () => {
     expect(byMsg(records, 'gateway failed to start')).toMatchObject([
       {
         level: 60,
-        err: `cannot reach Redis at ${redis.url} within 10 s (last error: self-signed certificate in certificate chain)`,
+        err: `cannot reach Redis at ${redis.url} within 2 s (last error: self-signed certificate in certificate chain)`,
       },
     ]);
     const id = untrusting.replicaId;
@@ -152,7 +158,7 @@ describe('Redis over TLS (rediss://) with a private CA', () => {
         level: 60,
         err: expect.stringMatching(
           new RegExp(
-            `^cannot reach Redis at ${redis.url.replace(/^rediss:/, 'redis:')} within 10 s \\(last error: .+\\)$`,
+            `^cannot reach Redis at ${redis.url.replace(/^rediss:/, 'redis:')} within 2 s \\(last error: .+\\)$`,
           ),
         ),
       },

@@ -131,6 +131,7 @@ export class Gateway {
     const node = new ClusterNode({
       id: config.replicaId,
       redisUrl: config.redisUrl,
+      redisStartupTimeoutMs: config.redisStartupTimeoutMs,
       keyPrefix: config.keyPrefix,
       auditSecret: config.auditSecret,
       auditArchiveDir: config.auditArchiveDir,

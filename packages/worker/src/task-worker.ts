@@ -93,6 +93,7 @@ export class TaskWorker {
     const node = new ClusterNode({
       id,
       redisUrl: config.redisUrl,
+      redisStartupTimeoutMs: config.redisStartupTimeoutMs,
       keyPrefix: config.keyPrefix,
       auditSecret: config.auditSecret,
       logger,

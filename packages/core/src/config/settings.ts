@@ -78,6 +78,12 @@ export const GATEWAY_SETTINGS = {
     default: 'redis://127.0.0.1:6379',
     doc: 'Redis shared by every replica of the cluster: `redis://[[user]:password@]host:port[/db]`, `rediss://...` for TLS (a private CA: `NODE_EXTRA_CA_CERTS`), or a Sentinel-managed Redis, `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/<master name>` (`rediss+sentinel://` for TLS), which follows the master through failovers.',
   }),
+  redisStartupTimeoutMs: setting({
+    env: 'OPENCLAW_REDIS_STARTUP_TIMEOUT_MS',
+    schema: intText(1000, 3_600_000),
+    default: '10000',
+    doc: 'How long the process waits for Redis when it starts before it gives up and exits with code 1 (a supervisor such as Kubernetes then starts it again). Longer where Redis may come up well after the gateway.',
+  }),
   replicaId: setting({
     env: 'OPENCLAW_REPLICA_ID',
     flag: 'replica-id',
@@ -563,6 +569,7 @@ export const GATEWAY_SETTINGS = {
  */
 export const WORKER_SETTINGS = {
   redisUrl: GATEWAY_SETTINGS.redisUrl,
+  redisStartupTimeoutMs: GATEWAY_SETTINGS.redisStartupTimeoutMs,
   keyPrefix: GATEWAY_SETTINGS.keyPrefix,
   logLevel: GATEWAY_SETTINGS.logLevel,
   logFormat: GATEWAY_SETTINGS.logFormat,

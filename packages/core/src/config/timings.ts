@@ -6,8 +6,6 @@
  * them, and a test keeps that table true.
  */
 export const TIMINGS = {
-  /** How long a process waits for Redis when it starts before it gives up (exit code 1). */
-  startupRedisTimeoutMs: 10_000,
   /** How often each replica writes its report (agents, connections, load); a report lives three times this. */
   replicaReportIntervalMs: 2_000,
   /** How long a connection's entry (per-principal connection caps) lives without a refresh; refreshed every third of it. */

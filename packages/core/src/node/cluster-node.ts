@@ -32,6 +32,8 @@ export interface ClusterNodeOptions {
   /** The replica's or worker's id: its bus inbox, and the names of its Redis connections. */
   id: string;
   redisUrl: string;
+  /** How long `open` waits for Redis before it gives up (`OPENCLAW_REDIS_STARTUP_TIMEOUT_MS`). Default 10 s. */
+  redisStartupTimeoutMs?: number;
   keyPrefix: string;
   /** Key of the audit trail's hash chain (`OPENCLAW_AUDIT_SECRET`). */
   auditSecret: string;
@@ -99,6 +101,7 @@ export class ClusterNode {
   /** The link to other regions, when this cluster is linked with some. */
   readonly regions: RegionLink | undefined;
   private readonly redisUrl: string;
+  private readonly redisStartupTimeoutMs: number;
   private readonly hostsAgents: boolean;
 
   constructor(options: ClusterNodeOptions) {
@@ -106,6 +109,7 @@ export class ClusterNode {
     this.id = id;
     this.logger = logger;
     this.redisUrl = options.redisUrl;
+    this.redisStartupTimeoutMs = options.redisStartupTimeoutMs ?? 10_000;
     this.hostsAgents = options.presenceTtlMs !== undefined;
     const keys = new RedisKeys(options.keyPrefix);
     this.keys = keys;
@@ -212,12 +216,13 @@ export class ClusterNode {
 
   /**
    * Connects its Redis connections (and `extra` ones of the process), joins the bus, announces the
-   * replica when it hosts agents, and loads the policy. Rejects if Redis cannot be reached in 10 s.
+   * replica when it hosts agents, and loads the policy. Rejects if Redis cannot be reached within
+   * `redisStartupTimeoutMs`.
    */
   async open(extra: readonly RedisClient[] = []): Promise<void> {
     await Promise.all(
       [this.redis, this.subscriber, this.queueConnection, ...extra].map((client) =>
-        connectRedis(client, this.redisUrl, TIMINGS.startupRedisTimeoutMs),
+        connectRedis(client, this.redisUrl, this.redisStartupTimeoutMs),
       ),
     );
     this.redisReadiness.start();
