@@ -42,7 +42,7 @@ beforeAll(async () => {
   });
   const url = cluster.gateways[0]!.httpUrl;
   for (const tenant of ['acme', 'globex']) {
-    for (const role of ['caller', 'agent', 'approver']) {
+    for (const role of ['caller', 'agent', 'approver', 'operator']) {
       const name = tenant === 'acme' ? role : `${tenant}-${role}`;
       keys[name] = await createApiKey(url, ADMIN, { name: `a2a-${tenant}-${role}`, role, tenant });
     }
@@ -214,17 +214,25 @@ describe('A2A server', () => {
 
   /**
    * A native agent on replica 1: `quote` answers with what it got, `report` sends two progress
-   * reports first, `hang` never answers (until canceled).
+   * reports first, `hang` never answers (until canceled), `ask` asks a person (`INPUT_REQUIRED`).
    */
   const nativeAgent = async (name: string, key = 'agent'): Promise<TestAgent> => {
     const agent: TestAgent = await startAgent(cluster.gateways[1]!.url, {
       name,
       concurrency: 8,
-      tasks: ['quote', 'report', 'hang'],
+      tasks: ['quote', 'report', 'hang', 'ask'],
       headers: { 'x-api-key': keys[key]! },
       inputSchemas: { quote: { type: 'object', properties: { sku: { type: 'string' } } } },
       answer: (task) => {
         if (task.task === 'hang') return undefined;
+        if (task.task === 'ask') {
+          const error = {
+            message: 'which warehouse?',
+            code: 'INPUT_REQUIRED',
+            details: { options: ['north', 'south'] },
+          };
+          return { action: 'task.error', taskId: task.taskId, error };
+        }
         if (task.task === 'report') {
           for (const stage of ['reading', 'writing']) {
             agent.socket.send({ action: 'task.progress', taskId: task.taskId, progress: { stage } });
@@ -247,7 +255,7 @@ describe('A2A server', () => {
     const card = await client.getAgentCard();
     expect(card.name).toBe('pricer');
     expect(card.capabilities?.streaming).toBe(true);
-    expect(card.skills.map((s) => s.id)).toEqual(['hang', 'quote', 'report']);
+    expect(card.skills.map((s) => s.id)).toEqual(['ask', 'hang', 'quote', 'report']);
     expect(card.skills.find((s) => s.id === 'quote')?.description).toContain('"sku"');
     const endpoint = `${cluster.gateways[0]!.httpUrl}/a2a/pricer`;
     expect(card.supportedInterfaces).toEqual([
@@ -355,8 +363,26 @@ describe('A2A server', () => {
     await expect(a2a('pricer', 'not-a-key-of-this-cluster')).rejects.toThrow(/401/);
     // Another tenant's agent is not there at all.
     await expect(a2a('pricer', 'globex-caller')).rejects.toThrow(/404/);
-    // An approver may not invoke agents: no card either.
-    await expect(a2a('pricer', 'approver')).rejects.toThrow(/404/);
+    // An approver sees the tenant's agents, so the card, but may not start a task.
+    expect((await (await a2a('pricer', 'approver')).getAgentCard()).name).toBe('pricer');
+    const byApprover = await raw(
+      'pricer',
+      {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'SendMessage',
+        params: {
+          message: {
+            messageId: randomUUID(),
+            role: 'ROLE_USER',
+            parts: [{ data: {} }],
+            metadata: { 'openclaw/task': 'quote' },
+          },
+        },
+      },
+      'approver',
+    );
+    expect(byApprover).toMatchObject({ error: { code: -32000, data: { error: { code: 'FORBIDDEN' } } } });
     const unauthenticated = await fetch(`${cluster.gateways[0]!.httpUrl}/a2a/pricer`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -390,7 +416,7 @@ describe('A2A server', () => {
       });
     // Three tasks and none named; a task it does not have; a file part.
     expect(await send([{ text: 'hi' }])).toMatchObject({
-      error: { code: -32602, message: expect.stringContaining('several tasks (hang, quote, report)') },
+      error: { code: -32602, message: expect.stringContaining('several tasks (ask, hang, quote, report)') },
     });
     expect(await send([{ text: 'hi' }], { 'openclaw/task': 'fly' })).toMatchObject({
       error: { code: -32602, message: expect.stringContaining("no task 'fly'") },
@@ -479,6 +505,15 @@ governance:
         /^waiting for an approval \(rule:big-orders: orders over ten need a person\); approval /,
       );
       const approvalId = said?.$case === 'text' ? said.value.split('approval ').at(-1)! : '';
+      // A message does not decide an approval, whoever sends it.
+      const toHeld = {
+        message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ text: 'go' }], taskId: held.id },
+      };
+      expect(
+        await raw('pricer', { jsonrpc: '2.0', id: 'h', method: 'SendMessage', params: toHeld }, 'operator'),
+      ).toMatchObject({
+        error: { code: -32004, message: expect.stringContaining(`waits for approval '${approvalId}'`) },
+      });
       const approver = await TestSocket.open(cluster.gateways[1]!.url, { headers: { 'x-api-key': keys.approver! } });
       sockets.push(approver);
       // Followed from the other replica: input-required first; approved, it runs and completes.
@@ -497,6 +532,68 @@ governance:
     } finally {
       await applyPolicy(cluster, ADMIN, 'governance: {}\n');
     }
+  });
+
+  it('takes the answer to a task that asks for input as a message to that task, from a principal allowed to respond', async () => {
+    await nativeAgent('clerk');
+    const client = await a2a('clerk', 'caller', 0);
+    const asking = (await client.sendMessage(message({ item: 7 }, { 'openclaw/task': 'ask' }))) as Task;
+    expect(asking.status?.state).toBe(TaskState.TASK_STATE_INPUT_REQUIRED);
+    const parts = asking.status?.message?.parts.map((p) => p.content);
+    expect(parts?.[0]).toEqual({ $case: 'text', value: 'waiting for a human to answer: which warehouse?' });
+    expect(parts?.[1]).toEqual({
+      $case: 'data',
+      value: { message: 'which warehouse?', details: { options: ['north', 'south'] } },
+    });
+
+    // On the wire (ProtoJSON) for the refusals; through the SDK for the answer that is taken.
+    const answer = (value: unknown, taskId: string, contextId?: string) => ({
+      message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ data: value }], taskId, contextId },
+    });
+    const send = (body: unknown, key: string) =>
+      raw('clerk', { jsonrpc: '2.0', id: 'a', method: 'SendMessage', params: body }, key);
+    // Answering is `task:respond`: the caller that submitted it does not have it.
+    expect(await send(answer({ warehouse: 'north' }, asking.id), 'caller')).toMatchObject({
+      error: { code: -32000, data: { error: { code: 'FORBIDDEN' } } },
+    });
+    // Another tenant's operator does not see the task; a context that is not the task's is refused.
+    expect(await send(answer({ warehouse: 'north' }, asking.id), 'globex-operator')).toMatchObject({
+      error: { code: expect.any(Number) },
+    });
+    expect(await send(answer({ warehouse: 'north' }, asking.id, 'another-context'), 'operator')).toMatchObject({
+      error: { code: -32602, message: expect.stringContaining('belongs to context') },
+    });
+
+    // An operator answers through the other replica; the blocking send returns the task completed with it.
+    const operator = await a2a('clerk', 'operator', 1);
+    const reply = message({ warehouse: 'north' });
+    reply.message.taskId = asking.id;
+    reply.message.contextId = asking.contextId;
+    const done = (await operator.sendMessage(reply)) as Task;
+    expect(done.id).toBe(asking.id);
+    expect(done.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    expect(outputOf(done)).toEqual({ warehouse: 'north' });
+    // Streaming the answer: the task as it is now, then its events until it ends.
+    const second = (await client.sendMessage(message({ item: 8 }, { 'openclaw/task': 'ask' }))) as Task;
+    const streamed = message('south');
+    streamed.message.taskId = second.id;
+    const events: StreamResponse['payload'][] = [];
+    for await (const event of operator.sendMessageStream(streamed)) events.push(event.payload);
+    expect(events[0]?.$case).toBe('task');
+    const last = events.at(-1);
+    expect(last?.$case === 'statusUpdate' && last.value.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    expect(outputOf(await client.getTask({ id: second.id, tenant: '', historyLength: undefined }))).toBe('south');
+    // Ended, it takes no more messages.
+    expect(await send(answer({ warehouse: 'south' }, asking.id), 'operator')).toMatchObject({
+      error: { code: -32004, message: expect.stringContaining('has ended (completed)') },
+    });
+    const trail = await auditTail(cluster.gateways[0]!.httpUrl, ADMIN, 'acme');
+    expect(trail).toContainEqual(
+      expect.objectContaining({
+        type: 'task.responded',
+        details: expect.objectContaining({ taskId: asking.id, via: 'a2a' }),
+      }),
+    );
   });
 
   it('accepts the A2A 0.3 method names (message/send, message/stream, tasks/get, tasks/cancel)', async () => {

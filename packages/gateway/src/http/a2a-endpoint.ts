@@ -149,16 +149,40 @@ export const a2aEndpoint: Endpoints = async (replica, request) => {
   return call.run(known.op, (params ?? {}) as Record<string, unknown>);
 };
 
-/** The tasks an agent offers a principal: its declared tasks and those with input schemas. */
+/**
+ * The tasks an agent offers a principal: its declared tasks and those with input schemas. The agent
+ * is there for a principal that may call it, or list the tenant's agents (an operator, who answers
+ * its tasks' questions); a new task still needs `agent:invoke:<agent>`.
+ */
 async function offeredTasks(replica: HttpApiReplica, principal: Principal, agent: string): Promise<string[]> {
+  const { authorizer } = replica;
   const found = (await replica.registry.list(principal.tenant)).find((a) => a.name === agent);
-  if (!found || !replica.authorizer.can(principal, `agent:invoke:${agent}`)) {
-    // Not told apart: an agent of another tenant, or one the principal may not call, is not there.
-    throw new GatewayError('NOT_FOUND', `no A2A agent '${agent}' (none of that name you may call)`);
+  if (!found || !(authorizer.can(principal, `agent:invoke:${agent}`) || authorizer.can(principal, 'agent:list'))) {
+    // Not told apart: an agent of another tenant, or one the principal may not see, is not there.
+    throw new GatewayError('NOT_FOUND', `no A2A agent '${agent}' (none of that name you may see)`);
   }
   const { redis, key } = replica.schemaStore;
   const schemas = Object.keys(await redis.hgetall(key(principal.tenant, agent)));
   return [...new Set([...found.tasks, ...schemas])].sort();
+}
+
+/** The `message` of a send. */
+function messageOf(params: Record<string, unknown>): Record<string, unknown> {
+  const { message } = params;
+  if (message === null || typeof message !== 'object' || Array.isArray(message)) {
+    throw new RpcError(A2A_ERRORS.invalidParams, "'message' must be an object");
+  }
+  return message as Record<string, unknown>;
+}
+
+/** The data a message's parts carry: the input of a new task, or the answer to a waiting one. */
+function partsData(message: Record<string, unknown>): unknown {
+  try {
+    return dataOfParts(message.parts);
+  } catch (error) {
+    const text = (error as Error).message;
+    throw new RpcError(/a file/.test(text) ? A2A_ERRORS.contentTypeNotSupported : A2A_ERRORS.invalidParams, text);
+  }
 }
 
 /** The Agent Card of an agent, as the principal sees it. */
@@ -294,9 +318,14 @@ class A2aCall {
     else this.res.end();
   }
 
-  /** `SendMessage`: a new task, answered once it ends or waits for input (or at once when not blocking). */
+  /**
+   * `SendMessage`: a new task, or the answer to a task that waits for a person; answered once the
+   * task ends or waits again (or at once when not blocking).
+   */
   private async sendMessage(params: Record<string, unknown>): Promise<void> {
-    const task = await this.submit(params);
+    const message = messageOf(params);
+    const answered = await this.answerWaitingTask(message);
+    const task = answered ?? (await this.submit(message, params));
     const config = (params.configuration ?? {}) as { returnImmediately?: unknown; blocking?: unknown };
     const blocking = this.wire.version === '1.0' ? config.returnImmediately !== true : config.blocking !== false;
     // The answer is the task ({task} in 1.0; the task itself, with its kind, in 0.3).
@@ -307,13 +336,21 @@ class A2aCall {
       task,
       this.res,
       (status) => isTerminal(status) || status === 'input-required',
+      // An answered task waited for input before: only what happens from now on counts.
+      answered ? { from: 'now' } : {},
     );
     if (settled) this.answer(this.wire.taskEvent(settled));
   }
 
-  /** `SendStreamingMessage`: a new task, then its status, progress and artifact as server-sent events. */
+  /**
+   * `SendStreamingMessage`: a new task, then its status, progress and artifact as server-sent events;
+   * or the answer to a task that waits for a person, then the task as it is and its events from there.
+   */
   private async streamMessage(params: Record<string, unknown>): Promise<void> {
-    const task = await this.submit(params);
+    const message = messageOf(params);
+    const answered = await this.answerWaitingTask(message);
+    if (answered) return this.subscribe({ id: answered.taskId });
+    const task = await this.submit(message, params);
     const stream = new EventStream(this.res, this.replica.config.maxBufferedBytes);
     this.stream = stream;
     stream.message(this.event(this.wire.taskEvent(task)));
@@ -355,7 +392,7 @@ class A2aCall {
       );
     }
     await this.replica.tasks.cancel(this.caller, task.taskId);
-    const ended = await awaitTask(this.replica, this.caller, task, this.res, isTerminal, CANCEL_WAIT_MS);
+    const ended = await awaitTask(this.replica, this.caller, task, this.res, isTerminal, { waitMs: CANCEL_WAIT_MS });
     if (ended) this.answer(this.wire.task(ended));
   }
 
@@ -377,25 +414,47 @@ class A2aCall {
     return task;
   }
 
-  /** Submits the message's task: the principal's permission and rate limits first, then the ledger. */
-  private async submit(params: Record<string, unknown>): Promise<LedgerTask> {
-    const message = params.message as Record<string, unknown> | undefined;
-    if (message === null || typeof message !== 'object' || Array.isArray(message)) {
-      throw new RpcError(A2A_ERRORS.invalidParams, "'message' must be an object");
-    }
-    if (message.taskId !== undefined && message.taskId !== '') {
+  /**
+   * A message with a `taskId` answers that task, which must wait for a person's input (an agent's
+   * question): its parts become the answer, as `task.respond` gives it (`task:respond`, audited
+   * `task.responded`). @returns the task as it is after the answer; undefined for a message without
+   * a `taskId` (a new task).
+   */
+  private async answerWaitingTask(message: Record<string, unknown>): Promise<LedgerTask | undefined> {
+    const { taskId, contextId } = message;
+    if (taskId === undefined || taskId === '') return undefined;
+    const task = await this.visibleTask({ id: taskId });
+    if (contextId !== undefined && contextId !== '' && contextId !== contextOf(task)) {
       throw new RpcError(
-        A2A_ERRORS.unsupportedOperation,
-        'a message to a running task is not taken: a task that waits is answered by an operator (task.respond) or an approval',
+        A2A_ERRORS.invalidParams,
+        `task ${task.taskId} belongs to context '${contextOf(task)}', not '${String(contextId)}'`,
       );
     }
-    let data: unknown;
-    try {
-      data = dataOfParts(message.parts);
-    } catch (error) {
-      const text = (error as Error).message;
-      throw new RpcError(/a file/.test(text) ? A2A_ERRORS.contentTypeNotSupported : A2A_ERRORS.invalidParams, text);
+    if (isTerminal(task.status)) {
+      throw new RpcError(
+        A2A_ERRORS.unsupportedOperation,
+        `task ${task.taskId} has ended (${task.status}): it takes no more messages; send one without a taskId for a new task`,
+      );
     }
+    if (task.status !== 'input-required') {
+      throw new RpcError(
+        A2A_ERRORS.unsupportedOperation,
+        `task ${task.taskId} is not waiting for input (${task.status}): only a task that asks for input takes a message`,
+      );
+    }
+    if (task.approvalId !== undefined) {
+      throw new RpcError(
+        A2A_ERRORS.unsupportedOperation,
+        `task ${task.taskId} waits for approval '${task.approvalId}', which an approver decides (openclaw approvals approve|reject), not a message`,
+      );
+    }
+    await this.replica.tasks.respond(this.caller, task.taskId, partsData(message));
+    return (await this.replica.asyncTasks.ledger.get(task.taskId)) ?? task;
+  }
+
+  /** Submits the message's task: the principal's permission and rate limits first, then the ledger. */
+  private async submit(message: Record<string, unknown>, params: Record<string, unknown>): Promise<LedgerTask> {
+    const data = partsData(message);
     const task = await this.taskOf(message, params);
     const contextId = message.contextId === undefined || message.contextId === '' ? randomUUID() : message.contextId;
     if (!NamespaceSchema.safeParse(contextId).success) {

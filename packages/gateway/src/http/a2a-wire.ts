@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { LedgerTask } from '@openclaw/core';
 import type { TaskState, WireError } from '@openclaw/protocol';
+import { waitingFor } from './waiting-for';
 
 /**
  * The A2A wire formats the gateway's A2A server speaks: version 1.0 (ProtoJSON: `TASK_STATE_*`,
@@ -104,13 +105,7 @@ export class A2aWire {
     question: unknown,
     approvalId: string | undefined,
   ): Record<string, unknown> {
-    const approval = (question as { approval?: { approvalId?: string; validator?: string; reason?: string | null } })
-      ?.approval;
-    const text =
-      approval !== undefined || approvalId !== undefined
-        ? `waiting for an approval (${approval?.validator ?? 'governance'}${approval?.reason ? `: ${approval.reason}` : ''}); approval ${approval?.approvalId ?? approvalId}`
-        : 'waiting for a human to answer';
-    return this.message(taskId, contextId, [this.part(text), this.part(question ?? null)]);
+    return this.message(taskId, contextId, [this.part(waitingFor(question, approvalId)), this.part(question ?? null)]);
   }
 
   /** A task's output as its artifact. */

@@ -18,6 +18,7 @@ import { GATEWAY_VERSION } from '../version';
 import type { ApiRequest, Endpoints } from './endpoint';
 import { EventStream, readJson, send } from './http-io';
 import { awaitTask, submitTask } from './outside-tasks';
+import { waitingFor } from './waiting-for';
 
 /** What the MCP endpoint needs beyond every endpoint's replica. */
 export interface McpEndpointReplica {
@@ -269,7 +270,7 @@ async function taskRequest(
       );
     }
     await replica.tasks.cancel(caller, taskId);
-    const ended = await awaitTask(replica, caller, task, res, isTerminal, CANCEL_WAIT_MS);
+    const ended = await awaitTask(replica, caller, task, res, isTerminal, { waitMs: CANCEL_WAIT_MS });
     if (ended) answer(mcpTask(ended));
     return;
   }
@@ -305,14 +306,7 @@ function mcpTask(task: LedgerTask): Record<string, unknown> {
     pollInterval: POLL_INTERVAL_MS,
   };
   if (task.error !== undefined) out.statusMessage = `${task.error.code}: ${task.error.message}`;
-  else if (task.status === 'input-required') {
-    const approval = (task.question as { approval?: { validator?: string; reason?: string | null } } | undefined)
-      ?.approval;
-    out.statusMessage =
-      task.approvalId !== undefined
-        ? `waiting for an approval (${approval?.validator ?? 'governance'}${approval?.reason ? `: ${approval.reason}` : ''}); approval ${task.approvalId}`
-        : 'waiting for a human to answer';
-  }
+  else if (task.status === 'input-required') out.statusMessage = waitingFor(task.question, task.approvalId);
   return out;
 }
 

@@ -33,6 +33,18 @@ export async function submitTask(
   return record;
 }
 
+/** How {@link awaitTask} waits. */
+export interface AwaitOptions {
+  /** Gives up after this long (the record as it is then is returned). Default: no limit. */
+  waitMs?: number;
+  /**
+   * `'start'` (the default): every status from the task's start counts, so an end that came before
+   * the wait is found. `'now'`: only the task as it is now and what follows (a task that has just
+   * been answered, whose earlier `input-required` must not count).
+   */
+  from?: 'start' | 'now';
+}
+
 /**
  * Follows a task until one of its statuses passes `done`, the wait runs out, or the client of `res`
  * hangs up. @returns the task's record then; undefined if the client hung up.
@@ -43,9 +55,10 @@ export async function awaitTask(
   task: LedgerTask,
   res: ServerResponse,
   done: (status: TaskState) => boolean,
-  waitMs?: number,
+  options: AwaitOptions = {},
 ): Promise<LedgerTask | undefined> {
-  if (done(task.status)) return task;
+  const fromNow = options.from === 'now';
+  if (!fromNow && done(task.status)) return task;
   let stop: (() => void) | undefined;
   let finished = false;
   let timer: NodeJS.Timeout | undefined;
@@ -54,17 +67,23 @@ export async function awaitTask(
     const reached = await Promise.race([
       hungUp,
       new Promise<boolean>((resolve, reject) => {
-        if (waitMs !== undefined) timer = setTimeout(() => resolve(false), waitMs);
+        if (options.waitMs !== undefined) timer = setTimeout(() => resolve(false), options.waitMs);
         replica.taskEvents
-          // Every event from the task's start: its end may have come before this.
-          .follow(caller.principal, task, '0-0', (frame) => {
+          // From the task's start, every event: its end may have come before this. From now: live
+          // events, then the record, so a change between the two is seen either way.
+          .follow(caller.principal, task, fromNow ? undefined : '0-0', (frame) => {
             if (frame.event === 'task.status' && done(frame.status as TaskState)) resolve(true);
           })
-          .then((stopping) => {
+          .then(async (stopping) => {
             // Hung up while the watch was being set up: stop it now.
-            if (finished) stopping();
-            else stop = stopping;
-          }, reject);
+            if (finished) return stopping();
+            stop = stopping;
+            if (fromNow) {
+              const now = await replica.asyncTasks.ledger.get(task.taskId);
+              if (now && done(now.status)) resolve(true);
+            }
+          })
+          .catch(reject);
       }),
     ]);
     if (!reached && res.destroyed) return undefined;
