@@ -552,6 +552,9 @@ governance:
     });
     const send = (body: unknown, key: string) =>
       raw('clerk', { jsonrpc: '2.0', id: 'a', method: 'SendMessage', params: body }, key);
+    expect(await send(answer('x', 5 as unknown as string), 'operator')).toMatchObject({
+      error: { code: -32602, message: "'message.taskId' must be a task id" },
+    });
     // Answering is `task:respond`: the caller that submitted it does not have it.
     expect(await send(answer({ warehouse: 'north' }, asking.id), 'caller')).toMatchObject({
       error: { code: -32000, data: { error: { code: 'FORBIDDEN' } } },

@@ -422,7 +422,8 @@ class A2aCall {
    */
   private async answerWaitingTask(message: Record<string, unknown>): Promise<LedgerTask | undefined> {
     const { taskId, contextId } = message;
-    if (taskId === undefined || taskId === '') return undefined;
+    if (taskId === undefined || taskId === null || taskId === '') return undefined;
+    if (typeof taskId !== 'string') throw new RpcError(A2A_ERRORS.invalidParams, "'message.taskId' must be a task id");
     const task = await this.visibleTask({ id: taskId });
     if (contextId !== undefined && contextId !== '' && contextId !== contextOf(task)) {
       throw new RpcError(
